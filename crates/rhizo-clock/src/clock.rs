@@ -170,9 +170,23 @@ impl VectorClock {
     pub fn compare(&self, other: &VectorClock) -> CausalOrder {
         // `less`: some entry of self is below other's; `greater`: some entry is above.
         let (mut less, mut greater) = (false, false);
-        let (a, b) = (&self.entries, &other.entries);
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
+        let (a, b) = (self.entries.as_slice(), other.entries.as_slice());
+        // Clocks of one cluster usually list the same nodes: walk the shared prefix pairwise
+        // before falling back to the general sorted-merge walk.
+        let mut k = 0;
+        for (x, y) in a.iter().zip(b) {
+            if x.0 != y.0 {
+                break;
+            }
+            less |= x.1 < y.1;
+            greater |= x.1 > y.1;
+            if less & greater {
+                return CausalOrder::Concurrent;
+            }
+            k += 1;
+        }
+        let (mut i, mut j) = (k, k);
+        while i < a.len() && j < b.len() && !(less && greater) {
             match a[i].0.cmp(&b[j].0) {
                 Ordering::Less => {
                     greater = true;
@@ -183,17 +197,11 @@ impl VectorClock {
                     j += 1;
                 }
                 Ordering::Equal => {
-                    match a[i].1.cmp(&b[j].1) {
-                        Ordering::Less => less = true,
-                        Ordering::Greater => greater = true,
-                        Ordering::Equal => {}
-                    }
+                    less |= a[i].1 < b[j].1;
+                    greater |= a[i].1 > b[j].1;
                     i += 1;
                     j += 1;
                 }
-            }
-            if less && greater {
-                return CausalOrder::Concurrent;
             }
         }
         greater |= i < a.len();

@@ -1,0 +1,900 @@
+//! The state one cell — one (table, row, column) — converges to, and the effects applied to it.
+
+mod origin;
+mod orset;
+
+use rhizo_clock::{Dot, NodeId, VectorClock};
+
+use crate::{
+    AlgebraError, AlgebraicValue, ColumnSpec, Decimal, MergeType, OpType, Result, SortedSet,
+    TotalF64, ValueType,
+};
+pub(crate) use origin::{FloatProduct, IntProduct, PerOrigin, WideInt};
+use orset::OrSet;
+
+/// A number that can be compared within a Max or Min column.
+///
+/// Decimals are held as their mantissa at the column's scale, so comparing mantissas compares
+/// numbers. Floats compare by [`f64::total_cmp`] (`-0.0 < +0.0`); NaN never gets here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Scalar {
+    /// An integer.
+    Integer(i64),
+    /// A finite float.
+    Float(TotalF64),
+    /// A decimal mantissa at the column's scale.
+    Decimal(i128),
+    /// A boolean (`false < true`).
+    Boolean(bool),
+}
+
+impl Scalar {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Integer(_) => "integer",
+            Scalar::Float(_) => "float",
+            Scalar::Decimal(_) => "decimal",
+            Scalar::Boolean(_) => "boolean",
+        }
+    }
+}
+
+/// The elements of a set operand or set state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum Elements {
+    /// Strings.
+    Strings(SortedSet<String>),
+    /// 64-bit integers.
+    Ints(SortedSet<i64>),
+}
+
+impl Elements {
+    fn empty_like(value_type: ValueType) -> Self {
+        match value_type {
+            ValueType::IntSet => Elements::Ints(SortedSet::new()),
+            _ => Elements::Strings(SortedSet::new()),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Elements::Strings(_) => "string set",
+            Elements::Ints(_) => "int set",
+        }
+    }
+
+    /// How many elements there are.
+    pub fn len(&self) -> usize {
+        match self {
+            Elements::Strings(s) => s.len(),
+            Elements::Ints(s) => s.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn to_value(&self) -> AlgebraicValue {
+        match self {
+            Elements::Strings(s) => AlgebraicValue::StringSet(s.clone()),
+            Elements::Ints(s) => AlgebraicValue::IntSet(s.clone()),
+        }
+    }
+
+    fn union_with(&mut self, other: &Elements) -> Result<()> {
+        match (self, other) {
+            (Elements::Strings(a), Elements::Strings(b)) => a.union_with(b),
+            (Elements::Ints(a), Elements::Ints(b)) => a.union_with(b),
+            (a, b) => return Err(mismatch(a.kind(), b.kind())),
+        }
+        Ok(())
+    }
+
+    fn intersect_with(&mut self, other: &Elements) -> Result<()> {
+        match (self, other) {
+            (Elements::Strings(a), Elements::Strings(b)) => a.intersect_with(b),
+            (Elements::Ints(a), Elements::Ints(b)) => a.intersect_with(b),
+            (a, b) => return Err(mismatch(a.kind(), b.kind())),
+        }
+        Ok(())
+    }
+}
+
+/// The `(element, tag)` pairs a remove deletes from an observed-remove set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum ObservedTags {
+    /// Tags of string elements.
+    Strings(SortedSet<(String, Dot)>),
+    /// Tags of integer elements.
+    Ints(SortedSet<(i64, Dot)>),
+}
+
+impl ObservedTags {
+    /// How many tags the remove deletes.
+    pub fn len(&self) -> usize {
+        match self {
+            ObservedTags::Strings(s) => s.len(),
+            ObservedTags::Ints(s) => s.len(),
+        }
+    }
+
+    /// Whether the remove deletes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One element of a set column, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementRef<'a> {
+    /// A string element.
+    Str(&'a str),
+    /// An integer element.
+    Int(i64),
+}
+
+/// A validated, type-specific effect on one cell, built by [`CellOp::new`] (or
+/// [`CellOp::compare_and_set`], [`CellState::remove_op`]) and applied by [`CellState::apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum CellOp {
+    /// Add an integer.
+    AddInt(i64),
+    /// Add a finite float.
+    AddFloat(TotalF64),
+    /// Add a decimal, given as its mantissa at the column's scale.
+    AddDecimal(i128),
+    /// Multiply by an integer.
+    MulInt(i64),
+    /// Multiply by a finite float.
+    MulFloat(TotalF64),
+    /// Raise to at least this value.
+    Max(Scalar),
+    /// Lower to at most this value.
+    Min(Scalar),
+    /// Add these elements to a grow-only set.
+    Union(Elements),
+    /// Keep only these elements.
+    Intersect(Elements),
+    /// Add these elements to an observed-remove set, tagged with the update's dot.
+    OrAdd(Elements),
+    /// Delete these observed tags from an observed-remove set.
+    OrRemove(ObservedTags),
+    /// Replace a register's value (consensus path only).
+    Overwrite(AlgebraicValue),
+    /// Replace a register's value if it equals `expected` (consensus path only).
+    CompareAndSet {
+        /// The value the register must hold.
+        expected: AlgebraicValue,
+        /// The value to write.
+        new: AlgebraicValue,
+    },
+}
+
+/// A value as the column stores it: decimals rescaled to the column's scale.
+fn normalize(spec: &ColumnSpec, value: &AlgebraicValue) -> Result<AlgebraicValue> {
+    match (spec.value_type(), value) {
+        (ValueType::Decimal { scale }, AlgebraicValue::Decimal(d)) => {
+            Ok(AlgebraicValue::Decimal(d.rescale(scale)?))
+        }
+        _ => Ok(value.clone()),
+    }
+}
+
+fn scalar(spec: &ColumnSpec, value: &AlgebraicValue) -> Result<Scalar> {
+    match normalize(spec, value)? {
+        AlgebraicValue::Integer(v) => Ok(Scalar::Integer(v)),
+        AlgebraicValue::Float(v) => Ok(Scalar::Float(v)),
+        AlgebraicValue::Decimal(d) => Ok(Scalar::Decimal(d.mantissa())),
+        AlgebraicValue::Boolean(v) => Ok(Scalar::Boolean(v)),
+        other => Err(AlgebraError::TypeMismatch {
+            expected: spec.value_type(),
+            found: other.kind_name(),
+        }),
+    }
+}
+
+fn elements(spec: &ColumnSpec, value: &AlgebraicValue) -> Result<Elements> {
+    match value {
+        AlgebraicValue::StringSet(s) => Ok(Elements::Strings(s.clone())),
+        AlgebraicValue::IntSet(s) => Ok(Elements::Ints(s.clone())),
+        other => Err(AlgebraError::TypeMismatch {
+            expected: spec.value_type(),
+            found: other.kind_name(),
+        }),
+    }
+}
+
+fn mismatch(state: &'static str, op: &'static str) -> AlgebraError {
+    AlgebraError::StateMismatch { state, op }
+}
+
+impl CellOp {
+    /// Validates `value` as an operation of kind `op` on a column of `spec` and builds the
+    /// effect. Decimals are rescaled to the column's scale.
+    ///
+    /// `CONDITIONAL` needs an expected value ([`CellOp::compare_and_set`]) and `OR_REMOVE` the
+    /// tags its writer observed ([`CellState::remove_op`]); both are refused here with
+    /// [`AlgebraError::NeedsContext`].
+    pub fn new(spec: &ColumnSpec, op: OpType, value: &AlgebraicValue) -> Result<CellOp> {
+        spec.validate(op, value)?;
+        Ok(match op {
+            OpType::AbelianAdd => match normalize(spec, value)? {
+                AlgebraicValue::Integer(v) => CellOp::AddInt(v),
+                AlgebraicValue::Float(v) => CellOp::AddFloat(v),
+                AlgebraicValue::Decimal(d) => CellOp::AddDecimal(d.mantissa()),
+                other => {
+                    return Err(AlgebraError::UnsupportedType {
+                        op,
+                        found: other.kind_name(),
+                    });
+                }
+            },
+            OpType::AbelianMultiply => match value {
+                AlgebraicValue::Integer(v) => CellOp::MulInt(*v),
+                AlgebraicValue::Float(v) => CellOp::MulFloat(*v),
+                other => {
+                    return Err(AlgebraError::UnsupportedType {
+                        op,
+                        found: other.kind_name(),
+                    });
+                }
+            },
+            OpType::SemilatticeMax => CellOp::Max(scalar(spec, value)?),
+            OpType::SemilatticeMin => CellOp::Min(scalar(spec, value)?),
+            OpType::SemilatticeUnion => CellOp::Union(elements(spec, value)?),
+            OpType::SemilatticeIntersect => CellOp::Intersect(elements(spec, value)?),
+            OpType::OrSetAdd => CellOp::OrAdd(elements(spec, value)?),
+            OpType::OrSetRemove => {
+                return Err(AlgebraError::NeedsContext {
+                    op,
+                    needs: "the tags its writer observed; build it with CellState::remove_op",
+                });
+            }
+            OpType::GenericOverwrite => CellOp::Overwrite(normalize(spec, value)?),
+            OpType::GenericConditional => {
+                return Err(AlgebraError::NeedsContext {
+                    op,
+                    needs: "an expected value; build it with CellOp::compare_and_set",
+                });
+            }
+            // No merge type accepts Unknown, so `validate` has already refused it.
+            OpType::Unknown => return Err(AlgebraError::NotConflictFree { op }),
+        })
+    }
+
+    /// A compare-and-set on a register column: write `new` if the register holds `expected`.
+    /// Either may be `Null` (an unset register holds `Null`).
+    pub fn compare_and_set(
+        spec: &ColumnSpec,
+        expected: &AlgebraicValue,
+        new: &AlgebraicValue,
+    ) -> Result<CellOp> {
+        spec.validate(OpType::GenericConditional, expected)?;
+        spec.validate(OpType::GenericConditional, new)?;
+        Ok(CellOp::CompareAndSet {
+            expected: normalize(spec, expected)?,
+            new: normalize(spec, new)?,
+        })
+    }
+
+    /// The operation kind this effect belongs to.
+    pub fn op_type(&self) -> OpType {
+        match self {
+            CellOp::AddInt(_) | CellOp::AddFloat(_) | CellOp::AddDecimal(_) => OpType::AbelianAdd,
+            CellOp::MulInt(_) | CellOp::MulFloat(_) => OpType::AbelianMultiply,
+            CellOp::Max(_) => OpType::SemilatticeMax,
+            CellOp::Min(_) => OpType::SemilatticeMin,
+            CellOp::Union(_) => OpType::SemilatticeUnion,
+            CellOp::Intersect(_) => OpType::SemilatticeIntersect,
+            CellOp::OrAdd(_) => OpType::OrSetAdd,
+            CellOp::OrRemove(_) => OpType::OrSetRemove,
+            CellOp::Overwrite(_) => OpType::GenericOverwrite,
+            CellOp::CompareAndSet { .. } => OpType::GenericConditional,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        self.op_type().name()
+    }
+}
+
+/// A Max or Min column's state: the extreme value so far (`None` until the first write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Extremum {
+    value_type: ValueType,
+    best: Option<Scalar>,
+}
+
+impl Extremum {
+    fn raise(&mut self, candidate: Scalar, keep_larger: bool) {
+        self.best = Some(match self.best {
+            None => candidate,
+            Some(b) if keep_larger => b.max(candidate),
+            Some(b) => b.min(candidate),
+        });
+    }
+
+    fn accepts(&self, v: &Scalar) -> bool {
+        matches!(
+            (self.value_type, v),
+            (ValueType::Integer, Scalar::Integer(_))
+                | (ValueType::Float, Scalar::Float(_))
+                | (ValueType::Decimal { .. }, Scalar::Decimal(_))
+                | (ValueType::Boolean, Scalar::Boolean(_))
+        )
+    }
+
+    fn value(&self) -> Result<AlgebraicValue> {
+        Ok(match self.best {
+            None => AlgebraicValue::Null,
+            Some(Scalar::Integer(v)) => AlgebraicValue::Integer(v),
+            Some(Scalar::Float(v)) => AlgebraicValue::Float(v),
+            Some(Scalar::Boolean(v)) => AlgebraicValue::Boolean(v),
+            Some(Scalar::Decimal(m)) => {
+                let ValueType::Decimal { scale } = self.value_type else {
+                    return Err(mismatch(self.value_type.name(), "decimal"));
+                };
+                AlgebraicValue::Decimal(Decimal::new(m, scale)?)
+            }
+        })
+    }
+}
+
+/// An Intersect column's state: `None` is the universe (no constraint yet), the identity of
+/// intersection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Meet {
+    value_type: ValueType,
+    set: Option<Elements>,
+}
+
+/// A register: written only through consensus, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+struct Register {
+    /// How many writes have been applied (the same on every replica at the same log position).
+    version: u64,
+    value: AlgebraicValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+enum StateKind {
+    Max(Extremum),
+    Min(Extremum),
+    SumInt(PerOrigin<i128>),
+    SumFloat(PerOrigin<TotalF64>),
+    SumDecimal {
+        scale: u8,
+        origins: PerOrigin<WideInt>,
+    },
+    ProductInt(PerOrigin<IntProduct>),
+    ProductFloat(PerOrigin<FloatProduct>),
+    Union(Elements),
+    Intersect(Meet),
+    OrSetStrings(OrSet<String>),
+    OrSetInts(OrSet<i64>),
+    Register(Register),
+}
+
+/// The state one cell converges to. Every replica that has applied the same updates — in any
+/// order, in any grouping, through any mix of [`CellState::apply`] and [`CellState::merge`] —
+/// holds an equal state (`==` compares floats by bits, and equal states encode to equal bytes).
+///
+/// What each merge type keeps (see `docs/proofs/convergence.md`):
+/// - `Max`/`Min`: the extreme value (a total order; floats by `total_cmp`).
+/// - `Union`: the grow-only set. `Intersect`: the meet, starting from "every element".
+/// - `Add`/`Multiply`: per origin, the highest dot counter applied and that origin's partial
+///   aggregate; the read folds the partials in `NodeId` order. Integer and decimal sums are
+///   exact (wide accumulators); a result outside the value type is an `Overflow` error on read.
+/// - `ObservedRemoveSet`: add-wins observed-remove set with tombstones.
+/// - `Register`: the latest write in consensus order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "StateKind", into = "StateKind"))]
+pub struct CellState {
+    kind: StateKind,
+}
+
+impl CellState {
+    /// The initial state of a cell of column `spec`: the identity of its merge.
+    pub fn new(spec: &ColumnSpec) -> CellState {
+        let value_type = spec.value_type();
+        let kind = match (spec.merge(), value_type) {
+            (MergeType::Max, _) => StateKind::Max(Extremum {
+                value_type,
+                best: None,
+            }),
+            (MergeType::Min, _) => StateKind::Min(Extremum {
+                value_type,
+                best: None,
+            }),
+            (MergeType::Add, ValueType::Float) => StateKind::SumFloat(PerOrigin::default()),
+            (MergeType::Add, ValueType::Decimal { scale }) => StateKind::SumDecimal {
+                scale,
+                origins: PerOrigin::default(),
+            },
+            (MergeType::Add, _) => StateKind::SumInt(PerOrigin::default()),
+            (MergeType::Multiply, ValueType::Float) => {
+                StateKind::ProductFloat(PerOrigin::default())
+            }
+            (MergeType::Multiply, _) => StateKind::ProductInt(PerOrigin::default()),
+            (MergeType::Union, _) => StateKind::Union(Elements::empty_like(value_type)),
+            (MergeType::Intersect, _) => StateKind::Intersect(Meet {
+                value_type,
+                set: None,
+            }),
+            (MergeType::ObservedRemoveSet, ValueType::IntSet) => {
+                StateKind::OrSetInts(OrSet::default())
+            }
+            (MergeType::ObservedRemoveSet, _) => StateKind::OrSetStrings(OrSet::default()),
+            (MergeType::Register, _) => StateKind::Register(Register {
+                version: 0,
+                value: AlgebraicValue::Null,
+            }),
+        };
+        CellState { kind }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            StateKind::Max(_) => "MAX",
+            StateKind::Min(_) => "MIN",
+            StateKind::SumInt(_) => "integer ADD",
+            StateKind::SumFloat(_) => "float ADD",
+            StateKind::SumDecimal { .. } => "decimal ADD",
+            StateKind::ProductInt(_) => "integer MULTIPLY",
+            StateKind::ProductFloat(_) => "float MULTIPLY",
+            StateKind::Union(_) => "UNION",
+            StateKind::Intersect(_) => "INTERSECT",
+            StateKind::OrSetStrings(_) => "string OR_SET",
+            StateKind::OrSetInts(_) => "int OR_SET",
+            StateKind::Register(_) => "REGISTER",
+        }
+    }
+
+    /// Applies the effect `op` of the update named `dot`.
+    ///
+    /// The caller applies each update at most once per replica and, for Add and Multiply
+    /// columns, one origin's updates in that origin's dot order (causal delivery gives both).
+    /// An update whose dot is not newer than its origin's last applied one is a duplicate and is
+    /// ignored. All effects of one update on one cell must be applied together, with
+    /// [`CellState::apply_all`]: a second `apply` under the same dot would be ignored.
+    /// On error the state is unchanged.
+    pub fn apply(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
+        self.apply_all(std::slice::from_ref(op), dot)
+    }
+
+    /// Applies all effects of the update named `dot` on this cell, in order, atomically:
+    /// either all take effect or (on error) none.
+    pub fn apply_all(&mut self, ops: &[CellOp], dot: Dot) -> Result<()> {
+        let state = self.kind_name();
+        let refuse = |op: &CellOp| mismatch(state, op.kind());
+        match &mut self.kind {
+            StateKind::SumInt(origins) => {
+                origins.apply(dot, |mut sum| {
+                    for op in ops {
+                        let CellOp::AddInt(v) = op else {
+                            return Err(refuse(op));
+                        };
+                        // |partial| < 2^127 for fewer than 2^64 i64 addends; checked anyway.
+                        sum = sum
+                            .checked_add(i128::from(*v))
+                            .ok_or(AlgebraError::Overflow {
+                                value_type: ValueType::Integer,
+                            })?;
+                    }
+                    Ok(sum)
+                })?;
+            }
+            StateKind::SumFloat(origins) => {
+                origins.apply(dot, |mut sum| {
+                    for op in ops {
+                        let CellOp::AddFloat(v) = op else {
+                            return Err(refuse(op));
+                        };
+                        sum = TotalF64(sum.0 + v.0);
+                        finite(sum.0)?;
+                    }
+                    Ok(sum)
+                })?;
+            }
+            StateKind::SumDecimal { scale, origins } => {
+                let scale = *scale;
+                origins.apply(dot, |mut sum| {
+                    for op in ops {
+                        let CellOp::AddDecimal(m) = op else {
+                            return Err(refuse(op));
+                        };
+                        sum = sum.checked_add(WideInt::from_i128(*m)).ok_or(
+                            AlgebraError::Overflow {
+                                value_type: ValueType::Decimal { scale },
+                            },
+                        )?;
+                    }
+                    Ok(sum)
+                })?;
+            }
+            StateKind::ProductInt(origins) => {
+                origins.apply(dot, |mut product| {
+                    for op in ops {
+                        let CellOp::MulInt(v) = op else {
+                            return Err(refuse(op));
+                        };
+                        product = product.times(IntProduct::from_i64(*v));
+                    }
+                    Ok(product)
+                })?;
+            }
+            StateKind::ProductFloat(origins) => {
+                origins.apply(dot, |mut product| {
+                    for op in ops {
+                        let CellOp::MulFloat(v) = op else {
+                            return Err(refuse(op));
+                        };
+                        product = FloatProduct(TotalF64(product.0.0 * v.0));
+                        finite(product.0.0)?;
+                    }
+                    Ok(product)
+                })?;
+            }
+            StateKind::Max(ext) | StateKind::Min(ext) => {
+                let keep_larger = state == "MAX";
+                let mut next = ext.clone();
+                for op in ops {
+                    match (op, keep_larger) {
+                        (CellOp::Max(v), true) | (CellOp::Min(v), false) if next.accepts(v) => {
+                            next.raise(*v, keep_larger);
+                        }
+                        (CellOp::Max(v) | CellOp::Min(v), _) if !next.accepts(v) => {
+                            return Err(mismatch(state, v.kind()));
+                        }
+                        _ => return Err(refuse(op)),
+                    }
+                }
+                *ext = next;
+            }
+            StateKind::Union(set) => {
+                for op in ops {
+                    match op {
+                        CellOp::Union(e) if e.kind() == set.kind() => {}
+                        _ => return Err(refuse(op)),
+                    }
+                }
+                for op in ops {
+                    if let CellOp::Union(e) = op {
+                        set.union_with(e)?;
+                    }
+                }
+            }
+            StateKind::Intersect(meet) => {
+                let expected = Elements::empty_like(meet.value_type).kind();
+                for op in ops {
+                    match op {
+                        CellOp::Intersect(e) if e.kind() == expected => {}
+                        _ => return Err(refuse(op)),
+                    }
+                }
+                for op in ops {
+                    if let CellOp::Intersect(e) = op {
+                        match &mut meet.set {
+                            None => meet.set = Some(e.clone()),
+                            Some(s) => s.intersect_with(e)?,
+                        }
+                    }
+                }
+            }
+            StateKind::OrSetStrings(set) => {
+                for op in ops {
+                    match op {
+                        CellOp::OrAdd(Elements::Strings(_))
+                        | CellOp::OrRemove(ObservedTags::Strings(_)) => {}
+                        _ => return Err(refuse(op)),
+                    }
+                }
+                for op in ops {
+                    match op {
+                        CellOp::OrAdd(Elements::Strings(e)) => set.add(e, dot),
+                        CellOp::OrRemove(ObservedTags::Strings(t)) => set.remove(t, dot),
+                        _ => {}
+                    }
+                }
+            }
+            StateKind::OrSetInts(set) => {
+                for op in ops {
+                    match op {
+                        CellOp::OrAdd(Elements::Ints(_))
+                        | CellOp::OrRemove(ObservedTags::Ints(_)) => {}
+                        _ => return Err(refuse(op)),
+                    }
+                }
+                for op in ops {
+                    match op {
+                        CellOp::OrAdd(Elements::Ints(e)) => set.add(e, dot),
+                        CellOp::OrRemove(ObservedTags::Ints(t)) => set.remove(t, dot),
+                        _ => {}
+                    }
+                }
+            }
+            StateKind::Register(reg) => {
+                let mut next = reg.clone();
+                for op in ops {
+                    match op {
+                        CellOp::Overwrite(v) => next.value = v.clone(),
+                        CellOp::CompareAndSet { expected, new } => {
+                            if next.value != *expected {
+                                return Err(AlgebraError::ConditionFailed {
+                                    expected: expected.to_string(),
+                                    found: next.value.to_string(),
+                                });
+                            }
+                            next.value = new.clone();
+                        }
+                        _ => return Err(refuse(op)),
+                    }
+                    next.version += 1;
+                }
+                *reg = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins `other` into this state: the least upper bound of the two, so merging is
+    /// commutative, associative and idempotent. Both must be states of the same column kind.
+    pub fn merge(&mut self, other: &CellState) -> Result<()> {
+        let state = self.kind_name();
+        let refuse = || Err(mismatch(state, other.kind_name()));
+        match (&mut self.kind, &other.kind) {
+            (StateKind::Max(a), StateKind::Max(b)) | (StateKind::Min(a), StateKind::Min(b)) => {
+                if a.value_type != b.value_type {
+                    return refuse();
+                }
+                if let Some(v) = b.best {
+                    a.raise(v, state == "MAX");
+                }
+            }
+            (StateKind::SumInt(a), StateKind::SumInt(b)) => a.merge(b),
+            (StateKind::SumFloat(a), StateKind::SumFloat(b)) => a.merge(b),
+            (
+                StateKind::SumDecimal { scale, origins },
+                StateKind::SumDecimal {
+                    scale: other_scale,
+                    origins: b,
+                },
+            ) => {
+                if scale != other_scale {
+                    return refuse();
+                }
+                origins.merge(b);
+            }
+            (StateKind::ProductInt(a), StateKind::ProductInt(b)) => a.merge(b),
+            (StateKind::ProductFloat(a), StateKind::ProductFloat(b)) => a.merge(b),
+            (StateKind::Union(a), StateKind::Union(b)) => a.union_with(b)?,
+            (StateKind::Intersect(a), StateKind::Intersect(b)) => {
+                if a.value_type != b.value_type {
+                    return refuse();
+                }
+                match (&mut a.set, &b.set) {
+                    (_, None) => {}
+                    (None, Some(s)) => a.set = Some(s.clone()),
+                    (Some(x), Some(y)) => x.intersect_with(y)?,
+                }
+            }
+            (StateKind::OrSetStrings(a), StateKind::OrSetStrings(b)) => a.merge(b),
+            (StateKind::OrSetInts(a), StateKind::OrSetInts(b)) => a.merge(b),
+            (StateKind::Register(a), StateKind::Register(b)) => {
+                // Consensus makes equal versions hold equal values; the value tie-break keeps
+                // the join total (and commutative) even if they did not.
+                if (b.version, &b.value) > (a.version, &a.value) {
+                    *a = b.clone();
+                }
+            }
+            _ => return refuse(),
+        }
+        Ok(())
+    }
+
+    /// The cell's value.
+    ///
+    /// Add and Multiply fold the per-origin partials in `NodeId` order. When the exact result
+    /// lies outside the value type (an integer beyond i64, a decimal beyond 38 digits, a float
+    /// beyond the finite range) this returns [`AlgebraError::Overflow`] — the same on every
+    /// replica holding the same updates. Unwritten Max/Min cells and untouched Intersect cells
+    /// read `Null`; unwritten sums read 0 and products 1 (their identities).
+    pub fn value(&self) -> Result<AlgebraicValue> {
+        Ok(match &self.kind {
+            StateKind::Max(e) | StateKind::Min(e) => e.value()?,
+            StateKind::SumInt(origins) => {
+                let overflow = AlgebraError::Overflow {
+                    value_type: ValueType::Integer,
+                };
+                let mut total = WideInt::ZERO;
+                for p in origins.partials() {
+                    total = total
+                        .checked_add(WideInt::from_i128(p))
+                        .ok_or(overflow.clone())?;
+                }
+                let total = total.to_i128().ok_or(overflow.clone())?;
+                AlgebraicValue::Integer(i64::try_from(total).map_err(|_| overflow)?)
+            }
+            StateKind::SumFloat(origins) => {
+                if origins.is_empty() {
+                    return Ok(AlgebraicValue::float(0.0));
+                }
+                let mut total = -0.0f64;
+                for p in origins.partials() {
+                    total += p.0;
+                    finite(total)?;
+                }
+                AlgebraicValue::float(total)
+            }
+            StateKind::SumDecimal { scale, origins } => {
+                let overflow = AlgebraError::Overflow {
+                    value_type: ValueType::Decimal { scale: *scale },
+                };
+                let mut total = WideInt::ZERO;
+                for p in origins.partials() {
+                    total = total.checked_add(p).ok_or(overflow.clone())?;
+                }
+                let mantissa = total.to_i128().ok_or(overflow.clone())?;
+                AlgebraicValue::Decimal(Decimal::new(mantissa, *scale).map_err(|_| overflow)?)
+            }
+            StateKind::ProductInt(origins) => {
+                let product = origins
+                    .partials()
+                    .fold(IntProduct::from_i64(1), IntProduct::times);
+                AlgebraicValue::Integer(product.to_i64().ok_or(AlgebraError::Overflow {
+                    value_type: ValueType::Integer,
+                })?)
+            }
+            StateKind::ProductFloat(origins) => {
+                let mut product = 1.0f64;
+                for p in origins.partials() {
+                    product *= p.0.0;
+                    finite(product)?;
+                }
+                AlgebraicValue::float(product)
+            }
+            StateKind::Union(set) => set.to_value(),
+            StateKind::Intersect(meet) => meet
+                .set
+                .as_ref()
+                .map_or(AlgebraicValue::Null, Elements::to_value),
+            StateKind::OrSetStrings(set) => AlgebraicValue::StringSet(set.elements()),
+            StateKind::OrSetInts(set) => AlgebraicValue::IntSet(set.elements()),
+            StateKind::Register(reg) => reg.value.clone(),
+        })
+    }
+
+    /// The live tags of `element` in an observed-remove set (empty for other states): what a
+    /// remove issued against this replica's view would delete.
+    pub fn observed(&self, element: ElementRef<'_>) -> Vec<Dot> {
+        match (&self.kind, element) {
+            (StateKind::OrSetStrings(set), ElementRef::Str(s)) => set.observed(&s.to_owned()),
+            (StateKind::OrSetInts(set), ElementRef::Int(i)) => set.observed(&i),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Builds the remove of the elements in `value` (a set) from an observed-remove set column:
+    /// it deletes exactly the tags of those elements this state has observed.
+    pub fn remove_op(&self, spec: &ColumnSpec, value: &AlgebraicValue) -> Result<CellOp> {
+        spec.validate(OpType::OrSetRemove, value)?;
+        match (&self.kind, value) {
+            (StateKind::OrSetStrings(set), AlgebraicValue::StringSet(elements)) => {
+                let tags = elements
+                    .iter()
+                    .flat_map(|e| set.observed(e).into_iter().map(move |d| (e.clone(), d)))
+                    .collect();
+                Ok(CellOp::OrRemove(ObservedTags::Strings(tags)))
+            }
+            (StateKind::OrSetInts(set), AlgebraicValue::IntSet(elements)) => {
+                let tags = elements
+                    .iter()
+                    .flat_map(|e| set.observed(e).into_iter().map(move |d| (*e, d)))
+                    .collect();
+                Ok(CellOp::OrRemove(ObservedTags::Ints(tags)))
+            }
+            _ => Err(mismatch(self.kind_name(), value.kind_name())),
+        }
+    }
+
+    /// Discards observed-remove tombstones whose tag and remover are both in `stable`, the
+    /// causally stable clock (what every member has delivered). Other states are unchanged.
+    ///
+    /// After compaction this state must only meet updates and states that are not older than
+    /// `stable`; the replica layer guarantees that by delivering each update once.
+    pub fn compact(&mut self, stable: &VectorClock) {
+        match &mut self.kind {
+            StateKind::OrSetStrings(set) => set.compact(stable),
+            StateKind::OrSetInts(set) => set.compact(stable),
+            _ => {}
+        }
+    }
+
+    /// How many observed-remove tombstones await [`CellState::compact`] (0 for other states).
+    pub fn tombstone_count(&self) -> usize {
+        match &self.kind {
+            StateKind::OrSetStrings(set) => set.tombstone_count(),
+            StateKind::OrSetInts(set) => set.tombstone_count(),
+            _ => 0,
+        }
+    }
+
+    /// For Add and Multiply columns, the highest dot counter of `origin` applied (0 if none or
+    /// for other columns): a replica may use it to recognise duplicates.
+    pub fn applied_seq(&self, origin: NodeId) -> u64 {
+        match &self.kind {
+            StateKind::SumInt(o) => o.seq(origin),
+            StateKind::SumFloat(o) => o.seq(origin),
+            StateKind::SumDecimal { origins, .. } => origins.seq(origin),
+            StateKind::ProductInt(o) => o.seq(origin),
+            StateKind::ProductFloat(o) => o.seq(origin),
+            _ => 0,
+        }
+    }
+
+    fn check_canonical(&self) -> Result<()> {
+        match &self.kind {
+            StateKind::SumInt(o) => o.check_canonical(),
+            StateKind::SumFloat(o) => o.check_canonical(),
+            StateKind::SumDecimal { origins, scale } => {
+                if *scale > Decimal::MAX_SCALE {
+                    return Err(AlgebraError::DecimalScale {
+                        found: *scale,
+                        max: Decimal::MAX_SCALE,
+                    });
+                }
+                origins.check_canonical()
+            }
+            StateKind::ProductInt(o) => o.check_canonical(),
+            StateKind::ProductFloat(o) => o.check_canonical(),
+            StateKind::OrSetStrings(s) => s.check_canonical(),
+            StateKind::OrSetInts(s) => s.check_canonical(),
+            StateKind::Max(_)
+            | StateKind::Min(_)
+            | StateKind::Union(_)
+            | StateKind::Intersect(_)
+            | StateKind::Register(_) => Ok(()),
+        }
+    }
+}
+
+fn finite(x: f64) -> Result<()> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(AlgebraError::Overflow {
+            value_type: ValueType::Float,
+        })
+    }
+}
+
+impl TryFrom<StateKind> for CellState {
+    type Error = AlgebraError;
+    fn try_from(kind: StateKind) -> Result<Self> {
+        let state = CellState { kind };
+        state.check_canonical()?;
+        Ok(state)
+    }
+}
+
+impl From<CellState> for StateKind {
+    fn from(state: CellState) -> Self {
+        state.kind
+    }
+}
+
+#[cfg(test)]
+mod laws;
+#[cfg(test)]
+mod tests;

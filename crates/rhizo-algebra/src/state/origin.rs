@@ -1,0 +1,314 @@
+//! Per-origin partial aggregates: the state of the abelian (ADD, MULTIPLY) columns.
+//!
+//! Every origin's updates to one cell reach every replica in that origin's order and at most
+//! once (dots never repeat), so an origin's partial aggregate is the same value, bit for bit, on
+//! every replica that has seen the same prefix of its updates. Reading folds the partials in
+//! `NodeId` order, which no arrival order can change.
+
+use std::cmp::Ordering;
+
+use rhizo_clock::{Dot, NodeId};
+
+use crate::{AlgebraError, Result};
+
+/// A partial aggregate: a monoid element with its identity and a total order used only to
+/// break ties between two entries of equal sequence number (possible only if a node reused a
+/// dot, which the replica layer forbids; the tie-break keeps merge commutative anyway).
+pub(crate) trait Partial: Copy + Ord {
+    const IDENTITY: Self;
+}
+
+/// One origin's contribution to a cell: the highest dot counter applied and the aggregate of
+/// all of its updates up to that counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct OriginEntry<P> {
+    pub(crate) node: NodeId,
+    pub(crate) seq: u64,
+    pub(crate) partial: P,
+}
+
+/// Partial aggregates by origin, sorted by `NodeId`, one entry per origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct PerOrigin<P> {
+    entries: Vec<OriginEntry<P>>,
+}
+
+impl<P> Default for PerOrigin<P> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<P: Partial> PerOrigin<P> {
+    /// Applies an update named `dot` whose effect on its origin's partial is `step`.
+    ///
+    /// Returns `Ok(false)` without change if `dot` is not newer than what this origin already
+    /// contributed (a duplicate delivery). If `step` fails, nothing changes.
+    pub(crate) fn apply(&mut self, dot: Dot, step: impl FnOnce(P) -> Result<P>) -> Result<bool> {
+        match self.entries.binary_search_by(|e| e.node.cmp(&dot.node())) {
+            Ok(i) => {
+                let entry = &mut self.entries[i];
+                if dot.counter() <= entry.seq {
+                    return Ok(false);
+                }
+                entry.partial = step(entry.partial)?;
+                entry.seq = dot.counter();
+            }
+            Err(i) => {
+                let partial = step(P::IDENTITY)?;
+                self.entries.insert(
+                    i,
+                    OriginEntry {
+                        node: dot.node(),
+                        seq: dot.counter(),
+                        partial,
+                    },
+                );
+            }
+        }
+        Ok(true)
+    }
+
+    /// The join: for each origin, the entry with the higher sequence number (an origin's
+    /// history is a chain, so the longer prefix contains the shorter).
+    pub(crate) fn merge(&mut self, other: &PerOrigin<P>) {
+        if other.entries.is_empty() {
+            return;
+        }
+        let same_origins = self.entries.len() == other.entries.len()
+            && self
+                .entries
+                .iter()
+                .zip(&other.entries)
+                .all(|(a, b)| a.node == b.node);
+        if same_origins {
+            for (mine, theirs) in self.entries.iter_mut().zip(&other.entries) {
+                if (theirs.seq, theirs.partial) > (mine.seq, mine.partial) {
+                    *mine = *theirs;
+                }
+            }
+            return;
+        }
+        let (a, b) = (&self.entries, &other.entries);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].node.cmp(&b[j].node) {
+                Ordering::Less => {
+                    out.push(a[i]);
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    out.push(b[j]);
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    let pick = if (b[j].seq, b[j].partial) > (a[i].seq, a[i].partial) {
+                        b[j]
+                    } else {
+                        a[i]
+                    };
+                    out.push(pick);
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        self.entries = out;
+    }
+
+    /// The partials in `NodeId` order (the canonical fold order).
+    pub(crate) fn partials(&self) -> impl ExactSizeIterator<Item = P> + '_ {
+        self.entries.iter().map(|e| e.partial)
+    }
+
+    /// The highest counter applied from `node` (0 if none).
+    pub(crate) fn seq(&self, node: NodeId) -> u64 {
+        self.entries
+            .binary_search_by(|e| e.node.cmp(&node))
+            .map_or(0, |i| self.entries[i].seq)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn check_canonical(&self) -> Result<()> {
+        if !self.entries.windows(2).all(|w| w[0].node < w[1].node) {
+            return Err(AlgebraError::NonCanonical {
+                reason: "origins must be strictly increasing",
+            });
+        }
+        if self.entries.iter().any(|e| e.seq == 0) {
+            return Err(AlgebraError::NonCanonical {
+                reason: "an origin entry's sequence number starts at 1",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Partial for i128 {
+    const IDENTITY: Self = 0;
+}
+
+impl Partial for crate::TotalF64 {
+    /// `-0.0` is the identity of IEEE addition: `-0.0 + x == x` bit for bit, for every `x`.
+    const IDENTITY: Self = crate::TotalF64(-0.0);
+}
+
+/// The identity of float multiplication, wrapped so it can be a distinct partial type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub(crate) struct FloatProduct(pub(crate) crate::TotalF64);
+
+impl Partial for FloatProduct {
+    const IDENTITY: Self = FloatProduct(crate::TotalF64(1.0));
+}
+
+/// A 256-bit two's-complement integer, `hi · 2^128 + lo`: wide enough that sums of decimal
+/// mantissas (each below 10^38 < 2^127) cannot overflow for fewer than 2^128 updates, so every
+/// decimal sum is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct WideInt {
+    // Field order matters: the derived `Ord` compares `hi` first, which is the numeric order.
+    hi: i128,
+    lo: u128,
+}
+
+impl WideInt {
+    pub(crate) const ZERO: WideInt = WideInt { hi: 0, lo: 0 };
+
+    pub(crate) fn from_i128(x: i128) -> Self {
+        WideInt {
+            hi: if x < 0 { -1 } else { 0 },
+            lo: x as u128,
+        }
+    }
+
+    pub(crate) fn checked_add(self, other: WideInt) -> Option<WideInt> {
+        let (lo, carry) = self.lo.overflowing_add(other.lo);
+        let hi = self
+            .hi
+            .checked_add(other.hi)?
+            .checked_add(i128::from(carry))?;
+        Some(WideInt { hi, lo })
+    }
+
+    pub(crate) fn to_i128(self) -> Option<i128> {
+        let fits = (self.hi == 0 && self.lo <= i128::MAX as u128)
+            || (self.hi == -1 && self.lo > i128::MAX as u128);
+        fits.then_some(self.lo as i128)
+    }
+}
+
+impl Partial for WideInt {
+    const IDENTITY: Self = WideInt::ZERO;
+}
+
+/// An exact integer product in an order-independent form: the sign and the magnitude, the
+/// magnitude saturating at `u128::MAX`.
+///
+/// Saturation is exact for our purpose: every factor is 0 or has magnitude ≥ 1, so without a
+/// zero the true magnitude never decreases — an intermediate magnitude past the i64 range means
+/// the final one is too, whatever the order; a zero factor makes the product 0 in every order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct IntProduct {
+    negative: bool,
+    magnitude: u128,
+}
+
+impl IntProduct {
+    pub(crate) fn times(self, factor: IntProduct) -> IntProduct {
+        let magnitude = self.magnitude.saturating_mul(factor.magnitude);
+        IntProduct {
+            // Zero has no sign, so that every zero product has one representation.
+            negative: magnitude != 0 && (self.negative != factor.negative),
+            magnitude,
+        }
+    }
+
+    pub(crate) fn from_i64(v: i64) -> Self {
+        IntProduct {
+            negative: v < 0,
+            magnitude: u128::from(v.unsigned_abs()),
+        }
+    }
+
+    /// The product as an `i64`, or `None` if it is outside the i64 range.
+    pub(crate) fn to_i64(self) -> Option<i64> {
+        if self.negative {
+            let m = i128::try_from(self.magnitude).ok()?;
+            i64::try_from(-m).ok()
+        } else {
+            i64::try_from(self.magnitude).ok()
+        }
+    }
+}
+
+impl Partial for IntProduct {
+    const IDENTITY: Self = IntProduct {
+        negative: false,
+        magnitude: 1,
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_int_is_exact_past_i128() {
+        let max = WideInt::from_i128(i128::MAX);
+        let beyond = max.checked_add(WideInt::from_i128(1)).unwrap();
+        assert_eq!(beyond.to_i128(), None);
+        let back = beyond.checked_add(WideInt::from_i128(-1)).unwrap();
+        assert_eq!(back.to_i128(), Some(i128::MAX));
+        let min = WideInt::from_i128(i128::MIN);
+        assert_eq!(min.to_i128(), Some(i128::MIN));
+        let below = min.checked_add(WideInt::from_i128(-1)).unwrap();
+        assert_eq!(below.to_i128(), None);
+        assert!(below < min && min < WideInt::ZERO && WideInt::ZERO < max && max < beyond);
+    }
+
+    #[test]
+    fn int_product_saturation_and_zero() {
+        let big = IntProduct::from_i64(i64::MIN);
+        let p = big.times(big).times(big); // 2^189: saturates
+        assert_eq!(p.to_i64(), None);
+        assert_eq!(p.times(IntProduct::from_i64(0)).to_i64(), Some(0));
+        assert_eq!(
+            IntProduct::from_i64(i64::MIN)
+                .times(IntProduct::IDENTITY)
+                .to_i64(),
+            Some(i64::MIN)
+        );
+        assert_eq!(
+            IntProduct::from_i64(-1)
+                .times(IntProduct::from_i64(i64::MIN))
+                .to_i64(),
+            None,
+            "-i64::MIN = 2^63 does not fit"
+        );
+        assert_eq!(
+            IntProduct::from_i64(-3)
+                .times(IntProduct::from_i64(-4))
+                .to_i64(),
+            Some(12)
+        );
+        assert_eq!(
+            IntProduct::from_i64(-3).times(IntProduct::from_i64(0)),
+            IntProduct::from_i64(0),
+            "zero has one representation"
+        );
+    }
+}

@@ -1,0 +1,585 @@
+use super::*;
+
+fn spec(merge: MergeType, value_type: ValueType) -> ColumnSpec {
+    ColumnSpec::new(merge, value_type).unwrap()
+}
+
+fn dot(node: &str, counter: u64) -> Dot {
+    Dot::new(NodeId::new(node).unwrap(), counter).unwrap()
+}
+
+fn op(spec: &ColumnSpec, kind: OpType, value: impl Into<AlgebraicValue>) -> CellOp {
+    CellOp::new(spec, kind, &value.into()).unwrap()
+}
+
+/// Every permutation of `items` (Heap's algorithm, for the small cases below).
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    fn heap<T: Clone>(k: usize, a: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+        if k <= 1 {
+            out.push(a.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, a, out);
+            if k % 2 == 0 {
+                a.swap(i, k - 1);
+            } else {
+                a.swap(0, k - 1);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    heap(items.len(), &mut items.to_vec(), &mut out);
+    out
+}
+
+#[test]
+fn float_sums_are_bit_identical_in_every_arrival_order() {
+    // 1e16 + 1 - 1e16 is 0.0 in one order and 1.0 in another when summed on arrival.
+    let s = spec(MergeType::Add, ValueType::Float);
+    let updates = [
+        (op(&s, OpType::AbelianAdd, 1e16), dot("a", 1)),
+        (op(&s, OpType::AbelianAdd, 1.0), dot("b", 1)),
+        (op(&s, OpType::AbelianAdd, -1e16), dot("c", 1)),
+    ];
+    let orders = permutations(&updates);
+    assert_eq!(orders.len(), 6);
+    let states: Vec<CellState> = orders
+        .iter()
+        .map(|order| {
+            let mut state = CellState::new(&s);
+            for (o, d) in order {
+                state.apply(o, *d).unwrap();
+            }
+            state
+        })
+        .collect();
+    for state in &states {
+        assert_eq!(state, &states[0]);
+        // The canonical fold is ((-0 + 1e16) + 1) + -1e16 in node order a, b, c.
+        assert_eq!(state.value().unwrap(), AlgebraicValue::float(0.0));
+    }
+}
+
+#[test]
+fn integer_sums_are_exact_and_overflow_identically() {
+    // checked_add would fail MAX + 1 - 1 in one order and not in another.
+    let s = spec(MergeType::Add, ValueType::Integer);
+    let updates = [
+        (op(&s, OpType::AbelianAdd, i64::MAX), dot("a", 1)),
+        (op(&s, OpType::AbelianAdd, 1), dot("b", 1)),
+        (op(&s, OpType::AbelianAdd, -1), dot("c", 1)),
+    ];
+    for order in permutations(&updates) {
+        let mut state = CellState::new(&s);
+        for (i, (o, d)) in order.iter().enumerate() {
+            state.apply(o, *d).unwrap();
+            let seen: Vec<i64> = order[..=i]
+                .iter()
+                .map(|(o, _)| match o {
+                    CellOp::AddInt(v) => *v,
+                    _ => unreachable!(),
+                })
+                .collect();
+            let exact: i128 = seen.iter().map(|v| i128::from(*v)).sum();
+            let expected = i64::try_from(exact)
+                .map(AlgebraicValue::Integer)
+                .map_err(|_| AlgebraError::Overflow {
+                    value_type: ValueType::Integer,
+                });
+            assert_eq!(state.value(), expected, "after {seen:?}");
+        }
+        assert_eq!(state.value().unwrap(), AlgebraicValue::Integer(i64::MAX));
+    }
+}
+
+#[test]
+fn duplicates_and_older_dots_are_ignored() {
+    let s = spec(MergeType::Add, ValueType::Integer);
+    let mut state = CellState::new(&s);
+    state
+        .apply(&op(&s, OpType::AbelianAdd, 5), dot("a", 3))
+        .unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianAdd, 5), dot("a", 3))
+        .unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianAdd, 7), dot("a", 2))
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Integer(5));
+    assert_eq!(state.applied_seq(NodeId::new("a").unwrap()), 3);
+    assert_eq!(state.applied_seq(NodeId::new("b").unwrap()), 0);
+    // All effects of one update go together.
+    state
+        .apply_all(
+            &[op(&s, OpType::AbelianAdd, 1), op(&s, OpType::AbelianAdd, 2)],
+            dot("a", 4),
+        )
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Integer(8));
+}
+
+#[test]
+fn a_failing_update_changes_nothing() {
+    let s = spec(MergeType::Add, ValueType::Float);
+    let mut state = CellState::new(&s);
+    state
+        .apply(&op(&s, OpType::AbelianAdd, f64::MAX), dot("a", 1))
+        .unwrap();
+    let before = state.clone();
+    assert_eq!(
+        state.apply_all(
+            &[
+                op(&s, OpType::AbelianAdd, -1.0),
+                op(&s, OpType::AbelianAdd, f64::MAX)
+            ],
+            dot("a", 2)
+        ),
+        Err(AlgebraError::Overflow {
+            value_type: ValueType::Float
+        })
+    );
+    assert_eq!(state, before);
+    assert_eq!(state.applied_seq(NodeId::new("a").unwrap()), 1);
+    // Two origins each within range whose sum is not: the read reports it, on every replica.
+    state
+        .apply(&op(&s, OpType::AbelianAdd, f64::MAX), dot("b", 1))
+        .unwrap();
+    assert_eq!(
+        state.value(),
+        Err(AlgebraError::Overflow {
+            value_type: ValueType::Float
+        })
+    );
+    let mut mixed = state.clone();
+    assert_eq!(
+        mixed.apply(
+            &op(
+                &spec(MergeType::Max, ValueType::Float),
+                OpType::SemilatticeMax,
+                1.0
+            ),
+            dot("c", 1)
+        ),
+        Err(AlgebraError::StateMismatch {
+            state: "float ADD",
+            op: "MAX"
+        })
+    );
+    assert_eq!(mixed, state);
+}
+
+#[test]
+fn decimal_sums_are_exact() {
+    let s = spec(MergeType::Add, ValueType::Decimal { scale: 2 });
+    let mut state = CellState::new(&s);
+    assert_eq!(
+        state.value().unwrap(),
+        AlgebraicValue::Decimal("0.00".parse().unwrap())
+    );
+    let tenth: Decimal = "0.1".parse().unwrap();
+    let fifth: Decimal = "0.20".parse().unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianAdd, tenth), dot("a", 1))
+        .unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianAdd, fifth), dot("b", 1))
+        .unwrap();
+    assert_eq!(state.value().unwrap().to_string(), "0.30");
+    let max = Decimal::new(Decimal::MAX_MANTISSA, 2).unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianAdd, max), dot("c", 1))
+        .unwrap();
+    assert_eq!(
+        state.value(),
+        Err(AlgebraError::Overflow {
+            value_type: ValueType::Decimal { scale: 2 }
+        })
+    );
+    let minus: Decimal = "-0.30".parse().unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianAdd, minus), dot("d", 1))
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Decimal(max));
+}
+
+#[test]
+fn integer_products_are_exact_with_zero_absorbing() {
+    let s = spec(MergeType::Multiply, ValueType::Integer);
+    let mut state = CellState::new(&s);
+    assert_eq!(
+        state.value().unwrap(),
+        AlgebraicValue::Integer(1),
+        "identity"
+    );
+    state
+        .apply(&op(&s, OpType::AbelianMultiply, -3), dot("a", 1))
+        .unwrap();
+    state
+        .apply(&op(&s, OpType::AbelianMultiply, 4), dot("b", 1))
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Integer(-12));
+    state
+        .apply(&op(&s, OpType::AbelianMultiply, i64::MAX), dot("c", 1))
+        .unwrap();
+    assert_eq!(
+        state.value(),
+        Err(AlgebraError::Overflow {
+            value_type: ValueType::Integer
+        })
+    );
+    state
+        .apply(&op(&s, OpType::AbelianMultiply, 0), dot("d", 1))
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Integer(0));
+}
+
+#[test]
+fn float_products_fold_in_node_order() {
+    let s = spec(MergeType::Multiply, ValueType::Float);
+    let mut a_first = CellState::new(&s);
+    let mut c_first = CellState::new(&s);
+    let ups = [
+        (op(&s, OpType::AbelianMultiply, 0.1), dot("a", 1)),
+        (op(&s, OpType::AbelianMultiply, 3.0), dot("b", 1)),
+        (op(&s, OpType::AbelianMultiply, 1e-300), dot("c", 1)),
+    ];
+    for (o, d) in &ups {
+        a_first.apply(o, *d).unwrap();
+    }
+    for (o, d) in ups.iter().rev() {
+        c_first.apply(o, *d).unwrap();
+    }
+    assert_eq!(a_first, c_first);
+    assert_eq!(
+        a_first.value().unwrap(),
+        AlgebraicValue::float(0.1 * 3.0 * 1e-300)
+    );
+}
+
+#[test]
+fn max_and_min_use_a_total_order() {
+    let s = spec(MergeType::Max, ValueType::Float);
+    let mut state = CellState::new(&s);
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Null);
+    state
+        .apply(&op(&s, OpType::SemilatticeMax, 0.0), dot("a", 1))
+        .unwrap();
+    state
+        .apply(&op(&s, OpType::SemilatticeMax, -0.0), dot("b", 1))
+        .unwrap();
+    assert_eq!(
+        state.value().unwrap(),
+        AlgebraicValue::float(0.0),
+        "-0.0 < +0.0"
+    );
+    assert_eq!(
+        CellOp::new(&s, OpType::SemilatticeMax, &f64::NAN.into()),
+        Err(AlgebraError::NonFiniteFloat {
+            bits: f64::NAN.to_bits()
+        })
+    );
+    let m = spec(MergeType::Min, ValueType::Decimal { scale: 3 });
+    let mut state = CellState::new(&m);
+    for (i, d) in ["1.5", "-0.25", "2"].iter().enumerate() {
+        let d: Decimal = d.parse().unwrap();
+        state
+            .apply(&op(&m, OpType::SemilatticeMin, d), dot("a", i as u64 + 1))
+            .unwrap();
+    }
+    assert_eq!(state.value().unwrap().to_string(), "-0.250");
+    let b = spec(MergeType::Max, ValueType::Boolean);
+    let mut state = CellState::new(&b);
+    state
+        .apply(&op(&b, OpType::SemilatticeMax, false), dot("a", 1))
+        .unwrap();
+    state
+        .apply(&op(&b, OpType::SemilatticeMax, true), dot("b", 1))
+        .unwrap();
+    state
+        .apply(&op(&b, OpType::SemilatticeMax, false), dot("c", 1))
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Boolean(true));
+}
+
+#[test]
+fn union_grows_and_intersect_starts_from_everything() {
+    let u = spec(MergeType::Union, ValueType::StringSet);
+    let mut state = CellState::new(&u);
+    assert_eq!(
+        state.value().unwrap(),
+        AlgebraicValue::string_set::<&str>([])
+    );
+    state
+        .apply(
+            &op(
+                &u,
+                OpType::SemilatticeUnion,
+                AlgebraicValue::string_set(["b", "a"]),
+            ),
+            dot("a", 1),
+        )
+        .unwrap();
+    state
+        .apply(
+            &op(
+                &u,
+                OpType::SemilatticeUnion,
+                AlgebraicValue::string_set(["c", "a"]),
+            ),
+            dot("b", 1),
+        )
+        .unwrap();
+    assert_eq!(
+        state.value().unwrap(),
+        AlgebraicValue::string_set(["a", "b", "c"])
+    );
+
+    let i = spec(MergeType::Intersect, ValueType::IntSet);
+    let mut state = CellState::new(&i);
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Null, "the universe");
+    let empty = CellState::new(&i);
+    state
+        .apply(
+            &op(
+                &i,
+                OpType::SemilatticeIntersect,
+                AlgebraicValue::int_set([1, 2, 3]),
+            ),
+            dot("a", 1),
+        )
+        .unwrap();
+    state.merge(&empty).unwrap();
+    assert_eq!(
+        state.value().unwrap(),
+        AlgebraicValue::int_set([1, 2, 3]),
+        "identity"
+    );
+    state
+        .apply(
+            &op(
+                &i,
+                OpType::SemilatticeIntersect,
+                AlgebraicValue::int_set([2, 3, 4]),
+            ),
+            dot("b", 1),
+        )
+        .unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::int_set([2, 3]));
+    assert_eq!(
+        state.apply(
+            &CellOp::Intersect(Elements::Strings(SortedSet::new())),
+            dot("c", 1)
+        ),
+        Err(AlgebraError::StateMismatch {
+            state: "INTERSECT",
+            op: "INTERSECT"
+        })
+    );
+}
+
+#[test]
+fn or_set_add_wins_over_a_concurrent_remove() {
+    let s = spec(MergeType::ObservedRemoveSet, ValueType::StringSet);
+    let x = AlgebraicValue::string_set(["x"]);
+    let mut a = CellState::new(&s);
+    a.apply(&op(&s, OpType::OrSetAdd, x.clone()), dot("a", 1))
+        .unwrap();
+    let mut b = a.clone();
+    // b removes what it observed; a concurrently re-adds x.
+    let remove = b.remove_op(&s, &x).unwrap();
+    assert_eq!(
+        remove,
+        CellOp::OrRemove(ObservedTags::Strings(
+            [("x".to_owned(), dot("a", 1))].into_iter().collect()
+        ))
+    );
+    b.apply(&remove, dot("b", 1)).unwrap();
+    assert_eq!(b.value().unwrap(), AlgebraicValue::string_set::<&str>([]));
+    a.apply(&op(&s, OpType::OrSetAdd, x.clone()), dot("a", 2))
+        .unwrap();
+    let mut ab = a.clone();
+    ab.merge(&b).unwrap();
+    let mut ba = b.clone();
+    ba.merge(&a).unwrap();
+    assert_eq!(ab, ba);
+    assert_eq!(ab.value().unwrap(), x, "the unobserved add survives");
+    assert_eq!(ab.observed(ElementRef::Str("x")), vec![dot("a", 2)]);
+    assert_eq!(ab.observed(ElementRef::Str("y")), vec![]);
+    assert_eq!(
+        ab.observed(ElementRef::Int(1)),
+        vec![],
+        "wrong element kind"
+    );
+}
+
+#[test]
+fn or_set_remove_delivered_before_its_add_stays_removed() {
+    let s = spec(MergeType::ObservedRemoveSet, ValueType::IntSet);
+    let add = op(&s, OpType::OrSetAdd, AlgebraicValue::int_set([7, 8]));
+    let remove = CellOp::OrRemove(ObservedTags::Ints([(7, dot("a", 1))].into_iter().collect()));
+    let mut in_order = CellState::new(&s);
+    in_order.apply(&add, dot("a", 1)).unwrap();
+    in_order.apply(&remove, dot("b", 1)).unwrap();
+    let mut reversed = CellState::new(&s);
+    reversed.apply(&remove, dot("b", 1)).unwrap();
+    reversed.apply(&add, dot("a", 1)).unwrap();
+    assert_eq!(in_order, reversed);
+    assert_eq!(in_order.value().unwrap(), AlgebraicValue::int_set([8]));
+    assert_eq!(in_order.tombstone_count(), 1);
+
+    // Compaction waits until both the tag and the remover are stable.
+    let a = NodeId::new("a").unwrap();
+    let b = NodeId::new("b").unwrap();
+    in_order.compact(&VectorClock::new().with_node(a, 1));
+    assert_eq!(in_order.tombstone_count(), 1);
+    in_order.compact(&VectorClock::new().with_node(a, 1).with_node(b, 1));
+    assert_eq!(in_order.tombstone_count(), 0);
+    assert_eq!(in_order.value().unwrap(), AlgebraicValue::int_set([8]));
+}
+
+#[test]
+fn or_set_bulk_add_matches_single_adds() {
+    let s = spec(MergeType::ObservedRemoveSet, ValueType::IntSet);
+    let many: Vec<i64> = (0..100).map(|i| i * 3).collect();
+    let mut bulk = CellState::new(&s);
+    bulk.apply(
+        &op(
+            &s,
+            OpType::OrSetAdd,
+            AlgebraicValue::int_set((0..50).map(|i| i * 2)),
+        ),
+        dot("a", 1),
+    )
+    .unwrap();
+    bulk.apply(
+        &op(&s, OpType::OrSetAdd, AlgebraicValue::int_set(many.clone())),
+        dot("a", 2),
+    )
+    .unwrap();
+    let mut single = CellState::new(&s);
+    single
+        .apply(
+            &op(
+                &s,
+                OpType::OrSetAdd,
+                AlgebraicValue::int_set((0..50).map(|i| i * 2)),
+            ),
+            dot("a", 1),
+        )
+        .unwrap();
+    for v in &many {
+        single
+            .apply(
+                &op(&s, OpType::OrSetAdd, AlgebraicValue::int_set([*v])),
+                dot("a", 2),
+            )
+            .unwrap();
+    }
+    assert_eq!(bulk, single);
+    assert_eq!(
+        bulk.observed(ElementRef::Int(6)),
+        vec![dot("a", 1), dot("a", 2)]
+    );
+}
+
+#[test]
+fn register_changes_in_log_order_and_compare_and_set_checks() {
+    let s = spec(MergeType::Register, ValueType::Integer);
+    let mut state = CellState::new(&s);
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Null);
+    let cas = CellOp::compare_and_set(&s, &AlgebraicValue::Null, &1.into()).unwrap();
+    state.apply(&cas, dot("a", 1)).unwrap();
+    let before = state.clone();
+    assert_eq!(
+        state.apply(&cas, dot("a", 2)),
+        Err(AlgebraError::ConditionFailed {
+            expected: "null".into(),
+            found: "1".into()
+        })
+    );
+    assert_eq!(state, before);
+    let mut later = state.clone();
+    later
+        .apply(&op(&s, OpType::GenericOverwrite, 9), dot("b", 1))
+        .unwrap();
+    state.merge(&later).unwrap();
+    assert_eq!(state.value().unwrap(), AlgebraicValue::Integer(9));
+    later.merge(&before).unwrap();
+    assert_eq!(
+        later, state,
+        "the later write wins whatever the merge order"
+    );
+    assert_eq!(
+        CellOp::new(&s, OpType::GenericConditional, &1.into()),
+        Err(AlgebraError::NeedsContext {
+            op: OpType::GenericConditional,
+            needs: "an expected value; build it with CellOp::compare_and_set"
+        })
+    );
+}
+
+#[test]
+fn mismatched_states_and_ops_are_refused() {
+    let sum = CellState::new(&spec(MergeType::Add, ValueType::Integer));
+    let mut max = CellState::new(&spec(MergeType::Max, ValueType::Integer));
+    assert_eq!(
+        max.merge(&sum),
+        Err(AlgebraError::StateMismatch {
+            state: "MAX",
+            op: "integer ADD"
+        })
+    );
+    let mut max_float = CellState::new(&spec(MergeType::Max, ValueType::Float));
+    assert_eq!(
+        max_float.apply(&CellOp::Max(Scalar::Integer(1)), dot("a", 1)),
+        Err(AlgebraError::StateMismatch {
+            state: "MAX",
+            op: "integer"
+        })
+    );
+    let s = spec(MergeType::ObservedRemoveSet, ValueType::StringSet);
+    assert_eq!(
+        CellOp::new(&s, OpType::OrSetRemove, &AlgebraicValue::string_set(["x"])),
+        Err(AlgebraError::NeedsContext {
+            op: OpType::OrSetRemove,
+            needs: "the tags its writer observed; build it with CellState::remove_op"
+        })
+    );
+    assert_eq!(
+        sum.remove_op(&s, &AlgebraicValue::string_set(["x"])),
+        Err(AlgebraError::StateMismatch {
+            state: "integer ADD",
+            op: "string set"
+        })
+    );
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn decoding_refuses_non_canonical_states() {
+    let s = spec(MergeType::Add, ValueType::Integer);
+    let mut state = CellState::new(&s);
+    state.apply(&CellOp::AddInt(1), dot("b", 1)).unwrap();
+    state.apply(&CellOp::AddInt(2), dot("a", 1)).unwrap();
+    let bytes = postcard::to_allocvec(&state).unwrap();
+    assert_eq!(postcard::from_bytes::<CellState>(&bytes).unwrap(), state);
+    // Re-encode by hand: the variant tag, two entries, then the entries in a given order.
+    let encode = |order: [(&str, i128); 2]| {
+        let mut bytes = postcard::to_allocvec(&StateKind::SumInt(PerOrigin::default())).unwrap();
+        bytes.truncate(1);
+        bytes.push(2);
+        for (node, partial) in order {
+            let entry = (NodeId::new(node).unwrap(), 1u64, partial);
+            bytes.extend(postcard::to_allocvec(&entry).unwrap());
+        }
+        bytes
+    };
+    assert_eq!(
+        postcard::from_bytes::<CellState>(&encode([("a", 2), ("b", 1)])).unwrap(),
+        state,
+        "the hand encoding is the canonical one"
+    );
+    let bytes = encode([("b", 1), ("a", 2)]);
+    assert!(postcard::from_bytes::<CellState>(&bytes).is_err());
+}

@@ -1,0 +1,123 @@
+use rhizo_algebra::{AlgebraError, OpType};
+use rhizo_clock::{ClockError, NodeId};
+
+use crate::CellKey;
+
+/// Everything that can go wrong in the local commit protocol and the replica.
+///
+/// A refused commit leaves no trace: nothing applied, the clock not ticked, no record emitted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LocalCommitError {
+    /// A transaction with no operations names no effect; refusing it keeps dots meaningful.
+    #[error("the transaction is empty")]
+    EmptyTransaction,
+    /// Some operations overwrite or compare: they need consensus, not a local commit.
+    #[error("operations need coordination (not algebraic): {}", list_ops(.operations))]
+    RequiresCoordination {
+        /// The offending cells and their operation kinds.
+        operations: Vec<(CellKey, OpType)>,
+    },
+    /// Some operations failed schema validation.
+    #[error("invalid operations: {}", list_errors(.errors))]
+    InvalidOperations {
+        /// Each offending cell with the reason.
+        errors: Vec<(CellKey, AlgebraError)>,
+    },
+    /// A row key was longer than the replica accepts.
+    #[error("row key of {key} is {len} bytes; at most {max} are allowed")]
+    RowKeyTooLong {
+        /// The cell addressed.
+        key: CellKey,
+        /// The row key's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction held more operations than the replica accepts in one commit.
+    #[error("a transaction holds {len} operations; at most {max} are allowed")]
+    TransactionTooLarge {
+        /// Number of operations.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// This node's clock is full: it can name no further event.
+    #[error(transparent)]
+    Clock(#[from] ClockError),
+    /// Reading a cell failed (for instance an exact counter that left the i64 range).
+    #[error("reading {key}: {source}")]
+    Read {
+        /// The cell read.
+        key: CellKey,
+        /// Why.
+        source: AlgebraError,
+    },
+    /// A cell, table or column named in a read is not in the schema.
+    #[error("{key}: {source}")]
+    UnknownCell {
+        /// The cell named.
+        key: CellKey,
+        /// The schema's answer.
+        source: AlgebraError,
+    },
+    /// A message from a peer held a cell this replica's schema cannot accept. Nothing of the
+    /// message was applied.
+    #[error("message from {from} rejected at {key}: {source}")]
+    RemoteStateRejected {
+        /// The sender.
+        from: NodeId,
+        /// The offending cell.
+        key: CellKey,
+        /// Why.
+        source: AlgebraError,
+    },
+    /// A message from a peer is malformed beyond a single cell (inconsistent clocks, wrong
+    /// origin, a sender that is this replica…). Nothing of it was applied.
+    #[error("message from {from} rejected: {reason}")]
+    MalformedMessage {
+        /// The sender.
+        from: NodeId,
+        /// What rule it broke.
+        reason: &'static str,
+    },
+    /// Bytes that are not a message of a known format version.
+    #[error("cannot decode: {reason}")]
+    Decode {
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A message or record written by a newer format version.
+    #[error("unsupported format version {found}; this build reads version {supported}")]
+    UnsupportedFormat {
+        /// The version found.
+        found: u16,
+        /// The version this build reads.
+        supported: u16,
+    },
+    /// Durable records that do not rebuild a replica: the log is damaged or not this node's.
+    #[error("recovery failed at record {index}: {reason}")]
+    Recovery {
+        /// Position of the offending record.
+        index: usize,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+fn list_ops(ops: &[(CellKey, OpType)]) -> String {
+    ops.iter()
+        .map(|(k, op)| format!("{op} on {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list_errors(errors: &[(CellKey, AlgebraError)]) -> String {
+    errors
+        .iter()
+        .map(|(k, e)| format!("{k}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// This crate's result type.
+pub type Result<T, E = LocalCommitError> = std::result::Result<T, E>;

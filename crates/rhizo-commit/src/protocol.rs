@@ -1,0 +1,308 @@
+use std::collections::BTreeMap;
+
+use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Schema};
+use rhizo_clock::{Dot, NodeId, VectorClock};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::txn::TransactionMetadata;
+use crate::{AlgebraicOperation, AlgebraicTransaction, CellKey, LocalCommitError, Result};
+
+/// The longest row key a replica accepts, in bytes.
+pub const MAX_ROW_KEY_LEN: usize = 1024;
+
+/// The most operations one transaction may hold.
+pub const MAX_OPS_PER_TRANSACTION: usize = 100_000;
+
+/// All effects of one update on one cell, applied together under the update's dot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CellEffect {
+    /// The cell.
+    pub key: CellKey,
+    /// The validated effects, in the order the transaction listed them.
+    pub ops: SmallVec<[CellOp; 1]>,
+}
+
+/// A committed transaction as it travels and as it is made durable: its validated effects,
+/// the dot that names it, and the clock of its origin when it committed (its causal past).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionedUpdate {
+    /// The event that names this update; `dot.node()` is the origin.
+    pub dot: Dot,
+    /// The origin's clock just after the commit: it contains `dot` and everything the update
+    /// depends on.
+    pub clock: VectorClock,
+    /// The schema version the update was validated against.
+    pub schema_version: u64,
+    /// Effects grouped by cell, cells in key order.
+    pub effects: Vec<CellEffect>,
+    /// The transaction's metadata.
+    pub metadata: TransactionMetadata,
+}
+
+impl VersionedUpdate {
+    /// The node that committed the update.
+    pub fn origin(&self) -> NodeId {
+        self.dot.node()
+    }
+
+    /// Number of operations the update applies.
+    pub fn op_count(&self) -> usize {
+        self.effects.iter().map(|e| e.ops.len()).sum()
+    }
+}
+
+/// Validates a transaction's operations against `schema`, refusing it whole if any operation is
+/// not algebraic or not valid. `remove` builds an observed-remove effect from the committer's
+/// view of the cell (a stateless committer passes `None` and such removes are refused).
+pub(crate) fn validate_transaction(
+    schema: &Schema,
+    ops: &[AlgebraicOperation],
+    mut observe: Option<
+        &mut dyn FnMut(&CellKey, &ColumnSpec, &AlgebraicValue) -> rhizo_algebra::Result<CellOp>,
+    >,
+) -> Result<Vec<CellEffect>> {
+    if ops.is_empty() {
+        return Err(LocalCommitError::EmptyTransaction);
+    }
+    if ops.len() > MAX_OPS_PER_TRANSACTION {
+        return Err(LocalCommitError::TransactionTooLarge {
+            len: ops.len(),
+            max: MAX_OPS_PER_TRANSACTION,
+        });
+    }
+    let coordinated: Vec<(CellKey, OpType)> = ops
+        .iter()
+        .filter(|op| !op.op_type.is_conflict_free() || column_needs_consensus(schema, &op.key))
+        .map(|op| (op.key.clone(), op.op_type))
+        .collect();
+    if !coordinated.is_empty() {
+        return Err(LocalCommitError::RequiresCoordination {
+            operations: coordinated,
+        });
+    }
+    let mut effects: Vec<(CellKey, CellOp)> = Vec::with_capacity(ops.len());
+    let mut errors = Vec::new();
+    for op in ops {
+        if op.key.row.len() > MAX_ROW_KEY_LEN {
+            return Err(LocalCommitError::RowKeyTooLong {
+                key: op.key.clone(),
+                len: op.key.row.len(),
+                max: MAX_ROW_KEY_LEN,
+            });
+        }
+        let spec = match schema.column(&op.key.table, &op.key.column) {
+            Ok(spec) => spec,
+            Err(err) => {
+                errors.push((op.key.clone(), err));
+                continue;
+            }
+        };
+        // "Add to a set" means UNION on a grow-only set column and OR_ADD on an observed-remove one.
+        let op_type = match (op.op_type, spec.merge()) {
+            (OpType::OrSetAdd, MergeType::Union) => OpType::SemilatticeUnion,
+            (OpType::SemilatticeUnion, MergeType::ObservedRemoveSet) => OpType::OrSetAdd,
+            (other, _) => other,
+        };
+        let built = match (op_type, observe.as_mut()) {
+            (OpType::OrSetRemove, Some(observe)) => observe(&op.key, spec, &op.value),
+            _ => CellOp::new(spec, op_type, &op.value),
+        };
+        match built {
+            Ok(cell_op) => effects.push((op.key.clone(), cell_op)),
+            Err(err) => errors.push((op.key.clone(), err)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(LocalCommitError::InvalidOperations { errors });
+    }
+    Ok(group_by_cell(effects))
+}
+
+fn column_needs_consensus(schema: &Schema, key: &CellKey) -> bool {
+    schema
+        .column(&key.table, &key.column)
+        .is_ok_and(|spec| !spec.merge().is_conflict_free())
+}
+
+/// Groups effects by cell (cells in key order, effects of one cell in transaction order).
+fn group_by_cell(mut effects: Vec<(CellKey, CellOp)>) -> Vec<CellEffect> {
+    if effects.len() == 1 {
+        let (key, op) = effects.pop().expect("one effect");
+        return vec![CellEffect {
+            key,
+            ops: smallvec::smallvec![op],
+        }];
+    }
+    effects.sort_by(|a, b| a.0.cmp(&b.0)); // stable: keeps transaction order within a cell
+    let mut grouped: Vec<CellEffect> = Vec::with_capacity(effects.len());
+    for (key, op) in effects {
+        match grouped.last_mut() {
+            Some(last) if last.key == key => last.ops.push(op),
+            _ => grouped.push(CellEffect {
+                key,
+                ops: smallvec::smallvec![op],
+            }),
+        }
+    }
+    grouped
+}
+
+/// The roadmap's local commit protocol: a node's clock and schema, and the pure functions that
+/// decide whether a transaction may commit without coordination, stamp it, and merge updates.
+///
+/// It holds no cell state — [`crate::Replica`] is the stateful replica built on the same rules.
+/// Because it has no state, it cannot build an observed-remove (that needs the adds observed)
+/// and refuses one with [`rhizo_algebra::AlgebraError::NeedsContext`].
+#[derive(Debug, Clone)]
+pub struct LocalCommitProtocol {
+    node: NodeId,
+    clock: VectorClock,
+    schema: Schema,
+}
+
+impl LocalCommitProtocol {
+    /// The protocol of `node` under `schema`, with an empty clock.
+    pub fn new(node: NodeId, schema: Schema) -> Self {
+        Self {
+            node,
+            clock: VectorClock::new(),
+            schema,
+        }
+    }
+
+    /// This node.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// The node's clock: its own commits and every update it has observed.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// The schema transactions are validated against.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Why `tx` may not commit locally, or `Ok` if it may.
+    pub fn check(&self, tx: &AlgebraicTransaction) -> Result<()> {
+        validate_transaction(&self.schema, tx.operations(), None).map(drop)
+    }
+
+    /// Whether `tx` may commit without coordination: it is non-empty, every operation is
+    /// algebraic and valid for its column.
+    pub fn can_commit_locally(&self, tx: &AlgebraicTransaction) -> bool {
+        self.check(tx).is_ok()
+    }
+
+    /// Commits `tx` locally: validates it, ticks the clock and returns the stamped update.
+    /// On error nothing changes (the clock is not ticked).
+    pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<VersionedUpdate> {
+        let effects = validate_transaction(&self.schema, tx.operations(), None)?;
+        let mut clock = self.clock.clone();
+        let dot = clock.tick(self.node)?;
+        self.clock = clock.clone();
+        Ok(VersionedUpdate {
+            dot,
+            clock,
+            schema_version: self.schema.version(),
+            effects,
+            metadata: tx.metadata,
+        })
+    }
+
+    /// Records that this node has observed `update` (its clock absorbs the update's clock), so
+    /// that the node's next commits depend on it.
+    pub fn observe(&mut self, update: &VersionedUpdate) {
+        self.clock.merge(&update.clock);
+    }
+
+    /// The state two updates produce together (in either order: the result is the same).
+    pub fn merge_updates(&self, a: &VersionedUpdate, b: &VersionedUpdate) -> Result<MergedState> {
+        self.merge_all([a, b])
+    }
+
+    /// The state a set of updates produces, whatever order they are given in: updates are
+    /// de-duplicated by dot and applied in (origin, counter) order, which respects each origin's
+    /// order as causal delivery does. This is also the sequential oracle the replica is tested
+    /// against.
+    pub fn merge_all<'a>(
+        &self,
+        updates: impl IntoIterator<Item = &'a VersionedUpdate>,
+    ) -> Result<MergedState> {
+        let mut by_dot: BTreeMap<Dot, &VersionedUpdate> = BTreeMap::new();
+        for update in updates {
+            by_dot.entry(update.dot).or_insert(update);
+        }
+        let mut state = MergedState::default();
+        for (dot, update) in by_dot {
+            state.apply(&self.schema, dot, update)?;
+        }
+        Ok(state)
+    }
+}
+
+/// The cells a set of updates produces, keyed and ordered by cell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedState {
+    cells: BTreeMap<CellKey, CellState>,
+    clock: VectorClock,
+}
+
+impl MergedState {
+    fn apply(&mut self, schema: &Schema, dot: Dot, update: &VersionedUpdate) -> Result<()> {
+        for effect in &update.effects {
+            let spec = schema
+                .column(&effect.key.table, &effect.key.column)
+                .map_err(|source| LocalCommitError::UnknownCell {
+                    key: effect.key.clone(),
+                    source,
+                })?;
+            let cell = self
+                .cells
+                .entry(effect.key.clone())
+                .or_insert_with(|| CellState::new(spec));
+            cell.apply_all(&effect.ops, dot).map_err(|source| {
+                LocalCommitError::RemoteStateRejected {
+                    from: dot.node(),
+                    key: effect.key.clone(),
+                    source,
+                }
+            })?;
+        }
+        self.clock.merge(&update.clock);
+        Ok(())
+    }
+
+    /// The value of one cell, or `None` if no update touched it.
+    pub fn get(&self, key: &CellKey) -> Option<Result<AlgebraicValue>> {
+        self.cells.get(key).map(|cell| {
+            cell.value().map_err(|source| LocalCommitError::Read {
+                key: key.clone(),
+                source,
+            })
+        })
+    }
+
+    /// The cells touched, in key order.
+    pub fn cells(&self) -> impl ExactSizeIterator<Item = (&CellKey, &CellState)> {
+        self.cells.iter()
+    }
+
+    /// The union of the merged updates' clocks.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// Number of cells touched.
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Whether no cell was touched.
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+}

@@ -1,0 +1,1020 @@
+//! The replica: a pure state machine in the shape of raft-rs's `RawNode`.
+//!
+//! The caller commits transactions, hands it incoming messages, asks it to sync with a peer of
+//! the caller's choice, and collects a [`Ready`]: records to make durable, then messages to send,
+//! then commits it may acknowledge — in that order.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
+use rhizo_clock::{Dot, NodeId, VectorClock};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{CellEffect, validate_transaction};
+use crate::txn::TransactionMetadata;
+use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUpdate};
+
+type CellMap = HashMap<CellKey, CellState, FixedState>;
+
+/// How a replica behaves. The defaults suit a replica whose caller persists records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// The members of the cluster, this replica included. Causal stability (and so metadata
+    /// garbage collection) waits for every member. Change it with [`Replica::add_member`] and
+    /// [`Replica::remove_member`].
+    pub members: Vec<NodeId>,
+    /// Whether the replica emits [`Record`]s. Turn off only for a purely in-memory replica that
+    /// is never restarted (a crash then loses everything it had).
+    pub emit_records: bool,
+    /// After this many records, the replica emits a [`Record::Snapshot`] that supersedes every
+    /// record before it, so a log of records stays proportional to the state.
+    pub snapshot_every: usize,
+    /// How many early deltas (whose base this replica has not reached yet) wait in the buffer;
+    /// older ones are dropped, and anti-entropy sends their content again.
+    pub max_buffered_deltas: usize,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        Self {
+            members: Vec::new(),
+            emit_records: true,
+            snapshot_every: 4096,
+            max_buffered_deltas: 64,
+        }
+    }
+}
+
+/// What the replica hands back to its caller; see [`Replica::take_ready`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Ready {
+    /// Records to make durable, in order, before anything else in this `Ready` is acted on.
+    pub records: Vec<Record>,
+    /// Messages to send, each to one peer, once the records are durable.
+    pub messages: Vec<(NodeId, Message)>,
+    /// Local commits that may be acknowledged to their clients once the records are durable.
+    pub committed: Vec<Dot>,
+}
+
+impl Ready {
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.messages.is_empty() && self.committed.is_empty()
+    }
+}
+
+/// What a successful local commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// The dot that names the committed transaction everywhere.
+    pub dot: Dot,
+}
+
+/// A message between replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// One half of a push-pull anti-entropy exchange.
+    Sync(SyncMessage),
+}
+
+/// The sender's clock (a digest of everything it holds), optionally what the sender believes
+/// the receiver lacks, and whether the sender wants the receiver to answer with what it lacks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncMessage {
+    /// Everything the sender has delivered.
+    pub clock: VectorClock,
+    /// The sender's state beyond what it knew the receiver to hold.
+    pub delta: Option<Delta>,
+    /// Whether the receiver should answer with its own clock and what the sender lacks.
+    pub reply_wanted: bool,
+}
+
+/// A batch of state, applied atomically: the full states of every cell changed by the updates
+/// the sender holds beyond `base`, so one delta carries whole transactions — never part of one.
+///
+/// A replica applies a delta only if it holds `base` already; the union of two causally closed
+/// sets of updates is causally closed, so delivery stays causal without tracking single updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// What the receiver must already hold. Empty for a snapshot.
+    pub base: VectorClock,
+    /// The sender's clock: after applying, the receiver holds at least this.
+    pub clock: VectorClock,
+    /// Whether this is a full snapshot (sent when the receiver is behind the sender's index).
+    pub snapshot: bool,
+    /// Full cell states, strictly increasing by key.
+    pub cells: Vec<(CellKey, CellState)>,
+    /// For each origin with updates beyond `base`, which of `cells` those updates touched — so
+    /// the receiver can forward them to others later. Omitted for snapshots.
+    pub origins: Vec<OriginRange>,
+}
+
+/// The cells an origin's updates in `(base[origin], hi]` touched, as indices into
+/// [`Delta::cells`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginRange {
+    /// The origin.
+    pub origin: NodeId,
+    /// The last of its updates covered.
+    pub hi: u64,
+    /// Indices into the delta's cells.
+    pub cells: Vec<u32>,
+}
+
+/// What a replica asks its caller to make durable. Replaying a replica's records in order with
+/// [`Replica::recover`] rebuilds the replica that emitted them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// A local commit.
+    Commit(VersionedUpdate),
+    /// A delta received from `from` and applied.
+    Merge {
+        /// The sender.
+        from: NodeId,
+        /// What was applied.
+        delta: Delta,
+    },
+    /// The whole replica; every earlier record may be discarded.
+    Snapshot(Box<ReplicaSnapshot>),
+}
+
+/// A replica's durable image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaSnapshot {
+    /// Whose replica.
+    pub id: NodeId,
+    /// Everything delivered.
+    pub clock: VectorClock,
+    /// Every cell, strictly increasing by key.
+    pub cells: Vec<(CellKey, CellState)>,
+    /// The per-origin index of which cells recent updates touched.
+    pub index: Vec<(NodeId, OriginIndex)>,
+}
+
+/// Which cells each origin's recent updates touched, coarsened into ranges of dots.
+///
+/// This is what lets a replica send a peer only the cells changed since the peer's clock. Ranges
+/// that every member has seen are trimmed (causal stability); a peer behind the trimmed point
+/// receives a snapshot instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginIndex {
+    /// Updates of this origin up to here are no longer indexed.
+    pub trimmed_upto: u64,
+    /// `(hi, cells)`: the cells touched by the origin's updates after the previous range's `hi`
+    /// up to this `hi`. Increasing in `hi`.
+    pub ranges: VecDeque<(u64, Vec<CellKey>)>,
+}
+
+/// Counters a replica keeps about itself (observability; not replicated, not durable).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Local commits.
+    pub commits: u64,
+    /// Deltas applied.
+    pub deltas_applied: u64,
+    /// Deltas that arrived before their base and waited in the buffer.
+    pub deltas_buffered: u64,
+    /// Buffered deltas dropped because the buffer was full.
+    pub deltas_dropped: u64,
+    /// Deltas ignored because they were older than the causally stable point.
+    pub deltas_stale: u64,
+    /// Deltas that held nothing new.
+    pub deltas_redundant: u64,
+    /// Snapshots sent to peers behind the trimmed index.
+    pub snapshots_sent: u64,
+    /// The most deltas ever waiting in the buffer at once.
+    pub peak_buffered: u64,
+    /// Index ranges discarded as causally stable.
+    pub ranges_trimmed: u64,
+}
+
+/// One replica of the coordination-free store: cells, clock, anti-entropy and metadata GC.
+///
+/// Guarantees (see `docs/ARCHITECTURE.md` for the argument):
+/// - **exactly-once**: each update takes effect once however often it arrives;
+/// - **causal**: an update takes effect only with everything it depends on;
+/// - **atomic visibility**: a read sees all of a transaction's effects or none;
+/// - **convergence**: replicas that hold the same updates have equal canonical bytes;
+/// - **recovery**: [`Replica::recover`] from the emitted records rebuilds this replica, and it
+///   never reuses a dot.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    id: NodeId,
+    schema: Schema,
+    config: ReplicaConfig,
+    clock: VectorClock,
+    cells: CellMap,
+    index: BTreeMap<NodeId, OriginIndex>,
+    /// Cells touched by local commits since the last sync; sealed into the index at the next sync.
+    open_cells: Vec<CellKey>,
+    members: BTreeSet<NodeId>,
+    /// The latest clock each peer reported (reported clocks are durable, so they only grow).
+    peer_clocks: BTreeMap<NodeId, VectorClock>,
+    stable: VectorClock,
+    /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
+    tombstoned: BTreeSet<CellKey>,
+    buffer: VecDeque<(NodeId, Delta)>,
+    ready: Ready,
+    records_since_snapshot: usize,
+    stats: ReplicaStats,
+}
+
+impl Replica {
+    /// A fresh replica `id` with no state.
+    pub fn new(id: NodeId, schema: Schema, config: ReplicaConfig) -> Self {
+        let mut members: BTreeSet<NodeId> = config.members.iter().copied().collect();
+        members.insert(id);
+        Self {
+            id,
+            schema,
+            config,
+            clock: VectorClock::new(),
+            cells: CellMap::default(),
+            index: BTreeMap::new(),
+            open_cells: Vec::new(),
+            members,
+            peer_clocks: BTreeMap::new(),
+            stable: VectorClock::new(),
+            tombstoned: BTreeSet::new(),
+            buffer: VecDeque::new(),
+            ready: Ready::default(),
+            records_since_snapshot: 0,
+            stats: ReplicaStats::default(),
+        }
+    }
+
+    /// This replica's node.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Everything this replica has delivered.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Replaces the schema by a newer version of it (columns only ever get added).
+    pub fn set_schema(&mut self, schema: Schema) {
+        self.schema = schema;
+    }
+
+    /// The members whose acknowledgement causal stability waits for.
+    pub fn members(&self) -> impl ExactSizeIterator<Item = NodeId> + '_ {
+        self.members.iter().copied()
+    }
+
+    /// What every member has delivered, as far as this replica knows.
+    pub fn stable_clock(&self) -> &VectorClock {
+        &self.stable
+    }
+
+    /// Counters about this replica.
+    pub fn stats(&self) -> ReplicaStats {
+        self.stats
+    }
+
+    /// Deltas waiting for their base.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Number of cells held.
+    pub fn cell_count(&self) -> usize {
+        self.cells.len()
+    }
+
+    /// Indexed ranges not yet trimmed (metadata awaiting causal stability).
+    pub fn indexed_ranges(&self) -> usize {
+        self.index.values().map(|i| i.ranges.len()).sum()
+    }
+
+    /// Observed-remove tombstones not yet compacted.
+    pub fn tombstones(&self) -> usize {
+        self.tombstoned
+            .iter()
+            .filter_map(|k| self.cells.get(k))
+            .map(CellState::tombstone_count)
+            .sum()
+    }
+
+    /// Adds a member: from now on, causal stability waits for it too.
+    pub fn add_member(&mut self, node: NodeId) {
+        self.members.insert(node);
+        self.recompute_stable();
+    }
+
+    /// Removes a member: causal stability stops waiting for it. Its updates stay.
+    pub fn remove_member(&mut self, node: NodeId) {
+        if node != self.id {
+            self.members.remove(&node);
+            self.peer_clocks.remove(&node);
+            self.recompute_stable();
+        }
+    }
+
+    // ---------------------------------------------------------------- local commits
+
+    /// Commits `tx` locally, without coordination, and applies it atomically.
+    ///
+    /// On error nothing changes: no effect applied, the clock not ticked, no record emitted.
+    /// On success the commit is visible to reads at once; it may be acknowledged to its client
+    /// once the records of the next [`Replica::take_ready`] are durable.
+    pub fn commit(&mut self, tx: AlgebraicTransaction) -> Result<CommitReceipt> {
+        let metadata = tx.metadata.clone();
+        let ops = tx.into_operations();
+        let cells = &self.cells;
+        let mut observe =
+            |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| match cells.get(key) {
+                Some(cell) => cell.remove_op(spec, value),
+                None => CellState::new(spec).remove_op(spec, value),
+            };
+        let effects = validate_transaction(&self.schema, &ops, Some(&mut observe))?;
+        let counter = self
+            .clock
+            .get(self.id)
+            .checked_add(1)
+            .ok_or(rhizo_clock::ClockError::CounterOverflow { node: self.id })?;
+        let dot = Dot::new(self.id, counter)?;
+        self.apply_local(&effects, dot)?;
+        self.clock.set(self.id, counter);
+        self.open_cells
+            .extend(effects.iter().map(|e| e.key.clone()));
+        self.stats.commits += 1;
+        if self.config.emit_records {
+            let update = VersionedUpdate {
+                dot,
+                clock: self.clock.clone(),
+                schema_version: self.schema.version(),
+                effects,
+                metadata,
+            };
+            self.push_record(Record::Commit(update));
+        }
+        self.ready.committed.push(dot);
+        Ok(CommitReceipt { dot })
+    }
+
+    /// Applies validated effects under `dot`, all or nothing.
+    fn apply_local(&mut self, effects: &[CellEffect], dot: Dot) -> Result<()> {
+        // Validation leaves one way to fail: a float sum or product leaving the finite range.
+        // A one-cell update is atomic by itself; for several cells, try the float ones first.
+        if effects.len() > 1 {
+            for effect in effects
+                .iter()
+                .filter(|e| e.ops.iter().any(can_fail_on_apply))
+            {
+                let mut trial = match self.cells.get(&effect.key) {
+                    Some(cell) => cell.clone(),
+                    None => self.new_cell(&effect.key)?,
+                };
+                trial
+                    .apply_all(&effect.ops, dot)
+                    .map_err(|source| invalid(&effect.key, source))?;
+            }
+        }
+        for effect in effects {
+            let cell = match self.cells.get_mut(&effect.key) {
+                Some(cell) => cell,
+                None => {
+                    let fresh = self.new_cell(&effect.key)?;
+                    self.cells.entry(effect.key.clone()).or_insert(fresh)
+                }
+            };
+            cell.apply_all(&effect.ops, dot)
+                .map_err(|source| invalid(&effect.key, source))?;
+            if cell.tombstone_count() > 0 {
+                self.tombstoned.insert(effect.key.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn new_cell(&self, key: &CellKey) -> Result<CellState> {
+        let spec = self
+            .schema
+            .column(&key.table, &key.column)
+            .map_err(|source| LocalCommitError::UnknownCell {
+                key: key.clone(),
+                source,
+            })?;
+        Ok(CellState::new(spec))
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    /// The value of one cell as this replica sees it: the identity of its column if nothing
+    /// was written (0 for sums, the empty set for sets, `Null` for MAX/MIN).
+    pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
+        self.read_key(&CellKey::new(table, row, column))
+    }
+
+    /// [`Replica::read`] by key.
+    pub fn read_key(&self, key: &CellKey) -> Result<AlgebraicValue> {
+        let value = match self.cells.get(key) {
+            Some(cell) => cell.value(),
+            None => self.new_cell(key)?.value(),
+        };
+        value.map_err(|source| LocalCommitError::Read {
+            key: key.clone(),
+            source,
+        })
+    }
+
+    /// Every cell held and its value, in key order.
+    pub fn values(&self) -> BTreeMap<CellKey, Result<AlgebraicValue>> {
+        self.cells
+            .iter()
+            .map(|(k, c)| {
+                (
+                    k.clone(),
+                    c.value().map_err(|source| LocalCommitError::Read {
+                        key: k.clone(),
+                        source,
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// The replica's state in canonical bytes: its clock and every cell in key order, with
+    /// observed-remove tombstones compacted against its own clock (tombstones are bookkeeping
+    /// whose presence depends on when garbage collection ran, not on which updates are held).
+    /// Replicas holding the same updates return equal bytes.
+    pub fn canonical_state(&self) -> Vec<u8> {
+        let mut cells: Vec<(&CellKey, std::borrow::Cow<'_, CellState>)> = self
+            .cells
+            .iter()
+            .map(|(k, c)| {
+                if c.tombstone_count() > 0 {
+                    let mut compacted = c.clone();
+                    compacted.compact(&self.clock);
+                    (k, std::borrow::Cow::Owned(compacted))
+                } else {
+                    (k, std::borrow::Cow::Borrowed(c))
+                }
+            })
+            .collect();
+        cells.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let cells: Vec<(&CellKey, &CellState)> =
+            cells.iter().map(|(k, c)| (*k, c.as_ref())).collect();
+        postcard::to_allocvec(&(&self.clock, cells)).expect("encoding to memory cannot fail")
+    }
+
+    /// A 64-bit FNV-1a hash of [`Replica::canonical_state`], for cheap comparisons.
+    pub fn fingerprint(&self) -> u64 {
+        fnv1a(&self.canonical_state())
+    }
+
+    // ---------------------------------------------------------------- anti-entropy
+
+    /// Starts an anti-entropy exchange with `peer`: sends this replica's clock, what it believes
+    /// the peer lacks (if it has heard from the peer before), and asks for what it lacks.
+    pub fn sync_with(&mut self, peer: NodeId) {
+        if peer == self.id {
+            return;
+        }
+        self.seal_open_cells();
+        self.collect_garbage();
+        let delta = self
+            .peer_clocks
+            .get(&peer)
+            .cloned()
+            .and_then(|known| self.delta_since(&known));
+        let message = SyncMessage {
+            clock: self.clock.clone(),
+            delta,
+            reply_wanted: true,
+        };
+        self.ready.messages.push((peer, Message::Sync(message)));
+    }
+
+    /// Whether, as far as this replica knows, every member holds everything it holds (so a
+    /// sync would carry nothing new) and no delta waits in the buffer.
+    pub fn is_idle(&self) -> bool {
+        self.buffer.is_empty()
+            && self.members.iter().filter(|m| **m != self.id).all(|m| {
+                self.peer_clocks
+                    .get(m)
+                    .is_some_and(|known| self.clock.dominated_by(known))
+            })
+    }
+
+    /// The members this replica believes lack something it holds (or has never heard from).
+    pub fn peers_behind(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().copied().filter(move |m| {
+            *m != self.id
+                && !self
+                    .peer_clocks
+                    .get(m)
+                    .is_some_and(|known| self.clock.dominated_by(known))
+        })
+    }
+
+    /// Hands the replica a message from `from`.
+    ///
+    /// A delta that is malformed or does not fit this replica's schema is refused whole with an
+    /// error, and nothing of it is applied; the replica stays usable.
+    pub fn step(&mut self, from: NodeId, message: Message) -> Result<()> {
+        if from == self.id {
+            return Err(LocalCommitError::MalformedMessage {
+                from,
+                reason: "a replica cannot message itself",
+            });
+        }
+        let Message::Sync(sync) = message;
+        if let Some(delta) = &sync.delta {
+            check_delta_shape(from, delta)?;
+            if !sync.clock.dominated_by(&delta.clock) || !delta.clock.dominated_by(&sync.clock) {
+                return Err(LocalCommitError::MalformedMessage {
+                    from,
+                    reason: "delta clock differs from sender clock",
+                });
+            }
+        }
+        // Reported clocks are durable at the sender and only grow; merge to ignore reordering.
+        self.peer_clocks.entry(from).or_default().merge(&sync.clock);
+        if let Some(delta) = sync.delta {
+            self.receive_delta(from, delta)?;
+        }
+        if sync.reply_wanted {
+            self.seal_open_cells();
+            let known = self.peer_clocks.get(&from).cloned().unwrap_or_default();
+            let delta = self.delta_since(&known);
+            let message = SyncMessage {
+                clock: self.clock.clone(),
+                delta,
+                reply_wanted: false,
+            };
+            self.ready.messages.push((from, Message::Sync(message)));
+        }
+        Ok(())
+    }
+
+    fn receive_delta(&mut self, from: NodeId, delta: Delta) -> Result<()> {
+        if !delta.base.dominated_by(&self.clock) {
+            // Early: wait until this replica holds the delta's base.
+            self.stats.deltas_buffered += 1;
+            if self.buffer.len() >= self.config.max_buffered_deltas {
+                self.buffer.pop_front();
+                self.stats.deltas_dropped += 1;
+            }
+            self.buffer.push_back((from, delta));
+            self.stats.peak_buffered = self.stats.peak_buffered.max(self.buffer.len() as u64);
+            return Ok(());
+        }
+        self.apply_delta(from, delta, true)?;
+        self.drain_buffer()
+    }
+
+    fn drain_buffer(&mut self) -> Result<()> {
+        loop {
+            let Some(pos) = self
+                .buffer
+                .iter()
+                .position(|(_, d)| d.base.dominated_by(&self.clock))
+            else {
+                return Ok(());
+            };
+            let (from, delta) = self.buffer.remove(pos).expect("position is in range");
+            // A buffered delta was checked on arrival; one that no longer fits the schema is
+            // dropped rather than blocking the ones behind it.
+            let _ = self.apply_delta(from, delta, true);
+        }
+    }
+
+    /// Applies a delta whose base this replica holds: all cells or none.
+    fn apply_delta(&mut self, from: NodeId, delta: Delta, record: bool) -> Result<()> {
+        if delta.clock.dominated_by(&self.clock) {
+            self.stats.deltas_redundant += 1;
+            return Ok(());
+        }
+        if !self.stable.dominated_by(&delta.clock) {
+            // Older than what every member has seen: garbage collection may already have
+            // discarded the tombstones that would cancel its stale tags. Its news will come again.
+            self.stats.deltas_stale += 1;
+            return Ok(());
+        }
+        // Phase 1: join every cell into a copy, refusing the delta whole on any mismatch.
+        let mut joined: Vec<CellState> = Vec::with_capacity(delta.cells.len());
+        for (key, incoming) in &delta.cells {
+            let mut cell = match self.cells.get(key) {
+                Some(cell) => cell.clone(),
+                None => self.new_cell(key).map_err(|err| match err {
+                    LocalCommitError::UnknownCell { key, source } => {
+                        LocalCommitError::RemoteStateRejected { from, key, source }
+                    }
+                    other => other,
+                })?,
+            };
+            cell.merge(incoming)
+                .map_err(|source| LocalCommitError::RemoteStateRejected {
+                    from,
+                    key: key.clone(),
+                    source,
+                })?;
+            joined.push(cell);
+        }
+        // Phase 2: install. Nothing below can fail.
+        for ((key, _), cell) in delta.cells.iter().zip(joined) {
+            if cell.tombstone_count() > 0 {
+                self.tombstoned.insert(key.clone());
+            }
+            match self.cells.get_mut(key) {
+                Some(slot) => *slot = cell,
+                None => {
+                    self.cells.insert(key.clone(), cell);
+                }
+            }
+        }
+        for range in &delta.origins {
+            if range.origin == self.id || range.hi <= self.clock.get(range.origin) {
+                continue;
+            }
+            let keys = range
+                .cells
+                .iter()
+                .map(|&i| delta.cells[i as usize].0.clone())
+                .collect();
+            self.index
+                .entry(range.origin)
+                .or_default()
+                .ranges
+                .push_back((range.hi, keys));
+        }
+        if delta.snapshot {
+            // A snapshot carries no per-origin index: this replica cannot tell a peer which cells
+            // those updates touched, so a peer that far behind gets a snapshot from it too.
+            for (origin, counter) in delta.clock.iter() {
+                if counter > self.clock.get(origin) {
+                    let index = self.index.entry(origin).or_default();
+                    index.trimmed_upto = index.trimmed_upto.max(counter);
+                    while index.ranges.front().is_some_and(|(hi, _)| *hi <= counter) {
+                        index.ranges.pop_front();
+                    }
+                }
+            }
+        }
+        self.clock.merge(&delta.clock);
+        self.stats.deltas_applied += 1;
+        if record && self.config.emit_records {
+            self.push_record(Record::Merge { from, delta });
+        }
+        Ok(())
+    }
+
+    /// Moves the cells touched by local commits since the last sync into the index.
+    fn seal_open_cells(&mut self) {
+        if self.open_cells.is_empty() {
+            return;
+        }
+        let mut keys = std::mem::take(&mut self.open_cells);
+        keys.sort_unstable();
+        keys.dedup();
+        let hi = self.clock.get(self.id);
+        self.index
+            .entry(self.id)
+            .or_default()
+            .ranges
+            .push_back((hi, keys));
+    }
+
+    /// Everything this replica holds beyond `known`, or `None` if it holds nothing more.
+    fn delta_since(&mut self, known: &VectorClock) -> Option<Delta> {
+        if self.clock.dominated_by(known) {
+            return None;
+        }
+        // A peer missing updates this replica no longer indexes gets everything.
+        let behind_index = self.clock.iter().any(|(origin, counter)| {
+            let seen = known.get(origin);
+            seen < counter
+                && self
+                    .index
+                    .get(&origin)
+                    .is_none_or(|i| seen < i.trimmed_upto)
+        });
+        if behind_index {
+            self.stats.snapshots_sent += 1;
+            return Some(self.snapshot_delta());
+        }
+        // Cells touched by the updates `known` lacks, origin by origin.
+        let mut per_origin: Vec<(NodeId, u64, Vec<&CellKey>)> = Vec::new();
+        for (origin, counter) in self.clock.iter() {
+            let seen = known.get(origin);
+            if seen >= counter {
+                continue;
+            }
+            let Some(index) = self.index.get(&origin) else {
+                continue;
+            };
+            let keys: Vec<&CellKey> = index
+                .ranges
+                .iter()
+                .filter(|(hi, _)| *hi > seen)
+                .flat_map(|(_, keys)| keys.iter())
+                .collect();
+            per_origin.push((origin, counter, keys));
+        }
+        let mut all: Vec<&CellKey> = per_origin
+            .iter()
+            .flat_map(|(_, _, keys)| keys.iter().copied())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        let origins = per_origin
+            .into_iter()
+            .map(|(origin, hi, keys)| {
+                let mut cells: Vec<u32> = keys
+                    .iter()
+                    .map(|k| all.binary_search(k).expect("key is in the union") as u32)
+                    .collect();
+                cells.sort_unstable();
+                cells.dedup();
+                OriginRange { origin, hi, cells }
+            })
+            .collect();
+        let cells = all
+            .into_iter()
+            .filter_map(|k| self.cells.get(k).map(|c| (k.clone(), c.clone())))
+            .collect();
+        // Only what the receiver holds of this replica's history matters as a precondition.
+        let base = known.meet(&self.clock);
+        Some(Delta {
+            base,
+            clock: self.clock.clone(),
+            snapshot: false,
+            cells,
+            origins,
+        })
+    }
+
+    fn snapshot_delta(&self) -> Delta {
+        Delta {
+            base: VectorClock::new(),
+            clock: self.clock.clone(),
+            snapshot: true,
+            cells: self.sorted_cells(),
+            origins: Vec::new(),
+        }
+    }
+
+    fn sorted_cells(&self) -> Vec<(CellKey, CellState)> {
+        let mut cells: Vec<(CellKey, CellState)> = self
+            .cells
+            .iter()
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        cells
+    }
+
+    // ---------------------------------------------------------------- metadata GC
+
+    fn recompute_stable(&mut self) {
+        let mut stable = self.clock.clone();
+        for member in &self.members {
+            if *member == self.id {
+                continue;
+            }
+            match self.peer_clocks.get(member) {
+                Some(clock) => stable = stable.meet(clock),
+                None => {
+                    stable = VectorClock::new();
+                    break;
+                }
+            }
+        }
+        // The stable point never moves back: reported clocks only grow, and a member removed
+        // and re-added starts from what it reports anew.
+        self.stable.merge(&stable);
+    }
+
+    /// Discards what every member has seen: index ranges and observed-remove tombstones.
+    fn collect_garbage(&mut self) {
+        let before = self.stable.clone();
+        self.recompute_stable();
+        if self.stable == before {
+            return;
+        }
+        for (origin, index) in &mut self.index {
+            let stable = self.stable.get(*origin);
+            while index.ranges.front().is_some_and(|(hi, _)| *hi <= stable) {
+                let (hi, _) = index.ranges.pop_front().expect("front exists");
+                index.trimmed_upto = index.trimmed_upto.max(hi);
+                self.stats.ranges_trimmed += 1;
+            }
+        }
+        let stable = &self.stable;
+        let cells = &mut self.cells;
+        self.tombstoned.retain(|key| match cells.get_mut(key) {
+            Some(cell) => {
+                cell.compact(stable);
+                cell.tombstone_count() > 0
+            }
+            None => false,
+        });
+    }
+
+    // ---------------------------------------------------------------- durability
+
+    /// Takes what the replica produced since the last call. Make `records` durable first, then
+    /// send `messages` and acknowledge `committed`.
+    pub fn take_ready(&mut self) -> Ready {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Whether [`Replica::take_ready`] has anything.
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    fn push_record(&mut self, record: Record) {
+        self.ready.records.push(record);
+        self.records_since_snapshot += 1;
+        if self.records_since_snapshot >= self.config.snapshot_every.max(1) {
+            self.seal_open_cells();
+            let snapshot = self.snapshot();
+            self.ready
+                .records
+                .push(Record::Snapshot(Box::new(snapshot)));
+            self.records_since_snapshot = 0;
+        }
+    }
+
+    /// The replica's durable image.
+    pub fn snapshot(&self) -> ReplicaSnapshot {
+        let mut index: Vec<(NodeId, OriginIndex)> =
+            self.index.iter().map(|(n, i)| (*n, i.clone())).collect();
+        if !self.open_cells.is_empty() {
+            let mut keys = self.open_cells.clone();
+            keys.sort_unstable();
+            keys.dedup();
+            let own = match index.iter_mut().find(|(n, _)| *n == self.id) {
+                Some((_, own)) => own,
+                None => {
+                    index.push((self.id, OriginIndex::default()));
+                    index.sort_unstable_by_key(|(n, _)| *n);
+                    &mut index
+                        .iter_mut()
+                        .find(|(n, _)| *n == self.id)
+                        .expect("just inserted")
+                        .1
+                }
+            };
+            own.ranges.push_back((self.clock.get(self.id), keys));
+        }
+        ReplicaSnapshot {
+            id: self.id,
+            clock: self.clock.clone(),
+            cells: self.sorted_cells(),
+            index,
+        }
+    }
+
+    /// Rebuilds replica `id` from the records it emitted, in order. The result holds exactly
+    /// what those records hold, so it never reuses a dot it had made durable.
+    pub fn recover(
+        id: NodeId,
+        schema: Schema,
+        config: ReplicaConfig,
+        records: impl IntoIterator<Item = Record>,
+    ) -> Result<Self> {
+        let mut replica = Replica::new(id, schema, config);
+        for (index, record) in records.into_iter().enumerate() {
+            let fail = |reason: String| LocalCommitError::Recovery { index, reason };
+            match record {
+                Record::Snapshot(snapshot) => {
+                    if snapshot.id != id {
+                        return Err(fail(format!("snapshot of node {}, not {id}", snapshot.id)));
+                    }
+                    replica
+                        .load_snapshot(*snapshot)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+                Record::Commit(update) => {
+                    if update.origin() != id {
+                        return Err(fail(format!(
+                            "commit of node {}, not {id}",
+                            update.origin()
+                        )));
+                    }
+                    if !replica.clock.causally_ready(update.dot, &update.clock) {
+                        return Err(fail(format!(
+                            "commit {} does not follow clock {}",
+                            update.dot, replica.clock
+                        )));
+                    }
+                    replica
+                        .apply_local(&update.effects, update.dot)
+                        .map_err(|e| fail(e.to_string()))?;
+                    replica.clock.set(id, update.dot.counter());
+                    replica
+                        .open_cells
+                        .extend(update.effects.iter().map(|e| e.key.clone()));
+                    replica.stats.commits += 1;
+                }
+                Record::Merge { from, delta } => {
+                    check_delta_shape(from, &delta).map_err(|e| fail(e.to_string()))?;
+                    if !delta.base.dominated_by(&replica.clock) {
+                        return Err(fail(format!(
+                            "merge from {from} needs clock {}",
+                            delta.base
+                        )));
+                    }
+                    // A recovering replica has heard from no peer, so its stable point is empty
+                    // and the stale-delta filter lets every recorded delta through.
+                    replica
+                        .apply_delta(from, delta, false)
+                        .map_err(|e| fail(e.to_string()))?;
+                }
+            }
+        }
+        Ok(replica)
+    }
+
+    fn load_snapshot(&mut self, snapshot: ReplicaSnapshot) -> Result<()> {
+        if !snapshot.cells.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(LocalCommitError::MalformedMessage {
+                from: snapshot.id,
+                reason: "snapshot cells not sorted",
+            });
+        }
+        let mut cells = CellMap::default();
+        let mut tombstoned = BTreeSet::new();
+        for (key, state) in snapshot.cells {
+            let mut cell = self.new_cell(&key)?;
+            cell.merge(&state)
+                .map_err(|source| LocalCommitError::RemoteStateRejected {
+                    from: snapshot.id,
+                    key: key.clone(),
+                    source,
+                })?;
+            if cell.tombstone_count() > 0 {
+                tombstoned.insert(key.clone());
+            }
+            cells.insert(key, cell);
+        }
+        self.cells = cells;
+        self.tombstoned = tombstoned;
+        self.clock = snapshot.clock;
+        self.index = snapshot.index.into_iter().collect();
+        self.open_cells.clear();
+        Ok(())
+    }
+}
+
+fn can_fail_on_apply(op: &CellOp) -> bool {
+    matches!(op, CellOp::AddFloat(_) | CellOp::MulFloat(_))
+}
+
+fn invalid(key: &CellKey, source: rhizo_algebra::AlgebraError) -> LocalCommitError {
+    LocalCommitError::InvalidOperations {
+        errors: vec![(key.clone(), source)],
+    }
+}
+
+/// Structural checks of a delta that need no state: canonical cell order, ranges in bounds.
+fn check_delta_shape(from: NodeId, delta: &Delta) -> Result<()> {
+    let malformed = |reason| Err(LocalCommitError::MalformedMessage { from, reason });
+    if !delta.cells.windows(2).all(|w| w[0].0 < w[1].0) {
+        return malformed("delta cells are not strictly increasing");
+    }
+    if !delta.base.dominated_by(&delta.clock) {
+        return malformed("delta base is ahead of its clock");
+    }
+    if delta.snapshot && !delta.base.is_empty() {
+        return malformed("a snapshot has an empty base");
+    }
+    for range in &delta.origins {
+        if range.hi > delta.clock.get(range.origin) {
+            return malformed("origin range beyond the delta's clock");
+        }
+        if range.cells.iter().any(|&i| i as usize >= delta.cells.len()) {
+            return malformed("origin range names a cell the delta does not hold");
+        }
+    }
+    Ok(())
+}
+
+/// FNV-1a, 64-bit: a tiny stable hash for fingerprints (not for adversarial input).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+impl TransactionMetadata {
+    /// Metadata with an application tag.
+    pub fn tagged(tag: u64) -> Self {
+        Self { tag: Some(tag) }
+    }
+}

@@ -1,0 +1,788 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use rhizo_algebra::{AlgebraError, AlgebraicValue, MergeType, OpType, Schema, ValueType};
+use rhizo_clock::{Dot, NodeId, VectorClock};
+
+use crate::wire::{decode_message, decode_record, encode_message, encode_record};
+use crate::*;
+
+fn schema() -> Schema {
+    Schema::builder()
+        .table("t")
+        .column("sum", MergeType::Add, ValueType::Integer)
+        .column("fsum", MergeType::Add, ValueType::Float)
+        .column("hi", MergeType::Max, ValueType::Integer)
+        .column("lo", MergeType::Min, ValueType::Float)
+        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
+        .column("seen", MergeType::Union, ValueType::IntSet)
+        .column("name", MergeType::Register, ValueType::StringSet)
+        .build()
+        .unwrap()
+}
+
+fn node(i: u32) -> NodeId {
+    NodeId::numbered(i)
+}
+
+fn cluster(n: u32) -> Vec<Replica> {
+    let members: Vec<NodeId> = (0..n).map(node).collect();
+    let config = ReplicaConfig {
+        members: members.clone(),
+        ..ReplicaConfig::default()
+    };
+    members
+        .iter()
+        .map(|&id| Replica::new(id, schema(), config.clone()))
+        .collect()
+}
+
+fn incr(row: &str, amount: i64) -> AlgebraicTransaction {
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("t", row, "sum", amount);
+    tx
+}
+
+/// Carries every message between replicas, in order, and lets everyone sync with everyone
+/// until all are idle. Returns the number of messages carried.
+fn settle(replicas: &mut [Replica]) -> usize {
+    let mut discarded = vec![Vec::new(); replicas.len()];
+    settle_logged(replicas, &mut discarded)
+}
+
+/// [`settle`], appending each replica's records to its log.
+fn settle_logged(replicas: &mut [Replica], logs: &mut [Vec<Record>]) -> usize {
+    let mut carried = 0;
+    for _round in 0..10 {
+        let ids: Vec<NodeId> = replicas.iter().map(Replica::id).collect();
+        for i in 0..replicas.len() {
+            for &peer in &ids {
+                replicas[i].sync_with(peer);
+            }
+        }
+        loop {
+            let mut in_flight = Vec::new();
+            for (r, log) in replicas.iter_mut().zip(logs.iter_mut()) {
+                let from = r.id();
+                let ready = r.take_ready();
+                log.extend(ready.records);
+                in_flight.extend(ready.messages.into_iter().map(|(to, m)| (from, to, m)));
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            for (from, to, message) in in_flight {
+                carried += 1;
+                let target = replicas.iter_mut().find(|r| r.id() == to).unwrap();
+                target.step(from, message).unwrap();
+            }
+        }
+        if replicas.iter().all(Replica::is_idle) {
+            return carried;
+        }
+    }
+    panic!("replicas did not become idle in 10 rounds");
+}
+
+// ------------------------------------------------------------------ the roadmap's tests
+
+#[test]
+fn test_algebraic_tx_can_commit_locally() {
+    let protocol = LocalCommitProtocol::new(node(0), schema());
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("t", "r", "sum", 5)
+        .max("t", "r", "hi", 9)
+        .add_to_set("t", "r", "tags", ["x"]);
+    assert!(protocol.can_commit_locally(&tx));
+    assert_eq!(protocol.check(&tx), Ok(()));
+}
+
+#[test]
+fn test_non_algebraic_tx_cannot_commit_locally() {
+    let mut protocol = LocalCommitProtocol::new(node(0), schema());
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("t", "r", "sum", 5)
+        .put("t", "r", "name", AlgebraicValue::string_set(["bob"]));
+    assert!(!protocol.can_commit_locally(&tx));
+    let err = protocol.commit_local(tx).unwrap_err();
+    assert_eq!(
+        err,
+        LocalCommitError::RequiresCoordination {
+            operations: vec![(CellKey::new("t", "r", "name"), OpType::GenericOverwrite)]
+        }
+    );
+    assert!(
+        protocol.clock().is_empty(),
+        "a refused commit must not tick the clock"
+    );
+}
+
+#[test]
+fn test_merge_two_local_commits() {
+    let mut a = LocalCommitProtocol::new(node(0), schema());
+    let mut b = LocalCommitProtocol::new(node(1), schema());
+    let ua = a.commit_local(incr("r", 3)).unwrap();
+    let ub = b.commit_local(incr("r", 4)).unwrap();
+    assert!(ua.clock.concurrent(&ub.clock));
+    let merged = a.merge_updates(&ua, &ub).unwrap();
+    assert_eq!(
+        merged.get(&CellKey::new("t", "r", "sum")).unwrap().unwrap(),
+        AlgebraicValue::Integer(7)
+    );
+    assert_eq!(
+        merged.clock(),
+        &VectorClock::new()
+            .with_node(node(0), 1)
+            .with_node(node(1), 1)
+    );
+}
+
+#[test]
+fn test_merge_is_commutative() {
+    let mut a = LocalCommitProtocol::new(node(0), schema());
+    let mut b = LocalCommitProtocol::new(node(1), schema());
+    let mut fa = AlgebraicTransaction::new();
+    fa.increment("t", "r", "fsum", 1e16)
+        .min("t", "r", "lo", -0.0);
+    let mut fb = AlgebraicTransaction::new();
+    fb.increment("t", "r", "fsum", 1.0).min("t", "r", "lo", 0.0);
+    let ua = a.commit_local(fa).unwrap();
+    let ub = b.commit_local(fb).unwrap();
+    let ab = a.merge_updates(&ua, &ub).unwrap();
+    let ba = a.merge_updates(&ub, &ua).unwrap();
+    assert_eq!(
+        postcard::to_allocvec(&ab).unwrap(),
+        postcard::to_allocvec(&ba).unwrap()
+    );
+}
+
+#[test]
+fn test_merge_is_associative() {
+    let mut ps: Vec<LocalCommitProtocol> = (0..3)
+        .map(|i| LocalCommitProtocol::new(node(i), schema()))
+        .collect();
+    let updates: Vec<VersionedUpdate> = ps
+        .iter_mut()
+        .zip([1e16, 1.0, -1e16])
+        .map(|(p, x)| {
+            let mut tx = AlgebraicTransaction::new();
+            tx.increment("t", "r", "fsum", x);
+            p.commit_local(tx).unwrap()
+        })
+        .collect();
+    // (a ∪ b) ∪ c and a ∪ (b ∪ c), through every order of presentation.
+    let reference = postcard::to_allocvec(&ps[0].merge_all(&updates).unwrap()).unwrap();
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+        let shuffled: Vec<&VersionedUpdate> = order.iter().map(|&i| &updates[i]).collect();
+        let merged = ps[0].merge_all(shuffled).unwrap();
+        assert_eq!(postcard::to_allocvec(&merged).unwrap(), reference);
+    }
+}
+
+// ------------------------------------------------------------------ refusals leave no trace
+
+#[test]
+fn refused_transactions_change_nothing() {
+    let mut replica = cluster(1).pop().unwrap();
+    replica.commit(incr("r", 1)).unwrap();
+    replica.take_ready();
+    let before = replica.canonical_state();
+
+    assert_eq!(
+        replica.commit(AlgebraicTransaction::new()),
+        Err(LocalCommitError::EmptyTransaction)
+    );
+
+    let mut unknown = incr("r", 1);
+    unknown
+        .increment("nope", "r", "sum", 1)
+        .increment("t", "r", "nope", 1);
+    match replica.commit(unknown) {
+        Err(LocalCommitError::InvalidOperations { errors }) => {
+            assert_eq!(errors.len(), 2);
+            assert!(matches!(errors[0].1, AlgebraError::UnknownTable { .. }));
+            assert!(matches!(errors[1].1, AlgebraError::UnknownColumn { .. }));
+        }
+        other => panic!("expected unknown table and column, got {other:?}"),
+    }
+
+    let mut nan = incr("r", 1);
+    nan.increment("t", "r", "fsum", f64::NAN);
+    assert!(matches!(
+        replica.commit(nan),
+        Err(LocalCommitError::InvalidOperations { errors }) if matches!(errors[0].1, AlgebraError::NonFiniteFloat { .. })
+    ));
+
+    let mut wrong_type = incr("r", 1);
+    wrong_type.increment("t", "r", "sum", 1.5);
+    assert!(matches!(
+        replica.commit(wrong_type),
+        Err(LocalCommitError::InvalidOperations { errors }) if matches!(errors[0].1, AlgebraError::TypeMismatch { .. })
+    ));
+
+    let mut wrong_kind = incr("r", 1);
+    wrong_kind.max("t", "r", "sum", 3);
+    assert!(matches!(
+        replica.commit(wrong_kind),
+        Err(LocalCommitError::InvalidOperations { errors }) if matches!(errors[0].1, AlgebraError::OpNotAccepted { .. })
+    ));
+
+    let long_row = "x".repeat(MAX_ROW_KEY_LEN + 1);
+    assert!(matches!(
+        replica.commit(incr(&long_row, 1)),
+        Err(LocalCommitError::RowKeyTooLong { .. })
+    ));
+
+    // A float sum leaving the finite range fails on apply; the other cell must not change.
+    let mut overflow = AlgebraicTransaction::new();
+    overflow.increment("t", "r", "fsum", 1.5e308);
+    replica.commit(overflow).unwrap();
+    replica.take_ready();
+    let before_overflow = replica.canonical_state();
+    let mut overflow = incr("r", 1);
+    overflow.increment("t", "r", "fsum", 1.5e308);
+    assert!(replica.commit(overflow).is_err());
+    assert_eq!(replica.canonical_state(), before_overflow);
+    assert!(!replica.has_ready(), "a refused commit emits nothing");
+    assert_ne!(before, before_overflow);
+}
+
+#[test]
+fn reading_an_integer_sum_beyond_i64_is_an_error_on_every_replica() {
+    let mut replicas = cluster(2);
+    replicas[0].commit(incr("r", i64::MAX)).unwrap();
+    replicas[1].commit(incr("r", 1)).unwrap();
+    settle(&mut replicas);
+    for r in &replicas {
+        assert!(matches!(
+            r.read("t", "r", "sum"),
+            Err(LocalCommitError::Read {
+                source: AlgebraError::Overflow { .. },
+                ..
+            })
+        ));
+    }
+    // Bringing the total back into range makes it readable again, everywhere.
+    replicas[1].commit(incr("r", -5)).unwrap();
+    settle(&mut replicas);
+    for r in &replicas {
+        assert_eq!(
+            r.read("t", "r", "sum").unwrap(),
+            AlgebraicValue::Integer(i64::MAX - 4)
+        );
+    }
+}
+
+// ------------------------------------------------------------------ replica behaviour
+
+#[test]
+fn two_replicas_converge_and_messages_carry_keys_not_operations() {
+    let mut replicas = cluster(2);
+    for i in 0..1000 {
+        replicas[0].commit(incr("hot", 1)).unwrap();
+        replicas[1]
+            .commit(incr(if i % 2 == 0 { "hot" } else { "cold" }, 2))
+            .unwrap();
+    }
+    replicas[0].sync_with(node(1));
+    let ready = replicas[0].take_ready();
+    assert_eq!(
+        ready.records.len(),
+        1000 + 1000 / 4096,
+        "one record per commit"
+    );
+    let (_, message) = &ready.messages[0];
+    let bytes = encode_message(message).len();
+    assert!(bytes < 200, "a first sync is a digest only: {bytes} bytes");
+    replicas[1].step(node(0), message.clone()).unwrap();
+    let reply = replicas[1].take_ready().messages.pop().unwrap().1;
+    let Message::Sync(SyncMessage {
+        delta: Some(delta), ..
+    }) = &reply
+    else {
+        panic!("reply holds a delta")
+    };
+    assert_eq!(
+        delta.cells.len(),
+        2,
+        "1000 commits on two keys travel as two cells"
+    );
+    replicas[0].step(node(1), reply).unwrap();
+    settle(&mut replicas);
+    assert_eq!(replicas[0].canonical_state(), replicas[1].canonical_state());
+    assert_eq!(
+        replicas[0].read("t", "hot", "sum").unwrap(),
+        AlgebraicValue::Integer(1000 + 1000)
+    );
+    assert_eq!(
+        replicas[0].read("t", "cold", "sum").unwrap(),
+        AlgebraicValue::Integer(1000)
+    );
+}
+
+#[test]
+fn duplicated_and_reordered_deltas_take_effect_once() {
+    let mut replicas = cluster(2);
+    replicas[0].commit(incr("r", 5)).unwrap();
+    replicas[1].sync_with(node(0));
+    let request = replicas[1].take_ready().messages.pop().unwrap().1;
+    replicas[0].step(node(1), request.clone()).unwrap();
+    let reply = replicas[0].take_ready().messages.pop().unwrap().1;
+    for _ in 0..3 {
+        replicas[1].step(node(0), reply.clone()).unwrap();
+    }
+    assert_eq!(
+        replicas[1].read("t", "r", "sum").unwrap(),
+        AlgebraicValue::Integer(5)
+    );
+    assert_eq!(replicas[1].stats().deltas_applied, 1);
+    assert_eq!(replicas[1].stats().deltas_redundant, 2);
+}
+
+#[test]
+fn an_early_delta_waits_for_its_base() {
+    let mut replicas = cluster(3);
+    // n0 commits; n1 learns it; n1 commits on top. n2 then gets n1's delta relative to a base
+    // that includes n0's commit, which n2 lacks: it must wait, then apply once n0's arrives.
+    replicas[0].commit(incr("r", 1)).unwrap();
+    replicas[1].sync_with(node(0));
+    let req = replicas[1].take_ready().messages.pop().unwrap().1;
+    replicas[0].step(node(1), req).unwrap();
+    let reply = replicas[0].take_ready().messages.pop().unwrap().1;
+    replicas[1].step(node(0), reply).unwrap();
+    replicas[1].commit(incr("r", 10)).unwrap();
+    replicas[1].take_ready();
+
+    let base = VectorClock::new().with_node(node(0), 1);
+    // n1 pushes to n2 believing (from a digest) that n2 holds n0's commit; it does not.
+    replicas[1]
+        .step(
+            node(2),
+            Message::Sync(SyncMessage {
+                clock: base,
+                delta: None,
+                reply_wanted: true,
+            }),
+        )
+        .unwrap();
+    let (to, pushed) = replicas[1].take_ready().messages.pop().unwrap();
+    assert_eq!(to, node(2));
+    replicas[2].step(node(1), pushed).unwrap();
+    assert_eq!(
+        replicas[2].buffered(),
+        1,
+        "n1's delta needs n0's commit first"
+    );
+    assert_eq!(
+        replicas[2].read("t", "r", "sum").unwrap(),
+        AlgebraicValue::Integer(0),
+        "nothing visible early"
+    );
+    replicas[2].take_ready();
+    replicas[2].sync_with(node(0));
+    let req = replicas[2].take_ready().messages.pop().unwrap().1;
+    replicas[0].step(node(2), req).unwrap();
+    let reply = replicas[0].take_ready().messages.pop().unwrap().1;
+    replicas[2].step(node(0), reply).unwrap();
+    assert_eq!(replicas[2].buffered(), 0);
+    assert_eq!(
+        replicas[2].read("t", "r", "sum").unwrap(),
+        AlgebraicValue::Integer(11)
+    );
+}
+
+#[test]
+fn observed_remove_deletes_only_what_it_saw() {
+    let mut replicas = cluster(2);
+    let mut add = AlgebraicTransaction::new();
+    add.add_to_set("t", "u", "tags", ["premium"]);
+    replicas[0].commit(add.clone()).unwrap();
+    settle(&mut replicas);
+    // n1 removes the tag it saw while n0 concurrently adds it again: the new add wins.
+    let mut remove = AlgebraicTransaction::new();
+    remove.remove_from_set("t", "u", "tags", ["premium"]);
+    replicas[1].commit(remove).unwrap();
+    replicas[0].commit(add).unwrap();
+    settle(&mut replicas);
+    for r in &replicas {
+        assert_eq!(
+            r.read("t", "u", "tags").unwrap(),
+            AlgebraicValue::string_set(["premium"])
+        );
+    }
+    // A remove that observed both adds deletes the element everywhere, and GC later drops
+    // the tombstones once both replicas have seen the remove.
+    let mut remove = AlgebraicTransaction::new();
+    remove.remove_from_set("t", "u", "tags", ["premium"]);
+    replicas[1].commit(remove).unwrap();
+    settle(&mut replicas);
+    settle(&mut replicas);
+    for r in &replicas {
+        assert_eq!(
+            r.read("t", "u", "tags").unwrap(),
+            AlgebraicValue::string_set(Vec::<String>::new())
+        );
+        assert_eq!(r.tombstones(), 0, "stable tombstones are collected");
+        assert_eq!(r.indexed_ranges(), 0, "stable index ranges are collected");
+    }
+    assert_eq!(replicas[0].canonical_state(), replicas[1].canonical_state());
+}
+
+#[test]
+fn garbage_collection_waits_for_every_member_and_a_late_member_gets_a_snapshot() {
+    let mut replicas = cluster(2);
+    for i in 0..10 {
+        replicas[i % 2].commit(incr("r", 1)).unwrap();
+    }
+    settle(&mut replicas);
+    settle(&mut replicas);
+    assert_eq!(replicas[0].indexed_ranges(), 0);
+    // A third member joins late: it is behind the trimmed index, so it gets everything at once.
+    let joiner_id = node(2);
+    for r in replicas.iter_mut() {
+        r.add_member(joiner_id);
+    }
+    let members = vec![node(0), node(1), joiner_id];
+    let config = ReplicaConfig {
+        members,
+        ..ReplicaConfig::default()
+    };
+    replicas.push(Replica::new(joiner_id, schema(), config));
+    replicas[0].commit(incr("r", 1)).unwrap();
+    settle(&mut replicas);
+    assert_eq!(
+        replicas[2].read("t", "r", "sum").unwrap(),
+        AlgebraicValue::Integer(11)
+    );
+    assert!(replicas.iter().any(|r| r.stats().snapshots_sent > 0));
+    assert_eq!(replicas[0].canonical_state(), replicas[2].canonical_state());
+    // Removing the member lets GC proceed without it.
+    replicas.pop();
+    for r in replicas.iter_mut() {
+        r.remove_member(joiner_id);
+    }
+    replicas[1].commit(incr("r", 1)).unwrap();
+    settle(&mut replicas);
+    settle(&mut replicas);
+    assert_eq!(replicas[0].indexed_ranges(), 0);
+}
+
+#[test]
+fn a_delta_that_does_not_fit_the_schema_is_refused_whole() {
+    let mut replicas = cluster(2);
+    let mut tx = incr("r", 1);
+    tx.add_to_set("t", "r", "tags", ["a"]);
+    replicas[0].commit(tx).unwrap();
+    replicas[1].sync_with(node(0));
+    let req = replicas[1].take_ready().messages.pop().unwrap().1;
+    replicas[0].step(node(1), req).unwrap();
+    let Message::Sync(mut reply) = replicas[0].take_ready().messages.pop().unwrap().1;
+    // Swap the two cells' states: each now disagrees with its column.
+    let delta = reply.delta.as_mut().unwrap();
+    let (a, b) = (delta.cells[0].1.clone(), delta.cells[1].1.clone());
+    delta.cells[0].1 = b;
+    delta.cells[1].1 = a;
+    let before = replicas[1].canonical_state();
+    let err = replicas[1].step(node(0), Message::Sync(reply)).unwrap_err();
+    assert!(
+        matches!(err, LocalCommitError::RemoteStateRejected { .. }),
+        "{err:?}"
+    );
+    assert_eq!(replicas[1].canonical_state(), before);
+    // Still usable.
+    settle(&mut replicas);
+    assert_eq!(
+        replicas[1].read("t", "r", "sum").unwrap(),
+        AlgebraicValue::Integer(1)
+    );
+}
+
+#[test]
+fn recovery_rebuilds_the_replica_and_never_reuses_a_dot() {
+    let mut replicas = cluster(2);
+    let config = ReplicaConfig {
+        members: vec![node(0), node(1)],
+        snapshot_every: 7,
+        ..ReplicaConfig::default()
+    };
+    replicas[0] = Replica::new(node(0), schema(), config.clone());
+    let mut logs: Vec<Vec<Record>> = vec![Vec::new(), Vec::new()];
+    for i in 0..20 {
+        let mut tx = incr("r", i);
+        tx.add_to_set("t", "r", "tags", [format!("t{i}")]);
+        replicas[0].commit(tx).unwrap();
+        replicas[1].commit(incr("s", 1)).unwrap();
+        if i % 5 == 0 {
+            settle_logged(&mut replicas, &mut logs);
+        }
+    }
+    settle_logged(&mut replicas, &mut logs);
+    let log = logs[0].clone();
+    // Keep only what the last snapshot supersedes nothing of, as a log compactor would.
+    let last_snapshot = log
+        .iter()
+        .rposition(|r| matches!(r, Record::Snapshot(_)))
+        .unwrap();
+    let compacted: Vec<Record> = log[last_snapshot..].to_vec();
+    for records in [log.clone(), compacted] {
+        let bytes: Vec<Vec<u8>> = records.iter().map(encode_record).collect();
+        let decoded = bytes.iter().map(|b| decode_record(b).unwrap());
+        let mut recovered = Replica::recover(node(0), schema(), config.clone(), decoded).unwrap();
+        assert_eq!(recovered.canonical_state(), replicas[0].canonical_state());
+        let receipt = recovered.commit(incr("r", 1)).unwrap();
+        assert_eq!(
+            receipt.dot,
+            Dot::new(node(0), 21).unwrap(),
+            "the next dot follows the last durable one"
+        );
+    }
+    // Records of another node are refused.
+    let err = Replica::recover(node(1), schema(), config, log).unwrap_err();
+    assert!(
+        matches!(err, LocalCommitError::Recovery { index: 0, .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn decoding_rejects_other_versions_and_trailing_bytes() {
+    let message = Message::Sync(SyncMessage {
+        clock: VectorClock::new(),
+        delta: None,
+        reply_wanted: true,
+    });
+    let mut bytes = encode_message(&message);
+    assert_eq!(decode_message(&bytes).unwrap(), message);
+    assert_eq!(crate::wire::encoded_message_len(&message), bytes.len());
+    bytes.push(0);
+    assert!(matches!(
+        decode_message(&bytes),
+        Err(LocalCommitError::Decode { .. })
+    ));
+    let mut newer = encode_message(&message);
+    newer[0] = 2;
+    assert_eq!(
+        decode_message(&newer),
+        Err(LocalCommitError::UnsupportedFormat {
+            found: 2,
+            supported: 1
+        })
+    );
+    // A length prefix promising 2^32 cells with nothing behind it fails cleanly.
+    let huge = [1u8, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+    assert!(decode_message(&huge).is_err());
+}
+
+// ------------------------------------------------------------------ property tests
+
+#[derive(Debug, Clone)]
+enum Action {
+    Commit {
+        node: usize,
+        ops: Vec<(u8, u8, i64)>,
+    },
+    Sync {
+        node: usize,
+        peer: usize,
+    },
+    Deliver {
+        pick: usize,
+    },
+    Duplicate {
+        pick: usize,
+    },
+    Drop {
+        pick: usize,
+    },
+    Restart {
+        node: usize,
+    },
+}
+
+fn arb_action(nodes: usize) -> impl Strategy<Value = Action> {
+    prop_oneof![
+        4 => (0..nodes, prop::collection::vec((0u8..6, 0u8..3, -50i64..50), 1..4))
+            .prop_map(|(node, ops)| Action::Commit { node, ops }),
+        3 => (0..nodes, 0..nodes).prop_map(|(node, peer)| Action::Sync { node, peer }),
+        5 => any::<usize>().prop_map(|pick| Action::Deliver { pick }),
+        1 => any::<usize>().prop_map(|pick| Action::Duplicate { pick }),
+        1 => any::<usize>().prop_map(|pick| Action::Drop { pick }),
+        1 => (0..nodes).prop_map(|node| Action::Restart { node }),
+    ]
+}
+
+fn build_tx(ops: &[(u8, u8, i64)]) -> AlgebraicTransaction {
+    let mut tx = AlgebraicTransaction::new();
+    for &(kind, row, x) in ops {
+        let row = format!("r{row}");
+        match kind {
+            // A paired write: the atomic-visibility invariant is pair.a == pair.b.
+            0 => tx
+                .increment("t", "pair", "sum", x)
+                .increment("t", "pair2", "sum", x),
+            1 => tx.increment(
+                "t",
+                &row,
+                "fsum",
+                [1e16, 1.0, -1e16, 0.1, -0.0][x.unsigned_abs() as usize % 5],
+            ),
+            2 => tx.max("t", &row, "hi", x),
+            3 => tx.add_to_set("t", &row, "tags", [format!("e{}", x.rem_euclid(4))]),
+            4 => tx.remove_from_set("t", &row, "tags", [format!("e{}", x.rem_euclid(4))]),
+            _ => tx.union("t", &row, "seen", AlgebraicValue::int_set([x])),
+        };
+    }
+    tx
+}
+
+fn assert_pair_atomic(r: &Replica) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        r.read("t", "pair", "sum").unwrap(),
+        r.read("t", "pair2", "sum").unwrap(),
+        "fractured read on {}",
+        r.id()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Random transactions on 2–7 replicas, delivered in random order with duplicates, drops
+    /// and restarts from durable records; then anti-entropy alone must bring every replica to
+    /// the same bytes, equal to the sequential oracle of every acknowledged commit.
+    #[test]
+    fn prop_random_delivery_converges_to_the_oracle(
+        nodes in 2usize..8,
+        actions in prop::collection::vec(arb_action(7), 1..120),
+    ) {
+        let mut replicas = cluster(nodes as u32);
+        let mut logs: Vec<Vec<Record>> = vec![Vec::new(); nodes];
+        let mut acknowledged: Vec<VersionedUpdate> = Vec::new();
+        let mut in_flight: Vec<(NodeId, NodeId, Message)> = Vec::new();
+        for action in actions {
+            match action {
+                Action::Commit { node, ops } => {
+                    let _ = replicas[node % nodes].commit(build_tx(&ops));
+                }
+                Action::Sync { node, peer } => replicas[node % nodes].sync_with(node_id(peer % nodes)),
+                Action::Deliver { pick } | Action::Duplicate { pick } | Action::Drop { pick } if in_flight.is_empty() => {
+                    let _ = pick;
+                }
+                Action::Deliver { pick } => {
+                    let (from, to, message) = in_flight.remove(pick % in_flight.len());
+                    let target = to.to_string()[1..].parse::<usize>().unwrap();
+                    replicas[target].step(from, message).unwrap();
+                }
+                Action::Duplicate { pick } => {
+                    let copy = in_flight[pick % in_flight.len()].clone();
+                    in_flight.push(copy);
+                }
+                Action::Drop { pick } => {
+                    in_flight.remove(pick % in_flight.len());
+                }
+                Action::Restart { node } => {
+                    let node = node % nodes;
+                    let before = replicas[node].canonical_state();
+                    let config = ReplicaConfig { members: (0..nodes as u32).map(NodeId::numbered).collect(), ..ReplicaConfig::default() };
+                    replicas[node] = Replica::recover(node_id(node), schema(), config, logs[node].clone()).unwrap();
+                    prop_assert_eq!(replicas[node].canonical_state(), before, "recovery changed the state");
+                }
+            }
+            // The driver's duty: make records durable, then send messages, then acknowledge.
+            for (i, r) in replicas.iter_mut().enumerate() {
+                let ready = r.take_ready();
+                for record in &ready.records {
+                    if let Record::Commit(update) = record {
+                        acknowledged.push(update.clone());
+                    }
+                }
+                logs[i].extend(ready.records);
+                let from = r.id();
+                in_flight.extend(ready.messages.into_iter().map(|(to, m)| (from, to, m)));
+                assert_pair_atomic(r)?;
+            }
+        }
+        settle(&mut replicas);
+        let reference = replicas[0].canonical_state();
+        for r in &replicas {
+            prop_assert_eq!(&r.canonical_state(), &reference, "replica {} differs", r.id());
+            assert_pair_atomic(r)?;
+        }
+        let oracle = LocalCommitProtocol::new(node(0), schema()).merge_all(&acknowledged).unwrap();
+        let values = replicas[0].values();
+        prop_assert_eq!(values.len(), oracle.len());
+        for (key, _) in oracle.cells() {
+            let expected = oracle.get(key).unwrap().map_err(|e| e.to_string());
+            let actual = values[key].clone().map_err(|e| e.to_string());
+            prop_assert_eq!(actual, expected, "cell {}", key);
+        }
+        prop_assert_eq!(replicas[0].clock(), oracle.clock());
+    }
+
+    /// Random bytes never panic the decoder.
+    #[test]
+    fn prop_decoding_random_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = decode_message(&bytes);
+        let _ = decode_record(&bytes);
+    }
+}
+
+fn node_id(i: usize) -> NodeId {
+    NodeId::numbered(i as u32)
+}
+
+fn valid_messages() -> Vec<Vec<u8>> {
+    let mut replicas = cluster(2);
+    let mut tx = build_tx(&[(0, 0, 3), (1, 1, 1), (2, 2, 7), (3, 0, 1), (5, 1, 2)]);
+    tx.min("t", "r", "lo", 2.5);
+    replicas[0].commit(tx).unwrap();
+    replicas[1].sync_with(node(0));
+    let req = replicas[1].take_ready().messages.pop().unwrap().1;
+    replicas[0].step(node(1), req.clone()).unwrap();
+    let reply = replicas[0].take_ready().messages.pop().unwrap().1;
+    let records: Vec<Vec<u8>> = replicas[0]
+        .take_ready()
+        .records
+        .iter()
+        .map(encode_record)
+        .collect();
+    let mut out = vec![encode_message(&req), encode_message(&reply)];
+    out.extend(records);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    /// Mutated valid messages never panic the decoder, and a mutated message that still decodes
+    /// is either applied or refused with an error — never a panic.
+    #[test]
+    fn prop_decoding_mutated_bytes_never_panics(
+        which in 0usize..3,
+        flips in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    ) {
+        let corpus = valid_messages();
+        let mut bytes = corpus[which % corpus.len()].clone();
+        for (pos, byte) in flips {
+            let len = bytes.len();
+            bytes[pos % len] = byte;
+        }
+        if let Ok(message) = decode_message(&bytes) {
+            let mut replica = cluster(2).remove(1);
+            let _ = replica.step(node(0), message);
+        }
+        let _ = decode_record(&bytes);
+    }
+}
+
+#[test]
+fn values_are_in_key_order() {
+    let mut replica = cluster(1).pop().unwrap();
+    for row in ["b", "a", "c"] {
+        replica.commit(incr(row, 1)).unwrap();
+    }
+    let keys: Vec<String> = replica.values().keys().map(|k| k.row.to_string()).collect();
+    assert_eq!(keys, ["a", "b", "c"]);
+    let _: BTreeMap<_, _> = replica.values();
+}
