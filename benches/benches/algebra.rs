@@ -5,8 +5,8 @@
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use crdts::{CmRDT, CvRDT, Orswot};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use rhizo_algebra::{
     AlgebraicMerger, AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, TotalF64,
     ValueType,
@@ -36,9 +36,17 @@ fn bench_scalar(c: &mut Criterion) {
     });
 
     // Applying one update to a cell: three origins already present, the update from one of them.
-    let origins = [NodeId::numbered(0), NodeId::numbered(1), NodeId::numbered(2)];
+    let origins = [
+        NodeId::numbered(0),
+        NodeId::numbered(1),
+        NodeId::numbered(2),
+    ];
     let cases: [(&str, ColumnSpec, CellOp); 4] = [
-        ("apply_i64_add", spec(MergeType::Add, ValueType::Integer), CellOp::AddInt(3)),
+        (
+            "apply_i64_add",
+            spec(MergeType::Add, ValueType::Integer),
+            CellOp::AddInt(3),
+        ),
         (
             "apply_f64_add",
             spec(MergeType::Add, ValueType::Float),
@@ -60,12 +68,17 @@ fn bench_scalar(c: &mut Criterion) {
         for node in origins {
             state.apply(&op, dot(node, 1)).expect("apply");
         }
+        // Dots are made outside the timed region: each update needs a fresh, increasing one.
         let mut counter = 1u64;
         group.bench_function(name, |b| {
-            b.iter(|| {
-                counter += 1;
-                state.apply(black_box(&op), dot(origins[1], counter))
-            })
+            b.iter_batched(
+                || {
+                    counter += 1;
+                    dot(origins[1], counter)
+                },
+                |d| state.apply(black_box(&op), d),
+                BatchSize::SmallInput,
+            )
         });
     }
 
@@ -74,8 +87,11 @@ fn bench_scalar(c: &mut Criterion) {
     let (mut left, mut right) = (CellState::new(&add), CellState::new(&add));
     for (i, node) in origins.iter().enumerate() {
         let seq = i as u64 + 1;
-        left.apply(&CellOp::AddFloat(TotalF64(1.0)), dot(*node, seq)).expect("apply");
-        right.apply(&CellOp::AddFloat(TotalF64(2.0)), dot(*node, 4 - seq)).expect("apply");
+        left.apply(&CellOp::AddFloat(TotalF64(1.0)), dot(*node, seq))
+            .expect("apply");
+        right
+            .apply(&CellOp::AddFloat(TotalF64(2.0)), dot(*node, 4 - seq))
+            .expect("apply");
     }
     group.bench_function("join_f64_add_3_origins", |b| {
         b.iter_batched(
@@ -102,8 +118,12 @@ fn bench_sets(c: &mut Criterion) {
     let union = spec(MergeType::Union, ValueType::IntSet);
     let build_union = |items: &[i64], node: NodeId| {
         let mut s = CellState::new(&union);
-        let op = CellOp::new(&union, OpType::SemilatticeUnion, &AlgebraicValue::int_set(items.iter().copied()))
-            .expect("valid op");
+        let op = CellOp::new(
+            &union,
+            OpType::SemilatticeUnion,
+            &AlgebraicValue::int_set(items.iter().copied()),
+        )
+        .expect("valid op");
         s.apply(&op, dot(node, 1)).expect("apply");
         s
     };

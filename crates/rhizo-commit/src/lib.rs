@@ -46,6 +46,7 @@ mod error;
 mod key;
 mod protocol;
 mod replica;
+mod serde_bounded;
 mod txn;
 pub mod wire;
 

@@ -20,6 +20,7 @@ pub struct CellEffect {
     /// The cell.
     pub key: CellKey,
     /// The validated effects, in the order the transaction listed them.
+    #[serde(deserialize_with = "crate::serde_bounded::smallvec")]
     pub ops: SmallVec<[CellOp; 1]>,
 }
 
@@ -71,18 +72,18 @@ pub(crate) fn validate_transaction(
             max: MAX_OPS_PER_TRANSACTION,
         });
     }
-    let coordinated: Vec<(CellKey, OpType)> = ops
-        .iter()
-        .filter(|op| !op.op_type.is_conflict_free() || column_needs_consensus(schema, &op.key))
-        .map(|op| (op.key.clone(), op.op_type))
-        .collect();
-    if !coordinated.is_empty() {
-        return Err(LocalCommitError::RequiresCoordination {
-            operations: coordinated,
-        });
+    // Operation kinds that are never conflict-free are refused before anything is looked up.
+    if ops.iter().any(|op| !op.op_type.is_conflict_free()) {
+        let operations = ops
+            .iter()
+            .filter(|op| !op.op_type.is_conflict_free() || column_needs_consensus(schema, &op.key))
+            .map(|op| (op.key.clone(), op.op_type))
+            .collect();
+        return Err(LocalCommitError::RequiresCoordination { operations });
     }
     let mut effects: Vec<(CellKey, CellOp)> = Vec::with_capacity(ops.len());
     let mut errors = Vec::new();
+    let mut coordinated = Vec::new();
     for op in ops {
         if op.key.row.len() > MAX_ROW_KEY_LEN {
             return Err(LocalCommitError::RowKeyTooLong {
@@ -98,6 +99,11 @@ pub(crate) fn validate_transaction(
                 continue;
             }
         };
+        if !spec.merge().is_conflict_free() {
+            // An algebraic-looking operation on a register column still needs consensus.
+            coordinated.push((op.key.clone(), op.op_type));
+            continue;
+        }
         // "Add to a set" means UNION on a grow-only set column and OR_ADD on an observed-remove one.
         let op_type = match (op.op_type, spec.merge()) {
             (OpType::OrSetAdd, MergeType::Union) => OpType::SemilatticeUnion,
@@ -112,6 +118,11 @@ pub(crate) fn validate_transaction(
             Ok(cell_op) => effects.push((op.key.clone(), cell_op)),
             Err(err) => errors.push((op.key.clone(), err)),
         }
+    }
+    if !coordinated.is_empty() {
+        return Err(LocalCommitError::RequiresCoordination {
+            operations: coordinated,
+        });
     }
     if !errors.is_empty() {
         return Err(LocalCommitError::InvalidOperations { errors });
@@ -134,7 +145,10 @@ fn group_by_cell(mut effects: Vec<(CellKey, CellOp)>) -> Vec<CellEffect> {
             ops: smallvec::smallvec![op],
         }];
     }
-    effects.sort_by(|a, b| a.0.cmp(&b.0)); // stable: keeps transaction order within a cell
+    // Transactions often list cells in order already; then there is nothing to sort.
+    if !effects.windows(2).all(|w| w[0].0 <= w[1].0) {
+        effects.sort_by(|a, b| a.0.cmp(&b.0)); // stable: keeps transaction order within a cell
+    }
     let mut grouped: Vec<CellEffect> = Vec::with_capacity(effects.len());
     for (key, op) in effects {
         match grouped.last_mut() {

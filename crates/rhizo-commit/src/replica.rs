@@ -18,6 +18,9 @@ use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUp
 
 type CellMap = HashMap<CellKey, CellState, FixedState>;
 
+/// Local commits' cells are sealed into the index at the latest after this many.
+const OPEN_CELLS_LIMIT: usize = 4096;
+
 /// How a replica behaves. The defaults suit a replica whose caller persists records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaConfig {
@@ -346,6 +349,11 @@ impl Replica {
         self.clock.set(self.id, counter);
         self.open_cells
             .extend(effects.iter().map(|e| e.key.clone()));
+        if self.open_cells.len() >= OPEN_CELLS_LIMIT {
+            // A replica that commits much between syncs (or has no peers) bounds this list.
+            self.seal_open_cells();
+            self.collect_garbage();
+        }
         self.stats.commits += 1;
         if self.config.emit_records {
             let update = VersionedUpdate {
