@@ -243,6 +243,7 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
         if matches!(bench.report.status, StepStatus::Failed(_)) {
             unsaveable.insert(Phase::Bench);
         }
+        tests.build_failed.extend(bench.build_failed);
         results.extend(bench.tests);
         problems.extend(bench.problems);
         steps.push(bench.report);
@@ -399,7 +400,11 @@ fn lint(
     if !captured.status.success() {
         let files = unformatted_files(&captured.output, root);
         if !files.is_empty() {
-            report.status = StepStatus::Failed(format!("not formatted: {}", files.join(", ")));
+            let mut reason = format!("not formatted: {}", files[..files.len().min(5)].join(", "));
+            if files.len() > 5 {
+                reason.push_str(&format!(" and {} more files", files.len() - 5));
+            }
+            report.status = StepStatus::Failed(reason);
         }
     }
     steps.push(report);
@@ -603,7 +608,9 @@ fn bench_test(workspace: &Workspace) -> Result<TestRun> {
         "--",
         "--test",
     ]);
-    let (mut report, captured) = run_step("cargo bench -- --test", command, &show_test_output)?;
+    // criterion prints "Testing <id>" then "Success"; the ids alone show the progress.
+    let show = |line: &str| show_test_output(line) && line.trim_end() != "Success";
+    let (mut report, captured) = run_step("cargo bench -- --test", command, &show)?;
     let parsed = libtest::parse(&captured.output, workspace);
     // Only criterion's benchmarks: the library's unit tests already ran under `cargo test`.
     let tests: Vec<TestResult> = parsed
@@ -624,8 +631,15 @@ fn bench_test(workspace: &Workspace) -> Result<TestRun> {
     } else {
         report.status
     };
+    let build_failed = parsed
+        .build_failures
+        .iter()
+        .filter(|name| workspace.package(name).is_some())
+        .cloned()
+        .collect();
     Ok(TestRun {
         tests,
+        build_failed,
         problems: parsed.problems,
         report,
         ..TestRun::default()
@@ -696,7 +710,7 @@ fn render_steps(steps: &[StepReport]) -> String {
     for step in steps {
         let result = match &step.status {
             StepStatus::Passed => "ok".to_owned(),
-            StepStatus::TestsFailed(count) => format!("{count} tests did not pass"),
+            StepStatus::TestsFailed(count) => format!("tests not passing: {count}"),
             StepStatus::Failed(reason) => format!("FAILED: {reason}"),
             StepStatus::Skipped(reason) => format!("skipped: {reason}"),
         };
@@ -741,7 +755,7 @@ mod tests {
             render_steps(&steps),
             "step               time  result\n\
              cargo metadata    0.2 s  ok\n\
-             cargo test       61.1 s  2 tests did not pass\n\
+             cargo test       61.1 s  tests not passing: 2\n\
              cargo clippy      3.0 s  FAILED: errors in rhizo-sim\n\
              lint              0.0 s  skipped: --no-lint\n"
         );

@@ -27,7 +27,7 @@ pub enum LocalCommitError {
     #[error("row key of {key} is {len} bytes; at most {max} are allowed")]
     RowKeyTooLong {
         /// The cell addressed.
-        key: CellKey,
+        key: Box<CellKey>,
         /// The row key's length in bytes.
         len: usize,
         /// The limit.
@@ -48,17 +48,17 @@ pub enum LocalCommitError {
     #[error("reading {key}: {source}")]
     Read {
         /// The cell read.
-        key: CellKey,
+        key: Box<CellKey>,
         /// Why.
-        source: AlgebraError,
+        source: Box<AlgebraError>,
     },
     /// A cell, table or column named in a read is not in the schema.
     #[error("{key}: {source}")]
     UnknownCell {
         /// The cell named.
-        key: CellKey,
+        key: Box<CellKey>,
         /// The schema's answer.
-        source: AlgebraError,
+        source: Box<AlgebraError>,
     },
     /// A message from a peer held a cell this replica's schema cannot accept. Nothing of the
     /// message was applied.
@@ -67,9 +67,9 @@ pub enum LocalCommitError {
         /// The sender.
         from: NodeId,
         /// The offending cell.
-        key: CellKey,
+        key: Box<CellKey>,
         /// Why.
-        source: AlgebraError,
+        source: Box<AlgebraError>,
     },
     /// A message from a peer is malformed beyond a single cell (inconsistent clocks, wrong
     /// origin, a sender that is this replica…). Nothing of it was applied.

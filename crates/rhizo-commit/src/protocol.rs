@@ -56,12 +56,14 @@ impl VersionedUpdate {
 /// Validates a transaction's operations against `schema`, refusing it whole if any operation is
 /// not algebraic or not valid. `remove` builds an observed-remove effect from the committer's
 /// view of the cell (a stateless committer passes `None` and such removes are refused).
+/// Builds an observed-remove effect from the committer's view of a cell.
+pub(crate) type ObserveRemove<'a> =
+    dyn FnMut(&CellKey, &ColumnSpec, &AlgebraicValue) -> rhizo_algebra::Result<CellOp> + 'a;
+
 pub(crate) fn validate_transaction(
     schema: &Schema,
-    ops: &[AlgebraicOperation],
-    mut observe: Option<
-        &mut dyn FnMut(&CellKey, &ColumnSpec, &AlgebraicValue) -> rhizo_algebra::Result<CellOp>,
-    >,
+    ops: SmallVec<[AlgebraicOperation; 2]>,
+    mut observe: Option<&mut ObserveRemove<'_>>,
 ) -> Result<Vec<CellEffect>> {
     if ops.is_empty() {
         return Err(LocalCommitError::EmptyTransaction);
@@ -81,27 +83,27 @@ pub(crate) fn validate_transaction(
             .collect();
         return Err(LocalCommitError::RequiresCoordination { operations });
     }
-    let mut effects: Vec<(CellKey, CellOp)> = Vec::with_capacity(ops.len());
+    let mut effects: Vec<CellEffect> = Vec::with_capacity(ops.len());
     let mut errors = Vec::new();
     let mut coordinated = Vec::new();
     for op in ops {
         if op.key.row.len() > MAX_ROW_KEY_LEN {
             return Err(LocalCommitError::RowKeyTooLong {
-                key: op.key.clone(),
                 len: op.key.row.len(),
+                key: Box::new(op.key),
                 max: MAX_ROW_KEY_LEN,
             });
         }
         let spec = match schema.column(&op.key.table, &op.key.column) {
             Ok(spec) => spec,
             Err(err) => {
-                errors.push((op.key.clone(), err));
+                errors.push((op.key, err));
                 continue;
             }
         };
         if !spec.merge().is_conflict_free() {
             // An algebraic-looking operation on a register column still needs consensus.
-            coordinated.push((op.key.clone(), op.op_type));
+            coordinated.push((op.key, op.op_type));
             continue;
         }
         // "Add to a set" means UNION on a grow-only set column and OR_ADD on an observed-remove one.
@@ -115,8 +117,11 @@ pub(crate) fn validate_transaction(
             _ => CellOp::new(spec, op_type, &op.value),
         };
         match built {
-            Ok(cell_op) => effects.push((op.key.clone(), cell_op)),
-            Err(err) => errors.push((op.key.clone(), err)),
+            Ok(cell_op) => effects.push(CellEffect {
+                key: op.key,
+                ops: smallvec::smallvec![cell_op],
+            }),
+            Err(err) => errors.push((op.key, err)),
         }
     }
     if !coordinated.is_empty() {
@@ -136,27 +141,19 @@ fn column_needs_consensus(schema: &Schema, key: &CellKey) -> bool {
         .is_ok_and(|spec| !spec.merge().is_conflict_free())
 }
 
-/// Groups effects by cell (cells in key order, effects of one cell in transaction order).
-fn group_by_cell(mut effects: Vec<(CellKey, CellOp)>) -> Vec<CellEffect> {
-    if effects.len() == 1 {
-        let (key, op) = effects.pop().expect("one effect");
-        return vec![CellEffect {
-            key,
-            ops: smallvec::smallvec![op],
-        }];
+/// Groups single-operation effects by cell: cells in key order, the effects of one cell in
+/// transaction order.
+fn group_by_cell(mut effects: Vec<CellEffect>) -> Vec<CellEffect> {
+    // Transactions often list distinct cells in order already; then there is nothing to do.
+    if effects.windows(2).all(|w| w[0].key < w[1].key) {
+        return effects;
     }
-    // Transactions often list cells in order already; then there is nothing to sort.
-    if !effects.windows(2).all(|w| w[0].0 <= w[1].0) {
-        effects.sort_by(|a, b| a.0.cmp(&b.0)); // stable: keeps transaction order within a cell
-    }
+    effects.sort_by(|a, b| a.key.cmp(&b.key)); // stable: keeps transaction order within a cell
     let mut grouped: Vec<CellEffect> = Vec::with_capacity(effects.len());
-    for (key, op) in effects {
+    for effect in effects {
         match grouped.last_mut() {
-            Some(last) if last.key == key => last.ops.push(op),
-            _ => grouped.push(CellEffect {
-                key,
-                ops: smallvec::smallvec![op],
-            }),
+            Some(last) if last.key == effect.key => last.ops.extend(effect.ops),
+            _ => grouped.push(effect),
         }
     }
     grouped
@@ -202,7 +199,7 @@ impl LocalCommitProtocol {
 
     /// Why `tx` may not commit locally, or `Ok` if it may.
     pub fn check(&self, tx: &AlgebraicTransaction) -> Result<()> {
-        validate_transaction(&self.schema, tx.operations(), None).map(drop)
+        validate_transaction(&self.schema, tx.clone().into_operations(), None).map(drop)
     }
 
     /// Whether `tx` may commit without coordination: it is non-empty, every operation is
@@ -214,7 +211,8 @@ impl LocalCommitProtocol {
     /// Commits `tx` locally: validates it, ticks the clock and returns the stamped update.
     /// On error nothing changes (the clock is not ticked).
     pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<VersionedUpdate> {
-        let effects = validate_transaction(&self.schema, tx.operations(), None)?;
+        let metadata = tx.metadata.clone();
+        let effects = validate_transaction(&self.schema, tx.into_operations(), None)?;
         let mut clock = self.clock.clone();
         let dot = clock.tick(self.node)?;
         self.clock = clock.clone();
@@ -223,7 +221,7 @@ impl LocalCommitProtocol {
             clock,
             schema_version: self.schema.version(),
             effects,
-            metadata: tx.metadata,
+            metadata,
         })
     }
 
@@ -271,8 +269,8 @@ impl MergedState {
             let spec = schema
                 .column(&effect.key.table, &effect.key.column)
                 .map_err(|source| LocalCommitError::UnknownCell {
-                    key: effect.key.clone(),
-                    source,
+                    key: Box::new(effect.key.clone()),
+                    source: Box::new(source),
                 })?;
             let cell = self
                 .cells
@@ -281,8 +279,8 @@ impl MergedState {
             cell.apply_all(&effect.ops, dot).map_err(|source| {
                 LocalCommitError::RemoteStateRejected {
                     from: dot.node(),
-                    key: effect.key.clone(),
-                    source,
+                    key: Box::new(effect.key.clone()),
+                    source: Box::new(source),
                 }
             })?;
         }
@@ -294,8 +292,8 @@ impl MergedState {
     pub fn get(&self, key: &CellKey) -> Option<Result<AlgebraicValue>> {
         self.cells.get(key).map(|cell| {
             cell.value().map_err(|source| LocalCommitError::Read {
-                key: key.clone(),
-                source,
+                key: Box::new(key.clone()),
+                source: Box::new(source),
             })
         })
     }

@@ -338,7 +338,7 @@ impl Replica {
                 Some(cell) => cell.remove_op(spec, value),
                 None => CellState::new(spec).remove_op(spec, value),
             };
-        let effects = validate_transaction(&self.schema, &ops, Some(&mut observe))?;
+        let effects = validate_transaction(&self.schema, ops, Some(&mut observe))?;
         let counter = self
             .clock
             .get(self.id)
@@ -347,8 +347,12 @@ impl Replica {
         let dot = Dot::new(self.id, counter)?;
         self.apply_local(&effects, dot)?;
         self.clock.set(self.id, counter);
-        self.open_cells
-            .extend(effects.iter().map(|e| e.key.clone()));
+        for effect in &effects {
+            // Hot keys are written again and again between syncs: skip the repeat cheaply.
+            if self.open_cells.last() != Some(&effect.key) {
+                self.open_cells.push(effect.key.clone());
+            }
+        }
         if self.open_cells.len() >= OPEN_CELLS_LIMIT {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();
@@ -409,8 +413,8 @@ impl Replica {
             .schema
             .column(&key.table, &key.column)
             .map_err(|source| LocalCommitError::UnknownCell {
-                key: key.clone(),
-                source,
+                key: Box::new(key.clone()),
+                source: Box::new(source),
             })?;
         Ok(CellState::new(spec))
     }
@@ -430,8 +434,8 @@ impl Replica {
             None => self.new_cell(key)?.value(),
         };
         value.map_err(|source| LocalCommitError::Read {
-            key: key.clone(),
-            source,
+            key: Box::new(key.clone()),
+            source: Box::new(source),
         })
     }
 
@@ -443,8 +447,8 @@ impl Replica {
                 (
                     k.clone(),
                     c.value().map_err(|source| LocalCommitError::Read {
-                        key: k.clone(),
-                        source,
+                        key: Box::new(k.clone()),
+                        source: Box::new(source),
                     }),
                 )
             })
@@ -624,8 +628,8 @@ impl Replica {
             cell.merge(incoming)
                 .map_err(|source| LocalCommitError::RemoteStateRejected {
                     from,
-                    key: key.clone(),
-                    source,
+                    key: Box::new(key.clone()),
+                    source: Box::new(source),
                 })?;
             joined.push(cell);
         }
@@ -960,8 +964,8 @@ impl Replica {
             cell.merge(&state)
                 .map_err(|source| LocalCommitError::RemoteStateRejected {
                     from: snapshot.id,
-                    key: key.clone(),
-                    source,
+                    key: Box::new(key.clone()),
+                    source: Box::new(source),
                 })?;
             if cell.tombstone_count() > 0 {
                 tombstoned.insert(key.clone());

@@ -96,6 +96,8 @@ pub(crate) fn render_table(diffs: &[PhaseDiff]) -> String {
         );
         if !diff.build_failed.is_empty() {
             text.push_str("  build failed");
+        } else if !diff.not_built.is_empty() {
+            text.push_str("  not built");
         }
         text.push('\n');
     }
@@ -251,12 +253,15 @@ mod tests {
         );
         let mut algebra = diff_phase(Phase::AlgebraCommit, None, &BTreeMap::new());
         algebra.build_failed = vec!["rhizo-algebra".to_owned()];
+        let mut sim = diff_phase(Phase::Sim, Some(&set(&["s::a"])), &BTreeMap::new());
+        sim.not_built = vec!["rhizo-sim".to_owned()];
         let python = diff_phase(Phase::Python, None, &results(&[("p::t", Outcome::Passed)]));
         assert_eq!(
-            render_table(&[clock, algebra, python]),
+            render_table(&[clock, algebra, sim, python]),
             "phase  baseline  passed  failed  new  missing\n\
              2             3       2       1    1        1\n\
              3             -       0       0    0        0  build failed\n\
+             4             1       0       0    0        1  not built\n\
              py            -       1       0    1        0\n"
         );
     }
