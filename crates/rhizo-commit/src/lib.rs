@@ -57,8 +57,9 @@ pub use protocol::{
     VersionedUpdate,
 };
 pub use replica::{
-    CommitReceipt, Delta, Message, OriginIndex, OriginRange, Ready, Record, Replica, ReplicaConfig,
-    ReplicaSnapshot, ReplicaStats, SyncMessage,
+    CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginIndex, OriginRange,
+    Ready, Record, Replica, ReplicaConfig, ReplicaSnapshot, ReplicaStats, SyncMessage,
+    consensus_origin,
 };
 pub use txn::{AlgebraicOperation, AlgebraicTransaction, TransactionMetadata};
 

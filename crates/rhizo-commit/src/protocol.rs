@@ -56,14 +56,37 @@ impl VersionedUpdate {
 /// Validates a transaction's operations against `schema`, refusing it whole if any operation is
 /// not algebraic or not valid. `remove` builds an observed-remove effect from the committer's
 /// view of the cell (a stateless committer passes `None` and such removes are refused).
+/// A transaction ordered by the consensus log: validated by its proposer (which resolved its
+/// observed-removes against its own view), applied by every replica in log order with
+/// [`crate::Replica::apply_ordered`]. Registers change only this way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderedUpdate {
+    /// The schema version the update was validated against.
+    pub schema_version: u64,
+    /// Effects grouped by cell, cells in key order.
+    pub effects: Vec<CellEffect>,
+    /// The transaction's metadata.
+    pub metadata: TransactionMetadata,
+}
+
 /// Builds an observed-remove effect from the committer's view of a cell.
 pub(crate) type ObserveRemove<'a> =
     dyn FnMut(&CellKey, &ColumnSpec, &AlgebraicValue) -> rhizo_algebra::Result<CellOp> + 'a;
+
+/// Which commit path a transaction is validated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommitPath {
+    /// Without coordination: every operation must be algebraic.
+    Local,
+    /// Through the consensus log: registers may be overwritten and compared too.
+    Ordered,
+}
 
 pub(crate) fn validate_transaction(
     schema: &Schema,
     ops: SmallVec<[AlgebraicOperation; 2]>,
     mut observe: Option<&mut ObserveRemove<'_>>,
+    path: CommitPath,
 ) -> Result<Vec<CellEffect>> {
     if ops.is_empty() {
         return Err(LocalCommitError::EmptyTransaction);
@@ -75,7 +98,7 @@ pub(crate) fn validate_transaction(
         });
     }
     // Operation kinds that are never conflict-free are refused before anything is looked up.
-    if ops.iter().any(|op| !op.op_type.is_conflict_free()) {
+    if path == CommitPath::Local && ops.iter().any(|op| !op.op_type.is_conflict_free()) {
         let operations = ops
             .iter()
             .filter(|op| !op.op_type.is_conflict_free() || column_needs_consensus(schema, &op.key))
@@ -101,7 +124,7 @@ pub(crate) fn validate_transaction(
                 continue;
             }
         };
-        if !spec.merge().is_conflict_free() {
+        if path == CommitPath::Local && !spec.merge().is_conflict_free() {
             // An algebraic-looking operation on a register column still needs consensus.
             coordinated.push((op.key, op.op_type));
             continue;
@@ -114,6 +137,10 @@ pub(crate) fn validate_transaction(
         };
         let built = match (op_type, observe.as_mut()) {
             (OpType::OrSetRemove, Some(observe)) => observe(&op.key, spec, &op.value),
+            (OpType::GenericConditional, _) => match &op.expected {
+                Some(expected) => CellOp::compare_and_set(spec, expected, &op.value),
+                None => CellOp::new(spec, op_type, &op.value),
+            },
             _ => CellOp::new(spec, op_type, &op.value),
         };
         match built {
@@ -199,7 +226,13 @@ impl LocalCommitProtocol {
 
     /// Why `tx` may not commit locally, or `Ok` if it may.
     pub fn check(&self, tx: &AlgebraicTransaction) -> Result<()> {
-        validate_transaction(&self.schema, tx.clone().into_operations(), None).map(drop)
+        validate_transaction(
+            &self.schema,
+            tx.clone().into_operations(),
+            None,
+            CommitPath::Local,
+        )
+        .map(drop)
     }
 
     /// Whether `tx` may commit without coordination: it is non-empty, every operation is
@@ -212,7 +245,8 @@ impl LocalCommitProtocol {
     /// On error nothing changes (the clock is not ticked).
     pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<VersionedUpdate> {
         let metadata = tx.metadata.clone();
-        let effects = validate_transaction(&self.schema, tx.into_operations(), None)?;
+        let effects =
+            validate_transaction(&self.schema, tx.into_operations(), None, CommitPath::Local)?;
         let mut clock = self.clock.clone();
         let dot = clock.tick(self.node)?;
         self.clock = clock.clone();

@@ -12,7 +12,7 @@ use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{CellEffect, validate_transaction};
+use crate::protocol::{CellEffect, CommitPath, OrderedUpdate, validate_transaction};
 use crate::txn::TransactionMetadata;
 use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUpdate};
 
@@ -139,9 +139,39 @@ pub enum Record {
         /// What was applied.
         delta: Delta,
     },
+    /// A transaction applied at `index` of the consensus log.
+    Ordered {
+        /// Its log index.
+        index: u64,
+        /// What was applied.
+        update: OrderedUpdate,
+    },
     /// The whole replica; every earlier record may be discarded.
     Snapshot(Box<ReplicaSnapshot>),
 }
+
+/// What applying a log entry did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderedOutcome {
+    /// All effects took place under this dot of [`consensus_origin`].
+    Applied(Dot),
+    /// This replica already holds the entry (it arrived through anti-entropy first).
+    AlreadyApplied,
+    /// A compare-and-set condition did not hold (or a float left the finite range): no effect
+    /// took place, on any replica, and the log position is consumed.
+    Refused(LocalCommitError),
+}
+
+/// The origin that names updates ordered by the consensus log: the entry at log index `i` is the
+/// dot `(consensus_origin(), i)` on every replica. Its "sequence" is the log's index, which may
+/// skip numbers (entries that carry no transaction); a replica's clock entry for it still
+/// describes a prefix — every entry up to it.
+pub fn consensus_origin() -> NodeId {
+    NodeId::new(CONSENSUS_ORIGIN_NAME).expect("a valid node name")
+}
+
+/// The name of [`consensus_origin`]; no replica may use it.
+pub const CONSENSUS_ORIGIN_NAME: &str = "consensus-log";
 
 /// A replica's durable image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,7 +368,8 @@ impl Replica {
                 Some(cell) => cell.remove_op(spec, value),
                 None => CellState::new(spec).remove_op(spec, value),
             };
-        let effects = validate_transaction(&self.schema, ops, Some(&mut observe))?;
+        let effects =
+            validate_transaction(&self.schema, ops, Some(&mut observe), CommitPath::Local)?;
         let counter = self
             .clock
             .get(self.id)
@@ -417,6 +448,82 @@ impl Replica {
                 source: Box::new(source),
             })?;
         Ok(CellState::new(spec))
+    }
+
+    // ---------------------------------------------------------------- the consensus path
+
+    /// Validates a transaction for the consensus path — algebraic operations on their columns,
+    /// OVERWRITE and COMPARE-AND-SET on register columns — resolving observed-removes against
+    /// this replica's view. Nothing changes; propose the result to the log.
+    pub fn prepare_ordered(&self, tx: AlgebraicTransaction) -> Result<OrderedUpdate> {
+        let metadata = tx.metadata.clone();
+        let cells = &self.cells;
+        let mut observe =
+            |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| match cells.get(key) {
+                Some(cell) => cell.remove_op(spec, value),
+                None => CellState::new(spec).remove_op(spec, value),
+            };
+        let effects = validate_transaction(
+            &self.schema,
+            tx.into_operations(),
+            Some(&mut observe),
+            CommitPath::Ordered,
+        )?;
+        Ok(OrderedUpdate {
+            schema_version: self.schema.version(),
+            effects,
+            metadata,
+        })
+    }
+
+    /// Applies the log entry at `index` (entries must be applied in log order). Every replica
+    /// reaches the same outcome for the same entry, so registers hold the same value at the
+    /// same index everywhere; algebraic effects merge with coordination-free ones as usual.
+    pub fn apply_ordered(&mut self, index: u64, update: &OrderedUpdate) -> Result<OrderedOutcome> {
+        let origin = consensus_origin();
+        if index <= self.clock.get(origin) {
+            return Ok(OrderedOutcome::AlreadyApplied);
+        }
+        let dot = Dot::new(origin, index)?;
+        // Conditions are checked on copies first, so a failed one leaves no trace.
+        let outcome = match self.try_effects(&update.effects, dot) {
+            Ok(()) => {
+                self.apply_local(&update.effects, dot)?;
+                OrderedOutcome::Applied(dot)
+            }
+            Err(refusal) => OrderedOutcome::Refused(refusal),
+        };
+        self.clock.set(origin, index);
+        let keys: Vec<CellKey> = match outcome {
+            OrderedOutcome::Applied(_) => update.effects.iter().map(|e| e.key.clone()).collect(),
+            _ => Vec::new(),
+        };
+        self.index
+            .entry(origin)
+            .or_default()
+            .ranges
+            .push_back((index, keys));
+        if self.config.emit_records {
+            self.push_record(Record::Ordered {
+                index,
+                update: update.clone(),
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Applies `effects` to copies of their cells, reporting the first that fails.
+    fn try_effects(&self, effects: &[CellEffect], dot: Dot) -> Result<()> {
+        for effect in effects {
+            let mut trial = match self.cells.get(&effect.key) {
+                Some(cell) => cell.clone(),
+                None => self.new_cell(&effect.key)?,
+            };
+            trial
+                .apply_all(&effect.ops, dot)
+                .map_err(|source| invalid(&effect.key, source))?;
+        }
+        Ok(())
     }
 
     // ---------------------------------------------------------------- reads
@@ -930,6 +1037,14 @@ impl Replica {
                         .open_cells
                         .extend(update.effects.iter().map(|e| e.key.clone()));
                     replica.stats.commits += 1;
+                }
+                Record::Ordered {
+                    index: log_index,
+                    update,
+                } => {
+                    replica
+                        .apply_ordered(log_index, &update)
+                        .map_err(|e| fail(e.to_string()))?;
                 }
                 Record::Merge { from, delta } => {
                     check_delta_shape(from, &delta).map_err(|e| fail(e.to_string()))?;

@@ -13,8 +13,12 @@ pub struct AlgebraicOperation {
     pub key: CellKey,
     /// What to do.
     pub op_type: OpType,
-    /// The operand: an amount for ADD, a bound for MAX/MIN, elements for set operations.
+    /// The operand: an amount for ADD, a bound for MAX/MIN, elements for set operations, the
+    /// new value for OVERWRITE and CONDITIONAL.
     pub value: AlgebraicValue,
+    /// For CONDITIONAL (compare-and-set) only: the value the register must hold.
+    #[serde(default)]
+    pub expected: Option<AlgebraicValue>,
 }
 
 impl AlgebraicOperation {
@@ -24,6 +28,7 @@ impl AlgebraicOperation {
             key,
             op_type,
             value: value.into(),
+            expected: None,
         }
     }
 }
@@ -78,6 +83,7 @@ impl AlgebraicTransaction {
             key: CellKey::new(table, row, column),
             op_type,
             value,
+            expected: None,
         })
     }
 
@@ -192,6 +198,24 @@ impl AlgebraicTransaction {
         value: impl Into<AlgebraicValue>,
     ) -> &mut Self {
         self.op(table, row, column, OpType::GenericOverwrite, value.into())
+    }
+
+    /// COMPARE-AND-SET a register (`GenericConditional`): write `new` if it holds `expected`.
+    /// Never commits locally; through consensus the condition is evaluated in log order.
+    pub fn compare_and_set(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        expected: impl Into<AlgebraicValue>,
+        new: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        self.push(AlgebraicOperation {
+            key: CellKey::new(table, row, column),
+            op_type: OpType::GenericConditional,
+            value: new.into(),
+            expected: Some(expected.into()),
+        })
     }
 
     /// The operations, in the order they were added.
