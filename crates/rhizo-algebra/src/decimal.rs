@@ -73,12 +73,11 @@ impl Decimal {
             Ordering::Equal => Ok(*self),
             Ordering::Greater => {
                 let factor = 10i128.pow(u32::from(scale - self.scale));
-                let mantissa =
-                    self.mantissa
-                        .checked_mul(factor)
-                        .ok_or(AlgebraError::DecimalPrecision {
-                            max_digits: Self::MAX_DIGITS,
-                        })?;
+                let Some(mantissa) = self.mantissa.checked_mul(factor) else {
+                    return Err(AlgebraError::DecimalPrecision {
+                        max_digits: Self::MAX_DIGITS,
+                    });
+                };
                 Self::new(mantissa, scale)
             }
             Ordering::Less => {

@@ -204,5 +204,14 @@ pub enum AlgebraError {
     },
 }
 
+impl AlgebraError {
+    /// The overflow error, built only on the failure path (so the success path never
+    /// constructs and drops an error value).
+    #[cold]
+    pub(crate) fn overflow(value_type: ValueType) -> Self {
+        AlgebraError::Overflow { value_type }
+    }
+}
+
 /// This crate's result type.
 pub type Result<T, E = AlgebraError> = std::result::Result<T, E>;

@@ -43,6 +43,8 @@ mod error;
 mod merger;
 mod op;
 mod schema;
+#[cfg(feature = "serde")]
+pub mod serde_bounded;
 mod state;
 mod value;
 

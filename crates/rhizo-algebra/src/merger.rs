@@ -35,9 +35,7 @@ impl AlgebraicMerger {
                 return x
                     .checked_add(*y)
                     .map(Integer)
-                    .ok_or(AlgebraError::Overflow {
-                        value_type: ValueType::Integer,
-                    });
+                    .ok_or_else(|| AlgebraError::overflow(ValueType::Integer));
             }
             (OpType::SemilatticeMax, Integer(x), Integer(y)) => return Ok(Integer(*x.max(y))),
             (OpType::SemilatticeMin, Integer(x), Integer(y)) => return Ok(Integer(*x.min(y))),
@@ -109,9 +107,9 @@ impl AlgebraicMerger {
                         let x = v.as_integer().expect("checked kind");
                         total = total
                             .checked_add(WideInt::from_i128(i128::from(x)))
-                            .ok_or(overflow.clone())?;
+                            .ok_or_else(|| overflow.clone())?;
                     }
-                    let total = total.to_i128().ok_or(overflow.clone())?;
+                    let total = total.to_i128().ok_or_else(|| overflow.clone())?;
                     Ok(AlgebraicValue::Integer(
                         i64::try_from(total).map_err(|_| overflow)?,
                     ))
@@ -134,9 +132,9 @@ impl AlgebraicMerger {
                         let d = v.as_decimal().expect("checked kind").rescale(scale)?;
                         total = total
                             .checked_add(WideInt::from_i128(d.mantissa()))
-                            .ok_or(overflow.clone())?;
+                            .ok_or_else(|| overflow.clone())?;
                     }
-                    let mantissa = total.to_i128().ok_or(overflow.clone())?;
+                    let mantissa = total.to_i128().ok_or_else(|| overflow.clone())?;
                     Ok(AlgebraicValue::Decimal(
                         Decimal::new(mantissa, scale).map_err(|_| overflow)?,
                     ))
@@ -153,9 +151,7 @@ impl AlgebraicMerger {
                     product
                         .to_i64()
                         .map(AlgebraicValue::Integer)
-                        .ok_or(AlgebraError::Overflow {
-                            value_type: ValueType::Integer,
-                        })
+                        .ok_or_else(|| AlgebraError::overflow(ValueType::Integer))
                 }
                 AlgebraicValue::Float(_) => {
                     float_fold(&values, 1.0, |acc, x| acc * x).map(AlgebraicValue::float)

@@ -19,6 +19,7 @@ pub struct Dot {
 
 impl Dot {
     /// The `counter`-th event of `node`; refuses counter 0, which names no event.
+    #[inline]
     pub fn new(node: NodeId, counter: u64) -> Result<Self> {
         if counter == 0 {
             return Err(ClockError::ZeroDot { node });
@@ -27,11 +28,13 @@ impl Dot {
     }
 
     /// The node that produced the event.
+    #[inline]
     pub fn node(&self) -> NodeId {
         self.node
     }
 
     /// The event's position in its node's history, from 1.
+    #[inline]
     pub fn counter(&self) -> u64 {
         self.counter
     }

@@ -46,7 +46,6 @@ mod error;
 mod key;
 mod protocol;
 mod replica;
-mod serde_bounded;
 mod txn;
 pub mod wire;
 

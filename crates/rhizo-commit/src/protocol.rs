@@ -20,7 +20,7 @@ pub struct CellEffect {
     /// The cell.
     pub key: CellKey,
     /// The validated effects, in the order the transaction listed them.
-    #[serde(deserialize_with = "crate::serde_bounded::smallvec")]
+    #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
     pub ops: SmallVec<[CellOp; 1]>,
 }
 

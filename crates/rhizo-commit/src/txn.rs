@@ -46,7 +46,7 @@ impl AlgebraicOperation {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AlgebraicTransaction {
-    #[serde(deserialize_with = "crate::serde_bounded::smallvec")]
+    #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
     ops: SmallVec<[AlgebraicOperation; 2]>,
     /// Free-form metadata carried with the transaction (for instance a client request id).
     pub metadata: TransactionMetadata,

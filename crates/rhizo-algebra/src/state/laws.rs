@@ -468,6 +468,28 @@ proptest! {
         same(&reference, &join_all(states, &mut rng))?;
     }
 
+    /// The OR-set join is commutative, associative and idempotent, with the empty set as identity.
+    #[test]
+    fn prop_or_set_join_laws((spec, updates) in arb_or_history(), seed in any::<u64>()) {
+        let mut rng = Shuffler(seed);
+        let parts: Vec<CellState> = (0..3)
+            .map(|_| {
+                let held: Vec<&Update> = updates.iter().filter(|_| rng.below(2) == 0).collect();
+                apply_in(&spec, &held)
+            })
+            .collect();
+        let (a, b, c) = (&parts[0], &parts[1], &parts[2]);
+        let join = |x: &CellState, y: &CellState| {
+            let mut z = x.clone();
+            z.merge(y).unwrap();
+            z
+        };
+        same(&join(a, b), &join(b, a))?;
+        same(&join(&join(a, b), c), &join(a, &join(b, c)))?;
+        same(&join(a, a), a)?;
+        same(&join(a, &CellState::new(&spec)), a)?;
+    }
+
     /// Once everything is stable, compaction drops every tombstone and changes no element.
     #[test]
     fn prop_or_set_compaction_keeps_the_value((spec, updates) in arb_or_history()) {

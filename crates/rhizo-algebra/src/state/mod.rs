@@ -469,14 +469,39 @@ impl CellState {
     /// ignored. All effects of one update on one cell must be applied together, with
     /// [`CellState::apply_all`]: a second `apply` under the same dot would be ignored.
     /// On error the state is unchanged.
+    #[inline]
     pub fn apply(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
-        self.apply_all(std::slice::from_ref(op), dot)
+        // Single-effect fast paths for the scalar columns; each computes exactly what
+        // `apply_all` computes for a one-element slice (the law tests drive both).
+        match (&mut self.kind, op) {
+            (StateKind::SumInt(origins), CellOp::AddInt(v)) => {
+                origins.apply(dot, |sum| {
+                    sum.checked_add(i128::from(*v))
+                        .ok_or_else(|| AlgebraError::overflow(ValueType::Integer))
+                })?;
+            }
+            (StateKind::SumFloat(origins), CellOp::AddFloat(v)) => {
+                origins.apply(dot, |sum| {
+                    let next = sum.0 + v.0;
+                    finite(next)?;
+                    Ok(TotalF64(next))
+                })?;
+            }
+            (StateKind::ProductInt(origins), CellOp::MulInt(v)) => {
+                origins.apply(dot, |product| Ok(product.times(IntProduct::from_i64(*v))))?;
+            }
+            (StateKind::Max(ext), CellOp::Max(v)) if ext.accepts(v) => ext.raise(*v, true),
+            (StateKind::Min(ext), CellOp::Min(v)) if ext.accepts(v) => ext.raise(*v, false),
+            _ => return self.apply_all(std::slice::from_ref(op), dot),
+        }
+        Ok(())
     }
 
     /// Applies all effects of the update named `dot` on this cell, in order, atomically:
     /// either all take effect or (on error) none.
     pub fn apply_all(&mut self, ops: &[CellOp], dot: Dot) -> Result<()> {
         let state = self.kind_name();
+        let is_max = matches!(self.kind, StateKind::Max(_));
         let refuse = |op: &CellOp| mismatch(state, op.kind());
         match &mut self.kind {
             StateKind::SumInt(origins) => {
@@ -488,9 +513,7 @@ impl CellState {
                         // |partial| < 2^127 for fewer than 2^64 i64 addends; checked anyway.
                         sum = sum
                             .checked_add(i128::from(*v))
-                            .ok_or(AlgebraError::Overflow {
-                                value_type: ValueType::Integer,
-                            })?;
+                            .ok_or_else(|| AlgebraError::overflow(ValueType::Integer))?;
                     }
                     Ok(sum)
                 })?;
@@ -514,11 +537,9 @@ impl CellState {
                         let CellOp::AddDecimal(m) = op else {
                             return Err(refuse(op));
                         };
-                        sum = sum.checked_add(WideInt::from_i128(*m)).ok_or(
-                            AlgebraError::Overflow {
-                                value_type: ValueType::Decimal { scale },
-                            },
-                        )?;
+                        sum = sum
+                            .checked_add(WideInt::from_i128(*m))
+                            .ok_or_else(|| AlgebraError::overflow(ValueType::Decimal { scale }))?;
                     }
                     Ok(sum)
                 })?;
@@ -547,7 +568,7 @@ impl CellState {
                 })?;
             }
             StateKind::Max(ext) | StateKind::Min(ext) => {
-                let keep_larger = state == "MAX";
+                let keep_larger = is_max;
                 let mut next = ext.clone();
                 for op in ops {
                     match (op, keep_larger) {
@@ -652,6 +673,7 @@ impl CellState {
     /// commutative, associative and idempotent. Both must be states of the same column kind.
     pub fn merge(&mut self, other: &CellState) -> Result<()> {
         let state = self.kind_name();
+        let is_max = matches!(self.kind, StateKind::Max(_));
         let refuse = || Err(mismatch(state, other.kind_name()));
         match (&mut self.kind, &other.kind) {
             (StateKind::Max(a), StateKind::Max(b)) | (StateKind::Min(a), StateKind::Min(b)) => {
@@ -659,7 +681,7 @@ impl CellState {
                     return refuse();
                 }
                 if let Some(v) = b.best {
-                    a.raise(v, state == "MAX");
+                    a.raise(v, is_max);
                 }
             }
             (StateKind::SumInt(a), StateKind::SumInt(b)) => a.merge(b),
@@ -721,9 +743,9 @@ impl CellState {
                 for p in origins.partials() {
                     total = total
                         .checked_add(WideInt::from_i128(p))
-                        .ok_or(overflow.clone())?;
+                        .ok_or_else(|| overflow.clone())?;
                 }
-                let total = total.to_i128().ok_or(overflow.clone())?;
+                let total = total.to_i128().ok_or_else(|| overflow.clone())?;
                 AlgebraicValue::Integer(i64::try_from(total).map_err(|_| overflow)?)
             }
             StateKind::SumFloat(origins) => {
@@ -743,18 +765,20 @@ impl CellState {
                 };
                 let mut total = WideInt::ZERO;
                 for p in origins.partials() {
-                    total = total.checked_add(p).ok_or(overflow.clone())?;
+                    total = total.checked_add(p).ok_or_else(|| overflow.clone())?;
                 }
-                let mantissa = total.to_i128().ok_or(overflow.clone())?;
+                let mantissa = total.to_i128().ok_or_else(|| overflow.clone())?;
                 AlgebraicValue::Decimal(Decimal::new(mantissa, *scale).map_err(|_| overflow)?)
             }
             StateKind::ProductInt(origins) => {
                 let product = origins
                     .partials()
                     .fold(IntProduct::from_i64(1), IntProduct::times);
-                AlgebraicValue::Integer(product.to_i64().ok_or(AlgebraError::Overflow {
-                    value_type: ValueType::Integer,
-                })?)
+                AlgebraicValue::Integer(
+                    product
+                        .to_i64()
+                        .ok_or_else(|| AlgebraError::overflow(ValueType::Integer))?,
+                )
             }
             StateKind::ProductFloat(origins) => {
                 let mut product = 1.0f64;

@@ -48,6 +48,7 @@ impl<P: Partial> PerOrigin<P> {
     ///
     /// Returns `Ok(false)` without change if `dot` is not newer than what this origin already
     /// contributed (a duplicate delivery). If `step` fails, nothing changes.
+    #[inline]
     pub(crate) fn apply(&mut self, dot: Dot, step: impl FnOnce(P) -> Result<P>) -> Result<bool> {
         match self.entries.binary_search_by(|e| e.node.cmp(&dot.node())) {
             Ok(i) => {

@@ -27,6 +27,10 @@ pub(crate) struct Tombstone {
 pub(crate) struct OrEntry<E> {
     element: E,
     /// Tags of adds not (yet) removed; sorted, unique, disjoint from the tombstones' tags.
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "crate::serde_bounded::smallvec")
+    )]
     live: SmallVec<[Dot; 1]>,
     /// Removed tags, sorted by tag, one per tag (the smallest remover, a canonical choice).
     removed: Vec<Tombstone>,

@@ -10,8 +10,8 @@ use std::marker::PhantomData;
 use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 use smallvec::{Array, SmallVec};
 
-/// `#[serde(deserialize_with = "crate::serde_bounded::smallvec")]`
-pub(crate) fn smallvec<'de, D, A>(deserializer: D) -> Result<SmallVec<A>, D::Error>
+/// Use as `#[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]`.
+pub fn smallvec<'de, D, A>(deserializer: D) -> Result<SmallVec<A>, D::Error>
 where
     D: Deserializer<'de>,
     A: Array,
