@@ -43,6 +43,7 @@
 //! ```
 
 mod error;
+mod index;
 mod key;
 mod protocol;
 mod replica;
@@ -50,15 +51,15 @@ mod txn;
 pub mod wire;
 
 pub use error::{LocalCommitError, Result};
+pub use index::OriginIndex;
 pub use key::CellKey;
 pub use protocol::{
     CellEffect, LocalCommitProtocol, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN, MergedState,
     VersionedUpdate,
 };
 pub use replica::{
-    CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginIndex, OriginRange,
-    Ready, Record, Replica, ReplicaConfig, ReplicaSnapshot, ReplicaStats, SyncMessage,
-    consensus_origin,
+    CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginRange, Ready,
+    Record, Replica, ReplicaConfig, ReplicaSnapshot, ReplicaStats, SyncMessage, consensus_origin,
 };
 pub use txn::{AlgebraicOperation, AlgebraicTransaction, TransactionMetadata};
 

@@ -12,6 +12,7 @@ use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 use serde::{Deserialize, Serialize};
 
+use crate::index::OriginIndex;
 use crate::protocol::{CellEffect, CommitPath, OrderedUpdate, validate_transaction};
 use crate::txn::TransactionMetadata;
 use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUpdate};
@@ -186,20 +187,6 @@ pub struct ReplicaSnapshot {
     pub index: Vec<(NodeId, OriginIndex)>,
 }
 
-/// Which cells each origin's recent updates touched, coarsened into ranges of dots.
-///
-/// This is what lets a replica send a peer only the cells changed since the peer's clock. Ranges
-/// that every member has seen are trimmed (causal stability); a peer behind the trimmed point
-/// receives a snapshot instead.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OriginIndex {
-    /// Updates of this origin up to here are no longer indexed.
-    pub trimmed_upto: u64,
-    /// `(hi, cells)`: the cells touched by the origin's updates after the previous range's `hi`
-    /// up to this `hi`. Increasing in `hi`.
-    pub ranges: VecDeque<(u64, Vec<CellKey>)>,
-}
-
 /// Counters a replica keeps about itself (observability; not replicated, not durable).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplicaStats {
@@ -219,7 +206,7 @@ pub struct ReplicaStats {
     pub snapshots_sent: u64,
     /// The most deltas ever waiting in the buffer at once.
     pub peak_buffered: u64,
-    /// Index ranges discarded as causally stable.
+    /// Index entries discarded as causally stable.
     pub ranges_trimmed: u64,
 }
 
@@ -323,9 +310,10 @@ impl Replica {
         self.cells.len()
     }
 
-    /// Indexed ranges not yet trimmed (metadata awaiting causal stability).
+    /// Index entries not yet trimmed (metadata awaiting causal stability): cells touched by
+    /// updates some member may still lack.
     pub fn indexed_ranges(&self) -> usize {
-        self.index.values().map(|i| i.ranges.len()).sum()
+        self.index.values().map(OriginIndex::len).sum()
     }
 
     /// Observed-remove tombstones not yet compacted.
@@ -498,11 +486,7 @@ impl Replica {
             OrderedOutcome::Applied(_) => update.effects.iter().map(|e| e.key.clone()).collect(),
             _ => Vec::new(),
         };
-        self.index
-            .entry(origin)
-            .or_default()
-            .ranges
-            .push_back((index, keys));
+        self.index.entry(origin).or_default().record(index, keys);
         if self.config.emit_records {
             self.push_record(Record::Ordered {
                 index,
@@ -759,24 +743,18 @@ impl Replica {
             let keys = range
                 .cells
                 .iter()
-                .map(|&i| delta.cells[i as usize].0.clone())
-                .collect();
+                .map(|&i| delta.cells[i as usize].0.clone());
             self.index
                 .entry(range.origin)
                 .or_default()
-                .ranges
-                .push_back((range.hi, keys));
+                .record(range.hi, keys);
         }
         if delta.snapshot {
             // A snapshot carries no per-origin index: this replica cannot tell a peer which cells
             // those updates touched, so a peer that far behind gets a snapshot from it too.
             for (origin, counter) in delta.clock.iter() {
                 if counter > self.clock.get(origin) {
-                    let index = self.index.entry(origin).or_default();
-                    index.trimmed_upto = index.trimmed_upto.max(counter);
-                    while index.ranges.front().is_some_and(|(hi, _)| *hi <= counter) {
-                        index.ranges.pop_front();
-                    }
+                    self.index.entry(origin).or_default().trim(counter);
                 }
             }
         }
@@ -793,15 +771,9 @@ impl Replica {
         if self.open_cells.is_empty() {
             return;
         }
-        let mut keys = std::mem::take(&mut self.open_cells);
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = std::mem::take(&mut self.open_cells);
         let hi = self.clock.get(self.id);
-        self.index
-            .entry(self.id)
-            .or_default()
-            .ranges
-            .push_back((hi, keys));
+        self.index.entry(self.id).or_default().record(hi, keys);
     }
 
     /// Everything this replica holds beyond `known`, or `None` if it holds nothing more.
@@ -816,7 +788,7 @@ impl Replica {
                 && self
                     .index
                     .get(&origin)
-                    .is_none_or(|i| seen < i.trimmed_upto)
+                    .is_none_or(|i| seen < i.trimmed_upto())
         });
         if behind_index {
             self.stats.snapshots_sent += 1;
@@ -832,12 +804,7 @@ impl Replica {
             let Some(index) = self.index.get(&origin) else {
                 continue;
             };
-            let keys: Vec<&CellKey> = index
-                .ranges
-                .iter()
-                .filter(|(hi, _)| *hi > seen)
-                .flat_map(|(_, keys)| keys.iter())
-                .collect();
+            let keys: Vec<&CellKey> = index.touched_since(seen).collect();
             per_origin.push((origin, counter, keys));
         }
         let mut all: Vec<&CellKey> = per_origin
@@ -854,7 +821,6 @@ impl Replica {
                     .map(|k| all.binary_search(k).expect("key is in the union") as u32)
                     .collect();
                 cells.sort_unstable();
-                cells.dedup();
                 OriginRange { origin, hi, cells }
             })
             .collect();
@@ -922,12 +888,7 @@ impl Replica {
             return;
         }
         for (origin, index) in &mut self.index {
-            let stable = self.stable.get(*origin);
-            while index.ranges.front().is_some_and(|(hi, _)| *hi <= stable) {
-                let (hi, _) = index.ranges.pop_front().expect("front exists");
-                index.trimmed_upto = index.trimmed_upto.max(hi);
-                self.stats.ranges_trimmed += 1;
-            }
+            self.stats.ranges_trimmed += index.trim(self.stable.get(*origin)) as u64;
         }
         let stable = &self.stable;
         let cells = &mut self.cells;
@@ -971,9 +932,7 @@ impl Replica {
         let mut index: Vec<(NodeId, OriginIndex)> =
             self.index.iter().map(|(n, i)| (*n, i.clone())).collect();
         if !self.open_cells.is_empty() {
-            let mut keys = self.open_cells.clone();
-            keys.sort_unstable();
-            keys.dedup();
+            let keys = self.open_cells.clone();
             let own = match index.iter_mut().find(|(n, _)| *n == self.id) {
                 Some((_, own)) => own,
                 None => {
@@ -986,7 +945,7 @@ impl Replica {
                         .1
                 }
             };
-            own.ranges.push_back((self.clock.get(self.id), keys));
+            own.record(self.clock.get(self.id), keys);
         }
         ReplicaSnapshot {
             id: self.id,
