@@ -4,6 +4,7 @@
 //! checks need. Every subcommand is one variant of [`Command`] with its own module; `regress` is
 //! the project's test suite.
 
+mod bench;
 mod process;
 mod regress;
 mod workspace;
@@ -19,6 +20,8 @@ enum Command {
     Help,
     /// Run every check and diff the results against the committed baselines.
     Regress(regress::Options),
+    /// Run the distributed benchmark and write results, plots and the report.
+    Bench(bench::Options),
 }
 
 /// A failure of xtask itself (a command that could not start, a file that could not be written,
@@ -51,7 +54,14 @@ cargo xtask: developer commands of the Rhizo workspace
 
 USAGE:
     cargo xtask regress [--phase P] [--save] [--no-lint]
+    cargo xtask bench [--quick] [--out DIR] [--criterion]
     cargo xtask help
+
+bench       The main job: the distributed benchmark on the embedded simulator —
+            coordination-free commits and Raft on the same simulated network —
+            writing results.json, SVG plots and report.md to target/bench (or
+            --out DIR). --quick is the short run (used by regress as a smoke test);
+            --criterion also runs the criterion suite (cargo bench -p benches).
 
 regress     The project's test suite. Runs `cargo fmt --check`, `cargo clippy
             --all-targets --all-features -- -D warnings`, every `cargo test` of the
@@ -85,6 +95,7 @@ fn parse_args(args: &[String]) -> std::result::Result<Command, Error> {
     match name.as_str() {
         "help" | "--help" | "-h" => Ok(Command::Help),
         "regress" => regress::Options::parse(rest).map(Command::Regress),
+        "bench" => bench::Options::parse(rest).map(Command::Bench),
         other => Err(Error::new(format!("unknown command `{other}`"))),
     }
 }
@@ -102,6 +113,17 @@ fn main() -> ExitCode {
         Command::Help => {
             print!("{}", usage());
             ExitCode::SUCCESS
+        }
+        Command::Bench(options) => {
+            let root = workspace::Workspace::root_of_xtask();
+            match bench::run(&root, &options) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => {
+                    eprintln!("xtask bench: {error}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Regress(options) => match regress::run(&options) {
             Ok(true) => ExitCode::SUCCESS,

@@ -249,6 +249,15 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
         steps.push(bench.report);
     }
 
+    if wanted(Phase::Bench) && workspace.package("benches").is_some() {
+        let (report, result) = bench_smoke(&workspace)?;
+        if matches!(report.status, StepStatus::Failed(_)) {
+            unsaveable.insert(Phase::Bench);
+        }
+        results.push(result);
+        steps.push(report);
+    }
+
     if python_enabled {
         let scratch = target_dir(&root).join("xtask");
         let python = python::run(&root, &python_dir, &scratch)?;
@@ -644,6 +653,31 @@ fn bench_test(workspace: &Workspace) -> Result<TestRun> {
         report,
         ..TestRun::default()
     })
+}
+
+/// `cargo xtask bench --quick` as a smoke test: the distributed benchmark runs end to end and its
+/// `results.json` holds every section. Recorded as the test `benches::xtask-bench::quick`.
+fn bench_smoke(workspace: &Workspace) -> Result<(StepReport, TestResult)> {
+    let out = target_dir(&workspace.root).join("bench-quick");
+    let command = crate::bench::runner_command(&workspace.root, true, &out);
+    let show = |_: &str| true;
+    let (mut report, _) = run_step("cargo xtask bench --quick", command, &show)?;
+    if matches!(report.status, StepStatus::Passed) {
+        let checked = std::fs::read_to_string(out.join("results.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|json| crate::bench::check_results(&json));
+        if let Err(reason) = checked {
+            println!("bench smoke: {reason}");
+            report.status = StepStatus::Failed(reason);
+        }
+    }
+    let outcome = if matches!(report.status, StepStatus::Passed) { Outcome::Passed } else { Outcome::Failed };
+    let result = TestResult {
+        package: "benches".to_owned(),
+        id: "benches::xtask-bench::quick".to_owned(),
+        outcome,
+    };
+    Ok((report, result))
 }
 
 /// Rewrites the baselines of the phases that ran.

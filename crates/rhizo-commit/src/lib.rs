@@ -55,7 +55,7 @@ pub use index::OriginIndex;
 pub use key::CellKey;
 pub use protocol::{
     CellEffect, LocalCommitProtocol, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN, MergedState,
-    VersionedUpdate,
+    OrderedUpdate, VersionedUpdate,
 };
 pub use replica::{
     CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginRange, Ready,
@@ -65,3 +65,8 @@ pub use txn::{AlgebraicOperation, AlgebraicTransaction, TransactionMetadata};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's Rust example, compiled and run as a doctest so it cannot go stale.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -794,7 +794,11 @@ impl Replica {
             self.stats.snapshots_sent += 1;
             return Some(self.snapshot_delta());
         }
-        // Cells touched by the updates `known` lacks, origin by origin.
+        // Only what the receiver holds of this replica's history matters as a precondition.
+        let base = known.meet(&self.clock);
+        // Cells touched by the updates `known` lacks, origin by origin, each listed once.
+        let mut position: HashMap<&CellKey, u32, FixedState> = HashMap::default();
+        let mut all: Vec<&CellKey> = Vec::new();
         let mut per_origin: Vec<(NodeId, u64, Vec<&CellKey>)> = Vec::new();
         for (origin, counter) in self.clock.iter() {
             let seen = known.get(origin);
@@ -805,31 +809,31 @@ impl Replica {
                 continue;
             };
             let keys: Vec<&CellKey> = index.touched_since(seen).collect();
+            for &key in &keys {
+                position.entry(key).or_insert_with(|| {
+                    all.push(key);
+                    0
+                });
+            }
             per_origin.push((origin, counter, keys));
         }
-        let mut all: Vec<&CellKey> = per_origin
-            .iter()
-            .flat_map(|(_, _, keys)| keys.iter().copied())
-            .collect();
         all.sort_unstable();
-        all.dedup();
+        for (i, key) in all.iter().enumerate() {
+            position.insert(key, i as u32);
+        }
         let origins = per_origin
             .into_iter()
             .map(|(origin, hi, keys)| {
-                let mut cells: Vec<u32> = keys
-                    .iter()
-                    .map(|k| all.binary_search(k).expect("key is in the union") as u32)
-                    .collect();
+                let mut cells: Vec<u32> = keys.iter().map(|k| position[k]).collect();
                 cells.sort_unstable();
                 OriginRange { origin, hi, cells }
             })
             .collect();
+        // Each cell carries only what a replica holding `base` may lack.
         let cells = all
             .into_iter()
-            .filter_map(|k| self.cells.get(k).map(|c| (k.clone(), c.clone())))
+            .filter_map(|k| self.cells.get(k).map(|c| (k.clone(), c.restricted(&base))))
             .collect();
-        // Only what the receiver holds of this replica's history matters as a precondition.
-        let base = known.meet(&self.clock);
         Some(Delta {
             base,
             clock: self.clock.clone(),

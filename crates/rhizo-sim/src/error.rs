@@ -1,4 +1,5 @@
 use rhizo_clock::NodeId;
+use rhizo_commit::LocalCommitError;
 
 use crate::SimTime;
 
@@ -90,6 +91,14 @@ pub enum SimError {
         right: NodeId,
         /// Both states, debug-printed (cut to a readable length).
         detail: String,
+    },
+    /// The replica on `node` refused a commit; it left no trace.
+    #[error("commit on {node} refused: {source}")]
+    Commit {
+        /// The node asked to commit.
+        node: NodeId,
+        /// The replica's reason.
+        source: LocalCommitError,
     },
 }
 

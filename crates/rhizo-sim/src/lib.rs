@@ -5,6 +5,14 @@
 //! in virtual time and reproducibly from one `u64` seed. It does not know what a node does:
 //! anything implementing [`SimulatedNode`] runs on it (a `rhizo-commit` replica, a Raft node).
 //!
+//! On top of the network sit the pieces that put `rhizo-commit` to the test: [`ReplicaNode`]
+//! drives the real `Replica` by its driver contract (durable log, recovery on restart, gossip
+//! on the timer), with replica verbs on [`SimulatedCluster`] (`commit_on_node`,
+//! `get_node_state`, `verify_convergence`, `run_until_converged`, `observe`); [`history`]
+//! records what clients were told and what replicas showed; [`checkers`] judge it, one module
+//! per invariant; [`workload`] generates seeded transactions; [`scenario`] holds the runs the
+//! tests, the benches and `cargo xtask` share (throughput, the seeded chaos run).
+//!
 //! **Architecture invariant:** no I/O, no wall clock, no thread randomness and no hash-map
 //! iteration order reach a result. Every random choice comes from a `ChaCha8Rng` stream derived
 //! from the seed; events due at the same instant run in the order they were scheduled. The
@@ -21,6 +29,7 @@
 //! impl SimulatedNode for MaxNode {
 //!     type Message = u64;
 //!     type Durable = u64;
+//!     type History = ();
 //!     fn on_message(&mut self, _from: NodeId, v: u64, _ctx: &mut NodeCtx<'_, u64>) {
 //!         if v > self.value { self.value = v; self.unsent = true; }
 //!     }
@@ -44,14 +53,19 @@
 //! ```
 
 mod builder;
+pub mod checkers;
 mod cluster;
 mod error;
+pub mod history;
 mod network;
 mod node;
+mod replica_node;
+pub mod scenario;
 pub mod seeds;
 mod stats;
 mod time;
 mod trace;
+pub mod workload;
 
 pub use builder::{MAX_NODES, SimulationBuilder};
 pub use cluster::SimulatedCluster;
@@ -59,5 +73,6 @@ pub use error::{Result, SimError};
 pub use network::{GossipStrategy, LatencyModel, NetworkCondition, RegionMatrix};
 pub use node::{NodeCtx, NodeRef, SimulatedNode};
 pub use rand_chacha::ChaCha8Rng;
+pub use replica_node::{DurableLog, NodeState, ReplicaNode, ReplicaTotals};
 pub use stats::{NodeStats, SimStats};
 pub use time::SimTime;

@@ -132,6 +132,7 @@ pub(crate) struct Chance(u64);
 
 impl Chance {
     const BITS: u32 = 53;
+    pub(crate) const NEVER: Chance = Chance(0);
 
     pub(crate) fn new(setting: &'static str, p: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&p) {

@@ -20,6 +20,10 @@ pub trait SimulatedNode {
     /// What survives a crash: taken by [`durable`](Self::durable) when the node crashes and
     /// handed back to the spawn function on restart.
     type Durable;
+    /// What the cluster records about this kind of node for checkers (acknowledged commits,
+    /// reads), kept by the cluster so it outlives crashes. `()` when nothing is recorded.
+    /// Reached through [`SimulatedCluster::history`](crate::SimulatedCluster::history).
+    type History: Default;
 
     /// Runs once when the node is created at build time and again after each restart.
     fn on_start(&mut self, ctx: &mut NodeCtx<'_, Self::Message>) {
@@ -197,6 +201,31 @@ impl<M> NodeCtx<'_, M> {
             })?;
         self.outbox.push((index, msg));
         Ok(())
+    }
+
+    /// The configured gossip strategy.
+    pub fn gossip_strategy(&self) -> GossipStrategy {
+        self.gossip
+    }
+
+    /// Picks this round's partners among `candidates` under the configured strategy: all of
+    /// them for `FullBroadcast`; `fanout` of them drawn from this node's stream for `PushPull`
+    /// (all, in the given order, when there are no more than `fanout`). `candidates` is
+    /// reordered and cut to the chosen ones.
+    pub fn choose_among(&mut self, candidates: &mut Vec<NodeId>) {
+        let fanout = match self.gossip {
+            GossipStrategy::FullBroadcast => return,
+            GossipStrategy::PushPull { fanout } => fanout,
+        };
+        if candidates.len() <= fanout {
+            return;
+        }
+        // A partial Fisher-Yates shuffle: the first `fanout` slots end up a uniform sample.
+        for i in 0..fanout {
+            let j = i + up_to(self.rng, (candidates.len() - 1 - i) as u64) as usize;
+            candidates.swap(i, j);
+        }
+        candidates.truncate(fanout);
     }
 
     /// This round's gossip partners under the configured [`GossipStrategy`]: all peers for

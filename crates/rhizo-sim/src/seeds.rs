@@ -111,6 +111,86 @@ pub fn sweep_with(
     Ok(count)
 }
 
+/// [`sweep`] run on `threads` threads (each seed is independent, so results do not depend on
+/// the number of threads). On failures, reports the smallest failing seed. Returns how many
+/// seeds ran.
+pub fn sweep_parallel(
+    name: SweepName<'_>,
+    default_seeds: u64,
+    threads: usize,
+    run: impl Fn(u64) -> Result<(), String> + Sync,
+) -> Result<u64, SweepError> {
+    let seed = std::env::var(SEED_VAR).ok();
+    let seeds = std::env::var(SEEDS_VAR).ok();
+    sweep_parallel_with(
+        name,
+        seed.as_deref(),
+        seeds.as_deref(),
+        default_seeds,
+        threads,
+        run,
+    )
+}
+
+/// [`sweep_parallel`] with the two environment values passed in.
+pub fn sweep_parallel_with(
+    name: SweepName<'_>,
+    seed_var: Option<&str>,
+    seeds_var: Option<&str>,
+    default_seeds: u64,
+    threads: usize,
+    run: impl Fn(u64) -> Result<(), String> + Sync,
+) -> Result<u64, SweepError> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // Collect the selected seeds with the sequential sweep (it parses the environment).
+    let mut selected = Vec::new();
+    sweep_with(name, seed_var, seeds_var, default_seeds, |s| {
+        selected.push(s);
+        Ok(())
+    })?;
+    let next = AtomicU64::new(0);
+    let first_failure: Mutex<Option<(u64, String)>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(&seed) = selected.get(i) else { break };
+                    if first_failure
+                        .lock()
+                        .expect("no thread panics holding the lock")
+                        .as_ref()
+                        .is_some_and(|(failed, _)| *failed < seed)
+                    {
+                        break; // a smaller seed already failed
+                    }
+                    if let Err(reason) = run(seed) {
+                        let mut failure = first_failure.lock().expect("no panic holding it");
+                        if failure.as_ref().is_none_or(|(failed, _)| seed < *failed) {
+                            *failure = Some((seed, reason));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    match first_failure.into_inner().expect("threads have ended") {
+        None => Ok(selected.len() as u64),
+        Some((seed, reason)) => {
+            let failure = SweepError::SeedFailed {
+                seed,
+                reason,
+                package: name.package.to_owned(),
+                test: name.test.to_owned(),
+            };
+            eprintln!("{failure}");
+            Err(failure)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +245,31 @@ mod tests {
             "seed 3 failed: diverged; replay with: RHIZO_SIM_SEED=3 cargo test -p rhizo-sim some_test"
         );
         assert_eq!(format!("{err:?}"), err.to_string());
+    }
+
+    #[test]
+    fn parallel_sweep_reports_the_smallest_failing_seed() {
+        for threads in [1, 2, 4] {
+            let err = sweep_parallel_with(NAME, None, None, 40, threads, |s| {
+                if s % 7 == 5 {
+                    Err(format!("bad {s}"))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "seed 5 failed: bad 5; replay with: RHIZO_SIM_SEED=5 cargo test -p rhizo-sim some_test"
+            );
+        }
+        let ran = std::sync::atomic::AtomicU64::new(0);
+        let count = sweep_parallel_with(NAME, None, Some("9"), 3, 2, |_| {
+            ran.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        });
+        assert_eq!(count, Ok(9));
+        assert_eq!(ran.into_inner(), 9);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(crate) enum TraceKind {
     Partition = 10,
     Heal = 11,
     Start = 12,
+    Settings = 13,
 }
 
 impl TraceHash {

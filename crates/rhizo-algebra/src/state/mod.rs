@@ -845,6 +845,30 @@ impl CellState {
         }
     }
 
+    /// The part of this state a replica that has delivered every update in `known` may lack.
+    ///
+    /// For Add and Multiply, the origins' entries newer than `known`; for observed-remove sets,
+    /// the tags and tombstones of updates outside `known`; other kinds are returned whole. For a
+    /// state `s` built from updates of a causally closed set and a replica state `r` that
+    /// reflects every update in `known`, `r.merge(&s.restricted(known))` equals `r.merge(&s)`:
+    /// this is what lets a delta carry only what its receiver lacks.
+    pub fn restricted(&self, known: &VectorClock) -> CellState {
+        let kind = match &self.kind {
+            StateKind::SumInt(o) => StateKind::SumInt(o.restricted(known)),
+            StateKind::SumFloat(o) => StateKind::SumFloat(o.restricted(known)),
+            StateKind::SumDecimal { scale, origins } => StateKind::SumDecimal {
+                scale: *scale,
+                origins: origins.restricted(known),
+            },
+            StateKind::ProductInt(o) => StateKind::ProductInt(o.restricted(known)),
+            StateKind::ProductFloat(o) => StateKind::ProductFloat(o.restricted(known)),
+            StateKind::OrSetStrings(set) => StateKind::OrSetStrings(set.restricted(known)),
+            StateKind::OrSetInts(set) => StateKind::OrSetInts(set.restricted(known)),
+            other => other.clone(),
+        };
+        CellState { kind }
+    }
+
     /// How many observed-remove tombstones await [`CellState::compact`] (0 for other states).
     pub fn tombstone_count(&self) -> usize {
         match &self.kind {

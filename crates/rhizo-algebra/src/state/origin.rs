@@ -44,6 +44,18 @@ impl<P> Default for PerOrigin<P> {
 }
 
 impl<P: Partial> PerOrigin<P> {
+    /// The entries a replica that knows `known` may lack: those of later sequence numbers.
+    pub(crate) fn restricted(&self, known: &rhizo_clock::VectorClock) -> Self {
+        Self {
+            entries: self
+                .entries
+                .iter()
+                .filter(|e| e.seq > known.get(e.node))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Applies an update named `dot` whose effect on its origin's partial is `step`.
     ///
     /// Returns `Ok(false)` without change if `dot` is not newer than what this origin already

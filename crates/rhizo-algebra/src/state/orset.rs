@@ -228,6 +228,36 @@ impl<E: Ord + Clone> OrSet<E> {
         self.entries.retain(|e| !e.is_empty());
     }
 
+    /// The tags and tombstones a replica that knows `known` may lack: live tags it has not seen
+    /// and tombstones whose remover it has not seen. Joining this into such a replica gives what
+    /// joining the whole set would.
+    pub(crate) fn restricted(&self, known: &VectorClock) -> Self {
+        let entries = self
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let live: SmallVec<[Dot; 1]> = e
+                    .live
+                    .iter()
+                    .copied()
+                    .filter(|d| !known.contains(*d))
+                    .collect();
+                let removed: Vec<Tombstone> = e
+                    .removed
+                    .iter()
+                    .copied()
+                    .filter(|t| !known.contains(t.removed_by))
+                    .collect();
+                (!live.is_empty() || !removed.is_empty()).then(|| OrEntry {
+                    element: e.element.clone(),
+                    live,
+                    removed,
+                })
+            })
+            .collect();
+        Self { entries }
+    }
+
     /// The join of two sets: union of tags and of tombstones, minus tombstoned tags.
     pub(crate) fn merge(&mut self, other: &OrSet<E>) {
         if other.entries.is_empty() {

@@ -583,3 +583,59 @@ fn decoding_refuses_non_canonical_states() {
     let bytes = encode([("b", 1), ("a", 2)]);
     assert!(postcard::from_bytes::<CellState>(&bytes).is_err());
 }
+
+#[test]
+fn a_restricted_state_joins_like_the_whole_state() {
+    let known = VectorClock::new()
+        .with_node(NodeId::new("a").unwrap(), 2)
+        .with_node(NodeId::new("b").unwrap(), 3);
+    // Sums: the sender has a:1..=5 and b:1..=3; the receiver has exactly `known`.
+    let sum = spec(MergeType::Add, ValueType::Float);
+    let add = |x: f64| op(&sum, OpType::AbelianAdd, x);
+    let (mut sender, mut receiver) = (CellState::new(&sum), CellState::new(&sum));
+    for i in 1..=5 {
+        sender.apply(&add(0.1 * i as f64), dot("a", i)).unwrap();
+        if i <= 2 {
+            receiver.apply(&add(0.1 * i as f64), dot("a", i)).unwrap();
+        }
+    }
+    for i in 1..=3 {
+        sender.apply(&add(1e16), dot("b", i)).unwrap();
+        receiver.apply(&add(1e16), dot("b", i)).unwrap();
+    }
+    let restricted = sender.restricted(&known);
+    assert_eq!(
+        restricted.applied_seq(NodeId::new("b").unwrap()),
+        0,
+        "b's entry is known"
+    );
+    let (mut whole, mut part) = (receiver.clone(), receiver);
+    whole.merge(&sender).unwrap();
+    part.merge(&restricted).unwrap();
+    assert_eq!(whole, part);
+
+    // Observed-remove sets: the sender saw a remove (b:3) of a tag the receiver also holds, and
+    // an add (a:4) the receiver lacks.
+    let set = spec(MergeType::ObservedRemoveSet, ValueType::StringSet);
+    let add_x = op(&set, OpType::OrSetAdd, AlgebraicValue::string_set(["x"]));
+    let add_y = op(&set, OpType::OrSetAdd, AlgebraicValue::string_set(["y"]));
+    let (mut sender, mut receiver) = (CellState::new(&set), CellState::new(&set));
+    for state in [&mut sender, &mut receiver] {
+        state.apply(&add_x, dot("a", 1)).unwrap();
+        state.apply(&add_y, dot("b", 1)).unwrap();
+    }
+    let remove = sender
+        .remove_op(&set, &AlgebraicValue::string_set(["y"]))
+        .unwrap();
+    sender.apply(&remove, dot("b", 3)).unwrap();
+    sender.apply(&add_x, dot("a", 4)).unwrap();
+    let known = VectorClock::new()
+        .with_node(NodeId::new("a").unwrap(), 2)
+        .with_node(NodeId::new("b").unwrap(), 2);
+    let restricted = sender.restricted(&known);
+    let (mut whole, mut part) = (receiver.clone(), receiver);
+    whole.merge(&sender).unwrap();
+    part.merge(&restricted).unwrap();
+    assert_eq!(whole, part);
+    assert_eq!(part.value().unwrap(), AlgebraicValue::string_set(["x"]));
+}

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rhizo_clock::NodeId;
 
-use crate::network::{NetConfig, up_to};
+use crate::network::{Chance, NetConfig, up_to};
 use crate::node::Directory;
 use crate::stats::NodeStats;
 use crate::time::micros;
@@ -84,6 +84,7 @@ pub struct SimulatedCluster<N: SimulatedNode> {
     stats: SimStats,
     /// Running nodes that are not idle.
     busy: usize,
+    history: N::History,
 }
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -127,6 +128,7 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
                 ..SimStats::default()
             },
             busy: 0,
+            history: N::History::default(),
         }
     }
 
@@ -480,6 +482,44 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
         self.trace.event(self.now, TraceKind::Heal, 0, 0, 0);
     }
 
+    /// Changes the loss rate from now on (messages already in flight are not affected).
+    pub fn set_loss_rate(&mut self, rate: f64) -> Result<()> {
+        self.config.loss = Chance::new("loss rate", rate)?;
+        self.trace.event(self.now, TraceKind::Settings, 0, 0, 1);
+        Ok(())
+    }
+
+    /// Changes the duplication rate from now on.
+    pub fn set_duplication_rate(&mut self, rate: f64) -> Result<()> {
+        self.config.duplication = Chance::new("duplication rate", rate)?;
+        self.trace.event(self.now, TraceKind::Settings, 0, 0, 2);
+        Ok(())
+    }
+
+    /// Changes the reordering settings from now on (see
+    /// [`SimulationBuilder::reordering`](crate::SimulationBuilder::reordering)).
+    pub fn set_reordering(&mut self, probability: f64, max_extra: Duration) -> Result<()> {
+        self.config.reorder = Chance::new("reordering probability", probability)?;
+        self.config.reorder_max = micros(max_extra);
+        self.trace.event(self.now, TraceKind::Settings, 0, 0, 3);
+        Ok(())
+    }
+
+    /// Stops every network fault: heals all partitions and sets loss, duplication and
+    /// reordering to zero. Crashed nodes stay crashed.
+    pub fn calm(&mut self) {
+        self.heal();
+        self.config.loss = Chance::NEVER;
+        self.config.duplication = Chance::NEVER;
+        self.config.reorder = Chance::NEVER;
+        self.trace.event(self.now, TraceKind::Settings, 0, 0, 0);
+    }
+
+    /// The interval between two timer fires of a node (`None` without timers).
+    pub fn sync_interval(&self) -> Option<Duration> {
+        self.config.sync_interval.map(Duration::from_micros)
+    }
+
     /// Whether the link from `from` to `to` is cut.
     pub fn is_link_blocked(
         &self,
@@ -581,6 +621,16 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             .iter()
             .zip(self.directory.ids())
             .filter_map(|(slot, id)| slot.node.as_ref().map(|n| (*id, n)))
+    }
+
+    /// What the cluster recorded for checkers (see [`SimulatedNode::History`]).
+    pub fn history(&self) -> &N::History {
+        &self.history
+    }
+
+    /// The recorded history, mutably (for layers that record their own events).
+    pub fn history_mut(&mut self) -> &mut N::History {
+        &mut self.history
     }
 
     /// Whether `node` is crashed.

@@ -32,6 +32,7 @@ struct Probe {
 impl SimulatedNode for Probe {
     type Message = u64;
     type Durable = usize;
+    type History = ();
 
     fn on_start(&mut self, _ctx: &mut NodeCtx<'_, u64>) {
         self.starts += 1;
@@ -97,6 +98,7 @@ impl Counter {
 impl SimulatedNode for Counter {
     type Message = BTreeMap<NodeId, u64>;
     type Durable = u64;
+    type History = ();
 
     fn on_message(
         &mut self,

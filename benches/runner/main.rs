@@ -1,0 +1,213 @@
+//! `rhizo-bench`: the distributed benchmark behind `cargo xtask bench`.
+//!
+//! Runs every scenario on the embedded simulator — the coordination-free path and Raft on the
+//! same simulated network — and writes `results.json`, SVG plots and `report.md` into one
+//! directory. Wall-clock timing belongs here, in the harness; the simulated runs themselves are
+//! deterministic (one seed each).
+//!
+//! ```text
+//! rhizo-bench [--quick] [--out DIR]
+//! rhizo-bench child-throughput NODES OPS_PER_NODE SEED   (one throughput row as JSON)
+//! ```
+
+mod plots;
+mod report;
+mod results;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::results::{Results, SuccessScenario, ThroughputRow};
+
+struct Options {
+    quick: bool,
+    out: PathBuf,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options { quick: false, out: PathBuf::from("target/bench") };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => options.quick = true,
+            "--out" => options.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("child-throughput") {
+        return child_throughput(&args[1..]);
+    }
+    let options = match parse(&args) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("rhizo-bench: {error}\nusage: rhizo-bench [--quick] [--out DIR]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rhizo-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn child_throughput(args: &[String]) -> ExitCode {
+    let parsed: Option<(usize, usize, u64)> = (|| {
+        Some((args.first()?.parse().ok()?, args.get(1)?.parse().ok()?, args.get(2)?.parse().ok()?))
+    })();
+    let Some((nodes, ops, seed)) = parsed else {
+        eprintln!("usage: rhizo-bench child-throughput NODES OPS_PER_NODE SEED");
+        return ExitCode::from(2);
+    };
+    let row = scenarios::throughput(nodes, ops, seed);
+    println!("{}", serde_json::to_string(&row).expect("a row encodes"));
+    if row.converged { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// One throughput row, measured in a fresh process so that its peak memory is its own.
+fn throughput_in_child(nodes: usize, ops: usize, seed: u64) -> Result<ThroughputRow, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .args(["child-throughput", &nodes.to_string(), &ops.to_string(), &seed.to_string()])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("throughput {nodes}x{ops}: {e}; stderr: {}", String::from_utf8_lossy(&output.stderr))
+    })
+}
+
+fn stage(name: &str, steps: u64) -> ProgressBar {
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
+    let mut results = Results {
+        git_rev: report::git_rev(),
+        machine: report::machine(),
+        mode: if options.quick { "quick" } else { "full" }.into(),
+        ..Results::default()
+    };
+    let seed = 7;
+
+    // Latency: the coordination-free path (local; the network plays no part) …
+    let started = Instant::now();
+    let commits = if options.quick { 20_000 } else { 200_000 };
+    let bar = stage("latency", 3);
+    results.latency.extend(scenarios::coordination_free_rows(commits));
+    bar.inc(3);
+    // … and Raft on the same simulated networks.
+    let raft_commits = if options.quick { 200 } else { 2_000 };
+    for row in scenarios::raft_rows(raft_commits, seed)? {
+        results.latency.push(row);
+    }
+    bar.finish_with_message("done");
+    results.stage_seconds.push(("latency".into(), started.elapsed().as_secs_f64()));
+
+    // Throughput scaling.
+    let started = Instant::now();
+    let sizes: Vec<(usize, usize)> = if options.quick {
+        vec![(2, 1000), (5, 1000), (20, 1000)]
+    } else {
+        vec![(2, 1000), (5, 1000), (10, 1000), (20, 1000), (50, 1000), (100, 1000), (100, 10_000)]
+    };
+    let bar = stage("throughput", sizes.len() as u64);
+    for (nodes, ops) in sizes {
+        bar.set_message(format!("{nodes} nodes x {ops}"));
+        results.throughput.push(throughput_in_child(nodes, ops, seed)?);
+        bar.inc(1);
+    }
+    bar.finish_with_message("done");
+    results.stage_seconds.push(("throughput".into(), started.elapsed().as_secs_f64()));
+
+    // Convergence.
+    let started = Instant::now();
+    let mut runs: Vec<(usize, usize, f64)> = Vec::new();
+    let node_counts: &[usize] = if options.quick { &[5, 20, 100] } else { &[5, 10, 20, 50, 100] };
+    let losses: &[f64] = if options.quick { &[0.0, 0.1] } else { &[0.0, 0.1, 0.3] };
+    for &nodes in node_counts {
+        for &loss in losses {
+            runs.push((nodes, 3, loss));
+            if nodes <= 20 {
+                runs.push((nodes, 0, loss));
+            }
+        }
+    }
+    let heals: &[usize] = if options.quick { &[10] } else { &[10, 50] };
+    let bar = stage("convergence", (runs.len() + heals.len()) as u64);
+    for (nodes, fanout, loss) in runs {
+        results.convergence.push(scenarios::convergence_after_writes(nodes, fanout, loss, seed));
+        bar.inc(1);
+    }
+    for &nodes in heals {
+        results.convergence.push(scenarios::convergence_after_heal(nodes, 3, seed));
+        bar.inc(1);
+    }
+    bar.finish_with_message("done");
+    results.stage_seconds.push(("convergence".into(), started.elapsed().as_secs_f64()));
+
+    // The roadmap's success scenario: 5 nodes × 10 K transactions each, both paths.
+    let started = Instant::now();
+    let bar = stage("success", 2);
+    let (nodes, tx_per_node) = (5, 10_000);
+    let (cf_wall, cf_converged) = scenarios::success_cf_wall(nodes, tx_per_node, seed);
+    bar.inc(1);
+    let raft_tx = if options.quick { 200 } else { tx_per_node };
+    let raft = scenarios::raft_success(nodes, raft_tx, seed)?;
+    bar.inc(1);
+    bar.finish_with_message("done");
+    let cf_latency = results
+        .latency
+        .iter()
+        .find(|r| r.path == "coordination_free" && r.ops_per_tx == 1)
+        .map(|r| r.mean_ms)
+        .unwrap_or(0.0);
+    // Closed-loop clients, one per node, measured the same way on both paths: each client
+    // commits as soon as its previous commit is acknowledged, and a commit takes its virtual
+    // network time plus its measured CPU time.
+    let cf_tx_per_sec = nodes as f64 / (cf_latency / 1e3);
+    results.success_scenario = Some(SuccessScenario {
+        nodes,
+        tx_per_node,
+        cf_tx_per_sec,
+        raft_tx_per_sec: raft.tx_per_sec,
+        cf_mean_latency_ms: cf_latency,
+        raft_mean_latency_ms: raft.mean_ms,
+        ratio: cf_tx_per_sec / raft.tx_per_sec.max(f64::MIN_POSITIVE),
+        cf_wall_tx_per_sec: cf_wall,
+        converged: cf_converged && raft.converged,
+    });
+    results.stage_seconds.push(("success".into(), started.elapsed().as_secs_f64()));
+
+    // Python overhead, when the bindings are built into ./.venv.
+    let started = Instant::now();
+    results.python = report::python_overhead();
+    results.stage_seconds.push(("python".into(), started.elapsed().as_secs_f64()));
+
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(options.out.join("results.json"), json).map_err(|e| e.to_string())?;
+    let plots = plots::write_all(&results, &options.out).map_err(|e| e.to_string())?;
+    let report = report::markdown(&results, &plots);
+    std::fs::write(options.out.join("report.md"), report).map_err(|e| e.to_string())?;
+    println!("rhizo-bench: wrote {}/results.json, report.md and {} plots", options.out.display(), plots.len());
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! The report: machine and revision facts, the Python measurement, and `report.md`.
+
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::results::{PythonRow, Results};
+
+/// `git rev-parse HEAD`, marked `-dirty` when the tree has uncommitted changes.
+pub(crate) fn git_rev() -> String {
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if dirty { format!("{rev}-dirty") } else { rev }
+}
+
+/// CPU model, logical cores and memory, from /proc.
+pub(crate) fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU");
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem_kb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    format!("{model}, {cores} cores, {:.0} GiB", mem_kb as f64 / 1024.0 / 1024.0)
+}
+
+const PYTHON_PROBE: &str = r#"
+import json, timeit
+import rhizo
+engine = rhizo.open(None, node_id="bench")
+def one():
+    with engine.transaction(mode="coordination_free") as tx:
+        tx.increment("counters", "page_views", 1)
+n = 20000
+one_us = min(timeit.repeat(one, number=n, repeat=3)) / n * 1e6
+batch = [("increment", "counters", f"row-{i % 1000}", "value", 1) for i in range(200000)]
+t = min(timeit.repeat(lambda: engine.commit_batch(batch, mode="coordination_free"), number=1, repeat=3))
+print(json.dumps({"one_op_tx_us": one_us, "batch_ops_per_sec": len(batch) / t}))
+"#;
+
+/// Measures the Python front through `./.venv/bin/python`, if the bindings are built there
+/// (`cargo xtask regress` builds them). `None` when they are not.
+pub(crate) fn python_overhead() -> Option<PythonRow> {
+    let python = std::path::Path::new(".venv/bin/python");
+    if !python.exists() {
+        return None;
+    }
+    let output = Command::new(python).args(["-c", PYTHON_PROBE]).output().ok()?;
+    if !output.status.success() {
+        eprintln!("python probe failed: {}", String::from_utf8_lossy(&output.stderr));
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    Some(PythonRow {
+        one_op_tx_us: value["one_op_tx_us"].as_f64()?,
+        batch_ops_per_sec: value["batch_ops_per_sec"].as_f64()?,
+        note: "timeit, best of 3, in-memory engine, one op per transaction in the batch, ./.venv/bin/python".into(),
+    })
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1} K", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// `report.md` for a results file.
+pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Rhizo benchmark report ({} run)\n", r.mode);
+    let _ = writeln!(s, "- git revision: `{}`\n- machine: {}\n", r.git_rev, r.machine);
+    let _ = writeln!(
+        s,
+        "Everything below was produced by one `cargo xtask bench{}` run. Simulated runs use \
+         virtual time on rhizo-sim's network (LAN: 0.1–0.5 ms one way; regions: San Francisco / \
+         London / Tokyo, 55–115 ms one way); wall-clock figures are this machine's.\n",
+        if r.mode == "quick" { " --quick" } else { "" }
+    );
+
+    let _ = writeln!(s, "## Commit latency\n");
+    let _ = writeln!(
+        s,
+        "Coordination-free: a replica commits locally and the commit is acknowledged when its \
+         record is handed out — no message is needed, so the network model does not change it. \
+         Raft: a real `raft` RawNode cluster of the same size on the simulated network; latency \
+         is virtual time from proposal to the client's acknowledgement plus measured CPU time.\n"
+    );
+    let _ = writeln!(s, "| path | network | ops/tx | p50 ms | p99 ms | mean ms | CPU µs/commit |");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    for row in &r.latency {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.2} |",
+            row.path, row.network, row.ops_per_tx, row.p50_ms, row.p99_ms, row.mean_ms, row.cpu_us_per_commit
+        );
+    }
+
+    let _ = writeln!(s, "\n## Throughput scaling\n");
+    let _ = writeln!(
+        s,
+        "Every node commits its transactions (one ADD each), then anti-entropy runs until every \
+         replica is bit-identical. ops/s is total operations over the wall-clock time of the \
+         whole run; each row runs in its own process, so peak memory is its own (VmHWM).\n"
+    );
+    let _ = writeln!(s, "| nodes | ops/node | ops/s | msgs/op | bytes/op | peak memory | rounds | converged |");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---|");
+    for row in &r.throughput {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.3} | {:.1} | {:.1} MiB | {} | {} |",
+            row.nodes,
+            row.ops_per_node,
+            fmt_rate(row.ops_per_sec),
+            row.messages_per_op,
+            row.bytes_per_op,
+            row.peak_memory_bytes as f64 / 1048576.0,
+            row.rounds,
+            row.converged
+        );
+    }
+
+    let _ = writeln!(s, "\n## Convergence\n");
+    let _ = writeln!(s, "Rounds are sync intervals (10 ms). fanout 0 = every peer every round.\n");
+    let _ = writeln!(s, "| scenario | nodes | fanout | loss | rounds | virtual ms | ⌈log2 N⌉+2 |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    for row in &r.convergence {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0}% | {} | {:.1} | {} |",
+            row.scenario,
+            row.nodes,
+            row.fanout,
+            row.loss * 100.0,
+            row.rounds,
+            row.virtual_ms,
+            row.log_bound
+        );
+    }
+
+    if let Some(x) = &r.success_scenario {
+        let _ = writeln!(s, "\n## The roadmap's success scenario\n");
+        let _ = writeln!(
+            s,
+            "{} nodes × {} transactions each. Both paths are measured the same way: one \
+             closed-loop client per node, each commit taking its virtual network time plus its \
+             measured CPU time; throughput = clients / mean latency.\n",
+            x.nodes, x.tx_per_node
+        );
+        let _ = writeln!(s, "| | coordination-free | Raft (traditional) |");
+        let _ = writeln!(s, "|---|---:|---:|");
+        let _ = writeln!(s, "| mean latency | {:.4} ms | {:.3} ms |", x.cf_mean_latency_ms, x.raft_mean_latency_ms);
+        let _ = writeln!(s, "| throughput | {} tx/s | {} tx/s |", fmt_rate(x.cf_tx_per_sec), fmt_rate(x.raft_tx_per_sec));
+        let _ = writeln!(
+            s,
+            "\nRatio: **{:.0}×**. Committing all {} coordination-free transactions and converging \
+             every replica on the simulated network took {} tx/s of wall-clock time. All nodes \
+             converged: {}.",
+            x.ratio,
+            x.nodes * x.tx_per_node,
+            fmt_rate(x.cf_wall_tx_per_sec),
+            x.converged
+        );
+    }
+
+    let _ = writeln!(s, "\n## Python\n");
+    match &r.python {
+        Some(p) => {
+            let _ = writeln!(
+                s,
+                "A 1-op transaction through `engine.transaction(...)`: {:.2} µs; batch API: {} ops/s ({}).",
+                p.one_op_tx_us,
+                fmt_rate(p.batch_ops_per_sec),
+                p.note
+            );
+        }
+        None => {
+            let _ = writeln!(s, "Not measured: the bindings are not built in ./.venv (run `cargo xtask regress` first).");
+        }
+    }
+
+    if !plots.is_empty() {
+        let _ = writeln!(s, "\n## Plots\n");
+        for plot in plots {
+            let _ = writeln!(s, "![{plot}]({plot})\n");
+        }
+    }
+    let _ = writeln!(s, "## Stage times\n");
+    for (stage, secs) in &r.stage_seconds {
+        let _ = writeln!(s, "- {stage}: {secs:.1} s");
+    }
+    s
+}

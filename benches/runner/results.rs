@@ -1,0 +1,124 @@
+//! The shape of `results.json`: every figure the report and the paper quote.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything one `cargo xtask bench` run measured.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Results {
+    /// `git rev-parse HEAD` of the measured tree (with `-dirty` if it had changes).
+    pub(crate) git_rev: String,
+    /// The machine: CPU model, cores, memory.
+    pub(crate) machine: String,
+    /// "quick" or "full".
+    pub(crate) mode: String,
+    /// Commit latency per path, network and transaction size.
+    pub(crate) latency: Vec<LatencyRow>,
+    /// Commit-then-converge throughput at each cluster size.
+    pub(crate) throughput: Vec<ThroughputRow>,
+    /// Rounds and virtual time to converge.
+    pub(crate) convergence: Vec<ConvergenceRow>,
+    /// The roadmap's success scenario, both paths.
+    pub(crate) success_scenario: Option<SuccessScenario>,
+    /// The Python front's overhead.
+    pub(crate) python: Option<PythonRow>,
+    /// Wall-clock seconds each stage took.
+    pub(crate) stage_seconds: Vec<(String, f64)>,
+}
+
+/// One latency measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LatencyRow {
+    /// "coordination_free" or "raft".
+    pub(crate) path: String,
+    /// "lan" or "regions" (San Francisco / London / Tokyo).
+    pub(crate) network: String,
+    /// Operations per transaction.
+    pub(crate) ops_per_tx: usize,
+    /// Median commit latency in milliseconds: virtual network time plus measured CPU time.
+    pub(crate) p50_ms: f64,
+    /// 99th percentile, same units.
+    pub(crate) p99_ms: f64,
+    /// Mean, same units.
+    pub(crate) mean_ms: f64,
+    /// Wall-clock CPU microseconds spent per commit by this process.
+    pub(crate) cpu_us_per_commit: f64,
+    /// Commits measured.
+    pub(crate) commits: usize,
+}
+
+/// One throughput measurement (each in its own process, so peak memory is its own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ThroughputRow {
+    /// Nodes.
+    pub(crate) nodes: usize,
+    /// Transactions committed per node (one ADD each).
+    pub(crate) ops_per_node: usize,
+    /// Committed operations per second of wall-clock time, commits and convergence included.
+    pub(crate) ops_per_sec: f64,
+    /// Messages sent until every replica held every update, per operation.
+    pub(crate) messages_per_op: f64,
+    /// Bytes of those messages per operation.
+    pub(crate) bytes_per_op: f64,
+    /// Peak resident memory of the process (VmHWM).
+    pub(crate) peak_memory_bytes: u64,
+    /// Whether every replica ended bit-identical.
+    pub(crate) converged: bool,
+    /// Rounds from the last write to convergence.
+    pub(crate) rounds: u64,
+    /// Wall-clock seconds of the run.
+    pub(crate) wall_seconds: f64,
+}
+
+/// One convergence measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ConvergenceRow {
+    /// What was measured: "after_writes" or "after_partition_heal".
+    pub(crate) scenario: String,
+    /// Nodes.
+    pub(crate) nodes: usize,
+    /// Push-pull fanout (0 = full broadcast).
+    pub(crate) fanout: usize,
+    /// Message loss rate.
+    pub(crate) loss: f64,
+    /// Rounds (sync intervals) from the last write or the heal to convergence.
+    pub(crate) rounds: u64,
+    /// The same in virtual milliseconds.
+    pub(crate) virtual_ms: f64,
+    /// ⌈log2 N⌉ + 2, the bound push-pull gossip should meet.
+    pub(crate) log_bound: u64,
+}
+
+/// The roadmap's success scenario: 5 nodes × 10 K transactions each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SuccessScenario {
+    /// Nodes.
+    pub(crate) nodes: usize,
+    /// Transactions per node.
+    pub(crate) tx_per_node: usize,
+    /// Closed-loop throughput of the coordination-free path (one client per node).
+    pub(crate) cf_tx_per_sec: f64,
+    /// Closed-loop throughput of the Raft path (one client per node).
+    pub(crate) raft_tx_per_sec: f64,
+    /// Mean commit latency, coordination-free.
+    pub(crate) cf_mean_latency_ms: f64,
+    /// Mean commit latency, Raft.
+    pub(crate) raft_mean_latency_ms: f64,
+    /// `cf_tx_per_sec / raft_tx_per_sec`.
+    pub(crate) ratio: f64,
+    /// Transactions per second of wall-clock time to commit all 50 K coordination-free and
+    /// converge every replica on the simulated network.
+    pub(crate) cf_wall_tx_per_sec: f64,
+    /// Whether all nodes converged (both paths).
+    pub(crate) converged: bool,
+}
+
+/// Python overhead.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PythonRow {
+    /// Microseconds for a 1-op transaction through the context manager.
+    pub(crate) one_op_tx_us: f64,
+    /// Operations per second through the batch API.
+    pub(crate) batch_ops_per_sec: f64,
+    /// How it was measured.
+    pub(crate) note: String,
+}

@@ -1,0 +1,268 @@
+//! The scenarios of `cargo xtask bench`. Each returns rows of `results.json`; wall-clock timing
+//! lives here, in the harness, never in the deterministic crates it drives.
+
+use std::time::{Duration, Instant};
+
+use rhizo_clock::NodeId;
+use rhizo_commit::{AlgebraicTransaction, Replica, ReplicaConfig};
+use rhizo_sim::scenario::{self, ScenarioSpec};
+use rhizo_sim::workload::{self, KeyDistribution, OpMix, Workload};
+use rhizo_sim::{GossipStrategy, LatencyModel, RegionMatrix, SimulationBuilder};
+
+use crate::results::{ConvergenceRow, LatencyRow, ThroughputRow};
+
+/// Latency percentiles of a sample, in milliseconds.
+pub(crate) struct Percentiles {
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
+    pub(crate) mean: f64,
+}
+
+pub(crate) fn percentiles(samples_ns: &mut [u64]) -> Percentiles {
+    samples_ns.sort_unstable();
+    let at = |q: f64| {
+        let i = ((samples_ns.len() as f64 - 1.0) * q).round() as usize;
+        samples_ns[i] as f64 / 1e6
+    };
+    let mean = samples_ns.iter().map(|&x| x as f64).sum::<f64>() / samples_ns.len().max(1) as f64 / 1e6;
+    Percentiles { p50: at(0.50), p99: at(0.99), mean }
+}
+
+/// Builds a transaction of `ops` ADDs on distinct rows (row names prepared by the caller, so
+/// formatting is not measured).
+fn adds(rows: &[String]) -> AlgebraicTransaction {
+    let mut tx = AlgebraicTransaction::new();
+    for row in rows {
+        tx.increment("counters", row, "value", 1);
+    }
+    tx
+}
+
+/// Coordination-free commit latency: a replica that emits its durable records, as a node would,
+/// commits `commits` transactions of `ops_per_tx` ADDs; each commit is timed from building the
+/// transaction to having its acknowledgement in hand. No network is involved — that is the
+/// point — so the figure is the same on every network model.
+pub(crate) fn coordination_free_latency(ops_per_tx: usize, commits: usize) -> (Percentiles, f64) {
+    let schema = workload::schema();
+    let members: Vec<NodeId> = (0..5).map(NodeId::numbered).collect();
+    let config = ReplicaConfig { members, ..ReplicaConfig::default() };
+    let mut replica = Replica::new(NodeId::numbered(0), schema, config);
+    let rows: Vec<Vec<String>> =
+        (0..64).map(|t| (0..ops_per_tx).map(|i| format!("row-{}", (t * 7 + i) % 1000)).collect()).collect();
+    let mut samples = Vec::with_capacity(commits);
+    let started = Instant::now();
+    for i in 0..commits {
+        let begin = Instant::now();
+        replica.commit(adds(&rows[i % rows.len()])).expect("valid transaction");
+        let ready = replica.take_ready();
+        debug_assert_eq!(ready.committed.len(), 1);
+        samples.push(begin.elapsed().as_nanos() as u64);
+        if i % 1024 == 1023 {
+            // Keep the index bounded as a syncing node would.
+            replica.sync_with(NodeId::numbered(1));
+            replica.take_ready();
+        }
+    }
+    let cpu_us = started.elapsed().as_secs_f64() * 1e6 / commits as f64;
+    (percentiles(&mut samples), cpu_us)
+}
+
+/// Latency rows for the coordination-free path on both network models.
+pub(crate) fn coordination_free_rows(commits: usize) -> Vec<LatencyRow> {
+    let mut rows = Vec::new();
+    for ops in [1usize, 10, 100] {
+        let (p, cpu) = coordination_free_latency(ops, commits);
+        for network in ["lan", "regions"] {
+            rows.push(LatencyRow {
+                path: "coordination_free".into(),
+                network: network.into(),
+                ops_per_tx: ops,
+                p50_ms: p.p50,
+                p99_ms: p.p99,
+                mean_ms: p.mean,
+                cpu_us_per_commit: cpu,
+                commits,
+            });
+        }
+    }
+    rows
+}
+
+/// Commit-then-converge on the simulated LAN (run in a child process for its own peak memory).
+pub(crate) fn throughput(nodes: usize, ops_per_node: usize, seed: u64) -> ThroughputRow {
+    let started = Instant::now();
+    // Push-pull gossip with fanout 3: each round a node exchanges digests and deltas with three
+    // seeded peers, so messages grow with N·log N rather than N².
+    let mut spec = ScenarioSpec::new(nodes, ops_per_node, seed);
+    spec.gossip = GossipStrategy::PushPull { fanout: 3 };
+    let report = scenario::run(&spec);
+    let wall = started.elapsed().as_secs_f64();
+    let ops = (nodes * ops_per_node) as f64;
+    match report {
+        Ok(report) => ThroughputRow {
+            nodes,
+            ops_per_node,
+            ops_per_sec: ops / wall,
+            messages_per_op: report.messages_per_op,
+            bytes_per_op: report.bytes as f64 / ops,
+            peak_memory_bytes: peak_rss_bytes(),
+            converged: true,
+            rounds: report.rounds_to_converge,
+            wall_seconds: wall,
+        },
+        Err(error) => {
+            eprintln!("throughput {nodes}x{ops_per_node} failed: {error}");
+            ThroughputRow {
+                nodes,
+                ops_per_node,
+                ops_per_sec: 0.0,
+                messages_per_op: 0.0,
+                bytes_per_op: 0.0,
+                peak_memory_bytes: peak_rss_bytes(),
+                converged: false,
+                rounds: 0,
+                wall_seconds: wall,
+            }
+        }
+    }
+}
+
+/// The process's peak resident set (VmHWM), or 0 where /proc is not available.
+pub(crate) fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
+            })
+        })
+        .unwrap_or(0)
+}
+
+fn log_bound(nodes: usize) -> u64 {
+    (nodes as f64).log2().ceil() as u64 + 2
+}
+
+const ROUND: Duration = Duration::from_millis(10);
+const BOUND: Duration = Duration::from_secs(600);
+
+/// Rounds to converge after the last write: every node commits `writes` transactions at time
+/// zero, then gossip runs with `fanout` (0 = full broadcast) over a LAN that loses `loss`.
+pub(crate) fn convergence_after_writes(nodes: usize, fanout: usize, loss: f64, seed: u64) -> ConvergenceRow {
+    let gossip = if fanout == 0 { GossipStrategy::FullBroadcast } else { GossipStrategy::PushPull { fanout } };
+    let mut builder = SimulationBuilder::new();
+    builder.nodes(nodes).seed(seed).latency(LatencyModel::Lan).gossip(gossip).sync_interval(Some(ROUND));
+    builder.loss_rate(loss);
+    let mut cluster = builder.build_replicas(workload::schema()).expect("valid settings");
+    cluster.history_mut().set_recording(false);
+    let mut load = Workload::new(KeyDistribution::Uniform { keys: 1000 }, OpMix::COUNTERS);
+    for _ in 0..10 {
+        for node in 0..nodes {
+            let tx = load.next_transaction(cluster.workload_rng());
+            cluster.commit_on_node(node, tx).expect("commits");
+        }
+    }
+    let last = cluster.now();
+    let converged = cluster.run_until_converged(BOUND, ROUND / 10).expect("converges");
+    cluster.verify_convergence().expect("bit-identical");
+    let span = converged.saturating_since(last);
+    ConvergenceRow {
+        scenario: "after_writes".into(),
+        nodes,
+        fanout,
+        loss,
+        rounds: scenario::rounds(span, ROUND),
+        virtual_ms: span.as_secs_f64() * 1e3,
+        log_bound: log_bound(nodes),
+    }
+}
+
+/// Rounds to converge after a partition heals: the cluster splits in two halves, both sides keep
+/// committing for 50 rounds, then the partition heals.
+pub(crate) fn convergence_after_heal(nodes: usize, fanout: usize, seed: u64) -> ConvergenceRow {
+    let gossip = if fanout == 0 { GossipStrategy::FullBroadcast } else { GossipStrategy::PushPull { fanout } };
+    let mut builder = SimulationBuilder::new();
+    builder.nodes(nodes).seed(seed).latency(LatencyModel::Lan).gossip(gossip).sync_interval(Some(ROUND));
+    let mut cluster = builder.build_replicas(workload::schema()).expect("valid settings");
+    cluster.history_mut().set_recording(false);
+    let half = nodes / 2;
+    for a in 0..half {
+        for b in half..nodes {
+            cluster.partition(a, b).expect("valid nodes");
+        }
+    }
+    let mut load = Workload::new(KeyDistribution::Uniform { keys: 1000 }, OpMix::COUNTERS);
+    for _ in 0..50 {
+        for node in 0..nodes {
+            let tx = load.next_transaction(cluster.workload_rng());
+            cluster.commit_on_node(node, tx).expect("commits");
+        }
+        cluster.run_for(ROUND);
+    }
+    cluster.heal();
+    let healed = cluster.now();
+    let converged = cluster.run_until_converged(BOUND, ROUND / 10).expect("converges");
+    cluster.verify_convergence().expect("bit-identical");
+    let span = converged.saturating_since(healed);
+    ConvergenceRow {
+        scenario: "after_partition_heal".into(),
+        nodes,
+        fanout,
+        loss: 0.0,
+        rounds: scenario::rounds(span, ROUND),
+        virtual_ms: span.as_secs_f64() * 1e3,
+        log_bound: log_bound(nodes),
+    }
+}
+
+/// The coordination-free half of the success scenario: commit `tx_per_node` on each of `nodes`
+/// nodes and converge, timed on the wall clock.
+pub(crate) fn success_cf_wall(nodes: usize, tx_per_node: usize, seed: u64) -> (f64, bool) {
+    let spec = ScenarioSpec::new(nodes, tx_per_node, seed);
+    let started = Instant::now();
+    let ok = scenario::run(&spec).is_ok();
+    let wall = started.elapsed().as_secs_f64();
+    ((nodes * tx_per_node) as f64 / wall, ok)
+}
+
+/// What the success scenario needs of a Raft run.
+pub(crate) struct RaftSummary {
+    pub(crate) tx_per_sec: f64,
+    pub(crate) mean_ms: f64,
+    pub(crate) converged: bool,
+}
+
+fn regions() -> LatencyModel {
+    LatencyModel::Regions(RegionMatrix::sf_london_tokyo())
+}
+
+/// Raft commit latency on the same simulated networks: a 5-node cluster of real `raft`
+/// RawNodes, closed-loop clients, `commits` commits per transaction size. Latency is virtual
+/// time from proposal to acknowledgement; CPU is the whole simulation's per commit (an upper
+/// bound on Raft's own cost).
+pub(crate) fn raft_rows(commits: usize, seed: u64) -> Result<Vec<LatencyRow>, String> {
+    let mut rows = Vec::new();
+    for (name, network) in [("lan", LatencyModel::Lan), ("regions", regions())] {
+        for ops in [1u32, 10, 100] {
+            let report = rhizo_txn::raft::bench::commit_latency(network.clone(), 5, ops, commits, seed)?;
+            rows.push(LatencyRow {
+                path: "raft".into(),
+                network: name.into(),
+                ops_per_tx: ops as usize,
+                p50_ms: report.p50_ms,
+                p99_ms: report.p99_ms,
+                mean_ms: report.mean_ms,
+                cpu_us_per_commit: report.cpu_us_per_commit,
+                commits: report.commits,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The Raft half of the success scenario: `nodes` nodes on the LAN, `tx_per_node` one-ADD
+/// transactions per node through consensus, closed-loop clients.
+pub(crate) fn raft_success(nodes: usize, tx_per_node: usize, seed: u64) -> Result<RaftSummary, String> {
+    let report = rhizo_txn::raft::bench::commit_latency(LatencyModel::Lan, nodes, 1, nodes * tx_per_node, seed)?;
+    Ok(RaftSummary { tx_per_sec: report.tx_per_sec, mean_ms: report.mean_ms, converged: true })
+}

@@ -1,0 +1,188 @@
+"""Rhizo: transactions whose algebraic operations commit locally and converge everywhere.
+
+The native module ``_rhizo`` holds the roadmap's classes (``PyNodeId``, ``PyVectorClock``, ...);
+this package re-exports them under those names and under friendlier ones (``NodeId``,
+``VectorClock``, ``Engine``, ...), together with the ``RhizoError`` hierarchy.
+
+    >>> import rhizo
+    >>> engine = rhizo.open(None)  # in memory; pass a directory to persist
+    >>> with engine.transaction(mode="coordination_free") as tx:
+    ...     _ = tx.increment("counters", "page_views", 1)
+    ...     _ = tx.add_to_set("users", "user_123", "tags", "premium")
+    >>> engine.read("counters", "page_views")
+    1
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Literal
+
+from _rhizo import (
+    ConditionFailedError,
+    ConfigError,
+    ConvergenceError,
+    CorruptLogError,
+    DeadlineError,
+    DecodeError,
+    InvalidDotError,
+    InvalidNodeIdError,
+    InvalidOperationError,
+    InvalidTransactionError,
+    InvalidValueError,
+    NodeStateError,
+    PoisonedError,
+    PyAlgebraicMerger,
+    PyAlgebraicOperation,
+    PyAlgebraicTransaction,
+    PyAlgebraicValue,
+    PyCausalOrder,
+    PyCommitOutcome,
+    PyDot,
+    PyEngine,
+    PyLocalCommitProtocol,
+    PyMergedState,
+    PyMergeType,
+    PyNodeId,
+    PyOpType,
+    PySchema,
+    PySimulatedCluster,
+    PySimulationBuilder,
+    PyTransaction,
+    PyValueType,
+    PyVectorClock,
+    PyVersionedUpdate,
+    RemoteRejectedError,
+    RequiresCoordinationError,
+    RhizoError,
+    SchemaError,
+    SimulationConfigError,
+    SimulationError,
+    StorageError,
+    TransactionFinishedError,
+    TypeMismatchError,
+    UnknownCellError,
+    UnknownModeError,
+    UnknownNodeError,
+    ValueOverflowError,
+)
+from _rhizo import __version__ as __version__
+
+# Friendlier names for the roadmap's classes: the same objects, not wrappers.
+NodeId = PyNodeId
+Dot = PyDot
+VectorClock = PyVectorClock
+CausalOrder = PyCausalOrder
+OpType = PyOpType
+MergeType = PyMergeType
+ValueType = PyValueType
+AlgebraicValue = PyAlgebraicValue
+AlgebraicMerger = PyAlgebraicMerger
+Schema = PySchema
+AlgebraicOperation = PyAlgebraicOperation
+AlgebraicTransaction = PyAlgebraicTransaction
+VersionedUpdate = PyVersionedUpdate
+MergedState = PyMergedState
+LocalCommitProtocol = PyLocalCommitProtocol
+SimulationBuilder = PySimulationBuilder
+SimulatedCluster = PySimulatedCluster
+Engine = PyEngine
+Transaction = PyTransaction
+CommitOutcome = PyCommitOutcome
+
+SyncPolicy = Literal["every_commit", "group", "none"]
+
+
+def open(
+    path: str | os.PathLike[str] | None = None,
+    node_id: str | PyNodeId | None = None,
+    *,
+    schema: PySchema | None = None,
+    members: Iterable[str | PyNodeId] | None = None,
+    sync: SyncPolicy = "every_commit",
+) -> PyEngine:
+    """Opens (or creates) the node stored in directory ``path``; ``None`` keeps it in memory.
+
+    Without ``schema`` the engine declares the roadmap's tables: ``counters.value`` (integer
+    ADD) and ``users.tags`` (observed-remove string set).
+    """
+    return PyEngine(
+        path,
+        node_id,
+        schema=schema,
+        members=None if members is None else list(members),
+        sync=sync,
+    )
+
+
+__all__ = [
+    "AlgebraicMerger",
+    "AlgebraicOperation",
+    "AlgebraicTransaction",
+    "AlgebraicValue",
+    "CausalOrder",
+    "CommitOutcome",
+    "ConditionFailedError",
+    "ConfigError",
+    "ConvergenceError",
+    "CorruptLogError",
+    "DeadlineError",
+    "DecodeError",
+    "Dot",
+    "Engine",
+    "InvalidDotError",
+    "InvalidNodeIdError",
+    "InvalidOperationError",
+    "InvalidTransactionError",
+    "InvalidValueError",
+    "LocalCommitProtocol",
+    "MergeType",
+    "MergedState",
+    "NodeId",
+    "NodeStateError",
+    "OpType",
+    "PoisonedError",
+    "PyAlgebraicMerger",
+    "PyAlgebraicOperation",
+    "PyAlgebraicTransaction",
+    "PyAlgebraicValue",
+    "PyCausalOrder",
+    "PyCommitOutcome",
+    "PyDot",
+    "PyEngine",
+    "PyLocalCommitProtocol",
+    "PyMergeType",
+    "PyMergedState",
+    "PyNodeId",
+    "PyOpType",
+    "PySchema",
+    "PySimulatedCluster",
+    "PySimulationBuilder",
+    "PyTransaction",
+    "PyValueType",
+    "PyVectorClock",
+    "PyVersionedUpdate",
+    "RemoteRejectedError",
+    "RequiresCoordinationError",
+    "RhizoError",
+    "Schema",
+    "SchemaError",
+    "SimulatedCluster",
+    "SimulationBuilder",
+    "SimulationConfigError",
+    "SimulationError",
+    "StorageError",
+    "SyncPolicy",
+    "Transaction",
+    "TransactionFinishedError",
+    "TypeMismatchError",
+    "UnknownCellError",
+    "UnknownModeError",
+    "UnknownNodeError",
+    "ValueOverflowError",
+    "VectorClock",
+    "VersionedUpdate",
+    "__version__",
+    "open",
+]

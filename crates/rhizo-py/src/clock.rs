@@ -1,0 +1,265 @@
+//! `rhizo-clock`: node ids, dots, vector clocks and causal order.
+
+use std::collections::BTreeMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use pyo3::basic::CompareOp;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rhizo_clock::{CausalOrder, Dot, NodeId, VectorClock};
+
+use crate::convert::NodeArg;
+use crate::errors::PyResultExt;
+
+pub(crate) fn hash_of(value: &impl Hash) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The identity of one replica: a name of 1 to 16 bytes.
+#[pyclass(module = "_rhizo", name = "PyNodeId", frozen)]
+#[derive(Clone, Copy)]
+pub(crate) struct PyNodeId(pub(crate) NodeId);
+
+#[pymethods]
+impl PyNodeId {
+    #[new]
+    fn new(name: &str) -> PyResult<Self> {
+        NodeId::new(name).py().map(Self)
+    }
+
+    /// The node called `n{index}`, as the simulator names its nodes.
+    #[staticmethod]
+    fn numbered(index: u32) -> Self {
+        Self(NodeId::numbered(index))
+    }
+
+    /// The node's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn __str__(&self) -> String {
+        self.0.to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PyNodeId({:?})", self.0.name().as_str())
+    }
+
+    fn __richcmp__(&self, other: &Self, op: CompareOp) -> bool {
+        op.matches(self.0.cmp(&other.0))
+    }
+
+    fn __hash__(&self) -> u64 {
+        hash_of(&self.0)
+    }
+}
+
+/// One event: the node that did it and its sequence number there (from 1).
+#[pyclass(module = "_rhizo", name = "PyDot", frozen)]
+#[derive(Clone, Copy)]
+pub(crate) struct PyDot(pub(crate) Dot);
+
+#[pymethods]
+impl PyDot {
+    #[new]
+    fn new(node: NodeArg, counter: u64) -> PyResult<Self> {
+        Dot::new(node.0, counter).py().map(Self)
+    }
+
+    /// The node that did the event.
+    #[getter]
+    fn node(&self) -> PyNodeId {
+        PyNodeId(self.0.node())
+    }
+
+    /// The event's sequence number at its node.
+    #[getter]
+    fn counter(&self) -> u64 {
+        self.0.counter()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PyDot({:?}, {})",
+            self.0.node().name().as_str(),
+            self.0.counter()
+        )
+    }
+
+    fn __richcmp__(&self, other: &Self, op: CompareOp) -> bool {
+        op.matches(self.0.cmp(&other.0))
+    }
+
+    fn __hash__(&self) -> u64 {
+        hash_of(&self.0)
+    }
+}
+
+/// How two vector clocks relate causally.
+#[pyclass(module = "_rhizo", name = "PyCausalOrder", eq, hash, frozen)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PyCausalOrder {
+    Before,
+    After,
+    Equal,
+    Concurrent,
+}
+
+impl From<CausalOrder> for PyCausalOrder {
+    fn from(order: CausalOrder) -> Self {
+        match order {
+            CausalOrder::Before => Self::Before,
+            CausalOrder::After => Self::After,
+            CausalOrder::Equal => Self::Equal,
+            CausalOrder::Concurrent => Self::Concurrent,
+        }
+    }
+}
+
+/// A vector clock: for each node, how many of its events are known.
+///
+/// Mutable like the Rust value (`tick`, `set`, `merge` change it in place); `==` and `hash`
+/// follow its causal meaning (canonical form). `<=` is `dominated_by`, `<` is
+/// `happened_before`.
+#[pyclass(module = "_rhizo", name = "PyVectorClock")]
+#[derive(Clone, Default)]
+pub(crate) struct PyVectorClock(pub(crate) VectorClock);
+
+#[pymethods]
+impl PyVectorClock {
+    /// A clock from `{node: counter}` (names or `PyNodeId`s), or the empty clock.
+    #[new]
+    #[pyo3(signature = (entries = None))]
+    fn new(entries: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut clock = VectorClock::new();
+        if let Some(entries) = entries {
+            for (node, counter) in entries.iter() {
+                clock.set(node.extract::<NodeArg>()?.0, counter.extract()?);
+            }
+        }
+        Ok(Self(clock))
+    }
+
+    /// How many events of `node` this clock knows (0 if none).
+    fn get(&self, node: NodeArg) -> u64 {
+        self.0.get(node.0)
+    }
+
+    /// Sets `node`'s entry (0 removes it).
+    fn set(&mut self, node: NodeArg, counter: u64) {
+        self.0.set(node.0, counter);
+    }
+
+    /// Records a new event of `node` and returns its dot.
+    fn tick(&mut self, node: NodeArg) -> PyResult<PyDot> {
+        self.0.tick(node.0).py().map(PyDot)
+    }
+
+    /// Whether the clock knows the event `dot`.
+    fn contains(&self, dot: &PyDot) -> bool {
+        self.0.contains(dot.0)
+    }
+
+    /// Absorbs `other` in place (entry-wise maximum).
+    fn merge(&mut self, other: &PyVectorClock) {
+        self.0.merge(&other.0);
+    }
+
+    /// The entry-wise minimum of the two clocks (a new clock).
+    fn meet(&self, other: &PyVectorClock) -> Self {
+        Self(self.0.meet(&other.0))
+    }
+
+    /// How this clock relates to `other`.
+    fn compare(&self, other: &PyVectorClock) -> PyCausalOrder {
+        self.0.compare(&other.0).into()
+    }
+
+    /// Whether every entry is at most `other`'s.
+    fn dominated_by(&self, other: &PyVectorClock) -> bool {
+        self.0.dominated_by(&other.0)
+    }
+
+    /// Whether this clock is strictly before `other`.
+    fn happened_before(&self, other: &PyVectorClock) -> bool {
+        self.0.happened_before(&other.0)
+    }
+
+    /// Whether neither clock is before the other.
+    fn concurrent(&self, other: &PyVectorClock) -> bool {
+        self.0.concurrent(&other.0)
+    }
+
+    /// Whether the update named `dot` with clock `update_clock` can be delivered next here.
+    fn causally_ready(&self, dot: &PyDot, update_clock: &PyVectorClock) -> bool {
+        self.0.causally_ready(dot.0, &update_clock.0)
+    }
+
+    /// Whether the clock knows no event.
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many nodes have a non-zero entry.
+    fn node_count(&self) -> usize {
+        self.0.node_count()
+    }
+
+    /// The total number of events known.
+    fn sum(&self) -> u128 {
+        self.0.sum()
+    }
+
+    /// The entries as `{name: counter}`, in node order.
+    fn to_dict(&self) -> BTreeMap<String, u64> {
+        // Node order is the byte order of names, which is `String`'s order: the dict is sorted.
+        self.0.iter().map(|(n, c)| (n.to_string(), c)).collect()
+    }
+
+    /// A copy of this clock.
+    fn copy(&self) -> Self {
+        self.clone()
+    }
+
+    fn __copy__(&self) -> Self {
+        self.clone()
+    }
+
+    fn __len__(&self) -> usize {
+        self.0.node_count()
+    }
+
+    fn __contains__(&self, dot: &PyDot) -> bool {
+        self.0.contains(dot.0)
+    }
+
+    fn __repr__(&self) -> String {
+        let entries: Vec<String> = self
+            .0
+            .iter()
+            .map(|(n, c)| format!("{:?}: {c}", n.name().as_str()))
+            .collect();
+        format!("PyVectorClock({{{}}})", entries.join(", "))
+    }
+
+    fn __richcmp__(&self, other: PyRef<'_, Self>, op: CompareOp) -> bool {
+        let other = &other.0;
+        match op {
+            CompareOp::Eq => self.0 == *other,
+            CompareOp::Ne => self.0 != *other,
+            CompareOp::Le => self.0.dominated_by(other),
+            CompareOp::Lt => self.0.happened_before(other),
+            CompareOp::Ge => other.dominated_by(&self.0),
+            CompareOp::Gt => other.happened_before(&self.0),
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        hash_of(&self.0)
+    }
+}

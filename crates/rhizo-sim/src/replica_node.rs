@@ -1,0 +1,384 @@
+//! The `rhizo-commit` [`Replica`] as a simulated node, and the cluster verbs that drive it.
+//!
+//! The adapter follows the replica's driver contract and nothing more: after every call that
+//! may produce output it takes the replica's `Ready`, appends the records to the node's durable
+//! log, then sends the messages, then acknowledges the committed dots. A crash keeps exactly
+//! that log; a restart is `Replica::recover` from it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rhizo_algebra::{AlgebraicValue, Schema};
+use rhizo_clock::{NodeId, VectorClock};
+use rhizo_commit::{
+    AlgebraicTransaction, CellKey, CommitReceipt, LocalCommitError, Message, Record, Replica,
+    ReplicaConfig, ReplicaStats, VersionedUpdate,
+};
+
+use crate::history::History;
+use crate::{NodeCtx, NodeRef, Result, SimError, SimTime, SimulatedCluster, SimulatedNode};
+
+#[cfg(test)]
+mod tests;
+
+/// One replica on the simulated network: the real [`Replica`] plus the durable log its driver
+/// keeps.
+///
+/// **Gossip policy.** On each timer the node does nothing if it is idle (see
+/// [`ReplicaNode::is_idle`](SimulatedNode::is_idle)). Otherwise it syncs with the peers its
+/// replica believes lack something it holds ([`Replica::peers_behind`]): all of them under
+/// `FullBroadcast`, `fanout` of them drawn from the node's seeded stream under `PushPull`.
+/// Choosing among peers believed behind, rather than among all peers, spends no exchange on a
+/// peer known to be up to date; the belief is always pessimistic (reported clocks only grow and
+/// are durable at their sender), so no peer that lacks something is ever skipped for good.
+#[derive(Debug)]
+pub struct ReplicaNode {
+    replica: Replica,
+    /// The durable log: every record made durable since the last snapshot record (included).
+    log: Vec<Record>,
+    /// Problems the replica reported while being driven (a refused message, a failed recovery).
+    /// A correct replica on this network reports none; checkers treat any as a violation.
+    faults: Vec<String>,
+    /// Whether acknowledged updates are handed to the history (off for benchmarks).
+    recording: bool,
+}
+
+/// The log a [`ReplicaNode`] makes durable: what a restarted node is rebuilt from.
+pub type DurableLog = Vec<Record>;
+
+impl ReplicaNode {
+    /// A fresh replica node.
+    pub fn new(id: NodeId, schema: Schema, config: ReplicaConfig) -> Self {
+        Self {
+            replica: Replica::new(id, schema, config),
+            log: Vec::new(),
+            faults: Vec::new(),
+            recording: true,
+        }
+    }
+
+    /// The node rebuilt from its durable log by [`Replica::recover`]. A log the replica refuses
+    /// leaves a fresh replica with the failure listed in [`faults`](Self::faults).
+    pub fn recover(id: NodeId, schema: Schema, config: ReplicaConfig, log: DurableLog) -> Self {
+        match Replica::recover(id, schema.clone(), config.clone(), log.iter().cloned()) {
+            Ok(replica) => Self {
+                replica,
+                log,
+                faults: Vec::new(),
+                recording: true,
+            },
+            Err(err) => {
+                let mut node = Self::new(id, schema, config);
+                node.faults.push(format!("recovery of {id} failed: {err}"));
+                node
+            }
+        }
+    }
+
+    /// A spawn function for [`SimulationBuilder::build`](crate::SimulationBuilder::build):
+    /// fresh replicas at build time, recovered ones after a crash.
+    pub fn spawner(
+        schema: Schema,
+        config: ReplicaConfig,
+    ) -> impl FnMut(NodeId, Option<DurableLog>) -> ReplicaNode + 'static {
+        move |id, durable| match durable {
+            None => ReplicaNode::new(id, schema.clone(), config.clone()),
+            Some(log) => ReplicaNode::recover(id, schema.clone(), config.clone(), log),
+        }
+    }
+
+    /// The replica.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// The durable log as it stands.
+    pub fn durable_log(&self) -> &[Record] {
+        &self.log
+    }
+
+    /// Problems reported while driving the replica (empty for a correct replica).
+    pub fn faults(&self) -> &[String] {
+        &self.faults
+    }
+
+    /// Whether acknowledged updates are copied out for the history.
+    pub fn set_recording(&mut self, recording: bool) {
+        self.recording = recording;
+    }
+
+    /// Commits `tx` on the replica and carries out its outputs. Returns the receipt and, when
+    /// recording, the acknowledged update as it was made durable.
+    pub fn commit(
+        &mut self,
+        tx: AlgebraicTransaction,
+        ctx: &mut NodeCtx<'_, Message>,
+    ) -> std::result::Result<(CommitReceipt, Option<VersionedUpdate>), LocalCommitError> {
+        let receipt = self.replica.commit(tx)?;
+        let acknowledged = self.drain(ctx);
+        Ok((receipt, acknowledged))
+    }
+
+    /// Starts an anti-entropy exchange with `peer` now (outside the timer) and sends it.
+    pub fn sync_with(&mut self, peer: NodeId, ctx: &mut NodeCtx<'_, Message>) {
+        self.replica.sync_with(peer);
+        self.drain(ctx);
+    }
+
+    /// Carries out the replica's `Ready` in the contract's order: records made durable, then
+    /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
+    /// (a commit acknowledges exactly one).
+    fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<VersionedUpdate> {
+        let ready = self.replica.take_ready();
+        let mut acknowledged = None;
+        for record in ready.records {
+            if matches!(record, Record::Snapshot(_)) {
+                // A snapshot supersedes every earlier record.
+                self.log.clear();
+            }
+            if let (true, Record::Commit(update)) = (self.recording, &record) {
+                if ready.committed.contains(&update.dot) {
+                    acknowledged = Some(update.clone());
+                }
+            }
+            self.log.push(record);
+        }
+        for (to, msg) in ready.messages {
+            if let Err(err) = ctx.send(to, msg) {
+                self.faults.push(format!("send: {err}"));
+            }
+        }
+        acknowledged
+    }
+}
+
+impl SimulatedNode for ReplicaNode {
+    type Message = Message;
+    type Durable = DurableLog;
+    type History = History;
+
+    fn on_message(&mut self, from: NodeId, msg: Message, ctx: &mut NodeCtx<'_, Message>) {
+        if let Err(err) = self.replica.step(from, msg) {
+            self.faults
+                .push(format!("{} refused a message from {from}: {err}", ctx.id()));
+        }
+        self.drain(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut NodeCtx<'_, Message>) {
+        if self.is_idle() {
+            return;
+        }
+        let mut partners: Vec<NodeId> = self.replica.peers_behind().collect();
+        ctx.choose_among(&mut partners);
+        for peer in partners {
+            self.replica.sync_with(peer);
+        }
+        self.drain(ctx);
+    }
+
+    fn durable(&self) -> DurableLog {
+        self.log.clone()
+    }
+
+    /// Idle when nothing waits in the buffer and the replica either holds nothing (so it has
+    /// nothing to tell; peers that hold something reach it) or believes every member holds all
+    /// it holds.
+    fn is_idle(&self) -> bool {
+        self.replica.buffered() == 0 && (self.replica.clock().is_empty() || self.replica.is_idle())
+    }
+
+    fn message_bytes(msg: &Message) -> usize {
+        rhizo_commit::wire::encoded_message_len(msg)
+    }
+}
+
+/// A replica's visible state, as [`SimulatedCluster::get_node_state`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeState {
+    /// The node.
+    pub node: NodeId,
+    /// Everything it has delivered.
+    pub clock: VectorClock,
+    /// Every cell it holds and its value, in key order.
+    pub values: BTreeMap<CellKey, std::result::Result<AlgebraicValue, LocalCommitError>>,
+    /// The FNV-1a hash of its canonical state.
+    pub fingerprint: u64,
+}
+
+/// Replica counters summed (or maximised) over the running nodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaTotals {
+    /// The most deltas that ever waited in one replica's buffer at once.
+    pub peak_buffered: u64,
+    /// Deltas waiting in buffers now.
+    pub buffered: u64,
+    /// Deltas applied, summed.
+    pub deltas_applied: u64,
+    /// Deltas that held nothing new, summed.
+    pub deltas_redundant: u64,
+    /// Buffered deltas dropped because a buffer was full, summed.
+    pub deltas_dropped: u64,
+    /// Snapshots sent, summed.
+    pub snapshots_sent: u64,
+}
+
+impl crate::SimulationBuilder {
+    /// Builds a cluster of replica nodes under `schema`, every node a member of every
+    /// replica's configuration (the default [`ReplicaConfig`] otherwise).
+    pub fn build_replicas(&self, schema: Schema) -> Result<SimulatedCluster<ReplicaNode>> {
+        self.build_replicas_with(schema, ReplicaConfig::default())
+    }
+
+    /// [`build_replicas`](Self::build_replicas) with a replica configuration; its `members`
+    /// are replaced by the cluster's nodes.
+    pub fn build_replicas_with(
+        &self,
+        schema: Schema,
+        mut config: ReplicaConfig,
+    ) -> Result<SimulatedCluster<ReplicaNode>> {
+        config.members = (0..self.configured_nodes() as u32)
+            .map(NodeId::numbered)
+            .collect();
+        self.build(ReplicaNode::spawner(schema, config))
+    }
+}
+
+impl SimulatedCluster<ReplicaNode> {
+    /// Commits `tx` on `node` now. Its records are made durable and it is acknowledged before
+    /// this returns. Every attempt, and every acknowledged update, is recorded in the history.
+    pub fn commit_on_node(
+        &mut self,
+        node: impl Into<NodeRef>,
+        tx: AlgebraicTransaction,
+    ) -> Result<CommitReceipt> {
+        let node = node.into();
+        let recording = self.history().is_recording();
+        let attempt = recording.then(|| tx.clone());
+        let outcome = self.with_node(node, |n, ctx| {
+            n.set_recording(recording);
+            let at = ctx.now();
+            (n.commit(tx, ctx), ctx.id(), at)
+        })?;
+        let (result, id, at) = outcome;
+        match result {
+            Ok((receipt, update)) => {
+                if let Some(tx) = attempt {
+                    self.history_mut().record_attempt(at, id, tx, true);
+                }
+                if let Some(update) = update {
+                    self.history_mut().record_acknowledged(at, id, update);
+                }
+                Ok(receipt)
+            }
+            Err(source) => {
+                if let Some(tx) = attempt {
+                    self.history_mut().record_attempt(at, id, tx, false);
+                }
+                Err(SimError::Commit { node: id, source })
+            }
+        }
+    }
+
+    /// A running node's replica.
+    pub fn replica(&self, node: impl Into<NodeRef>) -> Result<&Replica> {
+        self.node(node).map(ReplicaNode::replica)
+    }
+
+    /// A running node's clock, values and fingerprint.
+    pub fn get_node_state(&self, node: impl Into<NodeRef>) -> Result<NodeState> {
+        let replica = self.replica(node)?;
+        Ok(NodeState {
+            node: replica.id(),
+            clock: replica.clock().clone(),
+            values: replica.values(),
+            fingerprint: replica.fingerprint(),
+        })
+    }
+
+    /// Checks that every running replica holds bit-identical canonical state.
+    pub fn verify_convergence(&self) -> Result<()> {
+        crate::checkers::convergence::check(self).map_err(|violation| match violation {
+            crate::checkers::convergence::ConvergenceViolation::Diverged {
+                left, right, ..
+            } => SimError::Diverged {
+                left,
+                right,
+                detail: violation.to_string(),
+            },
+        })
+    }
+
+    /// Whether every running replica has delivered the same updates and none waits on a
+    /// buffered delta: a cheap test (clocks only) that [`verify_convergence`](Self::verify_convergence)
+    /// then confirms byte for byte.
+    pub fn is_converged(&self) -> bool {
+        let mut running = self.running_nodes().map(|(_, n)| n.replica());
+        let Some(first) = running.next() else {
+            return true;
+        };
+        first.buffered() == 0 && running.all(|r| r.buffered() == 0 && r.clock() == first.clock())
+    }
+
+    /// Runs until [`is_converged`](Self::is_converged) holds, checking every `resolution` of
+    /// virtual time, for at most `max`. Returns the time at which it held (to that resolution).
+    pub fn run_until_converged(&mut self, max: Duration, resolution: Duration) -> Result<SimTime> {
+        let start = self.now();
+        let resolution = resolution.max(Duration::from_micros(1));
+        loop {
+            if self.is_converged() {
+                return Ok(self.now());
+            }
+            if self.now().saturating_since(start) >= max {
+                return Err(SimError::DeadlineReached { at: self.now() });
+            }
+            self.run_for(resolution);
+        }
+    }
+
+    /// Records every running replica's clock and values in the history (a read of the whole
+    /// replica at this instant, for the checkers).
+    pub fn observe(&mut self) {
+        if !self.history().is_recording() {
+            return;
+        }
+        let at = self.now();
+        let reads: Vec<_> = self
+            .running_nodes()
+            .map(|(id, n)| (id, n.replica().clock().clone(), n.replica().values()))
+            .collect();
+        for (id, clock, values) in reads {
+            self.history_mut().record_observation(at, id, clock, values);
+        }
+    }
+
+    /// Replica counters over the running nodes.
+    pub fn replica_totals(&self) -> ReplicaTotals {
+        let mut totals = ReplicaTotals::default();
+        for (_, node) in self.running_nodes() {
+            let r = node.replica();
+            let ReplicaStats {
+                peak_buffered,
+                deltas_applied,
+                deltas_redundant,
+                deltas_dropped,
+                snapshots_sent,
+                ..
+            } = r.stats();
+            totals.peak_buffered = totals.peak_buffered.max(peak_buffered);
+            totals.buffered += r.buffered() as u64;
+            totals.deltas_applied += deltas_applied;
+            totals.deltas_redundant += deltas_redundant;
+            totals.deltas_dropped += deltas_dropped;
+            totals.snapshots_sent += snapshots_sent;
+        }
+        totals
+    }
+
+    /// Faults any running node reported, with the node.
+    pub fn node_faults(&self) -> Vec<(NodeId, String)> {
+        self.running_nodes()
+            .flat_map(|(id, n)| n.faults().iter().map(move |f| (id, f.clone())))
+            .collect()
+    }
+}

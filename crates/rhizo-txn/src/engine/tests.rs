@@ -1,0 +1,553 @@
+use rhizo_algebra::{AlgebraError, AlgebraicValue, ColumnSpec, MergeType, Schema, ValueType};
+use rhizo_clock::NodeId;
+
+use super::*;
+use crate::MemStorage;
+
+mod crash;
+mod sim;
+
+pub(super) fn node(i: u32) -> NodeId {
+    NodeId::numbered(i)
+}
+
+/// The roadmap's tables plus a MAX, a MIN, a register and a bounded set.
+pub(super) fn test_schema() -> Schema {
+    Schema::builder()
+        .table("counters")
+        .column("value", MergeType::Add, ValueType::Integer)
+        .column("peak", MergeType::Max, ValueType::Integer)
+        .column("low", MergeType::Min, ValueType::Float)
+        .table("users")
+        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
+        .column("email", MergeType::Register, ValueType::Integer)
+        .column("score", MergeType::Register, ValueType::Integer)
+        .column_spec(
+            "badges",
+            ColumnSpec::new(MergeType::Union, ValueType::StringSet)
+                .unwrap()
+                .with_max_set_len(3),
+        )
+        .build()
+        .unwrap()
+}
+
+pub(super) fn config() -> EngineConfig {
+    EngineConfig::new(node(0)).with_schema(test_schema())
+}
+
+fn mem_engine() -> (Engine, MemStorage) {
+    let storage = MemStorage::new();
+    let engine = Engine::open_in_memory_log(storage.clone(), config()).unwrap();
+    (engine, storage)
+}
+
+fn int(v: i64) -> AlgebraicValue {
+    AlgebraicValue::Integer(v)
+}
+
+fn log_bytes(storage: &MemStorage) -> usize {
+    let mut s = storage.clone();
+    s.list()
+        .unwrap()
+        .iter()
+        .map(|n| storage.contents(n).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn roadmap_calls_work_as_written_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig::new(node(0)).with_schema(roadmap_schema());
+    let mut engine = Engine::open(dir.path(), config.clone()).unwrap();
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "page_views", 1);
+    tx.add_to_set("users", "user_123", "tags", "premium");
+    let outcome = tx.commit().unwrap();
+    assert!(outcome.durable);
+    assert_eq!(outcome.dot.unwrap().counter(), 1);
+    drop(engine);
+    let mut engine = Engine::open(dir.path(), config).unwrap();
+    assert_eq!(
+        engine.read("counters", "page_views", "value").unwrap(),
+        int(1)
+    );
+    assert_eq!(
+        engine.read("users", "user_123", "tags").unwrap(),
+        AlgebraicValue::string_set(["premium"])
+    );
+    // The restarted node continues its dots; it never reuses 1.
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "page_views", 1);
+    assert_eq!(tx.commit().unwrap().dot.unwrap().counter(), 2);
+}
+
+#[test]
+fn coordinated_is_the_default_and_serializes_register_writes() {
+    let (mut engine, _) = mem_engine();
+    let mut tx = engine.transaction(TransactionMode::default());
+    tx.put("users", "u", "email", 7)
+        .increment("counters", "c", 2);
+    let first = tx.commit().unwrap();
+    assert_eq!(first.sequence, Some(1));
+    assert!(first.dot.is_some());
+    let mut tx = engine.transaction(TransactionMode::Coordinated);
+    assert_eq!(tx.read("users", "u", "email").unwrap(), int(7));
+    tx.compare_and_set("users", "u", "email", 7, 8);
+    assert_eq!(tx.commit().unwrap().sequence, Some(2));
+    assert_eq!(engine.read("users", "u", "email").unwrap(), int(8));
+    assert_eq!(
+        engine.read("users", "nobody", "email").unwrap(),
+        AlgebraicValue::Null
+    );
+}
+
+#[test]
+fn failed_compare_and_set_applies_nothing_of_its_transaction() {
+    let (mut engine, storage) = mem_engine();
+    let mut tx = engine.transaction(TransactionMode::Coordinated);
+    tx.put("users", "u", "email", 1);
+    tx.commit().unwrap();
+    let (before, bytes) = (engine.fingerprint(), log_bytes(&storage));
+    let mut tx = engine.transaction(TransactionMode::Coordinated);
+    tx.increment("counters", "c", 5)
+        .put("users", "v", "email", 3)
+        .compare_and_set("users", "u", "email", 99, 2);
+    assert!(matches!(
+        tx.commit(),
+        Err(TxnError::ConditionFailed { key, .. }) if key == CellKey::new("users", "u", "email")
+    ));
+    assert_eq!(engine.fingerprint(), before);
+    assert_eq!(log_bytes(&storage), bytes);
+    // The refused transaction took no sequence number.
+    let mut tx = engine.transaction(TransactionMode::Coordinated);
+    tx.put("users", "u", "email", 2);
+    assert_eq!(tx.commit().unwrap().sequence, Some(2));
+}
+
+#[test]
+fn coordination_free_refuses_non_algebraic_operations_whole() {
+    let (mut engine, storage) = mem_engine();
+    let (before, bytes) = (engine.fingerprint(), log_bytes(&storage));
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", 1)
+        .put("users", "u", "email", 1);
+    let err = tx.commit().unwrap_err();
+    assert!(matches!(
+        &err,
+        TxnError::NotAlgebraic { operations }
+            if operations == &vec![(CellKey::new("users", "u", "email"), OpType::GenericOverwrite)]
+    ));
+    assert!(
+        err.to_string().contains("TransactionMode::Coordinated"),
+        "{err}"
+    );
+    // An algebraic op kind aimed at a register column is refused the same way.
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.max("users", "u", "email", 3);
+    assert!(matches!(tx.commit(), Err(TxnError::NotAlgebraic { .. })));
+    assert_eq!(engine.fingerprint(), before);
+    assert_eq!(log_bytes(&storage), bytes);
+    assert_eq!(engine.read("counters", "c", "value").unwrap(), int(0));
+}
+
+/// Each bad input gets its typed error, changes nothing (state and log), and the engine
+/// commits normally afterwards.
+#[test]
+fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
+    let (mut engine, storage) = mem_engine();
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", i64::MAX - 1);
+    tx.commit().unwrap();
+    type Build = fn(&mut Transaction<'_>);
+    type Expect = fn(&TxnError) -> bool;
+    let cases: Vec<(&str, TransactionMode, Build, Expect)> = vec![
+        (
+            "unknown table",
+            TransactionMode::CoordinationFree,
+            |tx| {
+                tx.increment("nope", "r", 1);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::UnknownTable { .. })),
+        ),
+        (
+            "unknown column",
+            TransactionMode::CoordinationFree,
+            |tx| {
+                tx.increment_column("counters", "r", "nope", 1);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::UnknownColumn { .. })),
+        ),
+        (
+            "wrong value type",
+            TransactionMode::CoordinationFree,
+            |tx| {
+                tx.increment("counters", "r", 1.5);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::TypeMismatch { .. })),
+        ),
+        (
+            "NaN",
+            TransactionMode::CoordinationFree,
+            |tx| {
+                tx.min("counters", "r", "low", f64::NAN);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::NonFiniteFloat { .. })),
+        ),
+        (
+            "overflow",
+            TransactionMode::CoordinationFree,
+            |tx| {
+                tx.increment("counters", "other", 1)
+                    .increment("counters", "c", 2);
+            },
+            |e| matches!(e, TxnError::Overflow { key, .. } if key.row == "c"),
+        ),
+        (
+            "overflow, coordinated",
+            TransactionMode::Coordinated,
+            |tx| {
+                tx.put("users", "u", "email", 1)
+                    .increment("counters", "c", 2);
+            },
+            |e| matches!(e, TxnError::Overflow { .. }),
+        ),
+        (
+            "oversized set",
+            TransactionMode::CoordinationFree,
+            |tx| {
+                tx.add_all_to_set("users", "u", "badges", ["a", "b", "c", "d"]);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::SetTooLarge { .. })),
+        ),
+        (
+            "put on a counter",
+            TransactionMode::Coordinated,
+            |tx| {
+                tx.put("counters", "r", "value", 3);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { .. }),
+        ),
+        (
+            "register value of the wrong type",
+            TransactionMode::Coordinated,
+            |tx| {
+                tx.put("users", "u", "email", true);
+            },
+            |e| matches!(e, TxnError::InvalidOperations { .. }),
+        ),
+        (
+            "empty, coordination-free",
+            TransactionMode::CoordinationFree,
+            |_| {},
+            |e| matches!(e, TxnError::EmptyTransaction),
+        ),
+        (
+            "empty, coordinated",
+            TransactionMode::Coordinated,
+            |_| {},
+            |e| matches!(e, TxnError::EmptyTransaction),
+        ),
+    ];
+    for (name, mode, build, expected) in cases {
+        let (before, bytes, clock) = (
+            engine.fingerprint(),
+            log_bytes(&storage),
+            engine.clock().clone(),
+        );
+        let mut tx = engine.transaction(mode);
+        tx.increment("counters", "innocent", 1); // never half-applied beside the bad op
+        build(&mut tx);
+        if name.starts_with("empty") {
+            tx = engine.transaction(mode);
+        }
+        let err = tx.commit().unwrap_err();
+        assert!(expected(&err), "{name}: unexpected {err:?}");
+        assert!(err.is_input_error(), "{name}");
+        assert_eq!(engine.fingerprint(), before, "{name}");
+        assert_eq!(log_bytes(&storage), bytes, "{name}");
+        assert_eq!(engine.clock(), &clock, "{name}");
+    }
+    assert_eq!(
+        engine.read("counters", "innocent", "value").unwrap(),
+        int(0)
+    );
+    // Reads of unknown cells are typed errors too.
+    assert!(matches!(
+        engine.read("nope", "r", "value"),
+        Err(TxnError::InvalidOperations { .. })
+    ));
+    // Still usable.
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", -5);
+    tx.commit().unwrap();
+    assert_eq!(
+        engine.read("counters", "c", "value").unwrap(),
+        int(i64::MAX - 6)
+    );
+}
+
+#[test]
+fn a_finished_transaction_refuses_further_use() {
+    let (mut engine, _) = mem_engine();
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", 1);
+    tx.commit().unwrap();
+    tx.increment("counters", "c", 1);
+    assert!(matches!(
+        tx.commit(),
+        Err(TxnError::TransactionFinished(Finished::Committed))
+    ));
+    assert!(matches!(
+        tx.read("counters", "c", "value"),
+        Err(TxnError::TransactionFinished(_))
+    ));
+    assert!(matches!(
+        tx.abort(),
+        Err(TxnError::TransactionFinished(Finished::Committed))
+    ));
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", 10);
+    tx.abort().unwrap();
+    assert!(matches!(
+        tx.commit(),
+        Err(TxnError::TransactionFinished(Finished::Aborted))
+    ));
+    assert_eq!(engine.read("counters", "c", "value").unwrap(), int(1));
+    // A failed commit also finishes the transaction: it cannot be retried half-way.
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.put("users", "u", "email", 1);
+    assert!(tx.commit().is_err());
+    assert!(matches!(
+        tx.commit(),
+        Err(TxnError::TransactionFinished(Finished::Committed))
+    ));
+}
+
+#[test]
+fn schema_changes_are_versioned_and_persisted() {
+    let storage = MemStorage::new();
+    let mut engine = Engine::open_in_memory_log(storage.clone(), config()).unwrap();
+    let v = engine.schema().version();
+    assert_eq!(
+        engine
+            .declare_column("events", "seen", MergeType::Max, ValueType::Integer)
+            .unwrap(),
+        v + 1
+    );
+    // Re-declaring the same column changes nothing.
+    assert_eq!(
+        engine
+            .declare_column("events", "seen", MergeType::Max, ValueType::Integer)
+            .unwrap(),
+        v + 1
+    );
+    assert!(matches!(
+        engine.declare_column("events", "seen", MergeType::Min, ValueType::Integer),
+        Err(TxnError::Schema(AlgebraError::ColumnRedefined { .. }))
+    ));
+    assert!(matches!(
+        engine.declare_column("", "x", MergeType::Max, ValueType::Integer),
+        Err(TxnError::Schema(AlgebraError::InvalidName { .. }))
+    ));
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.max("events", "e", "seen", 4);
+    tx.commit().unwrap();
+    drop(engine);
+    let engine = Engine::open_in_memory_log(storage.clone(), config()).unwrap();
+    assert_eq!(engine.schema().version(), v + 1);
+    assert_eq!(engine.read("events", "e", "seen").unwrap(), int(4));
+    // A configured schema that contradicts the stored one is refused.
+    let clash = Schema::builder()
+        .table("events")
+        .column("seen", MergeType::Add, ValueType::Integer)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        Engine::open_in_memory_log(storage, config().with_schema(clash)),
+        Err(TxnError::Schema(AlgebraError::ColumnRedefined { .. }))
+    ));
+}
+
+#[test]
+fn a_directory_belongs_to_one_node() {
+    let storage = MemStorage::new();
+    drop(Engine::open_in_memory_log(storage.clone(), config()).unwrap());
+    let other = EngineConfig::new(node(1)).with_schema(test_schema());
+    assert!(matches!(
+        Engine::open_in_memory_log(storage, other),
+        Err(TxnError::WrongNode { .. })
+    ));
+}
+
+#[test]
+fn group_commit_acknowledges_in_batches_and_never_sends_ahead_of_the_log() {
+    let storage = MemStorage::new();
+    let config = config()
+        .with_members([node(0), node(1)])
+        .with_sync(SyncPolicy::Group {
+            max_delay_ms: 60_000,
+            max_records: 3,
+        });
+    let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+        tx.increment("counters", "c", 1);
+        outcomes.push(tx.commit().unwrap());
+    }
+    let durable: Vec<bool> = outcomes.iter().map(|o| o.durable).collect();
+    assert_eq!(durable, [false, false, true, false]);
+    assert!(engine.is_durable(&outcomes[0]));
+    assert!(!engine.is_durable(&outcomes[3]));
+    // A power loss now keeps the first three.
+    let lost = storage.deep_clone();
+    lost.power_loss(false);
+    let recovered = Engine::open_in_memory_log(lost, config.clone()).unwrap();
+    assert_eq!(recovered.read("counters", "c", "value").unwrap(), int(3));
+    // A message leaves only after the log is durable.
+    engine.sync_with(node(1)).unwrap();
+    let messages = engine.take_messages().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert!(engine.is_durable(&outcomes[3]));
+    let lost = storage.deep_clone();
+    lost.power_loss(false);
+    let recovered = Engine::open_in_memory_log(lost, config).unwrap();
+    assert_eq!(recovered.read("counters", "c", "value").unwrap(), int(4));
+}
+
+#[test]
+fn sync_policy_none_writes_without_syncing_until_flush() {
+    let storage = MemStorage::new();
+    let config = config().with_sync(SyncPolicy::None);
+    let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", 1);
+    assert!(!tx.commit().unwrap().durable);
+    // Written (a process crash keeps it), not synced (a power loss may not).
+    let kept = storage.deep_clone();
+    kept.power_loss(true);
+    assert_eq!(
+        Engine::open_in_memory_log(kept, config.clone())
+            .unwrap()
+            .read("counters", "c", "value")
+            .unwrap(),
+        int(1)
+    );
+    let lost = storage.deep_clone();
+    lost.power_loss(false);
+    assert_eq!(
+        Engine::open_in_memory_log(lost, config.clone())
+            .unwrap()
+            .read("counters", "c", "value")
+            .unwrap(),
+        int(0)
+    );
+    engine.flush().unwrap();
+    let lost = storage.deep_clone();
+    lost.power_loss(false);
+    assert_eq!(
+        Engine::open_in_memory_log(lost, config)
+            .unwrap()
+            .read("counters", "c", "value")
+            .unwrap(),
+        int(1)
+    );
+}
+
+#[test]
+fn compaction_rotates_segments_and_keeps_everything() {
+    let storage = MemStorage::new();
+    let config = config().with_compaction_after(2_000);
+    let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    for i in 0..200 {
+        let mut tx = engine.transaction(if i % 7 == 0 {
+            TransactionMode::Coordinated
+        } else {
+            TransactionMode::CoordinationFree
+        });
+        tx.increment("counters", "c", 1);
+        tx.add_to_set("users", &format!("u{}", i % 5), "tags", &format!("t{i}"));
+        if i % 7 == 0 {
+            tx.put("users", "u", "email", i);
+        }
+        tx.commit().unwrap();
+    }
+    let fingerprint = engine.fingerprint();
+    let mut s = storage.clone();
+    let names = s.list().unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    // It rotated, but not at every commit although the checkpoint outgrew the threshold.
+    assert!(
+        names[0] > log::segment_name(2) && names[0] < log::segment_name(40),
+        "{names:?}"
+    );
+    drop(engine);
+    let engine = Engine::open_in_memory_log(storage, config).unwrap();
+    assert_eq!(engine.fingerprint(), fingerprint);
+    assert_eq!(engine.read("counters", "c", "value").unwrap(), int(200));
+    assert_eq!(engine.last_sequence(), 29);
+}
+
+#[test]
+fn in_memory_engine_commits_without_a_log() {
+    let mut engine = Engine::in_memory(config()).unwrap();
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "page_views", 1);
+    let outcome = tx.commit().unwrap();
+    assert!(!outcome.durable);
+    assert!(!engine.is_durable(&outcome));
+    assert_eq!(
+        engine.read("counters", "page_views", "value").unwrap(),
+        int(1)
+    );
+}
+
+#[test]
+fn malformed_messages_are_refused_and_the_engine_stays_usable() {
+    let (mut engine, _) = mem_engine();
+    assert!(matches!(
+        engine.receive_bytes(node(1), b"garbage"),
+        Err(TxnError::CoordinationFree(e)) if matches!(*e, CoordinationFreeError::Replica(_))
+    ));
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", 1);
+    tx.commit().unwrap();
+}
+
+#[test]
+fn two_engines_converge_through_their_hooks() {
+    let config = |i| {
+        EngineConfig::new(node(i))
+            .with_schema(test_schema())
+            .with_members([node(0), node(1)])
+    };
+    let mut a = Engine::open_in_memory_log(MemStorage::new(), config(0)).unwrap();
+    let mut b = Engine::open_in_memory_log(MemStorage::new(), config(1)).unwrap();
+    for (engine, amount) in [(&mut a, 2), (&mut b, 3)] {
+        let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+        tx.increment("counters", "c", amount)
+            .add_to_set("users", "u", "tags", "x");
+        tx.commit().unwrap();
+    }
+    for round in 0..6 {
+        if round < 3 {
+            a.sync_with(node(1)).unwrap();
+            b.sync_with(node(0)).unwrap();
+        }
+        for (to, bytes) in a.outgoing().unwrap() {
+            assert_eq!(to, node(1));
+            b.receive_bytes(node(0), &bytes).unwrap();
+        }
+        for (to, msg) in b.take_messages().unwrap() {
+            assert_eq!(to, node(0));
+            a.receive(node(1), msg).unwrap();
+        }
+    }
+    assert_eq!(a.read("counters", "c", "value").unwrap(), int(5));
+    assert_eq!(
+        a.manager().replica().canonical_state(),
+        b.manager().replica().canonical_state()
+    );
+    assert!(a.is_idle() && b.is_idle());
+}

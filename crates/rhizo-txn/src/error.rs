@@ -1,0 +1,177 @@
+use std::io;
+
+use rhizo_algebra::{AlgebraError, OpType, ValueType};
+use rhizo_clock::NodeId;
+use rhizo_commit::{CellKey, LocalCommitError};
+
+use crate::CoordinationFreeError;
+
+/// Where a transaction stands once it can no longer be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// `commit()` was called (whether or not it succeeded).
+    Committed,
+    /// `abort()` was called.
+    Aborted,
+}
+
+/// Everything that can go wrong in the engine.
+///
+/// Errors about input (the first group) change nothing and leave the engine usable. Errors
+/// about storage poison the engine: what reached the disk is unknown, so it refuses further
+/// writes until it is reopened and recovers from its log.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// A transaction with no operation.
+    #[error("the transaction is empty")]
+    EmptyTransaction,
+    /// A transaction used after `commit()` or `abort()`.
+    #[error("the transaction was already {0:?}; start a new one")]
+    TransactionFinished(Finished),
+    /// Operations refused by the schema: unknown table or column, wrong value type, NaN,
+    /// an oversized set, an operation the column's merge type does not accept.
+    #[error("invalid operations: {}", list_errors(.errors))]
+    InvalidOperations {
+        /// Each offending cell with the reason.
+        errors: Vec<(CellKey, AlgebraError)>,
+    },
+    /// A `CoordinationFree` transaction held operations that need coordination (register
+    /// writes, or any operation on a register column). Nothing was applied.
+    #[error(
+        "a coordination-free transaction may hold only algebraic operations; these need \
+         TransactionMode::Coordinated: {}", list_ops(.operations)
+    )]
+    NotAlgebraic {
+        /// The offending cells and operation kinds.
+        operations: Vec<(CellKey, OpType)>,
+    },
+    /// The commit would take a counter's value out of its type's range on this node.
+    #[error("{key}: the result would overflow {value_type}")]
+    Overflow {
+        /// The cell.
+        key: CellKey,
+        /// The column's value type.
+        value_type: ValueType,
+    },
+    /// A `compare_and_set` found another value. Nothing of the transaction was applied.
+    #[error("{key}: compare_and_set expected {expected} but found {found}")]
+    ConditionFailed {
+        /// The register.
+        key: CellKey,
+        /// The value the transaction expected.
+        expected: String,
+        /// The value held.
+        found: String,
+    },
+    /// An unknown transaction mode name.
+    #[error(
+        "unknown transaction mode {name:?} (expected \"coordinated\", \"coordination_free\" or \"auto\")"
+    )]
+    UnknownMode {
+        /// The name given.
+        name: String,
+    },
+    /// A schema change was refused (bad name, a column redefined with another merge type…).
+    #[error("schema change refused: {0}")]
+    Schema(AlgebraError),
+    /// The engine's configuration is unusable.
+    #[error("invalid configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The coordination-free manager refused something (a read of an unknown cell, a
+    /// malformed message from a peer…).
+    #[error(transparent)]
+    CoordinationFree(Box<CoordinationFreeError>),
+    /// A storage operation failed; the engine is poisoned until reopened.
+    #[error("storage: {op} {name}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        name: String,
+        /// The operating system's answer.
+        source: io::Error,
+    },
+    /// An earlier storage failure left the log in an unknown state; reopen the engine.
+    #[error("the engine is poisoned by an earlier storage failure ({reason}); reopen it")]
+    Poisoned {
+        /// The failure that poisoned it.
+        reason: String,
+    },
+    /// The log is damaged before its last record: recovery refuses to guess.
+    #[error("log segment {segment} is damaged at byte {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        segment: String,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The log's records do not rebuild a replica.
+    #[error("recovery failed: {0}")]
+    Recovery(Box<LocalCommitError>),
+    /// The data directory belongs to another node.
+    #[error("the data directory belongs to node {found}, not {expected}")]
+    WrongNode {
+        /// The node this engine was configured as.
+        expected: NodeId,
+        /// The node the log names.
+        found: NodeId,
+    },
+}
+
+fn list_ops(ops: &[(CellKey, OpType)]) -> String {
+    ops.iter()
+        .map(|(k, op)| format!("{op} on {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list_errors(errors: &[(CellKey, AlgebraError)]) -> String {
+    errors
+        .iter()
+        .map(|(k, e)| format!("{k}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl TxnError {
+    /// Whether the error is about the caller's input, leaving the engine unchanged and usable.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(
+            self,
+            Self::Io { .. }
+                | Self::Poisoned { .. }
+                | Self::Corrupt { .. }
+                | Self::Recovery(_)
+                | Self::WrongNode { .. }
+        )
+    }
+
+    /// Maps a refusal of the replica's commit to the engine's vocabulary.
+    pub(crate) fn from_commit(err: LocalCommitError) -> Self {
+        match err {
+            LocalCommitError::EmptyTransaction => Self::EmptyTransaction,
+            LocalCommitError::RequiresCoordination { operations } => {
+                Self::NotAlgebraic { operations }
+            }
+            LocalCommitError::InvalidOperations { errors } => Self::InvalidOperations { errors },
+            LocalCommitError::UnknownCell { key, source } => Self::InvalidOperations {
+                errors: vec![(*key, *source)],
+            },
+            other => Self::from(CoordinationFreeError::from(other)),
+        }
+    }
+}
+
+impl From<CoordinationFreeError> for TxnError {
+    fn from(err: CoordinationFreeError) -> Self {
+        Self::CoordinationFree(Box::new(err))
+    }
+}
+
+/// This crate's result type.
+pub type Result<T, E = TxnError> = std::result::Result<T, E>;

@@ -1,0 +1,91 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::TxnError;
+
+/// How a transaction commits.
+///
+/// The default is [`TransactionMode::Coordinated`]: a transaction is serializable unless its
+/// author opts out, because only the author knows that every operation is algebraic on purpose.
+/// [`TransactionMode::Auto`] decides per transaction: coordination-free when every operation
+/// is algebraic, otherwise the whole transaction goes to consensus; the commit result names the
+/// [`CommitPath`] taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum TransactionMode {
+    /// Serializable: ordered by the [`crate::CoordinatedBackend`] (today the single-node log
+    /// order; Raft's log order once that backend lands). Accepts register writes
+    /// (`put`, `compare_and_set`) and algebraic operations together.
+    #[default]
+    Coordinated,
+    /// Commits locally without waiting for any other node; only algebraic operations (their
+    /// effects commute, so replicas converge in any delivery order). Anything else is refused
+    /// whole with [`TxnError::NotAlgebraic`].
+    CoordinationFree,
+    /// Commits locally when every operation is algebraic on an algebraic column (as
+    /// `CoordinationFree` would); otherwise escalates the *whole* transaction to consensus (as
+    /// `Coordinated`), so a mixed transaction stays atomic. The outcome says which path it took.
+    Auto,
+}
+
+/// Which path a committed transaction took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommitPath {
+    /// Committed on this node without coordination; replicated by anti-entropy.
+    Local,
+    /// Ordered by the coordinated backend (the consensus log).
+    Consensus,
+}
+
+impl TransactionMode {
+    /// The mode's name as the Python API spells it: `"coordinated"`, `"coordination_free"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Coordinated => "coordinated",
+            Self::CoordinationFree => "coordination_free",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for TransactionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TransactionMode {
+    type Err = TxnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "coordinated" => Ok(Self::Coordinated),
+            "coordination_free" => Ok(Self::CoordinationFree),
+            "auto" => Ok(Self::Auto),
+            other => Err(TxnError::UnknownMode {
+                name: other.to_owned(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_coordinated_and_names_round_trip() {
+        assert_eq!(TransactionMode::default(), TransactionMode::Coordinated);
+        for mode in [
+            TransactionMode::Coordinated,
+            TransactionMode::CoordinationFree,
+            TransactionMode::Auto,
+        ] {
+            assert_eq!(mode.name().parse::<TransactionMode>().unwrap(), mode);
+        }
+        assert!(matches!(
+            "automatic".parse::<TransactionMode>(),
+            Err(TxnError::UnknownMode { name }) if name == "automatic"
+        ));
+    }
+}

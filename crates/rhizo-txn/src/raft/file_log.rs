@@ -1,0 +1,224 @@
+//! The durable Raft log on disk: [`RaftRecord`]s as checksummed frames in the engine's segment
+//! format, through the same [`Storage`] trait.
+//!
+//! Files are `raft-NNNNNNNNNNNNNNNNNNNN.log` beside the engine's own segments. A segment is the
+//! log magic followed by frames of kind 5 (a postcard [`RaftRecord`]) and kind 6 (the owner and
+//! schema, first in every segment and again at each schema change). Recovery is the engine
+//! log's: a torn last frame is cut off, damage before it is [`TxnError::Corrupt`].
+//!
+//! A [`RaftRecord::Snapshot`] supersedes every record before it but the newest hard state and
+//! incarnation, so persisting one starts a new segment (written aside, synced, renamed) holding
+//! the owner, those two records, the snapshot and the rest of its batch; the old segment is
+//! deleted. The log thus stays proportional to the state plus the entries after the snapshot.
+
+use std::path::Path;
+
+use rhizo_algebra::Schema;
+use rhizo_clock::NodeId;
+
+use super::RaftError;
+use super::storage::{DurableRaftLog, RaftRecord};
+use crate::log::{self, Entry, LogWriter, RAFT_PREFIX, RaftMeta};
+use crate::storage::{FsStorage, Storage};
+use crate::{Result, TxnError};
+
+/// A [`DurableRaftLog`] in a data directory. `persist` returns once its records are written
+/// and (unless syncing was turned off) synced.
+pub struct FileRaftLog {
+    writer: LogWriter,
+    sync: bool,
+    meta: Option<RaftMeta>,
+    /// The newest hard state and incarnation: what a snapshot does not supersede.
+    hard_state: Option<RaftRecord>,
+    incarnation: Option<RaftRecord>,
+    /// Set by a failed write: what reached the disk is unknown, so nothing more is written.
+    poisoned: Option<String>,
+}
+
+impl std::fmt::Debug for FileRaftLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRaftLog")
+            .field("writer", &self.writer)
+            .field("sync", &self.sync)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`FileRaftLog`] as opened: the log and what it held.
+#[derive(Debug)]
+pub struct OpenedRaftLog {
+    /// The log, ready to append.
+    pub log: FileRaftLog,
+    /// The records to replay (`RaftNode::open`'s `records`), oldest first.
+    pub records: Vec<RaftRecord>,
+    /// The node the log belongs to and its schema, if an owner was recorded.
+    pub owner: Option<(NodeId, Schema)>,
+}
+
+impl FileRaftLog {
+    /// Opens the Raft log in directory `dir` (created if missing).
+    pub fn open_dir(dir: impl AsRef<Path>) -> Result<OpenedRaftLog> {
+        let dir = dir.as_ref();
+        let storage = FsStorage::open(dir).map_err(|source| TxnError::Io {
+            op: "open",
+            name: dir.display().to_string(),
+            source,
+        })?;
+        Self::open(Box::new(storage))
+    }
+
+    /// Opens the Raft log in `storage`, or starts an empty one. A torn last frame is cut off;
+    /// any other damage is [`TxnError::Corrupt`].
+    pub fn open(storage: Box<dyn Storage>) -> Result<OpenedRaftLog> {
+        let (mut writer, entries) = LogWriter::open_prefixed(storage, RAFT_PREFIX)?;
+        let mut log_records = Vec::new();
+        let mut meta = None;
+        let (mut hard_state, mut incarnation) = (None, None);
+        match entries {
+            None => writer.rotate_frames(&[])?,
+            Some(entries) => {
+                for entry in entries {
+                    match entry {
+                        Entry::Raft(record) => {
+                            match *record {
+                                RaftRecord::HardState { .. } => hard_state = Some((*record).clone()),
+                                RaftRecord::Incarnation(_) => incarnation = Some((*record).clone()),
+                                _ => {}
+                            }
+                            log_records.push(*record);
+                        }
+                        Entry::RaftMeta(m) => meta = Some(*m),
+                        other => {
+                            return Err(TxnError::Corrupt {
+                                segment: format!("{writer:?}"),
+                                offset: 0,
+                                reason: format!(
+                                    "an engine frame in a Raft segment: {}",
+                                    entry_kind(&other)
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let owner = meta.as_ref().map(|m| (m.node, m.schema.clone()));
+        Ok(OpenedRaftLog {
+            log: Self {
+                writer,
+                sync: true,
+                meta,
+                hard_state,
+                incarnation,
+                poisoned: None,
+            },
+            records: log_records,
+            owner,
+        })
+    }
+
+    /// Whether `persist` syncs (the default) or only writes (survives a process crash, not a
+    /// power loss).
+    #[must_use]
+    pub fn with_sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Records the owner and schema (durably, before this returns).
+    pub fn set_owner(&mut self, node: NodeId, schema: &Schema) -> Result<(), RaftError> {
+        self.check()?;
+        let meta = RaftMeta {
+            node,
+            schema: schema.clone(),
+        };
+        log::push_raft_meta(self.writer.pending(), &meta);
+        self.meta = Some(meta);
+        let synced = self.writer.sync();
+        self.note(synced)
+    }
+
+    /// Bytes appended since the segment began (since the last snapshot).
+    pub fn tail_bytes(&self) -> u64 {
+        self.writer.tail_len()
+    }
+
+    /// Whether a write failed (the log refuses further writes; reopen it).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+
+    fn check(&self) -> Result<(), RaftError> {
+        match &self.poisoned {
+            Some(reason) => Err(RaftError::Storage {
+                reason: format!("the log is poisoned by an earlier failure ({reason})"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn note(&mut self, result: Result<()>) -> Result<(), RaftError> {
+        result.map_err(|err| {
+            let reason = err.to_string();
+            self.poisoned = Some(reason.clone());
+            RaftError::Storage { reason }
+        })
+    }
+}
+
+fn entry_kind(entry: &Entry) -> &'static str {
+    match entry {
+        Entry::Checkpoint(_) => "checkpoint",
+        Entry::Replica(_) => "replica record",
+        Entry::Coordinated(_) => "coordinated entry",
+        Entry::Schema(_) => "schema",
+        Entry::Raft(_) => "raft record",
+        Entry::RaftMeta(_) => "raft owner",
+    }
+}
+
+impl DurableRaftLog for FileRaftLog {
+    fn persist(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.check()?;
+        let mut frames = Vec::new();
+        let mut rotate = false;
+        for record in &records {
+            match record {
+                RaftRecord::HardState { .. } => self.hard_state = Some(record.clone()),
+                RaftRecord::Incarnation(_) => self.incarnation = Some(record.clone()),
+                RaftRecord::Snapshot { .. } => {
+                    // Everything before it is superseded but the newest hard state and
+                    // incarnation (and the owner): start the segment afresh.
+                    rotate = true;
+                    frames.clear();
+                    if let Some(meta) = &self.meta {
+                        log::push_raft_meta(&mut frames, meta);
+                    }
+                    for kept in [&self.incarnation, &self.hard_state].into_iter().flatten() {
+                        log::push_raft(&mut frames, kept);
+                    }
+                }
+                _ => {}
+            }
+            log::push_raft(&mut frames, record);
+        }
+        let written = if rotate {
+            self.writer.rotate_frames(&frames)
+        } else {
+            self.writer.pending().extend_from_slice(&frames);
+            if self.sync {
+                self.writer.sync()
+            } else {
+                self.writer.write_out()
+            }
+        };
+        self.note(written)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! The coordinated path over real consensus: one [`raft::RawNode`] per Rhizo node.
+//!
+//! A [`RaftNode`] couples a Raft group member with the node's [`rhizo_commit::Replica`]: a
+//! coordinated transaction is validated with `Replica::prepare_ordered`, proposed to the Raft
+//! log, and applied on every node in log order with `Replica::apply_ordered` — so a register
+//! holds the same value at the same log index everywhere, and an algebraic effect ordered by
+//! the log merges with coordination-free ones without being counted twice (it carries the dot
+//! `(consensus_origin, index)` on every replica). Coordination-free commits go straight to the
+//! replica and spread by its anti-entropy, which the node carries beside Raft's messages.
+//!
+//! - **Durability.** Every Raft output (hard state, entries, snapshots, and the replica records
+//!   of applied entries) goes through [`DurableRaftLog::persist`] *before* any message of the
+//!   same step leaves and before any client learns an outcome; a restarted node replays its
+//!   records ([`RecoveredRaft`]).
+//! - **Proposals.** Any node accepts one; a follower's proposal is forwarded to the leader by
+//!   `raft` itself. With no known leader the proposal is refused at once with
+//!   [`RaftError::NoLeader`] ("retry"). The proposer answers its client when the entry is
+//!   applied locally ([`ClientOutcome::Committed`], with the log index and the
+//!   [`rhizo_commit::OrderedOutcome`]) or, after `proposal_timeout_ticks`, with
+//!   [`RaftError::Timeout`] — the entry may still commit later, so the outcome is unknown.
+//! - **Linearizable reads go through the log.** A read is a log entry that changes nothing;
+//!   the proposer answers with its replica's values when it applies that entry. Every write
+//!   acknowledged before the read started sits at a smaller index, so it is visible. This
+//!   costs a log round per read, like a write, but needs no clock or lease assumption and
+//!   keeps one code path (read-index would save the disk write; a later optimisation).
+//! - **Determinism.** `raft` draws election timeouts from the thread RNG whenever its term or
+//!   role changes; the node overrides each draw at once from its own seeded stream, so a
+//!   simulation replays exactly from its seed.
+
+mod checkers;
+mod node;
+mod sim;
+mod storage;
+
+pub mod bench;
+
+pub use checkers::{
+    RaftHistory, RegisterOp, check_linearizable, check_no_lost_writes, check_no_split_brain,
+};
+pub use node::{ClientOutcome, NodeOutput, ProposalId, RaftConfig, RaftNode, RaftWire, Submitted};
+pub use sim::{
+    RaftScenarioReport, RaftSimConfig, RaftSimNode, RaftWorkload, run_raft_scenario, sim_schema,
+};
+pub use storage::{DurableRaftLog, LogEntry, MemRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
+
+use rhizo_clock::NodeId;
+use rhizo_commit::LocalCommitError;
+
+/// What can go wrong on the Raft path.
+///
+/// Kept apart from [`crate::TxnError`] so that the engine's error (matched exhaustively by
+/// bindings) does not change shape; the engine wraps it where it surfaces.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftError {
+    /// No leader is known (an election is under way or this node is cut off). Nothing was
+    /// proposed; retry after an election timeout.
+    #[error("no Raft leader is known; nothing was proposed, retry after an election")]
+    NoLeader,
+    /// The transaction was refused before it was proposed (see the inner error); nothing
+    /// changed anywhere.
+    #[error("the transaction was refused: {0}")]
+    Refused(Box<LocalCommitError>),
+    /// No outcome within the proposal timeout: the entry may or may not commit.
+    #[error(
+        "no outcome after {ticks} ticks: the proposal may still commit; read to find out before retrying"
+    )]
+    Timeout {
+        /// The timeout, in ticks.
+        ticks: u32,
+    },
+    /// The node crashed or restarted before the proposal's outcome was known.
+    #[error("the node restarted before the proposal's outcome was known")]
+    Interrupted,
+    /// `raft` refused a call.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// The durable Raft log refused a write or does not replay.
+    #[error("raft storage: {reason}")]
+    Storage {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A committed entry does not decode: the log is damaged.
+    #[error("log entry {index} does not decode: {reason}")]
+    Corrupt {
+        /// The entry's index.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A message named a node outside the cluster.
+    #[error("{node} is not a member of this Raft group")]
+    UnknownMember {
+        /// The node.
+        node: NodeId,
+    },
+    /// A message from a peer was refused by the replica.
+    #[error("message from {from} refused: {source}")]
+    Message {
+        /// The sender.
+        from: NodeId,
+        /// Why.
+        source: Box<LocalCommitError>,
+    },
+    /// The configuration is unusable.
+    #[error("invalid Raft configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,759 @@
+//! One Rhizo node's Raft group member and the replica it drives.
+
+use std::collections::BTreeMap;
+
+use raft::eraftpb::{ConfState, Entry, EntryType, Message as RaftMessage, Snapshot};
+use raft::{INVALID_ID, RawNode, StateRole};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rhizo_algebra::{AlgebraicValue, Schema};
+use rhizo_clock::{Dot, NodeId};
+use rhizo_commit::{
+    AlgebraicTransaction, CellKey, Delta, LocalCommitError, Message, OrderedOutcome, Record,
+    Replica, ReplicaConfig, SyncMessage, wire,
+};
+use serde::{Deserialize, Serialize};
+
+use super::RaftError;
+use super::storage::{DurableRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
+use crate::{CommitPath, TransactionMode};
+
+/// How a Raft node behaves. Times are in ticks (one tick per call of [`RaftNode::tick`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftConfig {
+    /// Base election timeout; each election waits a seeded random value in
+    /// `[election_tick, 2 * election_tick)`.
+    pub election_tick: usize,
+    /// A leader sends heartbeats this often.
+    pub heartbeat_tick: usize,
+    /// A proposal without outcome after this many ticks is answered with
+    /// [`RaftError::Timeout`].
+    pub proposal_timeout_ticks: u32,
+    /// Once this many applied entries follow the last snapshot, the node snapshots its replica
+    /// and drops them from its log.
+    pub compact_after_entries: u64,
+    /// Seeds the node's election timeouts (mixed with its id and incarnation).
+    pub seed: u64,
+    /// Whether a leader steps down when it has not heard from a quorum for an election timeout
+    /// (keeps a cut-off leader from believing it leads).
+    pub check_quorum: bool,
+    /// Whether candidates first check they could win (avoids term inflation by a node that
+    /// rejoins after a partition).
+    pub pre_vote: bool,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        Self {
+            election_tick: 10,
+            heartbeat_tick: 2,
+            proposal_timeout_ticks: 50,
+            compact_after_entries: 1024,
+            seed: 0,
+            check_quorum: true,
+            pre_vote: true,
+        }
+    }
+}
+
+/// Names a proposal: unique across the cluster and across restarts of its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProposalId {
+    /// The proposing node.
+    pub node: NodeId,
+    /// The proposer's incarnation (bumped at every restart).
+    pub incarnation: u64,
+    /// The proposal's number within the incarnation.
+    pub seq: u64,
+}
+
+/// What a log entry carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Command {
+    /// A coordinated transaction: `update` is a `Record::Ordered` (index 0) carrying the
+    /// validated update, since `rhizo_commit` exports no name for the update type itself.
+    Write { id: ProposalId, update: Box<Record> },
+    /// A linearizable read of these cells.
+    Read { id: ProposalId, keys: Vec<CellKey> },
+}
+
+/// A message between Raft nodes: Raft's own, or the replica's anti-entropy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RaftWire {
+    /// A Raft protocol message.
+    Raft(Box<RaftMessage>),
+    /// A replica anti-entropy message (coordination-free commits spread this way).
+    Replica(Box<Message>),
+}
+
+impl RaftWire {
+    /// An estimate of the encoded size in bytes (header plus entry payloads).
+    pub fn approx_bytes(&self) -> usize {
+        match self {
+            Self::Raft(m) => {
+                48 + m
+                    .entries
+                    .iter()
+                    .map(|e| 24 + e.data.len() + e.context.len())
+                    .sum::<usize>()
+                    + m.snapshot.as_ref().map_or(0, |s| 32 + s.data.len())
+            }
+            Self::Replica(m) => rhizo_commit::wire::encoded_message_len(m),
+        }
+    }
+}
+
+/// How a submitted transaction proceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Committed on this node at once (coordination-free path), under this dot. Acknowledge
+    /// it once the node's next [`RaftNode::drain`] has persisted its records.
+    Local(Dot),
+    /// Proposed to the log; the outcome comes later as a [`ClientOutcome`] with this id.
+    Proposed(ProposalId),
+}
+
+impl Submitted {
+    /// The path taken.
+    pub fn path(&self) -> CommitPath {
+        match self {
+            Self::Local(_) => CommitPath::Local,
+            Self::Proposed(_) => CommitPath::Consensus,
+        }
+    }
+}
+
+/// The answer to a proposal or read, delivered by the proposing node.
+#[derive(Debug)]
+pub enum ClientOutcome {
+    /// The transaction was ordered at `index`; `outcome` says whether it took effect
+    /// (`Refused` when a compare-and-set found another value: nothing changed, anywhere).
+    Committed {
+        /// The proposal.
+        id: ProposalId,
+        /// Its log index.
+        index: u64,
+        /// What applying it did.
+        outcome: OrderedOutcome,
+    },
+    /// A linearizable read, served at log index `index`.
+    Read {
+        /// The proposal.
+        id: ProposalId,
+        /// Its log index.
+        index: u64,
+        /// Each cell's value, in the order asked.
+        values: Vec<(CellKey, Result<AlgebraicValue, LocalCommitError>)>,
+    },
+    /// No outcome: see the error (a timeout means "unknown", not "failed").
+    Failed {
+        /// The proposal.
+        id: ProposalId,
+        /// Why.
+        error: RaftError,
+    },
+}
+
+impl ClientOutcome {
+    /// The proposal answered.
+    pub fn id(&self) -> ProposalId {
+        match self {
+            Self::Committed { id, .. } | Self::Read { id, .. } | Self::Failed { id, .. } => *id,
+        }
+    }
+}
+
+/// What a node hands its driver after [`RaftNode::drain`]: everything in it is already durable.
+#[derive(Debug, Default)]
+pub struct NodeOutput {
+    /// Messages to send.
+    pub messages: Vec<(NodeId, RaftWire)>,
+    /// Client outcomes to deliver.
+    pub outcomes: Vec<ClientOutcome>,
+    /// Entries applied in this drain, `(index, term, command bytes)` — for checkers.
+    pub applied: Vec<(u64, u64, Vec<u8>)>,
+}
+
+/// One node: a Raft group member and the replica its log drives.
+pub struct RaftNode<L: DurableRaftLog> {
+    id: NodeId,
+    members: Vec<NodeId>,
+    raw: RawNode<RaftLogStore>,
+    replica: Replica,
+    log: L,
+    config: RaftConfig,
+    incarnation: u64,
+    next_seq: u64,
+    /// Proposals of this node awaiting their outcome, with the tick they time out at.
+    pending: BTreeMap<ProposalId, u64>,
+    ticks: u64,
+    applied: u64,
+    rng: ChaCha8Rng,
+    seen_role: (u64, StateRole),
+    out: NodeOutput,
+}
+
+impl<L: DurableRaftLog> std::fmt::Debug for RaftNode<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.id)
+            .field("term", &self.raw.raft.term)
+            .field("role", &self.raw.raft.state)
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+fn logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+impl<L: DurableRaftLog> RaftNode<L> {
+    /// Opens node `id` of the cluster `members` on its durable log `log`, whose `records`
+    /// (empty for a fresh node) are replayed. Every node of a cluster must be given the same
+    /// members and schema.
+    pub fn open(
+        id: NodeId,
+        members: &[NodeId],
+        schema: Schema,
+        config: RaftConfig,
+        mut log: L,
+        records: &[RaftRecord],
+    ) -> Result<Self, RaftError> {
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        let Some(position) = members.iter().position(|m| *m == id) else {
+            return Err(RaftError::UnknownMember { node: id });
+        };
+        if config.election_tick <= config.heartbeat_tick || config.heartbeat_tick == 0 {
+            return Err(RaftError::Config {
+                reason: "election_tick must exceed heartbeat_tick >= 1".to_owned(),
+            });
+        }
+        if config.compact_after_entries == 0 || config.proposal_timeout_ticks == 0 {
+            return Err(RaftError::Config {
+                reason: "compact_after_entries and proposal_timeout_ticks must be >= 1".to_owned(),
+            });
+        }
+        let voters: Vec<u64> = (1..=members.len() as u64).collect();
+        let recovered = RecoveredRaft::replay(voters, records)?;
+        let incarnation = recovered.incarnation + 1;
+        let replica_config = ReplicaConfig {
+            members: members.clone(),
+            emit_records: true,
+            snapshot_every: usize::MAX,
+            ..ReplicaConfig::default()
+        };
+        let replica = if recovered.replica.is_empty() {
+            Replica::new(id, schema, replica_config)
+        } else {
+            let mut replica =
+                Replica::recover(id, schema.clone(), replica_config, recovered.replica).map_err(
+                    |e| RaftError::Storage {
+                        reason: format!("replica records do not replay: {e}"),
+                    },
+                )?;
+            replica.set_schema(schema);
+            replica
+        };
+        let rng = ChaCha8Rng::seed_from_u64(
+            config.seed ^ (position as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ incarnation,
+        );
+        let raft_config = raft::Config {
+            id: position as u64 + 1,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            applied: recovered.applied,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: config.check_quorum,
+            pre_vote: config.pre_vote,
+            ..raft::Config::default()
+        };
+        raft_config.validate()?;
+        let applied = recovered.applied;
+        let raw = RawNode::new(&raft_config, recovered.store, &logger())?;
+        log.persist(vec![RaftRecord::Incarnation(incarnation)])?;
+        // No role seen yet: the first `note_role` replaces `raft`'s thread-RNG timeout.
+        let seen_role = (u64::MAX, StateRole::Leader);
+        let mut node = Self {
+            id,
+            members,
+            raw,
+            replica,
+            log,
+            config,
+            incarnation,
+            next_seq: 0,
+            pending: BTreeMap::new(),
+            ticks: 0,
+            applied,
+            rng,
+            seen_role,
+            out: NodeOutput::default(),
+        };
+        node.note_role();
+        Ok(node)
+    }
+
+    /// This node.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The cluster, sorted.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// The replica (reads here are local: causal, not linearizable; use [`RaftNode::read`]).
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// The durable log.
+    pub fn durable_log(&self) -> &L {
+        &self.log
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    /// Whether this node believes it leads.
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    /// The leader this node knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.member_of(self.raw.raft.leader_id)
+    }
+
+    /// The last log index applied to the replica.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// The highest index this node knows committed.
+    pub fn commit_index(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// The index of the node's latest snapshot (0 if none).
+    pub fn snapshot_index(&self) -> u64 {
+        self.raw.store().snapshot_ref().get_metadata().index
+    }
+
+    /// Proposals waiting for an outcome.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn member_of(&self, raft_id: u64) -> Option<NodeId> {
+        if raft_id == INVALID_ID {
+            return None;
+        }
+        self.members.get(raft_id as usize - 1).copied()
+    }
+
+    fn raft_id(&self, node: NodeId) -> Result<u64, RaftError> {
+        self.members
+            .binary_search(&node)
+            .map(|i| i as u64 + 1)
+            .map_err(|_| RaftError::UnknownMember { node })
+    }
+
+    // ------------------------------------------------------------------ clients
+
+    /// Submits a transaction in `mode`: coordination-free commits apply locally at once;
+    /// coordinated ones (and, in `Auto`, any transaction holding a non-algebraic operation or
+    /// touching a register column) are proposed whole to the log. Refusals change nothing.
+    pub fn submit(
+        &mut self,
+        tx: AlgebraicTransaction,
+        mode: TransactionMode,
+    ) -> Result<Submitted, RaftError> {
+        let local = match mode {
+            TransactionMode::CoordinationFree => true,
+            TransactionMode::Coordinated => false,
+            TransactionMode::Auto => self.is_all_algebraic(&tx),
+        };
+        if local {
+            let receipt = self
+                .replica
+                .commit(tx)
+                .map_err(|e| RaftError::Refused(Box::new(e)))?;
+            Ok(Submitted::Local(receipt.dot))
+        } else {
+            self.propose(tx).map(Submitted::Proposed)
+        }
+    }
+
+    fn is_all_algebraic(&self, tx: &AlgebraicTransaction) -> bool {
+        let schema = self.replica.schema();
+        tx.operations().iter().all(|op| {
+            op.op_type.is_conflict_free()
+                && schema
+                    .column(&op.key.table, &op.key.column)
+                    .is_ok_and(|spec| spec.merge().is_conflict_free())
+        })
+    }
+
+    /// Proposes a coordinated transaction. It is validated here (refused whole with
+    /// [`RaftError::Refused`] if invalid) and answered later by a [`ClientOutcome`].
+    pub fn propose(&mut self, tx: AlgebraicTransaction) -> Result<ProposalId, RaftError> {
+        let update = self
+            .replica
+            .prepare_ordered(tx)
+            .map_err(|e| RaftError::Refused(Box::new(e)))?;
+        let id = self.next_id();
+        let update = Box::new(Record::Ordered { index: 0, update });
+        self.propose_command(Command::Write { id, update })?;
+        Ok(id)
+    }
+
+    /// Starts a linearizable read of `keys` (through the log).
+    pub fn read(&mut self, keys: Vec<CellKey>) -> Result<ProposalId, RaftError> {
+        for key in &keys {
+            self.replica
+                .schema()
+                .column(&key.table, &key.column)
+                .map_err(|source| {
+                    RaftError::Refused(Box::new(LocalCommitError::InvalidOperations {
+                        errors: vec![(key.clone(), source)],
+                    }))
+                })?;
+        }
+        let id = self.next_id();
+        self.propose_command(Command::Read { id, keys })?;
+        Ok(id)
+    }
+
+    fn next_id(&mut self) -> ProposalId {
+        self.next_seq += 1;
+        ProposalId {
+            node: self.id,
+            incarnation: self.incarnation,
+            seq: self.next_seq,
+        }
+    }
+
+    fn propose_command(&mut self, command: Command) -> Result<(), RaftError> {
+        if self.raw.raft.leader_id == INVALID_ID {
+            return Err(RaftError::NoLeader);
+        }
+        let id = match &command {
+            Command::Write { id, .. } | Command::Read { id, .. } => *id,
+        };
+        let data = postcard::to_allocvec(&command).expect("encoding to a Vec cannot fail");
+        match self.raw.propose(Vec::new(), data) {
+            Ok(()) => {}
+            Err(raft::Error::ProposalDropped) => return Err(RaftError::NoLeader),
+            Err(other) => return Err(other.into()),
+        }
+        self.pending.insert(
+            id,
+            self.ticks + u64::from(self.config.proposal_timeout_ticks),
+        );
+        self.note_role();
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ driving
+
+    /// Advances logical time by one tick: elections, heartbeats, proposal timeouts.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+        self.raw.tick();
+        self.note_role();
+        let now = self.ticks;
+        let expired: Vec<ProposalId> = self
+            .pending
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.pending.remove(&id);
+            self.out.outcomes.push(ClientOutcome::Failed {
+                id,
+                error: RaftError::Timeout {
+                    ticks: self.config.proposal_timeout_ticks,
+                },
+            });
+        }
+    }
+
+    /// Queues a replica anti-entropy exchange with `peer`.
+    pub fn sync_with(&mut self, peer: NodeId) {
+        self.replica.sync_with(peer);
+    }
+
+    /// The peers the replica believes lack something it holds.
+    pub fn peers_behind(&self) -> Vec<NodeId> {
+        self.replica.peers_behind().collect()
+    }
+
+    /// Hands the node a message from `from`.
+    pub fn step(&mut self, from: NodeId, message: RaftWire) -> Result<(), RaftError> {
+        self.raft_id(from)?;
+        match message {
+            RaftWire::Raft(message) => {
+                match self.raw.step(*message) {
+                    // A stale or misdirected message is not an error of this node.
+                    Ok(()) | Err(raft::Error::StepPeerNotFound | raft::Error::StepLocalMsg) => {}
+                    Err(raft::Error::ProposalDropped) => {}
+                    Err(other) => return Err(other.into()),
+                }
+                self.note_role();
+            }
+            RaftWire::Replica(message) => {
+                self.replica
+                    .step(from, *message)
+                    .map_err(|e| RaftError::Message {
+                        from,
+                        source: Box::new(e),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Redraws the election timeout from the node's own stream when role or term changed.
+    ///
+    /// `raft` redraws it (from the thread RNG) exactly when it resets, which it does only on a
+    /// change of term or role; overriding it right after each call keeps runs reproducible.
+    fn note_role(&mut self) {
+        let now = (self.raw.raft.term, self.raw.raft.state);
+        if now != self.seen_role {
+            self.seen_role = now;
+            let timeout =
+                self.config.election_tick + self.rng.random_range(0..self.config.election_tick);
+            self.raw.raft.set_randomized_election_timeout(timeout);
+        }
+    }
+
+    /// Processes everything Raft and the replica have ready: persists it (through the durable
+    /// log, before anything leaves), applies committed entries, and returns the messages and
+    /// outcomes — all of which may be acted on at once.
+    pub fn drain(&mut self) -> Result<NodeOutput, RaftError> {
+        while self.raw.has_ready() {
+            let mut ready = self.raw.ready();
+            let mut records = Vec::new();
+            let mut messages = ready.take_messages();
+            if !ready.snapshot().is_empty() {
+                let snapshot = ready.snapshot().clone();
+                records.extend(self.install_received_snapshot(snapshot)?);
+            }
+            let committed = ready.take_committed_entries();
+            records.extend(self.apply_entries(committed)?);
+            if !ready.entries().is_empty() {
+                records.push(self.raw.mut_store().append(ready.entries())?);
+            }
+            if let Some(hs) = ready.hs() {
+                records.push(self.raw.mut_store().set_hard_state(hs.clone()));
+            }
+            messages.extend(ready.take_persisted_messages());
+            self.log.persist(records)?;
+            self.queue_raft_messages(messages);
+
+            let mut light = self.raw.advance(ready);
+            let mut records = Vec::new();
+            if let Some(commit) = light.commit_index() {
+                records.push(self.raw.mut_store().set_commit(commit));
+            }
+            let committed = light.take_committed_entries();
+            records.extend(self.apply_entries(committed)?);
+            self.log.persist(records)?;
+            self.queue_raft_messages(light.take_messages());
+            self.raw.advance_apply();
+            self.note_role();
+            self.maybe_compact()?;
+        }
+        // Coordination-free commits and anti-entropy: records first, then messages.
+        let ready = self.replica.take_ready();
+        if !ready.records.is_empty() {
+            self.log.persist(
+                ready
+                    .records
+                    .into_iter()
+                    .map(|r| RaftRecord::Replica(Box::new(r)))
+                    .collect(),
+            )?;
+        }
+        for (to, message) in ready.messages {
+            self.out
+                .messages
+                .push((to, RaftWire::Replica(Box::new(message))));
+        }
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {
+        for message in messages {
+            if let Some(to) = self.member_of(message.to) {
+                self.out
+                    .messages
+                    .push((to, RaftWire::Raft(Box::new(message))));
+            }
+        }
+    }
+
+    /// Applies committed entries in order; returns the records to persist.
+    fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<RaftRecord>, RaftError> {
+        let mut records = Vec::new();
+        let mut last = None;
+        for entry in entries {
+            last = Some(entry.index);
+            if entry.index <= self.applied {
+                continue; // covered by a snapshot already installed
+            }
+            self.out
+                .applied
+                .push((entry.index, entry.term, entry.data.to_vec()));
+            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+                continue; // a new leader's empty entry, or a (static) configuration entry
+            }
+            let command: Command =
+                postcard::from_bytes(&entry.data).map_err(|e| RaftError::Corrupt {
+                    index: entry.index,
+                    reason: e.to_string(),
+                })?;
+            match command {
+                Command::Write { id, update } => {
+                    let Record::Ordered { update, .. } = *update else {
+                        return Err(RaftError::Corrupt {
+                            index: entry.index,
+                            reason: "a write entry without an ordered update".to_owned(),
+                        });
+                    };
+                    let outcome =
+                        self.replica
+                            .apply_ordered(entry.index, &update)
+                            .map_err(|e| RaftError::Corrupt {
+                                index: entry.index,
+                                reason: e.to_string(),
+                            })?;
+                    if self.pending.remove(&id).is_some() {
+                        self.out.outcomes.push(ClientOutcome::Committed {
+                            id,
+                            index: entry.index,
+                            outcome,
+                        });
+                    }
+                }
+                Command::Read { id, keys } => {
+                    if self.pending.remove(&id).is_some() {
+                        let values = keys
+                            .into_iter()
+                            .map(|k| {
+                                let v = self.replica.read_key(&k);
+                                (k, v)
+                            })
+                            .collect();
+                        self.out.outcomes.push(ClientOutcome::Read {
+                            id,
+                            index: entry.index,
+                            values,
+                        });
+                    }
+                }
+            }
+        }
+        records.extend(
+            self.replica
+                .take_ready()
+                .records
+                .into_iter()
+                .map(|r| RaftRecord::Replica(Box::new(r))),
+        );
+        if let Some(last) = last {
+            self.applied = self.applied.max(last);
+            records.push(RaftRecord::Applied(self.applied));
+        }
+        Ok(records)
+    }
+
+    /// A snapshot from the leader: merge its replica image into ours (coordination-free state
+    /// held only here must survive), then keep our own image as the snapshot.
+    fn install_received_snapshot(
+        &mut self,
+        snapshot: Snapshot,
+    ) -> Result<Vec<RaftRecord>, RaftError> {
+        let meta = snapshot.get_metadata().clone();
+        let image = wire::decode_record(&snapshot.data).map_err(|e| RaftError::Corrupt {
+            index: meta.index,
+            reason: format!("snapshot image: {e}"),
+        })?;
+        let Record::Snapshot(image) = image else {
+            return Err(RaftError::Corrupt {
+                index: meta.index,
+                reason: "snapshot data is not a replica snapshot".to_owned(),
+            });
+        };
+        let from = image.id;
+        if from != self.id {
+            let message = Message::Sync(SyncMessage {
+                clock: image.clock.clone(),
+                delta: Some(Delta {
+                    base: rhizo_clock::VectorClock::new(),
+                    clock: image.clock,
+                    snapshot: true,
+                    cells: image.cells,
+                    origins: Vec::new(),
+                }),
+                reply_wanted: false,
+            });
+            self.replica
+                .step(from, message)
+                .map_err(|e| RaftError::Message {
+                    from,
+                    source: Box::new(e),
+                })?;
+        }
+        let mut records: Vec<RaftRecord> = self
+            .replica
+            .take_ready()
+            .records
+            .into_iter()
+            .map(|r| RaftRecord::Replica(Box::new(r)))
+            .collect();
+        let own = self.own_snapshot(meta.index, meta.term, meta.get_conf_state().clone());
+        records.extend(self.raw.mut_store().install_snapshot(own));
+        self.applied = self.applied.max(meta.index);
+        records.push(RaftRecord::Applied(self.applied));
+        Ok(records)
+    }
+
+    fn own_snapshot(&self, index: u64, term: u64, conf_state: ConfState) -> Snapshot {
+        let mut snapshot = Snapshot {
+            data: wire::encode_record(&Record::Snapshot(Box::new(self.replica.snapshot()))).into(),
+            ..Snapshot::default()
+        };
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf_state);
+        snapshot
+    }
+
+    /// Snapshots the replica at the applied index once enough entries follow the last one.
+    fn maybe_compact(&mut self) -> Result<(), RaftError> {
+        let store = self.raw.store();
+        let snapshot_index = store.snapshot_ref().get_metadata().index;
+        if self.applied < snapshot_index + self.config.compact_after_entries {
+            return Ok(());
+        }
+        let Some(term) = store.term_of(self.applied) else {
+            return Ok(());
+        };
+        let conf_state = store.snapshot_ref().get_metadata().get_conf_state().clone();
+        let snapshot = self.own_snapshot(self.applied, term, conf_state);
+        let mut records = self.raw.mut_store().install_snapshot(snapshot);
+        records.push(RaftRecord::Applied(self.applied));
+        self.log.persist(records)
+    }
+}
