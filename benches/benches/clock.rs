@@ -3,8 +3,8 @@
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use crdts::{CmRDT, CvRDT, VClock};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rhizo_clock::{NodeId, VectorClock};
 
 /// Two clocks over `n` nodes that are concurrent: each is ahead on a different half of the nodes.
@@ -12,7 +12,11 @@ fn rhizo_pair(n: u32) -> (VectorClock, VectorClock) {
     let (mut a, mut b) = (VectorClock::new(), VectorClock::new());
     for i in 0..n {
         let node = NodeId::numbered(i);
-        let (x, y) = if i % 2 == 0 { (10 + u64::from(i), 5) } else { (5, 10 + u64::from(i)) };
+        let (x, y) = if i % 2 == 0 {
+            (10 + u64::from(i), 5)
+        } else {
+            (5, 10 + u64::from(i))
+        };
         a.set(node, x);
         b.set(node, y);
     }
@@ -22,7 +26,11 @@ fn rhizo_pair(n: u32) -> (VectorClock, VectorClock) {
 fn crdts_pair(n: u32) -> (VClock<u32>, VClock<u32>) {
     let (mut a, mut b) = (VClock::new(), VClock::new());
     for i in 0..n {
-        let (x, y) = if i % 2 == 0 { (10 + u64::from(i), 5) } else { (5, 10 + u64::from(i)) };
+        let (x, y) = if i % 2 == 0 {
+            (10 + u64::from(i), 5)
+        } else {
+            (5, 10 + u64::from(i))
+        };
         a.apply(crdts::Dot::new(i, x));
         b.apply(crdts::Dot::new(i, y));
     }

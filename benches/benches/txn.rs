@@ -59,7 +59,9 @@ fn bench_durable(c: &mut Criterion) {
     print_percentiles(&mut engine, 2000);
     let mut group = c.benchmark_group("txn");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("durable_commit_fsync", |b| b.iter(|| commit_one(&mut engine)));
+    group.bench_function("durable_commit_fsync", |b| {
+        b.iter(|| commit_one(&mut engine))
+    });
 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut grouped = Engine::open(

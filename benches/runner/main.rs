@@ -29,7 +29,10 @@ struct Options {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options { quick: false, out: PathBuf::from("target/bench") };
+    let mut options = Options {
+        quick: false,
+        out: PathBuf::from("target/bench"),
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -64,7 +67,11 @@ fn main() -> ExitCode {
 
 fn child_throughput(args: &[String]) -> ExitCode {
     let parsed: Option<(usize, usize, u64)> = (|| {
-        Some((args.first()?.parse().ok()?, args.get(1)?.parse().ok()?, args.get(2)?.parse().ok()?))
+        Some((
+            args.first()?.parse().ok()?,
+            args.get(1)?.parse().ok()?,
+            args.get(2)?.parse().ok()?,
+        ))
     })();
     let Some((nodes, ops, seed)) = parsed else {
         eprintln!("usage: rhizo-bench child-throughput NODES OPS_PER_NODE SEED");
@@ -72,19 +79,31 @@ fn child_throughput(args: &[String]) -> ExitCode {
     };
     let row = scenarios::throughput(nodes, ops, seed);
     println!("{}", serde_json::to_string(&row).expect("a row encodes"));
-    if row.converged { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if row.converged {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// One throughput row, measured in a fresh process so that its peak memory is its own.
 fn throughput_in_child(nodes: usize, ops: usize, seed: u64) -> Result<ThroughputRow, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let output = Command::new(exe)
-        .args(["child-throughput", &nodes.to_string(), &ops.to_string(), &seed.to_string()])
+        .args([
+            "child-throughput",
+            &nodes.to_string(),
+            &ops.to_string(),
+            &seed.to_string(),
+        ])
         .output()
         .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(stdout.trim()).map_err(|e| {
-        format!("throughput {nodes}x{ops}: {e}; stderr: {}", String::from_utf8_lossy(&output.stderr))
+        format!(
+            "throughput {nodes}x{ops}: {e}; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
     })
 }
 
@@ -113,7 +132,9 @@ fn run(options: &Options) -> Result<(), String> {
     let started = Instant::now();
     let commits = if options.quick { 20_000 } else { 200_000 };
     let bar = stage("latency", 3);
-    results.latency.extend(scenarios::coordination_free_rows(commits));
+    results
+        .latency
+        .extend(scenarios::coordination_free_rows(commits));
     bar.inc(3);
     // … and Raft on the same simulated networks.
     let raft_commits = if options.quick { 200 } else { 2_000 };
@@ -121,29 +142,51 @@ fn run(options: &Options) -> Result<(), String> {
         results.latency.push(row);
     }
     bar.finish_with_message("done");
-    results.stage_seconds.push(("latency".into(), started.elapsed().as_secs_f64()));
+    results
+        .stage_seconds
+        .push(("latency".into(), started.elapsed().as_secs_f64()));
 
     // Throughput scaling.
     let started = Instant::now();
     let sizes: Vec<(usize, usize)> = if options.quick {
         vec![(2, 1000), (5, 1000), (20, 1000)]
     } else {
-        vec![(2, 1000), (5, 1000), (10, 1000), (20, 1000), (50, 1000), (100, 1000), (100, 10_000)]
+        vec![
+            (2, 1000),
+            (5, 1000),
+            (10, 1000),
+            (20, 1000),
+            (50, 1000),
+            (100, 1000),
+            (100, 10_000),
+        ]
     };
     let bar = stage("throughput", sizes.len() as u64);
     for (nodes, ops) in sizes {
         bar.set_message(format!("{nodes} nodes x {ops}"));
-        results.throughput.push(throughput_in_child(nodes, ops, seed)?);
+        results
+            .throughput
+            .push(throughput_in_child(nodes, ops, seed)?);
         bar.inc(1);
     }
     bar.finish_with_message("done");
-    results.stage_seconds.push(("throughput".into(), started.elapsed().as_secs_f64()));
+    results
+        .stage_seconds
+        .push(("throughput".into(), started.elapsed().as_secs_f64()));
 
     // Convergence.
     let started = Instant::now();
     let mut runs: Vec<(usize, usize, f64)> = Vec::new();
-    let node_counts: &[usize] = if options.quick { &[5, 20, 100] } else { &[5, 10, 20, 50, 100] };
-    let losses: &[f64] = if options.quick { &[0.0, 0.1] } else { &[0.0, 0.1, 0.3] };
+    let node_counts: &[usize] = if options.quick {
+        &[5, 20, 100]
+    } else {
+        &[5, 10, 20, 50, 100]
+    };
+    let losses: &[f64] = if options.quick {
+        &[0.0, 0.1]
+    } else {
+        &[0.0, 0.1, 0.3]
+    };
     for &nodes in node_counts {
         for &loss in losses {
             runs.push((nodes, 3, loss));
@@ -155,15 +198,23 @@ fn run(options: &Options) -> Result<(), String> {
     let heals: &[usize] = if options.quick { &[10] } else { &[10, 50] };
     let bar = stage("convergence", (runs.len() + heals.len()) as u64);
     for (nodes, fanout, loss) in runs {
-        results.convergence.push(scenarios::convergence_after_writes(nodes, fanout, loss, seed));
+        results
+            .convergence
+            .push(scenarios::convergence_after_writes(
+                nodes, fanout, loss, seed,
+            ));
         bar.inc(1);
     }
     for &nodes in heals {
-        results.convergence.push(scenarios::convergence_after_heal(nodes, 3, seed));
+        results
+            .convergence
+            .push(scenarios::convergence_after_heal(nodes, 3, seed));
         bar.inc(1);
     }
     bar.finish_with_message("done");
-    results.stage_seconds.push(("convergence".into(), started.elapsed().as_secs_f64()));
+    results
+        .stage_seconds
+        .push(("convergence".into(), started.elapsed().as_secs_f64()));
 
     // The roadmap's success scenario: 5 nodes × 10 K transactions each, both paths.
     let started = Instant::now();
@@ -196,18 +247,26 @@ fn run(options: &Options) -> Result<(), String> {
         cf_wall_tx_per_sec: cf_wall,
         converged: cf_converged && raft.converged,
     });
-    results.stage_seconds.push(("success".into(), started.elapsed().as_secs_f64()));
+    results
+        .stage_seconds
+        .push(("success".into(), started.elapsed().as_secs_f64()));
 
     // Python overhead, when the bindings are built into ./.venv.
     let started = Instant::now();
     results.python = report::python_overhead();
-    results.stage_seconds.push(("python".into(), started.elapsed().as_secs_f64()));
+    results
+        .stage_seconds
+        .push(("python".into(), started.elapsed().as_secs_f64()));
 
     let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
     std::fs::write(options.out.join("results.json"), json).map_err(|e| e.to_string())?;
     let plots = plots::write_all(&results, &options.out).map_err(|e| e.to_string())?;
     let report = report::markdown(&results, &plots);
     std::fs::write(options.out.join("report.md"), report).map_err(|e| e.to_string())?;
-    println!("rhizo-bench: wrote {}/results.json, report.md and {} plots", options.out.display(), plots.len());
+    println!(
+        "rhizo-bench: wrote {}/results.json, report.md and {} plots",
+        options.out.display(),
+        plots.len()
+    );
     Ok(())
 }

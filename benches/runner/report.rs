@@ -31,7 +31,9 @@ pub(crate) fn machine() -> String {
         .and_then(|l| l.split(':').nth(1))
         .map(str::trim)
         .unwrap_or("unknown CPU");
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem_kb = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
@@ -40,7 +42,10 @@ pub(crate) fn machine() -> String {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .unwrap_or(0);
-    format!("{model}, {cores} cores, {:.0} GiB", mem_kb as f64 / 1024.0 / 1024.0)
+    format!(
+        "{model}, {cores} cores, {:.0} GiB",
+        mem_kb as f64 / 1024.0 / 1024.0
+    )
 }
 
 const PYTHON_PROBE: &str = r#"
@@ -64,9 +69,15 @@ pub(crate) fn python_overhead() -> Option<PythonRow> {
     if !python.exists() {
         return None;
     }
-    let output = Command::new(python).args(["-c", PYTHON_PROBE]).output().ok()?;
+    let output = Command::new(python)
+        .args(["-c", PYTHON_PROBE])
+        .output()
+        .ok()?;
     if !output.status.success() {
-        eprintln!("python probe failed: {}", String::from_utf8_lossy(&output.stderr));
+        eprintln!(
+            "python probe failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         return None;
     }
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
@@ -91,7 +102,11 @@ fn fmt_rate(x: f64) -> String {
 pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Rhizo benchmark report ({} run)\n", r.mode);
-    let _ = writeln!(s, "- git revision: `{}`\n- machine: {}\n", r.git_rev, r.machine);
+    let _ = writeln!(
+        s,
+        "- git revision: `{}`\n- machine: {}\n",
+        r.git_rev, r.machine
+    );
     let _ = writeln!(
         s,
         "Everything below was produced by one `cargo xtask bench{}` run. Simulated runs use \
@@ -108,13 +123,22 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
          Raft: a real `raft` RawNode cluster of the same size on the simulated network; latency \
          is virtual time from proposal to the client's acknowledgement plus measured CPU time.\n"
     );
-    let _ = writeln!(s, "| path | network | ops/tx | p50 ms | p99 ms | mean ms | CPU µs/commit |");
+    let _ = writeln!(
+        s,
+        "| path | network | ops/tx | p50 ms | p99 ms | mean ms | CPU µs/commit |"
+    );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
     for row in &r.latency {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {:.2} |",
-            row.path, row.network, row.ops_per_tx, row.p50_ms, row.p99_ms, row.mean_ms, row.cpu_us_per_commit
+            row.path,
+            row.network,
+            row.ops_per_tx,
+            row.p50_ms,
+            row.p99_ms,
+            row.mean_ms,
+            row.cpu_us_per_commit
         );
     }
 
@@ -125,7 +149,10 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
          replica is bit-identical. ops/s is total operations over the wall-clock time of the \
          whole run; each row runs in its own process, so peak memory is its own (VmHWM).\n"
     );
-    let _ = writeln!(s, "| nodes | ops/node | ops/s | msgs/op | bytes/op | peak memory | rounds | converged |");
+    let _ = writeln!(
+        s,
+        "| nodes | ops/node | ops/s | msgs/op | bytes/op | peak memory | rounds | converged |"
+    );
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---|");
     for row in &r.throughput {
         let _ = writeln!(
@@ -143,8 +170,14 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
     }
 
     let _ = writeln!(s, "\n## Convergence\n");
-    let _ = writeln!(s, "Rounds are sync intervals (10 ms). fanout 0 = every peer every round.\n");
-    let _ = writeln!(s, "| scenario | nodes | fanout | loss | rounds | virtual ms | ⌈log2 N⌉+2 |");
+    let _ = writeln!(
+        s,
+        "Rounds are sync intervals (10 ms). fanout 0 = every peer every round.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | nodes | fanout | loss | rounds | virtual ms | ⌈log2 N⌉+2 |"
+    );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
     for row in &r.convergence {
         let _ = writeln!(
@@ -171,8 +204,17 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
         );
         let _ = writeln!(s, "| | coordination-free | Raft (traditional) |");
         let _ = writeln!(s, "|---|---:|---:|");
-        let _ = writeln!(s, "| mean latency | {:.4} ms | {:.3} ms |", x.cf_mean_latency_ms, x.raft_mean_latency_ms);
-        let _ = writeln!(s, "| throughput | {} tx/s | {} tx/s |", fmt_rate(x.cf_tx_per_sec), fmt_rate(x.raft_tx_per_sec));
+        let _ = writeln!(
+            s,
+            "| mean latency | {:.4} ms | {:.3} ms |",
+            x.cf_mean_latency_ms, x.raft_mean_latency_ms
+        );
+        let _ = writeln!(
+            s,
+            "| throughput | {} tx/s | {} tx/s |",
+            fmt_rate(x.cf_tx_per_sec),
+            fmt_rate(x.raft_tx_per_sec)
+        );
         let _ = writeln!(
             s,
             "\nRatio: **{:.0}×**. Committing all {} coordination-free transactions and converging \
@@ -197,7 +239,10 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
             );
         }
         None => {
-            let _ = writeln!(s, "Not measured: the bindings are not built in ./.venv (run `cargo xtask regress` first).");
+            let _ = writeln!(
+                s,
+                "Not measured: the bindings are not built in ./.venv (run `cargo xtask regress` first)."
+            );
         }
     }
 

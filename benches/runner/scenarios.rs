@@ -24,8 +24,13 @@ pub(crate) fn percentiles(samples_ns: &mut [u64]) -> Percentiles {
         let i = ((samples_ns.len() as f64 - 1.0) * q).round() as usize;
         samples_ns[i] as f64 / 1e6
     };
-    let mean = samples_ns.iter().map(|&x| x as f64).sum::<f64>() / samples_ns.len().max(1) as f64 / 1e6;
-    Percentiles { p50: at(0.50), p99: at(0.99), mean }
+    let mean =
+        samples_ns.iter().map(|&x| x as f64).sum::<f64>() / samples_ns.len().max(1) as f64 / 1e6;
+    Percentiles {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean,
+    }
 }
 
 /// Builds a transaction of `ops` ADDs on distinct rows (row names prepared by the caller, so
@@ -45,15 +50,25 @@ fn adds(rows: &[String]) -> AlgebraicTransaction {
 pub(crate) fn coordination_free_latency(ops_per_tx: usize, commits: usize) -> (Percentiles, f64) {
     let schema = workload::schema();
     let members: Vec<NodeId> = (0..5).map(NodeId::numbered).collect();
-    let config = ReplicaConfig { members, ..ReplicaConfig::default() };
+    let config = ReplicaConfig {
+        members,
+        ..ReplicaConfig::default()
+    };
     let mut replica = Replica::new(NodeId::numbered(0), schema, config);
-    let rows: Vec<Vec<String>> =
-        (0..64).map(|t| (0..ops_per_tx).map(|i| format!("row-{}", (t * 7 + i) % 1000)).collect()).collect();
+    let rows: Vec<Vec<String>> = (0..64)
+        .map(|t| {
+            (0..ops_per_tx)
+                .map(|i| format!("row-{}", (t * 7 + i) % 1000))
+                .collect()
+        })
+        .collect();
     let mut samples = Vec::with_capacity(commits);
     let started = Instant::now();
     for i in 0..commits {
         let begin = Instant::now();
-        replica.commit(adds(&rows[i % rows.len()])).expect("valid transaction");
+        replica
+            .commit(adds(&rows[i % rows.len()]))
+            .expect("valid transaction");
         let ready = replica.take_ready();
         debug_assert_eq!(ready.committed.len(), 1);
         samples.push(begin.elapsed().as_nanos() as u64);
@@ -133,7 +148,10 @@ pub(crate) fn peak_rss_bytes() -> u64 {
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).map(|kb| kb * 1024)
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+                    .map(|kb| kb * 1024)
             })
         })
         .unwrap_or(0)
@@ -148,12 +166,28 @@ const BOUND: Duration = Duration::from_secs(600);
 
 /// Rounds to converge after the last write: every node commits `writes` transactions at time
 /// zero, then gossip runs with `fanout` (0 = full broadcast) over a LAN that loses `loss`.
-pub(crate) fn convergence_after_writes(nodes: usize, fanout: usize, loss: f64, seed: u64) -> ConvergenceRow {
-    let gossip = if fanout == 0 { GossipStrategy::FullBroadcast } else { GossipStrategy::PushPull { fanout } };
+pub(crate) fn convergence_after_writes(
+    nodes: usize,
+    fanout: usize,
+    loss: f64,
+    seed: u64,
+) -> ConvergenceRow {
+    let gossip = if fanout == 0 {
+        GossipStrategy::FullBroadcast
+    } else {
+        GossipStrategy::PushPull { fanout }
+    };
     let mut builder = SimulationBuilder::new();
-    builder.nodes(nodes).seed(seed).latency(LatencyModel::Lan).gossip(gossip).sync_interval(Some(ROUND));
+    builder
+        .nodes(nodes)
+        .seed(seed)
+        .latency(LatencyModel::Lan)
+        .gossip(gossip)
+        .sync_interval(Some(ROUND));
     builder.loss_rate(loss);
-    let mut cluster = builder.build_replicas(workload::schema()).expect("valid settings");
+    let mut cluster = builder
+        .build_replicas(workload::schema())
+        .expect("valid settings");
     cluster.history_mut().set_recording(false);
     let mut load = Workload::new(KeyDistribution::Uniform { keys: 1000 }, OpMix::COUNTERS);
     for _ in 0..10 {
@@ -163,7 +197,9 @@ pub(crate) fn convergence_after_writes(nodes: usize, fanout: usize, loss: f64, s
         }
     }
     let last = cluster.now();
-    let converged = cluster.run_until_converged(BOUND, ROUND / 10).expect("converges");
+    let converged = cluster
+        .run_until_converged(BOUND, ROUND / 10)
+        .expect("converges");
     cluster.verify_convergence().expect("bit-identical");
     let span = converged.saturating_since(last);
     ConvergenceRow {
@@ -180,10 +216,21 @@ pub(crate) fn convergence_after_writes(nodes: usize, fanout: usize, loss: f64, s
 /// Rounds to converge after a partition heals: the cluster splits in two halves, both sides keep
 /// committing for 50 rounds, then the partition heals.
 pub(crate) fn convergence_after_heal(nodes: usize, fanout: usize, seed: u64) -> ConvergenceRow {
-    let gossip = if fanout == 0 { GossipStrategy::FullBroadcast } else { GossipStrategy::PushPull { fanout } };
+    let gossip = if fanout == 0 {
+        GossipStrategy::FullBroadcast
+    } else {
+        GossipStrategy::PushPull { fanout }
+    };
     let mut builder = SimulationBuilder::new();
-    builder.nodes(nodes).seed(seed).latency(LatencyModel::Lan).gossip(gossip).sync_interval(Some(ROUND));
-    let mut cluster = builder.build_replicas(workload::schema()).expect("valid settings");
+    builder
+        .nodes(nodes)
+        .seed(seed)
+        .latency(LatencyModel::Lan)
+        .gossip(gossip)
+        .sync_interval(Some(ROUND));
+    let mut cluster = builder
+        .build_replicas(workload::schema())
+        .expect("valid settings");
     cluster.history_mut().set_recording(false);
     let half = nodes / 2;
     for a in 0..half {
@@ -201,7 +248,9 @@ pub(crate) fn convergence_after_heal(nodes: usize, fanout: usize, seed: u64) -> 
     }
     cluster.heal();
     let healed = cluster.now();
-    let converged = cluster.run_until_converged(BOUND, ROUND / 10).expect("converges");
+    let converged = cluster
+        .run_until_converged(BOUND, ROUND / 10)
+        .expect("converges");
     cluster.verify_convergence().expect("bit-identical");
     let span = converged.saturating_since(healed);
     ConvergenceRow {
@@ -244,7 +293,8 @@ pub(crate) fn raft_rows(commits: usize, seed: u64) -> Result<Vec<LatencyRow>, St
     let mut rows = Vec::new();
     for (name, network) in [("lan", LatencyModel::Lan), ("regions", regions())] {
         for ops in [1u32, 10, 100] {
-            let report = rhizo_txn::raft::bench::commit_latency(network.clone(), 5, ops, commits, seed)?;
+            let report =
+                rhizo_txn::raft::bench::commit_latency(network.clone(), 5, ops, commits, seed)?;
             rows.push(LatencyRow {
                 path: "raft".into(),
                 network: name.into(),
@@ -262,7 +312,21 @@ pub(crate) fn raft_rows(commits: usize, seed: u64) -> Result<Vec<LatencyRow>, St
 
 /// The Raft half of the success scenario: `nodes` nodes on the LAN, `tx_per_node` one-ADD
 /// transactions per node through consensus, closed-loop clients.
-pub(crate) fn raft_success(nodes: usize, tx_per_node: usize, seed: u64) -> Result<RaftSummary, String> {
-    let report = rhizo_txn::raft::bench::commit_latency(LatencyModel::Lan, nodes, 1, nodes * tx_per_node, seed)?;
-    Ok(RaftSummary { tx_per_sec: report.tx_per_sec, mean_ms: report.mean_ms, converged: true })
+pub(crate) fn raft_success(
+    nodes: usize,
+    tx_per_node: usize,
+    seed: u64,
+) -> Result<RaftSummary, String> {
+    let report = rhizo_txn::raft::bench::commit_latency(
+        LatencyModel::Lan,
+        nodes,
+        1,
+        nodes * tx_per_node,
+        seed,
+    )?;
+    Ok(RaftSummary {
+        tx_per_sec: report.tx_per_sec,
+        mean_ms: report.mean_ms,
+        converged: true,
+    })
 }

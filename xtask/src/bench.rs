@@ -24,14 +24,20 @@ pub(crate) struct Options {
 
 impl Options {
     pub(crate) fn parse(args: &[String]) -> Result<Self> {
-        let mut options = Options { quick: false, out: None, criterion: false };
+        let mut options = Options {
+            quick: false,
+            out: None,
+            criterion: false,
+        };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--criterion" => options.criterion = true,
                 "--out" => {
-                    let dir = args.next().ok_or_else(|| Error::new("`--out` needs a directory"))?;
+                    let dir = args
+                        .next()
+                        .ok_or_else(|| Error::new("`--out` needs a directory"))?;
                     options.out = Some(PathBuf::from(dir));
                 }
                 other => return Err(Error::new(format!("unknown option `{other}` for bench"))),
@@ -44,7 +50,16 @@ impl Options {
 /// The `rhizo-bench` command for these options, run from the workspace root.
 pub(crate) fn runner_command(root: &Path, quick: bool, out: &Path) -> Command {
     let mut command = Command::new("cargo");
-    command.current_dir(root).args(["run", "--quiet", "--release", "-p", "benches", "--bin", "rhizo-bench", "--"]);
+    command.current_dir(root).args([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "benches",
+        "--bin",
+        "rhizo-bench",
+        "--",
+    ]);
     if quick {
         command.arg("--quick");
     }
@@ -54,7 +69,10 @@ pub(crate) fn runner_command(root: &Path, quick: bool, out: &Path) -> Command {
 
 /// Runs the benchmark; `Ok(true)` when every stage finished.
 pub(crate) fn run(root: &Path, options: &Options) -> Result<bool> {
-    let out = options.out.clone().unwrap_or_else(|| root.join("target").join("bench"));
+    let out = options
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target").join("bench"));
     let command = runner_command(root, options.quick, &out);
     println!("==> {}", process::describe(&command));
     let mut command = command;
@@ -68,7 +86,9 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<bool> {
         let mut criterion = Command::new("cargo");
         criterion.current_dir(root).args(["bench", "-p", "benches"]);
         println!("==> {}", process::describe(&criterion));
-        let status = criterion.status().map_err(|e| Error::new(format!("cannot start cargo: {e}")))?;
+        let status = criterion
+            .status()
+            .map_err(|e| Error::new(format!("cannot start cargo: {e}")))?;
         return Ok(status.success());
     }
     Ok(true)
@@ -77,8 +97,17 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<bool> {
 /// What a quick run's `results.json` must hold for the smoke test to pass: every section the
 /// report is built from, the 20 × 1000 throughput row converged, and both paths' latencies.
 pub(crate) fn check_results(json: &str) -> std::result::Result<(), String> {
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("results.json: {e}"))?;
-    for key in ["git_rev", "machine", "mode", "latency", "throughput", "convergence", "success_scenario"] {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("results.json: {e}"))?;
+    for key in [
+        "git_rev",
+        "machine",
+        "mode",
+        "latency",
+        "throughput",
+        "convergence",
+        "success_scenario",
+    ] {
         if value.get(key).is_none_or(serde_json::Value::is_null) {
             return Err(format!("results.json lacks `{key}`"));
         }
@@ -109,10 +138,17 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let args: Vec<String> = ["--quick", "--out", "x", "--criterion"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["--quick", "--out", "x", "--criterion"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(
             Options::parse(&args).unwrap(),
-            Options { quick: true, out: Some(PathBuf::from("x")), criterion: true }
+            Options {
+                quick: true,
+                out: Some(PathBuf::from("x")),
+                criterion: true
+            }
         );
         assert!(Options::parse(&["--nope".to_string()]).is_err());
     }
@@ -125,7 +161,10 @@ mod tests {
             "throughput":[{"nodes":20,"ops_per_node":1000,"converged":true}],
             "convergence":[],"success_scenario":{"converged":true}}"#;
         assert_eq!(check_results(good), Ok(()));
-        let diverged = good.replace(r#""ops_per_node":1000,"converged":true"#, r#""ops_per_node":1000,"converged":false"#);
+        let diverged = good.replace(
+            r#""ops_per_node":1000,"converged":true"#,
+            r#""ops_per_node":1000,"converged":false"#,
+        );
         assert!(check_results(&diverged).unwrap_err().contains("converge"));
     }
 }

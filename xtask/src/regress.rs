@@ -671,7 +671,11 @@ fn bench_smoke(workspace: &Workspace) -> Result<(StepReport, TestResult)> {
             report.status = StepStatus::Failed(reason);
         }
     }
-    let outcome = if matches!(report.status, StepStatus::Passed) { Outcome::Passed } else { Outcome::Failed };
+    let outcome = if matches!(report.status, StepStatus::Passed) {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    };
     let result = TestResult {
         package: "benches".to_owned(),
         id: "benches::xtask-bench::quick".to_owned(),

@@ -73,6 +73,10 @@ impl ToRaise for TxnError {
             E::Poisoned { .. } => Raise::new(Exc::Poisoned, "Poisoned", message),
             E::Corrupt { .. } => Raise::new(Exc::CorruptLog, "Corrupt", message),
             E::Recovery(_) => Raise::new(Exc::CorruptLog, "Recovery", message),
+            // The bindings open single-node engines; these come only from the Raft backend.
+            E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
+            E::Pending { .. } => Raise::new(Exc::Rhizo, "Pending", message),
+            E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The seam for coordinated commits: a backend decides the order of coordinated transactions.
 //!
-//! Today there is one backend, [`SingleNode`]: this node's own log order, serializable because
-//! the engine applies one transaction at a time. A Raft backend (a later issue) will propose
-//! to a `RawNode` and hand back entries once the cluster has committed them; the engine applies
-//! decided proposals the same way whichever backend decided them.
+//! [`SingleNode`] is this node's own log order, serializable because the engine applies one
+//! transaction at a time; the engine applies what it decides with `Replica::apply_ordered`.
+//! Under `Backend::Raft` the engine drives a [`crate::raft::RaftNode`] instead, which orders
+//! transactions by its log and applies them the same way on every member.
 
 use std::fmt;
 

@@ -9,16 +9,39 @@ use rhizo_algebra::{
     ValueType,
 };
 use rhizo_clock::{Dot, NodeId, VectorClock};
-use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError, Message, Record, wire};
+use rhizo_commit::{
+    AlgebraicTransaction, CellKey, LocalCommitError, OrderedOutcome, Record, Replica,
+    consensus_origin, wire,
+};
 use smallvec::SmallVec;
 
 use crate::coordinated::{CoordinatedBackend, Decided, Proposal, RegisterWrite, SingleNode};
 use crate::log::{self, Checkpoint, CoordinatedEntry, Entry, LogWriter};
+use crate::raft::{
+    ClientOutcome, FileRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
+};
 use crate::storage::{FsStorage, MemStorage, Storage};
 use crate::{
     CommitPath, CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager, Finished,
     Result, TransactionMode, TxnError,
 };
+
+/// What engines exchange: Raft's messages and the replicas' anti-entropy, in one envelope
+/// ([`RaftWire::encode`] / [`RaftWire::decode`] for byte transports).
+pub type EngineMessage = RaftWire;
+
+/// Which backend orders an engine's coordinated transactions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// This node's own log order (the default): serializable, for a node alone. In a cluster
+    /// of several members it refuses coordinated transactions (only Raft orders them there);
+    /// coordination-free ones replicate by anti-entropy as usual.
+    #[default]
+    SingleNode,
+    /// A Raft group of every member ([`crate::raft`]): coordinated transactions are proposed
+    /// to the log and applied on every node in log order.
+    Raft(RaftConfig),
+}
 
 /// The column the three-argument [`Transaction::increment`] addresses: `(table, row, "value")`.
 pub const DEFAULT_COLUMN: &str = "value";
@@ -63,6 +86,8 @@ pub struct EngineConfig {
     pub compact_after_bytes: u64,
     /// Early deltas that wait for their causal base (see `ReplicaConfig::max_buffered_deltas`).
     pub max_buffered_deltas: usize,
+    /// Which backend orders coordinated transactions.
+    pub backend: Backend,
 }
 
 impl EngineConfig {
@@ -75,7 +100,24 @@ impl EngineConfig {
             schema: Schema::new(),
             compact_after_bytes: 64 << 20,
             max_buffered_deltas: 64,
+            backend: Backend::SingleNode,
         }
+    }
+
+    /// Ordering coordinated transactions with Raft across every member.
+    #[must_use]
+    pub fn with_raft(mut self, raft: RaftConfig) -> Self {
+        self.backend = Backend::Raft(raft);
+        self
+    }
+
+    /// Every member, this node included, sorted and without repeats.
+    pub fn all_members(&self) -> Vec<NodeId> {
+        let mut members = self.members.clone();
+        members.push(self.node_id);
+        members.sort_unstable();
+        members.dedup();
+        members
     }
 
     /// With these cluster members.
@@ -124,15 +166,52 @@ pub fn roadmap_schema() -> Schema {
 /// What a successful commit returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitOutcome {
-    /// The dot naming the algebraic part (absent for a transaction of register writes only).
+    /// The dot naming the transaction's effects: this node's for a local commit,
+    /// `(consensus-log, index)` for one ordered by the log.
     pub dot: Option<Dot>,
-    /// The coordinated sequence number (coordinated transactions only).
+    /// The coordinated log index (consensus path only): the transaction's place in the
+    /// single-node order or the Raft log. Never reused, also across restarts.
     pub sequence: Option<u64>,
     /// Whether the commit was durable when `commit` returned (always under
     /// [`SyncPolicy::EveryCommit`]; never for an in-memory engine).
     pub durable: bool,
     /// Which path the transaction took (with [`TransactionMode::Auto`], the engine's choice).
     pub path: CommitPath,
+}
+
+/// How a submitted transaction stands when `submit` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    /// Decided: committed (durable per the sync policy).
+    Committed(CommitOutcome),
+    /// Proposed to the Raft log and not decided yet: the outcome comes from
+    /// [`Engine::take_outcomes`] under this id.
+    Proposed(ProposalId),
+}
+
+/// The transaction the ordered path validates: algebraic operations and register writes.
+fn ordered_transaction(
+    mut tx: AlgebraicTransaction,
+    registers: &[RegisterWrite],
+) -> AlgebraicTransaction {
+    for write in registers {
+        let key = write.key();
+        match write {
+            RegisterWrite::Put { value, .. } => {
+                tx.put(&key.table, &key.row, &key.column, value.clone());
+            }
+            RegisterWrite::CompareAndSet { expected, new, .. } => {
+                tx.compare_and_set(
+                    &key.table,
+                    &key.row,
+                    &key.column,
+                    expected.clone(),
+                    new.clone(),
+                );
+            }
+        }
+    }
+    tx
 }
 
 /// One node of Rhizo, embedded: open it on a data directory, run transactions, carry its
@@ -153,11 +232,14 @@ pub struct CommitOutcome {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    manager: CoordinationFreeManager,
-    registers: BTreeMap<CellKey, CellState>,
+    core: Core,
+    /// The single-node backend's order (unused under Raft).
     backend: Box<dyn CoordinatedBackend>,
+    /// The single-node log (under Raft, the Raft node's [`FileRaftLog`] holds everything).
     log: Option<LogWriter>,
-    outbox: Vec<(NodeId, Message)>,
+    outbox: Vec<(NodeId, EngineMessage)>,
+    /// Outcomes of proposals answered after `commit` returned [`TxnError::Pending`].
+    outcomes: Vec<(ProposalId, Result<CommitOutcome>)>,
     poisoned: Option<String>,
     /// Commits waiting for a group sync, and when the first of them arrived.
     group_waiting: usize,
@@ -165,6 +247,15 @@ pub struct Engine {
     /// Own dot counter and coordinated sequence known durable.
     durable_counter: u64,
     durable_sequence: u64,
+}
+
+/// The replica and what orders its coordinated transactions.
+#[derive(Debug)]
+enum Core {
+    /// The replica alone; coordinated transactions in this node's order.
+    Local(Box<CoordinationFreeManager>),
+    /// A Raft group member driving the replica.
+    Raft(Box<RaftNode<FileRaftLog>>),
 }
 
 impl Engine {
@@ -186,26 +277,55 @@ impl Engine {
     }
 
     /// An engine with no log at all: nothing is persisted and a restart starts empty. The
-    /// cheapest mode; every commit reports `durable: false`.
+    /// cheapest mode; every commit reports `durable: false`. (Under Raft the node still keeps
+    /// its log, in memory: a member that forgot its vote or log could break consensus.)
     pub fn in_memory(config: EngineConfig) -> Result<Self> {
-        let mut engine = Self::assemble(config, None, Schema::new(), BTreeMap::new(), 0, None)?;
+        if matches!(config.backend, Backend::Raft(_)) {
+            return Self::open_with_storage(Box::new(MemStorage::new()), config);
+        }
+        let core = Self::local_core(&config, false, Schema::new(), None)?;
+        let mut engine = Self::assemble(config, None, core)?;
         engine.declare_configured_columns()?;
         Ok(engine)
     }
 
     /// Opens the node stored in `storage` (recovering from its log) or creates it.
-    pub fn open_with_storage(storage: Box<dyn Storage>, config: EngineConfig) -> Result<Self> {
+    pub fn open_with_storage(mut storage: Box<dyn Storage>, config: EngineConfig) -> Result<Self> {
+        Self::check_config(&config)?;
+        let names = storage.list().map_err(|source| TxnError::Io {
+            op: "list",
+            name: storage.describe(),
+            source,
+        })?;
+        let holds = |prefix| {
+            names
+                .iter()
+                .any(|n| log::parse_prefixed_segment(prefix, n).is_some())
+        };
+        let raft = match &config.backend {
+            Backend::Raft(raft) => Some(raft.clone()),
+            Backend::SingleNode => None,
+        };
+        if raft.is_some() && holds(log::ENGINE_PREFIX) {
+            return Err(TxnError::Config {
+                reason: "the directory holds a single-node engine log; open it with \
+                         Backend::SingleNode"
+                    .to_owned(),
+            });
+        }
+        if raft.is_none() && holds(log::RAFT_PREFIX) {
+            return Err(TxnError::Config {
+                reason: "the directory holds a Raft log; open it with Backend::Raft".to_owned(),
+            });
+        }
+        if let Some(raft) = raft {
+            return Self::open_raft(storage, config, raft);
+        }
         let (writer, entries) = LogWriter::open(storage)?;
         let mut engine = match entries {
             None => {
-                let mut engine = Self::assemble(
-                    config,
-                    Some(writer),
-                    Schema::new(),
-                    BTreeMap::new(),
-                    0,
-                    None,
-                )?;
+                let core = Self::local_core(&config, true, Schema::new(), None)?;
+                let mut engine = Self::assemble(config, Some(writer), core)?;
                 engine.compact()?;
                 engine
             }
@@ -215,14 +335,7 @@ impl Engine {
         Ok(engine)
     }
 
-    fn assemble(
-        config: EngineConfig,
-        log: Option<LogWriter>,
-        schema: Schema,
-        registers: BTreeMap<CellKey, CellState>,
-        sequence: u64,
-        records: Option<Vec<Record>>,
-    ) -> Result<Self> {
+    fn check_config(config: &EngineConfig) -> Result<()> {
         if config.max_buffered_deltas == 0 {
             return Err(TxnError::Config {
                 reason: "max_buffered_deltas must be at least 1".to_owned(),
@@ -233,9 +346,58 @@ impl Engine {
                 reason: "a group commit needs max_records >= 1".to_owned(),
             });
         }
+        Ok(())
+    }
+
+    /// A Raft member on its [`FileRaftLog`] in `storage`.
+    fn open_raft(
+        storage: Box<dyn Storage>,
+        config: EngineConfig,
+        raft: RaftConfig,
+    ) -> Result<Self> {
+        let opened = FileRaftLog::open(storage)?;
+        let mut log = opened.log.with_sync(config.sync != SyncPolicy::None);
+        let schema = match opened.owner {
+            Some((node, schema)) => {
+                if node != config.node_id {
+                    return Err(TxnError::WrongNode {
+                        expected: config.node_id,
+                        found: node,
+                    });
+                }
+                schema
+            }
+            None => {
+                let schema = Schema::new();
+                log.set_owner(config.node_id, &schema)
+                    .map_err(TxnError::from_raft)?;
+                schema
+            }
+        };
+        let node = RaftNode::open(
+            config.node_id,
+            &config.all_members(),
+            schema,
+            raft,
+            log,
+            &opened.records,
+        )
+        .map_err(TxnError::from_raft)?;
+        let mut engine = Self::assemble(config, None, Core::Raft(Box::new(node)))?;
+        engine.pump()?;
+        engine.declare_configured_columns()?;
+        Ok(engine)
+    }
+
+    fn local_core(
+        config: &EngineConfig,
+        logged: bool,
+        schema: Schema,
+        records: Option<Vec<Record>>,
+    ) -> Result<Core> {
         let mut manager_config = CoordinationFreeConfig::new(config.node_id, schema)
             .with_members(config.members.iter().copied());
-        manager_config.emit_records = log.is_some();
+        manager_config.emit_records = logged;
         // The engine compacts its own log; the replica never needs to emit snapshots.
         manager_config.snapshot_every = usize::MAX;
         manager_config.max_buffered_deltas = config.max_buffered_deltas;
@@ -248,27 +410,35 @@ impl Engine {
                 })?
             }
         };
-        let mut backend: Box<dyn CoordinatedBackend> = Box::new(SingleNode::new());
-        backend.restore(sequence);
-        let durable_counter = manager.clock().get(config.node_id);
-        Ok(Self {
+        Ok(Core::Local(Box::new(manager)))
+    }
+
+    fn assemble(config: EngineConfig, log: Option<LogWriter>, core: Core) -> Result<Self> {
+        Self::check_config(&config)?;
+        let mut engine = Self {
             config,
-            manager,
-            registers,
-            backend,
+            core,
+            backend: Box::new(SingleNode::new()),
             log,
             outbox: Vec::new(),
+            outcomes: Vec::new(),
             poisoned: None,
             group_waiting: 0,
             group_since: None,
-            durable_counter,
-            durable_sequence: sequence,
-        })
+            durable_counter: 0,
+            durable_sequence: 0,
+        };
+        let sequence = engine.last_sequence();
+        engine.backend.restore(sequence);
+        engine.durable_counter = engine.clock().get(engine.node_id());
+        engine.durable_sequence = sequence;
+        Ok(engine)
     }
 
     fn replay(config: EngineConfig, writer: LogWriter, entries: Vec<Entry>) -> Result<Self> {
+        let segment = format!("{writer:?}");
         let corrupt = |reason: String| TxnError::Corrupt {
-            segment: format!("{writer:?}"),
+            segment: segment.clone(),
             offset: 0,
             reason,
         };
@@ -282,7 +452,6 @@ impl Engine {
             node,
             mut schema,
             mut sequence,
-            registers,
             replica,
         } = *checkpoint;
         if node != config.node_id {
@@ -291,7 +460,6 @@ impl Engine {
                 found: node,
             });
         }
-        let mut registers: BTreeMap<CellKey, CellState> = registers.into_iter().collect();
         let snapshot = wire::decode_record(&replica)
             .map_err(|e| corrupt(format!("checkpoint replica: {e}")))?;
         let mut records = vec![snapshot];
@@ -299,6 +467,9 @@ impl Engine {
             match entry {
                 Entry::Checkpoint(_) => {
                     return Err(corrupt("a second checkpoint inside a segment".to_owned()));
+                }
+                Entry::Raft(_) | Entry::RaftMeta(_) => {
+                    return Err(corrupt("a Raft frame inside an engine segment".to_owned()));
                 }
                 Entry::Replica(record) => records.push(*record),
                 Entry::Coordinated(entry) => {
@@ -309,7 +480,6 @@ impl Engine {
                         )));
                     }
                     sequence = entry.sequence;
-                    registers.extend(entry.registers);
                     for bytes in &entry.replica {
                         records.push(
                             wire::decode_record(bytes)
@@ -329,14 +499,15 @@ impl Engine {
                 }
             }
         }
-        Self::assemble(
-            config,
-            Some(writer),
-            schema,
-            registers,
-            sequence,
-            Some(records),
-        )
+        let core = Self::local_core(&config, true, schema, Some(records))?;
+        let engine = Self::assemble(config, Some(writer), core)?;
+        if engine.last_sequence() != sequence {
+            return Err(corrupt(format!(
+                "the replica holds coordinated index {} but the log {sequence}",
+                engine.last_sequence()
+            )));
+        }
+        Ok(engine)
     }
 
     fn declare_configured_columns(&mut self) -> Result<()> {
@@ -360,12 +531,13 @@ impl Engine {
 
     /// The schema in force.
     pub fn schema(&self) -> &Schema {
-        self.manager.schema()
+        self.manager().schema()
     }
 
     /// Declares `table.column` with a merge and value type (default bounds). Re-declaring a
     /// column as it is changes nothing; changing its merge or value type is refused. Returns
-    /// the schema version now in force. The change is durable when this returns.
+    /// the schema version now in force. The change is durable when this returns. Under Raft,
+    /// every member must be given the same columns before transactions use them.
     pub fn declare_column(
         &mut self,
         table: &str,
@@ -392,14 +564,24 @@ impl Engine {
         if next.version() == self.schema().version() {
             return Ok(next.version());
         }
-        if let Some(log) = &mut self.log {
+        let version = next.version();
+        let node_id = self.node_id();
+        if let Core::Raft(node) = &mut self.core {
+            let recorded = node
+                .durable_log_mut()
+                .set_owner(node_id, &next)
+                .map_err(TxnError::from_raft);
+            self.note_io(recorded)?;
+        } else if let Some(log) = &mut self.log {
             log::push_schema(log.pending(), &next);
             let synced = log.sync();
             self.note_io(synced)?;
             self.mark_durable();
         }
-        let version = next.version();
-        self.manager.set_schema(next);
+        match &mut self.core {
+            Core::Local(manager) => manager.set_schema(next),
+            Core::Raft(node) => node.set_schema(next),
+        }
         Ok(version)
     }
 
@@ -417,21 +599,38 @@ impl Engine {
         }
     }
 
-    /// Commits a transaction built elsewhere (the [`Transaction`] builder calls this).
+    /// Commits a transaction built elsewhere (the [`Transaction`] builder calls this). Under
+    /// Raft, a coordinated transaction that the cluster has not decided by the time this
+    /// returns gives [`TxnError::Pending`]; its outcome comes later from
+    /// [`Engine::take_outcomes`].
     pub fn commit_parts(
         &mut self,
         mode: TransactionMode,
         algebraic: AlgebraicTransaction,
         registers: Vec<RegisterWrite>,
     ) -> Result<CommitOutcome> {
+        match self.submit_parts(mode, algebraic, registers)? {
+            Submission::Committed(outcome) => Ok(outcome),
+            Submission::Proposed(proposal) => Err(TxnError::Pending { proposal }),
+        }
+    }
+
+    /// Like [`Engine::commit_parts`], but a proposal still in flight is an `Ok`:
+    /// [`Submission::Proposed`].
+    pub fn submit_parts(
+        &mut self,
+        mode: TransactionMode,
+        algebraic: AlgebraicTransaction,
+        registers: Vec<RegisterWrite>,
+    ) -> Result<Submission> {
         self.check_usable()?;
         if algebraic.is_empty() && registers.is_empty() {
             return Err(TxnError::EmptyTransaction);
         }
         match mode {
-            TransactionMode::CoordinationFree => {
-                self.commit_coordination_free(algebraic, registers)
-            }
+            TransactionMode::CoordinationFree => self
+                .commit_coordination_free(algebraic, registers)
+                .map(Submission::Committed),
             TransactionMode::Coordinated => self.commit_coordinated(algebraic, registers),
             TransactionMode::Auto => {
                 // Local only when every operation is algebraic on an algebraic column;
@@ -446,6 +645,7 @@ impl Engine {
                     });
                 if all_algebraic {
                     self.commit_coordination_free(algebraic, registers)
+                        .map(Submission::Committed)
                 } else {
                     self.commit_coordinated(algebraic, registers)
                 }
@@ -467,15 +667,41 @@ impl Engine {
             });
         }
         self.screen(&algebraic, true)?;
-        let receipt = self.manager.commit_local(algebraic).map_err(|e| match e {
-            CoordinationFreeError::NonAlgebraic { operations } => {
-                TxnError::NotAlgebraic { operations }
+        let dot = match &mut self.core {
+            Core::Local(manager) => {
+                manager
+                    .commit_local(algebraic)
+                    .map_err(|e| match e {
+                        CoordinationFreeError::NonAlgebraic { operations } => {
+                            TxnError::NotAlgebraic { operations }
+                        }
+                        CoordinationFreeError::Replica(inner) => TxnError::from_commit(*inner),
+                    })?
+                    .dot
             }
-            CoordinationFreeError::Replica(inner) => TxnError::from_commit(*inner),
-        })?;
-        let durable = self.persist_commit(None)?;
+            Core::Raft(node) => match node.submit(algebraic, TransactionMode::CoordinationFree) {
+                Ok(Submitted::Local(dot)) => dot,
+                Ok(Submitted::Proposed(_)) => unreachable!("a coordination-free submit"),
+                Err(RaftError::Refused(inner)) => {
+                    return Err(match *inner {
+                        LocalCommitError::RequiresCoordination { operations } => {
+                            TxnError::NotAlgebraic { operations }
+                        }
+                        other => TxnError::from_commit(other),
+                    });
+                }
+                Err(other) => return Err(TxnError::from_raft(other)),
+            },
+        };
+        let durable = match self.core {
+            Core::Local(_) => self.persist_commit(None)?,
+            Core::Raft(_) => {
+                self.pump()?;
+                self.config.sync != SyncPolicy::None
+            }
+        };
         Ok(CommitOutcome {
-            dot: Some(receipt.dot),
+            dot: Some(dot),
             sequence: None,
             durable,
             path: CommitPath::Local,
@@ -486,11 +712,39 @@ impl Engine {
         &mut self,
         algebraic: AlgebraicTransaction,
         registers: Vec<RegisterWrite>,
-    ) -> Result<CommitOutcome> {
-        // Checked before proposing, so that a refused transaction takes no sequence number;
-        // `apply_decided` checks again, as it must under a backend whose order is not ours.
-        self.register_effects(&registers)?;
+    ) -> Result<Submission> {
         self.screen(&algebraic, false)?;
+        if let Core::Raft(node) = &mut self.core {
+            let tx = ordered_transaction(algebraic, &registers);
+            let proposal = node.propose(tx).map_err(|e| match e {
+                RaftError::Refused(inner) => TxnError::from_commit(*inner),
+                other => TxnError::from_raft(other),
+            })?;
+            self.pump()?;
+            if let Some(i) = self.outcomes.iter().position(|(id, _)| *id == proposal) {
+                return self.outcomes.remove(i).1.map(Submission::Committed);
+            }
+            return Ok(Submission::Proposed(proposal));
+        }
+        let members = self.config.all_members().len();
+        if members > 1 {
+            return Err(TxnError::Config {
+                reason: format!(
+                    "a coordinated transaction in a cluster of {members} members needs the \
+                     Raft backend (EngineConfig::with_raft); this engine runs the single-node \
+                     backend, which orders only a node alone"
+                ),
+            });
+        }
+        // Checked before proposing, so that a refused transaction takes no sequence number;
+        // in this node's order nothing can change the registers in between.
+        self.check_conditions(&registers)?;
+        let tx = ordered_transaction(algebraic.clone(), &registers);
+        let update = self
+            .manager()
+            .replica()
+            .prepare_ordered(tx)
+            .map_err(TxnError::from_commit)?;
         self.backend.propose(Proposal {
             registers,
             algebraic,
@@ -498,7 +752,7 @@ impl Engine {
         let mut outcome = None;
         for decided in self.backend.take_decided() {
             let sequence = decided.sequence;
-            match self.apply_decided(decided) {
+            match self.apply_decided(decided, &update) {
                 Ok(applied) => outcome = Some(applied),
                 Err(err) => {
                     self.backend.release(sequence);
@@ -506,50 +760,60 @@ impl Engine {
                 }
             }
         }
-        outcome.ok_or_else(|| TxnError::Config {
-            reason: format!(
-                "the {} backend decided nothing for a proposal",
-                self.backend.name()
-            ),
-        })
+        outcome
+            .map(Submission::Committed)
+            .ok_or_else(|| TxnError::Config {
+                reason: format!(
+                    "the {} backend decided nothing for a proposal",
+                    self.backend.name()
+                ),
+            })
     }
 
-    /// Applies one decided coordinated transaction, atomically: register states computed on
-    /// copies, the algebraic part committed by the replica (which refuses it whole or applies
-    /// it whole), then the registers installed and everything logged in one frame.
-    fn apply_decided(&mut self, decided: Decided) -> Result<CommitOutcome> {
-        let Decided { sequence, proposal } = decided;
-        let new_registers = self.register_effects(&proposal.registers)?;
-        let dot = if proposal.algebraic.is_empty() {
-            None
-        } else {
-            let receipt = self
-                .manager
-                .commit_local(proposal.algebraic)
-                .map_err(|e| match e {
-                    CoordinationFreeError::NonAlgebraic { operations } => {
-                        TxnError::NotAlgebraic { operations }
-                    }
-                    CoordinationFreeError::Replica(inner) => TxnError::from_commit(*inner),
-                })?;
-            Some(receipt.dot)
+    /// Applies one decided coordinated transaction through the replica's ordered path (all of
+    /// it or nothing) and logs it as one frame.
+    fn apply_decided(
+        &mut self,
+        decided: Decided,
+        update: &rhizo_commit::OrderedUpdate,
+    ) -> Result<CommitOutcome> {
+        let Decided { sequence, .. } = decided;
+        let Core::Local(manager) = &mut self.core else {
+            unreachable!("only the single-node backend decides locally");
         };
-        self.registers.extend(new_registers.iter().cloned());
-        let durable = self.persist_commit(Some((sequence, new_registers)))?;
+        let outcome = manager
+            .replica
+            .apply_ordered(sequence, update)
+            .map_err(TxnError::from_commit)?;
+        let dot = match outcome {
+            OrderedOutcome::Applied(dot) => dot,
+            OrderedOutcome::AlreadyApplied => {
+                return Err(TxnError::Config {
+                    reason: format!("coordinated index {sequence} was already applied"),
+                });
+            }
+            OrderedOutcome::Refused(refusal) => {
+                // Only a float leaving the finite range gets here (conditions were checked):
+                // the index is consumed, as on every replica of a log.
+                self.persist_commit(Some(sequence))?;
+                return Err(TxnError::from_refusal(refusal));
+            }
+        };
+        let durable = self.persist_commit(Some(sequence))?;
         Ok(CommitOutcome {
-            dot,
+            dot: Some(dot),
             sequence: Some(sequence),
             durable,
             path: CommitPath::Consensus,
         })
     }
 
-    /// The states the registers would reach, or why the writes are refused.
-    fn register_effects(&self, writes: &[RegisterWrite]) -> Result<Vec<(CellKey, CellState)>> {
+    /// Refuses register writes whose compare-and-set would fail on the current values (or
+    /// that are invalid for their columns), without changing anything.
+    fn check_conditions(&self, writes: &[RegisterWrite]) -> Result<()> {
         let mut states: BTreeMap<CellKey, CellState> = BTreeMap::new();
         let mut errors = Vec::new();
-        // Register cells are written in consensus order only; a dot is required by the cell API
-        // but ignored by registers.
+        // A dot is required by the cell API but ignored by registers.
         let dot = Dot::new(self.node_id(), 1).expect("counter 1 is valid");
         for write in writes {
             let key = write.key();
@@ -588,12 +852,24 @@ impl Engine {
             if !errors.is_empty() {
                 continue;
             }
-            let state = states.entry(key.clone()).or_insert_with(|| {
-                self.registers
-                    .get(key)
-                    .cloned()
-                    .unwrap_or_else(|| CellState::new(&spec))
-            });
+            if !states.contains_key(key) {
+                let mut state = CellState::new(&spec);
+                let current = self
+                    .manager()
+                    .replica()
+                    .read_key(key)
+                    .map_err(TxnError::from_commit)?;
+                if current != AlgebraicValue::Null {
+                    let seed = CellOp::new(&spec, OpType::GenericOverwrite, &current)
+                        .and_then(|seed| state.apply(&seed, dot));
+                    if let Err(err) = seed {
+                        errors.push((key.clone(), err));
+                        continue;
+                    }
+                }
+                states.insert(key.clone(), state);
+            }
+            let state = states.get_mut(key).expect("inserted above");
             match state.apply(&op, dot) {
                 Ok(()) => {}
                 Err(AlgebraError::ConditionFailed { expected, found }) => {
@@ -607,7 +883,7 @@ impl Engine {
             }
         }
         if errors.is_empty() {
-            Ok(states.into_iter().collect())
+            Ok(())
         } else {
             Err(TxnError::InvalidOperations { errors })
         }
@@ -661,7 +937,7 @@ impl Engine {
                 .clamp(-(1i128 << 100), 1i128 << 100);
                 i += 1;
             }
-            let Ok(current) = self.manager.replica().read_key(key) else {
+            let Ok(current) = self.manager().replica().read_key(key) else {
                 continue; // already out of range through remote updates: reads report it
             };
             let Some(current) = current.as_integer() else {
@@ -700,28 +976,39 @@ impl Engine {
     }
 
     fn mark_durable(&mut self) {
-        self.durable_counter = self.manager.clock().get(self.node_id());
-        self.durable_sequence = self.backend.last_sequence();
+        self.durable_counter = self.clock().get(self.node_id());
+        self.durable_sequence = self.last_sequence();
         self.group_waiting = 0;
         self.group_since = None;
     }
 
-    /// Logs what the replica produced for a commit (as one coordinated frame if `coordinated`)
-    /// and syncs per the policy. Returns whether the commit is durable.
-    fn persist_commit(
-        &mut self,
-        coordinated: Option<(u64, Vec<(CellKey, CellState)>)>,
-    ) -> Result<bool> {
-        let ready = self.manager.take_ready();
-        self.outbox.extend(ready.messages);
+    /// The single-node replica's output: records for the log, messages for the outbox.
+    fn take_local_ready(&mut self) -> rhizo_commit::Ready {
+        let Core::Local(manager) = &mut self.core else {
+            return rhizo_commit::Ready::default();
+        };
+        let mut ready = manager.take_ready();
+        self.outbox.extend(
+            ready
+                .messages
+                .drain(..)
+                .map(|(to, m)| (to, RaftWire::Replica(Box::new(m)))),
+        );
+        ready
+    }
+
+    /// Logs what the replica produced for a commit (as one coordinated frame for the
+    /// coordinated index `coordinated`) and syncs per the policy. Returns whether the commit
+    /// is durable.
+    fn persist_commit(&mut self, coordinated: Option<u64>) -> Result<bool> {
+        let ready = self.take_local_ready();
         let Some(log) = &mut self.log else {
             return Ok(false);
         };
         match coordinated {
-            Some((sequence, registers)) => {
+            Some(sequence) => {
                 let entry = CoordinatedEntry {
                     sequence,
-                    registers,
                     replica: ready.records.iter().map(wire::encode_record).collect(),
                 };
                 log::push_coordinated(log.pending(), &entry);
@@ -771,8 +1058,7 @@ impl Engine {
     /// (see [`Engine::take_messages`]), which is when it matters: a peer learns this node's
     /// clock only from a message.
     fn persist_received(&mut self) -> Result<()> {
-        let ready = self.manager.take_ready();
-        self.outbox.extend(ready.messages);
+        let ready = self.take_local_ready();
         let Some(log) = &mut self.log else {
             return Ok(());
         };
@@ -787,6 +1073,13 @@ impl Engine {
     }
 
     fn maybe_compact(&mut self) -> Result<()> {
+        if let Core::Raft(node) = &self.core {
+            let tail = node.durable_log().tail_bytes();
+            if tail > self.config.compact_after_bytes {
+                return self.compact();
+            }
+            return Ok(());
+        }
         if self
             .log
             .as_ref()
@@ -801,17 +1094,18 @@ impl Engine {
     /// synced, renamed) and deletes the old one. Everything committed becomes durable.
     pub fn compact(&mut self) -> Result<()> {
         self.check_usable()?;
+        if let Core::Raft(node) = &mut self.core {
+            // A Raft snapshot at the applied index: the log restarts from it.
+            let compacted = node.compact().map_err(TxnError::from_raft);
+            self.note_io(compacted)?;
+            return self.pump();
+        }
         let checkpoint = Checkpoint {
             node: self.node_id(),
             schema: self.schema().clone(),
-            sequence: self.backend.last_sequence(),
-            registers: self
-                .registers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            sequence: self.last_sequence(),
             replica: wire::encode_record(&Record::Snapshot(Box::new(
-                self.manager.replica().snapshot(),
+                self.manager().replica().snapshot(),
             ))),
         };
         let Some(log) = &mut self.log else {
@@ -851,10 +1145,14 @@ impl Engine {
 
     /// Whether a commit is durable (it survives a crash).
     pub fn is_durable(&self, outcome: &CommitOutcome) -> bool {
+        if let Core::Raft(_) = self.core {
+            // The Raft node persists everything before it answers.
+            return self.config.sync != SyncPolicy::None;
+        }
         self.log.is_some()
-            && outcome
-                .dot
-                .is_none_or(|dot| dot.counter() <= self.durable_counter)
+            && outcome.dot.is_none_or(|dot| {
+                dot.node() != self.node_id() || dot.counter() <= self.durable_counter
+            })
             && outcome
                 .sequence
                 .is_none_or(|seq| seq <= self.durable_sequence)
@@ -878,90 +1176,186 @@ impl Engine {
     }
 
     /// Reads one cell, locally: the value as of every update this node holds (causal: never an
-    /// effect without its causes; atomic: all of a transaction's effects or none).
+    /// effect without its causes; atomic: all of a transaction's effects or none). Registers
+    /// read as of the last log index this node applied.
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
-        let spec =
-            self.schema()
-                .column(table, column)
-                .map_err(|source| TxnError::InvalidOperations {
-                    errors: vec![(CellKey::new(table, row, column), source)],
-                })?;
-        if spec.merge() == MergeType::Register {
-            let key = CellKey::new(table, row, column);
-            return match self.registers.get(&key) {
-                Some(state) => state.value().map_err(|source| TxnError::InvalidOperations {
-                    errors: vec![(key, source)],
-                }),
-                None => Ok(AlgebraicValue::Null),
-            };
-        }
-        self.manager.read(table, row, column).map_err(|e| match e {
-            CoordinationFreeError::Replica(inner) => match *inner {
-                LocalCommitError::Read { key, source }
-                | LocalCommitError::UnknownCell { key, source } => TxnError::InvalidOperations {
-                    errors: vec![(*key, *source)],
+        self.schema()
+            .column(table, column)
+            .map_err(|source| TxnError::InvalidOperations {
+                errors: vec![(CellKey::new(table, row, column), source)],
+            })?;
+        self.manager()
+            .read(table, row, column)
+            .map_err(|e| match e {
+                CoordinationFreeError::Replica(inner) => match *inner {
+                    LocalCommitError::Read { key, source }
+                    | LocalCommitError::UnknownCell { key, source } => {
+                        TxnError::InvalidOperations {
+                            errors: vec![(*key, *source)],
+                        }
+                    }
+                    other => TxnError::from(CoordinationFreeError::from(other)),
                 },
-                other => TxnError::from(CoordinationFreeError::from(other)),
-            },
-            other => TxnError::from(other),
-        })
+                other => TxnError::from(other),
+            })
     }
 
     /// This node's vector clock.
     pub fn clock(&self) -> &VectorClock {
-        self.manager.clock()
+        self.manager().clock()
     }
 
-    /// The coordination-free manager (replica) inside.
+    /// The coordination-free manager (replica) inside — under Raft, the one the Raft node
+    /// drives.
     pub fn manager(&self) -> &CoordinationFreeManager {
-        &self.manager
-    }
-
-    /// The last coordinated sequence number applied.
-    pub fn last_sequence(&self) -> u64 {
-        self.backend.last_sequence()
-    }
-
-    /// A 64-bit digest of the node's replicated state and its registers: equal for nodes
-    /// holding the same updates and register values.
-    pub fn fingerprint(&self) -> u64 {
-        let registers = postcard::to_allocvec(&self.registers).expect("encoding cannot fail");
-        let mut hash = self.manager.replica().fingerprint();
-        for byte in registers {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        match &self.core {
+            Core::Local(manager) => manager,
+            Core::Raft(node) => node.manager(),
         }
-        hash
+    }
+
+    /// The replica inside.
+    pub fn replica(&self) -> &Replica {
+        self.manager().replica()
+    }
+
+    /// The Raft node, when the engine runs the Raft backend.
+    pub fn raft(&self) -> Option<&RaftNode<FileRaftLog>> {
+        match &self.core {
+            Core::Local(_) => None,
+            Core::Raft(node) => Some(node),
+        }
+    }
+
+    /// The last coordinated log index applied on this node (0 if none): registers hold the
+    /// values of the log up to it.
+    pub fn last_sequence(&self) -> u64 {
+        self.clock().get(consensus_origin())
+    }
+
+    /// A 64-bit digest of the node's replicated state (registers included): equal for nodes
+    /// holding the same updates.
+    pub fn fingerprint(&self) -> u64 {
+        self.replica().fingerprint()
     }
 
     // ------------------------------------------------------------------ replication
+
+    /// Advances the engine's logical time by one tick: Raft's elections, heartbeats and
+    /// proposal timeouts (call it at a steady interval, e.g. every 10 ms); a waiting group
+    /// commit is synced once its delay has passed.
+    pub fn tick(&mut self) -> Result<()> {
+        self.check_usable()?;
+        if let Core::Raft(node) = &mut self.core {
+            node.tick();
+            return self.pump();
+        }
+        self.poll()
+    }
+
+    /// Drains the Raft node: its records are durable before this returns, so its messages go
+    /// to the outbox and its answers to the outcomes.
+    fn pump(&mut self) -> Result<()> {
+        let Core::Raft(node) = &mut self.core else {
+            return Ok(());
+        };
+        let drained = node.drain().map_err(TxnError::from_raft);
+        let output = self.note_io(drained)?;
+        self.outbox.extend(output.messages);
+        let durable = self.config.sync != SyncPolicy::None;
+        for outcome in output.outcomes {
+            match outcome {
+                ClientOutcome::Committed { id, index, outcome } => {
+                    let result = match outcome {
+                        OrderedOutcome::Applied(dot) => Ok(Some(dot)),
+                        OrderedOutcome::AlreadyApplied => {
+                            Ok(Dot::new(consensus_origin(), index).ok())
+                        }
+                        OrderedOutcome::Refused(refusal) => Err(TxnError::from_refusal(refusal)),
+                    };
+                    self.outcomes.push((
+                        id,
+                        result.map(|dot| CommitOutcome {
+                            dot,
+                            sequence: Some(index),
+                            durable,
+                            path: CommitPath::Consensus,
+                        }),
+                    ));
+                }
+                ClientOutcome::Read { .. } => {} // the engine proposes no log reads
+                ClientOutcome::Failed { id, error } => {
+                    self.outcomes.push((id, Err(TxnError::from_raft(error))));
+                }
+            }
+        }
+        self.maybe_compact()
+    }
+
+    /// Outcomes of coordinated transactions that `commit` reported as
+    /// [`TxnError::Pending`], as the cluster decided them (or timed out: a
+    /// [`RaftError::Timeout`] means the outcome is unknown).
+    pub fn take_outcomes(&mut self) -> Vec<(ProposalId, Result<CommitOutcome>)> {
+        std::mem::take(&mut self.outcomes)
+    }
 
     /// Starts an anti-entropy exchange with `peer` (its message is in the next
     /// [`Engine::take_messages`]).
     pub fn sync_with(&mut self, peer: NodeId) -> Result<()> {
         self.check_usable()?;
-        self.manager.sync_with(peer);
-        self.persist_received()
+        match &mut self.core {
+            Core::Local(manager) => {
+                manager.sync_with(peer);
+                self.persist_received()
+            }
+            Core::Raft(node) => {
+                node.sync_with(peer);
+                self.pump()
+            }
+        }
     }
 
-    /// Hands the engine a message from `from`. A malformed message is refused whole.
-    pub fn receive(&mut self, from: NodeId, message: Message) -> Result<()> {
+    /// Hands the engine a message from `from` (Raft's or a replica's). A malformed message is
+    /// refused whole.
+    pub fn receive(&mut self, from: NodeId, message: EngineMessage) -> Result<()> {
         self.check_usable()?;
-        let stepped = self.manager.receive(from, message);
-        self.persist_received()?;
-        stepped.map_err(TxnError::from)
+        match &mut self.core {
+            Core::Local(manager) => {
+                let RaftWire::Replica(message) = message else {
+                    return Err(TxnError::Config {
+                        reason: format!(
+                            "a Raft message from {from}, but this engine runs the single-node \
+                             backend"
+                        ),
+                    });
+                };
+                let stepped = manager.receive(from, *message);
+                self.persist_received()?;
+                stepped.map_err(TxnError::from)
+            }
+            Core::Raft(node) => {
+                let stepped = node.step(from, message);
+                self.pump()?;
+                stepped.map_err(|e| match e {
+                    RaftError::Message { source, .. } => {
+                        TxnError::from(CoordinationFreeError::from(*source))
+                    }
+                    other => TxnError::from_raft(other),
+                })
+            }
+        }
     }
 
-    /// [`Engine::receive`] of encoded bytes (`rhizo_commit::wire`).
+    /// [`Engine::receive`] of encoded bytes ([`RaftWire::encode`]).
     pub fn receive_bytes(&mut self, from: NodeId, bytes: &[u8]) -> Result<()> {
-        let message = wire::decode_message(bytes)
-            .map_err(|e| TxnError::from(CoordinationFreeError::from(e)))?;
+        let message =
+            RaftWire::decode(bytes).map_err(|e| TxnError::from(CoordinationFreeError::from(e)))?;
         self.receive(from, message)
     }
 
     /// Messages for peers, once every record they depend on is durable (this syncs the log
     /// if needed, which also makes waiting group commits durable).
-    pub fn take_messages(&mut self) -> Result<Vec<(NodeId, Message)>> {
+    pub fn take_messages(&mut self) -> Result<Vec<(NodeId, EngineMessage)>> {
         self.check_usable()?;
         if self.outbox.is_empty() {
             return Ok(Vec::new());
@@ -975,19 +1369,22 @@ impl Engine {
         Ok(self
             .take_messages()?
             .into_iter()
-            .map(|(to, msg)| (to, wire::encode_message(&msg)))
+            .map(|(to, msg)| (to, msg.encode()))
             .collect())
     }
 
     /// The members this node believes lack something it holds (or has not heard from): the
     /// peers worth an anti-entropy round.
     pub fn peers_behind(&self) -> Vec<NodeId> {
-        self.manager.replica().peers_behind().collect()
+        self.replica().peers_behind().collect()
     }
 
-    /// Whether every member is known to hold everything this node holds and no message waits.
+    /// Whether every member is known to hold everything this node holds and no message waits
+    /// (a Raft leader still heartbeats at every tick).
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_empty() && self.manager.is_idle()
+        self.outbox.is_empty()
+            && self.manager().is_idle()
+            && self.raft().is_none_or(|node| node.pending() == 0)
     }
 }
 
@@ -1182,6 +1579,19 @@ impl Transaction<'_> {
         let algebraic = std::mem::take(&mut self.algebraic);
         let registers = std::mem::take(&mut self.registers);
         self.engine.commit_parts(self.mode, algebraic, registers)
+    }
+
+    /// Like [`Transaction::commit`], but a coordinated transaction that the Raft cluster has
+    /// not decided yet is an `Ok`: [`Submission::Proposed`] (its outcome comes from
+    /// [`Engine::take_outcomes`]).
+    pub fn submit(&mut self) -> Result<Submission> {
+        if let Some(finished) = self.finished {
+            return Err(TxnError::TransactionFinished(finished));
+        }
+        self.finished = Some(Finished::Committed);
+        let algebraic = std::mem::take(&mut self.algebraic);
+        let registers = std::mem::take(&mut self.registers);
+        self.engine.submit_parts(self.mode, algebraic, registers)
     }
 
     /// Drops every operation; nothing is applied.

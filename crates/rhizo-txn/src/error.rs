@@ -5,6 +5,7 @@ use rhizo_clock::NodeId;
 use rhizo_commit::{CellKey, LocalCommitError};
 
 use crate::CoordinationFreeError;
+use crate::raft::{ProposalId, RaftError};
 
 /// Where a transaction stands once it can no longer be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +114,21 @@ pub enum TxnError {
     /// The log's records do not rebuild a replica.
     #[error("recovery failed: {0}")]
     Recovery(Box<LocalCommitError>),
+    /// No Raft leader is known (an election is under way, or this node is cut off from a
+    /// quorum). Nothing was proposed; retry after an election timeout.
+    #[error("no Raft leader is known; nothing was proposed, retry after an election")]
+    NoLeader,
+    /// The Raft cluster has not decided the transaction yet: its outcome comes from
+    /// `Engine::take_outcomes` under this proposal id.
+    #[error("the transaction was proposed to the Raft log and awaits its outcome ({proposal:?})")]
+    Pending {
+        /// The proposal.
+        proposal: ProposalId,
+    },
+    /// The Raft path failed (a timeout with an unknown outcome, a damaged or unwritable Raft
+    /// log, a message from outside the group…).
+    #[error(transparent)]
+    Raft(Box<RaftError>),
     /// The data directory belongs to another node.
     #[error("the data directory belongs to node {found}, not {expected}")]
     WrongNode {
@@ -148,7 +164,34 @@ impl TxnError {
                 | Self::Corrupt { .. }
                 | Self::Recovery(_)
                 | Self::WrongNode { .. }
+                | Self::NoLeader
+                | Self::Pending { .. }
+                | Self::Raft(_)
         )
+    }
+
+    /// Maps a Raft-path failure to the engine's vocabulary.
+    pub(crate) fn from_raft(err: RaftError) -> Self {
+        match err {
+            RaftError::NoLeader => Self::NoLeader,
+            RaftError::Refused(inner) => Self::from_commit(*inner),
+            other => Self::Raft(Box::new(other)),
+        }
+    }
+
+    /// Maps a transaction the log ordered but that took no effect (a compare-and-set that
+    /// found another value, a float leaving the finite range).
+    pub(crate) fn from_refusal(err: LocalCommitError) -> Self {
+        if let LocalCommitError::InvalidOperations { errors } = &err {
+            if let [(key, AlgebraError::ConditionFailed { expected, found })] = errors.as_slice() {
+                return Self::ConditionFailed {
+                    key: key.clone(),
+                    expected: expected.clone(),
+                    found: found.clone(),
+                };
+            }
+        }
+        Self::from_commit(err)
     }
 
     /// Maps a refusal of the replica's commit to the engine's vocabulary.

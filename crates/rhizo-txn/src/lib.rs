@@ -9,8 +9,9 @@
 //! - [`Engine`]: a node opened on a directory — schema, a transaction builder, a checksummed
 //!   segment log with a sync policy, crash recovery, compaction, and hooks that hand its
 //!   messages to whatever carries them (the simulator in tests, a network later).
-//! - [`CoordinatedBackend`]: the seam for the coordinated order; [`SingleNode`] today, Raft in
-//!   a later issue.
+//! - [`Backend`]: who orders coordinated transactions — [`SingleNode`] (a node alone, the
+//!   default) or Raft ([`raft::RaftNode`] over a [`raft::FileRaftLog`] in the same directory,
+//!   for a cluster); messages of both kinds travel in one [`EngineMessage`] envelope.
 //!
 //! ```
 //! use rhizo_clock::NodeId;
@@ -46,7 +47,8 @@ mod storage;
 
 pub use coordinated::{CoordinatedBackend, Decided, Proposal, RegisterWrite, SingleNode};
 pub use engine::{
-    CommitOutcome, DEFAULT_COLUMN, Engine, EngineConfig, SyncPolicy, Transaction, roadmap_schema,
+    Backend, CommitOutcome, DEFAULT_COLUMN, Engine, EngineConfig, EngineMessage, Submission,
+    SyncPolicy, Transaction, roadmap_schema,
 };
 pub use error::{Finished, Result, TxnError};
 pub use manager::{CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager};

@@ -7,9 +7,9 @@
 //! A new segment is written as `*.tmp`, synced, and renamed into place, so a segment that
 //! exists under its final name is complete from its first byte.
 
-use rhizo_algebra::{CellState, Schema};
+use rhizo_algebra::Schema;
 use rhizo_clock::NodeId;
-use rhizo_commit::{CellKey, Record, wire};
+use rhizo_commit::{Record, wire};
 use serde::{Deserialize, Serialize};
 
 use crate::raft::RaftRecord;
@@ -51,18 +51,15 @@ pub(crate) struct Checkpoint {
     pub(crate) schema: Schema,
     /// The last coordinated sequence number applied.
     pub(crate) sequence: u64,
-    /// Register cells, in key order.
-    pub(crate) registers: Vec<(CellKey, CellState)>,
     /// `wire::encode_record(Record::Snapshot(..))` of the replica.
     pub(crate) replica: Vec<u8>,
 }
 
-/// One coordinated transaction, atomically: the register states it wrote and the replica
-/// records of its algebraic part.
+/// One coordinated transaction, atomically: the replica records of applying it in order
+/// (registers included: they live in the replica).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CoordinatedEntry {
     pub(crate) sequence: u64,
-    pub(crate) registers: Vec<(CellKey, CellState)>,
     /// Each `wire::encode_record` of a replica record.
     pub(crate) replica: Vec<Vec<u8>>,
 }
@@ -213,6 +210,7 @@ pub(crate) fn scan(segment: &str, bytes: &[u8]) -> Result<Scan> {
     })
 }
 
+#[cfg(test)]
 /// The file name of the engine's segment `number`.
 pub(crate) fn segment_name(number: u64) -> String {
     prefixed_segment_name(ENGINE_PREFIX, number)

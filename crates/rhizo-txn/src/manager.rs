@@ -49,7 +49,7 @@ impl CoordinationFreeConfig {
         self
     }
 
-    fn replica_config(&self) -> ReplicaConfig {
+    pub(crate) fn replica_config(&self) -> ReplicaConfig {
         ReplicaConfig {
             members: self.members.clone(),
             emit_records: self.emit_records,
@@ -96,7 +96,8 @@ fn list_ops(ops: &[(CellKey, OpType)]) -> String {
 #[derive(Debug, Clone)]
 pub struct CoordinationFreeManager {
     config: CoordinationFreeConfig,
-    replica: Replica,
+    /// The Raft node drives the replica directly (its log order is the manager's business).
+    pub(crate) replica: Replica,
 }
 
 impl CoordinationFreeManager {
@@ -122,6 +123,11 @@ impl CoordinationFreeManager {
             records,
         )?;
         Ok(Self { config, replica })
+    }
+
+    /// A manager around a replica built elsewhere (the Raft node recovers its own).
+    pub(crate) fn from_replica(config: CoordinationFreeConfig, replica: Replica) -> Self {
+        Self { config, replica }
     }
 
     /// This node.

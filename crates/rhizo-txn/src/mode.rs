@@ -13,8 +13,8 @@ use crate::TxnError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum TransactionMode {
-    /// Serializable: ordered by the [`crate::CoordinatedBackend`] (today the single-node log
-    /// order; Raft's log order once that backend lands). Accepts register writes
+    /// Serializable: ordered by the engine's [`crate::Backend`] (the single-node order, or
+    /// the Raft log). Accepts register writes
     /// (`put`, `compare_and_set`) and algebraic operations together.
     #[default]
     Coordinated,

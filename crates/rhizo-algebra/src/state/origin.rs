@@ -46,14 +46,24 @@ impl<P> Default for PerOrigin<P> {
 impl<P: Partial> PerOrigin<P> {
     /// The entries a replica that knows `known` may lack: those of later sequence numbers.
     pub(crate) fn restricted(&self, known: &rhizo_clock::VectorClock) -> Self {
-        Self {
-            entries: self
-                .entries
-                .iter()
-                .filter(|e| e.seq > known.get(e.node))
-                .cloned()
-                .collect(),
-        }
+        // Both lists are sorted by node: walk them together instead of searching per entry.
+        let mut known = known.iter().peekable();
+        let entries = self
+            .entries
+            .iter()
+            .filter(|e| {
+                while known.peek().is_some_and(|(node, _)| *node < e.node) {
+                    known.next();
+                }
+                let seen = match known.peek() {
+                    Some((node, counter)) if *node == e.node => *counter,
+                    _ => 0,
+                };
+                e.seq > seen
+            })
+            .cloned()
+            .collect();
+        Self { entries }
     }
 
     /// Applies an update named `dot` whose effect on its origin's partial is `step`.

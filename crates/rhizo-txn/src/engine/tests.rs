@@ -5,6 +5,7 @@ use super::*;
 use crate::MemStorage;
 
 mod crash;
+mod raft;
 mod sim;
 
 pub(super) fn node(i: u32) -> NodeId {

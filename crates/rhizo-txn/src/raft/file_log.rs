@@ -82,7 +82,9 @@ impl FileRaftLog {
                     match entry {
                         Entry::Raft(record) => {
                             match *record {
-                                RaftRecord::HardState { .. } => hard_state = Some((*record).clone()),
+                                RaftRecord::HardState { .. } => {
+                                    hard_state = Some((*record).clone())
+                                }
                                 RaftRecord::Incarnation(_) => incarnation = Some((*record).clone()),
                                 _ => {}
                             }

@@ -28,6 +28,7 @@
 //!   simulation replays exactly from its seed.
 
 mod checkers;
+mod file_log;
 mod node;
 mod sim;
 mod storage;
@@ -37,6 +38,7 @@ pub mod bench;
 pub use checkers::{
     RaftHistory, RegisterOp, check_linearizable, check_no_lost_writes, check_no_split_brain,
 };
+pub use file_log::{FileRaftLog, OpenedRaftLog};
 pub use node::{ClientOutcome, NodeOutput, ProposalId, RaftConfig, RaftNode, RaftWire, Submitted};
 pub use sim::{
     RaftScenarioReport, RaftSimConfig, RaftSimNode, RaftWorkload, run_raft_scenario, sim_schema,

@@ -10,13 +10,13 @@ use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{Dot, NodeId};
 use rhizo_commit::{
     AlgebraicTransaction, CellKey, Delta, LocalCommitError, Message, OrderedOutcome, Record,
-    Replica, ReplicaConfig, SyncMessage, wire,
+    Replica, SyncMessage, wire,
 };
 use serde::{Deserialize, Serialize};
 
 use super::RaftError;
 use super::storage::{DurableRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
-use crate::{CommitPath, TransactionMode};
+use crate::{CommitPath, CoordinationFreeConfig, CoordinationFreeManager, TransactionMode};
 
 /// How a Raft node behaves. Times are in ticks (one tick per call of [`RaftNode::tick`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +103,61 @@ impl RaftWire {
     }
 }
 
+/// The tag byte of an encoded [`RaftWire::Replica`].
+const WIRE_REPLICA: u8 = 0;
+/// The tag byte of an encoded [`RaftWire::Raft`].
+const WIRE_RAFT: u8 = 1;
+
+impl RaftWire {
+    /// Encodes the message for a byte transport: a tag byte, then the replica's wire format
+    /// (`rhizo_commit::wire`) or Raft's protobuf encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Replica(message) => {
+                let mut out = vec![WIRE_REPLICA];
+                out.extend(wire::encode_message(message));
+                out
+            }
+            Self::Raft(message) => {
+                let mut out = vec![WIRE_RAFT];
+                out.extend(
+                    protobuf::Message::write_to_bytes(&**message)
+                        .expect("encoding a Raft message to memory cannot fail"),
+                );
+                out
+            }
+        }
+    }
+
+    /// Decodes [`RaftWire::encode`]'s bytes; anything else is refused with
+    /// [`LocalCommitError::Decode`], never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, LocalCommitError> {
+        match bytes.split_first() {
+            Some((&WIRE_REPLICA, body)) => Ok(Self::Replica(Box::new(wire::decode_message(body)?))),
+            Some((&WIRE_RAFT, body)) => {
+                if body.len() > wire::MAX_ENCODED_LEN {
+                    return Err(LocalCommitError::Decode {
+                        reason: format!("{} bytes exceed the limit", body.len()),
+                    });
+                }
+                let message: RaftMessage =
+                    protobuf::Message::parse_from_bytes(body).map_err(|e| {
+                        LocalCommitError::Decode {
+                            reason: format!("raft message: {e}"),
+                        }
+                    })?;
+                Ok(Self::Raft(Box::new(message)))
+            }
+            Some((tag, _)) => Err(LocalCommitError::Decode {
+                reason: format!("unknown message tag {tag}"),
+            }),
+            None => Err(LocalCommitError::Decode {
+                reason: "an empty message".to_owned(),
+            }),
+        }
+    }
+}
+
 /// How a submitted transaction proceeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Submitted {
@@ -179,7 +234,7 @@ pub struct RaftNode<L: DurableRaftLog> {
     id: NodeId,
     members: Vec<NodeId>,
     raw: RawNode<RaftLogStore>,
-    replica: Replica,
+    manager: CoordinationFreeManager,
     log: L,
     config: RaftConfig,
     incarnation: u64,
@@ -239,12 +294,12 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let voters: Vec<u64> = (1..=members.len() as u64).collect();
         let recovered = RecoveredRaft::replay(voters, records)?;
         let incarnation = recovered.incarnation + 1;
-        let replica_config = ReplicaConfig {
-            members: members.clone(),
-            emit_records: true,
-            snapshot_every: usize::MAX,
-            ..ReplicaConfig::default()
-        };
+        let mut manager_config =
+            CoordinationFreeConfig::new(id, schema.clone()).with_members(members.iter().copied());
+        manager_config.emit_records = true;
+        // The node compacts through Raft snapshots; the replica never emits its own.
+        manager_config.snapshot_every = usize::MAX;
+        let replica_config = manager_config.replica_config();
         let replica = if recovered.replica.is_empty() {
             Replica::new(id, schema, replica_config)
         } else {
@@ -257,6 +312,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             replica.set_schema(schema);
             replica
         };
+        let manager = CoordinationFreeManager::from_replica(manager_config, replica);
         let rng = ChaCha8Rng::seed_from_u64(
             config.seed ^ (position as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ incarnation,
         );
@@ -281,7 +337,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             id,
             members,
             raw,
-            replica,
+            manager,
             log,
             config,
             incarnation,
@@ -309,7 +365,29 @@ impl<L: DurableRaftLog> RaftNode<L> {
 
     /// The replica (reads here are local: causal, not linearizable; use [`RaftNode::read`]).
     pub fn replica(&self) -> &Replica {
-        &self.replica
+        &self.manager.replica
+    }
+
+    /// The replica with the coordination-free manager's vocabulary.
+    pub fn manager(&self) -> &CoordinationFreeManager {
+        &self.manager
+    }
+
+    /// Installs a newer schema (columns are only ever added). Every node of the cluster must
+    /// be given the same columns before transactions use them.
+    pub fn set_schema(&mut self, schema: Schema) {
+        self.manager.set_schema(schema);
+    }
+
+    /// The durable log, to change it between steps (e.g. record a schema).
+    pub fn durable_log_mut(&mut self) -> &mut L {
+        &mut self.log
+    }
+
+    /// Snapshots the replica at the applied index now (it supersedes every earlier record),
+    /// e.g. when coordination-free records, which no entry count covers, grew the log.
+    pub fn compact(&mut self) -> Result<(), RaftError> {
+        self.snapshot_at_applied()
     }
 
     /// The durable log.
@@ -345,6 +423,23 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// The index of the node's latest snapshot (0 if none).
     pub fn snapshot_index(&self) -> u64 {
         self.raw.store().snapshot_ref().get_metadata().index
+    }
+
+    /// The durable hard state: `(term, vote, commit)`.
+    pub fn hard_state(&self) -> (u64, u64, u64) {
+        let hs = self.raw.store().hard_state();
+        (hs.term, hs.vote, hs.commit)
+    }
+
+    /// The term and command bytes of log entry `index`, if the log still holds it (not
+    /// compacted into a snapshot).
+    pub fn log_entry(&self, index: u64) -> Option<(u64, Vec<u8>)> {
+        let store = self.raw.store();
+        let first = store.entries_ref().first()?.index;
+        let entry = store
+            .entries_ref()
+            .get(usize::try_from(index.checked_sub(first)?).ok()?)?;
+        Some((entry.term, entry.data.to_vec()))
     }
 
     /// Proposals waiting for an outcome.
@@ -383,6 +478,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         };
         if local {
             let receipt = self
+                .manager
                 .replica
                 .commit(tx)
                 .map_err(|e| RaftError::Refused(Box::new(e)))?;
@@ -393,7 +489,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     fn is_all_algebraic(&self, tx: &AlgebraicTransaction) -> bool {
-        let schema = self.replica.schema();
+        let schema = self.manager.replica.schema();
         tx.operations().iter().all(|op| {
             op.op_type.is_conflict_free()
                 && schema
@@ -406,6 +502,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// [`RaftError::Refused`] if invalid) and answered later by a [`ClientOutcome`].
     pub fn propose(&mut self, tx: AlgebraicTransaction) -> Result<ProposalId, RaftError> {
         let update = self
+            .manager
             .replica
             .prepare_ordered(tx)
             .map_err(|e| RaftError::Refused(Box::new(e)))?;
@@ -418,7 +515,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Starts a linearizable read of `keys` (through the log).
     pub fn read(&mut self, keys: Vec<CellKey>) -> Result<ProposalId, RaftError> {
         for key in &keys {
-            self.replica
+            self.manager
+                .replica
                 .schema()
                 .column(&key.table, &key.column)
                 .map_err(|source| {
@@ -489,12 +587,12 @@ impl<L: DurableRaftLog> RaftNode<L> {
 
     /// Queues a replica anti-entropy exchange with `peer`.
     pub fn sync_with(&mut self, peer: NodeId) {
-        self.replica.sync_with(peer);
+        self.manager.replica.sync_with(peer);
     }
 
     /// The peers the replica believes lack something it holds.
     pub fn peers_behind(&self) -> Vec<NodeId> {
-        self.replica.peers_behind().collect()
+        self.manager.replica.peers_behind().collect()
     }
 
     /// Hands the node a message from `from`.
@@ -511,7 +609,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 self.note_role();
             }
             RaftWire::Replica(message) => {
-                self.replica
+                self.manager
+                    .replica
                     .step(from, *message)
                     .map_err(|e| RaftError::Message {
                         from,
@@ -574,7 +673,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.maybe_compact()?;
         }
         // Coordination-free commits and anti-entropy: records first, then messages.
-        let ready = self.replica.take_ready();
+        let ready = self.manager.replica.take_ready();
         if !ready.records.is_empty() {
             self.log.persist(
                 ready
@@ -630,13 +729,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
                             reason: "a write entry without an ordered update".to_owned(),
                         });
                     };
-                    let outcome =
-                        self.replica
-                            .apply_ordered(entry.index, &update)
-                            .map_err(|e| RaftError::Corrupt {
-                                index: entry.index,
-                                reason: e.to_string(),
-                            })?;
+                    let outcome = self
+                        .manager
+                        .replica
+                        .apply_ordered(entry.index, &update)
+                        .map_err(|e| RaftError::Corrupt {
+                            index: entry.index,
+                            reason: e.to_string(),
+                        })?;
                     if self.pending.remove(&id).is_some() {
                         self.out.outcomes.push(ClientOutcome::Committed {
                             id,
@@ -650,7 +750,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
                         let values = keys
                             .into_iter()
                             .map(|k| {
-                                let v = self.replica.read_key(&k);
+                                let v = self.manager.replica.read_key(&k);
                                 (k, v)
                             })
                             .collect();
@@ -664,7 +764,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
             }
         }
         records.extend(
-            self.replica
+            self.manager
+                .replica
                 .take_ready()
                 .records
                 .into_iter()
@@ -707,7 +808,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 }),
                 reply_wanted: false,
             });
-            self.replica
+            self.manager
+                .replica
                 .step(from, message)
                 .map_err(|e| RaftError::Message {
                     from,
@@ -715,6 +817,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 })?;
         }
         let mut records: Vec<RaftRecord> = self
+            .manager
             .replica
             .take_ready()
             .records
@@ -730,7 +833,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
 
     fn own_snapshot(&self, index: u64, term: u64, conf_state: ConfState) -> Snapshot {
         let mut snapshot = Snapshot {
-            data: wire::encode_record(&Record::Snapshot(Box::new(self.replica.snapshot()))).into(),
+            data: wire::encode_record(&Record::Snapshot(Box::new(self.manager.replica.snapshot())))
+                .into(),
             ..Snapshot::default()
         };
         let meta = snapshot.mut_metadata();
@@ -747,6 +851,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
         if self.applied < snapshot_index + self.config.compact_after_entries {
             return Ok(());
         }
+        self.snapshot_at_applied()
+    }
+
+    fn snapshot_at_applied(&mut self) -> Result<(), RaftError> {
+        let store = self.raw.store();
         let Some(term) = store.term_of(self.applied) else {
             return Ok(());
         };

@@ -1,0 +1,302 @@
+//! A Raft node on a directory: restarts keep hard state, entries and applied state; a crash at
+//! any write point keeps every acknowledgement, and the restarted node never answers differently.
+
+use std::collections::BTreeMap;
+
+use rhizo_commit::{AlgebraicTransaction, CellKey, OrderedOutcome};
+
+use super::*;
+use crate::MemStorage;
+use crate::TransactionMode;
+use crate::raft::{ClientOutcome, RaftConfig, RaftNode, Submitted, sim_schema};
+use crate::storage::fault::{Fault, FaultyStorage};
+
+fn me() -> NodeId {
+    NodeId::numbered(0)
+}
+
+fn config() -> RaftConfig {
+    RaftConfig {
+        compact_after_entries: 6,
+        ..RaftConfig::default()
+    }
+}
+
+fn open_node(storage: Box<dyn Storage>) -> Result<RaftNode<FileRaftLog>, String> {
+    let opened = FileRaftLog::open(storage).map_err(|e| e.to_string())?;
+    RaftNode::open(
+        me(),
+        &[me()],
+        sim_schema(),
+        config(),
+        opened.log,
+        &opened.records,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn elect(node: &mut RaftNode<FileRaftLog>) -> Result<(), String> {
+    for _ in 0..100 {
+        node.tick();
+        node.drain().map_err(|e| e.to_string())?;
+        if node.is_leader() {
+            return Ok(());
+        }
+    }
+    Err("a lone node never elected itself".to_owned())
+}
+
+fn counter_key() -> CellKey {
+    CellKey::new("counters", "shared", "value")
+}
+
+fn read_int(node: &RaftNode<FileRaftLog>, key: &CellKey) -> Option<i64> {
+    node.replica().read_key(key).unwrap().as_integer()
+}
+
+/// What the client was told, and what it may not have been told yet.
+#[derive(Debug, Default)]
+struct Acks {
+    /// Acknowledged puts: log index -> (register, value).
+    puts: BTreeMap<u64, (String, i64)>,
+    /// Acknowledged coordination-free increments, summed.
+    increments: i64,
+    /// Entries applied before the crash: index -> (term, command).
+    applied: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// A put proposed but not acknowledged when the disk died.
+    in_flight_put: Option<(String, i64)>,
+    /// An increment committed but not acknowledged when the disk died.
+    in_flight_increment: i64,
+    highest_term: u64,
+}
+
+const STEPS: i64 = 24;
+
+/// Runs the workload until the storage fails; returns what was acknowledged.
+fn run(storage: Box<dyn Storage>) -> Acks {
+    let mut acks = Acks::default();
+    let Ok(mut node) = open_node(storage) else {
+        return acks;
+    };
+    if elect(&mut node).is_err() {
+        return acks;
+    }
+    for step in 1..=STEPS {
+        acks.highest_term = acks.highest_term.max(node.term());
+        if step % 3 == 0 {
+            let mut tx = AlgebraicTransaction::new();
+            tx.increment("counters", "shared", "value", step);
+            let Ok(Submitted::Local(_)) = node.submit(tx, TransactionMode::CoordinationFree) else {
+                panic!("a local commit is refused only for bad input");
+            };
+            acks.in_flight_increment = step;
+            if node.drain().is_err() {
+                return acks;
+            }
+            acks.increments += step;
+            acks.in_flight_increment = 0;
+        } else {
+            let register = format!("r{}", step % 2);
+            let mut tx = AlgebraicTransaction::new();
+            tx.put("kv", &register, "reg", step);
+            let id = node.propose(tx).unwrap();
+            acks.in_flight_put = Some((register.clone(), step));
+            let Ok(output) = node.drain() else {
+                return acks;
+            };
+            for (index, term, data) in output.applied {
+                acks.applied.insert(index, (term, data));
+            }
+            let outcome = output.outcomes.into_iter().find(|o| o.id() == id);
+            let Some(ClientOutcome::Committed { index, outcome, .. }) = outcome else {
+                panic!("a lone leader commits at once: {outcome:?}");
+            };
+            assert!(matches!(outcome, OrderedOutcome::Applied(_)));
+            acks.puts.insert(index, (register, step));
+            acks.in_flight_put = None;
+        }
+    }
+    acks
+}
+
+/// The recovered node holds every acknowledgement, and nothing it did not hold before.
+fn check_recovered(node: &mut RaftNode<FileRaftLog>, acks: &Acks) -> Result<(), String> {
+    let (term, _, commit) = node.hard_state();
+    if term < acks.highest_term {
+        return Err(format!("term went back: {term} < {}", acks.highest_term));
+    }
+    let last_acked = acks.puts.keys().next_back().copied().unwrap_or(0);
+    if node.applied() < last_acked || commit < last_acked {
+        return Err(format!(
+            "applied {} / commit {commit} before the last acknowledged index {last_acked}",
+            node.applied()
+        ));
+    }
+    // Every entry the node still holds at an index it applied before is the same entry.
+    for (index, before) in &acks.applied {
+        if let Some(after) = node.log_entry(*index) {
+            if after != *before && *index <= node.applied() {
+                return Err(format!("entry {index} changed across the restart"));
+            }
+        }
+    }
+    for r in 0..2 {
+        let register = format!("r{r}");
+        let key = CellKey::new("kv", &register, "reg");
+        let acked = acks
+            .puts
+            .values()
+            .rev()
+            .find(|(reg, _)| *reg == register)
+            .map(|(_, v)| *v);
+        let in_flight = acks
+            .in_flight_put
+            .as_ref()
+            .filter(|(reg, _)| *reg == register)
+            .map(|(_, v)| *v);
+        let found = read_int(node, &key);
+        if found != acked && (in_flight.is_none() || found != in_flight) {
+            return Err(format!(
+                "{register}: acknowledged {acked:?}, recovered {found:?}"
+            ));
+        }
+    }
+    let counter = read_int(node, &counter_key()).unwrap_or(0);
+    if counter != acks.increments && counter != acks.increments + acks.in_flight_increment {
+        return Err(format!(
+            "counter {counter}, acknowledged {}",
+            acks.increments
+        ));
+    }
+    // The restarted node goes on at a fresh index: nothing acknowledged is answered again.
+    elect(node)?;
+    let mut tx = AlgebraicTransaction::new();
+    tx.put("kv", "r0", "reg", -1);
+    let id = node.propose(tx).map_err(|e| e.to_string())?;
+    let output = node.drain().map_err(|e| e.to_string())?;
+    match output.outcomes.into_iter().find(|o| o.id() == id) {
+        Some(ClientOutcome::Committed { index, .. }) if index > last_acked => Ok(()),
+        other => Err(format!("after the restart: {other:?}")),
+    }
+}
+
+#[test]
+fn a_node_on_a_directory_keeps_hard_state_entries_and_applied_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::open(dir.path()).unwrap();
+    let mut node = open_node(Box::new(storage)).unwrap();
+    elect(&mut node).unwrap();
+    let acks = {
+        let mut last = 0;
+        for step in 1..=20i64 {
+            let mut tx = AlgebraicTransaction::new();
+            tx.put("kv", "r0", "reg", step)
+                .increment("counters", "shared", "value", 1);
+            node.propose(tx).unwrap();
+            let mut tx = AlgebraicTransaction::new();
+            tx.increment("counters", "shared", "value", 10);
+            node.submit(tx, TransactionMode::CoordinationFree).unwrap();
+            node.drain().unwrap();
+            last = step;
+        }
+        last
+    };
+    assert!(node.snapshot_index() > 0, "the log was compacted");
+    let (hard_state, applied, fingerprint) = (
+        node.hard_state(),
+        node.applied(),
+        node.replica().fingerprint(),
+    );
+    let tail = node.log_entry(applied).expect("the last entry is held");
+    drop(node);
+    // Compaction rotated the segments; only the newest is left.
+    let raft_files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(raft_files.len(), 1, "{raft_files:?}");
+    assert!(
+        raft_files[0].starts_with("raft-")
+            && raft_files[0].as_str() > "raft-00000000000000000002.log"
+    );
+
+    let mut again = open_node(Box::new(FsStorage::open(dir.path()).unwrap())).unwrap();
+    again.drain().unwrap();
+    assert_eq!(again.hard_state(), hard_state);
+    assert_eq!(again.applied(), applied);
+    assert_eq!(again.replica().fingerprint(), fingerprint);
+    assert_eq!(again.log_entry(applied), Some(tail));
+    assert_eq!(
+        read_int(&again, &CellKey::new("kv", "r0", "reg")),
+        Some(acks)
+    );
+    assert_eq!(read_int(&again, &counter_key()), Some(20 * 11));
+    elect(&mut again).unwrap();
+    assert!(again.term() > hard_state.0);
+}
+
+#[test]
+fn a_damaged_raft_segment_is_an_error_and_a_torn_tail_is_cut() {
+    let disk = MemStorage::new();
+    let mut node = open_node(Box::new(disk.clone())).unwrap();
+    elect(&mut node).unwrap();
+    for step in 0..3 {
+        let mut tx = AlgebraicTransaction::new();
+        tx.put("kv", "r0", "reg", step);
+        node.propose(tx).unwrap();
+        node.drain().unwrap();
+    }
+    drop(node);
+    let name = crate::log::prefixed_segment_name(RAFT_PREFIX, 1);
+    let bytes = disk.contents(&name).unwrap();
+    // A torn last frame: cut off, the rest recovers.
+    let torn = disk.deep_clone();
+    torn.set_contents(&name, bytes[..bytes.len() - 3].to_vec());
+    let node = open_node(Box::new(torn)).unwrap();
+    assert!(node.applied() >= 3);
+    // A flipped byte early in the segment: a clean corruption error.
+    let damaged = disk.deep_clone();
+    let mut flipped = bytes.clone();
+    flipped[20] ^= 0x40;
+    damaged.set_contents(&name, flipped);
+    let err = FileRaftLog::open(Box::new(damaged)).unwrap_err();
+    assert!(matches!(err, TxnError::Corrupt { .. }), "{err}");
+}
+
+#[test]
+fn crash_at_every_write_point_keeps_every_acknowledgement() {
+    let counting = FaultyStorage::new(MemStorage::new(), None, Fault::Fail);
+    let writes = counting.writes.clone();
+    let acks = run(Box::new(counting));
+    assert_eq!(
+        acks.puts.len() as i64,
+        STEPS - STEPS / 3,
+        "the fault-free run completes"
+    );
+    let total = writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(total > STEPS as u64, "every commit writes: {total}");
+    let mut checked = 0;
+    for fault_at in 1..=total {
+        for fault in [Fault::Fail, Fault::Tear] {
+            let disk = MemStorage::new();
+            let acks = run(Box::new(FaultyStorage::new(
+                disk.clone(),
+                Some(fault_at),
+                fault,
+            )));
+            for keep_unsynced in [false, true] {
+                let disk = disk.deep_clone();
+                disk.power_loss(keep_unsynced);
+                let mut node = open_node(Box::new(disk)).unwrap_or_else(|e| {
+                    panic!("fault {fault:?} at write {fault_at}: reopen failed: {e}")
+                });
+                node.drain().unwrap();
+                check_recovered(&mut node, &acks).unwrap_or_else(|e| {
+                    panic!("fault {fault:?} at write {fault_at} (keep {keep_unsynced}): {e}")
+                });
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, total * 4);
+}
