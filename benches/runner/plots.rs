@@ -8,6 +8,9 @@ use crate::results::Results;
 
 type PlotResult = Result<(), Box<dyn std::error::Error>>;
 
+/// (operations per transaction, p50 ms, p99 ms)
+type LatencyPoint = (f64, f64, f64);
+
 const COLORS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
@@ -68,7 +71,8 @@ fn latency(results: &Results, path: &Path) -> PlotResult {
         .x_desc("operations per transaction")
         .y_desc("milliseconds")
         .draw()?;
-    let mut series: Vec<(String, Vec<(f64, f64, f64)>)> = Vec::new();
+    // (series name, points of (ops per transaction, p50, p99))
+    let mut series: Vec<(String, Vec<LatencyPoint>)> = Vec::new();
     for row in &results.latency {
         let name = format!("{} / {}", row.path, row.network);
         let point = (row.ops_per_tx as f64, row.p50_ms, row.p99_ms);
