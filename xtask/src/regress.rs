@@ -77,7 +77,7 @@ fn parse_phase(text: &str) -> Result<Phase> {
     })
 }
 
-/// The outcome of one test. Ignored counts as not passing: the project forbids `#[ignore]`.
+/// The outcome of one test. Ignored counts as not passing: the project forbids ignored tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Outcome {
     Passed,

@@ -31,7 +31,7 @@ pub(crate) struct PhaseDiff {
 }
 
 impl PhaseDiff {
-    /// Tests that did not pass now (ignored ones included: the project forbids `#[ignore]`).
+    /// Tests that did not pass now (ignored ones included: the project forbids ignored tests).
     pub(crate) fn failed(&self) -> usize {
         self.regressions.len() + self.new_failures.len()
     }
