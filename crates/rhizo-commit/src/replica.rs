@@ -397,19 +397,18 @@ impl Replica {
         // Validation leaves one way to fail: a float sum or product leaving the finite range.
         // A one-cell update is atomic by itself; for several cells, try the float ones first.
         if effects.len() > 1 {
-            for effect in effects
-                .iter()
-                .filter(|e| e.ops.iter().any(can_fail_on_apply))
-            {
-                let mut trial = match self.cells.get(&effect.key) {
-                    Some(cell) => cell.clone(),
-                    None => self.new_cell(&effect.key)?,
-                };
-                trial
-                    .apply_all(&effect.ops, dot)
-                    .map_err(|source| invalid(&effect.key, source))?;
-            }
+            self.try_effects(
+                effects
+                    .iter()
+                    .filter(|e| e.ops.iter().any(can_fail_on_apply)),
+                dot,
+            )?;
         }
+        self.install_effects(effects, dot)
+    }
+
+    /// Applies effects already known to succeed (tried, or atomic by themselves).
+    fn install_effects(&mut self, effects: &[CellEffect], dot: Dot) -> Result<()> {
         for effect in effects {
             let cell = match self.cells.get_mut(&effect.key) {
                 Some(cell) => cell,
@@ -476,7 +475,7 @@ impl Replica {
         // Conditions are checked on copies first, so a failed one leaves no trace.
         let outcome = match self.try_effects(&update.effects, dot) {
             Ok(()) => {
-                self.apply_local(&update.effects, dot)?;
+                self.install_effects(&update.effects, dot)?;
                 OrderedOutcome::Applied(dot)
             }
             Err(refusal) => OrderedOutcome::Refused(refusal),
@@ -497,7 +496,11 @@ impl Replica {
     }
 
     /// Applies `effects` to copies of their cells, reporting the first that fails.
-    fn try_effects(&self, effects: &[CellEffect], dot: Dot) -> Result<()> {
+    fn try_effects<'a>(
+        &self,
+        effects: impl IntoIterator<Item = &'a CellEffect>,
+        dot: Dot,
+    ) -> Result<()> {
         for effect in effects {
             let mut trial = match self.cells.get(&effect.key) {
                 Some(cell) => cell.clone(),
