@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::CellKey;
+use crate::cells::{CellId, CellStore};
 
 /// For one origin: each cell touched by its untrimmed updates, filed under the last update that
 /// touched it.
@@ -16,38 +17,32 @@ use crate::CellKey;
 /// changed, not the history. Updates at or below the causally stable point are trimmed; a peer
 /// behind `trimmed_upto` cannot be served from the index and gets a snapshot instead.
 #[derive(Debug, Clone, Default)]
-pub struct OriginIndex {
+pub(crate) struct OriginIndex {
     trimmed_upto: u64,
     /// The last counter that touched each cell.
-    latest: HashMap<CellKey, u64, FixedState>,
+    latest: HashMap<CellId, u64, FixedState>,
     /// Cells by the counter that touched them. An entry is stale when `latest` has moved on; stale
     /// entries are skipped on reads and dropped on trims.
-    by_counter: BTreeMap<u64, Vec<CellKey>>,
+    by_counter: BTreeMap<u64, Vec<CellId>>,
 }
 
 impl OriginIndex {
     /// Updates of this origin up to here are no longer indexed.
-    pub fn trimmed_upto(&self) -> u64 {
+    pub(crate) fn trimmed_upto(&self) -> u64 {
         self.trimmed_upto
     }
 
-    /// Files `keys` under the origin's update `counter` (counters arrive in increasing order).
-    pub(crate) fn record(&mut self, counter: u64, keys: impl IntoIterator<Item = CellKey>) {
+    /// Files `cells` under the origin's update `counter` (counters arrive in increasing order).
+    pub(crate) fn record(&mut self, counter: u64, cells: impl IntoIterator<Item = CellId>) {
         if counter <= self.trimmed_upto {
             return;
         }
         let mut filed = Vec::new();
-        for key in keys {
-            match self.latest.get_mut(&key) {
-                Some(last) if *last >= counter => {}
-                Some(last) => {
-                    *last = counter;
-                    filed.push(key);
-                }
-                None => {
-                    self.latest.insert(key.clone(), counter);
-                    filed.push(key);
-                }
+        for cell in cells {
+            let last = self.latest.entry(cell).or_insert(0);
+            if *last < counter {
+                *last = counter;
+                filed.push(cell);
             }
         }
         if !filed.is_empty() {
@@ -56,12 +51,15 @@ impl OriginIndex {
     }
 
     /// The cells touched by this origin's updates after `seen`, each once.
-    pub(crate) fn touched_since(&self, seen: u64) -> impl Iterator<Item = &CellKey> {
+    pub(crate) fn touched_since(&self, seen: u64) -> impl Iterator<Item = CellId> + '_ {
         let latest = &self.latest;
         self.by_counter
             .range(seen.saturating_add(1)..)
-            .flat_map(move |(counter, keys)| {
-                keys.iter().filter(move |k| latest.get(*k) == Some(counter))
+            .flat_map(move |(counter, cells)| {
+                cells
+                    .iter()
+                    .copied()
+                    .filter(move |c| latest.get(c) == Some(counter))
             })
     }
 
@@ -74,10 +72,10 @@ impl OriginIndex {
         let keep = self.by_counter.split_off(&(stable + 1));
         let dropped = std::mem::replace(&mut self.by_counter, keep);
         let mut count = 0;
-        for (counter, keys) in dropped {
-            for key in keys {
-                if self.latest.get(&key) == Some(&counter) {
-                    self.latest.remove(&key);
+        for (counter, cells) in dropped {
+            for cell in cells {
+                if self.latest.get(&cell) == Some(&counter) {
+                    self.latest.remove(&cell);
                 }
                 count += 1;
             }
@@ -86,123 +84,152 @@ impl OriginIndex {
     }
 
     /// Cells currently indexed.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.latest.len()
     }
 
-    /// Whether no cell is indexed.
-    pub fn is_empty(&self) -> bool {
-        self.latest.is_empty()
-    }
-
-    /// The live entries in canonical order: counters increasing, keys sorted within a counter.
-    fn canonical(&self) -> Vec<(u64, Vec<&CellKey>)> {
-        self.by_counter
+    /// The live entries in canonical form: counters increasing, keys sorted within a counter.
+    pub(crate) fn image(&self, store: &CellStore) -> IndexImage {
+        let entries = self
+            .by_counter
             .iter()
-            .map(|(counter, keys)| {
-                let mut live: Vec<&CellKey> = keys
+            .map(|(counter, cells)| {
+                let mut live: Vec<CellKey> = cells
                     .iter()
-                    .filter(|k| self.latest.get(*k) == Some(counter))
+                    .filter(|c| self.latest.get(*c) == Some(counter))
+                    .map(|&c| store.key(c).clone())
                     .collect();
                 live.sort_unstable();
                 live.dedup();
                 (*counter, live)
             })
             .filter(|(_, keys)| !keys.is_empty())
-            .collect()
+            .collect();
+        IndexImage {
+            trimmed_upto: self.trimmed_upto,
+            entries,
+        }
     }
-}
 
-impl PartialEq for OriginIndex {
-    fn eq(&self, other: &Self) -> bool {
-        self.trimmed_upto == other.trimmed_upto && self.canonical() == other.canonical()
-    }
-}
-
-impl Eq for OriginIndex {}
-
-impl Serialize for OriginIndex {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (self.trimmed_upto, self.canonical()).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for OriginIndex {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (trimmed_upto, entries): (u64, Vec<(u64, Vec<CellKey>)>) =
-            Deserialize::deserialize(deserializer)?;
+    /// Rebuilds an index from its image, naming cells by their ids in `store`. Returns `None` if
+    /// the image is malformed: counters not increasing past the trimmed point, or a cell the
+    /// store does not hold.
+    pub(crate) fn from_image(image: IndexImage, store: &CellStore) -> Option<Self> {
+        let entries = &image.entries;
         if !entries.windows(2).all(|w| w[0].0 < w[1].0)
-            || entries.first().is_some_and(|(c, _)| *c <= trimmed_upto)
+            || entries
+                .first()
+                .is_some_and(|(c, _)| *c <= image.trimmed_upto)
         {
-            return Err(serde::de::Error::custom(
-                "index counters must increase past the trimmed point",
-            ));
+            return None;
         }
         let mut index = OriginIndex {
-            trimmed_upto,
+            trimmed_upto: image.trimmed_upto,
             ..OriginIndex::default()
         };
-        for (counter, keys) in entries {
-            index.record(counter, keys);
+        for (counter, keys) in image.entries {
+            let cells: Option<Vec<CellId>> = keys.iter().map(|k| store.find(k)).collect();
+            index.record(counter, cells?);
         }
-        Ok(index)
+        Some(index)
     }
+}
+
+/// An origin's index as it is made durable: which cells each of its untrimmed updates touched
+/// last, in canonical order (counters increasing, keys sorted within a counter).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexImage {
+    /// Updates of the origin up to here are no longer indexed.
+    pub trimmed_upto: u64,
+    /// The cells filed under each update counter.
+    pub entries: Vec<(u64, Vec<CellKey>)>,
 }
 
 #[cfg(test)]
 mod tests {
+    use rhizo_algebra::{CellState, ColumnSpec, MergeType, ValueType};
+
     use super::*;
 
-    fn key(row: &str) -> CellKey {
-        CellKey::new("t", row, "c")
+    /// A store holding cells "a" to "e" (ids 0 to 4).
+    fn store() -> CellStore {
+        let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+        let mut store = CellStore::default();
+        for row in ["a", "b", "c", "d", "e"] {
+            store.insert_new(CellKey::new("t", row, "c"), CellState::new(&spec));
+        }
+        store
     }
+
+    const A: CellId = 0;
+    const B: CellId = 1;
+    const C: CellId = 2;
 
     #[test]
     fn a_cell_is_listed_once_under_its_last_update() {
         let mut index = OriginIndex::default();
-        index.record(1, [key("a"), key("b")]);
-        index.record(2, [key("a")]);
-        index.record(5, [key("c"), key("a")]);
-        let since = |seen| {
-            index
-                .touched_since(seen)
-                .map(|k| k.row.to_string())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(since(0), ["b", "c", "a"]);
-        assert_eq!(since(1), ["c", "a"]);
-        assert_eq!(since(4), ["c", "a"]);
+        index.record(1, [A, B]);
+        index.record(2, [A]);
+        index.record(5, [C, A]);
+        let since = |seen| index.touched_since(seen).collect::<Vec<_>>();
+        assert_eq!(since(0), [B, C, A]);
+        assert_eq!(since(1), [C, A]);
+        assert_eq!(since(4), [C, A]);
         assert!(since(5).is_empty());
     }
 
     #[test]
     fn trimming_forgets_stable_updates_only() {
         let mut index = OriginIndex::default();
-        index.record(1, [key("a"), key("b")]);
-        index.record(3, [key("a")]);
+        index.record(1, [A, B]);
+        index.record(3, [A]);
         assert_eq!(index.trim(2), 2);
         assert_eq!(index.trimmed_upto(), 2);
-        assert_eq!(
-            index
-                .touched_since(2)
-                .map(|k| k.row.to_string())
-                .collect::<Vec<_>>(),
-            ["a"]
-        );
+        assert_eq!(index.touched_since(2).collect::<Vec<_>>(), [A]);
         assert_eq!(index.len(), 1);
-        index.record(2, [key("z")]); // at or below the trimmed point: ignored
+        index.record(2, [4]); // at or below the trimmed point: ignored
         assert_eq!(index.len(), 1);
     }
 
     #[test]
-    fn serde_round_trips_the_live_entries() {
+    fn the_image_round_trips_the_live_entries_in_key_order() {
+        let store = store();
         let mut index = OriginIndex::default();
-        index.record(1, [key("b"), key("a")]);
-        index.record(2, [key("b")]);
+        index.record(1, [B, A]);
+        index.record(2, [B]);
         index.trim(0);
-        let bytes = postcard::to_allocvec(&index).unwrap();
-        let back: OriginIndex = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(back, index);
-        assert_eq!(postcard::to_allocvec(&back).unwrap(), bytes);
+        let image = index.image(&store);
+        assert_eq!(
+            image.entries,
+            vec![
+                (1, vec![store.key(A).clone()]),
+                (2, vec![store.key(B).clone()])
+            ]
+        );
+        let back = OriginIndex::from_image(image.clone(), &store).unwrap();
+        assert_eq!(back.image(&store), image);
+        let bytes = postcard::to_allocvec(&image).unwrap();
+        assert_eq!(postcard::from_bytes::<IndexImage>(&bytes).unwrap(), image);
+    }
+
+    #[test]
+    fn a_malformed_image_is_refused() {
+        let store = store();
+        let key = |row| CellKey::new("t", row, "c");
+        let unordered = IndexImage {
+            trimmed_upto: 0,
+            entries: vec![(2, vec![key("a")]), (1, vec![key("b")])],
+        };
+        let below_trim = IndexImage {
+            trimmed_upto: 3,
+            entries: vec![(3, vec![key("a")])],
+        };
+        let unknown_cell = IndexImage {
+            trimmed_upto: 0,
+            entries: vec![(1, vec![key("zz")])],
+        };
+        for image in [unordered, below_trim, unknown_cell] {
+            assert!(OriginIndex::from_image(image, &store).is_none());
+        }
     }
 }

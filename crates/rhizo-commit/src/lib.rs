@@ -42,6 +42,7 @@
 //! assert_eq!(on_a.canonical_state(), on_b.canonical_state());
 //! ```
 
+mod cells;
 mod error;
 mod index;
 mod key;
@@ -51,11 +52,11 @@ mod txn;
 pub mod wire;
 
 pub use error::{LocalCommitError, Result};
-pub use index::OriginIndex;
+pub use index::IndexImage;
 pub use key::CellKey;
 pub use protocol::{
-    CellEffect, LocalCommitProtocol, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN, MergedState,
-    OrderedUpdate, VersionedUpdate,
+    CellEffect, Effects, LocalCommitProtocol, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN,
+    MergedState, OrderedUpdate, VersionedUpdate,
 };
 pub use replica::{
     CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginRange, Ready,

@@ -14,6 +14,9 @@ pub const MAX_ROW_KEY_LEN: usize = 1024;
 /// The most operations one transaction may hold.
 pub const MAX_OPS_PER_TRANSACTION: usize = 100_000;
 
+/// The effects of one update, grouped by cell (most updates touch one cell: inline, no allocation).
+pub type Effects = SmallVec<[CellEffect; 1]>;
+
 /// All effects of one update on one cell, applied together under the update's dot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellEffect {
@@ -36,7 +39,8 @@ pub struct VersionedUpdate {
     /// The schema version the update was validated against.
     pub schema_version: u64,
     /// Effects grouped by cell, cells in key order.
-    pub effects: Vec<CellEffect>,
+    #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
+    pub effects: Effects,
     /// The transaction's metadata.
     pub metadata: TransactionMetadata,
 }
@@ -64,7 +68,8 @@ pub struct OrderedUpdate {
     /// The schema version the update was validated against.
     pub schema_version: u64,
     /// Effects grouped by cell, cells in key order.
-    pub effects: Vec<CellEffect>,
+    #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
+    pub effects: Effects,
     /// The transaction's metadata.
     pub metadata: TransactionMetadata,
 }
@@ -87,7 +92,7 @@ pub(crate) fn validate_transaction(
     ops: SmallVec<[AlgebraicOperation; 2]>,
     mut observe: Option<&mut ObserveRemove<'_>>,
     path: CommitPath,
-) -> Result<Vec<CellEffect>> {
+) -> Result<Effects> {
     if ops.is_empty() {
         return Err(LocalCommitError::EmptyTransaction);
     }
@@ -106,7 +111,7 @@ pub(crate) fn validate_transaction(
             .collect();
         return Err(LocalCommitError::RequiresCoordination { operations });
     }
-    let mut effects: Vec<CellEffect> = Vec::with_capacity(ops.len());
+    let mut effects = Effects::with_capacity(ops.len());
     let mut errors = Vec::new();
     let mut coordinated = Vec::new();
     for op in ops {
@@ -170,13 +175,13 @@ fn column_needs_consensus(schema: &Schema, key: &CellKey) -> bool {
 
 /// Groups single-operation effects by cell: cells in key order, the effects of one cell in
 /// transaction order.
-fn group_by_cell(mut effects: Vec<CellEffect>) -> Vec<CellEffect> {
+fn group_by_cell(mut effects: Effects) -> Effects {
     // Transactions often list distinct cells in order already; then there is nothing to do.
     if effects.windows(2).all(|w| w[0].key < w[1].key) {
         return effects;
     }
     effects.sort_by(|a, b| a.key.cmp(&b.key)); // stable: keeps transaction order within a cell
-    let mut grouped: Vec<CellEffect> = Vec::with_capacity(effects.len());
+    let mut grouped = Effects::with_capacity(effects.len());
     for effect in effects {
         match grouped.last_mut() {
             Some(last) if last.key == effect.key => last.ops.extend(effect.ops),

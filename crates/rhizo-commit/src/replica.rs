@@ -12,12 +12,11 @@ use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 use serde::{Deserialize, Serialize};
 
-use crate::index::OriginIndex;
+use crate::cells::{CellId, CellStore};
+use crate::index::{IndexImage, OriginIndex};
 use crate::protocol::{CellEffect, CommitPath, OrderedUpdate, validate_transaction};
 use crate::txn::TransactionMetadata;
 use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUpdate};
-
-type CellMap = HashMap<CellKey, CellState, FixedState>;
 
 /// Local commits' cells are sealed into the index at the latest after this many.
 const OPEN_CELLS_LIMIT: usize = 4096;
@@ -63,6 +62,13 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Empties the three lists, keeping their capacity (see [`Replica::take_ready_into`]).
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.messages.clear();
+        self.committed.clear();
+    }
+
     /// Whether there is nothing to do.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty() && self.messages.is_empty() && self.committed.is_empty()
@@ -184,7 +190,7 @@ pub struct ReplicaSnapshot {
     /// Every cell, strictly increasing by key.
     pub cells: Vec<(CellKey, CellState)>,
     /// The per-origin index of which cells recent updates touched.
-    pub index: Vec<(NodeId, OriginIndex)>,
+    pub index: Vec<(NodeId, IndexImage)>,
 }
 
 /// Counters a replica keeps about itself (observability; not replicated, not durable).
@@ -225,16 +231,16 @@ pub struct Replica {
     schema: Schema,
     config: ReplicaConfig,
     clock: VectorClock,
-    cells: CellMap,
+    cells: CellStore,
     index: BTreeMap<NodeId, OriginIndex>,
     /// Cells touched by local commits since the last sync; sealed into the index at the next sync.
-    open_cells: Vec<CellKey>,
+    open_cells: Vec<CellId>,
     members: BTreeSet<NodeId>,
     /// The latest clock each peer reported (reported clocks are durable, so they only grow).
     peer_clocks: BTreeMap<NodeId, VectorClock>,
     stable: VectorClock,
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
-    tombstoned: BTreeSet<CellKey>,
+    tombstoned: BTreeSet<CellId>,
     buffer: VecDeque<(NodeId, Delta)>,
     ready: Ready,
     records_since_snapshot: usize,
@@ -251,7 +257,7 @@ impl Replica {
             schema,
             config,
             clock: VectorClock::new(),
-            cells: CellMap::default(),
+            cells: CellStore::default(),
             index: BTreeMap::new(),
             open_cells: Vec::new(),
             members,
@@ -320,8 +326,7 @@ impl Replica {
     pub fn tombstones(&self) -> usize {
         self.tombstoned
             .iter()
-            .filter_map(|k| self.cells.get(k))
-            .map(CellState::tombstone_count)
+            .map(|&id| self.cells.state(id).tombstone_count())
             .sum()
     }
 
@@ -364,14 +369,16 @@ impl Replica {
             .checked_add(1)
             .ok_or(rhizo_clock::ClockError::CounterOverflow { node: self.id })?;
         let dot = Dot::new(self.id, counter)?;
-        self.apply_local(&effects, dot)?;
-        self.clock.set(self.id, counter);
-        for effect in &effects {
+        let mut open = std::mem::take(&mut self.open_cells);
+        let applied = self.apply_local(&effects, dot, |id| {
             // Hot keys are written again and again between syncs: skip the repeat cheaply.
-            if self.open_cells.last() != Some(&effect.key) {
-                self.open_cells.push(effect.key.clone());
+            if open.last() != Some(&id) {
+                open.push(id);
             }
-        }
+        });
+        self.open_cells = open;
+        applied?;
+        self.clock.set(self.id, counter);
         if self.open_cells.len() >= OPEN_CELLS_LIMIT {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();
@@ -392,8 +399,13 @@ impl Replica {
         Ok(CommitReceipt { dot })
     }
 
-    /// Applies validated effects under `dot`, all or nothing.
-    fn apply_local(&mut self, effects: &[CellEffect], dot: Dot) -> Result<()> {
+    /// Applies validated effects under `dot`, all or nothing, telling `touched` each cell's id.
+    fn apply_local(
+        &mut self,
+        effects: &[CellEffect],
+        dot: Dot,
+        touched: impl FnMut(CellId),
+    ) -> Result<()> {
         // Validation leaves one way to fail: a float sum or product leaving the finite range.
         // A one-cell update is atomic by itself; for several cells, try the float ones first.
         if effects.len() > 1 {
@@ -404,39 +416,39 @@ impl Replica {
                 dot,
             )?;
         }
-        self.install_effects(effects, dot)
+        self.install_effects(effects, dot, touched)
     }
 
-    /// Applies effects already known to succeed (tried, or atomic by themselves).
-    fn install_effects(&mut self, effects: &[CellEffect], dot: Dot) -> Result<()> {
+    /// Applies effects already known to succeed (tried, or atomic by themselves), telling
+    /// `touched` each cell's id.
+    fn install_effects(
+        &mut self,
+        effects: &[CellEffect],
+        dot: Dot,
+        mut touched: impl FnMut(CellId),
+    ) -> Result<()> {
         for effect in effects {
-            let cell = match self.cells.get_mut(&effect.key) {
-                Some(cell) => cell,
-                None => {
-                    let fresh = self.new_cell(&effect.key)?;
-                    self.cells.entry(effect.key.clone()).or_insert(fresh)
-                }
-            };
+            let schema = &self.schema;
+            let id = self
+                .cells
+                .find_or_insert(&effect.key, || new_cell(schema, &effect.key))?;
+            let cell = self.cells.state_mut(id);
             cell.apply_all(&effect.ops, dot)
                 .map_err(|source| invalid(&effect.key, source))?;
             if cell.tombstone_count() > 0 {
-                self.tombstoned.insert(effect.key.clone());
+                self.tombstoned.insert(id);
             }
+            touched(id);
         }
         Ok(())
     }
 
     fn new_cell(&self, key: &CellKey) -> Result<CellState> {
-        let spec = self
-            .schema
-            .column(&key.table, &key.column)
-            .map_err(|source| LocalCommitError::UnknownCell {
-                key: Box::new(key.clone()),
-                source: Box::new(source),
-            })?;
-        Ok(CellState::new(spec))
+        new_cell(&self.schema, key)
     }
+}
 
+impl Replica {
     // ---------------------------------------------------------------- the consensus path
 
     /// Validates a transaction for the consensus path — algebraic operations on their columns,
@@ -473,19 +485,16 @@ impl Replica {
         }
         let dot = Dot::new(origin, index)?;
         // Conditions are checked on copies first, so a failed one leaves no trace.
+        let mut touched = Vec::with_capacity(update.effects.len());
         let outcome = match self.try_effects(&update.effects, dot) {
             Ok(()) => {
-                self.install_effects(&update.effects, dot)?;
+                self.install_effects(&update.effects, dot, |id| touched.push(id))?;
                 OrderedOutcome::Applied(dot)
             }
             Err(refusal) => OrderedOutcome::Refused(refusal),
         };
         self.clock.set(origin, index);
-        let keys: Vec<CellKey> = match outcome {
-            OrderedOutcome::Applied(_) => update.effects.iter().map(|e| e.key.clone()).collect(),
-            _ => Vec::new(),
-        };
-        self.index.entry(origin).or_default().record(index, keys);
+        self.index.entry(origin).or_default().record(index, touched);
         if self.config.emit_records {
             self.push_record(Record::Ordered {
                 index,
@@ -707,50 +716,65 @@ impl Replica {
             self.stats.deltas_stale += 1;
             return Ok(());
         }
-        // Phase 1: join every cell into a copy, refusing the delta whole on any mismatch.
-        let mut joined: Vec<CellState> = Vec::with_capacity(delta.cells.len());
+        // Phase 1: check every cell, refusing the delta whole on any mismatch. A state that
+        // merges infallibly into its cell is merged in place in phase 2; any other is joined
+        // into a copy here (the only way to learn whether its merge succeeds).
+        let mut joins: Vec<Join> = Vec::with_capacity(delta.cells.len());
         for (key, incoming) in &delta.cells {
-            let mut cell = match self.cells.get(key) {
-                Some(cell) => cell.clone(),
-                None => self.new_cell(key).map_err(|err| match err {
-                    LocalCommitError::UnknownCell { key, source } => {
-                        LocalCommitError::RemoteStateRejected { from, key, source }
-                    }
-                    other => other,
-                })?,
+            let rejected = |source| LocalCommitError::RemoteStateRejected {
+                from,
+                key: Box::new(key.clone()),
+                source: Box::new(source),
             };
-            cell.merge(incoming)
-                .map_err(|source| LocalCommitError::RemoteStateRejected {
-                    from,
-                    key: Box::new(key.clone()),
-                    source: Box::new(source),
-                })?;
-            joined.push(cell);
+            let join = match self.cells.find(key) {
+                Some(id) if self.cells.state(id).merges_infallibly(incoming) => Join::InPlace(id),
+                Some(id) => {
+                    let mut cell = self.cells.state(id).clone();
+                    cell.merge(incoming).map_err(rejected)?;
+                    Join::Replace(id, cell)
+                }
+                None => {
+                    let mut cell = self.new_cell(key).map_err(|err| match err {
+                        LocalCommitError::UnknownCell { key, source } => {
+                            LocalCommitError::RemoteStateRejected { from, key, source }
+                        }
+                        other => other,
+                    })?;
+                    cell.merge(incoming).map_err(rejected)?;
+                    Join::New(cell)
+                }
+            };
+            joins.push(join);
         }
         // Phase 2: install. Nothing below can fail.
-        for ((key, _), cell) in delta.cells.iter().zip(joined) {
-            if cell.tombstone_count() > 0 {
-                self.tombstoned.insert(key.clone());
-            }
-            match self.cells.get_mut(key) {
-                Some(slot) => *slot = cell,
-                None => {
-                    self.cells.insert(key.clone(), cell);
+        let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
+        for ((key, incoming), join) in delta.cells.iter().zip(joins) {
+            let id = match join {
+                Join::InPlace(id) => {
+                    let merged = self.cells.state_mut(id).merge(incoming);
+                    debug_assert!(merged.is_ok(), "merges_infallibly promised success");
+                    id
                 }
+                Join::Replace(id, cell) => {
+                    *self.cells.state_mut(id) = cell;
+                    id
+                }
+                Join::New(cell) => self.cells.insert_new(key.clone(), cell),
+            };
+            if self.cells.state(id).tombstone_count() > 0 {
+                self.tombstoned.insert(id);
             }
+            ids.push(id);
         }
         for range in &delta.origins {
             if range.origin == self.id || range.hi <= self.clock.get(range.origin) {
                 continue;
             }
-            let keys = range
-                .cells
-                .iter()
-                .map(|&i| delta.cells[i as usize].0.clone());
+            let cells = range.cells.iter().map(|&i| ids[i as usize]);
             self.index
                 .entry(range.origin)
                 .or_default()
-                .record(range.hi, keys);
+                .record(range.hi, cells);
         }
         if delta.snapshot {
             // A snapshot carries no per-origin index: this replica cannot tell a peer which cells
@@ -799,35 +823,34 @@ impl Replica {
         }
         // Only what the receiver holds of this replica's history matters as a precondition.
         let base = known.meet(&self.clock);
-        // Cells touched by the updates `known` lacks, origin by origin, each listed once.
-        let mut position: HashMap<&CellKey, u32, FixedState> = HashMap::default();
-        let mut all: Vec<&CellKey> = Vec::new();
-        let mut per_origin: Vec<(NodeId, u64, Vec<&CellKey>)> = Vec::new();
+        // Cells touched by the updates `known` lacks, origin by origin.
+        let mut per_origin: Vec<(NodeId, u64, Vec<CellId>)> = Vec::new();
         for (origin, counter) in self.clock.iter() {
             let seen = known.get(origin);
             if seen >= counter {
                 continue;
             }
-            let Some(index) = self.index.get(&origin) else {
-                continue;
-            };
-            let keys: Vec<&CellKey> = index.touched_since(seen).collect();
-            for &key in &keys {
-                position.entry(key).or_insert_with(|| {
-                    all.push(key);
-                    0
-                });
+            if let Some(index) = self.index.get(&origin) {
+                per_origin.push((origin, counter, index.touched_since(seen).collect()));
             }
-            per_origin.push((origin, counter, keys));
         }
+        // Each cell listed once, in key order; origins name cells by position in that list.
+        let mut all: Vec<CellId> = per_origin
+            .iter()
+            .flat_map(|(_, _, ids)| ids.iter().copied())
+            .collect();
         all.sort_unstable();
-        for (i, key) in all.iter().enumerate() {
-            position.insert(key, i as u32);
-        }
+        all.dedup();
+        self.cells.sort_by_key(&mut all);
+        let position: HashMap<CellId, u32, FixedState> = all
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
         let origins = per_origin
             .into_iter()
-            .map(|(origin, hi, keys)| {
-                let mut cells: Vec<u32> = keys.iter().map(|k| position[k]).collect();
+            .map(|(origin, hi, ids)| {
+                let mut cells: Vec<u32> = ids.iter().map(|id| position[id]).collect();
                 cells.sort_unstable();
                 OriginRange { origin, hi, cells }
             })
@@ -835,7 +858,10 @@ impl Replica {
         // Each cell carries only what a replica holding `base` may lack.
         let cells = all
             .into_iter()
-            .filter_map(|k| self.cells.get(k).map(|c| (k.clone(), c.restricted(&base))))
+            .map(|id| {
+                let state = self.cells.state(id).restricted(&base);
+                (self.cells.key(id).clone(), state)
+            })
             .collect();
         Some(Delta {
             base,
@@ -857,13 +883,11 @@ impl Replica {
     }
 
     fn sorted_cells(&self) -> Vec<(CellKey, CellState)> {
-        let mut cells: Vec<(CellKey, CellState)> = self
-            .cells
-            .iter()
-            .map(|(k, c)| (k.clone(), c.clone()))
-            .collect();
-        cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        cells
+        self.cells
+            .ids_by_key()
+            .into_iter()
+            .map(|id| (self.cells.key(id).clone(), self.cells.state(id).clone()))
+            .collect()
     }
 
     // ---------------------------------------------------------------- metadata GC
@@ -899,12 +923,10 @@ impl Replica {
         }
         let stable = &self.stable;
         let cells = &mut self.cells;
-        self.tombstoned.retain(|key| match cells.get_mut(key) {
-            Some(cell) => {
-                cell.compact(stable);
-                cell.tombstone_count() > 0
-            }
-            None => false,
+        self.tombstoned.retain(|&id| {
+            let cell = cells.state_mut(id);
+            cell.compact(stable);
+            cell.tombstone_count() > 0
         });
     }
 
@@ -914,6 +936,15 @@ impl Replica {
     /// send `messages` and acknowledge `committed`.
     pub fn take_ready(&mut self) -> Ready {
         std::mem::take(&mut self.ready)
+    }
+
+    /// [`Replica::take_ready`] into a `Ready` the caller keeps: appends what the replica produced
+    /// to `out`. A caller that clears `out` after acting on it, and passes it again, drives the
+    /// replica without allocating a `Ready` per step.
+    pub fn take_ready_into(&mut self, out: &mut Ready) {
+        out.records.append(&mut self.ready.records);
+        out.messages.append(&mut self.ready.messages);
+        out.committed.append(&mut self.ready.committed);
     }
 
     /// Whether [`Replica::take_ready`] has anything.
@@ -936,23 +967,21 @@ impl Replica {
 
     /// The replica's durable image.
     pub fn snapshot(&self) -> ReplicaSnapshot {
-        let mut index: Vec<(NodeId, OriginIndex)> =
-            self.index.iter().map(|(n, i)| (*n, i.clone())).collect();
+        let mut own_sealed = None;
         if !self.open_cells.is_empty() {
-            let keys = self.open_cells.clone();
-            let own = match index.iter_mut().find(|(n, _)| *n == self.id) {
-                Some((_, own)) => own,
-                None => {
-                    index.push((self.id, OriginIndex::default()));
-                    index.sort_unstable_by_key(|(n, _)| *n);
-                    &mut index
-                        .iter_mut()
-                        .find(|(n, _)| *n == self.id)
-                        .expect("just inserted")
-                        .1
-                }
-            };
-            own.record(self.clock.get(self.id), keys);
+            let mut own = self.index.get(&self.id).cloned().unwrap_or_default();
+            own.record(self.clock.get(self.id), self.open_cells.iter().copied());
+            own_sealed = Some(own);
+        }
+        let mut index: Vec<(NodeId, IndexImage)> = self
+            .index
+            .iter()
+            .filter(|(n, _)| own_sealed.is_none() || **n != self.id)
+            .map(|(n, i)| (*n, i.image(&self.cells)))
+            .collect();
+        if let Some(own) = own_sealed {
+            index.push((self.id, own.image(&self.cells)));
+            index.sort_unstable_by_key(|(n, _)| *n);
         }
         ReplicaSnapshot {
             id: self.id,
@@ -995,13 +1024,12 @@ impl Replica {
                             update.dot, replica.clock
                         )));
                     }
-                    replica
-                        .apply_local(&update.effects, update.dot)
-                        .map_err(|e| fail(e.to_string()))?;
+                    let mut open = std::mem::take(&mut replica.open_cells);
+                    let applied =
+                        replica.apply_local(&update.effects, update.dot, |id| open.push(id));
+                    replica.open_cells = open;
+                    applied.map_err(|e| fail(e.to_string()))?;
                     replica.clock.set(id, update.dot.counter());
-                    replica
-                        .open_cells
-                        .extend(update.effects.iter().map(|e| e.key.clone()));
                     replica.stats.commits += 1;
                 }
                 Record::Ordered {
@@ -1038,7 +1066,7 @@ impl Replica {
                 reason: "snapshot cells not sorted",
             });
         }
-        let mut cells = CellMap::default();
+        let mut cells = CellStore::default();
         let mut tombstoned = BTreeSet::new();
         for (key, state) in snapshot.cells {
             let mut cell = self.new_cell(&key)?;
@@ -1048,18 +1076,51 @@ impl Replica {
                     key: Box::new(key.clone()),
                     source: Box::new(source),
                 })?;
-            if cell.tombstone_count() > 0 {
-                tombstoned.insert(key.clone());
+            let has_tombstones = cell.tombstone_count() > 0;
+            let id = cells.insert_new(key, cell);
+            if has_tombstones {
+                tombstoned.insert(id);
             }
-            cells.insert(key, cell);
+        }
+        let mut index = BTreeMap::new();
+        for (origin, image) in snapshot.index {
+            let rebuilt = OriginIndex::from_image(image, &cells).ok_or(
+                LocalCommitError::MalformedMessage {
+                    from: snapshot.id,
+                    reason: "snapshot index is out of order or names a cell it does not hold",
+                },
+            )?;
+            index.insert(origin, rebuilt);
         }
         self.cells = cells;
         self.tombstoned = tombstoned;
         self.clock = snapshot.clock;
-        self.index = snapshot.index.into_iter().collect();
+        self.index = index;
         self.open_cells.clear();
         Ok(())
     }
+}
+
+/// How one cell of a delta joins the replica's state.
+enum Join {
+    /// Merge in place: the merge cannot fail.
+    InPlace(CellId),
+    /// Replace the cell by this join, already computed on a copy.
+    Replace(CellId, CellState),
+    /// A cell the replica did not hold.
+    New(CellState),
+}
+
+/// A fresh cell for `key`, of its column's merge type.
+fn new_cell(schema: &Schema, key: &CellKey) -> Result<CellState> {
+    let spec =
+        schema
+            .column(&key.table, &key.column)
+            .map_err(|source| LocalCommitError::UnknownCell {
+                key: Box::new(key.clone()),
+                source: Box::new(source),
+            })?;
+    Ok(CellState::new(spec))
 }
 
 fn can_fail_on_apply(op: &CellOp) -> bool {

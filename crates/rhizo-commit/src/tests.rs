@@ -179,6 +179,24 @@ fn test_merge_is_associative() {
     }
 }
 
+#[test]
+fn take_ready_into_hands_out_what_take_ready_would() {
+    let mut by_value = cluster(2);
+    let mut into = by_value.clone();
+    let mut kept = Ready::default();
+    for round in 0..3 {
+        for replicas in [&mut by_value, &mut into] {
+            replicas[0].commit(incr("r", round)).unwrap();
+            replicas[0].sync_with(node(1));
+        }
+        into[0].take_ready_into(&mut kept);
+        assert_eq!(kept, by_value[0].take_ready());
+        assert!(!into[0].has_ready());
+        kept.clear();
+        assert!(kept.is_empty());
+    }
+}
+
 // ------------------------------------------------------------------ refusals leave no trace
 
 #[test]

@@ -669,6 +669,26 @@ impl CellState {
         Ok(())
     }
 
+    /// Whether [`CellState::merge`] of `other` into this state cannot fail: both are the same
+    /// kind with the same parameters, and the kind has no size limit to reach (only grow-only
+    /// `Union` and `Intersect` sets may exceed theirs). A replica merges such a state in place,
+    /// without first trying it on a copy.
+    pub fn merges_infallibly(&self, other: &CellState) -> bool {
+        use StateKind as K;
+        match (&self.kind, &other.kind) {
+            (K::Max(a), K::Max(b)) | (K::Min(a), K::Min(b)) => a.value_type == b.value_type,
+            (K::SumDecimal { scale, .. }, K::SumDecimal { scale: theirs, .. }) => scale == theirs,
+            (K::SumInt(_), K::SumInt(_))
+            | (K::SumFloat(_), K::SumFloat(_))
+            | (K::ProductInt(_), K::ProductInt(_))
+            | (K::ProductFloat(_), K::ProductFloat(_))
+            | (K::OrSetStrings(_), K::OrSetStrings(_))
+            | (K::OrSetInts(_), K::OrSetInts(_))
+            | (K::Register(_), K::Register(_)) => true,
+            _ => false,
+        }
+    }
+
     /// Joins `other` into this state: the least upper bound of the two, so merging is
     /// commutative, associative and idempotent. Both must be states of the same column kind.
     pub fn merge(&mut self, other: &CellState) -> Result<()> {

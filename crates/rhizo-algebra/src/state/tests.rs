@@ -639,3 +639,20 @@ fn a_restricted_state_joins_like_the_whole_state() {
     assert_eq!(whole, part);
     assert_eq!(part.value().unwrap(), AlgebraicValue::string_set(["x"]));
 }
+
+#[test]
+fn merges_infallibly_only_where_merge_cannot_fail() {
+    let sum = CellState::new(&spec(MergeType::Add, ValueType::Integer));
+    let max_int = CellState::new(&spec(MergeType::Max, ValueType::Integer));
+    let max_float = CellState::new(&spec(MergeType::Max, ValueType::Float));
+    let union = CellState::new(&spec(MergeType::Union, ValueType::IntSet));
+    assert!(sum.merges_infallibly(&sum));
+    assert!(max_int.merges_infallibly(&max_int));
+    // Different parameters or kinds: the merge refuses them, so it must be tried.
+    assert!(!max_int.merges_infallibly(&max_float));
+    assert!(max_int.clone().merge(&max_float).is_err());
+    assert!(!sum.merges_infallibly(&max_int));
+    assert!(sum.clone().merge(&max_int).is_err());
+    // A grow-only set may reach its size limit.
+    assert!(!union.merges_infallibly(&union));
+}

@@ -1,0 +1,152 @@
+//! The replica's cells, each named by a dense [`CellId`] for as long as the replica lives.
+//!
+//! A key is hashed once per operation, when it is looked up; everything inside the replica that
+//! refers to a cell afterwards (the per-origin index, the cells touched since the last sync, the
+//! tombstoned cells) holds a 4-byte id instead of three strings, so filing, deduplicating and
+//! sorting cells costs integers, not string hashes and clones.
+
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use rhizo_algebra::CellState;
+
+use crate::CellKey;
+
+/// A cell's position in its replica's [`CellStore`]. Cells are never removed, so an id stays
+/// valid for the life of the store; ids are private to one replica and never leave it.
+pub(crate) type CellId = u32;
+
+/// Cells by id, with a hash index from key to id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CellStore {
+    keys: Vec<CellKey>,
+    states: Vec<CellState>,
+    ids: HashTable<CellId>,
+    hasher: FixedState,
+}
+
+impl CellStore {
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn hash(&self, key: &CellKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The id of `key`, if the store holds it.
+    pub(crate) fn find(&self, key: &CellKey) -> Option<CellId> {
+        let keys = &self.keys;
+        self.ids
+            .find(self.hash(key), |&id| keys[id as usize] == *key)
+            .copied()
+    }
+
+    /// The id of `key`, inserting the cell `fresh()` builds if the store lacks it. A failing
+    /// `fresh` leaves the store as it was.
+    pub(crate) fn find_or_insert<E>(
+        &mut self,
+        key: &CellKey,
+        fresh: impl FnOnce() -> Result<CellState, E>,
+    ) -> Result<CellId, E> {
+        let hash = self.hash(key);
+        let keys = &self.keys;
+        if let Some(&id) = self.ids.find(hash, |&id| keys[id as usize] == *key) {
+            return Ok(id);
+        }
+        let state = fresh()?;
+        Ok(self.push(hash, key.clone(), state))
+    }
+
+    fn push(&mut self, hash: u64, key: CellKey, state: CellState) -> CellId {
+        let id = CellId::try_from(self.keys.len()).expect("fewer than 2^32 cells");
+        self.keys.push(key);
+        self.states.push(state);
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        self.ids
+            .insert_unique(hash, id, |&id| hasher.hash_one(&keys[id as usize]));
+        id
+    }
+
+    /// Inserts a cell the store does not hold yet.
+    pub(crate) fn insert_new(&mut self, key: CellKey, state: CellState) -> CellId {
+        debug_assert!(self.find(&key).is_none(), "{key} is already held");
+        let hash = self.hash(&key);
+        self.push(hash, key, state)
+    }
+
+    pub(crate) fn get(&self, key: &CellKey) -> Option<&CellState> {
+        self.find(key).map(|id| &self.states[id as usize])
+    }
+
+    pub(crate) fn key(&self, id: CellId) -> &CellKey {
+        &self.keys[id as usize]
+    }
+
+    pub(crate) fn state(&self, id: CellId) -> &CellState {
+        &self.states[id as usize]
+    }
+
+    pub(crate) fn state_mut(&mut self, id: CellId) -> &mut CellState {
+        &mut self.states[id as usize]
+    }
+
+    /// Every cell, in id (insertion) order.
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&CellKey, &CellState)> + '_ {
+        self.keys.iter().zip(&self.states)
+    }
+
+    /// Sorts `ids` by their keys: the canonical order of cells in deltas and snapshots.
+    pub(crate) fn sort_by_key(&self, ids: &mut [CellId]) {
+        ids.sort_unstable_by(|a, b| self.keys[*a as usize].cmp(&self.keys[*b as usize]));
+    }
+
+    /// Every id, sorted by key.
+    pub(crate) fn ids_by_key(&self) -> Vec<CellId> {
+        let mut ids: Vec<CellId> = (0..self.keys.len() as CellId).collect();
+        self.sort_by_key(&mut ids);
+        ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rhizo_algebra::{ColumnSpec, MergeType, ValueType};
+
+    use super::*;
+
+    fn counter() -> CellState {
+        CellState::new(&ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap())
+    }
+
+    #[test]
+    fn ids_are_dense_stable_and_found_by_key() {
+        let mut store = CellStore::default();
+        let b = store.insert_new(CellKey::new("t", "b", "c"), counter());
+        let a = store
+            .find_or_insert(&CellKey::new("t", "a", "c"), || Ok::<_, ()>(counter()))
+            .unwrap();
+        assert_eq!((b, a), (0, 1));
+        assert_eq!(
+            store.find_or_insert(&CellKey::new("t", "b", "c"), || Err(())),
+            Ok(b)
+        );
+        assert_eq!(store.find(&CellKey::new("t", "a", "c")), Some(a));
+        assert_eq!(store.find(&CellKey::new("t", "z", "c")), None);
+        assert_eq!(store.ids_by_key(), vec![a, b]);
+        assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn a_failing_constructor_inserts_nothing() {
+        let mut store = CellStore::default();
+        let key = CellKey::new("t", "a", "c");
+        assert_eq!(
+            store.find_or_insert(&key, || Err("unknown")),
+            Err("unknown")
+        );
+        assert_eq!(store.len(), 0);
+        assert_eq!(store.find(&key), None);
+    }
+}
