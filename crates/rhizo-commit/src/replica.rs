@@ -370,7 +370,7 @@ impl Replica {
             .ok_or(rhizo_clock::ClockError::CounterOverflow { node: self.id })?;
         let dot = Dot::new(self.id, counter)?;
         let mut open = std::mem::take(&mut self.open_cells);
-        let applied = self.apply_local(&effects, dot, |id| {
+        let applied = self.apply_local(&effects, dot, true, |id| {
             // Hot keys are written again and again between syncs: skip the repeat cheaply.
             if open.last() != Some(&id) {
                 open.push(id);
@@ -400,39 +400,70 @@ impl Replica {
     }
 
     /// Applies validated effects under `dot`, all or nothing, telling `touched` each cell's id.
+    /// With `check_range` (the committer, not a replay of its records), refuses effects that
+    /// would take an exact integer counter out of `i64` as this replica reads it.
     fn apply_local(
         &mut self,
         effects: &[CellEffect],
         dot: Dot,
+        check_range: bool,
         touched: impl FnMut(CellId),
     ) -> Result<()> {
-        // Validation leaves one way to fail: a float sum or product leaving the finite range.
-        // A one-cell update is atomic by itself; for several cells, try the float ones first.
+        // Validation leaves two ways to fail: a float sum or product leaving the finite range,
+        // and the range check. One cell is checked and applied at once, atomically; for several,
+        // everything that can fail is checked or tried before anything is installed.
         if effects.len() > 1 {
+            if check_range {
+                self.check_ranges(effects)?;
+            }
             self.try_effects(
                 effects
                     .iter()
                     .filter(|e| e.ops.iter().any(can_fail_on_apply)),
                 dot,
             )?;
+            return self.install_effects(effects, dot, false, touched);
         }
-        self.install_effects(effects, dot, touched)
+        self.install_effects(effects, dot, check_range, touched)
+    }
+
+    /// Refuses effects that would take an exact integer counter out of `i64` on this replica.
+    fn check_ranges(&self, effects: &[CellEffect]) -> Result<()> {
+        let integer_op = |op: &CellOp| matches!(op, CellOp::AddInt(_) | CellOp::MulInt(_));
+        for effect in effects.iter().filter(|e| e.ops.iter().any(integer_op)) {
+            let checked = match self.cells.get(&effect.key) {
+                Some(cell) => cell.check_integer_range(&effect.ops),
+                None => self.new_cell(&effect.key)?.check_integer_range(&effect.ops),
+            };
+            checked.map_err(|source| invalid(&effect.key, source))?;
+        }
+        Ok(())
     }
 
     /// Applies effects already known to succeed (tried, or atomic by themselves), telling
-    /// `touched` each cell's id.
+    /// `touched` each cell's id. With `check_range`, each cell's range check comes first.
     fn install_effects(
         &mut self,
         effects: &[CellEffect],
         dot: Dot,
+        check_range: bool,
         mut touched: impl FnMut(CellId),
     ) -> Result<()> {
         for effect in effects {
             let schema = &self.schema;
-            let id = self
-                .cells
-                .find_or_insert(&effect.key, || new_cell(schema, &effect.key))?;
+            let check = |cell: &CellState| match check_range {
+                true => cell
+                    .check_integer_range(&effect.ops)
+                    .map_err(|source| invalid(&effect.key, source)),
+                false => Ok(()),
+            };
+            // A refused fresh cell must not be stored: stored cells are part of the state's bytes.
+            let id = self.cells.find_or_insert(&effect.key, || {
+                let fresh = new_cell(schema, &effect.key)?;
+                check(&fresh).map(|()| fresh)
+            })?;
             let cell = self.cells.state_mut(id);
+            check(cell)?;
             cell.apply_all(&effect.ops, dot)
                 .map_err(|source| invalid(&effect.key, source))?;
             if cell.tombstone_count() > 0 {
@@ -468,6 +499,9 @@ impl Replica {
             Some(&mut observe),
             CommitPath::Ordered,
         )?;
+        // The proposer's check, as for a local commit: it does not propose what it could not
+        // read back.
+        self.check_ranges(&effects)?;
         Ok(OrderedUpdate {
             schema_version: self.schema.version(),
             effects,
@@ -488,7 +522,7 @@ impl Replica {
         let mut touched = Vec::with_capacity(update.effects.len());
         let outcome = match self.try_effects(&update.effects, dot) {
             Ok(()) => {
-                self.install_effects(&update.effects, dot, |id| touched.push(id))?;
+                self.install_effects(&update.effects, dot, false, |id| touched.push(id))?;
                 OrderedOutcome::Applied(dot)
             }
             Err(refusal) => OrderedOutcome::Refused(refusal),
@@ -1026,7 +1060,7 @@ impl Replica {
                     }
                     let mut open = std::mem::take(&mut replica.open_cells);
                     let applied =
-                        replica.apply_local(&update.effects, update.dot, |id| open.push(id));
+                        replica.apply_local(&update.effects, update.dot, false, |id| open.push(id));
                     replica.open_cells = open;
                     applied.map_err(|e| fail(e.to_string()))?;
                     replica.clock.set(id, update.dot.counter());

@@ -200,6 +200,38 @@ fn take_ready_into_hands_out_what_take_ready_would() {
 // ------------------------------------------------------------------ refusals leave no trace
 
 #[test]
+fn a_commit_that_would_take_a_counter_out_of_i64_is_refused_and_changes_nothing() {
+    let mut replica = cluster(1).pop().unwrap();
+    replica.commit(incr("full", i64::MAX)).unwrap();
+    replica.take_ready();
+    let before = replica.canonical_state();
+    let overflow = |err: LocalCommitError, row: &str| match err {
+        LocalCommitError::InvalidOperations { errors } => {
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].0, CellKey::new("t", row, "sum"));
+            assert!(matches!(errors[0].1, AlgebraError::Overflow { .. }));
+        }
+        other => panic!("expected an overflow, got {other:?}"),
+    };
+    // One cell, already near the top.
+    overflow(replica.commit(incr("full", 1)).unwrap_err(), "full");
+    // A fresh cell, pushed past the top within the transaction: not even created.
+    let mut fresh = incr("fresh", i64::MAX);
+    fresh.increment("t", "fresh", "sum", 1);
+    overflow(replica.commit(fresh).unwrap_err(), "fresh");
+    // Several cells, the overflowing one last: none of them changes.
+    let mut several = incr("other", 5);
+    several.increment("t", "full", "sum", 1);
+    overflow(replica.commit(several).unwrap_err(), "full");
+    assert_eq!(replica.canonical_state(), before);
+    assert!(!replica.has_ready());
+    // Back into range within one transaction is fine: only the result counts.
+    let mut there_and_back = incr("full", 1);
+    there_and_back.increment("t", "full", "sum", -1);
+    replica.commit(there_and_back).unwrap();
+}
+
+#[test]
 fn refused_transactions_change_nothing() {
     let mut replica = cluster(1).pop().unwrap();
     replica.commit(incr("r", 1)).unwrap();

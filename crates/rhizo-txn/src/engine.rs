@@ -13,7 +13,6 @@ use rhizo_commit::{
     AlgebraicTransaction, CellKey, LocalCommitError, OrderedOutcome, Record, Replica,
     consensus_origin, wire,
 };
-use smallvec::SmallVec;
 
 use crate::coordinated::{CoordinatedBackend, Decided, Proposal, RegisterWrite, SingleNode};
 use crate::log::{self, Checkpoint, CoordinatedEntry, Entry, LogWriter};
@@ -238,6 +237,9 @@ pub struct Engine {
     /// The single-node log (under Raft, the Raft node's [`FileRaftLog`] holds everything).
     log: Option<LogWriter>,
     outbox: Vec<(NodeId, EngineMessage)>,
+    /// The replica's output of the current step, kept between steps so that its lists keep
+    /// their capacity (a commit then allocates no `Ready`).
+    ready: rhizo_commit::Ready,
     /// Outcomes of proposals answered after `commit` returned [`TxnError::Pending`].
     outcomes: Vec<(ProposalId, Result<CommitOutcome>)>,
     poisoned: Option<String>,
@@ -421,6 +423,7 @@ impl Engine {
             backend: Box::new(SingleNode::new()),
             log,
             outbox: Vec::new(),
+            ready: rhizo_commit::Ready::default(),
             outcomes: Vec::new(),
             poisoned: None,
             group_waiting: 0,
@@ -666,7 +669,6 @@ impl Engine {
                     .collect(),
             });
         }
-        self.screen(&algebraic, true)?;
         let dot = match &mut self.core {
             Core::Local(manager) => {
                 manager
@@ -713,7 +715,6 @@ impl Engine {
         algebraic: AlgebraicTransaction,
         registers: Vec<RegisterWrite>,
     ) -> Result<Submission> {
-        self.screen(&algebraic, false)?;
         if let Core::Raft(node) = &mut self.core {
             let tx = ordered_transaction(algebraic, &registers);
             let proposal = node.propose(tx).map_err(|e| match e {
@@ -889,74 +890,6 @@ impl Engine {
         }
     }
 
-    /// One pass over a transaction's algebraic operations, before the replica sees them:
-    /// refuses operations on register columns (when `refuse_registers`) and commits that would
-    /// take an exact integer counter out of `i64` on this node. The replica validates the rest.
-    fn screen(&self, tx: &AlgebraicTransaction, refuse_registers: bool) -> Result<()> {
-        let mut counters: SmallVec<[(&CellKey, i128, OpType); 4]> = SmallVec::new();
-        let mut refused: Vec<(CellKey, OpType)> = Vec::new();
-        for op in tx.operations() {
-            let Ok(spec) = self.schema().column(&op.key.table, &op.key.column) else {
-                continue;
-            };
-            if spec.merge() == MergeType::Register {
-                if refuse_registers {
-                    refused.push((op.key.clone(), op.op_type));
-                }
-                continue;
-            }
-            let (Some(amount), ValueType::Integer) = (op.value.as_integer(), spec.value_type())
-            else {
-                continue;
-            };
-            match (spec.merge(), op.op_type) {
-                (MergeType::Add, OpType::AbelianAdd)
-                | (MergeType::Multiply, OpType::AbelianMultiply) => {
-                    counters.push((&op.key, i128::from(amount), op.op_type));
-                }
-                _ => {}
-            }
-        }
-        if !refused.is_empty() {
-            return Err(TxnError::NotAlgebraic {
-                operations: refused,
-            });
-        }
-        // Effects on one cell combine; a cell's column has one merge type, so one op kind.
-        counters.sort_by(|a, b| a.0.cmp(b.0));
-        let mut i = 0;
-        while i < counters.len() {
-            let (key, mut combined, op_type) = counters[i];
-            i += 1;
-            while i < counters.len() && counters[i].0 == key {
-                combined = match op_type {
-                    OpType::AbelianAdd => combined.saturating_add(counters[i].1),
-                    _ => combined.saturating_mul(counters[i].1),
-                }
-                // Keep the accumulator bounded; anything this large overflows anyway.
-                .clamp(-(1i128 << 100), 1i128 << 100);
-                i += 1;
-            }
-            let Ok(current) = self.manager().replica().read_key(key) else {
-                continue; // already out of range through remote updates: reads report it
-            };
-            let Some(current) = current.as_integer() else {
-                continue;
-            };
-            let result = match op_type {
-                OpType::AbelianAdd => i128::from(current) + combined,
-                _ => i128::from(current).saturating_mul(combined),
-            };
-            if i64::try_from(result).is_err() {
-                return Err(TxnError::Overflow {
-                    key: key.clone(),
-                    value_type: ValueType::Integer,
-                });
-            }
-        }
-        Ok(())
-    }
-
     // ------------------------------------------------------------------ durability
 
     fn check_usable(&self) -> Result<()> {
@@ -983,26 +916,28 @@ impl Engine {
     }
 
     /// The single-node replica's output: records for the log, messages for the outbox.
-    fn take_local_ready(&mut self) -> rhizo_commit::Ready {
+    /// Moves the replica's output into `self.ready` (emptied first), its messages on into the
+    /// outbox.
+    fn take_local_ready(&mut self) {
+        self.ready.clear();
         let Core::Local(manager) = &mut self.core else {
-            return rhizo_commit::Ready::default();
+            return;
         };
-        let mut ready = manager.take_ready();
+        manager.take_ready_into(&mut self.ready);
         self.outbox.extend(
-            ready
+            self.ready
                 .messages
                 .drain(..)
                 .map(|(to, m)| (to, RaftWire::Replica(Box::new(m)))),
         );
-        ready
     }
 
     /// Logs what the replica produced for a commit (as one coordinated frame for the
     /// coordinated index `coordinated`) and syncs per the policy. Returns whether the commit
     /// is durable.
     fn persist_commit(&mut self, coordinated: Option<u64>) -> Result<bool> {
-        let ready = self.take_local_ready();
-        let Some(log) = &mut self.log else {
+        self.take_local_ready();
+        let (ready, Some(log)) = (&self.ready, &mut self.log) else {
             return Ok(false);
         };
         match coordinated {
@@ -1058,8 +993,8 @@ impl Engine {
     /// (see [`Engine::take_messages`]), which is when it matters: a peer learns this node's
     /// clock only from a message.
     fn persist_received(&mut self) -> Result<()> {
-        let ready = self.take_local_ready();
-        let Some(log) = &mut self.log else {
+        self.take_local_ready();
+        let (ready, Some(log)) = (&self.ready, &mut self.log) else {
             return Ok(());
         };
         for record in &ready.records {

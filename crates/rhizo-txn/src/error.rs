@@ -201,7 +201,13 @@ impl TxnError {
             LocalCommitError::RequiresCoordination { operations } => {
                 Self::NotAlgebraic { operations }
             }
-            LocalCommitError::InvalidOperations { errors } => Self::InvalidOperations { errors },
+            LocalCommitError::InvalidOperations { errors } => match errors.as_slice() {
+                [(key, AlgebraError::Overflow { value_type })] => Self::Overflow {
+                    key: key.clone(),
+                    value_type: *value_type,
+                },
+                _ => Self::InvalidOperations { errors },
+            },
             LocalCommitError::UnknownCell { key, source } => Self::InvalidOperations {
                 errors: vec![(*key, *source)],
             },

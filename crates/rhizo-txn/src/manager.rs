@@ -181,6 +181,11 @@ impl CoordinationFreeManager {
         self.replica.take_ready()
     }
 
+    /// [`CoordinationFreeManager::take_ready`] into a `Ready` the caller keeps (appended).
+    pub fn take_ready_into(&mut self, ready: &mut Ready) {
+        self.replica.take_ready_into(ready);
+    }
+
     /// The local value of one cell (its column's identity if never written).
     pub fn read(
         &self,

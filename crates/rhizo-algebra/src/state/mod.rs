@@ -669,6 +669,48 @@ impl CellState {
         Ok(())
     }
 
+    /// Refuses `ops` with [`AlgebraError::Overflow`] if applying them would take this cell's
+    /// exact integer sum or product out of `i64` as this state reads now.
+    ///
+    /// The state itself holds any exact result (reads report an overflow), so replicas converge
+    /// whatever they receive; this is the committer's check, so that a node does not
+    /// acknowledge a write it could not read back. A cell already out of range (through updates
+    /// of others) is left to its reads. Other kinds have nothing to check.
+    pub fn check_integer_range(&self, ops: &[CellOp]) -> Result<()> {
+        let (is_sum, current) = match &self.kind {
+            // The read's fold, without building a value: this runs on every local commit.
+            StateKind::SumInt(origins) => {
+                let total = origins
+                    .partials()
+                    .try_fold(0i128, |total, partial| total.checked_add(partial));
+                (true, total)
+            }
+            StateKind::ProductInt(_) => match self.value() {
+                Ok(AlgebraicValue::Integer(v)) => (false, Some(i128::from(v))),
+                _ => (false, None),
+            },
+            _ => return Ok(()),
+        };
+        let Some(current) = current.filter(|c| i64::try_from(*c).is_ok()) else {
+            return Ok(());
+        };
+        // Bounded so that the arithmetic cannot overflow; anything this large is out of range.
+        const BOUND: i128 = 1 << 100;
+        let mut result = current;
+        for op in ops {
+            result = match op {
+                CellOp::AddInt(v) if is_sum => result.saturating_add(i128::from(*v)),
+                CellOp::MulInt(v) if !is_sum => result.saturating_mul(i128::from(*v)),
+                _ => continue,
+            }
+            .clamp(-BOUND, BOUND);
+        }
+        match i64::try_from(result) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(AlgebraError::overflow(ValueType::Integer)),
+        }
+    }
+
     /// Whether [`CellState::merge`] of `other` into this state cannot fail: both are the same
     /// kind with the same parameters, and the kind has no size limit to reach (only grow-only
     /// `Union` and `Intersect` sets may exceed theirs). A replica merges such a state in place,
