@@ -84,13 +84,15 @@ pub enum AlgebraError {
         /// What was wrong.
         reason: &'static str,
     },
-    /// A display name did not name an operation kind or merge type.
-    #[error("{name:?} is not a known {what}")]
+    /// A name did not name an operation kind, merge type or value type.
+    #[error("{name:?} is not a known {what}; valid names: {valid}")]
     UnknownName {
         /// What was being parsed.
         what: &'static str,
         /// The name given.
         name: String,
+        /// The accepted spellings, for the message.
+        valid: &'static str,
     },
     /// A column declaration paired a merge type with a value type it cannot merge.
     #[error("a {merge} column cannot hold {value_type} values: {reason}")]

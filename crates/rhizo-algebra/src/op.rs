@@ -140,6 +140,13 @@ impl fmt::Display for OpType {
     }
 }
 
+/// Every operation kind's name, for error messages (a test checks it against [`OpType::ALL`]).
+const OP_NAMES: &str =
+    "MAX, MIN, UNION, INTERSECT, ADD, MULTIPLY, OVERWRITE, CONDITIONAL, UNKNOWN, OR_ADD, OR_REMOVE";
+
+/// Every merge type's name, for error messages (a test checks it against [`MergeType::ALL`]).
+const MERGE_NAMES: &str = "MAX, MIN, UNION, INTERSECT, ADD, MULTIPLY, OR_SET, REGISTER";
+
 impl FromStr for OpType {
     type Err = AlgebraError;
     /// Parses a display name such as `"ADD"` (case-sensitive).
@@ -150,6 +157,7 @@ impl FromStr for OpType {
             .ok_or_else(|| AlgebraError::UnknownName {
                 what: "operation kind",
                 name: s.to_owned(),
+                valid: OP_NAMES,
             })
     }
 }
@@ -244,6 +252,7 @@ impl FromStr for MergeType {
             .ok_or_else(|| AlgebraError::UnknownName {
                 what: "merge type",
                 name: s.to_owned(),
+                valid: MERGE_NAMES,
             })
     }
 }
@@ -297,9 +306,16 @@ mod tests {
             "add".parse::<OpType>(),
             Err(AlgebraError::UnknownName {
                 what: "operation kind",
-                name: "add".into()
+                name: "add".into(),
+                valid: OP_NAMES,
             })
         );
+        // The names an error lists are exactly the ones that parse.
+        let listed = |names: &str| names.split(", ").map(str::to_owned).collect::<Vec<_>>();
+        let ops: Vec<String> = OpType::ALL.iter().map(|o| o.name().to_owned()).collect();
+        let merges: Vec<String> = MergeType::ALL.iter().map(|m| m.name().to_owned()).collect();
+        assert_eq!(listed(OP_NAMES), ops);
+        assert_eq!(listed(MERGE_NAMES), merges);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::str::FromStr;
 
 use crate::{AlgebraError, Decimal, Result};
 
@@ -264,6 +265,35 @@ impl fmt::Display for ValueType {
     }
 }
 
+impl FromStr for ValueType {
+    type Err = AlgebraError;
+
+    /// Parses a type as people write it: `"integer"` (or `"int"`), `"float"`, `"boolean"` (or
+    /// `"bool"`), `"string_set"` (or `"str_set"`), `"int_set"`, `"decimal(N)"`. Case, spaces
+    /// and hyphens do not matter, so [`ValueType::name`] and the `Display` form parse back.
+    fn from_str(s: &str) -> Result<Self> {
+        let spelled = s.trim().to_ascii_lowercase().replace([' ', '-'], "_");
+        let scale = spelled
+            .strip_prefix("decimal(")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .map(|inner| inner.strip_prefix("scale_").unwrap_or(inner))
+            .and_then(|digits| digits.parse::<u8>().ok());
+        match (spelled.as_str(), scale) {
+            (_, Some(scale)) => Ok(ValueType::Decimal { scale }),
+            ("integer" | "int", _) => Ok(ValueType::Integer),
+            ("float", _) => Ok(ValueType::Float),
+            ("boolean" | "bool", _) => Ok(ValueType::Boolean),
+            ("string_set" | "str_set", _) => Ok(ValueType::StringSet),
+            ("int_set", _) => Ok(ValueType::IntSet),
+            _ => Err(AlgebraError::UnknownName {
+                what: "value type",
+                name: s.to_owned(),
+                valid: "integer, float, boolean, string_set, int_set, decimal(N)",
+            }),
+        }
+    }
+}
+
 /// A value a column holds or an operation carries.
 ///
 /// Equality is exact: floats are equal when their bits are (`-0.0 != +0.0`), decimals when
@@ -504,6 +534,33 @@ impl TryFrom<AlgebraicValue> for SortedSet<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_types_parse_from_their_names_and_display() {
+        for vt in [
+            ValueType::Integer,
+            ValueType::Float,
+            ValueType::Decimal { scale: 2 },
+            ValueType::StringSet,
+            ValueType::IntSet,
+            ValueType::Boolean,
+        ] {
+            assert_eq!(vt.to_string().parse::<ValueType>(), Ok(vt));
+        }
+        assert_eq!(" Int ".parse::<ValueType>(), Ok(ValueType::Integer));
+        assert_eq!("string-set".parse::<ValueType>(), Ok(ValueType::StringSet));
+        assert_eq!(
+            "decimal(4)".parse::<ValueType>(),
+            Ok(ValueType::Decimal { scale: 4 })
+        );
+        for bad in ["complex", "decimal(x)", "decimal(300)", ""] {
+            let err = bad.parse::<ValueType>().unwrap_err();
+            assert!(
+                matches!(&err, AlgebraError::UnknownName { what: "value type", name, .. } if name == bad)
+            );
+            assert!(err.to_string().contains("decimal(N)"), "{err}");
+        }
+    }
 
     #[test]
     fn conversions_round_trip_and_refuse_other_kinds() {

@@ -2,7 +2,8 @@
 
 The native module ``_rhizo`` holds the roadmap's classes (``PyNodeId``, ``PyVectorClock``, ...);
 this package re-exports them under those names and under friendlier ones (``NodeId``,
-``VectorClock``, ``Engine``, ...), together with the ``RhizoError`` hierarchy.
+``VectorClock``, ``Engine``, ``EngineCluster``, ...), together with the ``RhizoError``
+hierarchy; ``simulate(...)`` builds a simulated cluster of engines for experiments.
 
     >>> import rhizo
     >>> engine = rhizo.open(None)  # in memory; pass a directory to persist
@@ -38,9 +39,11 @@ from _rhizo import (
     PyAlgebraicTransaction,
     PyAlgebraicValue,
     PyCausalOrder,
+    PyClusterNode,
     PyCommitOutcome,
     PyDot,
     PyEngine,
+    PyEngineCluster,
     PyLocalCommitProtocol,
     PyMergedState,
     PyMergeType,
@@ -90,8 +93,14 @@ SimulatedCluster = PySimulatedCluster
 Engine = PyEngine
 Transaction = PyTransaction
 CommitOutcome = PyCommitOutcome
+EngineCluster = PyEngineCluster
+ClusterNode = PyClusterNode
 
 SyncPolicy = Literal["every_commit", "group", "none"]
+Backend = Literal["single_node", "raft"]
+NetworkCondition = Literal[
+    "perfect", "reordered", "delayed", "partitioned", "lossy", "duplicating", "chaos"
+]
 
 
 def open(
@@ -116,12 +125,42 @@ def open(
     )
 
 
+def simulate(
+    nodes: int = 3,
+    *,
+    seed: int = 0,
+    schema: PySchema | None = None,
+    backend: Backend = "single_node",
+    network: NetworkCondition = "perfect",
+    sync: SyncPolicy = "every_commit",
+    root: str | os.PathLike[str] | None = None,
+) -> PyEngineCluster:
+    """A cluster of ``nodes`` engines on a simulated ``network``, reproducible from ``seed``.
+
+    ``backend="raft"`` orders coordinated transactions by Raft consensus over the simulated
+    network; ``"single_node"`` allows coordination-free ones only. Without ``schema`` every
+    engine declares the roadmap's tables. For finer network settings, build a
+    ``SimulationBuilder`` and pass it to ``EngineCluster`` directly.
+
+        >>> cluster = simulate(3, seed=1)
+        >>> with cluster.node(0).transaction(mode="coordination_free") as tx:
+        ...     _ = tx.increment("counters", "page_views", 1)
+        >>> _ = cluster.run_until_quiescent(1000)
+        >>> cluster.node(2).read("counters", "page_views")
+        1
+    """
+    builder = PySimulationBuilder().nodes(nodes).seed(seed).network_condition(network)
+    return PyEngineCluster(builder, schema, backend=backend, sync=sync, root=root)
+
+
 __all__ = [
     "AlgebraicMerger",
     "AlgebraicOperation",
     "AlgebraicTransaction",
     "AlgebraicValue",
+    "Backend",
     "CausalOrder",
+    "ClusterNode",
     "CommitOutcome",
     "ConditionFailedError",
     "ConfigError",
@@ -131,6 +170,7 @@ __all__ = [
     "DecodeError",
     "Dot",
     "Engine",
+    "EngineCluster",
     "InvalidDotError",
     "InvalidNodeIdError",
     "InvalidOperationError",
@@ -139,6 +179,7 @@ __all__ = [
     "LocalCommitProtocol",
     "MergeType",
     "MergedState",
+    "NetworkCondition",
     "NodeId",
     "NodeStateError",
     "OpType",
@@ -148,9 +189,11 @@ __all__ = [
     "PyAlgebraicTransaction",
     "PyAlgebraicValue",
     "PyCausalOrder",
+    "PyClusterNode",
     "PyCommitOutcome",
     "PyDot",
     "PyEngine",
+    "PyEngineCluster",
     "PyLocalCommitProtocol",
     "PyMergeType",
     "PyMergedState",
@@ -185,4 +228,5 @@ __all__ = [
     "VersionedUpdate",
     "__version__",
     "open",
+    "simulate",
 ]

@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use pyo3::Borrowed;
 use pyo3::basic::CompareOp;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use rhizo_algebra::{
@@ -266,8 +265,8 @@ impl PyValueType {
     }
 }
 
-/// A value type argument: a `PyValueType` or its spelling as a string: `"integer"`, `"float"`,
-/// `"boolean"`, `"string_set"`, `"int_set"`, `"decimal(N)"`.
+/// A value type argument: a `PyValueType` or its spelling as `ValueType::from_str` parses it:
+/// `"integer"`, `"float"`, `"boolean"`, `"string_set"`, `"int_set"`, `"decimal(N)"`.
 pub(crate) struct ValueTypeArg(pub(crate) ValueType);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for ValueTypeArg {
@@ -278,28 +277,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for ValueTypeArg {
             return Ok(Self(vt.get().0));
         }
         let text = obj.cast::<PyString>()?.to_cow()?.into_owned();
-        let spelled = text.trim().to_ascii_lowercase().replace([' ', '-'], "_");
-        let value_type = match spelled.as_str() {
-            "integer" | "int" => ValueType::Integer,
-            "float" => ValueType::Float,
-            "boolean" | "bool" => ValueType::Boolean,
-            "string_set" | "str_set" => ValueType::StringSet,
-            "int_set" => ValueType::IntSet,
-            other => match other
-                .strip_prefix("decimal(")
-                .and_then(|rest| rest.strip_suffix(')'))
-                .and_then(|digits| digits.parse::<u8>().ok())
-            {
-                Some(scale) => ValueType::Decimal { scale },
-                None => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown value type {text:?}; expected one of \"integer\", \"float\", \
-                         \"boolean\", \"string_set\", \"int_set\", \"decimal(N)\""
-                    )));
-                }
-            },
-        };
-        Ok(Self(value_type))
+        ValueType::from_str(&text).py().map(Self)
     }
 }
 

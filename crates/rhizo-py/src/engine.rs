@@ -4,18 +4,21 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyTuple, PyType};
+use rhizo_algebra::AlgebraicValue;
 use rhizo_commit::{AlgebraicTransaction, CellKey};
+use rhizo_sim::NodeRef;
 use rhizo_txn::{
-    CommitOutcome, CommitPath, Engine, EngineConfig, Finished, RegisterWrite, SyncPolicy,
-    TransactionMode, TxnError, roadmap_schema,
+    BatchOp, BatchVerb, CommitOutcome, CommitPath, Engine, EngineConfig, Finished, RegisterWrite,
+    SyncPolicy, TransactionMode, TxnError, roadmap_schema,
 };
 
 use crate::algebra::{MergeTypeArg, PySchema, ValueTypeArg};
 use crate::clock::{PyDot, PyNodeId, PyVectorClock};
+use crate::cluster::PyEngineCluster;
 use crate::convert::{Elements, NodeArg, ValueArg, value_to_py};
 use crate::errors::{Exc, PyResultExt, Raise, ToRaise};
 
@@ -26,7 +29,7 @@ use crate::errors::{Exc, PyResultExt, Raise, ToRaise};
 const MODES: &str = "\"coordination_free\", \"coordinated\", \"auto\"";
 
 /// A mode argument, by the name `rhizo_txn::TransactionMode` parses.
-fn parse_mode(name: &str) -> PyResult<TransactionMode> {
+pub(crate) fn parse_mode(name: &str) -> PyResult<TransactionMode> {
     name.parse::<TransactionMode>().py()
 }
 
@@ -56,6 +59,8 @@ impl ToRaise for TxnError {
                 "UnknownMode",
                 format!("unknown transaction mode {name:?}; valid modes: {MODES}"),
             ),
+            E::UnknownName { .. } => Raise::new(Exc::Config, "UnknownName", message),
+            E::Simulation(source) => source.to_raise(),
             E::Schema(source) => {
                 let mut raise = source.to_raise();
                 raise.kind = "Schema";
@@ -73,7 +78,7 @@ impl ToRaise for TxnError {
             E::Poisoned { .. } => Raise::new(Exc::Poisoned, "Poisoned", message),
             E::Corrupt { .. } => Raise::new(Exc::CorruptLog, "Corrupt", message),
             E::Recovery(_) => Raise::new(Exc::CorruptLog, "Recovery", message),
-            // The bindings open single-node engines; these come only from the Raft backend.
+            // These come only from the Raft backend (a cluster of engines).
             E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
             E::Pending { .. } => Raise::new(Exc::Rhizo, "Pending", message),
             E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
@@ -88,7 +93,7 @@ fn closed() -> PyErr {
 /// What a successful commit returns.
 #[pyclass(module = "_rhizo", name = "PyCommitOutcome", frozen)]
 #[derive(Clone, Copy)]
-pub(crate) struct PyCommitOutcome(CommitOutcome);
+pub(crate) struct PyCommitOutcome(pub(crate) CommitOutcome);
 
 #[pymethods]
 impl PyCommitOutcome {
@@ -180,20 +185,7 @@ impl PyEngine {
         group_max_records: usize,
     ) -> PyResult<Self> {
         let node = node_id.map_or_else(|| rhizo_clock::NodeId::numbered(0), |n| n.0);
-        let sync = match sync {
-            "every_commit" => SyncPolicy::EveryCommit,
-            "group" => SyncPolicy::Group {
-                max_delay_ms: group_delay_ms,
-                max_records: group_max_records,
-            },
-            "none" => SyncPolicy::None,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown sync policy {other:?}; valid policies: \"every_commit\", \
-                     \"group\", \"none\""
-                )));
-            }
-        };
+        let sync = SyncPolicy::named(sync, group_delay_ms, group_max_records).py()?;
         let mut config = EngineConfig::new(node)
             .with_sync(sync)
             .with_schema(schema.map_or_else(roadmap_schema, |s| s.0.clone()));
@@ -219,14 +211,7 @@ impl PyEngine {
     fn transaction(slf: Bound<'_, Self>, mode: &str) -> PyResult<PyTransaction> {
         let mode = parse_mode(mode)?;
         slf.get().get(|_| ())?;
-        Ok(PyTransaction {
-            engine: slf.unbind(),
-            mode,
-            algebraic: AlgebraicTransaction::new(),
-            registers: Vec::new(),
-            finished: None,
-            outcome: None,
-        })
+        Ok(PyTransaction::new(Target::Engine(slf.unbind()), mode))
     }
 
     /// Commits many operations in one call, `ops_per_transaction` to a transaction (each
@@ -246,33 +231,12 @@ impl PyEngine {
         ops_per_transaction: Option<usize>,
     ) -> PyResult<usize> {
         let mode = parse_mode(mode)?;
-        let chunk = match ops_per_transaction {
-            Some(0) => {
-                return Err(PyValueError::new_err(
-                    "ops_per_transaction must be at least 1",
-                ));
-            }
-            Some(n) => n,
-            None => usize::MAX,
-        };
-        let mut committed = 0;
-        let mut parts = Parts::default();
-        // Operations are converted outside the lock (conversion runs Python code); each full
-        // transaction is committed under it.
-        for item in operations.try_iter()? {
-            parts.push_tuple(&item?)?;
-            if parts.len() >= chunk {
-                let (algebraic, registers) = parts.take();
-                self.with(|e| e.commit_parts(mode, algebraic, registers))?;
-                committed += 1;
-            }
-        }
-        if parts.len() > 0 {
-            let (algebraic, registers) = parts.take();
-            self.with(|e| e.commit_parts(mode, algebraic, registers))?;
-            committed += 1;
-        }
-        Ok(committed)
+        // Converted before the engine is locked: conversion may run Python code.
+        let ops = operations
+            .try_iter()?
+            .map(|item| batch_op(&item?))
+            .collect::<PyResult<Vec<BatchOp>>>()?;
+        self.with(|e| e.commit_batch(mode, ops, ops_per_transaction.unwrap_or(usize::MAX)))
     }
 
     /// Reads one cell locally (`column` defaults to `"value"`).
@@ -422,87 +386,82 @@ impl PyEngine {
     }
 }
 
-/// The operations of one transaction, split as the engine takes them.
-#[derive(Default)]
-struct Parts {
-    algebraic: AlgebraicTransaction,
-    registers: Vec<RegisterWrite>,
+/// One `(verb, table, row, column, value)` tuple of `commit_batch`.
+fn batch_op(item: &Bound<'_, PyAny>) -> PyResult<BatchOp> {
+    let tuple = item.cast::<PyTuple>().map_err(|_| {
+        PyTypeError::new_err("each batch operation is a tuple (verb, table, row, column, value)")
+    })?;
+    if tuple.len() != 5 {
+        return Err(PyTypeError::new_err(format!(
+            "each batch operation is a tuple (verb, table, row, column, value); got {} items",
+            tuple.len()
+        )));
+    }
+    let verb: BatchVerb = tuple
+        .get_borrowed_item(0)?
+        .extract::<PyBackedStr>()?
+        .parse()
+        .py()?;
+    let table: PyBackedStr = tuple.get_borrowed_item(1)?.extract()?;
+    let row: PyBackedStr = tuple.get_borrowed_item(2)?.extract()?;
+    let column: PyBackedStr = tuple.get_borrowed_item(3)?.extract()?;
+    let value = tuple.get_borrowed_item(4)?;
+    let operand = if verb.takes_elements() {
+        AlgebraicValue::string_set(value.extract::<Elements>()?.0)
+    } else {
+        value.extract::<ValueArg>()?.0
+    };
+    Ok(verb.operation(CellKey::new(&table, &row, &column), operand))
 }
 
-impl Parts {
-    fn len(&self) -> usize {
-        self.algebraic.len() + self.registers.len()
+/// What a `PyTransaction` commits to: an engine, or one node of a simulated cluster.
+pub(crate) enum Target {
+    Engine(Py<PyEngine>),
+    Node(Py<PyEngineCluster>, NodeRef),
+}
+
+impl Target {
+    fn read(
+        &self,
+        py: Python<'_>,
+        table: &str,
+        row: &str,
+        column: &str,
+    ) -> PyResult<AlgebraicValue> {
+        match self {
+            Self::Engine(engine) => engine.get().with(|e| e.read(table, row, column)),
+            Self::Node(cluster, node) => cluster.borrow(py).0.read(*node, table, row, column).py(),
+        }
     }
 
-    fn take(&mut self) -> (AlgebraicTransaction, Vec<RegisterWrite>) {
-        let parts = std::mem::take(self);
-        (parts.algebraic, parts.registers)
-    }
-
-    /// One `(verb, table, row, column, value)` tuple of `commit_batch`.
-    fn push_tuple(&mut self, item: &Bound<'_, PyAny>) -> PyResult<()> {
-        let tuple = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err(
-                "each batch operation is a tuple (verb, table, row, column, value)",
-            )
-        })?;
-        if tuple.len() != 5 {
-            return Err(PyTypeError::new_err(format!(
-                "each batch operation is a tuple (verb, table, row, column, value); got {} items",
-                tuple.len()
-            )));
+    fn commit(
+        &self,
+        py: Python<'_>,
+        mode: TransactionMode,
+        algebraic: AlgebraicTransaction,
+        registers: Vec<RegisterWrite>,
+    ) -> PyResult<CommitOutcome> {
+        match self {
+            Self::Engine(engine) => engine
+                .get()
+                .with(|e| e.commit_parts(mode, algebraic, registers)),
+            Self::Node(cluster, node) => cluster
+                .borrow_mut(py)
+                .0
+                .commit_parts(*node, mode, algebraic, registers)
+                .py(),
         }
-        let verb: PyBackedStr = tuple.get_borrowed_item(0)?.extract()?;
-        let table: PyBackedStr = tuple.get_borrowed_item(1)?.extract()?;
-        let row: PyBackedStr = tuple.get_borrowed_item(2)?.extract()?;
-        let column: PyBackedStr = tuple.get_borrowed_item(3)?.extract()?;
-        let value = tuple.get_borrowed_item(4)?;
-        let (t, r, c) = (&*table, &*row, &*column);
-        match &*verb {
-            "increment" => {
-                self.algebraic
-                    .increment(t, r, c, value.extract::<ValueArg>()?.0);
-            }
-            "multiply" => {
-                self.algebraic
-                    .multiply(t, r, c, value.extract::<ValueArg>()?.0);
-            }
-            "max" => {
-                self.algebraic.max(t, r, c, value.extract::<ValueArg>()?.0);
-            }
-            "min" => {
-                self.algebraic.min(t, r, c, value.extract::<ValueArg>()?.0);
-            }
-            "add_to_set" => {
-                self.algebraic
-                    .add_to_set(t, r, c, value.extract::<Elements>()?.0);
-            }
-            "remove_from_set" => {
-                self.algebraic
-                    .remove_from_set(t, r, c, value.extract::<Elements>()?.0);
-            }
-            "put" => self.registers.push(RegisterWrite::Put {
-                key: CellKey::new(t, r, c),
-                value: value.extract::<ValueArg>()?.0,
-            }),
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown batch verb {other:?}; valid verbs: \"increment\", \"multiply\", \
-                     \"max\", \"min\", \"add_to_set\", \"remove_from_set\", \"put\""
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
-/// A transaction on a `PyEngine`, built by its methods and committed once.
+/// A transaction on a `PyEngine` (or on a node of a `PyEngineCluster`), built by its methods
+/// and committed once.
 ///
 /// As a context manager it commits on normal exit (raising the commit's error, if any) and
 /// aborts on an exception (which then propagates). `outcome` holds the commit's result.
 #[pyclass(module = "_rhizo", name = "PyTransaction")]
 pub(crate) struct PyTransaction {
-    engine: Py<PyEngine>,
+    target: Target,
     mode: TransactionMode,
     algebraic: AlgebraicTransaction,
     registers: Vec<RegisterWrite>,
@@ -511,6 +470,17 @@ pub(crate) struct PyTransaction {
 }
 
 impl PyTransaction {
+    pub(crate) fn new(target: Target, mode: TransactionMode) -> Self {
+        Self {
+            target,
+            mode,
+            algebraic: AlgebraicTransaction::new(),
+            registers: Vec::new(),
+            finished: None,
+            outcome: None,
+        }
+    }
+
     fn open(&mut self) -> PyResult<&mut Self> {
         match self.finished {
             Some(finished) => Err(TxnError::TransactionFinished(finished)
@@ -667,21 +637,17 @@ impl PyTransaction {
         column: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.open()?;
-        let value = self.engine.get().with(|e| e.read(table, row, column))?;
+        let value = self.target.read(py, table, row, column)?;
         value_to_py(py, &value)
     }
 
     /// Commits: every operation takes effect, or none and the error says why. Once only.
-    fn commit(&mut self) -> PyResult<PyCommitOutcome> {
+    fn commit(&mut self, py: Python<'_>) -> PyResult<PyCommitOutcome> {
         self.open()?;
         self.finished = Some(Finished::Committed);
         let algebraic = std::mem::take(&mut self.algebraic);
         let registers = std::mem::take(&mut self.registers);
-        let mode = self.mode;
-        let outcome = self
-            .engine
-            .get()
-            .with(|e| e.commit_parts(mode, algebraic, registers))?;
+        let outcome = self.target.commit(py, self.mode, algebraic, registers)?;
         self.outcome = Some(outcome);
         Ok(PyCommitOutcome(outcome))
     }
@@ -730,6 +696,7 @@ impl PyTransaction {
     #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
     fn __exit__(
         &mut self,
+        py: Python<'_>,
         exc_type: Option<&Bound<'_, PyType>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
@@ -740,7 +707,7 @@ impl PyTransaction {
         if exc_type.is_some() {
             self.abort()?;
         } else {
-            self.commit()?;
+            self.commit(py)?;
         }
         Ok(false)
     }

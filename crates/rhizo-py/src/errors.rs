@@ -515,6 +515,7 @@ impl ToRaise for SimError {
             E::ZeroFanout => (Exc::SimulationConfig, "ZeroFanout"),
             E::ZeroBatchSize => (Exc::SimulationConfig, "ZeroBatchSize"),
             E::ZeroSyncInterval => (Exc::SimulationConfig, "ZeroSyncInterval"),
+            E::UnknownCondition { .. } => (Exc::SimulationConfig, "UnknownCondition"),
             E::UnknownNode { .. } => (Exc::UnknownNode, "UnknownNode"),
             E::NodeCrashed { .. } => (Exc::NodeState, "NodeCrashed"),
             E::NodeNotCrashed { .. } => (Exc::NodeState, "NodeNotCrashed"),

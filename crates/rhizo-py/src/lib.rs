@@ -10,6 +10,7 @@
 
 mod algebra;
 mod clock;
+mod cluster;
 mod commit;
 mod convert;
 mod engine;
@@ -43,5 +44,7 @@ fn _rhizo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyCommitOutcome>()?;
     m.add_class::<sim::PySimulationBuilder>()?;
     m.add_class::<sim::PySimulatedCluster>()?;
+    m.add_class::<cluster::PyEngineCluster>()?;
+    m.add_class::<cluster::PyClusterNode>()?;
     Ok(())
 }

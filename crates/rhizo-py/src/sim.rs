@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rhizo_sim::{
-    GossipStrategy, LatencyModel, NetworkCondition, RegionMatrix, ReplicaNode, SimTime,
+    GossipStrategy, LatencyModel, NetworkCondition, RegionMatrix, ReplicaNode, SimStats, SimTime,
     SimulatedCluster, SimulationBuilder,
 };
 
@@ -13,15 +13,34 @@ use crate::algebra::PySchema;
 use crate::clock::{PyDot, PyNodeId, PyVectorClock};
 use crate::commit::PyAlgebraicTransaction;
 use crate::convert::{NodeRefArg, millis, value_to_py};
-use crate::errors::{Exc, PyResultExt, Raise, key_tuple};
+use crate::errors::{PyResultExt, key_tuple};
 
-fn ms(time: SimTime) -> f64 {
+/// The network's counters as a dict.
+pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &SimStats) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    out.set_item("messages_sent", s.messages_sent)?;
+    out.set_item("messages_delivered", s.messages_delivered)?;
+    out.set_item("dropped_by_loss", s.dropped_by_loss)?;
+    out.set_item("dropped_by_partition", s.dropped_by_partition)?;
+    out.set_item("dropped_at_crashed_node", s.dropped_at_crashed_node)?;
+    out.set_item("duplicated", s.duplicated)?;
+    out.set_item("bytes_sent", s.bytes_sent)?;
+    out.set_item("bytes_delivered", s.bytes_delivered)?;
+    out.set_item("events_processed", s.events_processed)?;
+    out.set_item("timer_fires", s.timer_fires)?;
+    out.set_item("peak_in_flight", s.peak_in_flight)?;
+    out.set_item("crashes", s.crashes)?;
+    out.set_item("restarts", s.restarts)?;
+    Ok(out)
+}
+
+pub(crate) fn ms(time: SimTime) -> f64 {
     time.as_micros() as f64 / 1000.0
 }
 
 /// Settings of a simulated cluster; every setter returns the builder, so calls chain.
 #[pyclass(module = "_rhizo", name = "PySimulationBuilder")]
-pub(crate) struct PySimulationBuilder(SimulationBuilder);
+pub(crate) struct PySimulationBuilder(pub(crate) SimulationBuilder);
 
 #[pymethods]
 impl PySimulationBuilder {
@@ -136,27 +155,7 @@ impl PySimulationBuilder {
         mut slf: PyRefMut<'py, Self>,
         name: &str,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        let condition = match name {
-            "perfect" => NetworkCondition::Perfect,
-            "reordered" => NetworkCondition::Reordered,
-            "delayed" => NetworkCondition::Delayed,
-            "partitioned" => NetworkCondition::Partitioned,
-            "lossy" => NetworkCondition::Lossy,
-            "duplicating" => NetworkCondition::Duplicating,
-            "chaos" => NetworkCondition::Chaos,
-            other => {
-                return Err(Raise::new(
-                    Exc::SimulationConfig,
-                    "UnknownCondition",
-                    format!(
-                        "unknown network condition {other:?}; valid conditions: \"perfect\", \
-                         \"reordered\", \"delayed\", \"partitioned\", \"lossy\", \
-                         \"duplicating\", \"chaos\""
-                    ),
-                )
-                .into_pyerr());
-            }
-        };
+        let condition = name.parse::<NetworkCondition>().py()?;
         slf.0.network_condition(condition);
         Ok(slf)
     }
@@ -325,22 +324,7 @@ impl PySimulatedCluster {
 
     /// The network's counters.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.0.stats();
-        let out = PyDict::new(py);
-        out.set_item("messages_sent", s.messages_sent)?;
-        out.set_item("messages_delivered", s.messages_delivered)?;
-        out.set_item("dropped_by_loss", s.dropped_by_loss)?;
-        out.set_item("dropped_by_partition", s.dropped_by_partition)?;
-        out.set_item("dropped_at_crashed_node", s.dropped_at_crashed_node)?;
-        out.set_item("duplicated", s.duplicated)?;
-        out.set_item("bytes_sent", s.bytes_sent)?;
-        out.set_item("bytes_delivered", s.bytes_delivered)?;
-        out.set_item("events_processed", s.events_processed)?;
-        out.set_item("timer_fires", s.timer_fires)?;
-        out.set_item("peak_in_flight", s.peak_in_flight)?;
-        out.set_item("crashes", s.crashes)?;
-        out.set_item("restarts", s.restarts)?;
-        Ok(out)
+        stats_dict(py, self.0.stats())
     }
 
     /// Problems any running replica reported (empty for a correct run), as `(node, text)`.

@@ -147,8 +147,9 @@ def test_schema_refuses_bad_definitions(schema: Schema) -> None:
     with pytest.raises(rhizo.SchemaError) as redefined:
         schema.with_column("counters", "value", "MAX", "integer")
     assert redefined.value.kind == "ColumnRedefined"
-    with pytest.raises(ValueError, match="unknown value type"):
+    with pytest.raises(rhizo.SchemaError, match="not a known value type") as unknown:
         Schema({"t": {"c": ("ADD", "complex")}})
+    assert unknown.value.kind == "UnknownName"
 
 
 def test_schema_validate(schema: Schema) -> None:

@@ -48,6 +48,15 @@ pub enum SimError {
     /// A sync interval of zero would fire timers forever without time passing.
     #[error("the sync interval must be at least 1 microsecond")]
     ZeroSyncInterval,
+    /// A network condition name that is not one of the presets.
+    #[error(
+        "unknown network condition {name:?}; valid conditions: \"perfect\", \"reordered\", \
+         \"delayed\", \"partitioned\", \"lossy\", \"duplicating\", \"chaos\""
+    )]
+    UnknownCondition {
+        /// The name given.
+        name: String,
+    },
     /// A node index or id that is not part of this cluster.
     #[error("no node {node} in this cluster")]
     UnknownNode {

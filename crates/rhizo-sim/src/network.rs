@@ -1,5 +1,6 @@
 //! The network model: latency, faults and gossip settings, and their compiled fast form.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -125,6 +126,45 @@ pub enum NetworkCondition {
     Chaos,
 }
 
+impl NetworkCondition {
+    /// Every preset, in declaration order.
+    pub const ALL: [NetworkCondition; 7] = [
+        NetworkCondition::Perfect,
+        NetworkCondition::Reordered,
+        NetworkCondition::Delayed,
+        NetworkCondition::Partitioned,
+        NetworkCondition::Lossy,
+        NetworkCondition::Duplicating,
+        NetworkCondition::Chaos,
+    ];
+
+    /// The preset's name: `"perfect"`, `"reordered"`, `"delayed"`, `"partitioned"`, `"lossy"`,
+    /// `"duplicating"` or `"chaos"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkCondition::Perfect => "perfect",
+            NetworkCondition::Reordered => "reordered",
+            NetworkCondition::Delayed => "delayed",
+            NetworkCondition::Partitioned => "partitioned",
+            NetworkCondition::Lossy => "lossy",
+            NetworkCondition::Duplicating => "duplicating",
+            NetworkCondition::Chaos => "chaos",
+        }
+    }
+}
+
+impl FromStr for NetworkCondition {
+    type Err = SimError;
+
+    /// Parses a preset's [`name`](NetworkCondition::name).
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| SimError::UnknownCondition { name: s.to_owned() })
+    }
+}
+
 /// A probability compiled to an integer threshold on 53 random bits: one `next_u64` and one
 /// comparison per draw, and no draw at all when the probability is zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +281,28 @@ impl NetConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_conditions_parse_from_their_names() {
+        for condition in NetworkCondition::ALL {
+            assert_eq!(condition.name().parse(), Ok(condition));
+        }
+        let err = "sunny".parse::<NetworkCondition>().unwrap_err();
+        assert_eq!(
+            err,
+            SimError::UnknownCondition {
+                name: "sunny".into()
+            }
+        );
+        // The message lists every valid name.
+        let message = err.to_string();
+        assert!(
+            NetworkCondition::ALL
+                .iter()
+                .all(|c| message.contains(&format!("\"{}\"", c.name()))),
+            "{message}"
+        );
+    }
     use rand_chacha::rand_core::SeedableRng;
 
     #[test]

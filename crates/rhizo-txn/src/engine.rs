@@ -42,6 +42,21 @@ pub enum Backend {
     Raft(RaftConfig),
 }
 
+impl Backend {
+    /// The backend called `name`: `"single_node"`, or `"raft"` (with [`RaftConfig::default`]).
+    pub fn named(name: &str) -> Result<Self> {
+        match name {
+            "single_node" => Ok(Self::SingleNode),
+            "raft" => Ok(Self::Raft(RaftConfig::default())),
+            other => Err(TxnError::UnknownName {
+                what: "backend",
+                name: other.to_owned(),
+                valid: "\"single_node\", \"raft\"",
+            }),
+        }
+    }
+}
+
 /// The column the three-argument [`Transaction::increment`] addresses: `(table, row, "value")`.
 pub const DEFAULT_COLUMN: &str = "value";
 
@@ -65,6 +80,26 @@ pub enum SyncPolicy {
     /// Frames are written at each commit (they survive a process crash) but synced only by
     /// [`Engine::flush`], compaction and [`Engine::close`]: a power loss may lose recent commits.
     None,
+}
+
+impl SyncPolicy {
+    /// The policy called `name`: `"every_commit"`, `"group"` (with these group settings) or
+    /// `"none"`.
+    pub fn named(name: &str, max_delay_ms: u64, max_records: usize) -> Result<Self> {
+        match name {
+            "every_commit" => Ok(Self::EveryCommit),
+            "group" => Ok(Self::Group {
+                max_delay_ms,
+                max_records,
+            }),
+            "none" => Ok(Self::None),
+            other => Err(TxnError::UnknownName {
+                what: "sync policy",
+                name: other.to_owned(),
+                valid: "\"every_commit\", \"group\", \"none\"",
+            }),
+        }
+    }
 }
 
 /// How an [`Engine`] is set up.

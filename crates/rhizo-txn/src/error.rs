@@ -3,6 +3,7 @@ use std::io;
 use rhizo_algebra::{AlgebraError, OpType, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::{CellKey, LocalCommitError};
+use rhizo_sim::SimError;
 
 use crate::CoordinationFreeError;
 use crate::raft::{ProposalId, RaftError};
@@ -72,6 +73,19 @@ pub enum TxnError {
         /// The name given.
         name: String,
     },
+    /// A name (sync policy, backend, batch verb) that is not one of the valid ones.
+    #[error("unknown {what} {name:?}; valid names: {valid}")]
+    UnknownName {
+        /// What was being parsed.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The accepted names, for the message.
+        valid: &'static str,
+    },
+    /// A simulated cluster of engines refused a verb (an unknown or crashed node, a deadline).
+    #[error(transparent)]
+    Simulation(#[from] SimError),
     /// A schema change was refused (bad name, a column redefined with another merge type…).
     #[error("schema change refused: {0}")]
     Schema(AlgebraError),

@@ -12,6 +12,8 @@
 //! - [`Backend`]: who orders coordinated transactions — [`SingleNode`] (a node alone, the
 //!   default) or Raft ([`raft::RaftNode`] over a [`raft::FileRaftLog`] in the same directory,
 //!   for a cluster); messages of both kinds travel in one [`EngineMessage`] envelope.
+//! - [`cluster::EngineCluster`]: engines on their own data directories over `rhizo-sim`'s
+//!   simulated network, with partitions, crashes and restarts (tests, notebooks).
 //!
 //! ```
 //! use rhizo_clock::NodeId;
@@ -36,6 +38,8 @@
 //! # std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
+mod batch;
+pub mod cluster;
 mod coordinated;
 mod engine;
 mod error;
@@ -45,6 +49,7 @@ mod mode;
 pub mod raft;
 mod storage;
 
+pub use batch::{BatchOp, BatchVerb};
 pub use coordinated::{CoordinatedBackend, Decided, Proposal, RegisterWrite, SingleNode};
 pub use engine::{
     Backend, CommitOutcome, DEFAULT_COLUMN, Engine, EngineConfig, EngineMessage, Submission,

@@ -1,16 +1,14 @@
 //! Engines on the Raft backend: a lone member on a directory, and three members on temp
 //! directories over rhizo-sim's network with a leader crash and a partition.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::rc::Rc;
 use std::time::Duration;
 
 use rand::Rng;
-use rhizo_sim::{LatencyModel, NodeCtx, SimulatedCluster, SimulatedNode, SimulationBuilder};
+use rhizo_sim::{LatencyModel, SimulationBuilder};
 
 use super::*;
+use crate::cluster::{ClusterConfig, EngineCluster};
 use crate::raft::{ProposalId, RaftConfig};
 
 fn raft_config() -> RaftConfig {
@@ -107,7 +105,7 @@ fn a_single_node_engine_in_a_cluster_refuses_coordinated_transactions() {
 
 // ---------------------------------------------------------------------- three engines
 
-const MEMBERS: u32 = 3;
+const MEMBERS: usize = 3;
 const REGISTERS: u32 = 2;
 
 /// A coordinated write whose outcome is awaited.
@@ -118,7 +116,7 @@ struct InFlight {
     increment: i64,
 }
 
-/// What the clients were told, kept outside the nodes so that it survives crashes.
+/// What the clients were told.
 #[derive(Debug, Default)]
 struct History {
     /// Acknowledged register writes: (register, value, log index).
@@ -145,6 +143,7 @@ impl History {
                 self.acked_increments += write.increment;
             }
             Err(TxnError::ConditionFailed { .. }) => self.refused += 1,
+            // A timeout, or a proposer that crashed first (`RaftError::Interrupted`).
             Err(TxnError::Raft(_)) => {
                 self.unknown_increments += write.increment;
                 self.unknown_writes.push(write);
@@ -152,44 +151,24 @@ impl History {
             Err(other) => self.errors.push(format!("outcome of {id:?}: {other}")),
         }
     }
-}
 
-struct RaftEngineNode {
-    engine: Engine,
-    dir: PathBuf,
-    history: Rc<RefCell<History>>,
-    ticks: u32,
-}
-
-impl RaftEngineNode {
-    fn after(&mut self, ctx: &mut NodeCtx<'_, Vec<u8>>) {
-        let outcomes = self.engine.take_outcomes();
-        {
-            let mut history = self.history.borrow_mut();
-            for (id, result) in outcomes {
-                history.settle(id, result);
-            }
-        }
-        match self.engine.outgoing() {
-            Ok(messages) => {
-                for (to, bytes) in messages {
-                    let _ = ctx.send(to, bytes);
-                }
-            }
-            Err(err) => self.history.borrow_mut().errors.push(err.to_string()),
-        }
-    }
-
-    /// One client operation on this node.
-    fn issue(&mut self, roll: u32, register: String, value: i64, amount: i64) {
+    /// One client operation on node `target`.
+    fn issue(
+        &mut self,
+        cluster: &mut EngineCluster,
+        target: usize,
+        roll: u32,
+        register: String,
+        value: i64,
+        amount: i64,
+    ) {
         let (mode, increment) = match roll {
             0..=2 => (TransactionMode::Coordinated, 0),
             3 => (TransactionMode::Auto, 1),
             _ => (TransactionMode::CoordinationFree, amount),
         };
-        let current = self.engine.read("users", &register, "email").unwrap();
-        let mut tx = self.engine.transaction(mode);
-        match roll {
+        let current = cluster.read(target, "users", &register, "email").unwrap();
+        let submitted = cluster.submit(target, mode, |tx| match roll {
             0 | 1 => {
                 tx.put("users", &register, "email", value);
             }
@@ -203,169 +182,57 @@ impl RaftEngineNode {
             _ => {
                 tx.increment("counters", "total", amount);
             }
-        }
-        let submitted = tx.submit();
-        let mut history = self.history.borrow_mut();
+        });
         match submitted {
             Ok(Submission::Committed(outcome)) if outcome.path == CommitPath::Local => {
                 assert!(outcome.durable);
-                history.acked_increments += amount;
+                self.acked_increments += amount;
             }
             Ok(Submission::Committed(outcome)) => {
-                history.errors.push(format!(
+                self.errors.push(format!(
                     "a three-member cluster decided a proposal at once: {outcome:?}"
                 ));
             }
             Ok(Submission::Proposed(id)) => {
-                history.in_flight.insert(
-                    id,
-                    InFlight {
-                        register,
-                        value,
-                        increment,
-                    },
-                );
+                let write = InFlight {
+                    register,
+                    value,
+                    increment,
+                };
+                self.in_flight.insert(id, write);
             }
-            Err(TxnError::NoLeader) => history.no_leader += 1,
-            Err(other) => history.errors.push(format!("submit: {other}")),
+            Err(TxnError::NoLeader) => self.no_leader += 1,
+            Err(other) => self.errors.push(format!("submit: {other}")),
         }
     }
-}
-
-impl SimulatedNode for RaftEngineNode {
-    type Message = Vec<u8>;
-    type Durable = PathBuf;
-    type History = ();
-
-    fn on_start(&mut self, ctx: &mut NodeCtx<'_, Vec<u8>>) {
-        self.after(ctx);
-    }
-
-    fn on_message(&mut self, from: NodeId, msg: Vec<u8>, ctx: &mut NodeCtx<'_, Vec<u8>>) {
-        if let Err(err) = self.engine.receive_bytes(from, &msg) {
-            self.history
-                .borrow_mut()
-                .errors
-                .push(format!("receive from {from}: {err}"));
-        }
-        self.after(ctx);
-    }
-
-    fn on_timer(&mut self, ctx: &mut NodeCtx<'_, Vec<u8>>) {
-        self.ticks += 1;
-        if let Err(err) = self.engine.tick() {
-            self.history
-                .borrow_mut()
-                .errors
-                .push(format!("tick: {err}"));
-        }
-        if self.ticks % 5 == 0 {
-            for peer in self.engine.peers_behind() {
-                self.engine.sync_with(peer).unwrap();
-            }
-        }
-        self.after(ctx);
-    }
-
-    fn durable(&self) -> PathBuf {
-        self.dir.clone()
-    }
-
-    fn is_idle(&self) -> bool {
-        false // a leader heartbeats forever
-    }
-
-    fn message_bytes(msg: &Vec<u8>) -> usize {
-        msg.len()
-    }
-}
-
-fn leader(cluster: &SimulatedCluster<RaftEngineNode>) -> Option<usize> {
-    let mut best: Option<(u64, usize)> = None;
-    for (i, id) in cluster.node_ids().iter().enumerate() {
-        if cluster.is_crashed(*id).unwrap_or(true) {
-            continue;
-        }
-        let raft = cluster.node(i).ok()?.engine.raft()?;
-        if raft.is_leader() && best.is_none_or(|(term, _)| raft.term() > term) {
-            best = Some((raft.term(), i));
-        }
-    }
-    best.map(|(_, i)| i)
-}
-
-fn settled(cluster: &SimulatedCluster<RaftEngineNode>) -> bool {
-    let Some(l) = leader(cluster) else {
-        return false;
-    };
-    let commit = cluster
-        .node(l)
-        .ok()
-        .and_then(|n| n.engine.raft().map(|r| r.commit_index()))
-        .unwrap_or(u64::MAX);
-    cluster.running_nodes().count() == MEMBERS as usize
-        && cluster.running_nodes().all(|(_, n)| {
-            let raft = n.engine.raft().expect("a Raft engine");
-            raft.applied() >= commit && raft.pending() == 0 && n.engine.peers_behind().is_empty()
-        })
 }
 
 fn run_three(seed: u64) {
-    let base = tempfile::tempdir().unwrap();
-    let root = base.path().to_path_buf();
-    let history = Rc::new(RefCell::new(History::default()));
-    let shared = Rc::clone(&history);
     let mut builder = SimulationBuilder::new();
     builder
-        .nodes(MEMBERS as usize)
+        .nodes(MEMBERS)
         .seed(seed)
         .latency(LatencyModel::Lan)
         .sync_interval(Some(Duration::from_millis(1)));
-    let members: Vec<NodeId> = (0..MEMBERS).map(node).collect();
-    let mut cluster = builder
-        .build(move |id: NodeId, durable: Option<PathBuf>| {
-            let dir = durable.unwrap_or_else(|| root.join(id.to_string()));
-            let config = EngineConfig::new(id)
-                .with_schema(test_schema())
-                .with_members(members.iter().copied())
-                .with_raft(RaftConfig {
-                    seed,
-                    ..raft_config()
-                });
-            let engine = Engine::open(&dir, config).unwrap();
-            RaftEngineNode {
-                engine,
-                dir,
-                history: Rc::clone(&shared),
-                ticks: 0,
-            }
-        })
-        .unwrap();
+    let config = ClusterConfig {
+        anti_entropy_every: 5,
+        ..ClusterConfig::new(test_schema()).with_backend(Backend::Raft(raft_config()))
+    };
+    let mut cluster = EngineCluster::new(&builder, config).unwrap();
+    let mut history = History::default();
     let mut crashed: Option<usize> = None;
     for round in 0..150u32 {
         match round {
             30 => {
                 // Crash the leader: its in-flight proposals have unknown outcomes.
-                let l = leader(&cluster).expect("a leader after 30 rounds");
+                let l = cluster.leader().expect("a leader after 30 rounds");
                 cluster.crash(l).unwrap();
                 crashed = Some(l);
-                let mut history = history.borrow_mut();
-                let lost: Vec<ProposalId> = history
-                    .in_flight
-                    .keys()
-                    .filter(|id| id.node == node(l as u32))
-                    .copied()
-                    .collect();
-                for id in lost {
-                    let write = history.in_flight.remove(&id).unwrap();
-                    history.unknown_increments += write.increment;
-                    history.unknown_writes.push(write);
-                }
             }
             70 => {
                 // Bring it back, then cut the new leader off from the others.
                 cluster.restart(crashed.take().unwrap()).unwrap();
-                if let Some(l) = leader(&cluster) {
+                if let Some(l) = cluster.leader() {
                     cluster.isolate(l).unwrap();
                 }
             }
@@ -373,9 +240,9 @@ fn run_three(seed: u64) {
             _ => {}
         }
         let (target, roll, register, amount) = {
-            let rng = cluster.workload_rng();
+            let rng = cluster.simulation_mut().workload_rng();
             (
-                rng.random_range(0..MEMBERS as usize),
+                rng.random_range(0..MEMBERS),
                 rng.random_range(0..6u32),
                 format!("r{}", rng.random_range(0..REGISTERS)),
                 rng.random_range(1..50i64),
@@ -383,27 +250,29 @@ fn run_three(seed: u64) {
         };
         let value = i64::from(round) + 1;
         if crashed != Some(target) {
-            cluster
-                .with_node(target, |n, ctx| {
-                    n.issue(roll, register, value, amount);
-                    n.after(ctx);
-                })
-                .unwrap();
+            history.issue(&mut cluster, target, roll, register, value, amount);
         }
         cluster.run_for(Duration::from_millis(3));
+        for (id, result) in cluster.take_outcomes() {
+            history.settle(id, result);
+        }
     }
     cluster.heal();
     if let Some(down) = crashed.take() {
         cluster.restart(down).unwrap();
     }
     cluster
-        .run_until(Duration::from_secs(10), settled)
+        .run_until_quiescent(Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("seed {seed}: the healed cluster did not settle: {e}"));
     // Let the last anti-entropy rounds and heartbeats land.
     cluster.run_for(Duration::from_millis(50));
-    cluster.run_until(Duration::from_secs(10), settled).unwrap();
+    cluster
+        .run_until_quiescent(Duration::from_secs(10))
+        .unwrap();
 
-    let mut history = history.borrow_mut();
+    for (id, result) in cluster.take_outcomes() {
+        history.settle(id, result);
+    }
     let leftover: Vec<InFlight> = std::mem::take(&mut history.in_flight)
         .into_values()
         .collect();
@@ -411,6 +280,12 @@ fn run_three(seed: u64) {
         history.unknown_increments += write.increment;
         history.unknown_writes.push(write);
     }
+    history.errors.extend(
+        cluster
+            .faults()
+            .into_iter()
+            .map(|(n, f)| format!("{n}: {f}")),
+    );
     assert!(
         history.errors.is_empty(),
         "seed {seed}: {:?}",
@@ -424,30 +299,25 @@ fn run_three(seed: u64) {
     );
 
     // Every engine: the same log index applied, the same registers, the same counter.
-    let nodes: Vec<&RaftEngineNode> = cluster.running_nodes().map(|(_, n)| n).collect();
-    assert_eq!(nodes.len(), MEMBERS as usize);
-    let first = &nodes[0].engine;
+    let nodes: Vec<&Engine> = (0..MEMBERS).map(|i| cluster.engine(i).unwrap()).collect();
+    let first = nodes[0];
     for n in &nodes[1..] {
+        assert_eq!(n.last_sequence(), first.last_sequence(), "seed {seed}");
         assert_eq!(
-            n.engine.last_sequence(),
-            first.last_sequence(),
-            "seed {seed}"
-        );
-        assert_eq!(
-            n.engine.raft().unwrap().applied(),
+            n.raft().unwrap().applied(),
             first.raft().unwrap().applied(),
             "seed {seed}"
         );
         for r in 0..REGISTERS {
             let row = format!("r{r}");
             assert_eq!(
-                n.engine.read("users", &row, "email").unwrap(),
+                n.read("users", &row, "email").unwrap(),
                 first.read("users", &row, "email").unwrap(),
                 "seed {seed}: register {row}"
             );
         }
-        assert_eq!(n.engine.fingerprint(), first.fingerprint(), "seed {seed}");
     }
+    cluster.verify_convergence().unwrap();
     // No acknowledged increment lost, none counted twice.
     let total = first
         .read("counters", "total", "value")
@@ -497,7 +367,7 @@ fn run_three(seed: u64) {
     for index in indices {
         let held: Vec<_> = nodes
             .iter()
-            .filter_map(|n| n.engine.raft().unwrap().log_entry(index))
+            .filter_map(|n| n.raft().unwrap().log_entry(index))
             .collect();
         assert!(
             held.windows(2).all(|w| w[0] == w[1]),

@@ -1,0 +1,223 @@
+use rhizo_algebra::{MergeType, ValueType};
+use rhizo_sim::NetworkCondition;
+
+use super::*;
+use crate::CommitPath;
+
+fn schema() -> Schema {
+    Schema::builder()
+        .table("counters")
+        .column("value", MergeType::Add, ValueType::Integer)
+        .table("users")
+        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
+        .column("email", MergeType::Register, ValueType::Integer)
+        .build()
+        .unwrap()
+}
+
+fn builder(nodes: usize, seed: u64) -> SimulationBuilder {
+    let mut builder = SimulationBuilder::new();
+    builder
+        .nodes(nodes)
+        .seed(seed)
+        .sync_interval(Some(Duration::from_millis(5)));
+    builder
+}
+
+fn raft_cluster(seed: u64) -> EngineCluster {
+    let config = ClusterConfig::new(schema()).with_backend(Backend::Raft(RaftConfig::default()));
+    EngineCluster::new(&builder(3, seed), config).unwrap()
+}
+
+fn increment(cluster: &mut EngineCluster, node: usize, amount: i64) -> CommitOutcome {
+    cluster
+        .commit(node, TransactionMode::CoordinationFree, |tx| {
+            tx.increment("counters", "c", amount);
+        })
+        .unwrap()
+}
+
+fn count(cluster: &EngineCluster, node: usize) -> AlgebraicValue {
+    cluster.read(node, "counters", "c", "value").unwrap()
+}
+
+#[test]
+fn a_lossy_partitioned_cluster_with_crashes_converges_once_healed() {
+    for seed in 0..3 {
+        let mut builder = builder(5, seed);
+        builder.network_condition(NetworkCondition::Lossy);
+        let mut cluster = EngineCluster::new(&builder, ClusterConfig::new(schema())).unwrap();
+        // {0, 1} | {2, 3, 4}, and node 4 down for a while.
+        for a in 0..2 {
+            for b in 2..5 {
+                cluster.partition(a, b).unwrap();
+            }
+        }
+        let mut acked = 0;
+        for round in 0..40usize {
+            if round == 10 {
+                cluster.crash(4).unwrap();
+            }
+            if round == 30 {
+                cluster.restart(4).unwrap();
+            }
+            let node = round % 5;
+            if !(10..30).contains(&round) || node != 4 {
+                let amount = i64::try_from(round).unwrap() + 1;
+                assert!(increment(&mut cluster, node, amount).durable);
+                acked += amount;
+            }
+            cluster.run_for(Duration::from_millis(2));
+        }
+        // Cut off, the halves cannot agree.
+        assert_ne!(count(&cluster, 0), count(&cluster, 2));
+        assert!(cluster.verify_convergence().is_err());
+        cluster.heal();
+        cluster
+            .run_until_quiescent(Duration::from_secs(30))
+            .unwrap();
+        assert!(cluster.is_quiescent());
+        cluster.verify_convergence().unwrap();
+        for node in 0..5 {
+            assert_eq!(count(&cluster, node), AlgebraicValue::Integer(acked));
+        }
+        assert_eq!(cluster.faults(), []);
+        let stats = cluster.stats();
+        assert!(stats.dropped_by_loss > 0 && stats.dropped_by_partition > 0);
+        assert_eq!((stats.crashes, stats.restarts), (1, 1));
+    }
+}
+
+#[test]
+fn a_coordinated_put_through_raft_is_seen_on_every_node() {
+    for seed in 0..3 {
+        let mut cluster = raft_cluster(seed);
+        // No leader yet: `commit` waits for the election, then for the log.
+        let outcome = cluster
+            .commit(1, TransactionMode::Coordinated, |tx| {
+                tx.put("users", "u", "email", 42)
+                    .increment("counters", "c", 1);
+            })
+            .unwrap();
+        assert_eq!(outcome.path, CommitPath::Consensus);
+        let index = outcome.sequence.unwrap();
+        assert!(cluster.leader().is_some());
+        // Submitted on a follower, the next one is decided as the simulation runs.
+        let follower = (0..3).find(|&i| Some(i) != cluster.leader()).unwrap();
+        let submitted = cluster
+            .submit(follower, TransactionMode::Coordinated, |tx| {
+                tx.compare_and_set("users", "u", "email", 42, 43);
+            })
+            .unwrap();
+        let Submission::Proposed(id) = submitted else {
+            panic!("a three-member cluster decided a proposal at once: {submitted:?}");
+        };
+        assert!(cluster.take_outcome(id).is_none());
+        cluster.run_until_quiescent(Duration::from_secs(5)).unwrap();
+        let second = cluster.take_outcome(id).unwrap().unwrap();
+        assert!(second.sequence.unwrap() > index);
+        cluster.verify_convergence().unwrap();
+        for node in 0..3 {
+            let engine = cluster.engine(node).unwrap();
+            assert_eq!(
+                engine.read("users", "u", "email").unwrap(),
+                AlgebraicValue::Integer(43)
+            );
+            assert_eq!(count(&cluster, node), AlgebraicValue::Integer(1));
+            assert_eq!(engine.last_sequence(), second.sequence.unwrap());
+        }
+        // A failed condition is decided too, and changes nothing.
+        let refused = cluster.commit(2, TransactionMode::Coordinated, |tx| {
+            tx.compare_and_set("users", "u", "email", 42, 7);
+        });
+        assert!(matches!(refused, Err(TxnError::ConditionFailed { .. })));
+        assert_eq!(cluster.faults(), []);
+    }
+}
+
+#[test]
+fn acknowledged_commits_survive_crashes_restarts_and_a_reopened_cluster() {
+    let root = tempfile::tempdir().unwrap();
+    let config = ClusterConfig::new(schema()).with_root(root.path());
+    let mut cluster = EngineCluster::new(&builder(3, 1), config.clone()).unwrap();
+    assert_eq!(cluster.root(), root.path());
+    cluster.isolate(1).unwrap();
+    increment(&mut cluster, 1, 5);
+    // Crashed before anyone heard of it: only its directory holds the commit.
+    cluster.crash(1).unwrap();
+    assert!(cluster.is_crashed(1).unwrap());
+    assert!(matches!(
+        cluster.read(1, "counters", "c", "value"),
+        Err(TxnError::Simulation(SimError::NodeCrashed { .. }))
+    ));
+    assert!(matches!(
+        cluster.restart(0),
+        Err(TxnError::Simulation(SimError::NodeNotCrashed { .. }))
+    ));
+    assert!(matches!(
+        cluster.crash(9),
+        Err(TxnError::Simulation(SimError::UnknownNode { .. }))
+    ));
+    cluster.restart(1).unwrap();
+    assert_eq!(count(&cluster, 1), AlgebraicValue::Integer(5));
+    cluster.heal();
+    cluster.run_until_quiescent(Duration::from_secs(5)).unwrap();
+    for node in 0..3 {
+        assert_eq!(count(&cluster, node), AlgebraicValue::Integer(5));
+    }
+    // A restarted node never reuses a dot.
+    assert_eq!(increment(&mut cluster, 1, 1).dot.unwrap().counter(), 2);
+    cluster.run_until_quiescent(Duration::from_secs(5)).unwrap();
+    let fingerprint = cluster.engine(0).unwrap().fingerprint();
+    drop(cluster);
+
+    // The same root, reopened: every node recovers what it acknowledged.
+    let cluster = EngineCluster::new(&builder(3, 2), config).unwrap();
+    cluster.verify_convergence().unwrap();
+    assert_eq!(cluster.engine(2).unwrap().fingerprint(), fingerprint);
+    assert_eq!(count(&cluster, 2), AlgebraicValue::Integer(6));
+}
+
+#[test]
+fn a_raft_commit_survives_its_leader_crash_and_an_interrupted_proposal_is_reported() {
+    let mut cluster = raft_cluster(4);
+    let acked = cluster
+        .commit(0, TransactionMode::Coordinated, |tx| {
+            tx.put("users", "u", "email", 1);
+        })
+        .unwrap();
+    let leader = cluster.leader().unwrap();
+    // A proposal whose node crashes before it is decided has an unknown outcome.
+    let submitted = cluster
+        .submit(leader, TransactionMode::Coordinated, |tx| {
+            tx.put("users", "u", "email", 2);
+        })
+        .unwrap();
+    let Submission::Proposed(id) = submitted else {
+        panic!("a three-member cluster decided a proposal at once: {submitted:?}");
+    };
+    cluster.crash(leader).unwrap();
+    assert!(matches!(
+        cluster.take_outcome(id),
+        Some(Err(TxnError::Raft(err))) if matches!(*err, RaftError::Interrupted)
+    ));
+    // The survivors elect a leader (until then a proposal forwarded to the dead leader would
+    // time out, its outcome unknown) and go on.
+    cluster.run_for(Duration::from_millis(500));
+    assert!(cluster.leader().is_some_and(|l| l != leader));
+    let survivor = (leader + 1) % 3;
+    cluster
+        .commit(survivor, TransactionMode::Coordinated, |tx| {
+            tx.increment("counters", "c", 1);
+        })
+        .unwrap();
+    cluster.restart(leader).unwrap();
+    assert!(cluster.engine(leader).unwrap().last_sequence() >= acked.sequence.unwrap());
+    cluster.run_until_quiescent(Duration::from_secs(5)).unwrap();
+    cluster.verify_convergence().unwrap();
+    let email = cluster.read(leader, "users", "u", "email").unwrap();
+    // The interrupted write may or may not have committed; the acknowledged one is not lost.
+    assert!(email == AlgebraicValue::Integer(1) || email == AlgebraicValue::Integer(2));
+    assert_eq!(count(&cluster, leader), AlgebraicValue::Integer(1));
+    assert_eq!(cluster.faults(), []);
+}
