@@ -666,7 +666,10 @@ fn the_integer_range_check_refuses_what_would_leave_i64() {
     let overflow = Err(AlgebraError::Overflow {
         value_type: ValueType::Integer,
     });
-    assert_eq!(sum.check_integer_range(&[CellOp::AddInt(1), CellOp::AddInt(1)]), overflow);
+    assert_eq!(
+        sum.check_integer_range(&[CellOp::AddInt(1), CellOp::AddInt(1)]),
+        overflow
+    );
     // Going back into range in the same transaction is fine: only the result counts.
     assert_eq!(
         sum.check_integer_range(&[CellOp::AddInt(5), CellOp::AddInt(-5)]),
@@ -674,13 +677,22 @@ fn the_integer_range_check_refuses_what_would_leave_i64() {
     );
     let mut product = CellState::new(&spec(MergeType::Multiply, ValueType::Integer));
     product.apply(&CellOp::MulInt(1 << 40), node(1)).unwrap();
-    assert_eq!(product.check_integer_range(&[CellOp::MulInt(1 << 22)]), Ok(()));
-    assert_eq!(product.check_integer_range(&[CellOp::MulInt(1 << 23)]), overflow);
+    assert_eq!(
+        product.check_integer_range(&[CellOp::MulInt(1 << 22)]),
+        Ok(())
+    );
+    assert_eq!(
+        product.check_integer_range(&[CellOp::MulInt(1 << 23)]),
+        overflow
+    );
     // Already out of range through another origin's updates: left to reads, which report it.
     sum.apply(&CellOp::AddInt(i64::MAX), dot("b", 1)).unwrap();
     assert!(sum.value().is_err());
     assert_eq!(sum.check_integer_range(&[CellOp::AddInt(1)]), Ok(()));
     // Floats and other kinds have nothing to check here.
     let floats = CellState::new(&spec(MergeType::Add, ValueType::Float));
-    assert_eq!(floats.check_integer_range(&[CellOp::AddFloat(TotalF64(1e308))]), Ok(()));
+    assert_eq!(
+        floats.check_integer_range(&[CellOp::AddFloat(TotalF64(1e308))]),
+        Ok(())
+    );
 }
