@@ -5,6 +5,7 @@
 //! tombstoned cells) holds a 4-byte id instead of three strings, so filing, deduplicating and
 //! sorting cells costs integers, not string hashes and clones.
 
+use std::cmp::Ordering;
 use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
@@ -24,6 +25,11 @@ pub(crate) struct CellStore {
     states: Vec<CellState>,
     ids: HashTable<CellId>,
     hasher: FixedState,
+    /// Each ranked cell's position in key order (`rank[id]` for `id < rank.len()`). Cells
+    /// inserted since the ranking compare by key; the ranking is rebuilt once they are an eighth
+    /// of the store, so sorting cells costs integer comparisons in the steady state and the
+    /// string comparisons of re-ranking stay amortised over the insertions.
+    rank: Vec<u32>,
 }
 
 impl CellStore {
@@ -97,9 +103,32 @@ impl CellStore {
         self.keys.iter().zip(&self.states)
     }
 
+    /// Rebuilds the ranking if enough cells were inserted since the last one.
+    pub(crate) fn refresh_ranks(&mut self) {
+        let unranked = self.keys.len() - self.rank.len();
+        if unranked == 0 || unranked * 8 < self.keys.len() {
+            return;
+        }
+        let mut ids: Vec<CellId> = (0..self.keys.len() as CellId).collect();
+        let keys = &self.keys;
+        ids.sort_unstable_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
+        self.rank = vec![0; ids.len()];
+        for (position, id) in ids.into_iter().enumerate() {
+            self.rank[id as usize] = position as u32;
+        }
+    }
+
+    /// Key order of two cells: by rank when both are ranked, else by key (the same order).
+    fn cmp_ids(&self, a: CellId, b: CellId) -> Ordering {
+        match (self.rank.get(a as usize), self.rank.get(b as usize)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => self.keys[a as usize].cmp(&self.keys[b as usize]),
+        }
+    }
+
     /// Sorts `ids` by their keys: the canonical order of cells in deltas and snapshots.
     pub(crate) fn sort_by_key(&self, ids: &mut [CellId]) {
-        ids.sort_unstable_by(|a, b| self.keys[*a as usize].cmp(&self.keys[*b as usize]));
+        ids.sort_unstable_by(|a, b| self.cmp_ids(*a, *b));
     }
 
     /// Every id, sorted by key.
@@ -136,6 +165,32 @@ mod tests {
         assert_eq!(store.find(&CellKey::new("t", "z", "c")), None);
         assert_eq!(store.ids_by_key(), vec![a, b]);
         assert_eq!(store.len(), 2);
+    }
+
+    #[test]
+    fn ranked_unranked_and_mixed_sorts_all_follow_key_order() {
+        let mut store = CellStore::default();
+        let rows = ["m", "c", "x", "a", "p", "e", "k", "b", "z", "d"];
+        let mut ids: Vec<CellId> = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            ids.push(store.insert_new(CellKey::new("t", row, "c"), counter()));
+            if i == 4 {
+                store.refresh_ranks(); // the first five ranked, the rest not
+            }
+            let mut sorted = ids.clone();
+            store.sort_by_key(&mut sorted);
+            let mut expected = ids.clone();
+            expected.sort_by_key(|id| store.key(*id).clone());
+            assert_eq!(sorted, expected, "after inserting {row}");
+        }
+        store.refresh_ranks();
+        assert_eq!(store.rank.len(), rows.len());
+        let by_key: Vec<&str> = store
+            .ids_by_key()
+            .iter()
+            .map(|&id| store.key(id).row.as_str())
+            .collect();
+        assert_eq!(by_key, ["a", "b", "c", "d", "e", "k", "m", "p", "x", "z"]);
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub struct OriginRange {
     pub origin: NodeId,
     /// The last of its updates covered.
     pub hi: u64,
-    /// Indices into the delta's cells.
+    /// Indices into the delta's cells, each once, in no particular order.
     pub cells: Vec<u32>,
 }
 
@@ -857,36 +857,43 @@ impl Replica {
         }
         // Only what the receiver holds of this replica's history matters as a precondition.
         let base = known.meet(&self.clock);
-        // Cells touched by the updates `known` lacks, origin by origin.
-        let mut per_origin: Vec<(NodeId, u64, Vec<CellId>)> = Vec::new();
+        // Cells touched by the updates `known` lacks, origin by origin: one buffer for all
+        // origins (a slice each), so it grows a few times per delta, not a few times per origin.
+        let mut touched: Vec<CellId> = Vec::new();
+        let mut per_origin: Vec<(NodeId, u64, std::ops::Range<usize>)> = Vec::new();
         for (origin, counter) in self.clock.iter() {
             let seen = known.get(origin);
             if seen >= counter {
                 continue;
             }
             if let Some(index) = self.index.get(&origin) {
-                per_origin.push((origin, counter, index.touched_since(seen).collect()));
+                let start = touched.len();
+                touched.extend(index.touched_since(seen));
+                per_origin.push((origin, counter, start..touched.len()));
             }
         }
         // Each cell listed once, in key order; origins name cells by position in that list.
-        let mut all: Vec<CellId> = per_origin
-            .iter()
-            .flat_map(|(_, _, ids)| ids.iter().copied())
-            .collect();
-        all.sort_unstable();
-        all.dedup();
+        let mut position: HashMap<CellId, u32, FixedState> = HashMap::default();
+        let mut all: Vec<CellId> = Vec::new();
+        for &id in &touched {
+            position.entry(id).or_insert_with(|| {
+                all.push(id);
+                0
+            });
+        }
+        self.cells.refresh_ranks();
         self.cells.sort_by_key(&mut all);
-        let position: HashMap<CellId, u32, FixedState> = all
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id, i as u32))
-            .collect();
+        for (i, id) in all.iter().enumerate() {
+            position.insert(*id, i as u32);
+        }
+        // An origin's positions are listed in the order its index holds them: the receiver
+        // only files them, and sorting them would cost more than the rest of the delta.
         let origins = per_origin
             .into_iter()
-            .map(|(origin, hi, ids)| {
-                let mut cells: Vec<u32> = ids.iter().map(|id| position[id]).collect();
-                cells.sort_unstable();
-                OriginRange { origin, hi, cells }
+            .map(|(origin, hi, range)| OriginRange {
+                origin,
+                hi,
+                cells: touched[range].iter().map(|id| position[id]).collect(),
             })
             .collect();
         // Each cell carries only what a replica holding `base` may lack.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{
-    AlgebraicTransaction, CellKey, CommitReceipt, LocalCommitError, Message, Record, Replica,
-    ReplicaConfig, ReplicaStats, VersionedUpdate,
+    AlgebraicTransaction, CellKey, CommitReceipt, LocalCommitError, Message, Ready, Record,
+    Replica, ReplicaConfig, ReplicaStats, VersionedUpdate,
 };
 
 use crate::history::History;
@@ -41,6 +41,8 @@ pub struct ReplicaNode {
     faults: Vec<String>,
     /// Whether acknowledged updates are handed to the history (off for benchmarks).
     recording: bool,
+    /// The replica's output being carried out, kept so that its lists keep their capacity.
+    ready: Ready,
 }
 
 /// The log a [`ReplicaNode`] makes durable: what a restarted node is rebuilt from.
@@ -54,6 +56,7 @@ impl ReplicaNode {
             log: Vec::new(),
             faults: Vec::new(),
             recording: true,
+            ready: Ready::default(),
         }
     }
 
@@ -66,6 +69,7 @@ impl ReplicaNode {
                 log,
                 faults: Vec::new(),
                 recording: true,
+                ready: Ready::default(),
             },
             Err(err) => {
                 let mut node = Self::new(id, schema, config);
@@ -129,9 +133,10 @@ impl ReplicaNode {
     /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
     /// (a commit acknowledges exactly one).
     fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<VersionedUpdate> {
-        let ready = self.replica.take_ready();
+        let mut ready = std::mem::take(&mut self.ready);
+        self.replica.take_ready_into(&mut ready);
         let mut acknowledged = None;
-        for record in ready.records {
+        for record in ready.records.drain(..) {
             if matches!(record, Record::Snapshot(_)) {
                 // A snapshot supersedes every earlier record.
                 self.log.clear();
@@ -143,11 +148,13 @@ impl ReplicaNode {
             }
             self.log.push(record);
         }
-        for (to, msg) in ready.messages {
+        for (to, msg) in ready.messages.drain(..) {
             if let Err(err) = ctx.send(to, msg) {
                 self.faults.push(format!("send: {err}"));
             }
         }
+        ready.clear();
+        self.ready = ready;
         acknowledged
     }
 }

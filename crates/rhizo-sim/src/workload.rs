@@ -127,6 +127,7 @@ pub struct Workload {
     keys: KeyDistribution,
     mix: OpMix,
     next_element: u64,
+    row_buffer: String,
 }
 
 /// Items an observed-remove set's adds and removes draw from (few, so removes find adds).
@@ -144,6 +145,7 @@ impl Workload {
             keys,
             mix,
             next_element: 0,
+            row_buffer: String::new(),
         }
     }
 
@@ -183,8 +185,26 @@ impl Workload {
         tx
     }
 
-    fn row(&self, rng: &mut ChaCha8Rng) -> String {
-        format!("k{}", self.keys.pick(rng))
+    /// The row `k<n>` for a drawn key, written into a buffer the workload keeps: the bench
+    /// generates millions of transactions, and a `format!` each cost as much as the commit.
+    fn row(&mut self, rng: &mut ChaCha8Rng) -> String {
+        let key = self.keys.pick(rng);
+        let mut digits = [0u8; 20];
+        let mut n = key;
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut row = std::mem::take(&mut self.row_buffer);
+        row.clear();
+        row.push('k');
+        row.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
+        row
     }
 
     fn single(&mut self, kind: usize, tx: &mut AlgebraicTransaction, rng: &mut ChaCha8Rng) {
@@ -212,5 +232,6 @@ impl Workload {
                 tx.add_to_set(TAGS, &row, "members", [format!("e{}", self.next_element)]);
             }
         }
+        self.row_buffer = row;
     }
 }
