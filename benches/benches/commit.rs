@@ -8,7 +8,9 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use rhizo_algebra::{MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::wire::{decode_message, encode_message};
-use rhizo_commit::{AlgebraicTransaction, LocalCommitProtocol, Message, Replica, ReplicaConfig};
+use rhizo_commit::{
+    AlgebraicTransaction, LocalCommitProtocol, Message, Ready, Replica, ReplicaConfig,
+};
 
 fn schema() -> Schema {
     Schema::builder()
@@ -55,11 +57,14 @@ fn bench_commit(c: &mut Criterion) {
             })
         });
         // A replica whose caller makes records durable (the record is built and handed out).
+        // The caller keeps one `Ready` across commits (`take_ready_into`), as the engine does.
         let mut durable = Replica::new(NodeId::numbered(0), schema(), ReplicaConfig::default());
+        let mut ready = Ready::default();
         group.bench_function(BenchmarkId::new("replica_commit_with_record", ops), |b| {
             b.iter(|| {
                 let receipt = durable.commit(black_box(build_tx(ops))).expect("commits");
-                durable.take_ready();
+                durable.take_ready_into(&mut ready);
+                ready.clear();
                 receipt
             })
         });
@@ -72,9 +77,8 @@ fn bench_commit(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("replica_commit_in_memory", ops), |b| {
             b.iter(|| {
                 let receipt = memory.commit(black_box(build_tx(ops))).expect("commits");
-                if memory.has_ready() {
-                    memory.take_ready();
-                }
+                memory.take_ready_into(&mut ready);
+                ready.clear();
                 receipt
             })
         });
