@@ -47,6 +47,13 @@ impl AlgebraicMerger {
             }
             _ => {}
         }
+        Self::merge_pair(op, a, b)
+    }
+
+    /// Everything but the scalar fast paths, kept out of line so that `merge` stays small
+    /// enough to inline where it is called.
+    #[inline(never)]
+    fn merge_pair(op: OpType, a: &AlgebraicValue, b: &AlgebraicValue) -> Result<AlgebraicValue> {
         Self::merge_all(op, [a, b])
     }
 
