@@ -983,9 +983,18 @@ impl Replica {
     /// to `out`. A caller that clears `out` after acting on it, and passes it again, drives the
     /// replica without allocating a `Ready` per step.
     pub fn take_ready_into(&mut self, out: &mut Ready) {
-        out.records.append(&mut self.ready.records);
-        out.messages.append(&mut self.ready.messages);
-        out.committed.append(&mut self.ready.committed);
+        // Called once per commit by the engine: the common case (one dot, no message, a record
+        // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists.
+        if !self.ready.records.is_empty() {
+            out.records.append(&mut self.ready.records);
+        }
+        if !self.ready.messages.is_empty() {
+            out.messages.append(&mut self.ready.messages);
+        }
+        for dot in &self.ready.committed {
+            out.committed.push(*dot);
+        }
+        self.ready.committed.clear();
     }
 
     /// Whether [`Replica::take_ready`] has anything.

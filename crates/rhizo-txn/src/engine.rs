@@ -959,6 +959,9 @@ impl Engine {
             return;
         };
         manager.take_ready_into(&mut self.ready);
+        if self.ready.messages.is_empty() {
+            return;
+        }
         self.outbox.extend(
             self.ready
                 .messages
