@@ -11,6 +11,7 @@ use hashbrown::HashMap;
 use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::cells::{CellId, CellStore};
 use crate::index::{IndexImage, OriginIndex};
@@ -412,25 +413,52 @@ impl Replica {
         // Validation leaves two ways to fail: a float sum or product leaving the finite range,
         // and the range check. One cell is checked and applied at once, atomically; for several,
         // everything that can fail is checked or tried before anything is installed.
-        if effects.len() > 1 {
-            if check_range {
-                self.check_ranges(effects)?;
-            }
-            self.try_effects(
-                effects
-                    .iter()
-                    .filter(|e| e.ops.iter().any(can_fail_on_apply)),
-                dot,
-            )?;
-            return self.install_effects(effects, dot, false, touched);
+        if effects.len() == 1 {
+            return self.install_effects(effects, dot, check_range, touched);
         }
-        self.install_effects(effects, dot, check_range, touched)
+        // Each cell is looked up once: the checks and the install below share its id.
+        let ids: SmallVec<[Option<CellId>; 4]> =
+            effects.iter().map(|e| self.cells.find(&e.key)).collect();
+        for (effect, id) in effects.iter().zip(&ids) {
+            let integer = check_range && effect.ops.iter().any(is_integer_op);
+            let float = effect.ops.iter().any(can_fail_on_apply);
+            if !integer && !float {
+                continue;
+            }
+            let fresh;
+            let cell = match id {
+                Some(id) => self.cells.state(*id),
+                None => {
+                    fresh = self.new_cell(&effect.key)?;
+                    &fresh
+                }
+            };
+            let refused = |source| invalid(&effect.key, source);
+            if integer {
+                cell.check_integer_range(&effect.ops).map_err(refused)?;
+            }
+            if float {
+                cell.clone().apply_all(&effect.ops, dot).map_err(refused)?;
+            }
+        }
+        let mut touched = touched;
+        for (effect, id) in effects.iter().zip(ids) {
+            let id = match id {
+                Some(id) => id,
+                None => {
+                    let schema = &self.schema;
+                    self.cells
+                        .find_or_insert(&effect.key, || new_cell(schema, &effect.key))?
+                }
+            };
+            self.install_at(id, effect, dot, &mut touched)?;
+        }
+        Ok(())
     }
 
     /// Refuses effects that would take an exact integer counter out of `i64` on this replica.
     fn check_ranges(&self, effects: &[CellEffect]) -> Result<()> {
-        let integer_op = |op: &CellOp| matches!(op, CellOp::AddInt(_) | CellOp::MulInt(_));
-        for effect in effects.iter().filter(|e| e.ops.iter().any(integer_op)) {
+        for effect in effects.iter().filter(|e| e.ops.iter().any(is_integer_op)) {
             let checked = match self.cells.get(&effect.key) {
                 Some(cell) => cell.check_integer_range(&effect.ops),
                 None => self.new_cell(&effect.key)?.check_integer_range(&effect.ops),
@@ -462,15 +490,27 @@ impl Replica {
                 let fresh = new_cell(schema, &effect.key)?;
                 check(&fresh).map(|()| fresh)
             })?;
-            let cell = self.cells.state_mut(id);
-            check(cell)?;
-            cell.apply_all(&effect.ops, dot)
-                .map_err(|source| invalid(&effect.key, source))?;
-            if cell.tombstone_count() > 0 {
-                self.tombstoned.insert(id);
-            }
-            touched(id);
+            check(self.cells.state(id))?;
+            self.install_at(id, effect, dot, &mut touched)?;
         }
+        Ok(())
+    }
+
+    /// Applies one cell's effects to the cell `id`, telling `touched`.
+    fn install_at(
+        &mut self,
+        id: CellId,
+        effect: &CellEffect,
+        dot: Dot,
+        touched: &mut impl FnMut(CellId),
+    ) -> Result<()> {
+        let cell = self.cells.state_mut(id);
+        cell.apply_all(&effect.ops, dot)
+            .map_err(|source| invalid(&effect.key, source))?;
+        if cell.tombstone_count() > 0 {
+            self.tombstoned.insert(id);
+        }
+        touched(id);
         Ok(())
     }
 
@@ -1171,6 +1211,10 @@ fn new_cell(schema: &Schema, key: &CellKey) -> Result<CellState> {
                 source: Box::new(source),
             })?;
     Ok(CellState::new(spec))
+}
+
+fn is_integer_op(op: &CellOp) -> bool {
+    matches!(op, CellOp::AddInt(_) | CellOp::MulInt(_))
 }
 
 fn can_fail_on_apply(op: &CellOp) -> bool {
