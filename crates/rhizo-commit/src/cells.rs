@@ -188,7 +188,7 @@ mod tests {
         let by_key: Vec<&str> = store
             .ids_by_key()
             .iter()
-            .map(|&id| store.key(id).row.as_str())
+            .map(|&id| store.key(id).row())
             .collect();
         assert_eq!(by_key, ["a", "b", "c", "d", "e", "k", "m", "p", "x", "z"]);
     }

@@ -50,6 +50,11 @@ impl OriginIndex {
         }
     }
 
+    /// How many cells the index holds (an upper bound on what [`Self::touched_since`] lists).
+    pub(crate) fn cells_indexed(&self) -> usize {
+        self.latest.len()
+    }
+
     /// The cells touched by this origin's updates after `seen`, each once.
     pub(crate) fn touched_since(&self, seen: u64) -> impl Iterator<Item = CellId> + '_ {
         let latest = &self.latest;

@@ -1,43 +1,254 @@
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The longest concatenation `CompactString` stores inline.
+const INLINE: usize = 24;
 
 /// The address of one cell: a column of one row of one table.
 ///
 /// The schema fixes, per (table, column), the merge type every replica applies to the cell; the
 /// row key is free-form. Keys order by (table, row, column), which is the order in which states,
 /// deltas and snapshots list cells — so their bytes never depend on insertion or hash order.
-/// Names up to 24 bytes live inline, without a heap allocation.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// The three names are stored end to end in one string (inline, without a heap allocation, up to
+/// 24 bytes in all) with the two split points beside it. Every commit builds, hashes and compares
+/// keys: one buffer means one copy, one hash pass and one comparison instead of three of each.
+/// The encoding is unchanged: a key is written as the three strings `table`, `row`, `column`.
+#[derive(Clone)]
 pub struct CellKey {
-    /// The table, as declared in the schema.
-    pub table: CompactString,
-    /// The row key, chosen by the application.
-    pub row: CompactString,
-    /// The column, as declared in the schema.
-    pub column: CompactString,
+    /// `table`, `row` and `column`, concatenated.
+    joined: CompactString,
+    /// The length of `table`, in bytes.
+    table_len: u32,
+    /// The length of `row`, in bytes.
+    row_len: u32,
 }
 
 impl CellKey {
     /// The cell `column` of row `row` in `table`.
+    ///
+    /// # Panics
+    /// If `table` or `row` is 4 GiB or longer (no schema accepts such a name, and no transaction
+    /// carrying such a row gets that far: the row key limit is far smaller).
     pub fn new(table: &str, row: &str, column: &str) -> Self {
+        let len = table.len() + row.len() + column.len();
+        let joined = if len <= INLINE {
+            // Copying into a stack buffer and building the inline string once costs a third of
+            // three `push_str`s (callgrind: ~100 against ~300 instructions per key).
+            let mut buf = [0u8; INLINE];
+            let (t, r) = (table.len(), table.len() + row.len());
+            buf[..t].copy_from_slice(table.as_bytes());
+            buf[t..r].copy_from_slice(row.as_bytes());
+            buf[r..len].copy_from_slice(column.as_bytes());
+            // Three strings end to end are one string; the check cannot fail.
+            match std::str::from_utf8(&buf[..len]) {
+                Ok(joined) => CompactString::new(joined),
+                Err(_) => Self::pushed(table, row, column),
+            }
+        } else {
+            Self::pushed(table, row, column)
+        };
         Self {
-            table: table.into(),
-            row: row.into(),
-            column: column.into(),
+            joined,
+            table_len: u32::try_from(table.len()).expect("a table name under 4 GiB"),
+            row_len: u32::try_from(row.len()).expect("a row key under 4 GiB"),
         }
+    }
+
+    fn pushed(table: &str, row: &str, column: &str) -> CompactString {
+        let mut joined = CompactString::with_capacity(table.len() + row.len() + column.len());
+        joined.push_str(table);
+        joined.push_str(row);
+        joined.push_str(column);
+        joined
+    }
+
+    /// The table, as declared in the schema.
+    #[inline]
+    pub fn table(&self) -> &str {
+        &self.joined[..self.table_len as usize]
+    }
+
+    /// The row key, chosen by the application.
+    #[inline]
+    pub fn row(&self) -> &str {
+        let start = self.table_len as usize;
+        &self.joined[start..start + self.row_len as usize]
+    }
+
+    /// The column, as declared in the schema.
+    #[inline]
+    pub fn column(&self) -> &str {
+        &self.joined[(self.table_len + self.row_len) as usize..]
+    }
+
+    /// The three names at once.
+    #[inline]
+    pub fn parts(&self) -> (&str, &str, &str) {
+        (self.table(), self.row(), self.column())
+    }
+}
+
+impl PartialEq for CellKey {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        // Equal concatenations split at the same points are equal keys, and only those.
+        self.table_len == other.table_len
+            && self.row_len == other.row_len
+            && self.joined.as_bytes() == other.joined.as_bytes()
+    }
+}
+
+impl Eq for CellKey {}
+
+impl Hash for CellKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Consistent with `eq`: the same bytes and split points hash the same.
+        state.write_u64(u64::from(self.table_len) << 32 | u64::from(self.row_len));
+        state.write(self.joined.as_bytes());
+    }
+}
+
+impl Ord for CellKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Component by component: comparing the concatenations would put ("ab", "c") after
+        // ("a", "bz"), which (table, row, column) order does not.
+        self.table()
+            .cmp(other.table())
+            .then_with(|| self.row().cmp(other.row()))
+            .then_with(|| self.column().cmp(other.column()))
+    }
+}
+
+impl PartialOrd for CellKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The encoded form of a key: the three names, as the derived encoding of
+/// `struct CellKey { table, row, column }` writes them.
+#[derive(Serialize)]
+#[serde(rename = "CellKey")]
+struct KeyParts<'a> {
+    table: &'a str,
+    row: &'a str,
+    column: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "CellKey")]
+struct OwnedKeyParts {
+    table: CompactString,
+    row: CompactString,
+    column: CompactString,
+}
+
+impl Serialize for CellKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (table, row, column) = self.parts();
+        KeyParts { table, row, column }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CellKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let parts = OwnedKeyParts::deserialize(deserializer)?;
+        if u32::try_from(parts.table.len()).is_err() || u32::try_from(parts.row.len()).is_err() {
+            return Err(serde::de::Error::custom("a cell key name of 4 GiB or more"));
+        }
+        Ok(CellKey::new(&parts.table, &parts.row, &parts.column))
     }
 }
 
 impl fmt::Display for CellKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{:?}].{}", self.table, self.row.as_str(), self.column)
+        write!(f, "{}[{:?}].{}", self.table(), self.row(), self.column())
     }
 }
 
 impl fmt::Debug for CellKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CellKey({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The key as it was before it was packed: the reference for order and encoding.
+    #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord, Debug)]
+    struct ThreeStrings {
+        table: String,
+        row: String,
+        column: String,
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        // Short names over a small alphabet, so that prefixes and equal names are common.
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "é", "", "zz"]), 0..4)
+            .prop_map(|parts| parts.concat())
+    }
+
+    fn key_parts() -> impl Strategy<Value = (String, String, String)> {
+        (name(), name(), name())
+    }
+
+    #[test]
+    fn parts_come_back_as_given() {
+        let key = CellKey::new("counters", "page_views", "value");
+        assert_eq!(key.parts(), ("counters", "page_views", "value"));
+        let long = "r".repeat(100);
+        let key = CellKey::new("t", &long, "c");
+        assert_eq!(key.parts(), ("t", long.as_str(), "c"));
+    }
+
+    #[test]
+    fn keys_split_differently_are_different() {
+        let a = CellKey::new("ab", "c", "d");
+        let b = CellKey::new("a", "bc", "d");
+        assert_ne!(a, b);
+        assert_eq!(
+            a.cmp(&b),
+            Ordering::Greater,
+            "table \"ab\" sorts after \"a\""
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn order_and_equality_are_those_of_the_three_names(
+            (t1, r1, c1) in key_parts(),
+            (t2, r2, c2) in key_parts(),
+        ) {
+            let (a, b) = (CellKey::new(&t1, &r1, &c1), CellKey::new(&t2, &r2, &c2));
+            let reference = (&t1, &r1, &c1).cmp(&(&t2, &r2, &c2));
+            prop_assert_eq!(a.cmp(&b), reference);
+            prop_assert_eq!(a == b, reference == Ordering::Equal);
+            if a == b {
+                let hasher = foldhash::fast::FixedState::with_seed(7);
+                prop_assert_eq!(hasher.hash_one(&a), hasher.hash_one(&b));
+            }
+        }
+
+        #[test]
+        fn encoding_is_the_three_strings_and_round_trips((t, r, c) in key_parts()) {
+            let key = CellKey::new(&t, &r, &c);
+            let bytes = postcard::to_allocvec(&key).unwrap();
+            let reference = ThreeStrings { table: t, row: r, column: c };
+            prop_assert_eq!(&bytes, &postcard::to_allocvec(&reference).unwrap());
+            let back: CellKey = postcard::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(back, key);
+        }
     }
 }

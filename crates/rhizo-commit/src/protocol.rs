@@ -115,14 +115,14 @@ pub(crate) fn validate_transaction(
     let mut errors = Vec::new();
     let mut coordinated = Vec::new();
     for op in ops {
-        if op.key.row.len() > MAX_ROW_KEY_LEN {
+        if op.key.row().len() > MAX_ROW_KEY_LEN {
             return Err(LocalCommitError::RowKeyTooLong {
-                len: op.key.row.len(),
+                len: op.key.row().len(),
                 key: Box::new(op.key),
                 max: MAX_ROW_KEY_LEN,
             });
         }
-        let spec = match schema.column(&op.key.table, &op.key.column) {
+        let spec = match schema.column(op.key.table(), op.key.column()) {
             Ok(spec) => spec,
             Err(err) => {
                 errors.push((op.key, err));
@@ -169,7 +169,7 @@ pub(crate) fn validate_transaction(
 
 fn column_needs_consensus(schema: &Schema, key: &CellKey) -> bool {
     schema
-        .column(&key.table, &key.column)
+        .column(key.table(), key.column())
         .is_ok_and(|spec| !spec.merge().is_conflict_free())
 }
 
@@ -306,7 +306,7 @@ impl MergedState {
     fn apply(&mut self, schema: &Schema, dot: Dot, update: &VersionedUpdate) -> Result<()> {
         for effect in &update.effects {
             let spec = schema
-                .column(&effect.key.table, &effect.key.column)
+                .column(effect.key.table(), effect.key.column())
                 .map_err(|source| LocalCommitError::UnknownCell {
                     key: Box::new(effect.key.clone()),
                     source: Box::new(source),

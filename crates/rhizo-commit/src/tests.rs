@@ -825,7 +825,11 @@ fn values_are_in_key_order() {
     for row in ["b", "a", "c"] {
         replica.commit(incr(row, 1)).unwrap();
     }
-    let keys: Vec<String> = replica.values().keys().map(|k| k.row.to_string()).collect();
+    let keys: Vec<String> = replica
+        .values()
+        .keys()
+        .map(|k| k.row().to_string())
+        .collect();
     assert_eq!(keys, ["a", "b", "c"]);
     let _: BTreeMap<_, _> = replica.values();
 }

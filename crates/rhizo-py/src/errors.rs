@@ -339,9 +339,9 @@ impl Raise {
 /// A cell key as Python sees it: `(table, row, column)`.
 pub(crate) fn key_tuple(key: &CellKey) -> (String, String, String) {
     (
-        key.table.to_string(),
-        key.row.to_string(),
-        key.column.to_string(),
+        key.table().to_string(),
+        key.row().to_string(),
+        key.column().to_string(),
     )
 }
 

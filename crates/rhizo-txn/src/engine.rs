@@ -232,13 +232,13 @@ fn ordered_transaction(
         let key = write.key();
         match write {
             RegisterWrite::Put { value, .. } => {
-                tx.put(&key.table, &key.row, &key.column, value.clone());
+                tx.put(key.table(), key.row(), key.column(), value.clone());
             }
             RegisterWrite::CompareAndSet { expected, new, .. } => {
                 tx.compare_and_set(
-                    &key.table,
-                    &key.row,
-                    &key.column,
+                    key.table(),
+                    key.row(),
+                    key.column(),
                     expected.clone(),
                     new.clone(),
                 );
@@ -678,7 +678,7 @@ impl Engine {
                         op.op_type.is_conflict_free()
                             && self
                                 .schema()
-                                .column(&op.key.table, &op.key.column)
+                                .column(op.key.table(), op.key.column())
                                 .is_ok_and(|spec| spec.merge().is_conflict_free())
                     });
                 if all_algebraic {
@@ -853,7 +853,7 @@ impl Engine {
         let dot = Dot::new(self.node_id(), 1).expect("counter 1 is valid");
         for write in writes {
             let key = write.key();
-            let spec = match self.schema().column(&key.table, &key.column) {
+            let spec = match self.schema().column(key.table(), key.column()) {
                 Ok(spec) => *spec,
                 Err(err) => {
                     errors.push((key.clone(), err));

@@ -358,3 +358,49 @@ fn schema_round_trips_and_decoding_refuses_invalid_columns() {
     let bad = postcard::to_allocvec(&(MergeType::Add, ValueType::StringSet, 1u32, 1u32)).unwrap();
     assert!(postcard::from_bytes::<ColumnSpec>(&bad).is_err());
 }
+
+/// Tables and columns are written as the sorted maps they were before lookups became scans:
+/// durable schemas keep their bytes, and a schema with many names (searched by bisection)
+/// finds every one of them.
+#[cfg(feature = "serde")]
+#[test]
+fn schema_bytes_are_those_of_sorted_maps_and_every_name_is_found() {
+    use std::collections::BTreeMap;
+    let mut builder = Schema::builder();
+    let mut reference: BTreeMap<String, BTreeMap<String, ColumnSpec>> = BTreeMap::new();
+    // Declared out of order, more than a scan covers, names of equal and unequal lengths.
+    for t in [
+        7, 3, 19, 0, 11, 25, 1, 14, 22, 5, 9, 17, 2, 20, 13, 4, 24, 8,
+    ] {
+        let table = format!("t{t}");
+        builder = builder.table(&table);
+        for c in [3, 1, 2, 10, 30, 20, 0, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15] {
+            let column = format!("c{c}");
+            builder = builder.column(&column, MergeType::Add, ValueType::Integer);
+            let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+            reference
+                .entry(table.clone())
+                .or_default()
+                .insert(column, spec);
+        }
+    }
+    let schema = builder.build().unwrap();
+    for (table, columns) in &reference {
+        for (column, spec) in columns {
+            assert_eq!(
+                schema.column(table, column).unwrap(),
+                spec,
+                "{table}.{column}"
+            );
+        }
+        assert!(schema.column(table, "c99").is_err());
+    }
+    assert!(schema.column("t99", "c1").is_err());
+    let names: Vec<&str> = schema.tables().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        reference.keys().map(String::as_str).collect::<Vec<_>>()
+    );
+    let expected = postcard::to_allocvec(&(1u64, &reference)).unwrap();
+    assert_eq!(postcard::to_allocvec(&schema).unwrap(), expected);
+}

@@ -514,7 +514,7 @@ proptest! {
             .map(|w| {
                 let mut s = CellState::new(&spec);
                 for (i, v) in w.iter().enumerate() {
-                    s.apply(&CellOp::Overwrite((*v).into()), Dot::new(origin(0), i as u64 + 1).unwrap()).unwrap();
+                    s.apply(&CellOp::Overwrite(Box::new((*v).into())), Dot::new(origin(0), i as u64 + 1).unwrap()).unwrap();
                 }
                 s
             })

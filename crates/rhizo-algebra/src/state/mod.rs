@@ -166,13 +166,16 @@ pub enum CellOp {
     /// Delete these observed tags from an observed-remove set.
     OrRemove(ObservedTags),
     /// Replace a register's value (consensus path only).
-    Overwrite(AlgebraicValue),
+    ///
+    /// The register values are boxed: effects are moved through every layer of a commit, and
+    /// boxing halves a `CellOp` (96 to 48 bytes) for the far more common algebraic operations.
+    Overwrite(Box<AlgebraicValue>),
     /// Replace a register's value if it equals `expected` (consensus path only).
     CompareAndSet {
         /// The value the register must hold.
-        expected: AlgebraicValue,
+        expected: Box<AlgebraicValue>,
         /// The value to write.
-        new: AlgebraicValue,
+        new: Box<AlgebraicValue>,
     },
 }
 
@@ -256,7 +259,7 @@ impl CellOp {
                     needs: "the tags its writer observed; build it with CellState::remove_op",
                 });
             }
-            OpType::GenericOverwrite => CellOp::Overwrite(normalize(spec, value)?),
+            OpType::GenericOverwrite => CellOp::Overwrite(Box::new(normalize(spec, value)?)),
             OpType::GenericConditional => {
                 return Err(AlgebraError::NeedsContext {
                     op,
@@ -278,8 +281,8 @@ impl CellOp {
         spec.validate(OpType::GenericConditional, expected)?;
         spec.validate(OpType::GenericConditional, new)?;
         Ok(CellOp::CompareAndSet {
-            expected: normalize(spec, expected)?,
-            new: normalize(spec, new)?,
+            expected: Box::new(normalize(spec, expected)?),
+            new: Box::new(normalize(spec, new)?),
         })
     }
 
@@ -649,15 +652,15 @@ impl CellState {
                 let mut next = reg.clone();
                 for op in ops {
                     match op {
-                        CellOp::Overwrite(v) => next.value = v.clone(),
+                        CellOp::Overwrite(v) => next.value = (**v).clone(),
                         CellOp::CompareAndSet { expected, new } => {
-                            if next.value != *expected {
+                            if next.value != **expected {
                                 return Err(AlgebraError::ConditionFailed {
                                     expected: expected.to_string(),
                                     found: next.value.to_string(),
                                 });
                             }
-                            next.value = new.clone();
+                            next.value = (**new).clone();
                         }
                         _ => return Err(refuse(op)),
                     }

@@ -47,22 +47,26 @@ impl<P: Partial> PerOrigin<P> {
     /// The entries a replica that knows `known` may lack: those of later sequence numbers.
     pub(crate) fn restricted(&self, known: &rhizo_clock::VectorClock) -> Self {
         // Both lists are sorted by node: walk them together instead of searching per entry.
-        let mut known = known.iter().peekable();
-        let entries = self
-            .entries
-            .iter()
-            .filter(|e| {
-                while known.peek().is_some_and(|(node, _)| *node < e.node) {
-                    known.next();
-                }
-                let seen = match known.peek() {
-                    Some((node, counter)) if *node == e.node => *counter,
-                    _ => 0,
-                };
-                e.seq > seen
-            })
-            .cloned()
-            .collect();
+        let lacks = |e: &&OriginEntry<P>, known: &mut std::iter::Peekable<_>| {
+            while known
+                .peek()
+                .is_some_and(|(node, _): &(NodeId, u64)| *node < e.node)
+            {
+                known.next();
+            }
+            let seen = match known.peek() {
+                Some((node, counter)) if *node == e.node => *counter,
+                _ => 0,
+            };
+            e.seq > seen
+        };
+        // Counted first, so the list is allocated once at its size: a delta restricts every cell
+        // it carries, and growing each list by doubling was a tenth of building a delta.
+        let mut walk = known.iter().peekable();
+        let count = self.entries.iter().filter(|e| lacks(e, &mut walk)).count();
+        let mut entries = Vec::with_capacity(count);
+        let mut walk = known.iter().peekable();
+        entries.extend(self.entries.iter().filter(|e| lacks(e, &mut walk)).copied());
         Self { entries }
     }
 

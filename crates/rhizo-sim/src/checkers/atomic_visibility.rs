@@ -41,9 +41,9 @@ fn same(left: Option<&CellRead>, right: Option<&CellRead>) -> bool {
 fn rows<'a>(keys: impl Iterator<Item = &'a CellKey>) -> Vec<String> {
     let mut rows: Vec<String> = keys
         .filter(|k| {
-            (k.table == PAIR_TABLES.0 || k.table == PAIR_TABLES.1) && k.column == PAIR_COLUMN
+            (k.table() == PAIR_TABLES.0 || k.table() == PAIR_TABLES.1) && k.column() == PAIR_COLUMN
         })
-        .map(|k| k.row.to_string())
+        .map(|k| k.row().to_string())
         .collect();
     rows.sort_unstable();
     rows.dedup();

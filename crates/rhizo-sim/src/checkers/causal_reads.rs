@@ -231,7 +231,7 @@ impl View {
             let slot = self.cells.entry(key.clone()).or_insert_with(|| {
                 oracle
                     .schema
-                    .column(&key.table, &key.column)
+                    .column(key.table(), key.column())
                     .map(CellState::new)
                     .map_err(|e| format!("{key}: {e}"))
             });

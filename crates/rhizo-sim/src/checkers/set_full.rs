@@ -98,7 +98,7 @@ fn grow_only_sets(history: &History, schema: &Schema) -> BTreeMap<CellKey, SetLo
         for op in attempt.tx.operations() {
             let adds = matches!(op.op_type, OpType::OrSetAdd | OpType::SemilatticeUnion);
             let grow_only = schema
-                .column(&op.key.table, &op.key.column)
+                .column(op.key.table(), op.key.column())
                 .is_ok_and(|spec| spec.merge() == MergeType::Union);
             let (true, true, Some(added)) = (adds, grow_only, elements(&op.value)) else {
                 continue;

@@ -202,7 +202,7 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
                 tx.increment("counters", "other", 1)
                     .increment("counters", "c", 2);
             },
-            |e| matches!(e, TxnError::Overflow { key, .. } if key.row == "c"),
+            |e| matches!(e, TxnError::Overflow { key, .. } if key.row() == "c"),
         ),
         (
             "overflow, coordinated",

@@ -493,7 +493,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         tx.operations().iter().all(|op| {
             op.op_type.is_conflict_free()
                 && schema
-                    .column(&op.key.table, &op.key.column)
+                    .column(op.key.table(), op.key.column())
                     .is_ok_and(|spec| spec.merge().is_conflict_free())
         })
     }
@@ -518,7 +518,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.manager
                 .replica
                 .schema()
-                .column(&key.table, &key.column)
+                .column(key.table(), key.column())
                 .map_err(|source| {
                     RaftError::Refused(Box::new(LocalCommitError::InvalidOperations {
                         errors: vec![(key.clone(), source)],
