@@ -76,6 +76,15 @@ impl CellStore {
     }
 
     /// Inserts a cell the store does not hold yet.
+    /// Makes room for `additional` new cells, so that inserting them grows nothing.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.keys.reserve(additional);
+        self.states.reserve(additional);
+        let (keys, hasher) = (&self.keys, &self.hasher);
+        self.ids
+            .reserve(additional, |&id| hasher.hash_one(&keys[id as usize]));
+    }
+
     pub(crate) fn insert_new(&mut self, key: CellKey, state: CellState) -> CellId {
         debug_assert!(self.find(&key).is_none(), "{key} is already held");
         let hash = self.hash(&key);

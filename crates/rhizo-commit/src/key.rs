@@ -118,10 +118,15 @@ impl Ord for CellKey {
     fn cmp(&self, other: &Self) -> Ordering {
         // Component by component: comparing the concatenations would put ("ab", "c") after
         // ("a", "bz"), which (table, row, column) order does not.
-        self.table()
-            .cmp(other.table())
-            .then_with(|| self.row().cmp(other.row()))
-            .then_with(|| self.column().cmp(other.column()))
+        // Both buffers are read once, and the split points are plain offsets into them.
+        let (a, b) = (self.joined.as_bytes(), other.joined.as_bytes());
+        let (at, bt) = (self.table_len as usize, other.table_len as usize);
+        let (ar, br) = (at + self.row_len as usize, bt + other.row_len as usize);
+        // Byte order is string order for UTF-8.
+        a[..at]
+            .cmp(&b[..bt])
+            .then_with(|| a[at..ar].cmp(&b[bt..br]))
+            .then_with(|| a[ar..].cmp(&b[br..]))
     }
 }
 

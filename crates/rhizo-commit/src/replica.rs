@@ -779,7 +779,7 @@ impl Replica {
     }
 
     /// Applies a delta whose base this replica holds: all cells or none.
-    fn apply_delta(&mut self, from: NodeId, delta: Delta, record: bool) -> Result<()> {
+    fn apply_delta(&mut self, from: NodeId, mut delta: Delta, record: bool) -> Result<()> {
         if delta.clock.dominated_by(&self.clock) {
             self.stats.deltas_redundant += 1;
             return Ok(());
@@ -794,6 +794,10 @@ impl Replica {
         // merges infallibly into its cell is merged in place in phase 2; any other is joined
         // into a copy here (the only way to learn whether its merge succeeds).
         let mut joins: Vec<Join> = Vec::with_capacity(delta.cells.len());
+        // Cells arrive in key order, so new cells of one column come in runs: the column's spec
+        // is looked up once per run.
+        let mut column: Option<(&CellKey, &ColumnSpec)> = None;
+        let mut new_cells = 0;
         for (key, incoming) in &delta.cells {
             let rejected = |source| LocalCommitError::RemoteStateRejected {
                 from,
@@ -808,32 +812,67 @@ impl Replica {
                     Join::Replace(id, cell)
                 }
                 None => {
-                    let mut cell = self.new_cell(key).map_err(|err| match err {
-                        LocalCommitError::UnknownCell { key, source } => {
-                            LocalCommitError::RemoteStateRejected { from, key, source }
+                    let spec = match column {
+                        Some((last, spec))
+                            if last.table() == key.table() && last.column() == key.column() =>
+                        {
+                            spec
                         }
-                        other => other,
-                    })?;
-                    cell.merge(incoming).map_err(rejected)?;
-                    Join::New(cell)
+                        _ => {
+                            let spec = self
+                                .schema
+                                .column(key.table(), key.column())
+                                .map_err(rejected)?;
+                            column = Some((key, spec));
+                            spec
+                        }
+                    };
+                    let mut cell = CellState::new(spec);
+                    new_cells += 1;
+                    if cell.merges_infallibly(incoming) {
+                        Join::Adopt
+                    } else {
+                        cell.merge(incoming).map_err(rejected)?;
+                        Join::New(cell)
+                    }
                 }
             };
             joins.push(join);
         }
         // Phase 2: install. Nothing below can fail.
+        self.cells.reserve(new_cells);
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
-        for ((key, incoming), join) in delta.cells.iter().zip(joins) {
-            let id = match join {
-                Join::InPlace(id) => {
+        // Unless the delta is kept for the record, its keys and states move into the new cells.
+        let keep = record && self.config.emit_records;
+        let mut owned = (!keep).then(|| std::mem::take(&mut delta.cells).into_iter());
+        for (i, join) in joins.into_iter().enumerate() {
+            let entry = owned.as_mut().and_then(Iterator::next);
+            let id = match (join, entry) {
+                (Join::Adopt, Some((key, state))) => self.cells.insert_new(key, state),
+                (Join::Adopt, None) => {
+                    let (key, state) = &delta.cells[i];
+                    self.cells.insert_new(key.clone(), state.clone())
+                }
+                (Join::InPlace(id), entry) => {
+                    let incoming = match &entry {
+                        Some((_, state)) => state,
+                        None => &delta.cells[i].1,
+                    };
                     let merged = self.cells.state_mut(id).merge(incoming);
                     debug_assert!(merged.is_ok(), "merges_infallibly promised success");
                     id
                 }
-                Join::Replace(id, cell) => {
+                (Join::Replace(id, cell), _) => {
                     *self.cells.state_mut(id) = cell;
                     id
                 }
-                Join::New(cell) => self.cells.insert_new(key.clone(), cell),
+                (Join::New(cell), entry) => {
+                    let key = match entry {
+                        Some((key, _)) => key,
+                        None => delta.cells[i].0.clone(),
+                    };
+                    self.cells.insert_new(key, cell)
+                }
             };
             if self.cells.state(id).tombstone_count() > 0 {
                 self.tombstoned.insert(id);
@@ -1199,8 +1238,12 @@ enum Join {
     InPlace(CellId),
     /// Replace the cell by this join, already computed on a copy.
     Replace(CellId, CellState),
-    /// A cell the replica did not hold.
+    /// A cell the replica did not hold, with this state (the incoming one merged into an
+    /// empty cell, which may fail).
     New(CellState),
+    /// A cell the replica did not hold, whose state is the incoming one: an empty cell is the
+    /// identity of every merge that cannot fail (the identity law, `rhizo-algebra`'s laws).
+    Adopt,
 }
 
 /// A delta's cells by id, mapped to their positions in the delta's cell list.
