@@ -51,6 +51,24 @@ impl CellStore {
 
     /// The id of `key`, inserting the cell `fresh()` builds if the store lacks it. A failing
     /// `fresh` leaves the store as it was.
+    /// The id of `key`, or the hash to insert it under ([`Self::insert_hashed`]) without
+    /// hashing it again.
+    pub(crate) fn locate(&self, key: &CellKey) -> Result<CellId, u64> {
+        let hash = self.hash(key);
+        let keys = &self.keys;
+        match self.ids.find(hash, |&id| keys[id as usize] == *key) {
+            Some(&id) => Ok(id),
+            None => Err(hash),
+        }
+    }
+
+    /// Inserts a cell [`Self::locate`] found absent, under the hash it returned.
+    pub(crate) fn insert_hashed(&mut self, hash: u64, key: CellKey, state: CellState) -> CellId {
+        debug_assert!(self.find(&key).is_none(), "{key} is already held");
+        debug_assert_eq!(hash, self.hash(&key), "the hash locate returned");
+        self.push(hash, key, state)
+    }
+
     pub(crate) fn find_or_insert<E>(
         &mut self,
         key: &CellKey,

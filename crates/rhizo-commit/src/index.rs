@@ -37,13 +37,21 @@ impl OriginIndex {
         if counter <= self.trimmed_upto {
             return;
         }
-        let mut filed = Vec::new();
+        // Sized from the iterator, so that filing a large delta grows the map and list once.
+        let cells = cells.into_iter();
+        let expected = cells.size_hint().0;
+        self.latest.reserve(expected);
+        let mut filed = Vec::with_capacity(expected);
         for cell in cells {
             let last = self.latest.entry(cell).or_insert(0);
             if *last < counter {
                 *last = counter;
                 filed.push(cell);
             }
+        }
+        if filed.len() * 2 < filed.capacity() {
+            // Kept until trimmed: do not hold room for cells that were not filed.
+            filed.shrink_to_fit();
         }
         if !filed.is_empty() {
             self.by_counter.entry(counter).or_default().extend(filed);

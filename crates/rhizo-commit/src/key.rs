@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -146,12 +147,17 @@ struct KeyParts<'a> {
     column: &'a str,
 }
 
+/// The decoded form: borrowed from the input where the format allows (postcard does), so a key
+/// is copied once, into its own buffer.
 #[derive(Deserialize)]
 #[serde(rename = "CellKey")]
-struct OwnedKeyParts {
-    table: CompactString,
-    row: CompactString,
-    column: CompactString,
+struct DecodedKeyParts<'a> {
+    #[serde(borrow)]
+    table: Cow<'a, str>,
+    #[serde(borrow)]
+    row: Cow<'a, str>,
+    #[serde(borrow)]
+    column: Cow<'a, str>,
 }
 
 impl Serialize for CellKey {
@@ -163,7 +169,7 @@ impl Serialize for CellKey {
 
 impl<'de> Deserialize<'de> for CellKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let parts = OwnedKeyParts::deserialize(deserializer)?;
+        let parts = DecodedKeyParts::deserialize(deserializer)?;
         if u32::try_from(parts.table.len()).is_err() || u32::try_from(parts.row.len()).is_err() {
             return Err(serde::de::Error::custom("a cell key name of 4 GiB or more"));
         }

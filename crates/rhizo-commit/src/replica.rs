@@ -804,14 +804,14 @@ impl Replica {
                 key: Box::new(key.clone()),
                 source: Box::new(source),
             };
-            let join = match self.cells.find(key) {
-                Some(id) if self.cells.state(id).merges_infallibly(incoming) => Join::InPlace(id),
-                Some(id) => {
+            let join = match self.cells.locate(key) {
+                Ok(id) if self.cells.state(id).merges_infallibly(incoming) => Join::InPlace(id),
+                Ok(id) => {
                     let mut cell = self.cells.state(id).clone();
                     cell.merge(incoming).map_err(rejected)?;
                     Join::Replace(id, cell)
                 }
-                None => {
+                Err(hash) => {
                     let spec = match column {
                         Some((last, spec))
                             if last.table() == key.table() && last.column() == key.column() =>
@@ -830,10 +830,10 @@ impl Replica {
                     let mut cell = CellState::new(spec);
                     new_cells += 1;
                     if cell.merges_infallibly(incoming) {
-                        Join::Adopt
+                        Join::Adopt(hash)
                     } else {
                         cell.merge(incoming).map_err(rejected)?;
-                        Join::New(cell)
+                        Join::New(hash, cell)
                     }
                 }
             };
@@ -848,10 +848,12 @@ impl Replica {
         for (i, join) in joins.into_iter().enumerate() {
             let entry = owned.as_mut().and_then(Iterator::next);
             let id = match (join, entry) {
-                (Join::Adopt, Some((key, state))) => self.cells.insert_new(key, state),
-                (Join::Adopt, None) => {
+                (Join::Adopt(hash), Some((key, state))) => {
+                    self.cells.insert_hashed(hash, key, state)
+                }
+                (Join::Adopt(hash), None) => {
                     let (key, state) = &delta.cells[i];
-                    self.cells.insert_new(key.clone(), state.clone())
+                    self.cells.insert_hashed(hash, key.clone(), state.clone())
                 }
                 (Join::InPlace(id), entry) => {
                     let incoming = match &entry {
@@ -866,12 +868,12 @@ impl Replica {
                     *self.cells.state_mut(id) = cell;
                     id
                 }
-                (Join::New(cell), entry) => {
+                (Join::New(hash, cell), entry) => {
                     let key = match entry {
                         Some((key, _)) => key,
                         None => delta.cells[i].0.clone(),
                     };
-                    self.cells.insert_new(key, cell)
+                    self.cells.insert_hashed(hash, key, cell)
                 }
             };
             if self.cells.state(id).tombstone_count() > 0 {
@@ -1238,12 +1240,13 @@ enum Join {
     InPlace(CellId),
     /// Replace the cell by this join, already computed on a copy.
     Replace(CellId, CellState),
-    /// A cell the replica did not hold, with this state (the incoming one merged into an
-    /// empty cell, which may fail).
-    New(CellState),
-    /// A cell the replica did not hold, whose state is the incoming one: an empty cell is the
-    /// identity of every merge that cannot fail (the identity law, `rhizo-algebra`'s laws).
-    Adopt,
+    /// A cell the replica did not hold (its key hashes to the `u64`), with this state: the
+    /// incoming one merged into an empty cell, which may fail.
+    New(u64, CellState),
+    /// A cell the replica did not hold (its key hashes to the `u64`), whose state is the
+    /// incoming one: an empty cell is the identity of every merge that cannot fail (the identity
+    /// law, tested in `rhizo-algebra`'s laws).
+    Adopt(u64),
 }
 
 /// A delta's cells by id, mapped to their positions in the delta's cell list.
