@@ -53,7 +53,7 @@ pub struct RaftHistory {
 impl RaftHistory {
     /// Notes that `node` applied the entry `(index, term, data)`.
     pub fn note_applied(&mut self, node: NodeId, index: u64, term: u64, data: &[u8]) {
-        let entry = (term, fnv(data));
+        let entry = (term, fingerprint(data));
         let seen = self.applied.entry(node).or_default();
         match seen.get(&index) {
             Some(previous) if *previous != entry => self.conflicts.push(format!(
@@ -72,13 +72,13 @@ impl RaftHistory {
     }
 }
 
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
+/// A fingerprint of an entry's bytes, compared only within one run: `DefaultHasher::new` is
+/// keyed by constants, so it is deterministic, and it is already at hand.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    hasher.write(bytes);
+    hasher.finish()
 }
 
 #[cfg(test)]
