@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::{AlgebraError, AlgebraicValue, Decimal, MergeType, OpType, Result, ValueType};
@@ -341,7 +340,7 @@ impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for NameMap<V> {
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         // Decoded as the map it is written as, so the bytes and their checks are the map's.
-        let map = BTreeMap::<String, V>::deserialize(deserializer)?;
+        let map = std::collections::BTreeMap::<String, V>::deserialize(deserializer)?;
         Ok(Self {
             entries: map.into_iter().collect(),
         })

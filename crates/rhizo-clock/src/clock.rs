@@ -260,6 +260,12 @@ impl VectorClock {
         self.entries.iter().copied()
     }
 
+    /// The (node, counter) entries, sorted by node, counters non-zero: what [`Self::iter`]
+    /// yields, as a slice for callers that walk it alongside another sorted list.
+    pub fn as_slice(&self) -> &[(NodeId, u64)] {
+        &self.entries
+    }
+
     /// The total number of events known (wide enough never to overflow).
     pub fn sum(&self) -> u128 {
         self.entries.iter().map(|&(_, c)| u128::from(c)).sum()

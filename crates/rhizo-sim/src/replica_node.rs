@@ -112,12 +112,13 @@ impl ReplicaNode {
     }
 
     /// Commits `tx` on the replica and carries out its outputs. Returns the receipt and, when
-    /// recording, the acknowledged update as it was made durable.
+    /// recording, the acknowledged update as it was made durable (boxed: the result is moved
+    /// through every layer of a simulated commit, and is usually `None`).
     pub fn commit(
         &mut self,
         tx: AlgebraicTransaction,
         ctx: &mut NodeCtx<'_, Message>,
-    ) -> std::result::Result<(CommitReceipt, Option<VersionedUpdate>), LocalCommitError> {
+    ) -> std::result::Result<(CommitReceipt, Option<Box<VersionedUpdate>>), LocalCommitError> {
         let receipt = self.replica.commit(tx)?;
         let acknowledged = self.drain(ctx);
         Ok((receipt, acknowledged))
@@ -132,7 +133,7 @@ impl ReplicaNode {
     /// Carries out the replica's `Ready` in the contract's order: records made durable, then
     /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
     /// (a commit acknowledges exactly one).
-    fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<VersionedUpdate> {
+    fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<Box<VersionedUpdate>> {
         let mut ready = std::mem::take(&mut self.ready);
         self.replica.take_ready_into(&mut ready);
         let mut acknowledged = None;
@@ -143,7 +144,7 @@ impl ReplicaNode {
             }
             if let (true, Record::Commit(update)) = (self.recording, &record) {
                 if ready.committed.contains(&update.dot) {
-                    acknowledged = Some(update.clone());
+                    acknowledged = Some(Box::new(update.clone()));
                 }
             }
             self.log.push(record);
@@ -274,7 +275,7 @@ impl SimulatedCluster<ReplicaNode> {
                     self.history_mut().record_attempt(at, id, tx, true);
                 }
                 if let Some(update) = update {
-                    self.history_mut().record_acknowledged(at, id, update);
+                    self.history_mut().record_acknowledged(at, id, *update);
                 }
                 Ok(receipt)
             }
