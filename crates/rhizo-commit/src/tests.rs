@@ -952,3 +952,71 @@ fn ordered_records_recover() {
     assert_eq!(recovered.canonical_state(), replica.canonical_state());
     assert_eq!(recovered.read("t", "r", "name").unwrap(), string("ann"));
 }
+
+/// `receiver` asks `sender` for what it lacks; the answer.
+fn request(sender: &mut Replica, receiver: &mut Replica) -> Message {
+    receiver.sync_with(sender.id());
+    let ask = receiver.take_ready().messages.pop().unwrap().1;
+    sender.step(receiver.id(), ask).unwrap();
+    sender.take_ready().messages.pop().unwrap().1
+}
+
+/// A cell first seen in a delta takes the incoming state (adopted, moved out of the delta when
+/// the delta is not recorded). Whether the receiver records the delta or not, and whether it
+/// already held the cells or not, the states it ends with are the sender's, byte for byte.
+#[test]
+fn new_cells_adopt_the_incoming_state_whether_or_not_the_delta_is_recorded() {
+    let (a, b) = (node(0), node(1));
+    let config = |emit_records| ReplicaConfig {
+        members: vec![a, b],
+        emit_records,
+        ..ReplicaConfig::default()
+    };
+    let mut sender = Replica::new(a, schema(), config(true));
+    for i in 0..20 {
+        let row = format!("r{i}");
+        let mut tx = AlgebraicTransaction::new();
+        tx.increment("t", &row, "sum", i)
+            .increment("t", &row, "fsum", 0.5 * i as f64)
+            .max("t", &row, "hi", i)
+            .min("t", &row, "lo", -(i as f64))
+            .add_to_set("t", &row, "tags", [format!("x{i}"), "y".to_owned()])
+            .union("t", &row, "seen", AlgebraicValue::int_set([i, i + 1]));
+        sender.commit(tx).unwrap();
+    }
+    let mut tx = AlgebraicTransaction::new();
+    tx.remove_from_set("t", "r3", "tags", ["y".to_owned()]);
+    sender.commit(tx).unwrap();
+    // A receiver that already holds some of the cells, from an earlier commit of its own.
+    let mut holder = Replica::new(b, schema(), config(true));
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("t", "r0", "sum", 7).max("t", "r5", "hi", 100);
+    holder.commit(tx).unwrap();
+    let receivers = [
+        Replica::new(b, schema(), config(true)),
+        Replica::new(b, schema(), config(false)),
+    ];
+    for mut receiver in receivers {
+        let reply = request(&mut sender, &mut receiver);
+        receiver.step(a, reply).unwrap();
+        assert_eq!(receiver.canonical_state(), sender.canonical_state());
+    }
+    // Into cells it already holds, the delta merges; once the sender has the holder's commit
+    // too, both hold the same bytes.
+    let reply = request(&mut sender, &mut holder);
+    holder.step(a, reply).unwrap();
+    holder.sync_with(a);
+    let push = holder.take_ready().messages.pop().unwrap().1;
+    sender.step(b, push).unwrap();
+    let answer = sender.take_ready().messages.pop().unwrap().1;
+    holder.step(a, answer).unwrap();
+    assert_eq!(holder.canonical_state(), sender.canonical_state());
+    assert_eq!(
+        holder.read("t", "r5", "hi").unwrap(),
+        AlgebraicValue::Integer(100)
+    );
+    assert_eq!(
+        holder.read("t", "r0", "sum").unwrap(),
+        AlgebraicValue::Integer(7)
+    );
+}

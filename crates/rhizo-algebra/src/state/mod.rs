@@ -227,6 +227,8 @@ impl CellOp {
     pub fn new(spec: &ColumnSpec, op: OpType, value: &AlgebraicValue) -> Result<CellOp> {
         spec.validate(op, value)?;
         Ok(match op {
+            // The common operand needs no rescaling: skip the copy `normalize` makes.
+            OpType::AbelianAdd if let AlgebraicValue::Integer(v) = value => CellOp::AddInt(*v),
             OpType::AbelianAdd => match normalize(spec, value)? {
                 AlgebraicValue::Integer(v) => CellOp::AddInt(v),
                 AlgebraicValue::Float(v) => CellOp::AddFloat(v),
