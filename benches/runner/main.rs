@@ -6,7 +6,7 @@
 //! deterministic (one seed each).
 //!
 //! ```text
-//! rhizo-bench [--quick] [--out DIR]
+//! rhizo-bench [--quick] [--no-python] [--out DIR]
 //! rhizo-bench child-throughput NODES OPS_PER_NODE SEED   (one throughput row as JSON)
 //! ```
 
@@ -25,18 +25,22 @@ use crate::results::{Results, SuccessScenario, ThroughputRow};
 
 struct Options {
     quick: bool,
+    /// Skip the Python probe (the bindings in ./.venv are not this revision's release build).
+    no_python: bool,
     out: PathBuf,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         quick: false,
+        no_python: false,
         out: PathBuf::from("target/bench"),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--no-python" => options.no_python = true,
             "--out" => options.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -52,7 +56,9 @@ fn main() -> ExitCode {
     let options = match parse(&args) {
         Ok(options) => options,
         Err(error) => {
-            eprintln!("rhizo-bench: {error}\nusage: rhizo-bench [--quick] [--out DIR]");
+            eprintln!(
+                "rhizo-bench: {error}\nusage: rhizo-bench [--quick] [--no-python] [--out DIR]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -251,9 +257,15 @@ fn run(options: &Options) -> Result<(), String> {
         .stage_seconds
         .push(("success".into(), started.elapsed().as_secs_f64()));
 
-    // Python overhead, when the bindings are built into ./.venv.
+    // Python overhead, when the bindings are built into ./.venv. A quick run (regress's smoke
+    // test) skips it, and so does `--no-python` (`cargo xtask bench` passes it when it could not
+    // build this revision's release bindings): a stale or debug build is not a measurement.
     let started = Instant::now();
-    results.python = report::python_overhead();
+    results.python = if options.quick || options.no_python {
+        None
+    } else {
+        report::python_overhead()
+    };
     results
         .stage_seconds
         .push(("python".into(), started.elapsed().as_secs_f64()));

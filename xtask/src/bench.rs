@@ -73,9 +73,17 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<bool> {
         .out
         .clone()
         .unwrap_or_else(|| root.join("target").join("bench"));
-    let command = runner_command(root, options.quick, &out);
+    // The runner measures the bindings in ./.venv: make them this revision's release build, so
+    // the Python figures are neither stale nor a debug build. Without them the row is omitted.
+    let python_dir = root.join(crate::regress::PYTHON_PACKAGE_DIR);
+    let python_built = !options.quick
+        && python_dir.join("pyproject.toml").exists()
+        && crate::regress::python::build_release_bindings(root, &python_dir)?;
+    let mut command = runner_command(root, options.quick, &out);
+    if !python_built {
+        command.arg("--no-python");
+    }
     println!("==> {}", process::describe(&command));
-    let mut command = command;
     let status = command
         .status()
         .map_err(|e| Error::new(format!("cannot start cargo: {e}")))?;

@@ -9,7 +9,7 @@ mod baseline;
 mod junit;
 mod libtest;
 mod phase;
-mod python;
+pub(crate) mod python;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +23,8 @@ pub(crate) use phase::{Phase, phase_table};
 use crate::process::{self, Captured};
 use crate::workspace::Workspace;
 use crate::{Error, Result};
-use phase::{PACKAGE_RULES, PYTHON_PACKAGE_DIR, rule_for};
+pub(crate) use phase::PYTHON_PACKAGE_DIR;
+use phase::{PACKAGE_RULES, rule_for};
 use report::PhaseDiff;
 
 /// Options of `cargo xtask regress`.

@@ -27,6 +27,50 @@ pub(crate) struct PythonRun {
     pub(crate) tests: Vec<TestResult>,
 }
 
+/// Makes sure `<root>/.venv` exists and holds maturin, then builds the bindings into it with
+/// `maturin develop --release`: the build `cargo xtask bench` measures. `Ok(false)` if a step
+/// failed (it has printed why).
+pub(crate) fn build_release_bindings(root: &Path, package_dir: &Path) -> Result<bool> {
+    let venv = root.join(".venv");
+    let bin = venv.join("bin");
+    let python = bin.join("python");
+    if !python.exists() {
+        let mut command = Command::new("python3");
+        command.current_dir(root).arg("-m").arg("venv").arg(&venv);
+        if run_step("python venv", command, &|_| true)?.0.status != StepStatus::Passed {
+            return Ok(false);
+        }
+    }
+    if !bin.join("maturin").exists() {
+        let mut command = Command::new(&python);
+        command.current_dir(root).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "maturin",
+        ]);
+        if run_step("pip install maturin", command, &|_| true)?
+            .0
+            .status
+            != StepStatus::Passed
+        {
+            return Ok(false);
+        }
+    }
+    let mut develop = Command::new(bin.join("maturin"));
+    develop
+        .current_dir(package_dir)
+        .env("VIRTUAL_ENV", &venv)
+        .env("PATH", path_with(&bin))
+        .args(["develop", "--release"]);
+    Ok(run_step("maturin develop --release", develop, &|_| true)?
+        .0
+        .status
+        == StepStatus::Passed)
+}
+
 /// Runs venv setup, `maturin develop`, ruff, stubtest and pytest for the project in
 /// `package_dir`. A failing step skips the steps that need it.
 pub(crate) fn run(root: &Path, package_dir: &Path, scratch_dir: &Path) -> Result<PythonRun> {
