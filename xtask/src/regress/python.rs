@@ -33,31 +33,9 @@ pub(crate) struct PythonRun {
 pub(crate) fn build_release_bindings(root: &Path, package_dir: &Path) -> Result<bool> {
     let venv = root.join(".venv");
     let bin = venv.join("bin");
-    let python = bin.join("python");
-    if !python.exists() {
-        let mut command = Command::new("python3");
-        command.current_dir(root).arg("-m").arg("venv").arg(&venv);
-        if run_step("python venv", command, &|_| true)?.0.status != StepStatus::Passed {
-            return Ok(false);
-        }
-    }
-    if !bin.join("maturin").exists() {
-        let mut command = Command::new(&python);
-        command.current_dir(root).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "maturin",
-        ]);
-        if run_step("pip install maturin", command, &|_| true)?
-            .0
-            .status
-            != StepStatus::Passed
-        {
-            return Ok(false);
-        }
+    let mut steps = Vec::new();
+    if !ensure_venv(root, &[("maturin", "maturin")], &mut steps)? {
+        return Ok(false);
     }
     let mut develop = Command::new(bin.join("maturin"));
     develop
@@ -71,6 +49,42 @@ pub(crate) fn build_release_bindings(root: &Path, package_dir: &Path) -> Result<
         == StepStatus::Passed)
 }
 
+/// Creates `<root>/.venv` if it is missing and installs those of `tools` (executable in
+/// `.venv/bin`, pip package) it lacks, reporting each step. `Ok(false)` if a step failed.
+fn ensure_venv(root: &Path, tools: &[(&str, &str)], steps: &mut Vec<StepReport>) -> Result<bool> {
+    let bin = root.join(".venv").join("bin");
+    let python = bin.join("python");
+    if !python.exists() {
+        let mut command = Command::new("python3");
+        command.current_dir(root).args(["-m", "venv", ".venv"]);
+        let (report, _) = run_step("python venv", command, &|_| true)?;
+        let ok = report.status == StepStatus::Passed;
+        steps.push(report);
+        if !ok {
+            return Ok(false);
+        }
+    }
+    let missing = missing_tools(&bin, tools);
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    let mut command = Command::new(&python);
+    command
+        .current_dir(root)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(missing);
+    let (report, _) = run_step("pip install", command, &|_| true)?;
+    let ok = report.status == StepStatus::Passed;
+    steps.push(report);
+    Ok(ok)
+}
+
 /// Runs venv setup, `maturin develop`, ruff, stubtest and pytest for the project in
 /// `package_dir`. A failing step skips the steps that need it.
 pub(crate) fn run(root: &Path, package_dir: &Path, scratch_dir: &Path) -> Result<PythonRun> {
@@ -79,36 +93,8 @@ pub(crate) fn run(root: &Path, package_dir: &Path, scratch_dir: &Path) -> Result
     let python = bin.join("python");
     let mut run = PythonRun::default();
 
-    if !python.exists() {
-        let mut command = Command::new("python3");
-        command.current_dir(root).arg("-m").arg("venv").arg(&venv);
-        let (report, _) = run_step("python venv", command, &|_| true)?;
-        let ok = report.status == StepStatus::Passed;
-        run.steps.push(report);
-        if !ok {
-            return Ok(run);
-        }
-    }
-
-    let missing = missing_tools(&bin);
-    if !missing.is_empty() {
-        let mut command = Command::new(&python);
-        command
-            .current_dir(root)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(missing);
-        let (report, _) = run_step("pip install", command, &|_| true)?;
-        let ok = report.status == StepStatus::Passed;
-        run.steps.push(report);
-        if !ok {
-            return Ok(run);
-        }
+    if !ensure_venv(root, TOOLS, &mut run.steps)? {
+        return Ok(run);
     }
 
     let in_venv = |program: PathBuf| {
@@ -193,8 +179,8 @@ pub(crate) fn run(root: &Path, package_dir: &Path, scratch_dir: &Path) -> Result
 }
 
 /// Pip packages whose executables are absent from `bin`.
-fn missing_tools(bin: &Path) -> Vec<&'static str> {
-    TOOLS
+fn missing_tools<'a>(bin: &Path, tools: &[(&str, &'a str)]) -> Vec<&'a str> {
+    tools
         .iter()
         .filter(|(executable, _)| !bin.join(executable).exists())
         .map(|(_, package)| *package)
@@ -289,10 +275,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-venv-bin-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        assert_eq!(missing_tools(&dir), ["maturin", "pytest", "ruff", "mypy"]);
+        assert_eq!(
+            missing_tools(&dir, TOOLS),
+            ["maturin", "pytest", "ruff", "mypy"]
+        );
         fs::write(dir.join("pytest"), "").unwrap();
         fs::write(dir.join("ruff"), "").unwrap();
-        assert_eq!(missing_tools(&dir), ["maturin", "mypy"]);
+        assert_eq!(missing_tools(&dir, TOOLS), ["maturin", "mypy"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 
