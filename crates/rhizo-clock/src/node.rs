@@ -97,7 +97,7 @@ impl NodeId {
         let padding = if self.lo != 0 {
             self.lo.trailing_zeros() / 8
         } else {
-            8 + self.hi.trailing_zeros().min(64) / 8
+            8 + self.hi.trailing_zeros() / 8
         };
         let len = (16 - padding) as u8;
         NodeName {

@@ -43,14 +43,9 @@ impl CellStore {
 
     /// The id of `key`, if the store holds it.
     pub(crate) fn find(&self, key: &CellKey) -> Option<CellId> {
-        let keys = &self.keys;
-        self.ids
-            .find(self.hash(key), |&id| keys[id as usize] == *key)
-            .copied()
+        self.locate(key).ok()
     }
 
-    /// The id of `key`, inserting the cell `fresh()` builds if the store lacks it. A failing
-    /// `fresh` leaves the store as it was.
     /// The id of `key`, or the hash to insert it under ([`Self::insert_hashed`]) without
     /// hashing it again.
     pub(crate) fn locate(&self, key: &CellKey) -> Result<CellId, u64> {
@@ -69,18 +64,20 @@ impl CellStore {
         self.push(hash, key, state)
     }
 
+    /// The id of `key`, inserting the cell `fresh()` builds if the store lacks it. A failing
+    /// `fresh` leaves the store as it was.
     pub(crate) fn find_or_insert<E>(
         &mut self,
         key: &CellKey,
         fresh: impl FnOnce() -> Result<CellState, E>,
     ) -> Result<CellId, E> {
-        let hash = self.hash(key);
-        let keys = &self.keys;
-        if let Some(&id) = self.ids.find(hash, |&id| keys[id as usize] == *key) {
-            return Ok(id);
+        match self.locate(key) {
+            Ok(id) => Ok(id),
+            Err(hash) => {
+                let state = fresh()?;
+                Ok(self.push(hash, key.clone(), state))
+            }
         }
-        let state = fresh()?;
-        Ok(self.push(hash, key.clone(), state))
     }
 
     fn push(&mut self, hash: u64, key: CellKey, state: CellState) -> CellId {
@@ -104,9 +101,8 @@ impl CellStore {
     }
 
     pub(crate) fn insert_new(&mut self, key: CellKey, state: CellState) -> CellId {
-        debug_assert!(self.find(&key).is_none(), "{key} is already held");
         let hash = self.hash(&key);
-        self.push(hash, key, state)
+        self.insert_hashed(hash, key, state)
     }
 
     pub(crate) fn get(&self, key: &CellKey) -> Option<&CellState> {

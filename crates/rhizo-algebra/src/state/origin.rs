@@ -108,11 +108,6 @@ impl<P: Partial> PerOrigin<P> {
         if other.entries.is_empty() {
             return;
         }
-        if self.entries.is_empty() {
-            // A cell seen for the first time: its state is the incoming one.
-            self.entries.clone_from(&other.entries);
-            return;
-        }
         let same_origins = self.entries.len() == other.entries.len()
             && self
                 .entries
