@@ -1,6 +1,6 @@
-//! The local commit path and the replica's remote path: `commit_local` and `Replica::commit` for
-//! 1-, 10- and 100-op transactions (building the transaction included, as a user would), remote
-//! apply per operation, and digest/delta encode and decode.
+//! The local commit path and the replica's remote path: `commit_local`, `Replica::commit` and
+//! `Replica::commit_prepared` for 1-, 10- and 100-op transactions (building the transaction
+//! included, as a user would), remote apply per operation, and digest/delta encode and decode.
 
 use std::hint::black_box;
 
@@ -9,7 +9,8 @@ use rhizo_algebra::{MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::wire::{decode_message, encode_message};
 use rhizo_commit::{
-    AlgebraicTransaction, LocalCommitProtocol, Message, Ready, Replica, ReplicaConfig,
+    AlgebraicTransaction, LocalCommitProtocol, Message, PreparedCell, PreparedTransaction, Ready,
+    Replica, ReplicaConfig,
 };
 
 fn schema() -> Schema {
@@ -40,6 +41,25 @@ fn build_tx(ops: usize) -> AlgebraicTransaction {
     let mut tx = AlgebraicTransaction::new();
     for row in &ROWS[..ops] {
         tx.increment("counters", row, "value", 1);
+    }
+    tx
+}
+
+fn prepare(replica: &Replica, ops: usize) -> Vec<PreparedCell> {
+    ROWS[..ops]
+        .iter()
+        .map(|row| {
+            replica
+                .prepare("counters", row, "value")
+                .expect("in the schema")
+        })
+        .collect()
+}
+
+fn build_prepared(cells: &[PreparedCell]) -> PreparedTransaction<'_> {
+    let mut tx = PreparedTransaction::with_capacity(cells.len());
+    for cell in cells {
+        tx.increment(cell, 1).expect("an integer counter");
     }
     tx
 }
@@ -77,6 +97,30 @@ fn bench_commit(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("replica_commit_in_memory", ops), |b| {
             b.iter(|| {
                 let receipt = memory.commit(black_box(build_tx(ops))).expect("commits");
+                memory.take_ready_into(&mut ready);
+                ready.clear();
+                receipt
+            })
+        });
+        // The same commits over cells prepared once (as a server prepares its hot counters at
+        // start-up); the transaction is still built per commit.
+        let cells = prepare(&durable, ops);
+        group.bench_function(BenchmarkId::new("prepared_commit_with_record", ops), |b| {
+            b.iter(|| {
+                let receipt = durable
+                    .commit_prepared(black_box(build_prepared(&cells)))
+                    .expect("commits");
+                durable.take_ready_into(&mut ready);
+                ready.clear();
+                receipt
+            })
+        });
+        let cells = prepare(&memory, ops);
+        group.bench_function(BenchmarkId::new("prepared_commit_in_memory", ops), |b| {
+            b.iter(|| {
+                let receipt = memory
+                    .commit_prepared(black_box(build_prepared(&cells)))
+                    .expect("commits");
                 memory.take_ready_into(&mut ready);
                 ready.clear();
                 receipt

@@ -64,22 +64,6 @@ impl CellStore {
         self.push(hash, key, state)
     }
 
-    /// The id of `key`, inserting the cell `fresh()` builds if the store lacks it. A failing
-    /// `fresh` leaves the store as it was.
-    pub(crate) fn find_or_insert<E>(
-        &mut self,
-        key: &CellKey,
-        fresh: impl FnOnce() -> Result<CellState, E>,
-    ) -> Result<CellId, E> {
-        match self.locate(key) {
-            Ok(id) => Ok(id),
-            Err(hash) => {
-                let state = fresh()?;
-                Ok(self.push(hash, key.clone(), state))
-            }
-        }
-    }
-
     fn push(&mut self, hash: u64, key: CellKey, state: CellState) -> CellId {
         let id = CellId::try_from(self.keys.len()).expect("fewer than 2^32 cells");
         self.keys.push(key);
@@ -176,14 +160,11 @@ mod tests {
     fn ids_are_dense_stable_and_found_by_key() {
         let mut store = CellStore::default();
         let b = store.insert_new(CellKey::new("t", "b", "c"), counter());
-        let a = store
-            .find_or_insert(&CellKey::new("t", "a", "c"), || Ok::<_, ()>(counter()))
-            .unwrap();
+        let key = CellKey::new("t", "a", "c");
+        let hash = store.locate(&key).unwrap_err();
+        let a = store.insert_hashed(hash, key, counter());
         assert_eq!((b, a), (0, 1));
-        assert_eq!(
-            store.find_or_insert(&CellKey::new("t", "b", "c"), || Err(())),
-            Ok(b)
-        );
+        assert_eq!(store.locate(&CellKey::new("t", "b", "c")), Ok(b));
         assert_eq!(store.find(&CellKey::new("t", "a", "c")), Some(a));
         assert_eq!(store.find(&CellKey::new("t", "z", "c")), None);
         assert_eq!(store.ids_by_key(), vec![a, b]);
@@ -218,13 +199,14 @@ mod tests {
 
     #[test]
     fn a_failing_constructor_inserts_nothing() {
+        // Callers build a fresh cell between `locate` and `insert_hashed`; if building fails,
+        // they never insert, and locating alone leaves the store as it was.
         let mut store = CellStore::default();
         let key = CellKey::new("t", "a", "c");
-        assert_eq!(
-            store.find_or_insert(&key, || Err("unknown")),
-            Err("unknown")
-        );
+        let hash = store.locate(&key).unwrap_err();
         assert_eq!(store.len(), 0);
         assert_eq!(store.find(&key), None);
+        let id = store.insert_hashed(hash, key.clone(), counter());
+        assert_eq!(store.locate(&key), Ok(id));
     }
 }

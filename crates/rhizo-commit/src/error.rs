@@ -52,13 +52,20 @@ pub enum LocalCommitError {
         /// Why.
         source: Box<AlgebraError>,
     },
-    /// A cell, table or column named in a read is not in the schema.
+    /// A cell, table or column named in a read or a prepare is not in the schema.
     #[error("{key}: {source}")]
     UnknownCell {
         /// The cell named.
         key: Box<CellKey>,
         /// The schema's answer.
         source: Box<AlgebraError>,
+    },
+    /// A prepared cell whose column this replica's schema no longer defines as it did when the
+    /// cell was prepared (or does not define at all): prepare it again.
+    #[error("{key} was prepared against another schema: prepare it again")]
+    StalePreparedCell {
+        /// The cell.
+        key: Box<CellKey>,
     },
     /// A message from a peer held a cell this replica's schema cannot accept. Nothing of the
     /// message was applied.

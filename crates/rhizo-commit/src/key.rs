@@ -121,6 +121,12 @@ impl Ord for CellKey {
         // ("a", "bz"), which (table, row, column) order does not.
         // Both buffers are read once, and the split points are plain offsets into them.
         let (a, b) = (self.joined.as_bytes(), other.joined.as_bytes());
+        // With the split points equal, the first differing byte lies in the component that
+        // decides, so one comparison of the concatenations gives the same order (the common
+        // case: cells of one column, rows of one length).
+        if self.table_len == other.table_len && self.row_len == other.row_len {
+            return a.cmp(b);
+        }
         let (at, bt) = (self.table_len as usize, other.table_len as usize);
         let (ar, br) = (at + self.row_len as usize, bt + other.row_len as usize);
         // Byte order is string order for UTF-8.

@@ -10,6 +10,8 @@
 //!   `commit_local`, `merge_updates`, `merge_all`.
 //! - [`Replica`] holds cells, commits locally, syncs with peers (push-pull digests and deltas),
 //!   garbage-collects what every member has seen, and rebuilds itself from its records.
+//! - [`PreparedCell`] and [`PreparedTransaction`] are the hot path's commit: a cell resolved
+//!   once (schema and cell id), then committed to without building or hashing its key.
 //! - [`wire`] encodes messages and records in a versioned postcard envelope.
 //!
 //! ```
@@ -59,8 +61,9 @@ pub use protocol::{
     MergedState, OrderedUpdate, VersionedUpdate,
 };
 pub use replica::{
-    CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginRange, Ready,
-    Record, Replica, ReplicaConfig, ReplicaSnapshot, ReplicaStats, SyncMessage, consensus_origin,
+    CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginRange,
+    PreparedCell, PreparedTransaction, Ready, Record, Replica, ReplicaConfig, ReplicaSnapshot,
+    ReplicaStats, SyncMessage, consensus_origin,
 };
 pub use txn::{AlgebraicOperation, AlgebraicTransaction, TransactionMetadata};
 

@@ -5,6 +5,7 @@
 //! then commits it may acknowledge — in that order.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
@@ -15,9 +16,20 @@ use smallvec::SmallVec;
 
 use crate::cells::{CellId, CellStore};
 use crate::index::{IndexImage, OriginIndex};
-use crate::protocol::{CellEffect, CommitPath, OrderedUpdate, validate_transaction};
+use crate::protocol::{CellEffect, CommitPath, Effects, OrderedUpdate, validate_transaction};
 use crate::txn::TransactionMetadata;
 use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUpdate};
+
+mod prepared;
+
+pub use prepared::{PreparedCell, PreparedTransaction};
+
+/// Where a cell of a commit is: held under this id, or absent and to be inserted under this
+/// hash (so that a key is hashed once per commit, whether the cell exists or not).
+type Slot = std::result::Result<CellId, u64>;
+
+/// The slots of one commit's cells, in effect order.
+type Slots = SmallVec<[Slot; 4]>;
 
 /// Local commits' cells are sealed into the index at the latest after this many.
 const OPEN_CELLS_LIMIT: usize = 4096;
@@ -229,7 +241,9 @@ pub struct ReplicaStats {
 #[derive(Debug, Clone)]
 pub struct Replica {
     id: NodeId,
-    schema: Schema,
+    /// Shared, never mutated in place: a [`PreparedCell`] validated against this very schema
+    /// (the same allocation) needs no lookup to be trusted.
+    schema: Arc<Schema>,
     config: ReplicaConfig,
     clock: VectorClock,
     cells: CellStore,
@@ -255,7 +269,7 @@ impl Replica {
         members.insert(id);
         Self {
             id,
-            schema,
+            schema: Arc::new(schema),
             config,
             clock: VectorClock::new(),
             cells: CellStore::default(),
@@ -289,7 +303,7 @@ impl Replica {
 
     /// Replaces the schema by a newer version of it (columns only ever get added).
     pub fn set_schema(&mut self, schema: Schema) {
-        self.schema = schema;
+        self.schema = Arc::new(schema);
     }
 
     /// The members whose acknowledgement causal stability waits for.
@@ -364,14 +378,26 @@ impl Replica {
             };
         let effects =
             validate_transaction(&self.schema, ops, Some(&mut observe), CommitPath::Local)?;
-        let counter = self
-            .clock
-            .get(self.id)
-            .checked_add(1)
-            .ok_or(rhizo_clock::ClockError::CounterOverflow { node: self.id })?;
-        let dot = Dot::new(self.id, counter)?;
+        let slots = self.locate_all(&effects);
+        self.commit_effects(effects, &slots, metadata)
+    }
+
+    /// Where each effect's cell is.
+    fn locate_all(&self, effects: &[CellEffect]) -> Slots {
+        effects.iter().map(|e| self.cells.locate(&e.key)).collect()
+    }
+
+    /// Commits validated effects (cells in key order, each once) whose cells are at `slots`:
+    /// the common tail of [`Replica::commit`] and [`Replica::commit_prepared`].
+    fn commit_effects(
+        &mut self,
+        effects: Effects,
+        slots: &[Slot],
+        metadata: TransactionMetadata,
+    ) -> Result<CommitReceipt> {
+        let dot = self.next_dot()?;
         let mut open = std::mem::take(&mut self.open_cells);
-        let applied = self.apply_local(&effects, dot, true, |id| {
+        let applied = self.apply_local(&effects, slots, dot, true, |id| {
             // Hot keys are written again and again between syncs: skip the repeat cheaply.
             if open.last() != Some(&id) {
                 open.push(id);
@@ -379,7 +405,29 @@ impl Replica {
         });
         self.open_cells = open;
         applied?;
-        self.clock.set(self.id, counter);
+        Ok(self.finish_local_commit(dot, || effects, metadata))
+    }
+
+    /// The dot the next local commit takes (nothing changes until it is applied).
+    fn next_dot(&self) -> Result<Dot> {
+        let counter = self
+            .clock
+            .get(self.id)
+            .checked_add(1)
+            .ok_or(rhizo_clock::ClockError::CounterOverflow { node: self.id })?;
+        Ok(Dot::new(self.id, counter)?)
+    }
+
+    /// Completes a local commit whose effects are applied (and whose cells are in
+    /// `open_cells`): ticks the clock, emits the record (building the effects only then) and
+    /// queues the acknowledgement.
+    fn finish_local_commit(
+        &mut self,
+        dot: Dot,
+        effects: impl FnOnce() -> Effects,
+        metadata: TransactionMetadata,
+    ) -> CommitReceipt {
+        self.clock.set(self.id, dot.counter());
         if self.open_cells.len() >= OPEN_CELLS_LIMIT {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();
@@ -391,44 +439,44 @@ impl Replica {
                 dot,
                 clock: self.clock.clone(),
                 schema_version: self.schema.version(),
-                effects,
+                effects: effects(),
                 metadata,
             };
             self.push_record(Record::Commit(update));
         }
         self.ready.committed.push(dot);
-        Ok(CommitReceipt { dot })
+        CommitReceipt { dot }
     }
 
-    /// Applies validated effects under `dot`, all or nothing, telling `touched` each cell's id.
+    /// Applies validated effects under `dot`, all or nothing, telling `touched` each cell's id;
+    /// `slots` says where each effect's cell is ([`Replica::locate_all`]).
     /// With `check_range` (the committer, not a replay of its records), refuses effects that
     /// would take an exact integer counter out of `i64` as this replica reads it.
     fn apply_local(
         &mut self,
         effects: &[CellEffect],
+        slots: &[Slot],
         dot: Dot,
         check_range: bool,
         touched: impl FnMut(CellId),
     ) -> Result<()> {
+        debug_assert_eq!(effects.len(), slots.len());
         // Validation leaves two ways to fail: a float sum or product leaving the finite range,
         // and the range check. One cell is checked and applied at once, atomically; for several,
         // everything that can fail is checked or tried before anything is installed.
         if effects.len() == 1 {
-            return self.install_effects(effects, dot, check_range, touched);
+            return self.install_effects(effects, slots, dot, check_range, touched);
         }
-        // Each cell is looked up once: the checks and the install below share its id.
-        let ids: SmallVec<[Option<CellId>; 4]> =
-            effects.iter().map(|e| self.cells.find(&e.key)).collect();
-        for (effect, id) in effects.iter().zip(&ids) {
+        for (effect, slot) in effects.iter().zip(slots) {
             let integer = check_range && effect.ops.iter().any(is_integer_op);
             let float = effect.ops.iter().any(can_fail_on_apply);
             if !integer && !float {
                 continue;
             }
             let fresh;
-            let cell = match id {
-                Some(id) => self.cells.state(*id),
-                None => {
+            let cell = match slot {
+                Ok(id) => self.cells.state(*id),
+                Err(_) => {
                     fresh = self.new_cell(&effect.key)?;
                     &fresh
                 }
@@ -441,14 +489,23 @@ impl Replica {
                 cell.clone().apply_all(&effect.ops, dot).map_err(refused)?;
             }
         }
+        // Absent cells are built before anything is installed: a column missing from the
+        // schema (a stale record) must refuse the whole commit, not half of it.
+        let mut fresh: SmallVec<[CellState; 1]> = SmallVec::new();
+        for (effect, slot) in effects.iter().zip(slots) {
+            if slot.is_err() {
+                fresh.push(self.new_cell(&effect.key)?);
+            }
+        }
+        self.cells.reserve(fresh.len());
+        let mut fresh = fresh.into_iter();
         let mut touched = touched;
-        for (effect, id) in effects.iter().zip(ids) {
-            let id = match id {
-                Some(id) => id,
-                None => {
-                    let schema = &self.schema;
-                    self.cells
-                        .find_or_insert(&effect.key, || new_cell(schema, &effect.key))?
+        for (effect, slot) in effects.iter().zip(slots) {
+            let id = match *slot {
+                Ok(id) => id,
+                Err(hash) => {
+                    let state = fresh.next().expect("one fresh cell per absent slot");
+                    self.cells.insert_hashed(hash, effect.key.clone(), state)
                 }
             };
             self.install_at(id, effect, dot, &mut touched)?;
@@ -473,24 +530,31 @@ impl Replica {
     fn install_effects(
         &mut self,
         effects: &[CellEffect],
+        slots: &[Slot],
         dot: Dot,
         check_range: bool,
         mut touched: impl FnMut(CellId),
     ) -> Result<()> {
-        for effect in effects {
-            let schema = &self.schema;
+        for (effect, slot) in effects.iter().zip(slots) {
             let check = |cell: &CellState| match check_range {
                 true => cell
                     .check_integer_range(&effect.ops)
                     .map_err(|source| invalid(&effect.key, source)),
                 false => Ok(()),
             };
-            // A refused fresh cell must not be stored: stored cells are part of the state's bytes.
-            let id = self.cells.find_or_insert(&effect.key, || {
-                let fresh = new_cell(schema, &effect.key)?;
-                check(&fresh).map(|()| fresh)
-            })?;
-            check(self.cells.state(id))?;
+            let id = match *slot {
+                Ok(id) => {
+                    check(self.cells.state(id))?;
+                    id
+                }
+                // A refused fresh cell must not be stored: stored cells are part of the state's
+                // bytes.
+                Err(hash) => {
+                    let fresh = self.new_cell(&effect.key)?;
+                    check(&fresh)?;
+                    self.cells.insert_hashed(hash, effect.key.clone(), fresh)
+                }
+            };
             self.install_at(id, effect, dot, &mut touched)?;
         }
         Ok(())
@@ -505,8 +569,12 @@ impl Replica {
         touched: &mut impl FnMut(CellId),
     ) -> Result<()> {
         let cell = self.cells.state_mut(id);
-        cell.apply_all(&effect.ops, dot)
-            .map_err(|source| invalid(&effect.key, source))?;
+        // One operation takes `apply`'s fast paths; it computes what `apply_all` would.
+        let applied = match &effect.ops[..] {
+            [op] => cell.apply(op, dot),
+            ops => cell.apply_all(ops, dot),
+        };
+        applied.map_err(|source| invalid(&effect.key, source))?;
         if cell.tombstone_count() > 0 {
             self.tombstoned.insert(id);
         }
@@ -562,7 +630,8 @@ impl Replica {
         let mut touched = Vec::with_capacity(update.effects.len());
         let outcome = match self.try_effects(&update.effects, dot) {
             Ok(()) => {
-                self.install_effects(&update.effects, dot, false, |id| touched.push(id))?;
+                let slots = self.locate_all(&update.effects);
+                self.install_effects(&update.effects, &slots, dot, false, |id| touched.push(id))?;
                 OrderedOutcome::Applied(dot)
             }
             Err(refusal) => OrderedOutcome::Refused(refusal),
@@ -1158,8 +1227,11 @@ impl Replica {
                         )));
                     }
                     let mut open = std::mem::take(&mut replica.open_cells);
+                    let slots = replica.locate_all(&update.effects);
                     let applied =
-                        replica.apply_local(&update.effects, update.dot, false, |id| open.push(id));
+                        replica.apply_local(&update.effects, &slots, update.dot, false, |id| {
+                            open.push(id)
+                        });
                     replica.open_cells = open;
                     applied.map_err(|e| fail(e.to_string()))?;
                     replica.clock.set(id, update.dot.counter());

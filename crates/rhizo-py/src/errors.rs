@@ -487,6 +487,9 @@ impl ToRaise for LocalCommitError {
                 let exc = source.to_raise().exc;
                 Raise::new(exc, "UnknownCell", message).with_key(&key)
             }
+            E::StalePreparedCell { key } => {
+                Raise::new(Exc::Schema, "StalePreparedCell", message).with_key(&key)
+            }
             E::RemoteStateRejected { from, key, .. } => {
                 Raise::new(Exc::RemoteRejected, "RemoteStateRejected", message)
                     .with_key(&key)

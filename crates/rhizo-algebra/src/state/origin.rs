@@ -183,6 +183,59 @@ impl<P: Partial> PerOrigin<P> {
     }
 }
 
+impl PerOrigin<i128> {
+    /// Adds `amount` under `dot` as [`PerOrigin::apply`] does, refusing it if the sum of all
+    /// partials is in `i64` now and would leave it (the committer's range check): one pass
+    /// over the entries for both the total and the origin's entry.
+    ///
+    /// Returns `Ok(false)` without change for a duplicate `dot`. On error nothing changes.
+    pub(crate) fn add_in_range(&mut self, dot: Dot, amount: i64) -> Result<bool> {
+        let mut total: Option<i128> = Some(0);
+        // The origin's entry, or where it goes: entries are sorted by node.
+        let mut at = None;
+        for (i, entry) in self.entries.iter().enumerate() {
+            total = total.and_then(|t| t.checked_add(entry.partial));
+            if at.is_none() {
+                match entry.node.cmp(&dot.node()) {
+                    Ordering::Less => {}
+                    Ordering::Equal => at = Some(Ok(i)),
+                    Ordering::Greater => at = Some(Err(i)),
+                }
+            }
+        }
+        let at = at.unwrap_or(Err(self.entries.len()));
+        // A sum already out of range (through others' updates) is left to its reads.
+        if let Some(total) = total.filter(|t| i64::try_from(*t).is_ok())
+            && i64::try_from(total + i128::from(amount)).is_err()
+        {
+            return Err(AlgebraError::overflow(crate::ValueType::Integer));
+        }
+        let overflow = || AlgebraError::overflow(crate::ValueType::Integer);
+        match at {
+            Ok(i) => {
+                let entry = &mut self.entries[i];
+                if dot.counter() <= entry.seq {
+                    return Ok(false);
+                }
+                entry.partial = entry
+                    .partial
+                    .checked_add(i128::from(amount))
+                    .ok_or_else(overflow)?;
+                entry.seq = dot.counter();
+            }
+            Err(i) => self.entries.insert(
+                i,
+                OriginEntry {
+                    node: dot.node(),
+                    seq: dot.counter(),
+                    partial: i128::from(amount),
+                },
+            ),
+        }
+        Ok(true)
+    }
+}
+
 impl Partial for i128 {
     const IDENTITY: Self = 0;
 }

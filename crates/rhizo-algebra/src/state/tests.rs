@@ -696,3 +696,32 @@ fn the_integer_range_check_refuses_what_would_leave_i64() {
         Ok(())
     );
 }
+
+proptest::proptest! {
+    /// The committer's one-pass step is the range check followed by `apply`: same result, same
+    /// state after, for sums near and beyond the `i64` bounds, several origins and duplicates.
+    #[test]
+    fn apply_in_range_is_the_check_then_apply(
+        history in proptest::collection::vec(
+            (0u8..4, 1u64..6, proptest::prop_oneof![-3i64..3, proptest::strategy::Just(i64::MAX), proptest::strategy::Just(i64::MIN)]),
+            0..12,
+        ),
+        next in (0u8..4, 1u64..8, proptest::prop_oneof![-3i64..3, proptest::strategy::Just(i64::MAX), proptest::strategy::Just(i64::MIN)]),
+    ) {
+        let node = |n: u8| ["a", "b", "c", "d"][n as usize];
+        let mut state = CellState::new(&spec(MergeType::Add, ValueType::Integer));
+        for (n, counter, v) in history {
+            let _ = state.apply(&CellOp::AddInt(v), dot(node(n), counter));
+        }
+        let (n, counter, v) = next;
+        let (op, at) = (CellOp::AddInt(v), dot(node(n), counter));
+        let mut fused = state.clone();
+        let fused_result = fused.apply_in_range(&op, at);
+        let mut reference = state.clone();
+        let reference_result = reference
+            .check_integer_range(std::slice::from_ref(&op))
+            .and_then(|()| reference.apply(&op, at));
+        proptest::prop_assert_eq!(fused_result, reference_result);
+        proptest::prop_assert_eq!(fused, reference);
+    }
+}

@@ -1,0 +1,473 @@
+//! Prepared cells: a cell's address resolved once, so that committing to it again and again
+//! (a counter bumped per request, a high-water mark raised per event) builds no key, looks up
+//! no schema and, in the steady state, hashes no string.
+//!
+//! A [`PreparedCell`] holds its key, its column's spec and the schema that spec came from, and a
+//! hint: the cell's id in the replica that last resolved it. Nothing is trusted blindly:
+//! - the spec is used as is only if the committing replica holds that very schema (the same
+//!   allocation, so the same content); otherwise the column is looked up again and must be
+//!   unchanged, or the commit is refused with [`LocalCommitError::StalePreparedCell`];
+//! - the hint is used only if the replica's cell under that id has the handle's key; otherwise
+//!   the key is hashed and looked up as on the string path, and the hint follows.
+//!
+//! So a handle used on another replica, after a recovery or after a schema change costs at most
+//! the string path's lookups, and never reaches a wrong cell. What a prepared commit does is
+//! exactly what [`Replica::commit`] does with the same operations: the same validation, effects,
+//! records and bytes (tested side by side).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Schema};
+use smallvec::SmallVec;
+
+use super::{Replica, Slot, Slots};
+use crate::protocol::{CellEffect, Effects};
+use crate::txn::TransactionMetadata;
+use crate::{
+    CellKey, CommitReceipt, LocalCommitError, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN, Result,
+};
+
+/// No id known yet.
+const NO_HINT: u32 = u32::MAX;
+
+/// A cell resolved once for repeated use: see [`Replica::prepare`].
+///
+/// It is `Send` and `Sync` and may be shared between threads and replicas; its hint is only a
+/// hint (an atomic, read and written with relaxed ordering).
+#[derive(Debug)]
+pub struct PreparedCell {
+    key: CellKey,
+    spec: ColumnSpec,
+    schema: Arc<Schema>,
+    hint: AtomicU32,
+}
+
+impl Clone for PreparedCell {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            spec: self.spec,
+            schema: Arc::clone(&self.schema),
+            hint: AtomicU32::new(self.hint.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl PreparedCell {
+    /// The cell's key.
+    pub fn key(&self) -> &CellKey {
+        &self.key
+    }
+
+    /// The column's spec, as the schema it was prepared against defines it.
+    pub fn spec(&self) -> &ColumnSpec {
+        &self.spec
+    }
+}
+
+/// What one prepared operation does: built and validated when it is added, except an
+/// observed-remove, whose tags are those the committing replica has observed at commit time.
+#[derive(Debug, Clone)]
+enum PreparedEffect {
+    Op(CellOp),
+    /// Boxed, so that a prepared operation is no larger than its `CellOp`.
+    Remove(Box<AlgebraicValue>),
+}
+
+#[derive(Debug, Clone)]
+struct PreparedOp<'c> {
+    cell: &'c PreparedCell,
+    effect: PreparedEffect,
+}
+
+/// A transaction over [`PreparedCell`]s, committed with [`Replica::commit_prepared`].
+///
+/// Each operation is validated against its cell's column as it is added, so a wrong type or a
+/// register column is refused there (with the error [`Replica::commit`] would give) and the
+/// transaction is left as it was.
+///
+/// ```
+/// use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+/// use rhizo_clock::NodeId;
+/// use rhizo_commit::{PreparedTransaction, Replica, ReplicaConfig};
+///
+/// let schema = Schema::builder()
+///     .table("counters")
+///     .column("value", MergeType::Add, ValueType::Integer)
+///     .build()
+///     .unwrap();
+/// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+/// let views = replica.prepare("counters", "page_views", "value").unwrap();
+/// for _ in 0..3 {
+///     let mut tx = PreparedTransaction::new();
+///     tx.increment(&views, 1).unwrap();
+///     replica.commit_prepared(tx).unwrap();
+/// }
+/// assert_eq!(replica.read_prepared(&views).unwrap(), AlgebraicValue::Integer(3));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PreparedTransaction<'c> {
+    /// One operation inline: the commonest transaction moves in a few words.
+    ops: SmallVec<[PreparedOp<'c>; 1]>,
+    /// Free-form metadata carried with the transaction, as [`crate::AlgebraicTransaction`]'s.
+    pub metadata: TransactionMetadata,
+}
+
+impl<'c> PreparedTransaction<'c> {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty transaction with room for `ops` operations.
+    pub fn with_capacity(ops: usize) -> Self {
+        Self {
+            ops: SmallVec::with_capacity(ops),
+            metadata: TransactionMetadata::default(),
+        }
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the transaction has no operations.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn op(
+        &mut self,
+        cell: &'c PreparedCell,
+        op_type: OpType,
+        value: AlgebraicValue,
+    ) -> Result<&mut Self> {
+        let spec = &cell.spec;
+        if !spec.merge().is_conflict_free() {
+            return Err(LocalCommitError::RequiresCoordination {
+                operations: vec![(cell.key.clone(), op_type)],
+            });
+        }
+        let invalid = |source| LocalCommitError::InvalidOperations {
+            errors: vec![(cell.key.clone(), source)],
+        };
+        // As on the string path: "add to a set" is UNION on a grow-only set column and OR_ADD
+        // on an observed-remove one.
+        let op_type = match (op_type, spec.merge()) {
+            (OpType::OrSetAdd, MergeType::Union) => OpType::SemilatticeUnion,
+            (OpType::SemilatticeUnion, MergeType::ObservedRemoveSet) => OpType::OrSetAdd,
+            (other, _) => other,
+        };
+        let effect = match op_type {
+            OpType::OrSetRemove => {
+                spec.validate(op_type, &value).map_err(invalid)?;
+                PreparedEffect::Remove(Box::new(value))
+            }
+            _ => PreparedEffect::Op(CellOp::new(spec, op_type, &value).map_err(invalid)?),
+        };
+        self.ops.push(PreparedOp { cell, effect });
+        Ok(self)
+    }
+
+    /// ADD `amount` to an additive cell.
+    pub fn increment(
+        &mut self,
+        cell: &'c PreparedCell,
+        amount: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::AbelianAdd, amount.into())
+    }
+
+    /// MULTIPLY a multiplicative cell by `factor`.
+    pub fn multiply(
+        &mut self,
+        cell: &'c PreparedCell,
+        factor: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::AbelianMultiply, factor.into())
+    }
+
+    /// Raise a MAX cell to at least `value`.
+    pub fn max(
+        &mut self,
+        cell: &'c PreparedCell,
+        value: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::SemilatticeMax, value.into())
+    }
+
+    /// Lower a MIN cell to at most `value`.
+    pub fn min(
+        &mut self,
+        cell: &'c PreparedCell,
+        value: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::SemilatticeMin, value.into())
+    }
+
+    /// Add string elements to a set cell (OR_ADD or UNION, by the column's merge type).
+    pub fn add_to_set<S: Into<String>>(
+        &mut self,
+        cell: &'c PreparedCell,
+        elements: impl IntoIterator<Item = S>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::OrSetAdd, AlgebraicValue::string_set(elements))
+    }
+
+    /// Remove string elements from an observed-remove set cell: the adds of them that the
+    /// committing replica has observed when the transaction commits.
+    pub fn remove_from_set<S: Into<String>>(
+        &mut self,
+        cell: &'c PreparedCell,
+        elements: impl IntoIterator<Item = S>,
+    ) -> Result<&mut Self> {
+        self.op(
+            cell,
+            OpType::OrSetRemove,
+            AlgebraicValue::string_set(elements),
+        )
+    }
+
+    /// Grow-only UNION of any set value.
+    pub fn union(
+        &mut self,
+        cell: &'c PreparedCell,
+        set: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::SemilatticeUnion, set.into())
+    }
+
+    /// INTERSECT a set cell with `set`.
+    pub fn intersect(
+        &mut self,
+        cell: &'c PreparedCell,
+        set: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, OpType::SemilatticeIntersect, set.into())
+    }
+}
+
+impl Replica {
+    /// Resolves the cell (`table`, `row`, `column`) once for repeated local commits with
+    /// [`Replica::commit_prepared`] and reads with [`Replica::read_prepared`].
+    ///
+    /// Refuses a row key longer than [`MAX_ROW_KEY_LEN`] and a table or column the schema lacks.
+    /// Preparing changes nothing: the cell is created by the first commit to it, as on the
+    /// string path.
+    pub fn prepare(&self, table: &str, row: &str, column: &str) -> Result<PreparedCell> {
+        self.prepare_key(CellKey::new(table, row, column))
+    }
+
+    /// [`Replica::prepare`] by key.
+    pub fn prepare_key(&self, key: CellKey) -> Result<PreparedCell> {
+        if key.row().len() > MAX_ROW_KEY_LEN {
+            return Err(LocalCommitError::RowKeyTooLong {
+                len: key.row().len(),
+                key: Box::new(key),
+                max: MAX_ROW_KEY_LEN,
+            });
+        }
+        let spec = match self.schema.column(key.table(), key.column()) {
+            Ok(spec) => *spec,
+            Err(source) => {
+                return Err(LocalCommitError::UnknownCell {
+                    key: Box::new(key),
+                    source: Box::new(source),
+                });
+            }
+        };
+        let hint = self.cells.find(&key).unwrap_or(NO_HINT);
+        Ok(PreparedCell {
+            key,
+            spec,
+            schema: Arc::clone(&self.schema),
+            hint: AtomicU32::new(hint),
+        })
+    }
+
+    /// Commits a prepared transaction locally, exactly as [`Replica::commit`] commits the same
+    /// operations: atomically, under one new dot, with the same record; on error nothing
+    /// changes.
+    pub fn commit_prepared(&mut self, tx: PreparedTransaction<'_>) -> Result<CommitReceipt> {
+        let PreparedTransaction { ops, metadata } = tx;
+        if ops.is_empty() {
+            return Err(LocalCommitError::EmptyTransaction);
+        }
+        if ops.len() > MAX_OPS_PER_TRANSACTION {
+            return Err(LocalCommitError::TransactionTooLarge {
+                len: ops.len(),
+                max: MAX_OPS_PER_TRANSACTION,
+            });
+        }
+        if ops.len() == 1 {
+            let mut ops = ops;
+            let PreparedOp { cell, effect } = ops.pop().expect("one operation");
+            return self.commit_one(cell, effect, metadata);
+        }
+        let mut effects = Effects::with_capacity(ops.len());
+        let mut slots = Slots::with_capacity(ops.len());
+        // Cells this commit creates: their handles learn the new ids afterwards.
+        let mut created: SmallVec<[&PreparedCell; 2]> = SmallVec::new();
+        let mut errors = Vec::new();
+        for PreparedOp { cell, effect } in ops {
+            self.check_prepared(cell)?;
+            let slot = self.resolve(cell);
+            let op = match self.built(cell, slot, effect) {
+                Ok(op) => op,
+                Err(source) => {
+                    errors.push((cell.key.clone(), source));
+                    continue;
+                }
+            };
+            if slot.is_err() {
+                created.push(cell);
+            }
+            effects.push(CellEffect {
+                key: cell.key.clone(),
+                ops: smallvec::smallvec![op],
+            });
+            slots.push(slot);
+        }
+        if !errors.is_empty() {
+            return Err(LocalCommitError::InvalidOperations { errors });
+        }
+        if !effects.windows(2).all(|w| w[0].key < w[1].key) {
+            (effects, slots) = group_by_cell(effects, slots);
+        }
+        let receipt = self.commit_effects(effects, &slots, metadata)?;
+        for cell in created {
+            if let Some(id) = self.cells.find(&cell.key) {
+                cell.hint.store(id, Ordering::Relaxed);
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// The cell operation of a prepared effect on the cell at `slot`: an observed-remove
+    /// removes the adds this replica holds now.
+    fn built(
+        &self,
+        cell: &PreparedCell,
+        slot: Slot,
+        effect: PreparedEffect,
+    ) -> rhizo_algebra::Result<CellOp> {
+        match effect {
+            PreparedEffect::Op(op) => Ok(op),
+            PreparedEffect::Remove(value) => match slot {
+                Ok(id) => self.cells.state(id).remove_op(&cell.spec, &value),
+                Err(_) => CellState::new(&cell.spec).remove_op(&cell.spec, &value),
+            },
+        }
+    }
+
+    /// A one-operation commit, the commonest: the cell is checked and applied in place, and
+    /// its effect list is built only for the record.
+    fn commit_one(
+        &mut self,
+        cell: &PreparedCell,
+        effect: PreparedEffect,
+        metadata: TransactionMetadata,
+    ) -> Result<CommitReceipt> {
+        self.check_prepared(cell)?;
+        let slot = self.resolve(cell);
+        let refused = |source| LocalCommitError::InvalidOperations {
+            errors: vec![(cell.key.clone(), source)],
+        };
+        let op = self.built(cell, slot, effect).map_err(refused)?;
+        let dot = self.next_dot()?;
+        let id = match slot {
+            // `apply_in_range` leaves the state as it was when it fails.
+            Ok(id) => {
+                let state = self.cells.state_mut(id);
+                state.apply_in_range(&op, dot).map_err(refused)?;
+                id
+            }
+            Err(hash) => {
+                // A refused fresh cell is never stored: stored cells are part of the bytes.
+                let mut fresh = CellState::new(&cell.spec);
+                fresh.apply_in_range(&op, dot).map_err(refused)?;
+                let id = self.cells.insert_hashed(hash, cell.key.clone(), fresh);
+                cell.hint.store(id, Ordering::Relaxed);
+                id
+            }
+        };
+        if self.cells.state(id).tombstone_count() > 0 {
+            self.tombstoned.insert(id);
+        }
+        if self.open_cells.last() != Some(&id) {
+            self.open_cells.push(id);
+        }
+        let effects = || {
+            smallvec::smallvec![CellEffect {
+                key: cell.key.clone(),
+                ops: smallvec::smallvec![op],
+            }]
+        };
+        Ok(self.finish_local_commit(dot, effects, metadata))
+    }
+
+    /// The value of a prepared cell, as [`Replica::read`] gives it.
+    pub fn read_prepared(&self, cell: &PreparedCell) -> Result<rhizo_algebra::AlgebraicValue> {
+        self.check_prepared(cell)?;
+        let value = match self.resolve(cell) {
+            Ok(id) => self.cells.state(id).value(),
+            Err(_) => CellState::new(&cell.spec).value(),
+        };
+        value.map_err(|source| LocalCommitError::Read {
+            key: Box::new(cell.key.clone()),
+            source: Box::new(source),
+        })
+    }
+
+    /// Refuses a handle whose spec this replica's schema does not give its column.
+    fn check_prepared(&self, cell: &PreparedCell) -> Result<()> {
+        // The same schema allocation: the spec came from this very schema.
+        if Arc::ptr_eq(&cell.schema, &self.schema) {
+            return Ok(());
+        }
+        match self.schema.column(cell.key.table(), cell.key.column()) {
+            Ok(spec) if *spec == cell.spec => Ok(()),
+            _ => Err(LocalCommitError::StalePreparedCell {
+                key: Box::new(cell.key.clone()),
+            }),
+        }
+    }
+
+    /// Where the handle's cell is: its hint if that id holds its key, else a lookup (which
+    /// refreshes the hint when the cell exists).
+    fn resolve(&self, cell: &PreparedCell) -> Slot {
+        let hint = cell.hint.load(Ordering::Relaxed);
+        if (hint as usize) < self.cells.len() && *self.cells.key(hint) == cell.key {
+            return Ok(hint);
+        }
+        let slot = self.cells.locate(&cell.key);
+        if let Ok(id) = slot {
+            cell.hint.store(id, Ordering::Relaxed);
+        }
+        slot
+    }
+}
+
+/// Groups single-operation effects by cell, carrying each cell's slot along: cells in key
+/// order, the effects of one cell in transaction order (the string path's grouping).
+fn group_by_cell(effects: Effects, slots: Slots) -> (Effects, Slots) {
+    let mut pairs: Vec<(CellEffect, Slot)> = effects.into_iter().zip(slots).collect();
+    pairs.sort_by(|a, b| a.0.key.cmp(&b.0.key)); // stable: keeps transaction order within a cell
+    let mut effects = Effects::with_capacity(pairs.len());
+    let mut slots = Slots::with_capacity(pairs.len());
+    for (effect, slot) in pairs {
+        match effects.last_mut() {
+            Some(last) if last.key == effect.key => last.ops.extend(effect.ops),
+            _ => {
+                effects.push(effect);
+                slots.push(slot);
+            }
+        }
+    }
+    (effects, slots)
+}
+
+#[cfg(test)]
+mod tests;

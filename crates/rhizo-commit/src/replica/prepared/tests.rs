@@ -1,0 +1,327 @@
+use proptest::prelude::*;
+use rhizo_algebra::{AlgebraError, AlgebraicValue, MergeType, OpType, Schema, ValueType};
+use rhizo_clock::NodeId;
+
+use crate::*;
+
+fn schema() -> Schema {
+    Schema::builder()
+        .table("t")
+        .column("sum", MergeType::Add, ValueType::Integer)
+        .column("fsum", MergeType::Add, ValueType::Float)
+        .column("hi", MergeType::Max, ValueType::Integer)
+        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
+        .column("seen", MergeType::Union, ValueType::StringSet)
+        .column("name", MergeType::Register, ValueType::StringSet)
+        .build()
+        .unwrap()
+}
+
+fn replica(i: u32) -> Replica {
+    Replica::new(NodeId::numbered(i), schema(), ReplicaConfig::default())
+}
+
+/// One operation of the side-by-side test, on row `row` of its column.
+#[derive(Debug, Clone)]
+enum Op {
+    Add(u8, i64),
+    FloatAdd(u8, f64),
+    Max(u8, i64),
+    Tag(u8, &'static str),
+    Untag(u8, &'static str),
+    Seen(u8, &'static str),
+}
+
+impl Op {
+    fn key(&self) -> CellKey {
+        let (row, column) = match self {
+            Op::Add(r, _) => (r, "sum"),
+            Op::FloatAdd(r, _) => (r, "fsum"),
+            Op::Max(r, _) => (r, "hi"),
+            Op::Tag(r, _) | Op::Untag(r, _) => (r, "tags"),
+            Op::Seen(r, _) => (r, "seen"),
+        };
+        CellKey::new("t", &format!("r{row}"), column)
+    }
+
+    fn add_to(&self, tx: &mut AlgebraicTransaction) {
+        let key = self.key();
+        let (row, column) = (key.row(), key.column());
+        match *self {
+            Op::Add(_, v) => tx.increment("t", row, column, v),
+            Op::FloatAdd(_, v) => tx.increment("t", row, column, v),
+            Op::Max(_, v) => tx.max("t", row, column, v),
+            Op::Tag(_, e) | Op::Seen(_, e) => tx.add_to_set("t", row, column, [e]),
+            Op::Untag(_, e) => tx.remove_from_set("t", row, column, [e]),
+        };
+    }
+
+    fn add_prepared<'c>(
+        &self,
+        tx: &mut PreparedTransaction<'c>,
+        cell: &'c PreparedCell,
+    ) -> Result<()> {
+        match *self {
+            Op::Add(_, v) => tx.increment(cell, v),
+            Op::FloatAdd(_, v) => tx.increment(cell, v),
+            Op::Max(_, v) => tx.max(cell, v),
+            Op::Tag(_, e) | Op::Seen(_, e) => tx.add_to_set(cell, [e]),
+            Op::Untag(_, e) => tx.remove_from_set(cell, [e]),
+        }
+        .map(drop)
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let row = 0u8..4;
+    let element = prop::sample::select(vec!["a", "b", "c"]);
+    prop_oneof![
+        (
+            row.clone(),
+            prop_oneof![-3i64..3, Just(i64::MAX), Just(i64::MIN)]
+        )
+            .prop_map(|(r, v)| Op::Add(r, v)),
+        (row.clone(), prop_oneof![-2.0f64..2.0, Just(f64::MAX)])
+            .prop_map(|(r, v)| Op::FloatAdd(r, v)),
+        (row.clone(), any::<i64>()).prop_map(|(r, v)| Op::Max(r, v)),
+        (row.clone(), element.clone()).prop_map(|(r, e)| Op::Tag(r, e)),
+        (row.clone(), element.clone()).prop_map(|(r, e)| Op::Untag(r, e)),
+        (row, element).prop_map(|(r, e)| Op::Seen(r, e)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A prepared commit is the string path's commit: for random transactions (repeated cells,
+    /// any order, overflowing counters and floats that are refused), both replicas give the same
+    /// outcome per transaction, the same records and, at the end, the same bytes.
+    #[test]
+    fn prepared_commits_are_the_string_paths_commits(
+        txs in prop::collection::vec(prop::collection::vec(op(), 1..6), 1..24),
+        handles_from_another_replica in any::<bool>(),
+    ) {
+        let mut by_string = replica(0);
+        let mut by_handle = replica(0);
+        // Handles prepared elsewhere carry hints of another replica: they must still find the
+        // right cells (or none).
+        let mut elsewhere = replica(1);
+        let preparer = if handles_from_another_replica {
+            for i in 0..4 {
+                let mut tx = AlgebraicTransaction::new();
+                tx.increment("t", &format!("r{}", 3 - i), "sum", 1);
+                elsewhere.commit(tx).unwrap();
+            }
+            &elsewhere
+        } else {
+            &by_handle
+        };
+        let cells: Vec<Vec<PreparedCell>> = txs
+            .iter()
+            .map(|ops| ops.iter().map(|op| preparer.prepare_key(op.key()).unwrap()).collect())
+            .collect();
+        for (ops, cells) in txs.iter().zip(&cells) {
+            let mut tx = AlgebraicTransaction::new();
+            let mut prepared = PreparedTransaction::new();
+            for (op, cell) in ops.iter().zip(cells) {
+                op.add_to(&mut tx);
+                op.add_prepared(&mut prepared, cell).unwrap();
+            }
+            let expected = by_string.commit(tx);
+            let got = by_handle.commit_prepared(prepared);
+            prop_assert_eq!(&got, &expected);
+            prop_assert_eq!(by_handle.take_ready(), by_string.take_ready());
+        }
+        prop_assert_eq!(by_handle.canonical_state(), by_string.canonical_state());
+        prop_assert_eq!(by_handle.clock(), by_string.clock());
+    }
+}
+
+#[test]
+fn preparing_refuses_unknown_columns_and_long_rows_and_changes_nothing() {
+    let r = replica(0);
+    let before = r.canonical_state();
+    assert!(matches!(
+        r.prepare("t", "x", "nope"),
+        Err(LocalCommitError::UnknownCell { .. })
+    ));
+    assert!(matches!(
+        r.prepare("nope", "x", "sum"),
+        Err(LocalCommitError::UnknownCell { .. })
+    ));
+    let long = "k".repeat(MAX_ROW_KEY_LEN + 1);
+    assert!(matches!(
+        r.prepare("t", &long, "sum"),
+        Err(LocalCommitError::RowKeyTooLong { len, .. }) if len == MAX_ROW_KEY_LEN + 1
+    ));
+    // Preparing an existing column creates no cell.
+    let cell = r.prepare("t", "x", "sum").unwrap();
+    assert_eq!(cell.key(), &CellKey::new("t", "x", "sum"));
+    assert_eq!(r.cell_count(), 0);
+    assert_eq!(r.canonical_state(), before);
+}
+
+#[test]
+fn bad_operations_are_refused_when_added_and_leave_the_transaction_as_it_was() {
+    let r = replica(0);
+    let sum = r.prepare("t", "x", "sum").unwrap();
+    let name = r.prepare("t", "x", "name").unwrap();
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&sum, 1).unwrap();
+    match tx.increment(&sum, AlgebraicValue::Boolean(true)) {
+        Err(LocalCommitError::InvalidOperations { errors }) => {
+            assert_eq!(errors.len(), 1);
+            assert_eq!(errors[0].0, *sum.key());
+            assert!(matches!(errors[0].1, AlgebraError::TypeMismatch { .. }));
+        }
+        other => panic!("expected InvalidOperations, got {other:?}"),
+    }
+    assert!(matches!(
+        tx.increment(&sum, f64::NAN),
+        Err(LocalCommitError::InvalidOperations { .. })
+    ));
+    match tx.add_to_set(&name, ["v"]) {
+        Err(LocalCommitError::RequiresCoordination { operations }) => {
+            assert_eq!(operations, vec![(name.key().clone(), OpType::OrSetAdd)]);
+        }
+        other => panic!("expected RequiresCoordination, got {other:?}"),
+    }
+    assert_eq!(tx.len(), 1);
+}
+
+#[test]
+fn refused_commits_change_nothing() {
+    let mut r = replica(0);
+    let a = r.prepare("t", "a", "sum").unwrap();
+    let b = r.prepare("t", "b", "sum").unwrap();
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&b, i64::MAX).unwrap();
+    r.commit_prepared(tx).unwrap();
+    r.take_ready();
+    let (bytes, clock) = (r.canonical_state(), r.clock().clone());
+
+    assert_eq!(
+        r.commit_prepared(PreparedTransaction::new()),
+        Err(LocalCommitError::EmptyTransaction)
+    );
+    // The first cell is fine and new, the second would leave i64: neither takes effect.
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&a, 5).unwrap().increment(&b, 1).unwrap();
+    match r.commit_prepared(tx) {
+        Err(LocalCommitError::InvalidOperations { errors }) => {
+            assert_eq!(errors[0].0, *b.key());
+            assert!(matches!(errors[0].1, AlgebraError::Overflow { .. }));
+        }
+        other => panic!("expected an overflow, got {other:?}"),
+    }
+    assert_eq!(r.canonical_state(), bytes);
+    assert_eq!(r.clock(), &clock);
+    assert!(!r.has_ready());
+    assert_eq!(r.read_prepared(&a).unwrap(), AlgebraicValue::Integer(0));
+}
+
+#[test]
+fn handles_survive_schema_growth_and_are_refused_by_a_different_column() {
+    let mut r = replica(0);
+    let sum = r.prepare("t", "x", "sum").unwrap();
+    // A schema that adds a column keeps the handle valid (a lookup confirms the spec).
+    let extra = rhizo_algebra::ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap();
+    let grown = r.schema().with_column("t", "extra", extra).unwrap();
+    r.set_schema(grown);
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&sum, 2).unwrap();
+    r.commit_prepared(tx).unwrap();
+    assert_eq!(r.read_prepared(&sum).unwrap(), AlgebraicValue::Integer(2));
+
+    // A replica whose `sum` column is a MAX: the handle's ADD must not reach it.
+    let other_schema = Schema::builder()
+        .table("t")
+        .column("sum", MergeType::Max, ValueType::Integer)
+        .build()
+        .unwrap();
+    let mut other = Replica::new(NodeId::numbered(2), other_schema, ReplicaConfig::default());
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&sum, 1).unwrap();
+    assert_eq!(
+        other.commit_prepared(tx),
+        Err(LocalCommitError::StalePreparedCell {
+            key: Box::new(sum.key().clone())
+        })
+    );
+    assert!(matches!(
+        other.read_prepared(&sum),
+        Err(LocalCommitError::StalePreparedCell { .. })
+    ));
+    assert_eq!(other.cell_count(), 0);
+    assert_eq!(other.clock().get(other.id()), 0);
+}
+
+#[test]
+fn a_handle_keeps_working_across_recovery_and_on_a_replica_with_other_ids() {
+    let mut r = replica(0);
+    let mut log = Vec::new();
+    // Committed in reverse order of preparation; the recovered replica and `elsewhere` below
+    // assign ids in their own orders, and the hints must be checked, never trusted.
+    let cells: Vec<PreparedCell> = (0..5)
+        .map(|i| r.prepare("t", &format!("r{i}"), "sum").unwrap())
+        .collect();
+    for (i, cell) in cells.iter().enumerate().rev() {
+        let mut tx = PreparedTransaction::new();
+        tx.increment(cell, i as i64 + 1).unwrap();
+        r.commit_prepared(tx).unwrap();
+    }
+    log.extend(r.take_ready().records);
+    let mut recovered =
+        Replica::recover(r.id(), schema(), ReplicaConfig::default(), log.clone()).unwrap();
+    assert_eq!(recovered.canonical_state(), r.canonical_state());
+    for (i, cell) in cells.iter().enumerate() {
+        assert_eq!(
+            recovered.read_prepared(cell).unwrap(),
+            AlgebraicValue::Integer(i as i64 + 1)
+        );
+        let mut tx = PreparedTransaction::new();
+        tx.increment(cell, 10).unwrap();
+        recovered.commit_prepared(tx).unwrap();
+        assert_eq!(
+            recovered.read("t", &format!("r{i}"), "sum").unwrap(),
+            AlgebraicValue::Integer(i as i64 + 11)
+        );
+    }
+    // A replica that holds the cells under other ids (created in another order).
+    let mut elsewhere = replica(3);
+    for i in 0..5 {
+        let mut tx = AlgebraicTransaction::new();
+        tx.increment("t", &format!("r{i}"), "sum", 100);
+        elsewhere.commit(tx).unwrap();
+    }
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&cells[4], 1)
+        .unwrap()
+        .increment(&cells[0], 2)
+        .unwrap();
+    elsewhere.commit_prepared(tx).unwrap();
+    assert_eq!(
+        elsewhere.read("t", "r4", "sum").unwrap(),
+        AlgebraicValue::Integer(101)
+    );
+    assert_eq!(
+        elsewhere.read("t", "r0", "sum").unwrap(),
+        AlgebraicValue::Integer(102)
+    );
+}
+
+#[test]
+fn observed_removes_see_the_committing_replicas_adds() {
+    let mut a = replica(0);
+    let tags = a.prepare("t", "x", "tags").unwrap();
+    let mut tx = PreparedTransaction::new();
+    tx.add_to_set(&tags, ["p", "q"]).unwrap();
+    a.commit_prepared(tx).unwrap();
+    let mut tx = PreparedTransaction::new();
+    tx.remove_from_set(&tags, ["p"]).unwrap();
+    a.commit_prepared(tx).unwrap();
+    assert_eq!(
+        a.read_prepared(&tags).unwrap(),
+        AlgebraicValue::string_set(["q"])
+    );
+}
