@@ -732,22 +732,23 @@ impl Replica {
 
     // ---------------------------------------------------------------- anti-entropy
 
-    /// Starts an anti-entropy exchange with `peer`: sends this replica's clock, what it believes
-    /// the peer lacks (if it has heard from the peer before), and asks for what it lacks.
+    /// Starts an anti-entropy exchange with `peer`: sends this replica's clock, a digest of
+    /// everything it holds, and asks for what it lacks.
+    ///
+    /// An exchange is at most three messages: this digest; the peer's reply with what this
+    /// replica lacks (and, if this replica holds something the peer lacks, a request for it);
+    /// then this replica's answer with exactly that. Every delta is computed against the clock
+    /// its receiver sent in the message being answered, never against an older report, so a
+    /// delta repeats only what reached its receiver by another path in the meantime.
     pub fn sync_with(&mut self, peer: NodeId) {
         if peer == self.id {
             return;
         }
         self.seal_open_cells();
         self.collect_garbage();
-        let delta = self
-            .peer_clocks
-            .get(&peer)
-            .cloned()
-            .and_then(|known| self.delta_since(&known));
         let message = SyncMessage {
             clock: self.clock.clone(),
-            delta,
+            delta: None,
             reply_wanted: true,
         };
         self.ready.messages.push((peer, Message::Sync(message)));
@@ -798,6 +799,7 @@ impl Replica {
         }
         // Reported clocks are durable at the sender and only grow; merge to ignore reordering.
         self.peer_clocks.entry(from).or_default().merge(&sync.clock);
+        let bare_digest = sync.delta.is_none();
         if let Some(delta) = sync.delta {
             self.receive_delta(from, delta)?;
         }
@@ -805,10 +807,14 @@ impl Replica {
             self.seal_open_cells();
             let known = self.peer_clocks.get(&from).cloned().unwrap_or_default();
             let delta = self.delta_since(&known);
+            // Answering a bare digest (an exchange's first message), ask for what the sender
+            // holds and this replica lacks; answering anything else, ask for nothing, so that an
+            // exchange ends after at most three messages.
+            let reply_wanted = bare_digest && !sync.clock.dominated_by(&self.clock);
             let message = SyncMessage {
                 clock: self.clock.clone(),
                 delta,
-                reply_wanted: false,
+                reply_wanted,
             };
             self.ready.messages.push((from, Message::Sync(message)));
         }

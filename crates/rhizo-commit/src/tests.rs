@@ -1001,15 +1001,16 @@ fn new_cells_adopt_the_incoming_state_whether_or_not_the_delta_is_recorded() {
         receiver.step(a, reply).unwrap();
         assert_eq!(receiver.canonical_state(), sender.canonical_state());
     }
-    // Into cells it already holds, the delta merges; once the sender has the holder's commit
-    // too, both hold the same bytes.
+    // Into cells it already holds, the delta merges; the reply asked for the holder's own
+    // commit, and the holder's answer carries it, so both end with the same bytes.
     let reply = request(&mut sender, &mut holder);
     holder.step(a, reply).unwrap();
-    holder.sync_with(a);
-    let push = holder.take_ready().messages.pop().unwrap().1;
-    sender.step(b, push).unwrap();
-    let answer = sender.take_ready().messages.pop().unwrap().1;
-    holder.step(a, answer).unwrap();
+    let answer = holder.take_ready().messages.pop().unwrap().1;
+    sender.step(b, answer).unwrap();
+    assert!(
+        sender.take_ready().messages.is_empty(),
+        "an exchange ends there"
+    );
     assert_eq!(holder.canonical_state(), sender.canonical_state());
     assert_eq!(
         holder.read("t", "r5", "hi").unwrap(),

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use raft::eraftpb::{ConfState, Entry, EntryType, Message as RaftMessage, Snapshot};
-use raft::{INVALID_ID, RawNode, StateRole};
+use raft::{INVALID_ID, ProgressState, RawNode, SnapshotStatus, StateRole};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rhizo_algebra::{AlgebraicValue, Schema};
@@ -245,6 +245,9 @@ pub struct RaftNode<L: DurableRaftLog> {
     applied: u64,
     rng: ChaCha8Rng,
     seen_role: (u64, StateRole),
+    /// As leader: the peers raft-rs holds in its snapshot state, with the tick each was first
+    /// seen there (see [`RaftNode::unstick_snapshots`]).
+    snapshot_since: BTreeMap<u64, u64>,
     out: NodeOutput,
 }
 
@@ -347,6 +350,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             applied,
             rng,
             seen_role,
+            snapshot_since: BTreeMap::new(),
             out: NodeOutput::default(),
         };
         node.note_role();
@@ -567,6 +571,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.ticks += 1;
         self.raw.tick();
         self.note_role();
+        self.unstick_snapshots();
         let now = self.ticks;
         let expired: Vec<ProposalId> = self
             .pending
@@ -582,6 +587,48 @@ impl<L: DurableRaftLog> RaftNode<L> {
                     ticks: self.config.proposal_timeout_ticks,
                 },
             });
+        }
+    }
+
+    /// Reports the fate of snapshots sent to followers, as raft-rs expects its application to.
+    ///
+    /// A leader that sends a follower a snapshot pauses that follower until the application
+    /// reports the snapshot finished or failed. On this network a snapshot or its acknowledgement
+    /// can be lost, and raft-rs can also miss the acknowledgement's effect (a follower whose
+    /// match index already reached the snapshot's does not leave the state); either way the
+    /// follower was never sent another entry, and the cluster stalled with it behind (the Raft
+    /// seed sweep found it). So a follower whose match index reached the snapshot is reported
+    /// finished, and one left in that state for an election timeout is reported failed, which
+    /// sends raft-rs back to probing it (and to a new snapshot if one is still needed).
+    fn unstick_snapshots(&mut self) {
+        if self.raw.raft.state != StateRole::Leader {
+            self.snapshot_since.clear();
+            return;
+        }
+        let now = self.ticks;
+        let timeout = self.config.election_tick as u64;
+        let mut finished = Vec::new();
+        let mut failed = Vec::new();
+        let mut in_snapshot = BTreeMap::new();
+        for (id, progress) in self.raw.raft.prs().iter() {
+            if progress.state != ProgressState::Snapshot {
+                continue;
+            }
+            let since = self.snapshot_since.get(id).copied().unwrap_or(now);
+            if progress.matched >= progress.pending_snapshot {
+                finished.push(*id);
+            } else if now.saturating_sub(since) >= timeout {
+                failed.push(*id);
+            } else {
+                in_snapshot.insert(*id, since);
+            }
+        }
+        self.snapshot_since = in_snapshot;
+        for id in finished {
+            self.raw.report_snapshot(id, SnapshotStatus::Finish);
+        }
+        for id in failed {
+            self.raw.report_snapshot(id, SnapshotStatus::Failure);
         }
     }
 
