@@ -45,12 +45,12 @@ fn build_tx(ops: usize) -> AlgebraicTransaction {
     tx
 }
 
-fn prepare(replica: &Replica, ops: usize) -> Vec<PreparedCell> {
+fn prepare_cells(replica: &Replica, ops: usize) -> Vec<PreparedCell> {
     ROWS[..ops]
         .iter()
         .map(|row| {
             replica
-                .prepare("counters", row, "value")
+                .prepare_cell("counters", row, "value")
                 .expect("in the schema")
         })
         .collect()
@@ -104,7 +104,7 @@ fn bench_commit(c: &mut Criterion) {
         });
         // The same commits over cells prepared once (as a server prepares its hot counters at
         // start-up); the transaction is still built per commit.
-        let cells = prepare(&durable, ops);
+        let cells = prepare_cells(&durable, ops);
         group.bench_function(BenchmarkId::new("prepared_commit_with_record", ops), |b| {
             b.iter(|| {
                 let receipt = durable
@@ -115,7 +115,7 @@ fn bench_commit(c: &mut Criterion) {
                 receipt
             })
         });
-        let cells = prepare(&memory, ops);
+        let cells = prepare_cells(&memory, ops);
         group.bench_function(BenchmarkId::new("prepared_commit_in_memory", ops), |b| {
             b.iter(|| {
                 let receipt = memory

@@ -31,7 +31,7 @@ use crate::{
 /// No id known yet.
 const NO_HINT: u32 = u32::MAX;
 
-/// A cell resolved once for repeated use: see [`Replica::prepare`].
+/// A cell resolved once for repeated use: see [`Replica::prepare_cell`].
 ///
 /// It is `Send` and `Sync` and may be shared between threads and replicas; its hint is only a
 /// hint (an atomic, read and written with relaxed ordering).
@@ -98,7 +98,7 @@ struct PreparedOp<'c> {
 ///     .build()
 ///     .unwrap();
 /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
-/// let views = replica.prepare("counters", "page_views", "value").unwrap();
+/// let views = replica.prepare_cell("counters", "page_views", "value").unwrap();
 /// for _ in 0..3 {
 ///     let mut tx = PreparedTransaction::new();
 ///     tx.increment(&views, 1).unwrap();
@@ -256,12 +256,12 @@ impl Replica {
     /// Refuses a row key longer than [`MAX_ROW_KEY_LEN`] and a table or column the schema lacks.
     /// Preparing changes nothing: the cell is created by the first commit to it, as on the
     /// string path.
-    pub fn prepare(&self, table: &str, row: &str, column: &str) -> Result<PreparedCell> {
-        self.prepare_key(CellKey::new(table, row, column))
+    pub fn prepare_cell(&self, table: &str, row: &str, column: &str) -> Result<PreparedCell> {
+        self.prepare_cell_key(CellKey::new(table, row, column))
     }
 
-    /// [`Replica::prepare`] by key.
-    pub fn prepare_key(&self, key: CellKey) -> Result<PreparedCell> {
+    /// [`Replica::prepare_cell`] by key.
+    pub fn prepare_cell_key(&self, key: CellKey) -> Result<PreparedCell> {
         if key.row().len() > MAX_ROW_KEY_LEN {
             return Err(LocalCommitError::RowKeyTooLong {
                 len: key.row().len(),

@@ -118,7 +118,7 @@ proptest! {
         };
         let cells: Vec<Vec<PreparedCell>> = txs
             .iter()
-            .map(|ops| ops.iter().map(|op| preparer.prepare_key(op.key()).unwrap()).collect())
+            .map(|ops| ops.iter().map(|op| preparer.prepare_cell_key(op.key()).unwrap()).collect())
             .collect();
         for (ops, cells) in txs.iter().zip(&cells) {
             let mut tx = AlgebraicTransaction::new();
@@ -142,20 +142,20 @@ fn preparing_refuses_unknown_columns_and_long_rows_and_changes_nothing() {
     let r = replica(0);
     let before = r.canonical_state();
     assert!(matches!(
-        r.prepare("t", "x", "nope"),
+        r.prepare_cell("t", "x", "nope"),
         Err(LocalCommitError::UnknownCell { .. })
     ));
     assert!(matches!(
-        r.prepare("nope", "x", "sum"),
+        r.prepare_cell("nope", "x", "sum"),
         Err(LocalCommitError::UnknownCell { .. })
     ));
     let long = "k".repeat(MAX_ROW_KEY_LEN + 1);
     assert!(matches!(
-        r.prepare("t", &long, "sum"),
+        r.prepare_cell("t", &long, "sum"),
         Err(LocalCommitError::RowKeyTooLong { len, .. }) if len == MAX_ROW_KEY_LEN + 1
     ));
     // Preparing an existing column creates no cell.
-    let cell = r.prepare("t", "x", "sum").unwrap();
+    let cell = r.prepare_cell("t", "x", "sum").unwrap();
     assert_eq!(cell.key(), &CellKey::new("t", "x", "sum"));
     assert_eq!(r.cell_count(), 0);
     assert_eq!(r.canonical_state(), before);
@@ -164,8 +164,8 @@ fn preparing_refuses_unknown_columns_and_long_rows_and_changes_nothing() {
 #[test]
 fn bad_operations_are_refused_when_added_and_leave_the_transaction_as_it_was() {
     let r = replica(0);
-    let sum = r.prepare("t", "x", "sum").unwrap();
-    let name = r.prepare("t", "x", "name").unwrap();
+    let sum = r.prepare_cell("t", "x", "sum").unwrap();
+    let name = r.prepare_cell("t", "x", "name").unwrap();
     let mut tx = PreparedTransaction::new();
     tx.increment(&sum, 1).unwrap();
     match tx.increment(&sum, AlgebraicValue::Boolean(true)) {
@@ -192,8 +192,8 @@ fn bad_operations_are_refused_when_added_and_leave_the_transaction_as_it_was() {
 #[test]
 fn refused_commits_change_nothing() {
     let mut r = replica(0);
-    let a = r.prepare("t", "a", "sum").unwrap();
-    let b = r.prepare("t", "b", "sum").unwrap();
+    let a = r.prepare_cell("t", "a", "sum").unwrap();
+    let b = r.prepare_cell("t", "b", "sum").unwrap();
     let mut tx = PreparedTransaction::new();
     tx.increment(&b, i64::MAX).unwrap();
     r.commit_prepared(tx).unwrap();
@@ -223,7 +223,7 @@ fn refused_commits_change_nothing() {
 #[test]
 fn handles_survive_schema_growth_and_are_refused_by_a_different_column() {
     let mut r = replica(0);
-    let sum = r.prepare("t", "x", "sum").unwrap();
+    let sum = r.prepare_cell("t", "x", "sum").unwrap();
     // A schema that adds a column keeps the handle valid (a lookup confirms the spec).
     let extra = rhizo_algebra::ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap();
     let grown = r.schema().with_column("t", "extra", extra).unwrap();
@@ -263,7 +263,7 @@ fn a_handle_keeps_working_across_recovery_and_on_a_replica_with_other_ids() {
     // Committed in reverse order of preparation; the recovered replica and `elsewhere` below
     // assign ids in their own orders, and the hints must be checked, never trusted.
     let cells: Vec<PreparedCell> = (0..5)
-        .map(|i| r.prepare("t", &format!("r{i}"), "sum").unwrap())
+        .map(|i| r.prepare_cell("t", &format!("r{i}"), "sum").unwrap())
         .collect();
     for (i, cell) in cells.iter().enumerate().rev() {
         let mut tx = PreparedTransaction::new();
@@ -313,7 +313,7 @@ fn a_handle_keeps_working_across_recovery_and_on_a_replica_with_other_ids() {
 #[test]
 fn observed_removes_see_the_committing_replicas_adds() {
     let mut a = replica(0);
-    let tags = a.prepare("t", "x", "tags").unwrap();
+    let tags = a.prepare_cell("t", "x", "tags").unwrap();
     let mut tx = PreparedTransaction::new();
     tx.add_to_set(&tags, ["p", "q"]).unwrap();
     a.commit_prepared(tx).unwrap();
