@@ -93,15 +93,7 @@ pub(crate) fn validate_transaction(
     mut observe: Option<&mut ObserveRemove<'_>>,
     path: CommitPath,
 ) -> Result<Effects> {
-    if ops.is_empty() {
-        return Err(LocalCommitError::EmptyTransaction);
-    }
-    if ops.len() > MAX_OPS_PER_TRANSACTION {
-        return Err(LocalCommitError::TransactionTooLarge {
-            len: ops.len(),
-            max: MAX_OPS_PER_TRANSACTION,
-        });
-    }
+    check_op_count(ops.len())?;
     // Operation kinds that are never conflict-free are refused before anything is looked up.
     if path == CommitPath::Local && ops.iter().any(|op| !op.op_type.is_conflict_free()) {
         let operations = ops
@@ -134,12 +126,7 @@ pub(crate) fn validate_transaction(
             coordinated.push((op.key, op.op_type));
             continue;
         }
-        // "Add to a set" means UNION on a grow-only set column and OR_ADD on an observed-remove one.
-        let op_type = match (op.op_type, spec.merge()) {
-            (OpType::OrSetAdd, MergeType::Union) => OpType::SemilatticeUnion,
-            (OpType::SemilatticeUnion, MergeType::ObservedRemoveSet) => OpType::OrSetAdd,
-            (other, _) => other,
-        };
+        let op_type = for_column(op.op_type, spec);
         let built = match (op_type, observe.as_mut()) {
             (OpType::OrSetRemove, Some(observe)) => observe(&op.key, spec, &op.value),
             (OpType::GenericConditional, _) => match &op.expected {
@@ -165,6 +152,31 @@ pub(crate) fn validate_transaction(
         return Err(LocalCommitError::InvalidOperations { errors });
     }
     Ok(group_by_cell(effects))
+}
+
+/// Refuses an empty transaction (it would name no effect, and dots stay meaningful) and one
+/// with more than [`MAX_OPS_PER_TRANSACTION`] operations.
+pub(crate) fn check_op_count(len: usize) -> Result<()> {
+    if len == 0 {
+        return Err(LocalCommitError::EmptyTransaction);
+    }
+    if len > MAX_OPS_PER_TRANSACTION {
+        return Err(LocalCommitError::TransactionTooLarge {
+            len,
+            max: MAX_OPS_PER_TRANSACTION,
+        });
+    }
+    Ok(())
+}
+
+/// The operation kind `op_type` means on a column of `spec`: "add to a set" is UNION on a
+/// grow-only set column and OR_ADD on an observed-remove one, whichever the caller named.
+pub(crate) fn for_column(op_type: OpType, spec: &ColumnSpec) -> OpType {
+    match (op_type, spec.merge()) {
+        (OpType::OrSetAdd, MergeType::Union) => OpType::SemilatticeUnion,
+        (OpType::SemilatticeUnion, MergeType::ObservedRemoveSet) => OpType::OrSetAdd,
+        (other, _) => other,
+    }
 }
 
 fn column_needs_consensus(schema: &Schema, key: &CellKey) -> bool {

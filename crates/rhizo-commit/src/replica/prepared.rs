@@ -18,15 +18,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Schema};
+use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, OpType, Schema};
 use smallvec::SmallVec;
 
 use super::{Replica, Slot, Slots};
-use crate::protocol::{CellEffect, Effects};
+use crate::protocol::{CellEffect, Effects, check_op_count, for_column};
 use crate::txn::TransactionMetadata;
-use crate::{
-    CellKey, CommitReceipt, LocalCommitError, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN, Result,
-};
+use crate::{CellKey, CommitReceipt, LocalCommitError, MAX_ROW_KEY_LEN, Result};
 
 /// No id known yet.
 const NO_HINT: u32 = u32::MAX;
@@ -153,13 +151,7 @@ impl<'c> PreparedTransaction<'c> {
         let invalid = |source| LocalCommitError::InvalidOperations {
             errors: vec![(cell.key.clone(), source)],
         };
-        // As on the string path: "add to a set" is UNION on a grow-only set column and OR_ADD
-        // on an observed-remove one.
-        let op_type = match (op_type, spec.merge()) {
-            (OpType::OrSetAdd, MergeType::Union) => OpType::SemilatticeUnion,
-            (OpType::SemilatticeUnion, MergeType::ObservedRemoveSet) => OpType::OrSetAdd,
-            (other, _) => other,
-        };
+        let op_type = for_column(op_type, spec);
         let effect = match op_type {
             OpType::OrSetRemove => {
                 spec.validate(op_type, &value).map_err(invalid)?;
@@ -292,15 +284,7 @@ impl Replica {
     /// changes.
     pub fn commit_prepared(&mut self, tx: PreparedTransaction<'_>) -> Result<CommitReceipt> {
         let PreparedTransaction { ops, metadata } = tx;
-        if ops.is_empty() {
-            return Err(LocalCommitError::EmptyTransaction);
-        }
-        if ops.len() > MAX_OPS_PER_TRANSACTION {
-            return Err(LocalCommitError::TransactionTooLarge {
-                len: ops.len(),
-                max: MAX_OPS_PER_TRANSACTION,
-            });
-        }
+        check_op_count(ops.len())?;
         if ops.len() == 1 {
             let mut ops = ops;
             let PreparedOp { cell, effect } = ops.pop().expect("one operation");
