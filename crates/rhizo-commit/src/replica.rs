@@ -502,13 +502,17 @@ impl Replica {
         let mut touched = touched;
         for (effect, slot) in effects.iter().zip(slots) {
             let id = match *slot {
-                Ok(id) => id,
+                Ok(id) => {
+                    apply_effect(self.cells.state_mut(id), effect, dot)?;
+                    id
+                }
                 Err(hash) => {
-                    let state = fresh.next().expect("one fresh cell per absent slot");
+                    let mut state = fresh.next().expect("one fresh cell per absent slot");
+                    apply_effect(&mut state, effect, dot)?;
                     self.cells.insert_hashed(hash, effect.key.clone(), state)
                 }
             };
-            self.install_at(id, effect, dot, &mut touched)?;
+            self.note_installed(id, &mut touched);
         }
         Ok(())
     }
@@ -543,43 +547,35 @@ impl Replica {
                 false => Ok(()),
             };
             let id = match *slot {
+                // `apply_effect` leaves a cell as it was when it fails.
                 Ok(id) => {
-                    check(self.cells.state(id))?;
+                    let cell = self.cells.state_mut(id);
+                    check(cell)?;
+                    apply_effect(cell, effect, dot)?;
                     id
                 }
-                // A refused fresh cell must not be stored: stored cells are part of the state's
+                // A fresh cell is stored only once its effects are applied: a refused one must
+                // not be stored, not even empty, because stored cells are part of the state's
                 // bytes.
                 Err(hash) => {
-                    let fresh = self.new_cell(&effect.key)?;
+                    let mut fresh = self.new_cell(&effect.key)?;
                     check(&fresh)?;
+                    apply_effect(&mut fresh, effect, dot)?;
                     self.cells.insert_hashed(hash, effect.key.clone(), fresh)
                 }
             };
-            self.install_at(id, effect, dot, &mut touched)?;
+            self.note_installed(id, &mut touched);
         }
         Ok(())
     }
 
-    /// Applies one cell's effects to the cell `id`, telling `touched`.
-    fn install_at(
-        &mut self,
-        id: CellId,
-        effect: &CellEffect,
-        dot: Dot,
-        touched: &mut impl FnMut(CellId),
-    ) -> Result<()> {
-        let cell = self.cells.state_mut(id);
-        // One operation takes `apply`'s fast paths; it computes what `apply_all` would.
-        let applied = match &effect.ops[..] {
-            [op] => cell.apply(op, dot),
-            ops => cell.apply_all(ops, dot),
-        };
-        applied.map_err(|source| invalid(&effect.key, source))?;
-        if cell.tombstone_count() > 0 {
+    /// Bookkeeping for a cell whose effects were just installed: tombstones to compact later,
+    /// and `touched`.
+    fn note_installed(&mut self, id: CellId, touched: &mut impl FnMut(CellId)) {
+        if self.cells.state(id).tombstone_count() > 0 {
             self.tombstoned.insert(id);
         }
         touched(id);
-        Ok(())
     }
 
     fn new_cell(&self, key: &CellKey) -> Result<CellState> {
@@ -1401,6 +1397,16 @@ fn is_integer_op(op: &CellOp) -> bool {
 
 fn can_fail_on_apply(op: &CellOp) -> bool {
     matches!(op, CellOp::AddFloat(_) | CellOp::MulFloat(_))
+}
+
+/// Applies one cell's effects to `cell`, one operation through `apply`'s fast paths. On error
+/// the cell is as it was.
+fn apply_effect(cell: &mut CellState, effect: &CellEffect, dot: Dot) -> Result<()> {
+    let applied = match &effect.ops[..] {
+        [op] => cell.apply(op, dot),
+        ops => cell.apply_all(ops, dot),
+    };
+    applied.map_err(|source| invalid(&effect.key, source))
 }
 
 fn invalid(key: &CellKey, source: rhizo_algebra::AlgebraError) -> LocalCommitError {

@@ -295,6 +295,19 @@ fn refused_transactions_change_nothing() {
     assert_eq!(replica.canonical_state(), before_overflow);
     assert!(!replica.has_ready(), "a refused commit emits nothing");
     assert_ne!(before, before_overflow);
+
+    // The same on a cell the replica does not hold yet, alone or beside another new cell: the
+    // refused cell must not be stored, not even empty (stored cells are part of the bytes).
+    let mut fresh_overflow = AlgebraicTransaction::new();
+    fresh_overflow
+        .increment("t", "new", "fsum", 1.5e308)
+        .increment("t", "new", "fsum", 1.5e308);
+    assert!(replica.commit(fresh_overflow.clone()).is_err());
+    assert_eq!(replica.canonical_state(), before_overflow);
+    fresh_overflow.increment("t", "other", "sum", 1);
+    assert!(replica.commit(fresh_overflow).is_err());
+    assert_eq!(replica.canonical_state(), before_overflow);
+    assert!(!replica.has_ready(), "a refused commit emits nothing");
 }
 
 #[test]
