@@ -378,8 +378,53 @@ impl Replica {
             };
         let effects =
             validate_transaction(&self.schema, ops, Some(&mut observe), CommitPath::Local)?;
+        if let [effect] = &effects[..]
+            && let [op] = &effect.ops[..]
+        {
+            // The commonest commit: one operation on one cell.
+            let slot = self.cells.locate(&effect.key);
+            let (dot, _) = self.apply_one(&effect.key, slot, op, |r| r.new_cell(&effect.key))?;
+            return Ok(self.finish_local_commit(dot, || effects, metadata));
+        }
         let slots = self.locate_all(&effects);
         self.commit_effects(effects, &slots, metadata)
+    }
+
+    /// The one-operation commit of either path, up to its record: takes the next dot, checks
+    /// the range and applies `op` to the cell at `slot` in one pass ([`CellState::apply_in_range`],
+    /// which leaves the cell as it was when it fails), storing a fresh cell (built by `fresh`)
+    /// only once applied, and files the cell for the next delta.
+    fn apply_one(
+        &mut self,
+        key: &CellKey,
+        slot: Slot,
+        op: &CellOp,
+        fresh: impl FnOnce(&Self) -> Result<CellState>,
+    ) -> Result<(Dot, CellId)> {
+        let dot = self.next_dot()?;
+        let refused = |source| invalid(key, source);
+        let id = match slot {
+            Ok(id) => {
+                self.cells
+                    .state_mut(id)
+                    .apply_in_range(op, dot)
+                    .map_err(refused)?;
+                id
+            }
+            Err(hash) => {
+                let mut cell = fresh(self)?;
+                cell.apply_in_range(op, dot).map_err(refused)?;
+                self.cells.insert_hashed(hash, key.clone(), cell)
+            }
+        };
+        if self.cells.state(id).tombstone_count() > 0 {
+            self.tombstoned.insert(id);
+        }
+        // Hot keys are written again and again between syncs: skip the repeat cheaply.
+        if self.open_cells.last() != Some(&id) {
+            self.open_cells.push(id);
+        }
+        Ok((dot, id))
     }
 
     /// Where each effect's cell is.

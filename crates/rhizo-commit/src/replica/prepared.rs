@@ -360,28 +360,9 @@ impl Replica {
             errors: vec![(cell.key.clone(), source)],
         };
         let op = self.built(cell, slot, effect).map_err(refused)?;
-        let dot = self.next_dot()?;
-        let id = match slot {
-            // `apply_in_range` leaves the state as it was when it fails.
-            Ok(id) => {
-                let state = self.cells.state_mut(id);
-                state.apply_in_range(&op, dot).map_err(refused)?;
-                id
-            }
-            Err(hash) => {
-                // A refused fresh cell is never stored: stored cells are part of the bytes.
-                let mut fresh = CellState::new(&cell.spec);
-                fresh.apply_in_range(&op, dot).map_err(refused)?;
-                let id = self.cells.insert_hashed(hash, cell.key.clone(), fresh);
-                cell.hint.store(id, Ordering::Relaxed);
-                id
-            }
-        };
-        if self.cells.state(id).tombstone_count() > 0 {
-            self.tombstoned.insert(id);
-        }
-        if self.open_cells.last() != Some(&id) {
-            self.open_cells.push(id);
+        let (dot, id) = self.apply_one(&cell.key, slot, &op, |_| Ok(CellState::new(&cell.spec)))?;
+        if slot.is_err() {
+            cell.hint.store(id, Ordering::Relaxed);
         }
         let effects = || {
             smallvec::smallvec![CellEffect {
