@@ -420,10 +420,7 @@ impl Replica {
         if self.cells.state(id).tombstone_count() > 0 {
             self.tombstoned.insert(id);
         }
-        // Hot keys are written again and again between syncs: skip the repeat cheaply.
-        if self.open_cells.last() != Some(&id) {
-            self.open_cells.push(id);
-        }
+        file_open_cell(&mut self.open_cells, id);
         Ok((dot, id))
     }
 
@@ -433,7 +430,8 @@ impl Replica {
     }
 
     /// Commits validated effects (cells in key order, each once) whose cells are at `slots`:
-    /// the common tail of [`Replica::commit`] and [`Replica::commit_prepared`].
+    /// the tail of [`Replica::commit`] and [`Replica::commit_prepared`] for all but
+    /// one-operation transactions (`apply_one`).
     fn commit_effects(
         &mut self,
         effects: Effects,
@@ -443,10 +441,7 @@ impl Replica {
         let dot = self.next_dot()?;
         let mut open = std::mem::take(&mut self.open_cells);
         let applied = self.apply_local(&effects, slots, dot, true, |id| {
-            // Hot keys are written again and again between syncs: skip the repeat cheaply.
-            if open.last() != Some(&id) {
-                open.push(id);
-            }
+            file_open_cell(&mut open, id)
         });
         self.open_cells = open;
         applied?;
@@ -1442,6 +1437,14 @@ fn is_integer_op(op: &CellOp) -> bool {
 
 fn can_fail_on_apply(op: &CellOp) -> bool {
     matches!(op, CellOp::AddFloat(_) | CellOp::MulFloat(_))
+}
+
+/// Files a cell a local commit touched, for the next sync. Hot keys are written again and again
+/// between syncs: the repeat is skipped cheaply.
+fn file_open_cell(open: &mut Vec<CellId>, id: CellId) {
+    if open.last() != Some(&id) {
+        open.push(id);
+    }
 }
 
 /// Applies one cell's effects to `cell`, one operation through `apply`'s fast paths. On error

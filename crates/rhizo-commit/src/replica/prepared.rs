@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, OpType, Schema};
 use smallvec::SmallVec;
 
-use super::{Replica, Slot, Slots};
+use super::{Replica, Slot, Slots, invalid};
 use crate::protocol::{CellEffect, Effects, check_op_count, for_column};
 use crate::txn::TransactionMetadata;
 use crate::{CellKey, CommitReceipt, LocalCommitError, MAX_ROW_KEY_LEN, Result};
@@ -356,10 +356,9 @@ impl Replica {
     ) -> Result<CommitReceipt> {
         self.check_prepared(cell)?;
         let slot = self.resolve(cell);
-        let refused = |source| LocalCommitError::InvalidOperations {
-            errors: vec![(cell.key.clone(), source)],
-        };
-        let op = self.built(cell, slot, effect).map_err(refused)?;
+        let op = self
+            .built(cell, slot, effect)
+            .map_err(|source| invalid(&cell.key, source))?;
         let (dot, id) = self.apply_one(&cell.key, slot, &op, |_| Ok(CellState::new(&cell.spec)))?;
         if slot.is_err() {
             cell.hint.store(id, Ordering::Relaxed);
