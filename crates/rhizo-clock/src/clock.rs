@@ -53,6 +53,7 @@ impl VectorClock {
         self
     }
 
+    #[inline]
     fn position(&self, node: NodeId) -> std::result::Result<usize, usize> {
         self.entries.binary_search_by(|(n, _)| n.cmp(&node))
     }
@@ -67,6 +68,7 @@ impl VectorClock {
     }
 
     /// Sets `node`'s entry to `counter`; setting 0 removes the entry.
+    #[inline]
     pub fn set(&mut self, node: NodeId, counter: u64) {
         match (self.position(node), counter) {
             (Ok(i), 0) => {

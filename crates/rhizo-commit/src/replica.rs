@@ -244,6 +244,8 @@ pub struct Replica {
     /// Shared, never mutated in place: a [`PreparedCell`] validated against this very schema
     /// (the same allocation) needs no lookup to be trusted.
     schema: Arc<Schema>,
+    /// Whose [`PreparedCell`] hints this replica may trust: fresh per replica value.
+    identity: prepared::StoreIdentity,
     config: ReplicaConfig,
     clock: VectorClock,
     cells: CellStore,
@@ -270,6 +272,7 @@ impl Replica {
         Self {
             id,
             schema: Arc::new(schema),
+            identity: prepared::StoreIdentity::default(),
             config,
             clock: VectorClock::new(),
             cells: CellStore::default(),
@@ -394,6 +397,7 @@ impl Replica {
     /// the range and applies `op` to the cell at `slot` in one pass ([`CellState::apply_in_range`],
     /// which leaves the cell as it was when it fails), storing a fresh cell (built by `fresh`)
     /// only once applied, and files the cell for the next delta.
+    #[inline]
     fn apply_one(
         &mut self,
         key: &CellKey,
@@ -417,7 +421,8 @@ impl Replica {
                 self.cells.insert_hashed(hash, key.clone(), cell)
             }
         };
-        if self.cells.state(id).tombstone_count() > 0 {
+        // Of local operations only an observed-remove leaves tombstones.
+        if matches!(op, CellOp::OrRemove(_)) && self.cells.state(id).tombstone_count() > 0 {
             self.tombstoned.insert(id);
         }
         file_open_cell(&mut self.open_cells, id);
@@ -449,6 +454,7 @@ impl Replica {
     }
 
     /// The dot the next local commit takes (nothing changes until it is applied).
+    #[inline]
     fn next_dot(&self) -> Result<Dot> {
         let counter = self
             .clock
@@ -461,6 +467,7 @@ impl Replica {
     /// Completes a local commit whose effects are applied (and whose cells are in
     /// `open_cells`): ticks the clock, emits the record (building the effects only then) and
     /// queues the acknowledgement.
+    #[inline]
     fn finish_local_commit(
         &mut self,
         dot: Dot,
@@ -1176,19 +1183,21 @@ impl Replica {
     /// [`Replica::take_ready`] into a `Ready` the caller keeps: appends what the replica produced
     /// to `out`. A caller that clears `out` after acting on it, and passes it again, drives the
     /// replica without allocating a `Ready` per step.
+    #[inline]
     pub fn take_ready_into(&mut self, out: &mut Ready) {
         // Called once per commit by the engine: the common case (one dot, no message, a record
         // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists.
-        if !self.ready.records.is_empty() {
-            out.records.append(&mut self.ready.records);
+        // An empty list of the caller's trades places with ours (both keep their capacity).
+        fn hand_over<T>(ours: &mut Vec<T>, out: &mut Vec<T>) {
+            if out.is_empty() {
+                std::mem::swap(ours, out);
+            } else if !ours.is_empty() {
+                out.append(ours);
+            }
         }
-        if !self.ready.messages.is_empty() {
-            out.messages.append(&mut self.ready.messages);
-        }
-        for dot in &self.ready.committed {
-            out.committed.push(*dot);
-        }
-        self.ready.committed.clear();
+        hand_over(&mut self.ready.records, &mut out.records);
+        hand_over(&mut self.ready.messages, &mut out.messages);
+        hand_over(&mut self.ready.committed, &mut out.committed);
     }
 
     /// Whether [`Replica::take_ready`] has anything.
@@ -1340,6 +1349,8 @@ impl Replica {
             index.insert(origin, rebuilt);
         }
         self.cells = cells;
+        // Ids now name other cells: hints handed out before must not be trusted.
+        self.identity = prepared::StoreIdentity::default();
         self.tombstoned = tombstoned;
         self.clock = snapshot.clock;
         self.index = index;

@@ -688,6 +688,7 @@ impl CellState {
     /// [`CellState::check_integer_range`] of `op`, then [`CellState::apply`]: the committer's
     /// step for one operation. An integer added to a sum takes one pass over its origins for
     /// both. On error nothing changes.
+    #[inline]
     pub fn apply_in_range(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
         if let (StateKind::SumInt(origins), CellOp::AddInt(v)) = (&mut self.kind, op) {
             return origins.add_in_range(dot, *v).map(drop);

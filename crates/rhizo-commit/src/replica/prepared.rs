@@ -2,13 +2,16 @@
 //! (a counter bumped per request, a high-water mark raised per event) builds no key, looks up
 //! no schema and, in the steady state, hashes no string.
 //!
-//! A [`PreparedCell`] holds its key, its column's spec and the schema that spec came from, and a
-//! hint: the cell's id in the replica that last resolved it. Nothing is trusted blindly:
+//! A [`PreparedCell`] holds its key, its column's spec and the schema that spec came from, the
+//! identity of the replica that prepared it, and a hint: the cell's id in that replica. Nothing
+//! is trusted blindly:
 //! - the spec is used as is only if the committing replica holds that very schema (the same
 //!   allocation, so the same content); otherwise the column is looked up again and must be
 //!   unchanged, or the commit is refused with [`LocalCommitError::StalePreparedCell`];
-//! - the hint is used only if the replica's cell under that id has the handle's key; otherwise
-//!   the key is hashed and looked up as on the string path, and the hint follows.
+//! - the hint is used only by the replica that prepared the handle (the same identity
+//!   allocation: a clone or a recovered replica has its own), whose cell ids are never reused;
+//!   any other replica hashes the key and looks it up as on the string path, and never writes
+//!   the hint.
 //!
 //! So a handle used on another replica, after a recovery or after a schema change costs at most
 //! the string path's lookups, and never reaches a wrong cell. What a prepared commit does is
@@ -22,6 +25,7 @@ use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, OpType, Schem
 use smallvec::SmallVec;
 
 use super::{Replica, Slot, Slots, invalid};
+use crate::cells::CellId;
 use crate::protocol::{CellEffect, Effects, check_op_count, for_column};
 use crate::txn::TransactionMetadata;
 use crate::{CellKey, CommitReceipt, LocalCommitError, MAX_ROW_KEY_LEN, Result};
@@ -31,14 +35,35 @@ const NO_HINT: u32 = u32::MAX;
 
 /// A cell resolved once for repeated use: see [`Replica::prepare_cell`].
 ///
-/// It is `Send` and `Sync` and may be shared between threads and replicas; its hint is only a
-/// hint (an atomic, read and written with relaxed ordering).
+/// It is `Send` and `Sync` and may be shared between threads and replicas. Its hint is written
+/// only by the replica that prepared it, which holds `&mut` while committing, so relaxed atomic
+/// loads and stores suffice.
 #[derive(Debug)]
 pub struct PreparedCell {
     key: CellKey,
     spec: ColumnSpec,
     schema: Arc<Schema>,
+    owner: StoreIdentity,
     hint: AtomicU32,
+}
+
+/// The identity of one replica's cell store, for prepared-cell hints: an allocation of its own
+/// per replica value (a clone and a recovered replica get fresh ones), held by the handles it
+/// prepares so that the address cannot be reused while a handle could compare against it.
+#[derive(Debug, Default)]
+pub(crate) struct StoreIdentity(Arc<()>);
+
+impl Clone for StoreIdentity {
+    /// A fresh identity: a cloned replica assigns ids to new cells on its own from now on.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl StoreIdentity {
+    fn same(&self, other: &StoreIdentity) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Clone for PreparedCell {
@@ -47,6 +72,7 @@ impl Clone for PreparedCell {
             key: self.key.clone(),
             spec: self.spec,
             schema: Arc::clone(&self.schema),
+            owner: StoreIdentity(Arc::clone(&self.owner.0)),
             hint: AtomicU32::new(self.hint.load(Ordering::Relaxed)),
         }
     }
@@ -106,8 +132,11 @@ struct PreparedOp<'c> {
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PreparedTransaction<'c> {
-    /// One operation inline: the commonest transaction moves in a few words.
-    ops: SmallVec<[PreparedOp<'c>; 1]>,
+    /// The first operation, apart: the commonest transaction has one, and then commits without
+    /// touching (or freeing) a list.
+    first: Option<PreparedOp<'c>>,
+    /// The operations after the first, in order.
+    more: Vec<PreparedOp<'c>>,
     /// Free-form metadata carried with the transaction, as [`crate::AlgebraicTransaction`]'s.
     pub metadata: TransactionMetadata,
 }
@@ -121,21 +150,23 @@ impl<'c> PreparedTransaction<'c> {
     /// An empty transaction with room for `ops` operations.
     pub fn with_capacity(ops: usize) -> Self {
         Self {
-            ops: SmallVec::with_capacity(ops),
+            first: None,
+            more: Vec::with_capacity(ops.saturating_sub(1)),
             metadata: TransactionMetadata::default(),
         }
     }
 
     /// Number of operations.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        usize::from(self.first.is_some()) + self.more.len()
     }
 
     /// Whether the transaction has no operations.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.first.is_none()
     }
 
+    #[inline]
     fn op(
         &mut self,
         cell: &'c PreparedCell,
@@ -159,7 +190,11 @@ impl<'c> PreparedTransaction<'c> {
             }
             _ => PreparedEffect::Op(CellOp::new(spec, op_type, &value).map_err(invalid)?),
         };
-        self.ops.push(PreparedOp { cell, effect });
+        let op = PreparedOp { cell, effect };
+        match self.first {
+            None => self.first = Some(op),
+            Some(_) => self.more.push(op),
+        }
         Ok(self)
     }
 
@@ -275,6 +310,7 @@ impl Replica {
             key,
             spec,
             schema: Arc::clone(&self.schema),
+            owner: StoreIdentity(Arc::clone(&self.identity.0)),
             hint: AtomicU32::new(hint),
         })
     }
@@ -283,21 +319,25 @@ impl Replica {
     /// operations: atomically, under one new dot, with the same record; on error nothing
     /// changes.
     pub fn commit_prepared(&mut self, tx: PreparedTransaction<'_>) -> Result<CommitReceipt> {
-        let PreparedTransaction { ops, metadata } = tx;
-        check_op_count(ops.len())?;
-        if ops.len() == 1 {
-            let mut ops = ops;
-            let PreparedOp { cell, effect } = ops.pop().expect("one operation");
-            return self.commit_one(cell, effect, metadata);
+        check_op_count(tx.len())?;
+        let PreparedTransaction {
+            first,
+            more,
+            metadata,
+        } = tx;
+        let first = first.expect("a transaction that is not empty has a first operation");
+        if more.is_empty() {
+            return self.commit_one(first, metadata);
         }
-        let mut effects = Effects::with_capacity(ops.len());
-        let mut slots = Slots::with_capacity(ops.len());
+        let len = 1 + more.len();
+        let ops = std::iter::once(first).chain(more);
+        let mut effects = Effects::with_capacity(len);
+        let mut slots = Slots::with_capacity(len);
         // Cells this commit creates: their handles learn the new ids afterwards.
         let mut created: SmallVec<[&PreparedCell; 2]> = SmallVec::new();
         let mut errors = Vec::new();
         for PreparedOp { cell, effect } in ops {
-            self.check_prepared(cell)?;
-            let slot = self.resolve(cell);
+            let slot = self.resolve(cell)?;
             let op = match self.built(cell, slot, effect) {
                 Ok(op) => op,
                 Err(source) => {
@@ -323,7 +363,7 @@ impl Replica {
         let receipt = self.commit_effects(effects, &slots, metadata)?;
         for cell in created {
             if let Some(id) = self.cells.find(&cell.key) {
-                cell.hint.store(id, Ordering::Relaxed);
+                self.learn(cell, id);
             }
         }
         Ok(receipt)
@@ -348,20 +388,22 @@ impl Replica {
 
     /// A one-operation commit, the commonest: the cell is checked and applied in place, and
     /// its effect list is built only for the record.
+    #[inline]
     fn commit_one(
         &mut self,
-        cell: &PreparedCell,
-        effect: PreparedEffect,
+        PreparedOp { cell, effect }: PreparedOp<'_>,
         metadata: TransactionMetadata,
     ) -> Result<CommitReceipt> {
-        self.check_prepared(cell)?;
-        let slot = self.resolve(cell);
-        let op = self
-            .built(cell, slot, effect)
-            .map_err(|source| invalid(&cell.key, source))?;
+        let slot = self.resolve(cell)?;
+        let op = match effect {
+            PreparedEffect::Op(op) => op,
+            effect => self
+                .built(cell, slot, effect)
+                .map_err(|source| invalid(&cell.key, source))?,
+        };
         let (dot, id) = self.apply_one(&cell.key, slot, &op, |_| Ok(CellState::new(&cell.spec)))?;
         if slot.is_err() {
-            cell.hint.store(id, Ordering::Relaxed);
+            self.learn(cell, id);
         }
         let effects = || {
             smallvec::smallvec![CellEffect {
@@ -374,8 +416,7 @@ impl Replica {
 
     /// The value of a prepared cell, as [`Replica::read`] gives it.
     pub fn read_prepared(&self, cell: &PreparedCell) -> Result<rhizo_algebra::AlgebraicValue> {
-        self.check_prepared(cell)?;
-        let value = match self.resolve(cell) {
+        let value = match self.resolve(cell)? {
             Ok(id) => self.cells.state(id).value(),
             Err(_) => CellState::new(&cell.spec).value(),
         };
@@ -399,18 +440,40 @@ impl Replica {
         }
     }
 
-    /// Where the handle's cell is: its hint if that id holds its key, else a lookup (which
-    /// refreshes the hint when the cell exists).
-    fn resolve(&self, cell: &PreparedCell) -> Slot {
-        let hint = cell.hint.load(Ordering::Relaxed);
-        if (hint as usize) < self.cells.len() && *self.cells.key(hint) == cell.key {
-            return Ok(hint);
+    /// Where the handle's cell is, once the handle is checked ([`Replica::check_prepared`]):
+    /// its hint if this replica prepared it and has given it one (ids are never reused, so the
+    /// hint names the handle's cell), else a lookup.
+    #[inline]
+    fn resolve(&self, cell: &PreparedCell) -> Result<Slot> {
+        let owned = cell.owner.same(&self.identity);
+        if owned && Arc::ptr_eq(&cell.schema, &self.schema) {
+            // The steady state: this replica's handle, against the schema it was prepared with.
+            let hint = cell.hint.load(Ordering::Relaxed);
+            if hint != NO_HINT {
+                debug_assert!(*self.cells.key(hint) == cell.key);
+                return Ok(Ok(hint));
+            }
+        } else {
+            self.check_prepared(cell)?;
+            if owned
+                && let hint = cell.hint.load(Ordering::Relaxed)
+                && hint != NO_HINT
+            {
+                return Ok(Ok(hint));
+            }
         }
         let slot = self.cells.locate(&cell.key);
         if let Ok(id) = slot {
+            self.learn(cell, id);
+        }
+        Ok(slot)
+    }
+
+    /// Gives the handle its cell's id, if this replica prepared it.
+    fn learn(&self, cell: &PreparedCell, id: CellId) {
+        if cell.owner.same(&self.identity) {
             cell.hint.store(id, Ordering::Relaxed);
         }
-        slot
     }
 }
 

@@ -325,3 +325,35 @@ fn observed_removes_see_the_committing_replicas_adds() {
         AlgebraicValue::string_set(["q"])
     );
 }
+
+#[test]
+fn a_clone_does_not_trust_the_hints_its_original_gives() {
+    let mut original = replica(0);
+    let counter = original.prepare_cell("t", "counter", "sum").unwrap();
+    // The clone shares every id so far; from here on the two assign ids on their own.
+    let mut clone = original.clone();
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("t", "other", "sum", 7);
+    clone.commit(tx).unwrap();
+    // The original creates `counter` under the id the clone gave `other`, and hints it.
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&counter, 1).unwrap();
+    original.commit_prepared(tx).unwrap();
+    // The clone must find `counter` by its key, not take the original's hint for `other`.
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&counter, 5).unwrap();
+    clone.commit_prepared(tx).unwrap();
+    assert_eq!(
+        clone.read("t", "other", "sum").unwrap(),
+        AlgebraicValue::Integer(7)
+    );
+    assert_eq!(
+        clone.read_prepared(&counter).unwrap(),
+        AlgebraicValue::Integer(5)
+    );
+    assert_eq!(
+        original.read_prepared(&counter).unwrap(),
+        AlgebraicValue::Integer(1)
+    );
+    assert_eq!(original.cell_count(), 1);
+}
