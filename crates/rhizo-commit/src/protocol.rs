@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::ops::DerefMut;
 
 use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Schema};
 use rhizo_clock::{Dot, NodeId, VectorClock};
@@ -151,7 +152,8 @@ pub(crate) fn validate_transaction(
     if !errors.is_empty() {
         return Err(LocalCommitError::InvalidOperations { errors });
     }
-    Ok(group_by_cell(effects))
+    group_by_cell(&mut effects);
+    Ok(effects)
 }
 
 /// Refuses an empty transaction (it would name no effect, and dots stay meaningful) and one
@@ -185,22 +187,61 @@ fn column_needs_consensus(schema: &Schema, key: &CellKey) -> bool {
         .is_ok_and(|spec| !spec.merge().is_conflict_free())
 }
 
-/// Groups single-operation effects by cell: cells in key order, the effects of one cell in
-/// transaction order.
-fn group_by_cell(mut effects: Effects) -> Effects {
-    // Transactions often list distinct cells in order already; then there is nothing to do.
-    if effects.windows(2).all(|w| w[0].key < w[1].key) {
-        return effects;
+/// Whether effects are grouped by cell: distinct cells in key order, as transactions often list
+/// them already.
+pub(crate) fn is_grouped(effects: &[CellEffect]) -> bool {
+    effects.windows(2).all(|w| w[0].key < w[1].key)
+}
+
+/// What [`group_by_cell`] groups: an effect, alone or with something carried along.
+pub(crate) trait WithEffect {
+    fn effect(&self) -> &CellEffect;
+    fn effect_mut(&mut self) -> &mut CellEffect;
+}
+
+impl WithEffect for CellEffect {
+    fn effect(&self) -> &CellEffect {
+        self
     }
-    effects.sort_by(|a, b| a.key.cmp(&b.key)); // stable: keeps transaction order within a cell
-    let mut grouped = Effects::with_capacity(effects.len());
-    for effect in effects {
-        match grouped.last_mut() {
-            Some(last) if last.key == effect.key => last.ops.extend(effect.ops),
-            _ => grouped.push(effect),
+    fn effect_mut(&mut self) -> &mut CellEffect {
+        self
+    }
+}
+
+/// A prepared commit's effect and its cell's slot, carried along so no key is hashed again.
+impl<T> WithEffect for (CellEffect, T) {
+    fn effect(&self) -> &CellEffect {
+        &self.0
+    }
+    fn effect_mut(&mut self) -> &mut CellEffect {
+        &mut self.0
+    }
+}
+
+/// Groups single-operation effects by cell: cells in key order, the operations of one cell in
+/// transaction order, each cell keeping what its first item carries.
+pub(crate) fn group_by_cell<C, T>(items: &mut C)
+where
+    T: WithEffect,
+    C: Default + DerefMut<Target = [T]> + IntoIterator<Item = T> + Extend<T>,
+{
+    if items
+        .windows(2)
+        .all(|w| w[0].effect().key < w[1].effect().key)
+    {
+        return;
+    }
+    // Stable: keeps transaction order within a cell.
+    items.sort_by(|a, b| a.effect().key.cmp(&b.effect().key));
+    for mut item in std::mem::take(items) {
+        match items.last_mut() {
+            Some(last) if last.effect().key == item.effect().key => {
+                let ops = std::mem::take(&mut item.effect_mut().ops);
+                last.effect_mut().ops.extend(ops);
+            }
+            _ => items.extend(Some(item)),
         }
     }
-    grouped
 }
 
 /// The roadmap's local commit protocol: a node's clock and schema, and the pure functions that

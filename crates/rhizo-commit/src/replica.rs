@@ -374,11 +374,9 @@ impl Replica {
         let metadata = tx.metadata.clone();
         let ops = tx.into_operations();
         let cells = &self.cells;
-        let mut observe =
-            |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| match cells.get(key) {
-                Some(cell) => cell.remove_op(spec, value),
-                None => CellState::new(spec).remove_op(spec, value),
-            };
+        let mut observe = |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| {
+            observed_remove(cells.get(key), spec, value)
+        };
         let effects =
             validate_transaction(&self.schema, ops, Some(&mut observe), CommitPath::Local)?;
         if let [effect] = &effects[..]
@@ -639,11 +637,9 @@ impl Replica {
     pub fn prepare_ordered(&self, tx: AlgebraicTransaction) -> Result<OrderedUpdate> {
         let metadata = tx.metadata.clone();
         let cells = &self.cells;
-        let mut observe =
-            |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| match cells.get(key) {
-                Some(cell) => cell.remove_op(spec, value),
-                None => CellState::new(spec).remove_op(spec, value),
-            };
+        let mut observe = |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| {
+            observed_remove(cells.get(key), spec, value)
+        };
         let effects = validate_transaction(
             &self.schema,
             tx.into_operations(),
@@ -1440,6 +1436,19 @@ fn new_cell(schema: &Schema, key: &CellKey) -> Result<CellState> {
         }
     })?;
     Ok(CellState::new(spec))
+}
+
+/// The observed-remove of `value` by a replica whose cell is `cell`: the adds of those elements
+/// it holds (none if it has no such cell yet).
+fn observed_remove(
+    cell: Option<&CellState>,
+    spec: &ColumnSpec,
+    value: &AlgebraicValue,
+) -> rhizo_algebra::Result<CellOp> {
+    match cell {
+        Some(cell) => cell.remove_op(spec, value),
+        None => CellState::new(spec).remove_op(spec, value),
+    }
 }
 
 fn is_integer_op(op: &CellOp) -> bool {

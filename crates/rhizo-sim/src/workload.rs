@@ -5,9 +5,11 @@
 //! Every choice is drawn from the random stream handed in (a cluster's
 //! [`workload_rng`](crate::SimulatedCluster::workload_rng)), so a seed fixes the workload.
 
+use std::collections::BTreeMap;
+
 use rand_chacha::ChaCha8Rng;
-use rhizo_algebra::{MergeType, Schema, ValueType};
-use rhizo_commit::AlgebraicTransaction;
+use rhizo_algebra::{AlgebraicValue, MergeType, OpType, Schema, ValueType};
+use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey};
 
 use crate::network::up_to;
 
@@ -127,7 +129,8 @@ pub struct Workload {
     keys: KeyDistribution,
     mix: OpMix,
     next_element: u64,
-    row_buffer: String,
+    /// The rows drawn so far.
+    rows: BTreeMap<u32, RowCells>,
 }
 
 /// Items an observed-remove set's adds and removes draw from (few, so removes find adds).
@@ -145,7 +148,7 @@ impl Workload {
             keys,
             mix,
             next_element: 0,
-            row_buffer: String::new(),
+            rows: BTreeMap::new(),
         }
     }
 
@@ -169,10 +172,11 @@ impl Workload {
         match kind {
             0..=3 => self.single(kind, &mut tx, rng),
             4 => {
-                let row = self.row(rng);
+                let row = self.keys.pick(rng);
                 let amount = 1 + up_to(rng, 4) as i64;
-                tx.increment(PAIR_TABLES.0, &row, PAIR_COLUMN, amount)
-                    .increment(PAIR_TABLES.1, &row, PAIR_COLUMN, amount);
+                let (a, b) = self.cells(row).pair.clone();
+                tx.push(AlgebraicOperation::new(a, OpType::AbelianAdd, amount))
+                    .push(AlgebraicOperation::new(b, OpType::AbelianAdd, amount));
             }
             _ => {
                 let ops = 2 + up_to(rng, 2) as usize;
@@ -185,53 +189,90 @@ impl Workload {
         tx
     }
 
-    /// The row `k<n>` for a drawn key, written into a buffer the workload keeps: the bench
-    /// generates millions of transactions, and a `format!` each cost as much as the commit.
-    fn row(&mut self, rng: &mut ChaCha8Rng) -> String {
-        let key = self.keys.pick(rng);
-        let mut digits = [0u8; 20];
-        let mut n = key;
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let mut row = std::mem::take(&mut self.row_buffer);
-        row.clear();
-        row.push('k');
-        row.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
-        row
+    /// The cells of row `k<row>`, their keys built the first time the row is drawn.
+    fn cells(&mut self, row: u32) -> &RowCells {
+        self.rows.entry(row).or_insert_with(|| RowCells::new(row))
     }
 
     fn single(&mut self, kind: usize, tx: &mut AlgebraicTransaction, rng: &mut ChaCha8Rng) {
-        let row = self.row(rng);
+        let row = self.keys.pick(rng);
         match kind {
             0 => {
-                tx.increment(COUNTERS, &row, "value", 1 + up_to(rng, 4) as i64);
+                let amount = 1 + up_to(rng, 4) as i64;
+                let key = self.cells(row).value.clone();
+                tx.push(AlgebraicOperation::new(key, OpType::AbelianAdd, amount));
             }
             1 => {
                 let high = up_to(rng, 999) as i64;
                 let low = up_to(rng, 999) as i64;
-                tx.max(GAUGES, &row, "high", high)
-                    .min(GAUGES, &row, "low", low);
+                let cells = self.cells(row);
+                let (high_key, low_key) = (cells.high.clone(), cells.low.clone());
+                tx.push(AlgebraicOperation::new(
+                    high_key,
+                    OpType::SemilatticeMax,
+                    high,
+                ))
+                .push(AlgebraicOperation::new(
+                    low_key,
+                    OpType::SemilatticeMin,
+                    low,
+                ));
             }
             2 => {
                 let item = format!("i{}", up_to(rng, CART_ITEMS - 1));
-                if up_to(rng, 2) < 2 {
-                    tx.add_to_set(CARTS, &row, "items", [item]);
+                let op_type = if up_to(rng, 2) < 2 {
+                    OpType::OrSetAdd
                 } else {
-                    tx.remove_from_set(CARTS, &row, "items", [item]);
-                }
+                    OpType::OrSetRemove
+                };
+                let key = self.cells(row).items.clone();
+                tx.push(AlgebraicOperation::new(
+                    key,
+                    op_type,
+                    AlgebraicValue::string_set([item]),
+                ));
             }
             _ => {
                 self.next_element += 1;
-                tx.add_to_set(TAGS, &row, "members", [format!("e{}", self.next_element)]);
+                let element = format!("e{}", self.next_element);
+                let key = self.cells(row).members.clone();
+                // OR_ADD: the replica takes it as UNION on this grow-only column.
+                tx.push(AlgebraicOperation::new(
+                    key,
+                    OpType::OrSetAdd,
+                    AlgebraicValue::string_set([element]),
+                ));
             }
         }
-        self.row_buffer = row;
+    }
+}
+
+/// The keys of one row's cells in every table of the workload. A transaction's keys are
+/// cloned from here: building a key from three names costs several times copying one, and the
+/// bench draws millions of transactions over a few hundred rows.
+#[derive(Debug, Clone)]
+struct RowCells {
+    value: CellKey,
+    high: CellKey,
+    low: CellKey,
+    items: CellKey,
+    members: CellKey,
+    pair: (CellKey, CellKey),
+}
+
+impl RowCells {
+    fn new(row: u32) -> Self {
+        let row = format!("k{row}");
+        Self {
+            value: CellKey::new(COUNTERS, &row, "value"),
+            high: CellKey::new(GAUGES, &row, "high"),
+            low: CellKey::new(GAUGES, &row, "low"),
+            items: CellKey::new(CARTS, &row, "items"),
+            members: CellKey::new(TAGS, &row, "members"),
+            pair: (
+                CellKey::new(PAIR_TABLES.0, &row, PAIR_COLUMN),
+                CellKey::new(PAIR_TABLES.1, &row, PAIR_COLUMN),
+            ),
+        }
     }
 }

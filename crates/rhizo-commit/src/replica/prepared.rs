@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, OpType, Schema};
 use smallvec::SmallVec;
 
-use super::{Replica, Slot, Slots, invalid};
+use super::{Replica, Slot, Slots, invalid, observed_remove};
 use crate::cells::CellId;
-use crate::protocol::{CellEffect, Effects, check_op_count, for_column};
+use crate::protocol::{CellEffect, Effects, check_op_count, for_column, group_by_cell, is_grouped};
 use crate::txn::TransactionMetadata;
 use crate::{CellKey, CommitReceipt, LocalCommitError, MAX_ROW_KEY_LEN, Result};
 
@@ -357,8 +357,11 @@ impl Replica {
         if !errors.is_empty() {
             return Err(LocalCommitError::InvalidOperations { errors });
         }
-        if !effects.windows(2).all(|w| w[0].key < w[1].key) {
-            (effects, slots) = group_by_cell(effects, slots);
+        if !is_grouped(&effects) {
+            // Each cell's slot travels with its effects, so no key is hashed again.
+            let mut pairs: Vec<(CellEffect, Slot)> = effects.into_iter().zip(slots).collect();
+            group_by_cell(&mut pairs);
+            (effects, slots) = pairs.into_iter().unzip();
         }
         let receipt = self.commit_effects(effects, &slots, metadata)?;
         for cell in created {
@@ -379,10 +382,10 @@ impl Replica {
     ) -> rhizo_algebra::Result<CellOp> {
         match effect {
             PreparedEffect::Op(op) => Ok(op),
-            PreparedEffect::Remove(value) => match slot {
-                Ok(id) => self.cells.state(id).remove_op(&cell.spec, &value),
-                Err(_) => CellState::new(&cell.spec).remove_op(&cell.spec, &value),
-            },
+            PreparedEffect::Remove(value) => {
+                let existing = slot.ok().map(|id| self.cells.state(id));
+                observed_remove(existing, &cell.spec, &value)
+            }
         }
     }
 
@@ -475,25 +478,6 @@ impl Replica {
             cell.hint.store(id, Ordering::Relaxed);
         }
     }
-}
-
-/// Groups single-operation effects by cell, carrying each cell's slot along: cells in key
-/// order, the effects of one cell in transaction order (the string path's grouping).
-fn group_by_cell(effects: Effects, slots: Slots) -> (Effects, Slots) {
-    let mut pairs: Vec<(CellEffect, Slot)> = effects.into_iter().zip(slots).collect();
-    pairs.sort_by(|a, b| a.0.key.cmp(&b.0.key)); // stable: keeps transaction order within a cell
-    let mut effects = Effects::with_capacity(pairs.len());
-    let mut slots = Slots::with_capacity(pairs.len());
-    for (effect, slot) in pairs {
-        match effects.last_mut() {
-            Some(last) if last.key == effect.key => last.ops.extend(effect.ops),
-            _ => {
-                effects.push(effect);
-                slots.push(slot);
-            }
-        }
-    }
-    (effects, slots)
 }
 
 #[cfg(test)]
