@@ -5,8 +5,6 @@
 //! Every choice is drawn from the random stream handed in (a cluster's
 //! [`workload_rng`](crate::SimulatedCluster::workload_rng)), so a seed fixes the workload.
 
-use std::collections::BTreeMap;
-
 use rand_chacha::ChaCha8Rng;
 use rhizo_algebra::{AlgebraicValue, MergeType, OpType, Schema, ValueType};
 use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey};
@@ -129,8 +127,8 @@ pub struct Workload {
     keys: KeyDistribution,
     mix: OpMix,
     next_element: u64,
-    /// The rows drawn so far.
-    rows: BTreeMap<u32, RowCells>,
+    /// The rows drawn so far, by row number (boxed: a slot of a row never drawn costs a word).
+    rows: Vec<Option<Box<RowCells>>>,
 }
 
 /// Items an observed-remove set's adds and removes draw from (few, so removes find adds).
@@ -148,7 +146,7 @@ impl Workload {
             keys,
             mix,
             next_element: 0,
-            rows: BTreeMap::new(),
+            rows: Vec::new(),
         }
     }
 
@@ -191,7 +189,11 @@ impl Workload {
 
     /// The cells of row `k<row>`, their keys built the first time the row is drawn.
     fn cells(&mut self, row: u32) -> &RowCells {
-        self.rows.entry(row).or_insert_with(|| RowCells::new(row))
+        let index = row as usize;
+        if index >= self.rows.len() {
+            self.rows.resize_with(index + 1, || None);
+        }
+        self.rows[index].get_or_insert_with(|| Box::new(RowCells::new(row)))
     }
 
     fn single(&mut self, kind: usize, tx: &mut AlgebraicTransaction, rng: &mut ChaCha8Rng) {

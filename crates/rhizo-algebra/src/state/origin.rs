@@ -105,51 +105,61 @@ impl<P: Partial> PerOrigin<P> {
     /// The join: for each origin, the entry with the higher sequence number (an origin's
     /// history is a chain, so the longer prefix contains the shorter).
     pub(crate) fn merge(&mut self, other: &PerOrigin<P>) {
-        if other.entries.is_empty() {
-            return;
-        }
-        let same_origins = self.entries.len() == other.entries.len()
-            && self
-                .entries
-                .iter()
-                .zip(&other.entries)
-                .all(|(a, b)| a.node == b.node);
-        if same_origins {
-            for (mine, theirs) in self.entries.iter_mut().zip(&other.entries) {
-                if (theirs.seq, theirs.partial) > (mine.seq, mine.partial) {
-                    *mine = *theirs;
-                }
+        // In place, without allocating unless `other` brings new origins (a delta's restricted
+        // cell usually brings news of origins this cell has: callgrind, a 20-origin cell merged
+        // through a fresh list cost ~1,000 instructions).
+        // Pass 1: origins both hold take the higher entry; count those only `other` holds.
+        let mine = &mut self.entries;
+        let theirs = &other.entries;
+        let mut missing = 0;
+        let mut i = 0;
+        for entry in theirs {
+            while i < mine.len() && mine[i].node < entry.node {
+                i += 1;
             }
-            return;
-        }
-        let (a, b) = (&self.entries, &other.entries);
-        let mut out = Vec::with_capacity(a.len() + b.len());
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() && j < b.len() {
-            match a[i].node.cmp(&b[j].node) {
-                Ordering::Less => {
-                    out.push(a[i]);
+            match mine.get_mut(i) {
+                Some(held) if held.node == entry.node => {
+                    if (entry.seq, entry.partial) > (held.seq, held.partial) {
+                        *held = *entry;
+                    }
                     i += 1;
                 }
-                Ordering::Greater => {
-                    out.push(b[j]);
-                    j += 1;
+                _ => missing += 1,
+            }
+        }
+        if missing == 0 {
+            return;
+        }
+        // Pass 2: grow by the new origins and merge from the back, so every entry moves once.
+        let held = mine.len();
+        mine.resize(held + missing, theirs[0]);
+        let (mut i, mut j, mut k) = (held, theirs.len(), held + missing);
+        while j > 0 {
+            k -= 1;
+            let entry = theirs[j - 1];
+            match i
+                .checked_sub(1)
+                .map(|last| mine[last].node.cmp(&entry.node))
+            {
+                // Ours comes later in node order.
+                Some(Ordering::Greater) => {
+                    mine[k] = mine[i - 1];
+                    i -= 1;
                 }
-                Ordering::Equal => {
-                    let pick = if (b[j].seq, b[j].partial) > (a[i].seq, a[i].partial) {
-                        b[j]
-                    } else {
-                        a[i]
-                    };
-                    out.push(pick);
-                    i += 1;
-                    j += 1;
+                // Both hold it: pass 1 already kept the higher entry in ours.
+                Some(Ordering::Equal) => {
+                    mine[k] = mine[i - 1];
+                    i -= 1;
+                    j -= 1;
+                }
+                // Only `other` holds it.
+                _ => {
+                    mine[k] = entry;
+                    j -= 1;
                 }
             }
         }
-        out.extend_from_slice(&a[i..]);
-        out.extend_from_slice(&b[j..]);
-        self.entries = out;
+        debug_assert_eq!(i, k, "the entries before are already in place");
     }
 
     /// The partials in `NodeId` order (the canonical fold order).

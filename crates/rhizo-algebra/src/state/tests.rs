@@ -725,3 +725,32 @@ proptest::proptest! {
         proptest::prop_assert_eq!(fused, reference);
     }
 }
+
+proptest::proptest! {
+    /// The in-place join of per-origin sums is the reference join: for every origin either
+    /// side holds, the entry of the higher (sequence, partial), in node order.
+    #[test]
+    fn per_origin_join_is_the_entrywise_maximum(
+        ours in proptest::collection::btree_map(0u8..12, (1u64..5, -3i64..3), 0..12),
+        theirs in proptest::collection::btree_map(0u8..12, (1u64..5, -3i64..3), 0..12),
+    ) {
+        let build = |entries: &std::collections::BTreeMap<u8, (u64, i64)>| {
+            let mut state = CellState::new(&spec(MergeType::Add, ValueType::Integer));
+            for (&node, &(seq, amount)) in entries {
+                // One update per origin whose dot is `seq`: the entry (node, seq, amount).
+                state.apply(&CellOp::AddInt(amount), dot(&format!("n{node:02}"), seq)).unwrap();
+            }
+            state
+        };
+        let mut expected = ours.clone();
+        for (node, entry) in &theirs {
+            let held = expected.entry(*node).or_insert(*entry);
+            if (entry.0, i128::from(entry.1)) > (held.0, i128::from(held.1)) {
+                *held = *entry;
+            }
+        }
+        let mut joined = build(&ours);
+        joined.merge(&build(&theirs)).unwrap();
+        proptest::prop_assert_eq!(joined, build(&expected));
+    }
+}
