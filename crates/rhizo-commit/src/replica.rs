@@ -1183,9 +1183,10 @@ impl Replica {
     pub fn take_ready_into(&mut self, out: &mut Ready) {
         // Called once per commit by the engine: the common case (one dot, no message, a record
         // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists.
-        // An empty list of the caller's trades places with ours (both keep their capacity).
+        // An empty list of the caller's with no more room than ours trades places with it (both
+        // keep their capacity); otherwise ours is appended, into room the caller may have made.
         fn hand_over<T>(ours: &mut Vec<T>, out: &mut Vec<T>) {
-            if out.is_empty() {
+            if out.is_empty() && out.capacity() <= ours.capacity() {
                 std::mem::swap(ours, out);
             } else if !ours.is_empty() {
                 out.append(ours);

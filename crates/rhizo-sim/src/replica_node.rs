@@ -44,7 +44,8 @@ pub struct ReplicaNode {
     faults: Vec<String>,
     /// Whether acknowledged updates are handed to the history (off for benchmarks).
     recording: bool,
-    /// The replica's output being carried out, kept so that its lists keep their capacity.
+    /// The lists of the replica's output being carried out, kept so that they keep their
+    /// capacity (its records go to the log).
     ready: Ready,
 }
 
@@ -53,6 +54,10 @@ pub type DurableLog = Vec<Record>;
 
 /// Records per chunk of a node's durable log.
 const LOG_CHUNK: usize = 256;
+
+/// The room a chunk must have left to take the next batch of records: a commit or a message
+/// makes one or two, so a batch rarely outgrows it (and if one does, the chunk grows).
+const LOG_CHUNK_ROOM: usize = 8;
 
 impl ReplicaNode {
     /// A fresh replica node.
@@ -144,39 +149,54 @@ impl ReplicaNode {
     /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
     /// (a commit acknowledges exactly one).
     fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<Box<VersionedUpdate>> {
-        let mut ready = std::mem::take(&mut self.ready);
-        self.replica.take_ready_into(&mut ready);
-        let mut acknowledged = None;
-        for record in ready.records.drain(..) {
-            if matches!(record, Record::Snapshot(_)) {
-                // A snapshot supersedes every earlier record.
-                self.log.truncate(1);
-                if let Some(first) = self.log.first_mut() {
-                    first.clear();
-                }
+        // The replica appends its records straight to the log's open chunk: a record moves once
+        // on its way to durability, not once into a list and again into the log.
+        let chunk = match self.log.pop() {
+            Some(chunk) if chunk.capacity() - chunk.len() >= LOG_CHUNK_ROOM => chunk,
+            full => {
+                self.log.extend(full);
+                Vec::with_capacity(LOG_CHUNK)
             }
-            if let (true, Record::Commit(update)) = (self.recording, &record) {
-                if ready.committed.contains(&update.dot) {
+        };
+        let start = chunk.len();
+        let mut ready = Ready {
+            records: chunk,
+            messages: std::mem::take(&mut self.ready.messages),
+            committed: std::mem::take(&mut self.ready.committed),
+        };
+        self.replica.take_ready_into(&mut ready);
+        let Ready {
+            records: mut chunk,
+            mut messages,
+            mut committed,
+        } = ready;
+        let mut acknowledged = None;
+        if self.recording {
+            for record in &chunk[start..] {
+                if let Record::Commit(update) = record
+                    && committed.contains(&update.dot)
+                {
                     acknowledged = Some(Box::new(update.clone()));
                 }
             }
-            match self.log.last_mut() {
-                // Never beyond a chunk's capacity: a push must not move the chunk.
-                Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(record),
-                _ => {
-                    let mut chunk = Vec::with_capacity(LOG_CHUNK);
-                    chunk.push(record);
-                    self.log.push(chunk);
-                }
-            }
         }
-        for (to, msg) in ready.messages.drain(..) {
+        // A snapshot supersedes every earlier record.
+        if let Some(at) = chunk[start..]
+            .iter()
+            .rposition(|record| matches!(record, Record::Snapshot(_)))
+        {
+            self.log.clear();
+            chunk.drain(..start + at);
+        }
+        self.log.push(chunk);
+        for (to, msg) in messages.drain(..) {
             if let Err(err) = ctx.send(to, msg) {
                 self.faults.push(format!("send: {err}"));
             }
         }
-        ready.clear();
-        self.ready = ready;
+        committed.clear();
+        self.ready.messages = messages;
+        self.ready.committed = committed;
         acknowledged
     }
 }
