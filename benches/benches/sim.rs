@@ -1,7 +1,9 @@
 //! The simulator benches: replica clusters committing then converging on the simulated network.
 //!
-//! - `sim/commit_then_converge/20x1000`: 20 nodes × 1,000 counter increments each, then gossip
-//!   until every replica holds every update (targets: ≥ 2 M ops/s wall, ≤ 1 message per op).
+//! - `sim/commit_then_converge/20x1000`: 20 nodes × 1,000 counter increments each (through
+//!   prepared cells, as a server bumps its hot counters), then gossip until every replica holds
+//!   every update (targets: ≥ 2 M ops/s wall, ≤ 1 message per op).
+//! - `sim/commit_by_key_then_converge/20x1000`: the same, each commit naming its cell by key.
 //! - `sim/converge/100x10000` (one timed run, printed): 100 nodes × 10,000 ops each with
 //!   push-pull fanout 3 (target: < 10 s wall), and the rounds from the last write to
 //!   convergence (target: ≤ ⌈log2 100⌉ + 2 = 9).
@@ -11,7 +13,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rhizo_sim::GossipStrategy;
-use rhizo_sim::scenario::{self, ScenarioSpec};
+use rhizo_sim::scenario::{self, CommitPath, ScenarioSpec};
 
 fn commit_then_converge(c: &mut Criterion) {
     let (nodes, ops_per_node) = (20, 1000);
@@ -31,6 +33,13 @@ fn commit_then_converge(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("commit_then_converge/20x1000", |b| {
         b.iter(|| black_box(scenario::throughput(nodes, ops_per_node, 1).expect("scenario runs")))
+    });
+    let by_key = ScenarioSpec {
+        commits: CommitPath::Keys,
+        ..ScenarioSpec::new(nodes, ops_per_node, 1)
+    };
+    group.bench_function("commit_by_key_then_converge/20x1000", |b| {
+        b.iter(|| black_box(scenario::run(&by_key).expect("scenario runs")))
     });
     group.finish();
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{
-    AlgebraicTransaction, CellKey, CommitReceipt, LocalCommitError, Message, Ready, Record,
-    Replica, ReplicaConfig, ReplicaStats, VersionedUpdate,
+    AlgebraicTransaction, CellKey, CommitReceipt, LocalCommitError, Message, PreparedTransaction,
+    Ready, Record, Replica, ReplicaConfig, ReplicaStats, VersionedUpdate,
 };
 
 use crate::history::History;
@@ -51,6 +51,11 @@ pub struct ReplicaNode {
 
 /// The log a [`ReplicaNode`] makes durable: what a restarted node is rebuilt from.
 pub type DurableLog = Vec<Record>;
+
+/// What a node's commit gives: the receipt and, when recording, the acknowledged update (boxed:
+/// the result is moved through every layer of a simulated commit, and is usually `None`).
+pub type NodeCommit =
+    std::result::Result<(CommitReceipt, Option<Box<VersionedUpdate>>), LocalCommitError>;
 
 /// Records per chunk of a node's durable log.
 const LOG_CHUNK: usize = 256;
@@ -133,8 +138,20 @@ impl ReplicaNode {
         &mut self,
         tx: AlgebraicTransaction,
         ctx: &mut NodeCtx<'_, Message>,
-    ) -> std::result::Result<(CommitReceipt, Option<Box<VersionedUpdate>>), LocalCommitError> {
+    ) -> NodeCommit {
         let receipt = self.replica.commit(tx)?;
+        let acknowledged = self.drain(ctx);
+        Ok((receipt, acknowledged))
+    }
+
+    /// [`commit`](Self::commit) of a transaction over prepared cells
+    /// ([`Replica::commit_prepared`]).
+    pub fn commit_prepared(
+        &mut self,
+        tx: PreparedTransaction<'_>,
+        ctx: &mut NodeCtx<'_, Message>,
+    ) -> NodeCommit {
+        let receipt = self.replica.commit_prepared(tx)?;
         let acknowledged = self.drain(ctx);
         Ok((receipt, acknowledged))
     }
@@ -323,13 +340,33 @@ impl SimulatedCluster<ReplicaNode> {
         node: impl Into<NodeRef>,
         tx: AlgebraicTransaction,
     ) -> Result<CommitReceipt> {
-        let node = node.into();
-        let recording = self.history().is_recording();
-        let attempt = recording.then(|| tx.clone());
+        let attempt = self.history().is_recording().then(|| tx.clone());
+        self.commit_recorded(node, attempt, |n, ctx| n.commit(tx, ctx))
+    }
+
+    /// [`commit_on_node`](Self::commit_on_node) of a transaction over prepared cells. `attempt`
+    /// gives the same transaction over keys, for the history; it is called only when recording.
+    pub fn commit_prepared_on_node(
+        &mut self,
+        node: impl Into<NodeRef>,
+        tx: PreparedTransaction<'_>,
+        attempt: impl FnOnce() -> AlgebraicTransaction,
+    ) -> Result<CommitReceipt> {
+        let attempt = self.history().is_recording().then(attempt);
+        self.commit_recorded(node, attempt, |n, ctx| n.commit_prepared(tx, ctx))
+    }
+
+    fn commit_recorded(
+        &mut self,
+        node: impl Into<NodeRef>,
+        attempt: Option<AlgebraicTransaction>,
+        commit: impl FnOnce(&mut ReplicaNode, &mut NodeCtx<'_, Message>) -> NodeCommit,
+    ) -> Result<CommitReceipt> {
+        let recording = attempt.is_some();
         let outcome = self.with_node(node, |n, ctx| {
             n.set_recording(recording);
             let at = ctx.now();
-            (n.commit(tx, ctx), ctx.id(), at)
+            (commit(n, ctx), ctx.id(), at)
         })?;
         let (result, id, at) = outcome;
         match result {

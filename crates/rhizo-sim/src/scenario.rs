@@ -13,7 +13,7 @@ use rand_chacha::rand_core::SeedableRng;
 
 use crate::checkers::{self, Violation};
 use crate::network::up_to;
-use crate::workload::{self, KeyDistribution, OpMix, Workload};
+use crate::workload::{self, KeyDistribution, OpMix, PreparedRows, Workload};
 use crate::{
     GossipStrategy, LatencyModel, ReplicaNode, SimError, SimulatedCluster, SimulationBuilder,
 };
@@ -38,11 +38,24 @@ pub struct ScenarioSpec {
     pub mix: OpMix,
     /// The anti-entropy period (one round).
     pub sync_interval: Duration,
+    /// How transactions reach the replicas.
+    pub commits: CommitPath,
+}
+
+/// How a scenario commits its transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPath {
+    /// [`Replica::commit`](rhizo_commit::Replica::commit): keys given by name, looked up per
+    /// commit.
+    Keys,
+    /// [`Replica::commit_prepared`](rhizo_commit::Replica::commit_prepared) over cells each node
+    /// prepares on first use ([`PreparedRows`]): a server bumping its hot counters.
+    Prepared,
 }
 
 impl ScenarioSpec {
-    /// `nodes` × `ops_per_node` counter increments over 100 uniformly chosen rows, push-pull
-    /// gossip with fanout 3, LAN latency, 10 ms rounds.
+    /// `nodes` × `ops_per_node` counter increments over 100 uniformly chosen rows, committed
+    /// through prepared cells, push-pull gossip with fanout 3, LAN latency, 10 ms rounds.
     pub fn new(nodes: usize, ops_per_node: usize, seed: u64) -> Self {
         Self {
             nodes,
@@ -52,8 +65,37 @@ impl ScenarioSpec {
             keys: KeyDistribution::Uniform { keys: 100 },
             mix: OpMix::COUNTERS,
             sync_interval: Duration::from_millis(10),
+            commits: CommitPath::Prepared,
         }
     }
+}
+
+/// Commits the workload's next transaction on `node`, by `path`; `prepared` holds each node's
+/// prepared cells.
+fn commit_next(
+    cluster: &mut SimulatedCluster<ReplicaNode>,
+    workload: &mut Workload,
+    prepared: &mut [PreparedRows],
+    node: usize,
+    path: CommitPath,
+) -> Result<(), SimError> {
+    match path {
+        CommitPath::Keys => {
+            let tx = workload.next_transaction(cluster.workload_rng());
+            cluster.commit_on_node(node, tx)?;
+        }
+        CommitPath::Prepared => {
+            let ops = workload.next_ops(cluster.workload_rng());
+            let rows = &mut prepared[node];
+            let id = cluster.node_ids()[node];
+            let refused = |source| SimError::Commit { node: id, source };
+            rows.prepare(cluster.replica(node)?, &ops)
+                .map_err(refused)?;
+            let tx = rows.transaction(&ops).map_err(refused)?;
+            cluster.commit_prepared_on_node(node, tx, || workload.transaction(&ops))?;
+        }
+    }
+    Ok(())
 }
 
 /// What a [`run`] measured.
@@ -96,10 +138,16 @@ pub fn run(spec: &ScenarioSpec) -> Result<ThroughputReport, SimError> {
     let mut cluster = builder.build_replicas(workload::schema())?;
     cluster.history_mut().set_recording(false);
     let mut workload = Workload::new(spec.keys, spec.mix);
+    let mut prepared: Vec<PreparedRows> = (0..spec.nodes).map(|_| PreparedRows::new()).collect();
     for _ in 0..spec.ops_per_node {
         for node in 0..spec.nodes {
-            let tx = workload.next_transaction(cluster.workload_rng());
-            cluster.commit_on_node(node, tx)?;
+            commit_next(
+                &mut cluster,
+                &mut workload,
+                &mut prepared,
+                node,
+                spec.commits,
+            )?;
         }
     }
     let last_write = cluster.now();
@@ -167,6 +215,9 @@ pub struct ChaosSettings {
     pub fault_every: u32,
     /// A read of every replica every this many transactions.
     pub observe_every: u32,
+    /// Prepared cells on odd seeds, keys by name on even ones (the seed's parity, not a draw,
+    /// so every seed keeps the settings it had before prepared cells joined the sweep).
+    pub commits: CommitPath,
 }
 
 /// The convergence bound [`chaos`] requires once faults are healed: this many rounds.
@@ -221,6 +272,11 @@ impl ChaosSettings {
             keys,
             fault_every,
             observe_every: 250,
+            commits: if seed % 2 == 1 {
+                CommitPath::Prepared
+            } else {
+                CommitPath::Keys
+            },
         }
     }
 
@@ -320,9 +376,16 @@ impl From<Violation> for ChaosFailure {
 /// [`CHAOS_CONVERGENCE_ROUNDS`] rounds, and the cluster must fall silent within as many more.
 /// Then every checker runs over the history and the final state.
 pub fn chaos(seed: u64, ops: usize) -> Result<ChaosReport, ChaosFailure> {
-    let settings = ChaosSettings::draw(seed, ops);
+    chaos_with(seed, ChaosSettings::draw(seed, ops))
+}
+
+/// [`chaos`] with the given settings (for instance a seed's, with the other commit path).
+pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, ChaosFailure> {
+    let ops = settings.ops;
     let mut cluster = settings.builder(seed).build_replicas(workload::schema())?;
     let mut workload = Workload::new(settings.keys, OpMix::ALL);
+    let mut prepared: Vec<PreparedRows> =
+        (0..settings.nodes).map(|_| PreparedRows::new()).collect();
     let mut fault_actions = 0;
     for op in 1..=ops {
         let gap = up_to(cluster.workload_rng(), 2 * CHAOS_MEAN_GAP_MICROS);
@@ -335,8 +398,13 @@ pub fn chaos(seed: u64, ops: usize) -> Result<ChaosReport, ChaosFailure> {
             .filter(|&i| cluster.is_crashed(i) == Ok(false))
             .collect();
         let node = running[up_to(cluster.workload_rng(), running.len() as u64 - 1) as usize];
-        let tx = workload.next_transaction(cluster.workload_rng());
-        cluster.commit_on_node(node, tx)?;
+        commit_next(
+            &mut cluster,
+            &mut workload,
+            &mut prepared,
+            node,
+            settings.commits,
+        )?;
         if op % settings.observe_every as usize == 0 {
             cluster.observe();
         }

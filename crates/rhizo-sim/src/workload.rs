@@ -7,7 +7,11 @@
 
 use rand_chacha::ChaCha8Rng;
 use rhizo_algebra::{AlgebraicValue, MergeType, OpType, Schema, ValueType};
-use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey};
+use rhizo_commit::{
+    AlgebraicOperation, AlgebraicTransaction, CellKey, LocalCommitError, PreparedCell,
+    PreparedTransaction, Replica,
+};
+use smallvec::SmallVec;
 
 use crate::network::up_to;
 
@@ -127,8 +131,8 @@ pub struct Workload {
     keys: KeyDistribution,
     mix: OpMix,
     next_element: u64,
-    /// The rows drawn so far, by row number (boxed: a slot of a row never drawn costs a word).
-    rows: Vec<Option<Box<RowCells>>>,
+    /// The keys of the cells used so far.
+    keys_made: CellTable<CellKey>,
 }
 
 /// Items an observed-remove set's adds and removes draw from (few, so removes find adds).
@@ -146,13 +150,22 @@ impl Workload {
             keys,
             mix,
             next_element: 0,
-            rows: Vec::new(),
+            keys_made: CellTable::default(),
         }
     }
 
     /// The next transaction, drawn from `rng`.
     pub fn next_transaction(&mut self, rng: &mut ChaCha8Rng) -> AlgebraicTransaction {
-        let mut tx = AlgebraicTransaction::new();
+        let ops = self.next_ops(rng);
+        self.transaction(&ops)
+    }
+
+    /// The operations of the next transaction, drawn from `rng`, by row and column: the same
+    /// draws as [`next_transaction`](Self::next_transaction), to be built into a transaction
+    /// over keys ([`transaction`](Self::transaction)) or over a node's prepared cells
+    /// ([`PreparedRows::transaction`]).
+    pub fn next_ops(&mut self, rng: &mut ChaCha8Rng) -> WorkloadOps {
+        let mut ops = WorkloadOps::new();
         let m = self.mix;
         let mut r = up_to(rng, u64::from(m.total() - 1)) as u32;
         let weights = [m.counter, m.max_min, m.or_set, m.grow_set, m.pair, m.multi];
@@ -168,54 +181,66 @@ impl Workload {
             })
             .expect("r is below the total weight");
         match kind {
-            0..=3 => self.single(kind, &mut tx, rng),
+            0..=3 => self.single(kind, &mut ops, rng),
             4 => {
                 let row = self.keys.pick(rng);
-                let amount = 1 + up_to(rng, 4) as i64;
-                let (a, b) = self.cells(row).pair.clone();
-                tx.push(AlgebraicOperation::new(a, OpType::AbelianAdd, amount))
-                    .push(AlgebraicOperation::new(b, OpType::AbelianAdd, amount));
+                let amount = AlgebraicValue::Integer(1 + up_to(rng, 4) as i64);
+                let add = OpType::AbelianAdd;
+                ops.push(WorkloadOp::new(row, Column::PairA, add, amount.clone()));
+                ops.push(WorkloadOp::new(row, Column::PairB, add, amount));
             }
             _ => {
-                let ops = 2 + up_to(rng, 2) as usize;
-                for _ in 0..ops {
+                let count = 2 + up_to(rng, 2) as usize;
+                for _ in 0..count {
                     let kind = up_to(rng, 3) as usize;
-                    self.single(kind, &mut tx, rng);
+                    self.single(kind, &mut ops, rng);
                 }
             }
+        }
+        ops
+    }
+
+    /// `ops` as a transaction over keys (built once per row and cloned).
+    pub fn transaction(&mut self, ops: &[WorkloadOp]) -> AlgebraicTransaction {
+        let mut tx = AlgebraicTransaction::new();
+        for op in ops {
+            let made = self.keys_made.get_or_try_insert(op.row, op.column, || {
+                Ok::<_, std::convert::Infallible>(op.column.key(op.row))
+            });
+            let Ok(key) = made;
+            tx.push(AlgebraicOperation::new(
+                key.clone(),
+                op.op_type,
+                op.value.clone(),
+            ));
         }
         tx
     }
 
-    /// The cells of row `k<row>`, their keys built the first time the row is drawn.
-    fn cells(&mut self, row: u32) -> &RowCells {
-        let index = row as usize;
-        if index >= self.rows.len() {
-            self.rows.resize_with(index + 1, || None);
-        }
-        self.rows[index].get_or_insert_with(|| Box::new(RowCells::new(row)))
-    }
-
-    fn single(&mut self, kind: usize, tx: &mut AlgebraicTransaction, rng: &mut ChaCha8Rng) {
+    fn single(&mut self, kind: usize, ops: &mut WorkloadOps, rng: &mut ChaCha8Rng) {
         let row = self.keys.pick(rng);
         match kind {
             0 => {
-                let amount = 1 + up_to(rng, 4) as i64;
-                let key = self.cells(row).value.clone();
-                tx.push(AlgebraicOperation::new(key, OpType::AbelianAdd, amount));
+                let amount = AlgebraicValue::Integer(1 + up_to(rng, 4) as i64);
+                ops.push(WorkloadOp::new(
+                    row,
+                    Column::Value,
+                    OpType::AbelianAdd,
+                    amount,
+                ));
             }
             1 => {
-                let high = up_to(rng, 999) as i64;
-                let low = up_to(rng, 999) as i64;
-                let cells = self.cells(row);
-                let (high_key, low_key) = (cells.high.clone(), cells.low.clone());
-                tx.push(AlgebraicOperation::new(
-                    high_key,
+                let high = AlgebraicValue::Integer(up_to(rng, 999) as i64);
+                let low = AlgebraicValue::Integer(up_to(rng, 999) as i64);
+                ops.push(WorkloadOp::new(
+                    row,
+                    Column::High,
                     OpType::SemilatticeMax,
                     high,
-                ))
-                .push(AlgebraicOperation::new(
-                    low_key,
+                ));
+                ops.push(WorkloadOp::new(
+                    row,
+                    Column::Low,
                     OpType::SemilatticeMin,
                     low,
                 ));
@@ -227,54 +252,174 @@ impl Workload {
                 } else {
                     OpType::OrSetRemove
                 };
-                let key = self.cells(row).items.clone();
-                tx.push(AlgebraicOperation::new(
-                    key,
-                    op_type,
-                    AlgebraicValue::string_set([item]),
-                ));
+                let items = AlgebraicValue::string_set([item]);
+                ops.push(WorkloadOp::new(row, Column::Items, op_type, items));
             }
             _ => {
                 self.next_element += 1;
-                let element = format!("e{}", self.next_element);
-                let key = self.cells(row).members.clone();
+                let element = AlgebraicValue::string_set([format!("e{}", self.next_element)]);
                 // OR_ADD: the replica takes it as UNION on this grow-only column.
-                tx.push(AlgebraicOperation::new(
-                    key,
+                ops.push(WorkloadOp::new(
+                    row,
+                    Column::Members,
                     OpType::OrSetAdd,
-                    AlgebraicValue::string_set([element]),
+                    element,
                 ));
             }
         }
     }
 }
 
-/// The keys of one row's cells in every table of the workload. A transaction's keys are
-/// cloned from here: building a key from three names costs several times copying one, and the
-/// bench draws millions of transactions over a few hundred rows.
-#[derive(Debug, Clone)]
-struct RowCells {
-    value: CellKey,
-    high: CellKey,
-    low: CellKey,
-    items: CellKey,
-    members: CellKey,
-    pair: (CellKey, CellKey),
+/// The operations of one workload transaction (at most eight: four singles of two).
+pub type WorkloadOps = SmallVec<[WorkloadOp; 2]>;
+
+/// One operation of a workload transaction, addressed by row and column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadOp {
+    /// The row, `k<row>`.
+    pub row: u32,
+    /// The cell of the row.
+    pub column: Column,
+    /// What the operation does.
+    pub op_type: OpType,
+    /// Its operand.
+    pub value: AlgebraicValue,
 }
 
-impl RowCells {
-    fn new(row: u32) -> Self {
-        let row = format!("k{row}");
+impl WorkloadOp {
+    fn new(row: u32, column: Column, op_type: OpType, value: AlgebraicValue) -> Self {
         Self {
-            value: CellKey::new(COUNTERS, &row, "value"),
-            high: CellKey::new(GAUGES, &row, "high"),
-            low: CellKey::new(GAUGES, &row, "low"),
-            items: CellKey::new(CARTS, &row, "items"),
-            members: CellKey::new(TAGS, &row, "members"),
-            pair: (
-                CellKey::new(PAIR_TABLES.0, &row, PAIR_COLUMN),
-                CellKey::new(PAIR_TABLES.1, &row, PAIR_COLUMN),
-            ),
+            row,
+            column,
+            op_type,
+            value,
         }
+    }
+}
+
+/// The cells of a workload row, one per column of [`schema`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    /// `counters.value`.
+    Value,
+    /// `gauges.high`.
+    High,
+    /// `gauges.low`.
+    Low,
+    /// `carts.items`.
+    Items,
+    /// `tags.members`.
+    Members,
+    /// `pair_a.v`.
+    PairA,
+    /// `pair_b.v`.
+    PairB,
+}
+
+impl Column {
+    /// The key of this cell of row `k<row>`.
+    fn key(self, row: u32) -> CellKey {
+        let (table, column) = self.names();
+        CellKey::new(table, &format!("k{row}"), column)
+    }
+
+    /// The cell's table and column (`column as usize`, 0–6, indexes a row's cells).
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Column::Value => (COUNTERS, "value"),
+            Column::High => (GAUGES, "high"),
+            Column::Low => (GAUGES, "low"),
+            Column::Items => (CARTS, "items"),
+            Column::Members => (TAGS, "members"),
+            Column::PairA => (PAIR_TABLES.0, PAIR_COLUMN),
+            Column::PairB => (PAIR_TABLES.1, PAIR_COLUMN),
+        }
+    }
+}
+
+/// One node's [`PreparedCell`]s for the workload's cells, each prepared the first time the
+/// node commits to it: the workload committed through [`Replica::commit_prepared`] (the
+/// hot-counter path) instead of [`Replica::commit`].
+///
+/// A handle stays valid on the node's later replicas (after a crash and restart), which find its
+/// cell by key; only the replica that prepared it uses its hint.
+#[derive(Debug, Default)]
+pub struct PreparedRows {
+    cells: CellTable<PreparedCell>,
+}
+
+impl PreparedRows {
+    /// No cell prepared yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Prepares on `replica` the cells of `ops` not prepared yet.
+    pub fn prepare(
+        &mut self,
+        replica: &Replica,
+        ops: &[WorkloadOp],
+    ) -> Result<(), LocalCommitError> {
+        for op in ops {
+            self.cells.get_or_try_insert(op.row, op.column, || {
+                replica.prepare_cell_key(op.column.key(op.row))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `ops` as a transaction over the prepared cells ([`prepare`](Self::prepare) them first).
+    ///
+    /// # Panics
+    /// If a cell of `ops` was not prepared.
+    pub fn transaction(
+        &self,
+        ops: &[WorkloadOp],
+    ) -> Result<PreparedTransaction<'_>, LocalCommitError> {
+        let mut tx = PreparedTransaction::with_capacity(ops.len());
+        for op in ops {
+            let cell = self.cells.get(op.row, op.column);
+            let cell = cell.expect("the cell was prepared");
+            tx.operation(cell, op.op_type, op.value.clone())?;
+        }
+        Ok(tx)
+    }
+}
+
+/// Something per workload cell, made the first time the cell is used (a row's slots when the
+/// row is first drawn): keys are cloned from one (building a key from three names costs
+/// several times copying one, and the bench draws millions of transactions over a few hundred
+/// rows), a node's prepared cells are another.
+#[derive(Debug, Clone)]
+struct CellTable<T> {
+    rows: Vec<Option<Box<[Option<T>; 7]>>>,
+}
+
+impl<T> Default for CellTable<T> {
+    fn default() -> Self {
+        Self { rows: Vec::new() }
+    }
+}
+
+impl<T> CellTable<T> {
+    fn get_or_try_insert<E>(
+        &mut self,
+        row: u32,
+        column: Column,
+        make: impl FnOnce() -> Result<T, E>,
+    ) -> Result<&T, E> {
+        let index = row as usize;
+        if index >= self.rows.len() {
+            self.rows.resize_with(index + 1, || None);
+        }
+        let slot = &mut self.rows[index].get_or_insert_with(Default::default)[column as usize];
+        if slot.is_none() {
+            *slot = Some(make()?);
+        }
+        Ok(slot.as_ref().expect("filled above"))
+    }
+
+    fn get(&self, row: u32, column: Column) -> Option<&T> {
+        self.rows.get(row as usize)?.as_ref()?[column as usize].as_ref()
     }
 }

@@ -166,6 +166,19 @@ impl<'c> PreparedTransaction<'c> {
         self.first.is_none()
     }
 
+    /// Any algebraic operation on a cell, as [`crate::AlgebraicOperation::new`] names it (the
+    /// methods below are this with their kind). Refused like them: a register column or a value
+    /// the column does not take.
+    #[inline]
+    pub fn operation(
+        &mut self,
+        cell: &'c PreparedCell,
+        op_type: OpType,
+        value: impl Into<AlgebraicValue>,
+    ) -> Result<&mut Self> {
+        self.op(cell, op_type, value.into())
+    }
+
     #[inline]
     fn op(
         &mut self,
@@ -174,7 +187,9 @@ impl<'c> PreparedTransaction<'c> {
         value: AlgebraicValue,
     ) -> Result<&mut Self> {
         let spec = &cell.spec;
-        if !spec.merge().is_conflict_free() {
+        // As on the string path: an overwrite or compare-and-set, and any operation on a
+        // register column, goes through consensus.
+        if !op_type.is_conflict_free() || !spec.merge().is_conflict_free() {
             return Err(LocalCommitError::RequiresCoordination {
                 operations: vec![(cell.key.clone(), op_type)],
             });

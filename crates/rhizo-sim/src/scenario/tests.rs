@@ -55,6 +55,51 @@ fn chaos_runs_are_deterministic_and_seeds_differ() {
     assert_ne!(a.trace_hash, c.trace_hash);
 }
 
+/// Committing through prepared cells is committing by key: under the same faults, crashes and
+/// restarts (after which the handles belong to a replica that no longer exists), the same
+/// acknowledgements, messages, bytes, checkers' verdicts and event trace.
+#[test]
+fn prepared_commits_run_exactly_as_commits_by_key() {
+    let mut crashes = 0;
+    for seed in [3, 8, 21] {
+        let settings = ChaosSettings::draw(seed, 600);
+        let run = |commits| {
+            let settings = ChaosSettings {
+                commits,
+                ..settings.clone()
+            };
+            let mut report = chaos_with(seed, settings).unwrap();
+            report.settings.commits = CommitPath::Keys;
+            report
+        };
+        let by_key = run(CommitPath::Keys);
+        crashes += by_key.crashes;
+        assert_eq!(run(CommitPath::Prepared), by_key, "seed {seed}");
+    }
+    assert!(crashes > 0, "some run restarts a node");
+    for mix in [OpMix::ALL, OpMix::COUNTERS] {
+        let spec = ScenarioSpec {
+            keys: KeyDistribution::Hot {
+                keys: 12,
+                hot_percent: 60,
+            },
+            mix,
+            ..ScenarioSpec::new(5, 300, 9)
+        };
+        let prepared = run(&ScenarioSpec {
+            commits: CommitPath::Prepared,
+            ..spec
+        })
+        .unwrap();
+        let by_key = run(&ScenarioSpec {
+            commits: CommitPath::Keys,
+            ..spec
+        })
+        .unwrap();
+        assert_eq!(prepared, by_key);
+    }
+}
+
 #[test]
 fn chaos_settings_stay_in_their_ranges() {
     let mut saw = (false, false, false);

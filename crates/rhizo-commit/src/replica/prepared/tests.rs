@@ -186,7 +186,19 @@ fn bad_operations_are_refused_when_added_and_leave_the_transaction_as_it_was() {
         }
         other => panic!("expected RequiresCoordination, got {other:?}"),
     }
-    assert_eq!(tx.len(), 1);
+    // An overwrite names consensus whatever the column, as on the string path.
+    let mut string_tx = AlgebraicTransaction::new();
+    string_tx.put("t", "x", "sum", 5);
+    let string_refusal = replica(1).commit(string_tx).unwrap_err();
+    let prepared_refusal = tx.operation(&sum, OpType::GenericOverwrite, 5).unwrap_err();
+    assert_eq!(prepared_refusal.to_string(), string_refusal.to_string());
+    assert!(matches!(
+        prepared_refusal,
+        LocalCommitError::RequiresCoordination { .. }
+    ));
+    // The general form of a method is the method.
+    tx.operation(&sum, OpType::AbelianAdd, 2).unwrap();
+    assert_eq!(tx.len(), 2);
 }
 
 #[test]
