@@ -70,6 +70,18 @@ impl VectorClock {
     /// Sets `node`'s entry to `counter`; setting 0 removes the entry.
     #[inline]
     pub fn set(&mut self, node: NodeId, counter: u64) {
+        // The commonest call, a replica advancing its own entry, inline in the caller.
+        if counter != 0
+            && let Ok(i) = self.position(node)
+        {
+            self.entries[i].1 = counter;
+            return;
+        }
+        self.set_slow(node, counter);
+    }
+
+    #[inline(never)]
+    fn set_slow(&mut self, node: NodeId, counter: u64) {
         match (self.position(node), counter) {
             (Ok(i), 0) => {
                 self.entries.remove(i);

@@ -1186,9 +1186,12 @@ impl Replica {
         // An empty list of the caller's with no more room than ours trades places with it (both
         // keep their capacity); otherwise ours is appended, into room the caller may have made.
         fn hand_over<T>(ours: &mut Vec<T>, out: &mut Vec<T>) {
+            if ours.is_empty() {
+                return;
+            }
             if out.is_empty() && out.capacity() <= ours.capacity() {
                 std::mem::swap(ours, out);
-            } else if !ours.is_empty() {
+            } else {
                 out.append(ours);
             }
         }

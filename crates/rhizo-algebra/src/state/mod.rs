@@ -224,9 +224,11 @@ impl CellOp {
     /// `CONDITIONAL` needs an expected value ([`CellOp::compare_and_set`]) and `OR_REMOVE` the
     /// tags its writer observed ([`CellState::remove_op`]); both are refused here with
     /// [`AlgebraError::NeedsContext`].
+    #[inline]
     pub fn new(spec: &ColumnSpec, op: OpType, value: &AlgebraicValue) -> Result<CellOp> {
         // The commonest operation, an integer added to an integer sum, is valid as it stands:
-        // skip the general checks (the law tests build every other pair through them).
+        // skip the general checks (the law tests build every other pair through them), inline
+        // in the caller.
         if let (
             OpType::AbelianAdd,
             MergeType::Add,
@@ -236,6 +238,25 @@ impl CellOp {
         {
             return Ok(CellOp::AddInt(*v));
         }
+        Self::checked(spec, op, value)
+    }
+
+    /// Drops the operation. One that owns nothing (a number, the commonest) goes without the
+    /// out-of-line drop every other needs.
+    #[inline]
+    pub fn discard(self) {
+        match self {
+            CellOp::AddInt(_)
+            | CellOp::AddFloat(_)
+            | CellOp::AddDecimal(_)
+            | CellOp::MulInt(_)
+            | CellOp::MulFloat(_) => std::mem::forget(self),
+            owning => drop(owning),
+        }
+    }
+
+    #[inline(never)]
+    fn checked(spec: &ColumnSpec, op: OpType, value: &AlgebraicValue) -> Result<CellOp> {
         spec.validate(op, value)?;
         Ok(match op {
             // The common operand needs no rescaling: skip the copy `normalize` makes.

@@ -423,6 +423,10 @@ impl Replica {
         if slot.is_err() {
             self.learn(cell, id);
         }
+        if !self.config.emit_records {
+            op.discard();
+            return Ok(self.finish_local_commit(dot, Effects::new, metadata));
+        }
         let effects = || {
             smallvec::smallvec![CellEffect {
                 key: cell.key.clone(),
