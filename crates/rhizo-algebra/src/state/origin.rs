@@ -132,6 +132,9 @@ impl<P: Partial> PerOrigin<P> {
         }
         // Pass 2: grow by the new origins and merge from the back, so every entry moves once.
         let held = mine.len();
+        // Exactly: a cell's origins grow a few at a time and are never removed, and doubling
+        // would leave slack in every cell of every replica (100 nodes: ~10 % more memory).
+        mine.reserve_exact(missing);
         mine.resize(held + missing, theirs[0]);
         let (mut i, mut j, mut k) = (held, theirs.len(), held + missing);
         while j > 0 {
