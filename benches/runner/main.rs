@@ -167,13 +167,29 @@ fn run(options: &Options) -> Result<(), String> {
             (100, 10_000),
         ]
     };
-    let bar = stage("throughput", sizes.len() as u64);
+    // The host's speed varies from run to run by more than a change is worth: each size runs
+    // three times (once with --quick), each in its own process, and the fastest run is kept,
+    // with the largest peak memory of the runs.
+    let runs = if options.quick { 1 } else { 3 };
+    let bar = stage("throughput", (sizes.len() * runs) as u64);
     for (nodes, ops) in sizes {
         bar.set_message(format!("{nodes} nodes x {ops}"));
-        results
-            .throughput
-            .push(throughput_in_child(nodes, ops, seed)?);
-        bar.inc(1);
+        let mut fastest: Option<ThroughputRow> = None;
+        let mut peak_memory_bytes = 0;
+        for _ in 0..runs {
+            let row = throughput_in_child(nodes, ops, seed)?;
+            peak_memory_bytes = peak_memory_bytes.max(row.peak_memory_bytes);
+            if fastest
+                .as_ref()
+                .is_none_or(|best| row.ops_per_sec > best.ops_per_sec)
+            {
+                fastest = Some(row);
+            }
+            bar.inc(1);
+        }
+        let mut row = fastest.expect("at least one run");
+        row.peak_memory_bytes = peak_memory_bytes;
+        results.throughput.push(row);
     }
     bar.finish_with_message("done");
     results
