@@ -204,10 +204,9 @@ impl Workload {
     pub fn transaction(&mut self, ops: &[WorkloadOp]) -> AlgebraicTransaction {
         let mut tx = AlgebraicTransaction::new();
         for op in ops {
-            let made = self.keys_made.get_or_try_insert(op.row, op.column, || {
-                Ok::<_, std::convert::Infallible>(op.column.key(op.row))
-            });
-            let Ok(key) = made;
+            let key = self
+                .keys_made
+                .get_or_insert_with(op.row, op.column, || op.column.key(op.row));
             tx.push(AlgebraicOperation::new(
                 key.clone(),
                 op.op_type,
@@ -417,6 +416,13 @@ impl<T> CellTable<T> {
             *slot = Some(make()?);
         }
         Ok(slot.as_ref().expect("filled above"))
+    }
+
+    fn get_or_insert_with(&mut self, row: u32, column: Column, make: impl FnOnce() -> T) -> &T {
+        let made =
+            self.get_or_try_insert(row, column, || Ok::<_, std::convert::Infallible>(make()));
+        let Ok(value) = made;
+        value
     }
 
     fn get(&self, row: u32, column: Column) -> Option<&T> {
