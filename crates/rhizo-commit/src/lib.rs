@@ -61,9 +61,9 @@ pub use protocol::{
     MergedState, OrderedUpdate, VersionedUpdate,
 };
 pub use replica::{
-    CONSENSUS_ORIGIN_NAME, CommitReceipt, Delta, Message, OrderedOutcome, OriginRange,
-    PreparedCell, PreparedTransaction, Ready, Record, Replica, ReplicaConfig, ReplicaSnapshot,
-    ReplicaStats, SyncMessage, consensus_origin,
+    CONSENSUS_ORIGIN_NAME, CommitReceipt, CommitRecord, Delta, Message, OrderedOutcome,
+    OriginRange, PreparedCell, PreparedTransaction, Ready, Record, Replica, ReplicaConfig,
+    ReplicaSnapshot, ReplicaStats, SyncMessage, consensus_origin,
 };
 pub use txn::{AlgebraicOperation, AlgebraicTransaction, TransactionMetadata};
 

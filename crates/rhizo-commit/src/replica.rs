@@ -151,7 +151,7 @@ pub struct OriginRange {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
     /// A local commit.
-    Commit(VersionedUpdate),
+    Commit(CommitRecord),
     /// A delta received from `from` and applied.
     Merge {
         /// The sender.
@@ -168,6 +168,38 @@ pub enum Record {
     },
     /// The whole replica; every earlier record may be discarded.
     Snapshot(Box<ReplicaSnapshot>),
+}
+
+/// A local commit as its replica records it: a [`VersionedUpdate`] without the clock.
+///
+/// The clock is not stored because replaying the records in order rebuilds it: a local commit's
+/// clock is its replica's clock just before, with the replica's own entry ticked to `dot`.
+/// Storing it would copy the whole clock (one entry per member) into every commit's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    /// The event that names the commit; `dot.node()` is the replica that recorded it.
+    pub dot: Dot,
+    /// The schema version the commit was validated against.
+    pub schema_version: u64,
+    /// Effects grouped by cell, cells in key order.
+    #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
+    pub effects: crate::protocol::Effects,
+    /// The transaction's metadata.
+    pub metadata: TransactionMetadata,
+}
+
+impl CommitRecord {
+    /// The update this record describes, given the clock its replica had just after the
+    /// commit (for example [`Replica::clock`] read before anything else reaches the replica).
+    pub fn into_update(self, clock: VectorClock) -> VersionedUpdate {
+        VersionedUpdate {
+            dot: self.dot,
+            clock,
+            schema_version: self.schema_version,
+            effects: self.effects,
+            metadata: self.metadata,
+        }
+    }
 }
 
 /// What applying a log entry did.
@@ -480,14 +512,13 @@ impl Replica {
         }
         self.stats.commits += 1;
         if self.config.emit_records {
-            let update = VersionedUpdate {
+            let record = CommitRecord {
                 dot,
-                clock: self.clock.clone(),
                 schema_version: self.schema.version(),
                 effects: effects(),
                 metadata,
             };
-            self.push_record(Record::Commit(update));
+            self.push_record(Record::Commit(record));
         }
         self.ready.committed.push(dot);
         CommitReceipt { dot }
@@ -762,6 +793,33 @@ impl Replica {
         let cells: Vec<(&CellKey, &CellState)> =
             cells.iter().map(|(k, c)| (*k, c.as_ref())).collect();
         postcard::to_allocvec(&(&self.clock, cells)).expect("encoding to memory cannot fail")
+    }
+
+    /// Whether this replica's [`canonical_state`](Self::canonical_state) equals `other`'s,
+    /// decided without encoding either: the same answer as comparing the bytes, because a
+    /// canonical state's encoding is a function of its value and cell states compare bit for
+    /// bit (floats by their bits, never by IEEE equality). A convergence check encodes one
+    /// replica and compares the others with this.
+    pub fn same_canonical_state(&self, other: &Replica) -> bool {
+        if self.clock != other.clock || self.cells.len() != other.cells.len() {
+            return false;
+        }
+        // Keys are unique in both stores and the counts match: a match for every cell of this
+        // replica is a bijection.
+        self.cells.iter().all(|(key, mine)| {
+            let Ok(id) = other.cells.locate(key) else {
+                return false;
+            };
+            let theirs = other.cells.state(id);
+            if mine.tombstone_count() == 0 && theirs.tombstone_count() == 0 {
+                return mine == theirs;
+            }
+            // Tombstones are compacted against the (equal) clocks, as in the canonical state.
+            let (mut mine, mut theirs) = (mine.clone(), theirs.clone());
+            mine.compact(&self.clock);
+            theirs.compact(&other.clock);
+            mine == theirs
+        })
     }
 
     /// A 64-bit FNV-1a hash of [`Replica::canonical_state`], for cheap comparisons.
@@ -1265,13 +1323,15 @@ impl Replica {
                         .map_err(|e| fail(e.to_string()))?;
                 }
                 Record::Commit(update) => {
-                    if update.origin() != id {
+                    if update.dot.node() != id {
                         return Err(fail(format!(
                             "commit of node {}, not {id}",
-                            update.origin()
+                            update.dot.node()
                         )));
                     }
-                    if !replica.clock.causally_ready(update.dot, &update.clock) {
+                    // The record holds no clock: everything the commit depended on is in the
+                    // records before it, so it must be exactly the replica's next own event.
+                    if Some(update.dot.counter()) != replica.clock.get(id).checked_add(1) {
                         return Err(fail(format!(
                             "commit {} does not follow clock {}",
                             update.dot, replica.clock

@@ -4,7 +4,10 @@ use proptest::prelude::*;
 use rhizo_algebra::{AlgebraError, AlgebraicValue, MergeType, OpType, Schema, ValueType};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 
-use crate::wire::{decode_message, decode_record, encode_message, encode_record};
+use crate::wire::{
+    decode_message, decode_record, encode_message, encode_record, encoded_message_len,
+    encoded_record_len,
+};
 use crate::*;
 
 fn schema() -> Schema {
@@ -592,6 +595,19 @@ fn recovery_rebuilds_the_replica_and_never_reuses_a_dot() {
             "the next dot follows the last durable one"
         );
     }
+    // A commit record holds no clock: one whose dot does not follow the replica's last own
+    // event (an earlier commit record is missing) is refused where it stands.
+    let gap = log
+        .windows(2)
+        .position(|w| matches!(w, [Record::Commit(_), Record::Commit(_)]))
+        .expect("two commits recorded back to back");
+    let mut holed = log.clone();
+    holed.remove(gap);
+    let err = Replica::recover(node(0), schema(), config.clone(), holed).unwrap_err();
+    assert!(
+        matches!(err, LocalCommitError::Recovery { index, .. } if index == gap),
+        "{err:?}"
+    );
     // Records of another node are refused.
     let err = Replica::recover(node(1), schema(), config, log).unwrap_err();
     assert!(
@@ -615,18 +631,38 @@ fn decoding_rejects_other_versions_and_trailing_bytes() {
         decode_message(&bytes),
         Err(LocalCommitError::Decode { .. })
     ));
-    let mut newer = encode_message(&message);
-    newer[0] = 2;
-    assert_eq!(
-        decode_message(&newer),
-        Err(LocalCommitError::UnsupportedFormat {
-            found: 2,
-            supported: 1
-        })
-    );
+    let version = crate::wire::FORMAT_VERSION;
+    assert!(version < 0x80, "the version is one varint byte");
+    for other in [version - 1, version + 1] {
+        let mut bytes = encode_message(&message);
+        bytes[0] = other as u8;
+        assert_eq!(
+            decode_message(&bytes),
+            Err(LocalCommitError::UnsupportedFormat {
+                found: other,
+                supported: version
+            })
+        );
+    }
     // A length prefix promising 2^32 cells with nothing behind it fails cleanly.
-    let huge = [1u8, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
-    assert!(decode_message(&huge).is_err());
+    let huge = [
+        version as u8,
+        0,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0xff,
+        0xff,
+        0xff,
+        0xff,
+        0x0f,
+    ];
+    assert!(matches!(
+        decode_message(&huge),
+        Err(LocalCommitError::Decode { .. })
+    ));
 }
 
 // ------------------------------------------------------------------ property tests
@@ -750,19 +786,35 @@ proptest! {
                 let ready = r.take_ready();
                 for record in &ready.records {
                     if let Record::Commit(update) = record {
-                        acknowledged.push(update.clone());
+                        // Taken straight after the commit: the clock is the commit's.
+                        acknowledged.push(update.clone().into_update(r.clock().clone()));
                     }
                 }
+                for record in &ready.records {
+                    prop_assert_eq!(encoded_record_len(record), encode_record(record).len());
+                }
                 logs[i].extend(ready.records);
+                for (_, message) in &ready.messages {
+                    prop_assert_eq!(encoded_message_len(message), encode_message(message).len());
+                }
                 let from = r.id();
                 in_flight.extend(ready.messages.into_iter().map(|(to, m)| (from, to, m)));
                 assert_pair_atomic(r)?;
+            }
+            // Comparing canonical states without encoding them gives the bytes' answer, equal
+            // or not, at every step.
+            let reference = replicas[0].canonical_state();
+            for r in &replicas[1..] {
+                let same_bytes = r.canonical_state() == reference;
+                prop_assert_eq!(replicas[0].same_canonical_state(r), same_bytes);
+                prop_assert_eq!(r.same_canonical_state(&replicas[0]), same_bytes);
             }
         }
         settle(&mut replicas);
         let reference = replicas[0].canonical_state();
         for r in &replicas {
             prop_assert_eq!(&r.canonical_state(), &reference, "replica {} differs", r.id());
+            prop_assert!(replicas[0].same_canonical_state(r));
             assert_pair_atomic(r)?;
         }
         let oracle = LocalCommitProtocol::new(node(0), schema()).merge_all(&acknowledged).unwrap();
@@ -825,10 +877,14 @@ proptest! {
             bytes[pos % len] = byte;
         }
         if let Ok(message) = decode_message(&bytes) {
+            // Whatever values decoding produced, sizing agrees with encoding.
+            prop_assert_eq!(encoded_message_len(&message), encode_message(&message).len());
             let mut replica = cluster(2).remove(1);
             let _ = replica.step(node(0), message);
         }
-        let _ = decode_record(&bytes);
+        if let Ok(record) = decode_record(&bytes) {
+            prop_assert_eq!(encoded_record_len(&record), encode_record(&record).len());
+        }
     }
 }
 

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{LocalCommitError, Message, Record, Result, VersionedUpdate};
 
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+mod size;
+
+/// The format version this build writes and reads. Version 2: a commit record no longer
+/// carries its clock ([`crate::CommitRecord`]).
+pub const FORMAT_VERSION: u16 = 2;
 
 /// The largest encoded message or record this build decodes.
 pub const MAX_ENCODED_LEN: usize = 256 * 1024 * 1024;
@@ -74,16 +77,20 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message> {
     decode(bytes)
 }
 
-/// The encoded size of a message, in bytes, without keeping the encoding.
+/// The encoded size of a message, in bytes, counted without encoding it.
 pub fn encoded_message_len(message: &Message) -> usize {
-    postcard::serialize_with_flavor(
-        &EnvelopeRef {
-            version: FORMAT_VERSION,
-            body: message,
-        },
-        postcard::ser_flavors::Size::default(),
-    )
-    .expect("sizing cannot fail")
+    size::postcard_len(&EnvelopeRef {
+        version: FORMAT_VERSION,
+        body: message,
+    })
+}
+
+/// The encoded size of a record, in bytes, counted without encoding it.
+pub fn encoded_record_len(record: &Record) -> usize {
+    size::postcard_len(&EnvelopeRef {
+        version: FORMAT_VERSION,
+        body: record,
+    })
 }
 
 /// Encodes a durable record.

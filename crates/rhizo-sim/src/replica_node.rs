@@ -193,7 +193,9 @@ impl ReplicaNode {
                 if let Record::Commit(update) = record
                     && committed.contains(&update.dot)
                 {
-                    acknowledged = Some(Box::new(update.clone()));
+                    // Drained straight after the commit: the replica's clock is the commit's.
+                    let clock = self.replica.clock().clone();
+                    acknowledged = Some(Box::new(update.clone().into_update(clock)));
                 }
             }
         }

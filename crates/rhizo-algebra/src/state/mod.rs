@@ -435,8 +435,8 @@ enum StateKind {
 /// - `ObservedRemoveSet`: add-wins observed-remove set with tombstones.
 /// - `Register`: the latest write in consensus order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "StateKind", into = "StateKind"))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "StateKind"))]
 pub struct CellState {
     kind: StateKind,
 }
@@ -1064,9 +1064,15 @@ impl TryFrom<StateKind> for CellState {
     }
 }
 
-impl From<CellState> for StateKind {
-    fn from(state: CellState) -> Self {
-        state.kind
+/// Encoded as its kind, exactly as `serde(into = "StateKind")` would, but by reference: `into`
+/// clones the state on every encoding (and on every sizing of a message that carries it).
+#[cfg(feature = "serde")]
+impl serde::Serialize for CellState {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.kind.serialize(serializer)
     }
 }
 
