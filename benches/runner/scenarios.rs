@@ -105,21 +105,34 @@ pub(crate) fn coordination_free_rows(commits: usize) -> Vec<LatencyRow> {
     rows
 }
 
-/// Commit-then-converge on the simulated LAN (run in a child process for its own peak memory).
+/// Commit-then-converge on the simulated LAN (run in a child process for its own peak memory),
+/// twice: the first run is reported as cold, the second as the steady state.
 pub(crate) fn throughput(nodes: usize, ops_per_node: usize, seed: u64) -> ThroughputRow {
-    let started = Instant::now();
     // Push-pull gossip with fanout 3: each round a node exchanges digests and deltas with three
     // seeded peers, so messages grow with N·log N rather than N².
     let mut spec = ScenarioSpec::new(nodes, ops_per_node, seed);
     spec.gossip = GossipStrategy::PushPull { fanout: 3 };
+    let ops = (nodes * ops_per_node) as f64;
+    let started = Instant::now();
+    let cold = scenario::run(&spec);
+    let cold_wall = started.elapsed().as_secs_f64();
+    let started = Instant::now();
     let report = scenario::run(&spec);
     let wall = started.elapsed().as_secs_f64();
-    let ops = (nodes * ops_per_node) as f64;
+    // The same seed: both runs must report the same messages, bytes and rounds.
+    let report = match (cold, report) {
+        (Ok(cold), Ok(warm)) if cold != warm => {
+            Err(format!("two runs of one seed differ: {cold:?} vs {warm:?}"))
+        }
+        (Err(error), _) | (_, Err(error)) => Err(error.to_string()),
+        (Ok(_), Ok(warm)) => Ok(warm),
+    };
     match report {
         Ok(report) => ThroughputRow {
             nodes,
             ops_per_node,
             ops_per_sec: ops / wall,
+            cold_ops_per_sec: ops / cold_wall,
             messages_per_op: report.messages_per_op,
             bytes_per_op: report.bytes as f64 / ops,
             peak_memory_bytes: peak_rss_bytes(),
@@ -133,6 +146,7 @@ pub(crate) fn throughput(nodes: usize, ops_per_node: usize, seed: u64) -> Throug
                 nodes,
                 ops_per_node,
                 ops_per_sec: 0.0,
+                cold_ops_per_sec: 0.0,
                 messages_per_op: 0.0,
                 bytes_per_op: 0.0,
                 peak_memory_bytes: peak_rss_bytes(),

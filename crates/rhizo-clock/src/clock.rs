@@ -180,6 +180,27 @@ impl VectorClock {
         VectorClock { entries: out }
     }
 
+    /// Lowers every entry to the smaller of the two clocks' (the greatest lower bound), in
+    /// place: `self.meet(other)` without building a new clock.
+    pub fn meet_assign(&mut self, other: &VectorClock) {
+        let b = &other.entries;
+        let mut j = 0;
+        // Entries stay sorted: the kept ones keep their order, only some are dropped.
+        self.entries.retain(|(node, counter)| {
+            while j < b.len() && b[j].0 < *node {
+                j += 1;
+            }
+            match b.get(j) {
+                Some(&(theirs, count)) if theirs == *node => {
+                    // The smaller of two non-zero counters: the form stays canonical.
+                    *counter = (*counter).min(count);
+                    true
+                }
+                _ => false,
+            }
+        });
+    }
+
     /// Compares two clocks causally.
     pub fn compare(&self, other: &VectorClock) -> CausalOrder {
         // `less`: some entry of self is below other's; `greater`: some entry is above.

@@ -133,9 +133,37 @@ impl CellStore {
         }
     }
 
-    /// Sorts `ids` by their keys: the canonical order of cells in deltas and snapshots.
+    /// Sorts `ids` (each at most once) by their keys: the canonical order of cells in deltas
+    /// and snapshots.
     pub(crate) fn sort_by_key(&self, ids: &mut [CellId]) {
-        ids.sort_unstable_by(|a, b| self.cmp_ids(*a, *b));
+        let ranked = self.rank.len();
+        if ids.iter().any(|&id| id as usize >= ranked) {
+            ids.sort_unstable_by(|a, b| self.cmp_ids(*a, *b));
+            return;
+        }
+        // Every id is ranked, and ranks are distinct: sorting is placing. A delta usually
+        // carries a good share of the cells, so place by rank when that is cheaper than a
+        // comparison sort (callgrind: the comparison sort through the rank table was ~150
+        // instructions per cell of a 100-cell delta).
+        if ids.len() * 8 >= ranked {
+            let mut by_rank = vec![CellId::MAX; ranked];
+            for &id in ids.iter() {
+                by_rank[self.rank[id as usize] as usize] = id;
+            }
+            let placed = by_rank.into_iter().filter(|&id| id != CellId::MAX);
+            for (slot, id) in ids.iter_mut().zip(placed) {
+                *slot = id;
+            }
+        } else {
+            let mut keyed: Vec<u64> = ids
+                .iter()
+                .map(|&id| (u64::from(self.rank[id as usize]) << 32) | u64::from(id))
+                .collect();
+            keyed.sort_unstable();
+            for (slot, key) in ids.iter_mut().zip(keyed) {
+                *slot = key as CellId;
+            }
+        }
     }
 
     /// Every id, sorted by key.
@@ -195,6 +223,28 @@ mod tests {
             .map(|&id| store.key(id).row())
             .collect();
         assert_eq!(by_key, ["a", "b", "c", "d", "e", "k", "m", "p", "x", "z"]);
+    }
+
+    #[test]
+    fn subsets_of_ranked_cells_sort_by_key_whether_placed_or_compared() {
+        let mut store = CellStore::default();
+        // Keys inserted out of order, so ids and ranks differ.
+        let ids: Vec<CellId> = (0..200u32)
+            .map(|i| {
+                let row = format!("r{:03}", (i * 77) % 200);
+                store.insert_new(CellKey::new("t", &row, "c"), counter())
+            })
+            .collect();
+        store.refresh_ranks();
+        // Small subsets take the comparison path, large ones the placing path.
+        for size in [1, 2, 5, 24, 25, 26, 60, 199, 200] {
+            let mut subset: Vec<CellId> = ids.iter().copied().rev().step_by(200 / size).collect();
+            subset.truncate(size);
+            let mut expected = subset.clone();
+            expected.sort_by_key(|id| store.key(*id).clone());
+            store.sort_by_key(&mut subset);
+            assert_eq!(subset, expected, "{size} cells");
+        }
     }
 
     #[test]

@@ -1195,7 +1195,7 @@ impl Replica {
                 continue;
             }
             match self.peer_clocks.get(member) {
-                Some(clock) => stable = stable.meet(clock),
+                Some(clock) => stable.meet_assign(clock),
                 None => {
                     stable = VectorClock::new();
                     break;

@@ -200,15 +200,19 @@ impl Workload {
         ops
     }
 
-    /// `ops` as a transaction over keys (built once per row and cloned).
+    /// The key of `op`'s cell (built once per cell and cloned).
+    pub fn key(&mut self, op: &WorkloadOp) -> CellKey {
+        self.keys_made
+            .get_or_insert_with(op.row, op.column, || op.column.key(op.row))
+            .clone()
+    }
+
+    /// `ops` as a transaction over keys (built once per cell and cloned).
     pub fn transaction(&mut self, ops: &[WorkloadOp]) -> AlgebraicTransaction {
         let mut tx = AlgebraicTransaction::new();
         for op in ops {
-            let key = self
-                .keys_made
-                .get_or_insert_with(op.row, op.column, || op.column.key(op.row));
             tx.push(AlgebraicOperation::new(
-                key.clone(),
+                self.key(op),
                 op.op_type,
                 op.value.clone(),
             ));
@@ -353,15 +357,17 @@ impl PreparedRows {
         Self::default()
     }
 
-    /// Prepares on `replica` the cells of `ops` not prepared yet.
+    /// Prepares on `replica` the cells of `ops` not prepared yet (`workload` drew `ops` and
+    /// gives their keys).
     pub fn prepare(
         &mut self,
         replica: &Replica,
+        workload: &mut Workload,
         ops: &[WorkloadOp],
     ) -> Result<(), LocalCommitError> {
         for op in ops {
             self.cells.get_or_try_insert(op.row, op.column, || {
-                replica.prepare_cell_key(op.column.key(op.row))
+                replica.prepare_cell_key(workload.key(op))
             })?;
         }
         Ok(())

@@ -219,6 +219,10 @@ proptest! {
             let node = NodeId::numbered(n);
             prop_assert_eq!(m.get(node), a.get(node).min(b.get(node)));
         }
+        // In place, the same clock, entries and all (so equal bytes too).
+        let mut in_place = a.clone();
+        in_place.meet_assign(&b);
+        prop_assert_eq!(in_place.as_slice(), m.as_slice());
     }
 
     #[test]
