@@ -156,8 +156,9 @@ pub enum Record {
     Merge {
         /// The sender.
         from: NodeId,
-        /// What was applied.
-        delta: Delta,
+        /// What was applied (boxed: deltas are few and large, commit records many and small,
+        /// and every record is as large as the largest kind).
+        delta: Box<Delta>,
     },
     /// A transaction applied at `index` of the consensus log.
     Ordered {
@@ -1075,7 +1076,10 @@ impl Replica {
         self.clock.merge(&delta.clock);
         self.stats.deltas_applied += 1;
         if record && self.config.emit_records {
-            self.push_record(Record::Merge { from, delta });
+            self.push_record(Record::Merge {
+                from,
+                delta: Box::new(delta),
+            });
         }
         Ok(())
     }
@@ -1367,7 +1371,7 @@ impl Replica {
                     // A recovering replica has heard from no peer, so its stable point is empty
                     // and the stale-delta filter lets every recorded delta through.
                     replica
-                        .apply_delta(from, delta, false)
+                        .apply_delta(from, *delta, false)
                         .map_err(|e| fail(e.to_string()))?;
                 }
             }

@@ -35,9 +35,9 @@ mod tests;
 pub struct ReplicaNode {
     replica: Replica,
     /// The durable log: every record made durable since the last snapshot record (included),
-    /// in chunks of [`LOG_CHUNK`]. Appending never moves what is already durable, where one
-    /// growing list would copy every record at each doubling (a tenth of the bench's commit
-    /// phase, in wall time).
+    /// in chunks of [`LOG_CHUNK`]; these are the full ones, and `ready.records` is the open one.
+    /// Appending never moves what is already durable, where one growing list would copy every
+    /// record at each doubling (a tenth of the bench's commit phase, in wall time).
     log: Vec<Vec<Record>>,
     /// Problems the replica reported while being driven (a refused message, a failed recovery).
     /// A correct replica on this network reports none; checkers treat any as a violation.
@@ -45,7 +45,8 @@ pub struct ReplicaNode {
     /// Whether acknowledged updates are handed to the history (off for benchmarks).
     recording: bool,
     /// The lists of the replica's output being carried out, kept so that they keep their
-    /// capacity (its records go to the log).
+    /// capacity. Its records are the durable log's open chunk: the replica appends its records
+    /// there directly, so a record moves once on its way to durability.
     ready: Ready,
 }
 
@@ -114,9 +115,9 @@ impl ReplicaNode {
 
     /// The durable log as it stands, oldest record first.
     pub fn durable_log(&self) -> impl ExactSizeIterator<Item = &Record> + '_ {
-        let len = self.log.iter().map(Vec::len).sum();
+        let len = self.log.iter().map(Vec::len).sum::<usize>() + self.ready.records.len();
         Records {
-            records: self.log.iter().flatten(),
+            records: self.log.iter().flatten().chain(&self.ready.records),
             len,
         }
     }
@@ -166,30 +167,23 @@ impl ReplicaNode {
     /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
     /// (a commit acknowledges exactly one).
     fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<Box<VersionedUpdate>> {
-        // The replica appends its records straight to the log's open chunk: a record moves once
-        // on its way to durability, not once into a list and again into the log.
-        let chunk = match self.log.pop() {
-            Some(chunk) if chunk.capacity() - chunk.len() >= LOG_CHUNK_ROOM => chunk,
-            full => {
-                self.log.extend(full);
-                Vec::with_capacity(LOG_CHUNK)
+        let open = &mut self.ready.records;
+        if open.capacity() - open.len() < LOG_CHUNK_ROOM {
+            let full = std::mem::replace(open, Vec::with_capacity(LOG_CHUNK));
+            if !full.is_empty() {
+                self.log.push(full);
             }
-        };
-        let start = chunk.len();
-        let mut ready = Ready {
-            records: chunk,
-            messages: std::mem::take(&mut self.ready.messages),
-            committed: std::mem::take(&mut self.ready.committed),
-        };
-        self.replica.take_ready_into(&mut ready);
+        }
+        let start = self.ready.records.len();
+        self.replica.take_ready_into(&mut self.ready);
         let Ready {
-            records: mut chunk,
-            mut messages,
-            mut committed,
-        } = ready;
+            records,
+            messages,
+            committed,
+        } = &mut self.ready;
         let mut acknowledged = None;
         if self.recording {
-            for record in &chunk[start..] {
+            for record in &records[start..] {
                 if let Record::Commit(update) = record
                     && committed.contains(&update.dot)
                 {
@@ -200,29 +194,29 @@ impl ReplicaNode {
             }
         }
         // A snapshot supersedes every earlier record.
-        if let Some(at) = chunk[start..]
+        if let Some(at) = records[start..]
             .iter()
             .rposition(|record| matches!(record, Record::Snapshot(_)))
         {
             self.log.clear();
-            chunk.drain(..start + at);
+            records.drain(..start + at);
         }
-        self.log.push(chunk);
         for (to, msg) in messages.drain(..) {
             if let Err(err) = ctx.send(to, msg) {
                 self.faults.push(format!("send: {err}"));
             }
         }
         committed.clear();
-        self.ready.messages = messages;
-        self.ready.committed = committed;
         acknowledged
     }
 }
 
 /// A node's durable records across its log's chunks, with their count.
 struct Records<'a> {
-    records: std::iter::Flatten<std::slice::Iter<'a, Vec<Record>>>,
+    records: std::iter::Chain<
+        std::iter::Flatten<std::slice::Iter<'a, Vec<Record>>>,
+        std::slice::Iter<'a, Record>,
+    >,
     len: usize,
 }
 
@@ -268,7 +262,7 @@ impl SimulatedNode for ReplicaNode {
     }
 
     fn durable(&self) -> DurableLog {
-        self.log.iter().flatten().cloned().collect()
+        self.durable_log().cloned().collect()
     }
 
     /// Idle when nothing waits in the buffer and the replica either holds nothing (so it has
