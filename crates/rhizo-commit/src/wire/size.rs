@@ -261,49 +261,35 @@ impl ser::Serializer for &mut SizeCounter {
     }
 }
 
-impl ser::SerializeSeq for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsizable;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsizable> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsizable> {
-        Ok(())
-    }
+/// The compound serializers: every part of a sequence, tuple, map or struct is its encoding,
+/// with nothing between the parts (the length or variant prefix was counted when it began).
+macro_rules! parts_in_order {
+    ($($trait:ident :: $method:ident $(($name:ty))?),* $(,)?) => {$(
+        impl ser::$trait for &mut SizeCounter {
+            type Ok = ();
+            type Error = Unsizable;
+            fn $method<T: Serialize + ?Sized>(
+                &mut self,
+                $(_: $name,)?
+                value: &T,
+            ) -> Result<(), Unsizable> {
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), Unsizable> {
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsizable;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsizable> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsizable> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsizable;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsizable> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsizable> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsizable;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsizable> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsizable> {
-        Ok(())
-    }
-}
+parts_in_order!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+    SerializeStruct::serialize_field(&'static str),
+    SerializeStructVariant::serialize_field(&'static str),
+);
 
 impl ser::SerializeMap for &mut SizeCounter {
     type Ok = ();
@@ -312,36 +298,6 @@ impl ser::SerializeMap for &mut SizeCounter {
         key.serialize(&mut **self)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Unsizable> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsizable> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsizable;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Unsizable> {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), Unsizable> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut SizeCounter {
-    type Ok = ();
-    type Error = Unsizable;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), Unsizable> {
         value.serialize(&mut **self)
     }
     fn end(self) -> Result<(), Unsizable> {
