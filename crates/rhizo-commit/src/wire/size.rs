@@ -97,6 +97,27 @@ impl fmt::Write for CountingWriter {
     }
 }
 
+/// Serializer methods for scalars of a fixed encoded width.
+macro_rules! fixed_width {
+    ($($method:ident($ty:ty) = $bytes:expr),* $(,)?) => {$(
+        fn $method(self, _: $ty) -> Result<(), Unsizable> {
+            self.add($bytes);
+            Ok(())
+        }
+    )*};
+}
+
+/// Serializer methods for integers, each with the length of its varint.
+macro_rules! varint {
+    ($($method:ident($ty:ty) = $len:expr),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<(), Unsizable> {
+            let len: fn($ty) -> usize = $len;
+            self.add(len(v));
+            Ok(())
+        }
+    )*};
+}
+
 impl ser::Serializer for &mut SizeCounter {
     type Ok = ();
     type Error = Unsizable;
@@ -112,58 +133,24 @@ impl ser::Serializer for &mut SizeCounter {
         false
     }
 
-    fn serialize_bool(self, _: bool) -> Result<(), Unsizable> {
-        self.add(1);
-        Ok(())
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), Unsizable> {
-        self.add(1);
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), Unsizable> {
-        self.add(1);
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Unsizable> {
-        self.varint(zigzag(v.into()));
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Unsizable> {
-        self.varint(zigzag(v.into()));
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Unsizable> {
-        self.varint(zigzag(v));
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Unsizable> {
-        self.len += varint_len_wide(zigzag_wide(v));
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Unsizable> {
-        self.varint(v.into());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Unsizable> {
-        self.varint(v.into());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Unsizable> {
-        self.varint(v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Unsizable> {
-        self.len += varint_len_wide(v);
-        Ok(())
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), Unsizable> {
-        self.add(4);
-        Ok(())
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), Unsizable> {
-        self.add(8);
-        Ok(())
-    }
+    // Scalars: a fixed number of bytes, or a varint of the value (zigzagged when signed).
+    fixed_width!(
+        serialize_bool(bool) = 1,
+        serialize_i8(i8) = 1,
+        serialize_u8(u8) = 1,
+        serialize_f32(f32) = 4,
+        serialize_f64(f64) = 8,
+    );
+    varint!(
+        serialize_i16(i16) = |v| varint_len(zigzag(v.into())),
+        serialize_i32(i32) = |v| varint_len(zigzag(v.into())),
+        serialize_i64(i64) = |v| varint_len(zigzag(v)),
+        serialize_i128(i128) = |v| varint_len_wide(zigzag_wide(v)),
+        serialize_u16(u16) = |v| varint_len(v.into()),
+        serialize_u32(u32) = |v| varint_len(v.into()),
+        serialize_u64(u64) = varint_len,
+        serialize_u128(u128) = varint_len_wide,
+    );
     fn serialize_char(self, v: char) -> Result<(), Unsizable> {
         self.length_prefixed(v.len_utf8());
         Ok(())
