@@ -212,6 +212,22 @@ proptest! {
     }
 
     #[test]
+    fn prop_dominated_by_is_entrywise_at_most(a in arb_clock(), b in arb_clock()) {
+        let entrywise = a.iter().all(|(node, counter)| counter <= b.get(node));
+        prop_assert_eq!(a.dominated_by(&b), entrywise);
+        prop_assert_eq!(
+            a.dominated_by(&b),
+            matches!(a.compare(&b), CausalOrder::Before | CausalOrder::Equal)
+        );
+        // Related pairs, which random ones rarely are.
+        let mut up = a.clone();
+        up.merge(&b);
+        prop_assert!(a.dominated_by(&up) && b.dominated_by(&up));
+        let down = a.meet(&b);
+        prop_assert!(down.dominated_by(&a) && down.dominated_by(&b));
+    }
+
+    #[test]
     fn prop_meet_is_greatest_lower_bound(a in arb_clock(), b in arb_clock()) {
         let m = a.meet(&b);
         prop_assert!(m.dominated_by(&a) && m.dominated_by(&b));
