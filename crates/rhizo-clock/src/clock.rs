@@ -67,6 +67,41 @@ impl VectorClock {
         }
     }
 
+    /// [`get`](Self::get), looking first at position `hint`, where `node`'s entry was found
+    /// before; `hint` is updated to where it is now. A replica reads and advances its own entry
+    /// on every commit, and the entry moves only when an entry of a smaller node is added, so
+    /// the search is usually skipped.
+    #[inline]
+    pub fn get_hinted(&self, node: NodeId, hint: &mut usize) -> u64 {
+        match self.position_hinted(node, hint) {
+            Some(i) => self.entries[i].1,
+            None => 0,
+        }
+    }
+
+    /// [`set`](Self::set), looking first at position `hint` as [`get_hinted`](Self::get_hinted)
+    /// does.
+    #[inline]
+    pub fn set_hinted(&mut self, node: NodeId, counter: u64, hint: &mut usize) {
+        match self.position_hinted(node, hint) {
+            Some(i) if counter != 0 => self.entries[i].1 = counter,
+            _ => self.set_slow(node, counter),
+        }
+    }
+
+    /// Where `node`'s entry is, checking `hint` first and updating it.
+    #[inline]
+    fn position_hinted(&self, node: NodeId, hint: &mut usize) -> Option<usize> {
+        if let Some((n, _)) = self.entries.get(*hint)
+            && *n == node
+        {
+            return Some(*hint);
+        }
+        let i = self.position(node).ok()?;
+        *hint = i;
+        Some(i)
+    }
+
     /// Sets `node`'s entry to `counter`; setting 0 removes the entry.
     #[inline]
     pub fn set(&mut self, node: NodeId, counter: u64) {

@@ -281,6 +281,9 @@ pub struct Replica {
     identity: prepared::StoreIdentity,
     config: ReplicaConfig,
     clock: VectorClock,
+    /// Where this replica's own entry was last found in `clock`: a hint, checked before use
+    /// (every commit reads and advances that entry).
+    own_entry: usize,
     cells: CellStore,
     index: BTreeMap<NodeId, OriginIndex>,
     /// Cells touched by local commits since the last sync; sealed into the index at the next sync.
@@ -308,6 +311,7 @@ impl Replica {
             identity: prepared::StoreIdentity::default(),
             config,
             clock: VectorClock::new(),
+            own_entry: 0,
             cells: CellStore::default(),
             index: BTreeMap::new(),
             open_cells: Vec::new(),
@@ -486,10 +490,10 @@ impl Replica {
 
     /// The dot the next local commit takes (nothing changes until it is applied).
     #[inline]
-    fn next_dot(&self) -> Result<Dot> {
+    fn next_dot(&mut self) -> Result<Dot> {
         let counter = self
             .clock
-            .get(self.id)
+            .get_hinted(self.id, &mut self.own_entry)
             .checked_add(1)
             .ok_or(rhizo_clock::ClockError::CounterOverflow { node: self.id })?;
         Ok(Dot::new(self.id, counter)?)
@@ -505,7 +509,8 @@ impl Replica {
         effects: impl FnOnce() -> Effects,
         metadata: TransactionMetadata,
     ) -> CommitReceipt {
-        self.clock.set(self.id, dot.counter());
+        self.clock
+            .set_hinted(self.id, dot.counter(), &mut self.own_entry);
         if self.open_cells.len() >= OPEN_CELLS_LIMIT {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();

@@ -89,8 +89,11 @@ fn commit_next(
             let rows = &mut prepared[node];
             let id = cluster.node_ids()[node];
             let refused = |source| SimError::Commit { node: id, source };
-            rows.prepare(cluster.replica(node)?, workload, &ops)
-                .map_err(refused)?;
+            // Each cell is prepared once; after that, no replica need be fetched.
+            if !rows.has_all(&ops) {
+                rows.prepare(cluster.replica(node)?, workload, &ops)
+                    .map_err(refused)?;
+            }
             let tx = rows.transaction(&ops).map_err(refused)?;
             cluster.commit_prepared_on_node(node, tx, || workload.transaction(&ops))?;
         }

@@ -228,6 +228,22 @@ proptest! {
     }
 
     #[test]
+    fn prop_hinted_access_is_plain_access(
+        a in arb_clock(), n in 0u32..6, counter in 0u64..4, hint in 0usize..10
+    ) {
+        let node = NodeId::numbered(n);
+        let mut h = hint;
+        prop_assert_eq!(a.get_hinted(node, &mut h), a.get(node));
+        // Whatever the hint was, it now names the entry if there is one.
+        prop_assert!(a.get(node) == 0 || a.as_slice()[h].0 == node);
+        let (mut plain, mut hinted) = (a.clone(), a.clone());
+        plain.set(node, counter);
+        let mut h = hint;
+        hinted.set_hinted(node, counter, &mut h);
+        prop_assert_eq!(hinted.as_slice(), plain.as_slice());
+    }
+
+    #[test]
     fn prop_meet_is_greatest_lower_bound(a in arb_clock(), b in arb_clock()) {
         let m = a.meet(&b);
         prop_assert!(m.dominated_by(&a) && m.dominated_by(&b));
