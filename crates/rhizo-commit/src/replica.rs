@@ -860,6 +860,11 @@ impl Replica {
     /// Whether, as far as this replica knows, every member holds everything it holds (so a
     /// sync would carry nothing new) and no delta waits in the buffer.
     pub fn is_idle(&self) -> bool {
+        // Cells not yet sealed hold commits no delta has carried yet, so no peer holds them:
+        // the answer right after a local commit, without looking at any peer's clock.
+        if !self.open_cells.is_empty() && self.members.iter().any(|m| *m != self.id) {
+            return false;
+        }
         self.buffer.is_empty()
             && self.members.iter().filter(|m| **m != self.id).all(|m| {
                 self.peer_clocks
