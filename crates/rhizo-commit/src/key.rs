@@ -261,8 +261,7 @@ mod tests {
         // Short names over a small alphabet, so that prefixes and equal names are common.
         // "counters" and "\0b" make names that span whole words and differ after a NUL byte.
         let parts = vec!["a", "b", "é", "", "zz", "counters", "\0b"];
-        prop::collection::vec(prop::sample::select(parts), 0..4)
-            .prop_map(|parts| parts.concat())
+        prop::collection::vec(prop::sample::select(parts), 0..4).prop_map(|parts| parts.concat())
     }
 
     fn key_parts() -> impl Strategy<Value = (String, String, String)> {

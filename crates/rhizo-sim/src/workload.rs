@@ -376,7 +376,8 @@ impl PreparedRows {
     /// Whether every cell of `ops` is prepared already (so [`prepare`](Self::prepare) would do
     /// nothing, and the caller need not fetch a replica for it).
     pub fn has_all(&self, ops: &[WorkloadOp]) -> bool {
-        ops.iter().all(|op| self.cells.get(op.row, op.column).is_some())
+        ops.iter()
+            .all(|op| self.cells.get(op.row, op.column).is_some())
     }
 
     /// `ops` as a transaction over the prepared cells ([`prepare`](Self::prepare) them first).
