@@ -125,6 +125,11 @@ impl CellStore {
         }
     }
 
+    /// Whether cell `a`'s key sorts strictly before cell `b`'s (by rank when both are ranked).
+    pub(crate) fn precedes(&self, a: CellId, b: CellId) -> bool {
+        self.cmp_ids(a, b) == Ordering::Less
+    }
+
     /// Key order of two cells: by rank when both are ranked, else by key (the same order).
     fn cmp_ids(&self, a: CellId, b: CellId) -> Ordering {
         match (self.rank.get(a as usize), self.rank.get(b as usize)) {

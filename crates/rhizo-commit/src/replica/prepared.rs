@@ -372,7 +372,19 @@ impl Replica {
         if !errors.is_empty() {
             return Err(LocalCommitError::InvalidOperations { errors });
         }
-        if !is_grouped(&effects) {
+        // Grouped (cells in key order, each once) unless the transaction says otherwise; cells
+        // that exist compare by rank, so checking costs integer comparisons, not key ones
+        // (callgrind, 100 ops: ~75 instructions per operation went to comparing keys).
+        self.cells.refresh_ranks();
+        let grouped = effects
+            .windows(2)
+            .zip(slots.windows(2))
+            .all(|(e, s)| match (s[0], s[1]) {
+                (Ok(a), Ok(b)) => self.cells.precedes(a, b),
+                _ => e[0].key < e[1].key,
+            });
+        debug_assert_eq!(grouped, is_grouped(&effects));
+        if !grouped {
             // Each cell's slot travels with its effects, so no key is hashed again.
             let mut pairs: Vec<(CellEffect, Slot)> = effects.into_iter().zip(slots).collect();
             group_by_cell(&mut pairs);
