@@ -288,6 +288,7 @@ pub struct Replica {
     index: BTreeMap<NodeId, OriginIndex>,
     /// Cells touched by local commits since the last sync; sealed into the index at the next sync.
     open_cells: Vec<CellId>,
+    /// The current members, this replica always among them (`remove_member` keeps it).
     members: BTreeSet<NodeId>,
     /// The latest clock each peer reported (reported clocks are durable, so they only grow).
     peer_clocks: BTreeMap<NodeId, VectorClock>,
@@ -862,7 +863,8 @@ impl Replica {
     pub fn is_idle(&self) -> bool {
         // Cells not yet sealed hold commits no delta has carried yet, so no peer holds them:
         // the answer right after a local commit, without looking at any peer's clock.
-        if !self.open_cells.is_empty() && self.members.iter().any(|m| *m != self.id) {
+        // (`members` always holds this replica: more than one member means a peer.)
+        if !self.open_cells.is_empty() && self.members.len() > 1 {
             return false;
         }
         self.buffer.is_empty()

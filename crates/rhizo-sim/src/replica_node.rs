@@ -201,9 +201,12 @@ impl ReplicaNode {
             self.log.clear();
             records.drain(..start + at);
         }
-        for (to, msg) in messages.drain(..) {
-            if let Err(err) = ctx.send(to, msg) {
-                self.faults.push(format!("send: {err}"));
+        // A commit sends nothing: skip building (and dropping) a drain of an empty list.
+        if !messages.is_empty() {
+            for (to, msg) in messages.drain(..) {
+                if let Err(err) = ctx.send(to, msg) {
+                    self.faults.push(format!("send: {err}"));
+                }
             }
         }
         committed.clear();
