@@ -1572,13 +1572,22 @@ impl OpenCells {
     #[inline]
     fn file(&mut self, id: CellId) {
         let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
-        if word >= self.listed.len() {
-            self.listed.resize(word + 1, 0);
+        match self.listed.get_mut(word) {
+            Some(listed) if *listed & bit != 0 => {}
+            Some(listed) => {
+                *listed |= bit;
+                self.ids.push(id);
+            }
+            None => self.file_beyond(id),
         }
-        if self.listed[word] & bit == 0 {
-            self.listed[word] |= bit;
-            self.ids.push(id);
-        }
+    }
+
+    /// [`OpenCells::file`] of a cell beyond the bits held so far.
+    #[cold]
+    #[inline(never)]
+    fn file_beyond(&mut self, id: CellId) {
+        self.listed.resize(id as usize / 64 + 1, 0);
+        self.file(id);
     }
 
     fn len(&self) -> usize {

@@ -344,6 +344,19 @@ impl Replica {
         if more.is_empty() {
             return self.commit_one(first, metadata);
         }
+        self.commit_many(first, more, metadata)
+    }
+
+    /// A commit of several operations: out of line, so that the one-operation path above
+    /// keeps a small frame (callgrind: inlined, it cost the one-operation commit ~15
+    /// instructions).
+    #[inline(never)]
+    fn commit_many(
+        &mut self,
+        first: PreparedOp<'_>,
+        more: Vec<PreparedOp<'_>>,
+        metadata: TransactionMetadata,
+    ) -> Result<CommitReceipt> {
         let len = 1 + more.len();
         let ops = std::iter::once(first).chain(more);
         let mut effects = Effects::with_capacity(len);
