@@ -111,8 +111,8 @@ fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && cmp_prefix(a, b) == Ordering::Equal
 }
 
-/// Byte-string (so UTF-8 string) order, inline for the same reason as [`eq_bytes`]: callgrind,
-/// ~60 -> ~20 instructions for a comparison of two workload keys.
+/// Byte-string (so UTF-8 string) order, inline for the same reason as [`eq_bytes`] (callgrind,
+/// checking the order of a 1,000-cell delta's keys: ~115 -> ~75 instructions per key).
 #[inline]
 fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     cmp_prefix(a, b).then(a.len().cmp(&b.len()))

@@ -517,8 +517,8 @@ impl CellState {
     #[inline]
     pub fn apply(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
         // The commonest effect, an integer added to a sum, inline in the caller; the others
-        // out of line, so that this stays small enough to inline (callgrind: the call's frame
-        // was a third of a 100-cell commit's per-cell apply).
+        // out of line, so that this stays small enough to inline (callgrind, with the same split
+        // of `check_integer_range`: ~45 fewer instructions per operation of a 100-op commit).
         if let (StateKind::SumInt(origins), CellOp::AddInt(v)) = (&mut self.kind, op) {
             return origins.apply(dot, |sum| add_int(sum, *v)).map(drop);
         }
