@@ -1555,8 +1555,6 @@ fn can_fail_on_apply(op: &CellOp) -> bool {
     matches!(op, CellOp::AddFloat(_) | CellOp::MulFloat(_))
 }
 
-/// Files a cell a local commit touched, for the next sync. Hot keys are written again and again
-/// between syncs: the repeat is skipped cheaply.
 /// The cells touched by local commits since the last seal, each listed once: a replica that
 /// commits to the same cells again and again (a hot counter, a 100-cell transaction) files each
 /// once per sync, not once per commit (callgrind, 100-op commits: sealing duplicates into the
