@@ -527,12 +527,9 @@ impl CellState {
 
     /// [`CellState::apply`] of anything but an integer added to a sum.
     fn apply_scalar(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
-        // Single-effect fast paths for the scalar columns; each computes exactly what
+        // Single-effect fast paths for the other scalar columns; each computes exactly what
         // `apply_all` computes for a one-element slice (the law tests drive both).
         match (&mut self.kind, op) {
-            (StateKind::SumInt(origins), CellOp::AddInt(v)) => {
-                origins.apply(dot, |sum| add_int(sum, *v))?;
-            }
             (StateKind::SumFloat(origins), CellOp::AddFloat(v)) => {
                 origins.apply(dot, |sum| {
                     let next = sum.0 + v.0;
