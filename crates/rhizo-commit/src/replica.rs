@@ -500,8 +500,9 @@ impl Replica {
 
     /// Completes a local commit whose effects are applied (and whose cells are in
     /// `open_cells`): ticks the clock, emits the record (building the effects only then) and
-    /// queues the acknowledgement.
-    #[inline]
+    /// queues the acknowledgement. Always inlined: with a fourth caller LLVM stopped inlining it
+    /// into the one-operation commit, which then cost ~35 more instructions (callgrind).
+    #[inline(always)]
     fn finish_local_commit(
         &mut self,
         dot: Dot,

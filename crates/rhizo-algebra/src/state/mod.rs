@@ -179,6 +179,26 @@ pub enum CellOp {
     },
 }
 
+/// Refuses adding `amount` to an exact integer sum whose total would then leave `i64`; a sum
+/// already out of range (through updates of others) is left to its reads.
+#[inline]
+fn sum_in_range(origins: &PerOrigin<i128>, amount: i64) -> Result<()> {
+    let mut total = 0i128;
+    for partial in origins.partials() {
+        match total.checked_add(partial) {
+            Some(next) => total = next,
+            None => return Ok(()),
+        }
+    }
+    if i64::try_from(total).is_err() {
+        return Ok(());
+    }
+    match i64::try_from(total + i128::from(amount)) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(AlgebraError::overflow(ValueType::Integer)),
+    }
+}
+
 /// An integer added to a sum's partial (|partial| < 2^127 for fewer than 2^64 `i64` addends;
 /// checked anyway).
 #[inline]
@@ -525,6 +545,19 @@ impl CellState {
         self.apply_scalar(op, dot)
     }
 
+    /// [`CellState::apply`] of `CellOp::AddInt(amount)`, for callers that hold the amount: no
+    /// operation to build, and none to drop (a `CellOp`'s drop is an out-of-line call).
+    #[inline]
+    pub fn apply_add_int(&mut self, amount: i64, dot: Dot) -> Result<()> {
+        if let StateKind::SumInt(origins) = &mut self.kind {
+            return origins.apply(dot, |sum| add_int(sum, amount)).map(drop);
+        }
+        let op = CellOp::AddInt(amount);
+        let applied = self.apply_scalar(&op, dot);
+        op.discard();
+        applied
+    }
+
     /// [`CellState::apply`] of anything but an integer added to a sum.
     fn apply_scalar(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
         // Single-effect fast paths for the other scalar columns; each computes exactly what
@@ -750,22 +783,23 @@ impl CellState {
         // One integer added to a sum: the common commit, checked inline without the general
         // fold (out of line, as in `apply`).
         if let (StateKind::SumInt(origins), [CellOp::AddInt(v)]) = (&self.kind, ops) {
-            let mut total = 0i128;
-            for partial in origins.partials() {
-                match total.checked_add(partial) {
-                    Some(next) => total = next,
-                    None => return Ok(()), // out of range already: left to its reads
-                }
-            }
-            if i64::try_from(total).is_err() {
-                return Ok(());
-            }
-            return match i64::try_from(total + i128::from(*v)) {
-                Ok(_) => Ok(()),
-                Err(_) => Err(AlgebraError::overflow(ValueType::Integer)),
-            };
+            return sum_in_range(origins, *v);
         }
         self.check_integer_range_folded(ops)
+    }
+
+    /// [`CellState::check_integer_range`] of `[CellOp::AddInt(amount)]`, for callers that
+    /// hold the amount (as [`CellState::apply_add_int`]).
+    #[inline]
+    pub fn check_add_int(&self, amount: i64) -> Result<()> {
+        if let StateKind::SumInt(origins) = &self.kind {
+            return sum_in_range(origins, amount);
+        }
+        let ops = [CellOp::AddInt(amount)];
+        let checked = self.check_integer_range_folded(&ops);
+        let [op] = ops;
+        op.discard();
+        checked
     }
 
     /// [`CellState::check_integer_range`] by the read's fold.

@@ -724,6 +724,42 @@ proptest::proptest! {
         proptest::prop_assert_eq!(fused_result, reference_result);
         proptest::prop_assert_eq!(fused, reference);
     }
+
+    /// `check_add_int` and `apply_add_int` are `check_integer_range` and `apply` of
+    /// `CellOp::AddInt`, on an integer sum near the `i64` bounds and on columns that refuse it.
+    #[test]
+    fn add_int_shortcuts_are_the_general_calls(
+        column in 0usize..4,
+        history in proptest::collection::vec(
+            (0u8..4, 1u64..6, proptest::prop_oneof![-3i64..3, proptest::strategy::Just(i64::MAX), proptest::strategy::Just(i64::MIN)]),
+            0..12,
+        ),
+        next in (0u8..4, 1u64..8, proptest::prop_oneof![-3i64..3, proptest::strategy::Just(i64::MAX), proptest::strategy::Just(i64::MIN)]),
+    ) {
+        let node = |n: u8| ["a", "b", "c", "d"][n as usize];
+        let columns = [
+            spec(MergeType::Add, ValueType::Integer),
+            spec(MergeType::Add, ValueType::Float),
+            spec(MergeType::Multiply, ValueType::Integer),
+            spec(MergeType::Max, ValueType::Integer),
+        ];
+        let mut state = CellState::new(&columns[column]);
+        for (n, counter, v) in history {
+            let _ = state.apply(&CellOp::AddInt(v), dot(node(n), counter));
+        }
+        let (n, counter, v) = next;
+        let (op, at) = (CellOp::AddInt(v), dot(node(n), counter));
+        proptest::prop_assert_eq!(
+            state.check_add_int(v),
+            state.check_integer_range(std::slice::from_ref(&op))
+        );
+        let mut short = state.clone();
+        let short_result = short.apply_add_int(v, at);
+        let mut general = state.clone();
+        let general_result = general.apply(&op, at);
+        proptest::prop_assert_eq!(short_result, general_result);
+        proptest::prop_assert_eq!(short, general);
+    }
 }
 
 proptest::proptest! {

@@ -94,6 +94,9 @@ impl PreparedCell {
 /// observed-remove, whose tags are those the committing replica has observed at commit time.
 #[derive(Debug, Clone)]
 enum PreparedEffect {
+    /// An integer added to a sum, the commonest: apart, so that dropping it is free (a
+    /// `CellOp`'s drop is a call, ~23 instructions an operation of a 100-op commit).
+    AddInt(i64),
     Op(CellOp),
     /// Boxed, so that a prepared operation is no larger than its `CellOp`.
     Remove(Box<AlgebraicValue>),
@@ -203,7 +206,15 @@ impl<'c> PreparedTransaction<'c> {
                 spec.validate(op_type, &value).map_err(invalid)?;
                 PreparedEffect::Remove(Box::new(value))
             }
-            _ => PreparedEffect::Op(CellOp::new(spec, op_type, &value).map_err(invalid)?),
+            _ => {
+                let op = CellOp::new(spec, op_type, &value).map_err(invalid)?;
+                if let CellOp::AddInt(amount) = op {
+                    op.discard();
+                    PreparedEffect::AddInt(amount)
+                } else {
+                    PreparedEffect::Op(op)
+                }
+            }
         };
         let op = PreparedOp { cell, effect };
         match self.first {
@@ -356,6 +367,9 @@ impl Replica {
         more: Vec<PreparedOp<'_>>,
         metadata: TransactionMetadata,
     ) -> Result<CommitReceipt> {
+        if let Some(cells) = self.integer_add_batch(&first, &more) {
+            return self.commit_integer_adds(&cells, first, more, metadata);
+        }
         let len = 1 + more.len();
         let ops = std::iter::once(first).chain(more);
         let mut effects = Effects::with_capacity(len);
@@ -411,6 +425,76 @@ impl Replica {
         Ok(receipt)
     }
 
+    /// A batch of counter bumps as `(cell, amount)`: integer adds, each to a cell this replica
+    /// holds, each cell once and in key order (so the transaction is already grouped). `None`
+    /// for any other transaction, or if an add would be refused: the general path then commits
+    /// it, or reports every refused operation. Changes no state.
+    fn integer_add_batch(
+        &mut self,
+        first: &PreparedOp<'_>,
+        more: &[PreparedOp<'_>],
+    ) -> Option<SmallVec<[(CellId, i64); 8]>> {
+        self.cells.refresh_ranks();
+        let mut batch: SmallVec<[(CellId, i64); 8]> = SmallVec::with_capacity(1 + more.len());
+        for PreparedOp { cell, effect } in std::iter::once(first).chain(more) {
+            let PreparedEffect::AddInt(amount) = *effect else {
+                return None;
+            };
+            let Ok(Ok(id)) = self.resolve(cell) else {
+                return None;
+            };
+            if batch
+                .last()
+                .is_some_and(|(last, _)| !self.cells.precedes(*last, id))
+            {
+                return None;
+            }
+            // The range check `apply_local` makes for the committer.
+            let state = self.cells.state(id);
+            if state.check_add_int(amount).is_err() {
+                return None;
+            }
+            batch.push((id, amount));
+        }
+        Some(batch)
+    }
+
+    /// Commits a batch [`Replica::integer_add_batch`] accepted (`ops` are its operations, for
+    /// their keys): what `commit_effects` does with the same grouped effects, without building
+    /// them unless a record needs them (callgrind, a 100-add commit: 504 -> 300 instructions an
+    /// add in memory, 504 -> 395 with the record).
+    fn commit_integer_adds(
+        &mut self,
+        batch: &[(CellId, i64)],
+        first: PreparedOp<'_>,
+        more: Vec<PreparedOp<'_>>,
+        metadata: TransactionMetadata,
+    ) -> Result<CommitReceipt> {
+        let dot = self.next_dot()?;
+        let keys = || std::iter::once(&first).chain(&more).map(|op| &op.cell.key);
+        for (&(id, amount), key) in batch.iter().zip(keys()) {
+            // In range, checked by `integer_add_batch` (as the general path checks before it
+            // installs anything).
+            self.cells
+                .state_mut(id)
+                .apply_add_int(amount, dot)
+                .map_err(|source| invalid(key, source))?;
+            self.open_cells.file(id);
+        }
+        if !self.config.emit_records {
+            return Ok(self.finish_local_commit(dot, Effects::new, metadata));
+        }
+        let effects = batch
+            .iter()
+            .zip(keys())
+            .map(|(&(_, amount), key)| CellEffect {
+                key: key.clone(),
+                ops: smallvec::smallvec![CellOp::AddInt(amount)],
+            })
+            .collect();
+        Ok(self.finish_local_commit(dot, || effects, metadata))
+    }
+
     /// The cell operation of a prepared effect on the cell at `slot`: an observed-remove
     /// removes the adds this replica holds now.
     fn built(
@@ -420,6 +504,7 @@ impl Replica {
         effect: PreparedEffect,
     ) -> rhizo_algebra::Result<CellOp> {
         match effect {
+            PreparedEffect::AddInt(amount) => Ok(CellOp::AddInt(amount)),
             PreparedEffect::Op(op) => Ok(op),
             PreparedEffect::Remove(value) => {
                 let existing = slot.ok().map(|id| self.cells.state(id));
@@ -438,6 +523,7 @@ impl Replica {
     ) -> Result<CommitReceipt> {
         let slot = self.resolve(cell)?;
         let op = match effect {
+            PreparedEffect::AddInt(amount) => CellOp::AddInt(amount),
             PreparedEffect::Op(op) => op,
             effect => self
                 .built(cell, slot, effect)
