@@ -96,11 +96,21 @@ impl CellKey {
     /// Whether `other` is a cell of the same (table, column).
     #[inline]
     pub fn same_column(&self, other: &CellKey) -> bool {
-        // On bytes: slicing the `str` would check char boundaries at every split point.
         let (a, b) = (self.joined.as_bytes(), other.joined.as_bytes());
-        let (at, bt) = (self.table_len as usize, other.table_len as usize);
-        let (ar, br) = (at + self.row_len as usize, bt + other.row_len as usize);
-        eq_bytes(&a[..at], &b[..bt]) && eq_bytes(&a[ar..], &b[br..])
+        let (a_table, b_table) = (self.table_len as usize, other.table_len as usize);
+        let a_column = a_table + self.row_len as usize;
+        let b_column = b_table + other.row_len as usize;
+        eq_bytes(&a[..a_table], &b[..b_table]) && eq_bytes(&a[a_column..], &b[b_column..])
+    }
+
+    /// The three names as bytes: slicing the `str` would check char boundaries at every split
+    /// point, and byte order is string order for UTF-8.
+    #[inline]
+    fn bytes(&self) -> [&[u8]; 3] {
+        let joined = self.joined.as_bytes();
+        let (table, rest) = joined.split_at(self.table_len as usize);
+        let (row, column) = rest.split_at(self.row_len as usize);
+        [table, row, column]
     }
 }
 
@@ -166,20 +176,26 @@ impl Ord for CellKey {
     fn cmp(&self, other: &Self) -> Ordering {
         // Component by component: comparing the concatenations would put ("ab", "c") after
         // ("a", "bz"), which (table, row, column) order does not.
-        // Both buffers are read once, and the split points are plain offsets into them.
         let (a, b) = (self.joined.as_bytes(), other.joined.as_bytes());
-        // With the split points equal, the first differing byte lies in the component that
-        // decides, so one comparison of the concatenations gives the same order (the common
-        // case: cells of one column, rows of one length).
-        if self.table_len == other.table_len && self.row_len == other.row_len {
-            return cmp_bytes(a, b);
+        if self.table_len == other.table_len {
+            // With the split points equal, the first differing byte lies in the component that
+            // decides, so one comparison of the concatenations gives the same order (the
+            // common case: cells of one column, rows of one length).
+            if self.row_len == other.row_len {
+                return cmp_bytes(a, b);
+            }
+            // Tables of one length: table-and-row compare as one string (a differing table
+            // byte comes first; equal tables leave the rows' order, shorter prefix first).
+            let a_row_end = (self.table_len + self.row_len) as usize;
+            let b_row_end = (other.table_len + other.row_len) as usize;
+            return cmp_bytes(&a[..a_row_end], &b[..b_row_end])
+                .then_with(|| cmp_bytes(&a[a_row_end..], &b[b_row_end..]));
         }
-        let (at, bt) = (self.table_len as usize, other.table_len as usize);
-        let (ar, br) = (at + self.row_len as usize, bt + other.row_len as usize);
-        // Byte order is string order for UTF-8.
-        cmp_bytes(&a[..at], &b[..bt])
-            .then_with(|| cmp_bytes(&a[at..ar], &b[bt..br]))
-            .then_with(|| cmp_bytes(&a[ar..], &b[br..]))
+        let ([a_table, a_row, a_column], [b_table, b_row, b_column]) =
+            (self.bytes(), other.bytes());
+        cmp_bytes(a_table, b_table)
+            .then_with(|| cmp_bytes(a_row, b_row))
+            .then_with(|| cmp_bytes(a_column, b_column))
     }
 }
 
