@@ -76,6 +76,7 @@ pub struct Ready {
 
 impl Ready {
     /// Empties the three lists, keeping their capacity (see [`Replica::take_ready_into`]).
+    #[inline]
     pub fn clear(&mut self) {
         self.records.clear();
         self.messages.clear();
@@ -1270,10 +1271,12 @@ impl Replica {
     /// [`Replica::take_ready`] into a `Ready` the caller keeps: appends what the replica produced
     /// to `out`. A caller that clears `out` after acting on it, and passes it again, drives the
     /// replica without allocating a `Ready` per step.
-    #[inline]
+    #[inline(always)]
     pub fn take_ready_into(&mut self, out: &mut Ready) {
         // Called once per commit by the engine: the common case (one dot, no message, a record
-        // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists.
+        // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists, and
+        // no call (always inlined; callgrind, a prepared 1-op commit with this and `clear`:
+        // 388 -> 362 instructions).
         // An empty list of the caller's with no more room than ours trades places with it (both
         // keep their capacity); otherwise ours is appended, into room the caller may have made.
         fn hand_over<T>(ours: &mut Vec<T>, out: &mut Vec<T>) {
