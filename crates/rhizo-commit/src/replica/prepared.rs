@@ -456,7 +456,8 @@ impl Replica {
     /// A batch of counter bumps as `(cell, amount)`: integer adds, each to a cell this replica
     /// holds, each cell once and in key order (so the transaction is already grouped). `None`
     /// for any other transaction, or if an add would be refused: the general path then commits
-    /// it, or reports every refused operation. Changes no state.
+    /// it, or reports every refused operation. Changes no cell and no clock (it may refresh the
+    /// key ranks, which the general path would refresh too).
     fn integer_add_batch(
         &mut self,
         first: &PreparedOp<'_>,
