@@ -763,6 +763,16 @@ impl CellState {
         self.check_then_apply(op, dot)
     }
 
+    /// [`CellState::apply_in_range`] of `CellOp::AddInt(amount)`, for callers that hold the
+    /// amount: the committer's step for the commonest operation, with nothing to build or drop.
+    #[inline]
+    pub fn add_int_in_range(&mut self, amount: i64, dot: Dot) -> Result<()> {
+        if let StateKind::SumInt(origins) = &mut self.kind {
+            return origins.add_in_range(dot, amount).map(drop);
+        }
+        self.check_then_apply(&CellOp::AddInt(amount), dot)
+    }
+
     /// [`CellState::apply_in_range`] of anything but an integer added to a sum: out of line,
     /// so that the integer path stays small enough to inline into a commit.
     #[inline(never)]

@@ -725,8 +725,8 @@ proptest::proptest! {
         proptest::prop_assert_eq!(fused, reference);
     }
 
-    /// `check_add_int` and `apply_add_int` are `check_integer_range` and `apply` of
-    /// `CellOp::AddInt`, on an integer sum near the `i64` bounds and on columns that refuse it.
+    /// `check_add_int`, `apply_add_int` and `add_int_in_range` are `check_integer_range`,
+    /// `apply` and `apply_in_range` of `CellOp::AddInt`, on an integer sum near the `i64` bounds and on columns that refuse it.
     #[test]
     fn add_int_shortcuts_are_the_general_calls(
         column in 0usize..4,
@@ -757,6 +757,12 @@ proptest::proptest! {
         let short_result = short.apply_add_int(v, at);
         let mut general = state.clone();
         let general_result = general.apply(&op, at);
+        proptest::prop_assert_eq!(short_result, general_result);
+        proptest::prop_assert_eq!(short, general);
+        let mut short = state.clone();
+        let short_result = short.add_int_in_range(v, at);
+        let mut general = state.clone();
+        let general_result = general.apply_in_range(&op, at);
         proptest::prop_assert_eq!(short_result, general_result);
         proptest::prop_assert_eq!(short, general);
     }

@@ -10,6 +10,7 @@ fn schema() -> Schema {
         .column("sum", MergeType::Add, ValueType::Integer)
         .column("fsum", MergeType::Add, ValueType::Float)
         .column("hi", MergeType::Max, ValueType::Integer)
+        .column("lo", MergeType::Min, ValueType::Integer)
         .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
         .column("seen", MergeType::Union, ValueType::StringSet)
         .column("name", MergeType::Register, ValueType::StringSet)
@@ -27,6 +28,7 @@ enum Op {
     Add(u8, i64),
     FloatAdd(u8, f64),
     Max(u8, i64),
+    Min(u8, i64),
     Tag(u8, &'static str),
     Untag(u8, &'static str),
     Seen(u8, &'static str),
@@ -38,6 +40,7 @@ impl Op {
             Op::Add(r, _) => (r, "sum"),
             Op::FloatAdd(r, _) => (r, "fsum"),
             Op::Max(r, _) => (r, "hi"),
+            Op::Min(r, _) => (r, "lo"),
             Op::Tag(r, _) | Op::Untag(r, _) => (r, "tags"),
             Op::Seen(r, _) => (r, "seen"),
         };
@@ -51,6 +54,7 @@ impl Op {
             Op::Add(_, v) => tx.increment("t", row, column, v),
             Op::FloatAdd(_, v) => tx.increment("t", row, column, v),
             Op::Max(_, v) => tx.max("t", row, column, v),
+            Op::Min(_, v) => tx.min("t", row, column, v),
             Op::Tag(_, e) | Op::Seen(_, e) => tx.add_to_set("t", row, column, [e]),
             Op::Untag(_, e) => tx.remove_from_set("t", row, column, [e]),
         };
@@ -65,6 +69,7 @@ impl Op {
             Op::Add(_, v) => tx.increment(cell, v),
             Op::FloatAdd(_, v) => tx.increment(cell, v),
             Op::Max(_, v) => tx.max(cell, v),
+            Op::Min(_, v) => tx.min(cell, v),
             Op::Tag(_, e) | Op::Seen(_, e) => tx.add_to_set(cell, [e]),
             Op::Untag(_, e) => tx.remove_from_set(cell, [e]),
         }
@@ -84,6 +89,7 @@ fn op() -> impl Strategy<Value = Op> {
         (row.clone(), prop_oneof![-2.0f64..2.0, Just(f64::MAX)])
             .prop_map(|(r, v)| Op::FloatAdd(r, v)),
         (row.clone(), any::<i64>()).prop_map(|(r, v)| Op::Max(r, v)),
+        (row.clone(), any::<i64>()).prop_map(|(r, v)| Op::Min(r, v)),
         (row.clone(), element.clone()).prop_map(|(r, e)| Op::Tag(r, e)),
         (row.clone(), element.clone()).prop_map(|(r, e)| Op::Untag(r, e)),
         (row, element).prop_map(|(r, e)| Op::Seen(r, e)),
@@ -409,4 +415,13 @@ fn a_clone_does_not_trust_the_hints_its_original_gives() {
         AlgebraicValue::Integer(1)
     );
     assert_eq!(original.cell_count(), 1);
+}
+
+/// A prepared operation is three words and a one-operation transaction eight: both are moved
+/// on every commit (a `CellOp` inline made them 64 and 112 bytes; callgrind, a prepared 1-op
+/// commit in memory: 351 -> 321 instructions).
+#[test]
+fn prepared_operations_stay_small() {
+    assert_eq!(std::mem::size_of::<super::PreparedOp<'_>>(), 24);
+    assert_eq!(std::mem::size_of::<PreparedTransaction<'_>>(), 64);
 }
