@@ -183,6 +183,15 @@ pub enum CellOp {
 /// already out of range (through updates of others) is left to its reads.
 #[inline]
 fn sum_in_range(origins: &PerOrigin<i128>, amount: i64) -> Result<()> {
+    // One origin whose partial is in `i64` (a counter only its committer bumps): an `i64` add.
+    if let Some(only) = origins.only_partial()
+        && let Ok(total) = i64::try_from(only)
+    {
+        return match total.checked_add(amount) {
+            Some(_) => Ok(()),
+            None => Err(AlgebraError::overflow(ValueType::Integer)),
+        };
+    }
     let mut total = 0i128;
     for partial in origins.partials() {
         match total.checked_add(partial) {
@@ -550,7 +559,7 @@ impl CellState {
     #[inline]
     pub fn apply_add_int(&mut self, amount: i64, dot: Dot) -> Result<()> {
         if let StateKind::SumInt(origins) = &mut self.kind {
-            return origins.apply(dot, |sum| add_int(sum, amount)).map(drop);
+            return origins.add(dot, amount).map(drop);
         }
         let op = CellOp::AddInt(amount);
         let applied = self.apply_scalar(&op, dot);

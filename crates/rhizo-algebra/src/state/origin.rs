@@ -167,6 +167,15 @@ impl<P: Partial> PerOrigin<P> {
         self.entries.iter().map(|e| e.partial)
     }
 
+    /// The partial of the one origin, if exactly one has contributed.
+    #[inline]
+    pub(crate) fn only_partial(&self) -> Option<P> {
+        match self.entries.as_slice() {
+            [only] => Some(only.partial),
+            _ => None,
+        }
+    }
+
     /// The highest counter applied from `node` (0 if none).
     pub(crate) fn seq(&self, node: NodeId) -> u64 {
         self.entries
@@ -194,6 +203,24 @@ impl<P: Partial> PerOrigin<P> {
 }
 
 impl PerOrigin<i128> {
+    /// [`PerOrigin::apply`] of an integer added to `dot`'s origin's partial.
+    #[inline]
+    pub(crate) fn add(&mut self, dot: Dot, amount: i64) -> Result<bool> {
+        // A cell only the adder has written: no search (callgrind, a 100-add prepared commit:
+        // ~10 instructions an add).
+        if let [entry] = self.entries.as_mut_slice()
+            && entry.node == dot.node()
+        {
+            if dot.counter() <= entry.seq {
+                return Ok(false);
+            }
+            entry.partial = super::add_int(entry.partial, amount)?;
+            entry.seq = dot.counter();
+            return Ok(true);
+        }
+        self.apply(dot, |partial| super::add_int(partial, amount))
+    }
+
     /// Adds `amount` under `dot` as [`PerOrigin::apply`] does, refusing it if the sum of all
     /// partials is in `i64` now and would leave it (the committer's range check).
     ///
