@@ -400,15 +400,18 @@ impl Replica {
     /// operations: atomically, under one new dot, with the same record; on error nothing
     /// changes.
     pub fn commit_prepared(&mut self, tx: PreparedTransaction<'_>) -> Result<CommitReceipt> {
-        check_op_count(tx.len())?;
         let PreparedTransaction {
             only,
             all,
             metadata,
         } = tx;
         match only {
+            // One operation (and `all` empty): in the allowed count.
             Some(only) => self.commit_one(only, metadata),
-            None => self.commit_many(all, metadata),
+            None => {
+                check_op_count(all.len())?;
+                self.commit_many(all, metadata)
+            }
         }
     }
 
