@@ -207,7 +207,7 @@ impl PerOrigin<i128> {
     #[inline]
     pub(crate) fn add(&mut self, dot: Dot, amount: i64) -> Result<bool> {
         // A cell only the adder has written: no search (callgrind, a 100-add prepared commit:
-        // ~10 instructions an add).
+        // ~14 instructions an add).
         if let [entry] = self.entries.as_mut_slice()
             && entry.node == dot.node()
         {
@@ -230,9 +230,9 @@ impl PerOrigin<i128> {
         let overflow = || AlgebraError::overflow(crate::ValueType::Integer);
         // A cell only its committer has written, the commonest: its one partial is the total,
         // so there is nothing to sum or search (callgrind, a prepared 1-op commit in memory:
-        // 418 -> 388 instructions). The same checks, in the same order, as below.
-        // Its total in `i64` (as it is unless others' updates took it out), the range check is
-        // an `i64` add, and the new partial cannot overflow.
+        // 418 -> 388 instructions), and with the total in `i64` (as it is unless others'
+        // updates took it out) the range check is an `i64` add and the new partial cannot
+        // overflow. The same checks, in the same order, as `add_in_range_searched`.
         if let [entry] = self.entries.as_mut_slice()
             && entry.node == dot.node()
             && let Ok(total) = i64::try_from(entry.partial)

@@ -726,7 +726,8 @@ proptest::proptest! {
     }
 
     /// `check_add_int`, `apply_add_int` and `add_int_in_range` are `check_integer_range`,
-    /// `apply` and `apply_in_range` of `CellOp::AddInt`, on an integer sum near the `i64` bounds and on columns that refuse it.
+    /// `apply` and `apply_in_range` of `CellOp::AddInt`, on an integer sum near the `i64`
+    /// bounds and on columns that refuse it.
     #[test]
     fn add_int_shortcuts_are_the_general_calls(
         column in 0usize..4,
