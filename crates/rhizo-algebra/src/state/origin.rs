@@ -130,13 +130,39 @@ impl<P: Partial> PerOrigin<P> {
         if missing == 0 {
             return;
         }
-        // Pass 2: merge both lists forward into a new list of exactly the joined length.
-        // Exactly: a cell's origins grow a few at a time and are never removed, and doubling
-        // would leave slack in every cell of every replica (100 nodes: ~10 % more memory). A
-        // fresh list rather than `reserve_exact`: glibc's realloc bypasses its thread cache and
-        // copies anyway (callgrind, 20 x 1000 scenario: ~620 instructions per growth).
+        // Pass 2: room for the new origins. A cell's list grows as `Vec` grows, to the next
+        // power of two, so that later merges usually find room and merge in place: a fresh list
+        // of exactly the joined length for every growth cost an allocation and a free per merge
+        // (callgrind, 20 x 1000 scenario: 1,111 -> 826 instructions per merge, 85.2 M -> 82.1 M
+        // in all). A list holds at most twice its origins; local updates grow it the same way.
         let joined_len = mine.len() + missing;
-        let mut joined = Vec::with_capacity(joined_len);
+        if mine.capacity() >= joined_len {
+            // Backward from the end, so that each entry of ours moves once, to its final place,
+            // before anything overwrites it (ours fill the front, and a slot is written only
+            // after the entry of ours that was there has moved further back).
+            let old_len = mine.len();
+            mine.resize(joined_len, theirs[0]);
+            let (mut write, mut i, mut j) = (joined_len, old_len, theirs.len());
+            while j > 0 {
+                write -= 1;
+                if i > 0 && mine[i - 1].node >= theirs[j - 1].node {
+                    // Both hold it: pass 1 already kept the higher entry in ours.
+                    if mine[i - 1].node == theirs[j - 1].node {
+                        j -= 1;
+                    }
+                    mine[write] = mine[i - 1];
+                    i -= 1;
+                } else {
+                    mine[write] = theirs[j - 1];
+                    j -= 1;
+                }
+            }
+            // What is left of ours is already in place.
+            debug_assert_eq!(write, i, "pass 1 counted the new origins");
+            return;
+        }
+        // Forward into a new list with room to grow.
+        let mut joined = Vec::with_capacity(joined_len.next_power_of_two());
         let (mut i, mut j) = (0, 0);
         while i < mine.len() && j < theirs.len() {
             match mine[i].node.cmp(&theirs[j].node) {
@@ -409,6 +435,45 @@ impl Partial for IntProduct {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Origins `0..n` as node ids, each entry `(seq, partial)` drawn per origin (a zero
+    /// sequence number means the origin is absent).
+    fn per_origin(draws: &[(u64, i64)], spare: usize) -> PerOrigin<i128> {
+        let mut entries: Vec<OriginEntry<i128>> = draws
+            .iter()
+            .enumerate()
+            .filter(|(_, (seq, _))| *seq > 0)
+            .map(|(i, &(seq, partial))| OriginEntry {
+                node: NodeId::numbered(i as u32),
+                seq,
+                partial: i128::from(partial),
+            })
+            .collect();
+        entries.sort_by_key(|e| e.node);
+        entries.shrink_to_fit();
+        entries.reserve_exact(spare);
+        PerOrigin { entries }
+    }
+
+    proptest::proptest! {
+        /// The merge in place (the list has room) and into a new list (it has none) give the
+        /// same entries; `state::tests::per_origin_join_is_the_entrywise_maximum` checks the
+        /// join itself against the reference.
+        #[test]
+        fn prop_merge_in_place_equals_merge_into_a_new_list(
+            mine in proptest::collection::vec((0u64..4, -5i64..5), 0..40),
+            theirs in proptest::collection::vec((0u64..4, -5i64..5), 0..40),
+        ) {
+            let other = per_origin(&theirs, 0);
+            let mut roomy = per_origin(&mine, theirs.len());
+            let mut tight = per_origin(&mine, 0);
+            let capacity = roomy.entries.capacity();
+            roomy.merge(&other);
+            tight.merge(&other);
+            proptest::prop_assert_eq!(&roomy, &tight);
+            proptest::prop_assert_eq!(roomy.entries.capacity(), capacity, "merged in place");
+        }
+    }
 
     #[test]
     fn wide_int_is_exact_past_i128() {
