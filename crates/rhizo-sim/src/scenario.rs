@@ -13,7 +13,7 @@ use rand_chacha::rand_core::SeedableRng;
 
 use crate::checkers::{self, Violation};
 use crate::network::up_to;
-use crate::workload::{self, KeyDistribution, OpMix, PreparedRows, Workload};
+use crate::workload::{self, KeyDistribution, OpMix, PreparedRows, Workload, WorkloadOps};
 use crate::{
     GossipStrategy, LatencyModel, ReplicaNode, SimError, SimulatedCluster, SimulationBuilder,
 };
@@ -71,11 +71,12 @@ impl ScenarioSpec {
 }
 
 /// Commits the workload's next transaction on `node`, by `path`; `prepared` holds each node's
-/// prepared cells.
+/// prepared cells, and `drawn` is the list the operations are drawn into (kept across calls).
 fn commit_next(
     cluster: &mut SimulatedCluster<ReplicaNode>,
     workload: &mut Workload,
     prepared: &mut [PreparedRows],
+    drawn: &mut WorkloadOps,
     node: usize,
     path: CommitPath,
 ) -> Result<(), SimError> {
@@ -85,17 +86,18 @@ fn commit_next(
             cluster.commit_on_node(node, tx)?;
         }
         CommitPath::Prepared => {
-            let ops = workload.next_ops(cluster.workload_rng());
+            workload.next_ops_into(cluster.workload_rng(), drawn);
+            let ops = &*drawn;
             let rows = &mut prepared[node];
             let id = cluster.node_ids()[node];
             let refused = |source| SimError::Commit { node: id, source };
             // Each cell is prepared once; after that, no replica need be fetched.
-            if !rows.has_all(&ops) {
-                rows.prepare(cluster.replica(node)?, workload, &ops)
+            if !rows.has_all(ops) {
+                rows.prepare(cluster.replica(node)?, workload, ops)
                     .map_err(refused)?;
             }
-            let tx = rows.transaction(&ops).map_err(refused)?;
-            cluster.commit_prepared_on_node(node, tx, || workload.transaction(&ops))?;
+            let tx = rows.transaction(ops).map_err(refused)?;
+            cluster.commit_prepared_on_node(node, tx, || workload.transaction(ops))?;
         }
     }
     Ok(())
@@ -142,12 +144,14 @@ pub fn run(spec: &ScenarioSpec) -> Result<ThroughputReport, SimError> {
     cluster.history_mut().set_recording(false);
     let mut workload = Workload::new(spec.keys, spec.mix);
     let mut prepared: Vec<PreparedRows> = (0..spec.nodes).map(|_| PreparedRows::new()).collect();
+    let mut drawn = WorkloadOps::new();
     for _ in 0..spec.ops_per_node {
         for node in 0..spec.nodes {
             commit_next(
                 &mut cluster,
                 &mut workload,
                 &mut prepared,
+                &mut drawn,
                 node,
                 spec.commits,
             )?;
@@ -389,6 +393,7 @@ pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, Cha
     let mut workload = Workload::new(settings.keys, OpMix::ALL);
     let mut prepared: Vec<PreparedRows> =
         (0..settings.nodes).map(|_| PreparedRows::new()).collect();
+    let mut drawn = WorkloadOps::new();
     let mut fault_actions = 0;
     for op in 1..=ops {
         let gap = up_to(cluster.workload_rng(), 2 * CHAOS_MEAN_GAP_MICROS);
@@ -405,6 +410,7 @@ pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, Cha
             &mut cluster,
             &mut workload,
             &mut prepared,
+            &mut drawn,
             node,
             settings.commits,
         )?;
