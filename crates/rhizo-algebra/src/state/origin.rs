@@ -20,22 +20,32 @@ pub(crate) trait Partial: Copy + Ord {
 
 /// One origin's contribution to a cell: the highest dot counter applied and the aggregate of
 /// all of its updates up to that counter.
+///
+/// Packed to 8-byte alignment: an `i128` partial would align the entry to 16 bytes and pad it
+/// from 40 to 48, and entries are what every delta restricts, sizes, merges and keeps
+/// (callgrind, 20 x 1000 scenario: 81.0 M -> 80.1 M instructions, and each entry list a sixth
+/// smaller). Its fields are only ever copied: the compiler refuses a reference to a field of a
+/// packed struct, so no misaligned reference can exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub(crate) struct OriginEntry<P> {
+#[repr(C, packed(8))]
+pub(crate) struct OriginEntry<P: Copy> {
     pub(crate) node: NodeId,
     pub(crate) seq: u64,
     pub(crate) partial: P,
 }
 
+// The size the packing above is for.
+const _: () = assert!(std::mem::size_of::<OriginEntry<i128>>() == 40);
+
 /// Partial aggregates by origin, sorted by `NodeId`, one entry per origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub(crate) struct PerOrigin<P> {
+pub(crate) struct PerOrigin<P: Copy> {
     entries: Vec<OriginEntry<P>>,
 }
 
-impl<P> Default for PerOrigin<P> {
+impl<P: Copy> Default for PerOrigin<P> {
     fn default() -> Self {
         Self {
             entries: Vec::new(),
