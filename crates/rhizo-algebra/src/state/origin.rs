@@ -5,8 +5,6 @@
 //! every replica that has seen the same prefix of its updates. Reading folds the partials in
 //! `NodeId` order, which no arrival order can change.
 
-use std::cmp::Ordering;
-
 use rhizo_clock::{Dot, NodeId};
 
 use crate::{AlgebraError, Result};
@@ -140,62 +138,39 @@ impl<P: Partial> PerOrigin<P> {
         if missing == 0 {
             return;
         }
-        // Pass 2: room for the new origins. A cell's list grows as `Vec` grows, to the next
-        // power of two, so that later merges usually find room and merge in place: a fresh list
+        // Pass 2: room for the new origins, then one merge in place. A cell's list grows as
+        // `Vec` grows, to the next power of two, so later merges usually find room: a fresh list
         // of exactly the joined length for every growth cost an allocation and a free per merge
         // (callgrind, 20 x 1000 scenario: 1,111 -> 826 instructions per merge, 85.2 M -> 82.1 M
         // in all). A list holds at most twice its origins; local updates grow it the same way.
+        // Growing in place and merging once costs 0.24 M more in that run than merging forward
+        // into a new list when there is no room, and needs one merge loop, not two.
         let joined_len = mine.len() + missing;
-        if mine.capacity() >= joined_len {
-            // Backward from the end, so that each entry of ours moves once, to its final place,
-            // before anything overwrites it (ours fill the front, and a slot is written only
-            // after the entry of ours that was there has moved further back).
-            let old_len = mine.len();
-            mine.resize(joined_len, theirs[0]);
-            let (mut write, mut i, mut j) = (joined_len, old_len, theirs.len());
-            while j > 0 {
-                write -= 1;
-                if i > 0 && mine[i - 1].node >= theirs[j - 1].node {
-                    // Both hold it: pass 1 already kept the higher entry in ours.
-                    if mine[i - 1].node == theirs[j - 1].node {
-                        j -= 1;
-                    }
-                    mine[write] = mine[i - 1];
-                    i -= 1;
-                } else {
-                    mine[write] = theirs[j - 1];
+        if mine.capacity() < joined_len {
+            mine.reserve_exact(joined_len.next_power_of_two() - mine.len());
+        }
+        // Backward from the end, so that each entry of ours moves once, to its final place,
+        // before anything overwrites it (ours fill the front, and a slot is written only after
+        // the entry of ours that was there has moved further back).
+        let old_len = mine.len();
+        mine.resize(joined_len, theirs[0]);
+        let (mut write, mut i, mut j) = (joined_len, old_len, theirs.len());
+        while j > 0 {
+            write -= 1;
+            if i > 0 && mine[i - 1].node >= theirs[j - 1].node {
+                // Both hold it: pass 1 already kept the higher entry in ours.
+                if mine[i - 1].node == theirs[j - 1].node {
                     j -= 1;
                 }
-            }
-            // What is left of ours is already in place.
-            debug_assert_eq!(write, i, "pass 1 counted the new origins");
-            return;
-        }
-        // Forward into a new list with room to grow.
-        let mut joined = Vec::with_capacity(joined_len.next_power_of_two());
-        let (mut i, mut j) = (0, 0);
-        while i < mine.len() && j < theirs.len() {
-            match mine[i].node.cmp(&theirs[j].node) {
-                Ordering::Less => {
-                    joined.push(mine[i]);
-                    i += 1;
-                }
-                // Both hold it: pass 1 already kept the higher entry in ours.
-                Ordering::Equal => {
-                    joined.push(mine[i]);
-                    i += 1;
-                    j += 1;
-                }
-                Ordering::Greater => {
-                    joined.push(theirs[j]);
-                    j += 1;
-                }
+                mine[write] = mine[i - 1];
+                i -= 1;
+            } else {
+                mine[write] = theirs[j - 1];
+                j -= 1;
             }
         }
-        joined.extend_from_slice(&mine[i..]);
-        joined.extend_from_slice(&theirs[j..]);
-        debug_assert_eq!(joined.len(), joined_len, "pass 1 counted the new origins");
-        *mine = joined;
+        // What is left of ours is already in place.
+        debug_assert_eq!(write, i, "pass 1 counted the new origins");
     }
 
     /// The partials in `NodeId` order (the canonical fold order).
