@@ -129,7 +129,7 @@ pub struct ThroughputReport {
 /// The most virtual time [`run`] waits for convergence and then for quiescence.
 const RUN_BOUND: Duration = Duration::from_secs(600);
 
-/// Commits `spec.ops_per_node` transactions on every node (round-robin, all at virtual time
+/// Commits `spec.ops_per_node` transactions on every node (node by node, all at virtual time
 /// zero, each acknowledged before the next), then runs until every replica holds every update,
 /// verifies bit-identical states, and runs on until the cluster is quiescent.
 pub fn run(spec: &ScenarioSpec) -> Result<ThroughputReport, SimError> {
@@ -145,8 +145,13 @@ pub fn run(spec: &ScenarioSpec) -> Result<ThroughputReport, SimError> {
     let mut workload = Workload::new(spec.keys, spec.mix);
     let mut prepared: Vec<PreparedRows> = (0..spec.nodes).map(|_| PreparedRows::new()).collect();
     let mut drawn = WorkloadOps::new();
-    for _ in 0..spec.ops_per_node {
-        for node in 0..spec.nodes {
+    // Node by node: every commit happens at virtual time zero and none depends on another
+    // node's, so the order is free; taking one node's commits together keeps that replica's
+    // cells and log in cache, as each node's own processor would. Round-robin over the nodes
+    // evicted them at every commit (wall time of the 20 x 1000 commit phase: 4.5 -> 2.7 ms for
+    // the same instructions).
+    for node in 0..spec.nodes {
+        for _ in 0..spec.ops_per_node {
             commit_next(
                 &mut cluster,
                 &mut workload,
