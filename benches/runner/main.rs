@@ -168,7 +168,8 @@ fn run(options: &Options) -> Result<(), String> {
         ]
     };
     // The host's speed varies from run to run by more than a change is worth: each size runs
-    // three times (once with --quick), each in its own process, and the fastest run is kept,
+    // three times (once with --quick), each in its own process (which reports the median of its
+    // warm runs), and the fastest process is kept,
     // with the largest peak memory of the runs and the fastest cold (first-in-process) run.
     let runs = if options.quick { 1 } else { 3 };
     let bar = stage("throughput", (sizes.len() * runs) as u64);

@@ -149,9 +149,10 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
         s,
         "Every node commits its transactions (one ADD each), then anti-entropy runs until every \
          replica is bit-identical. ops/s is total operations over the wall-clock time of the \
-         whole run, the second run in its process (criterion's warm-up does the same); cold \
-         ops/s is the first, which also pays for the heap's first growth. Each row runs in its \
-         own processes, fastest of three, so peak memory is its own (VmHWM).\n"
+         whole run, the median of five runs after the first in its process (criterion's \
+         warm-up does the same); cold ops/s is the first, which also pays for the heap's first \
+         growth. Each row runs in its own processes, fastest of three, so peak memory is its \
+         own (VmHWM).\n"
     );
     let _ = writeln!(
         s,

@@ -54,8 +54,8 @@ pub(crate) struct ThroughputRow {
     /// Transactions committed per node (one ADD each).
     pub(crate) ops_per_node: usize,
     /// Committed operations per second of wall-clock time, commits and convergence included:
-    /// the second run in its process (the first warms the allocator and the page tables, as
-    /// criterion's warm-up does).
+    /// the median of five runs after the first in its process (the first warms the allocator
+    /// and the page tables, as criterion's warm-up does).
     pub(crate) ops_per_sec: f64,
     /// The same for the process's first run, which also pays for the heap's first growth
     /// (page faults; on this VM several milliseconds at 20 × 1000).
