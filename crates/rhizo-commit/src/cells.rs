@@ -125,6 +125,12 @@ impl CellStore {
         }
     }
 
+    /// Cell `id`'s rank (its place in key order when ranks were last refreshed), if it has one.
+    #[inline]
+    pub(crate) fn rank(&self, id: CellId) -> Option<u32> {
+        self.rank.get(id as usize).copied()
+    }
+
     /// Whether cell `a`'s key sorts strictly before cell `b`'s (by rank when both are ranked).
     pub(crate) fn precedes(&self, a: CellId, b: CellId) -> bool {
         self.cmp_ids(a, b) == Ordering::Less

@@ -300,6 +300,9 @@ pub struct Replica {
     ready: Ready,
     records_since_snapshot: usize,
     stats: ReplicaStats,
+    /// The list a batch of counter bumps is checked into, kept between commits so that a
+    /// 100-add commit allocates nothing of its own (scratch: empty between calls).
+    add_batch: Vec<(CellId, i64)>,
 }
 
 impl Replica {
@@ -325,6 +328,7 @@ impl Replica {
             ready: Ready::default(),
             records_since_snapshot: 0,
             stats: ReplicaStats::default(),
+            add_batch: Vec::new(),
         }
     }
 

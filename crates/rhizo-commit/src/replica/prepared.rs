@@ -35,6 +35,10 @@ use crate::{CellKey, CommitReceipt, LocalCommitError, MAX_ROW_KEY_LEN, Result};
 /// No id known yet.
 const NO_HINT: u32 = u32::MAX;
 
+/// The most entries a replica's kept counter-bump list may hold room for between commits
+/// (16 bytes each): a larger one, grown by a huge transaction, is freed.
+const KEPT_BATCH_CAPACITY: usize = 4096;
+
 /// A cell resolved once for repeated use: see [`Replica::prepare_cell`].
 ///
 /// It is `Send` and `Sync` and may be shared between threads and replicas. Its hint is written
@@ -425,9 +429,18 @@ impl Replica {
     ) -> Result<CommitReceipt> {
         // Both paths below order existing cells by rank.
         self.cells.refresh_ranks();
-        if let Some(batch) = self.integer_add_batch(&ops) {
-            return self.commit_integer_adds(&batch, &ops, metadata);
+        let mut batch = std::mem::take(&mut self.add_batch);
+        if self.integer_add_batch(&ops, &mut batch) {
+            let committed = self.commit_integer_adds(&batch, &ops, metadata);
+            // Kept for the next batch unless a huge transaction grew it.
+            if batch.capacity() <= KEPT_BATCH_CAPACITY {
+                batch.clear();
+                self.add_batch = batch;
+            }
+            return committed;
         }
+        batch.clear();
+        self.add_batch = batch;
         let len = ops.len();
         let mut effects = Effects::with_capacity(len);
         let mut slots = Slots::with_capacity(len);
@@ -481,33 +494,46 @@ impl Replica {
         Ok(receipt)
     }
 
-    /// A batch of counter bumps as `(cell, amount)`: integer adds, each to a cell this replica
-    /// holds, each cell once and in key order (so the transaction is already grouped). `None`
-    /// for any other transaction, or if an add would be refused: the general path then commits
-    /// it, or reports every refused operation. Changes nothing; the key ranks must be fresh.
-    fn integer_add_batch(&self, ops: &[PreparedOp<'_>]) -> Option<Vec<(CellId, i64)>> {
+    /// Checks whether `ops` are a batch of counter bumps and lists them in `batch` (empty on
+    /// entry) as `(cell, amount)`: integer adds, each to a cell this replica holds, each cell
+    /// once and in key order (so the transaction is already grouped). `false` for any other
+    /// transaction, or if an add would be refused: the general path then commits it, or reports
+    /// every refused operation. Changes nothing; the key ranks must be fresh.
+    fn integer_add_batch(&self, ops: &[PreparedOp<'_>], batch: &mut Vec<(CellId, i64)>) -> bool {
         // A list, not a small vector: pushing to a spilled `SmallVec` checks where its items
         // are on every push (callgrind, a 100-add commit: ~20 instructions an add).
-        let mut batch: Vec<(CellId, i64)> = Vec::with_capacity(ops.len());
+        batch.reserve(ops.len());
+        // The previous cell and its rank: each cell's rank is looked up once, to compare with
+        // the next (an unranked cell compares by key).
+        let mut last: Option<(CellId, Option<u32>)> = None;
         for PreparedOp { cell, effect } in ops {
             let PreparedEffect::AddInt(amount) = *effect else {
-                return None;
+                return false;
             };
-            let Ok(Ok(id)) = self.resolve(cell) else {
-                return None;
+            let Some(id) = self.hinted(cell).or_else(|| match self.resolve(cell) {
+                Ok(Ok(id)) => Some(id),
+                _ => None,
+            }) else {
+                return false;
             };
-            if let Some(&(last, _)) = batch.last()
-                && !self.cells.precedes(last, id)
-            {
-                return None;
+            let rank = self.cells.rank(id);
+            if let Some((last_id, last_rank)) = last {
+                let ordered = match (last_rank, rank) {
+                    (Some(a), Some(b)) => a < b,
+                    _ => self.cells.precedes(last_id, id),
+                };
+                if !ordered {
+                    return false;
+                }
             }
+            last = Some((id, rank));
             // The range check `apply_local` makes for the committer.
             if self.cells.state(id).check_add_int(amount).is_err() {
-                return None;
+                return false;
             }
             batch.push((id, amount));
         }
-        Some(batch)
+        true
     }
 
     /// Commits a batch [`Replica::integer_add_batch`] accepted (`ops` are its operations, for
@@ -521,13 +547,13 @@ impl Replica {
         metadata: TransactionMetadata,
     ) -> Result<CommitReceipt> {
         let dot = self.next_dot()?;
-        for (&(id, amount), op) in batch.iter().zip(ops) {
+        for (i, &(id, amount)) in batch.iter().enumerate() {
             // In range, checked by `integer_add_batch` (as the general path checks before it
-            // installs anything).
+            // installs anything). The operation is needed only to name its key in an error.
             self.cells
                 .state_mut(id)
                 .apply_add_int(amount, dot)
-                .map_err(|source| invalid(&op.cell.key, source))?;
+                .map_err(|source| invalid(&ops[i].cell.key, source))?;
             self.open_cells.file(id);
         }
         if !self.config.emit_records {
@@ -634,6 +660,18 @@ impl Replica {
                 key: Box::new(cell.key.clone()),
             }),
         }
+    }
+
+    /// The handle's cell in the steady state: this replica prepared it, against the schema it
+    /// holds, and has given it an id. `None` otherwise ([`Replica::resolve`] then decides).
+    #[inline]
+    fn hinted(&self, cell: &PreparedCell) -> Option<CellId> {
+        if !cell.owner.same(&self.identity) || !Arc::ptr_eq(&cell.schema, &self.schema) {
+            return None;
+        }
+        let hint = cell.hint.load(Ordering::Relaxed);
+        debug_assert!(hint == NO_HINT || *self.cells.key(hint) == cell.key);
+        (hint != NO_HINT).then_some(hint)
     }
 
     /// Where the handle's cell is, once the handle is checked ([`Replica::check_prepared`]):

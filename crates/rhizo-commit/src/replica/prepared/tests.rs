@@ -425,3 +425,58 @@ fn prepared_operations_stay_small() {
     assert_eq!(std::mem::size_of::<super::PreparedOp<'_>>(), 24);
     assert_eq!(std::mem::size_of::<PreparedTransaction<'_>>(), 64);
 }
+
+/// A cell created after the key ranks were last refreshed has no rank until enough new cells
+/// make a refresh worth it. A batch of counter bumps orders it against ranked cells by key:
+/// in key order it commits, out of order it takes the general path, and either way the
+/// replica ends as the string path's does.
+#[test]
+fn counter_batches_order_unranked_cells_by_key() {
+    let mut by_string = replica(0);
+    let mut by_handle = replica(0);
+    let rows: Vec<String> = (0..16).map(|i| format!("r{i:02}")).collect();
+    let cells: Vec<PreparedCell> = rows
+        .iter()
+        .map(|row| by_handle.prepare_cell("t", row, "sum").unwrap())
+        .collect();
+    let late = by_handle.prepare_cell("t", "r07b", "sum").unwrap();
+    let commit_both =
+        |by_string: &mut Replica, by_handle: &mut Replica, adds: &[(&str, &PreparedCell)]| {
+            let mut tx = AlgebraicTransaction::new();
+            let mut prepared = PreparedTransaction::new();
+            for (row, cell) in adds {
+                tx.increment("t", row, "sum", 1);
+                prepared.increment(cell, 1).unwrap();
+            }
+            assert_eq!(by_handle.commit_prepared(prepared), by_string.commit(tx));
+            assert_eq!(by_handle.take_ready(), by_string.take_ready());
+        };
+    // Sixteen ranked cells, then one more (`r07b`, between `r07` and `r08`), too few to rank.
+    let all: Vec<(&str, &PreparedCell)> = rows.iter().map(String::as_str).zip(&cells).collect();
+    commit_both(&mut by_string, &mut by_handle, &all);
+    commit_both(&mut by_string, &mut by_handle, &all);
+    commit_both(&mut by_string, &mut by_handle, &[("r07b", &late)]);
+    assert_eq!(
+        by_handle
+            .cells
+            .rank(by_handle.cells.find(late.key()).unwrap()),
+        None
+    );
+    // In key order around the unranked cell, then out of order on either side of it.
+    let (r07, r08) = (("r07", &cells[7]), ("r08", &cells[8]));
+    let r07b = ("r07b", &late);
+    for adds in [[r07, r07b, r08], [r07b, r07, r08], [r07, r08, r07b]] {
+        commit_both(&mut by_string, &mut by_handle, &adds);
+        assert_eq!(
+            by_handle
+                .cells
+                .rank(by_handle.cells.find(late.key()).unwrap()),
+            None
+        );
+    }
+    assert_eq!(by_handle.canonical_state(), by_string.canonical_state());
+    assert_eq!(
+        by_handle.read_prepared(&late).unwrap(),
+        AlgebraicValue::Integer(4)
+    );
+}
