@@ -423,7 +423,7 @@ fn a_clone_does_not_trust_the_hints_its_original_gives() {
 #[test]
 fn prepared_operations_stay_small() {
     assert_eq!(std::mem::size_of::<super::PreparedOp<'_>>(), 24);
-    assert_eq!(std::mem::size_of::<PreparedTransaction<'_>>(), 64);
+    assert_eq!(std::mem::size_of::<PreparedTransaction<'_>>(), 72);
 }
 
 /// A cell created after the key ranks were last refreshed has no rank until enough new cells
