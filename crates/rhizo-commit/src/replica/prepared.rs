@@ -121,6 +121,13 @@ enum PreparedEffect {
 #[derive(Debug, Clone, Default)]
 struct OtherEffects(Vec<OtherEffect>);
 
+/// A validated operation: an effect held inline, or the payload of a
+/// [`PreparedEffect::Other`].
+enum ValidatedEffect {
+    Inline(PreparedEffect),
+    Payload(OtherEffect),
+}
+
 /// The payload of an operation whose effect is [`PreparedEffect::Other`].
 #[derive(Debug, Clone)]
 enum OtherEffect {
@@ -170,8 +177,8 @@ pub struct PreparedTransaction<'c> {
     /// of many walks one slice.
     all: Vec<PreparedOp<'c>>,
     /// The payloads of the operations whose effect is [`PreparedEffect::Other`], in their order
-    /// (boxed and absent until there is one: a transaction of counter bumps stays as small,
-    /// and as cheap to move and drop, as it was when the payloads were boxed one by one).
+    /// (boxed, and absent until there is one: a transaction of counter bumps stays 72 bytes,
+    /// cheap to move and to drop).
     others: Option<Box<OtherEffects>>,
     /// Free-form metadata carried with the transaction, as [`crate::AlgebraicTransaction`]'s.
     pub metadata: TransactionMetadata,
@@ -275,23 +282,21 @@ impl<'c> PreparedTransaction<'c> {
         value: AlgebraicValue,
         others: &mut Option<Box<OtherEffects>>,
     ) -> Result<PreparedEffect> {
-        let effect = Self::validated_effect(cell, op_type, value)?;
-        Ok(match effect {
-            Ok(effect) => effect,
-            Err(other) => {
+        Ok(match Self::validated_effect(cell, op_type, value)? {
+            ValidatedEffect::Inline(effect) => effect,
+            ValidatedEffect::Payload(other) => {
                 others.get_or_insert_default().0.push(other);
                 PreparedEffect::Other
             }
         })
     }
 
-    /// [`PreparedTransaction::checked_effect`]'s validation: an inline effect, or the payload
-    /// of an [`PreparedEffect::Other`].
+    /// [`PreparedTransaction::checked_effect`]'s validation.
     fn validated_effect(
         cell: &PreparedCell,
         op_type: OpType,
         value: AlgebraicValue,
-    ) -> Result<std::result::Result<PreparedEffect, OtherEffect>> {
+    ) -> Result<ValidatedEffect> {
         let spec = &cell.spec;
         // As on the string path: an overwrite or compare-and-set, and any operation on a
         // register column, goes through consensus.
@@ -307,15 +312,21 @@ impl<'c> PreparedTransaction<'c> {
         Ok(match op_type {
             OpType::OrSetRemove => {
                 spec.validate(op_type, &value).map_err(invalid)?;
-                Err(OtherEffect::Remove(value))
+                ValidatedEffect::Payload(OtherEffect::Remove(value))
             }
             _ => {
                 let op = CellOp::new(spec, op_type, &value).map_err(invalid)?;
                 match op {
-                    CellOp::AddInt(amount) => Ok(PreparedEffect::AddInt(amount)),
-                    CellOp::Max(Scalar::Integer(v)) => Ok(PreparedEffect::MaxInt(v)),
-                    CellOp::Min(Scalar::Integer(v)) => Ok(PreparedEffect::MinInt(v)),
-                    op => Err(OtherEffect::Op(op)),
+                    CellOp::AddInt(amount) => {
+                        ValidatedEffect::Inline(PreparedEffect::AddInt(amount))
+                    }
+                    CellOp::Max(Scalar::Integer(v)) => {
+                        ValidatedEffect::Inline(PreparedEffect::MaxInt(v))
+                    }
+                    CellOp::Min(Scalar::Integer(v)) => {
+                        ValidatedEffect::Inline(PreparedEffect::MinInt(v))
+                    }
+                    op => ValidatedEffect::Payload(OtherEffect::Op(op)),
                 }
             }
         })
