@@ -441,9 +441,11 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The merge in place (the list has room) and into a new list (it has none) give the
-        /// same entries; `state::tests::per_origin_join_is_the_entrywise_maximum` checks the
-        /// join itself against the reference.
+        /// The merge into a list that has room and into one that must grow first give the
+        /// same entries, and the first does not reallocate. (The name is from when a list
+        /// without room was merged into a new one.)
+        /// `state::tests::per_origin_join_is_the_entrywise_maximum` checks the join itself
+        /// against the reference.
         #[test]
         fn prop_merge_in_place_equals_merge_into_a_new_list(
             mine in proptest::collection::vec((0u64..4, -5i64..5), 0..40),
