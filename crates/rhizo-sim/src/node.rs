@@ -41,6 +41,12 @@ pub trait SimulatedNode {
     /// The periodic timer fired (every sync interval): an anti-entropy round or a Raft tick.
     fn on_timer(&mut self, ctx: &mut NodeCtx<'_, Self::Message>);
 
+    /// A wake-up this node asked for with [`NodeCtx::wake_after`] is due (one call per
+    /// request; none for a request made in an earlier life, before a crash).
+    fn on_wake(&mut self, ctx: &mut NodeCtx<'_, Self::Message>) {
+        let _ = ctx;
+    }
+
     /// The state this node has made durable — exactly what a restarted node is rebuilt from.
     fn durable(&self) -> Self::Durable;
 
@@ -144,6 +150,10 @@ pub struct NodeCtx<'a, M> {
     pub(crate) directory: &'a Directory,
     pub(crate) rng: &'a mut ChaCha8Rng,
     pub(crate) outbox: &'a mut Vec<(u32, M)>,
+    /// Wake-ups asked for during this callback: delays in microseconds.
+    pub(crate) wakes: &'a mut Vec<u64>,
+    /// The period of the node's timer, in microseconds (`None` without timers).
+    pub(crate) sync_interval: Option<u64>,
     pub(crate) gossip: GossipStrategy,
     pub(crate) batch_size: usize,
 }
@@ -201,6 +211,18 @@ impl<M> NodeCtx<'_, M> {
             })?;
         self.outbox.push((index, msg));
         Ok(())
+    }
+
+    /// Asks for one call of [`SimulatedNode::on_wake`] `delay` from now (at least a
+    /// microsecond: virtual time advances in microseconds).
+    pub fn wake_after(&mut self, delay: std::time::Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.wakes.push(micros.max(1));
+    }
+
+    /// The period of this node's timer (`None` when the cluster runs without timers).
+    pub fn sync_interval(&self) -> Option<std::time::Duration> {
+        self.sync_interval.map(std::time::Duration::from_micros)
     }
 
     /// The configured gossip strategy.

@@ -28,6 +28,7 @@ pub(crate) enum TraceKind {
     Heal = 11,
     Start = 12,
     Settings = 13,
+    Wake = 14,
 }
 
 impl TraceHash {

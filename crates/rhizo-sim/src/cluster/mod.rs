@@ -22,11 +22,13 @@ mod tests;
 /// Makes a node: `None` for a fresh one, `Some(durable)` to recover one after a crash.
 type Spawn<N> = Box<dyn FnMut(NodeId, Option<<N as SimulatedNode>::Durable>) -> N>;
 
-/// Marks a queue entry as a timer (`tag | incarnation << 32 | node`); otherwise it is the
-/// index of an in-flight message.
+/// Marks a queue entry as a timer (`tag | incarnation << 32 | node`); otherwise it is a
+/// wake-up (marked the same way by [`WAKE_TAG`]) or the index of an in-flight message.
 const TIMER_TAG: u64 = 1 << 63;
-/// Incarnations are kept to 31 bits so they fit beside the tag.
-const INCARNATION_MASK: u32 = 0x7fff_ffff;
+/// Marks a queue entry as a wake-up a node asked for (`tag | incarnation << 32 | node`).
+const WAKE_TAG: u64 = 1 << 62;
+/// Incarnations are kept to 30 bits so they fit beside the tags.
+const INCARNATION_MASK: u32 = 0x3fff_ffff;
 
 /// Random streams derived from the one seed, so that, for example, a workload's choices do not
 /// shift when the network draws more numbers.
@@ -75,6 +77,8 @@ pub struct SimulatedCluster<N: SimulatedNode> {
     in_flight_count: usize,
     /// Reused for every callback, so routing allocates nothing once it has grown.
     outbox: Vec<(u32, N::Message)>,
+    /// Wake-ups asked for during the current callback (delays in microseconds).
+    wakes: Vec<u64>,
     /// `blocked[from * nodes + to]`: links cut by a partition.
     blocked: Vec<bool>,
     blocked_links: usize,
@@ -118,6 +122,7 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             free: Vec::new(),
             in_flight_count: 0,
             outbox: Vec::new(),
+            wakes: Vec::new(),
             blocked: vec![false; nodes * nodes],
             blocked_links: 0,
             net_rng: stream(seed, NETWORK_STREAM),
@@ -162,6 +167,8 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
         self.stats.events_processed += 1;
         if payload & TIMER_TAG != 0 {
             self.fire_timer(payload as u32, (payload >> 32) as u32 & INCARNATION_MASK);
+        } else if payload & WAKE_TAG != 0 {
+            self.fire_wake(payload as u32, (payload >> 32) as u32 & INCARNATION_MASK);
         } else {
             self.deliver(payload as u32);
         }
@@ -190,6 +197,8 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             directory: &self.directory,
             rng: &mut slot.rng,
             outbox: &mut self.outbox,
+            wakes: &mut self.wakes,
+            sync_interval: self.config.sync_interval,
             gossip: self.config.gossip,
             batch_size: self.config.batch_size,
         };
@@ -204,6 +213,15 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             }
         }
         self.flush(index);
+        if !self.wakes.is_empty() {
+            let incarnation = self.slots[index as usize].incarnation;
+            let mut wakes = std::mem::take(&mut self.wakes);
+            for delay in wakes.drain(..) {
+                let at = self.now.saturating_add(delay);
+                self.push_event(at, wake_payload(index, incarnation));
+            }
+            self.wakes = wakes;
+        }
         Some(result)
     }
 
@@ -323,6 +341,15 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
                 timer_payload(index, incarnation),
             );
         }
+    }
+
+    fn fire_wake(&mut self, index: u32, incarnation: u32) {
+        let slot = &self.slots[index as usize];
+        if slot.node.is_none() || slot.incarnation != incarnation {
+            return; // asked for by an earlier life
+        }
+        self.trace.event(self.now, TraceKind::Wake, index, index, 0);
+        self.call(index, |node, ctx| node.on_wake(ctx));
     }
 
     #[inline]
@@ -731,4 +758,8 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
 
 fn timer_payload(index: u32, incarnation: u32) -> u64 {
     TIMER_TAG | u64::from(incarnation & INCARNATION_MASK) << 32 | u64::from(index)
+}
+
+fn wake_payload(index: u32, incarnation: u32) -> u64 {
+    WAKE_TAG | u64::from(incarnation & INCARNATION_MASK) << 32 | u64::from(index)
 }

@@ -24,6 +24,8 @@ fn ms(n: u64) -> Duration {
 struct Probe {
     received: Vec<(NodeId, u64, SimTime)>,
     timers: u64,
+    /// When each wake-up it asked for came.
+    wakes: Vec<SimTime>,
     starts: u64,
     /// What survives a crash: how many messages it had received.
     recovered_from: Option<usize>,
@@ -44,6 +46,10 @@ impl SimulatedNode for Probe {
 
     fn on_timer(&mut self, _ctx: &mut NodeCtx<'_, u64>) {
         self.timers += 1;
+    }
+
+    fn on_wake(&mut self, ctx: &mut NodeCtx<'_, u64>) {
+        self.wakes.push(ctx.now());
     }
 
     fn durable(&self) -> usize {
@@ -567,6 +573,34 @@ fn timers_fire_every_interval_and_stop_while_crashed() {
     );
     // Every event was a timer; one was the stale timer of node 2's first life, which ended its chain.
     assert_eq!(c.stats().timer_fires + 1, c.stats().events_processed);
+}
+
+#[test]
+fn wake_ups_come_once_each_when_due_and_not_to_a_later_life() {
+    let mut c = probes(&quiet(2));
+    c.with_node(0, |_, ctx| {
+        ctx.wake_after(ms(5));
+        ctx.wake_after(ms(2));
+        ctx.wake_after(Duration::ZERO);
+    })
+    .unwrap();
+    c.run_for(ms(10));
+    assert_eq!(
+        c.node(0).unwrap().wakes,
+        [
+            SimTime::from_micros(1),
+            SimTime::from_millis(2),
+            SimTime::from_millis(5)
+        ]
+    );
+    // Asked for by node 1's first life, due in its second: not delivered.
+    c.with_node(1, |_, ctx| ctx.wake_after(ms(5))).unwrap();
+    c.crash(1).unwrap();
+    c.restart(1).unwrap();
+    c.with_node(1, |_, ctx| ctx.wake_after(ms(7))).unwrap();
+    c.run_for(ms(10));
+    assert_eq!(c.node(1).unwrap().wakes, [SimTime::from_millis(17)]);
+    assert_eq!(c.node(0).unwrap().wakes.len(), 3);
 }
 
 // ----- running and quiescence --------------------------------------------------------------------
