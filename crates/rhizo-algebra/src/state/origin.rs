@@ -246,7 +246,7 @@ impl PerOrigin<i128> {
         // overflow. The same checks, in the same order, as `add_in_range_searched`.
         if let [entry] = self.entries.as_mut_slice()
             && entry.node == dot.node()
-            && let Ok(total) = i64::try_from(entry.partial)
+            && let Some(total) = super::narrow_i64(entry.partial)
         {
             let sum = total.checked_add(amount).ok_or_else(overflow)?;
             if dot.counter() <= entry.seq {
@@ -419,6 +419,8 @@ impl Partial for IntProduct {
 
 #[cfg(test)]
 mod tests {
+    use proptest::strategy::Strategy;
+
     use super::*;
 
     /// Origins `0..n` as node ids, each entry `(seq, partial)` drawn per origin (a zero
@@ -441,6 +443,19 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// `narrow_i64` is `i64::try_from`, across the range and at its edges.
+        #[test]
+        fn prop_narrow_i64_is_try_from(
+            x in proptest::prop_oneof![
+                proptest::num::i128::ANY,
+                proptest::num::i64::ANY.prop_map(i128::from),
+                (-2i128..=2).prop_map(|d| i128::from(i64::MAX) + d),
+                (-2i128..=2).prop_map(|d| i128::from(i64::MIN) + d),
+            ]
+        ) {
+            proptest::prop_assert_eq!(super::super::narrow_i64(x), i64::try_from(x).ok());
+        }
+
         /// The merge into a list that has room and into one that must grow first give the
         /// same entries, and the first does not reallocate. (The name is from when a list
         /// without room was merged into a new one.)

@@ -562,9 +562,14 @@ impl Replica {
         // A list, not a small vector: pushing to a spilled `SmallVec` checks where its items
         // are on every push (callgrind, a 100-add commit: ~20 instructions an add).
         batch.reserve(ops.len());
-        // The previous cell and its rank: each cell's rank is looked up once, to compare with
-        // the next (an unranked cell compares by key).
-        let mut last: Option<(CellId, Option<u32>)> = None;
+        // The previous cell's rank: each cell's rank is looked up once, to compare with the
+        // next. `FIRST` before the first cell; `UNRANKED` for a cell created since the last
+        // refresh, which compares by key (the previous cell is then the batch's last). One
+        // integer, not an `Option` of a pair: the loop keeps it in a register (callgrind, a
+        // 100-add commit: 148 -> 147 instructions an add).
+        const FIRST: i64 = -1;
+        const UNRANKED: i64 = i64::MAX;
+        let mut last_rank = FIRST;
         for PreparedOp { cell, effect } in ops {
             let PreparedEffect::AddInt(amount) = *effect else {
                 return (false, batch);
@@ -577,17 +582,19 @@ impl Replica {
             }) else {
                 return (false, batch);
             };
-            let rank = self.cells.rank(id);
-            if let Some((last_id, last_rank)) = last {
-                let ordered = match (last_rank, rank) {
-                    (Some(a), Some(b)) => a < b,
-                    _ => self.cells.precedes(last_id, id),
-                };
-                if !ordered {
-                    return (false, batch);
+            let rank = self.cells.rank(id).map_or(UNRANKED, i64::from);
+            let ordered = if rank != UNRANKED && last_rank != UNRANKED {
+                last_rank < rank
+            } else {
+                match batch.last() {
+                    Some(&(last_id, _)) => self.cells.precedes(last_id, id),
+                    None => true,
                 }
+            };
+            if !ordered {
+                return (false, batch);
             }
-            last = Some((id, rank));
+            last_rank = rank;
             // The range check `apply_local` makes for the committer.
             if self.cells.state(id).check_add_int(amount).is_err() {
                 return (false, batch);
