@@ -293,6 +293,12 @@ pub struct Replica {
     members: BTreeSet<NodeId>,
     /// The latest clock each peer reported (reported clocks are durable, so they only grow).
     peer_clocks: BTreeMap<NodeId, VectorClock>,
+    /// How many members (this replica aside) are not known to hold everything it holds: none
+    /// reported, or reported a clock that does not dominate `clock`. Kept up to date wherever
+    /// the clock, a reported clock or the members change, so that `is_idle`, which a driver
+    /// asks after every step, looks at no clock (at 100 members, looking at every member's
+    /// clock made it a tenth of a 100 x 1000 run).
+    members_behind: usize,
     stable: VectorClock,
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
     tombstoned: BTreeSet<CellId>,
@@ -320,6 +326,7 @@ impl Replica {
             cells: CellStore::default(),
             index: BTreeMap::new(),
             open_cells: OpenCells::default(),
+            members_behind: members.len() - 1,
             members,
             peer_clocks: BTreeMap::new(),
             stable: VectorClock::new(),
@@ -394,6 +401,7 @@ impl Replica {
     /// Adds a member: from now on, causal stability waits for it too.
     pub fn add_member(&mut self, node: NodeId) {
         self.members.insert(node);
+        self.count_members_behind();
         self.recompute_stable();
     }
 
@@ -402,6 +410,7 @@ impl Replica {
         if node != self.id {
             self.members.remove(&node);
             self.peer_clocks.remove(&node);
+            self.count_members_behind();
             self.recompute_stable();
         }
     }
@@ -525,6 +534,8 @@ impl Replica {
     ) -> CommitReceipt {
         self.clock
             .set_hinted(self.id, dot.counter(), &mut self.own_entry);
+        // No member has seen a dot this replica has just taken.
+        self.members_behind = self.members.len() - 1;
         if self.open_cells.len() >= OPEN_CELLS_LIMIT {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();
@@ -749,6 +760,7 @@ impl Replica {
             Err(refusal) => OrderedOutcome::Refused(refusal),
         };
         self.clock.set(origin, index);
+        self.count_members_behind();
         self.index.entry(origin).or_default().record(index, touched);
         if self.config.emit_records {
             self.push_record(Record::Ordered {
@@ -902,12 +914,13 @@ impl Replica {
         if !self.open_cells.is_empty() && self.members.len() > 1 {
             return false;
         }
-        self.buffer.is_empty()
-            && self.members.iter().filter(|m| **m != self.id).all(|m| {
-                self.peer_clocks
-                    .get(m)
-                    .is_some_and(|known| self.clock.dominated_by(known))
-            })
+        debug_assert_eq!(self.members_behind, self.peers_behind().count());
+        self.buffer.is_empty() && self.members_behind == 0
+    }
+
+    /// Counts `members_behind` afresh (after the clock or the members changed).
+    fn count_members_behind(&mut self) {
+        self.members_behind = self.peers_behind().count();
     }
 
     /// The members this replica believes lack something it holds (or has never heard from).
@@ -943,7 +956,15 @@ impl Replica {
             }
         }
         // Reported clocks are durable at the sender and only grow; merge to ignore reordering.
-        self.peer_clocks.entry(from).or_default().merge(&sync.clock);
+        let was_behind = !self
+            .peer_clocks
+            .get(&from)
+            .is_some_and(|known| self.clock.dominated_by(known));
+        let reported = self.peer_clocks.entry(from).or_default();
+        reported.merge(&sync.clock);
+        if was_behind && self.clock.dominated_by(reported) && self.members.contains(&from) {
+            self.members_behind -= 1;
+        }
         let bare_digest = sync.delta.is_none();
         if let Some(delta) = sync.delta {
             self.receive_delta(from, delta)?;
@@ -1117,6 +1138,7 @@ impl Replica {
             }
         }
         self.clock.merge(&delta.clock);
+        self.count_members_behind();
         self.stats.deltas_applied += 1;
         if record && self.config.emit_records {
             self.push_record(Record::Merge {
@@ -1395,6 +1417,7 @@ impl Replica {
                     replica.open_cells = open;
                     applied.map_err(|e| fail(e.to_string()))?;
                     replica.clock.set(id, update.dot.counter());
+                    replica.members_behind = replica.members.len() - 1;
                     replica.stats.commits += 1;
                 }
                 Record::Ordered {
@@ -1462,6 +1485,7 @@ impl Replica {
         self.identity = prepared::StoreIdentity::default();
         self.tombstoned = tombstoned;
         self.clock = snapshot.clock;
+        self.count_members_behind();
         self.index = index;
         self.open_cells.clear();
         Ok(())
