@@ -87,6 +87,55 @@ fn settle_logged(replicas: &mut [Replica], logs: &mut [Vec<Record>]) -> usize {
     panic!("replicas did not become idle in 10 rounds");
 }
 
+/// Idleness follows every change that can make a member lack something or catch up: a local
+/// commit, a peer's report, a delta, a member added and removed.
+#[test]
+fn idleness_follows_commits_reports_deltas_and_members() {
+    let mut replicas = cluster(3);
+    assert!(!replicas[0].is_idle(), "no member has reported yet");
+    settle(&mut replicas);
+    assert!(replicas.iter().all(Replica::is_idle));
+    replicas[0].commit(incr("a", 1)).unwrap();
+    assert!(!replicas[0].is_idle(), "a fresh commit no member holds");
+    // Sealed by a sync, the commit still reaches nobody until answered.
+    replicas[0].sync_with(node(1));
+    assert!(!replicas[0].is_idle());
+    settle(&mut replicas);
+    assert!(replicas.iter().all(Replica::is_idle));
+    // A member that has reported nothing is behind; removing it leaves none behind.
+    replicas[0].add_member(node(7));
+    assert!(!replicas[0].is_idle());
+    replicas[0].remove_member(node(7));
+    assert!(replicas[0].is_idle());
+    // A delta from one member: the receiver now holds what the third member lacks.
+    replicas[1].commit(incr("b", 2)).unwrap();
+    replicas[1].sync_with(node(0));
+    // The exchange between nodes 0 and 1 alone, carried to its end.
+    loop {
+        let mut carried = false;
+        for (from, to) in [(1, 0), (0, 1)] {
+            for (addressee, message) in replicas[from].take_ready().messages {
+                assert_eq!(addressee, node(to as u32));
+                replicas[to].step(node(from as u32), message).unwrap();
+                carried = true;
+            }
+        }
+        if !carried {
+            break;
+        }
+    }
+    assert_eq!(
+        replicas[0].read("t", "b", "sum").unwrap(),
+        AlgebraicValue::Integer(2)
+    );
+    assert!(
+        !replicas[0].is_idle(),
+        "node 2 lacks the delta node 0 applied"
+    );
+    settle(&mut replicas);
+    assert!(replicas.iter().all(Replica::is_idle));
+}
+
 // ------------------------------------------------------------------ the roadmap's tests
 
 #[test]
