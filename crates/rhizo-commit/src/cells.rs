@@ -105,6 +105,11 @@ impl CellStore {
         &mut self.states[id as usize]
     }
 
+    /// Every cell's state, by id: for a loop over many cells that holds the slice once.
+    pub(crate) fn states_mut(&mut self) -> &mut [CellState] {
+        &mut self.states
+    }
+
     /// Every cell, in id (insertion) order.
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&CellKey, &CellState)> + '_ {
         self.keys.iter().zip(&self.states)

@@ -615,14 +615,17 @@ impl Replica {
         metadata: TransactionMetadata,
     ) -> Result<CommitReceipt> {
         let dot = self.next_dot()?;
+        // The states and the open-cell list borrowed apart, once: the loop keeps the slice in
+        // registers rather than reloading it from the replica after every store.
+        let states = self.cells.states_mut();
+        let open_cells = &mut self.open_cells;
         for (i, &(id, amount)) in batch.iter().enumerate() {
             // In range, checked by `integer_add_batch` (as the general path checks before it
             // installs anything). The operation is needed only to name its key in an error.
-            self.cells
-                .state_mut(id)
+            states[id as usize]
                 .apply_add_int(amount, dot)
                 .map_err(|source| invalid(&ops[i].cell.key, source))?;
-            self.open_cells.file(id);
+            open_cells.file(id);
         }
         if !self.config.emit_records {
             return Ok(self.finish_local_commit(dot, Effects::new, metadata));
