@@ -297,7 +297,9 @@ pub struct Replica {
     /// reported, or reported a clock that does not dominate `clock`. Kept up to date wherever
     /// the clock, a reported clock or the members change, so that `is_idle`, which a driver
     /// asks after every step, looks at no clock (at 100 members, looking at every member's
-    /// clock made it a tenth of a 100 x 1000 run).
+    /// clock made it a tenth of a 100 x 1000 run). Local commits update it when their cells
+    /// are sealed; while cells are open, it may be short of them (and `is_idle` does not read
+    /// it).
     members_behind: usize,
     stable: VectorClock,
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
@@ -534,8 +536,6 @@ impl Replica {
     ) -> CommitReceipt {
         self.clock
             .set_hinted(self.id, dot.counter(), &mut self.own_entry);
-        // No member has seen a dot this replica has just taken.
-        self.members_behind = self.members.len() - 1;
         if self.open_cells.len() >= OPEN_CELLS_LIMIT {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();
@@ -1157,6 +1157,12 @@ impl Replica {
         let keys = self.open_cells.take();
         let hi = self.clock.get(self.id);
         self.index.entry(self.id).or_default().record(hi, keys);
+        // The local commits the sealed cells hold have moved the clock since the count was
+        // last kept. Counted here, not at each commit: until the seal, `is_idle` answers from
+        // the open cells, and the commit path stays as short as it was. (Not simply "every
+        // member": a replica recovered from its records reopens cells whose commits its peers
+        // may already hold.)
+        self.count_members_behind();
     }
 
     /// Everything this replica holds beyond `known`, or `None` if it holds nothing more.
@@ -1417,7 +1423,6 @@ impl Replica {
                     replica.open_cells = open;
                     applied.map_err(|e| fail(e.to_string()))?;
                     replica.clock.set(id, update.dot.counter());
-                    replica.members_behind = replica.members.len() - 1;
                     replica.stats.commits += 1;
                 }
                 Record::Ordered {
