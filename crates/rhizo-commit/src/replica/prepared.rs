@@ -481,18 +481,13 @@ impl Replica {
         // Both paths below order existing cells by rank.
         self.cells.refresh_ranks();
         let kept = std::mem::take(&mut self.add_batch);
-        let (accepted, mut batch) = self.integer_add_batch(&ops, kept);
+        let (accepted, batch) = self.integer_add_batch(&ops, kept);
         if accepted {
             let committed = self.commit_integer_adds(&batch, &ops, metadata);
-            // Kept for the next batch unless a huge transaction grew it.
-            if batch.capacity() <= KEPT_BATCH_CAPACITY {
-                batch.clear();
-                self.add_batch = batch;
-            }
+            self.keep_add_batch(batch);
             return committed;
         }
-        batch.clear();
-        self.add_batch = batch;
+        self.keep_add_batch(batch);
         let len = ops.len();
         let mut effects = Effects::with_capacity(len);
         let mut slots = Slots::with_capacity(len);
@@ -545,6 +540,16 @@ impl Replica {
             }
         }
         Ok(receipt)
+    }
+
+    /// Keeps a counter-bump list, emptied, for the next batch, unless a huge transaction grew
+    /// it (accepted as a batch or not: `integer_add_batch` reserves room for every operation).
+    #[inline]
+    fn keep_add_batch(&mut self, mut batch: Vec<(CellId, i64)>) {
+        if batch.capacity() <= KEPT_BATCH_CAPACITY {
+            batch.clear();
+            self.add_batch = batch;
+        }
     }
 
     /// Checks whether `ops` are a batch of counter bumps and lists them in `batch` (empty on
