@@ -113,6 +113,9 @@ fn throughput_in_child(nodes: usize, ops: usize, seed: u64) -> Result<Throughput
     })
 }
 
+/// Processes per throughput row in a full run; the fastest is kept.
+const THROUGHPUT_ROUNDS: usize = 5;
+
 fn stage(name: &str, steps: u64) -> ProgressBar {
     let bar = ProgressBar::new(steps);
     bar.set_style(
@@ -168,30 +171,37 @@ fn run(options: &Options) -> Result<(), String> {
         ]
     };
     // The host's speed varies from run to run by more than a change is worth: each size runs
-    // three times (once with --quick), each in its own process (which reports the median of its
-    // warm runs), and the fastest process is kept,
-    // with the largest peak memory of the runs and the fastest cold (first-in-process) run.
-    let runs = if options.quick { 1 } else { 3 };
-    let bar = stage("throughput", (sizes.len() * runs) as u64);
-    for (nodes, ops) in sizes {
-        bar.set_message(format!("{nodes} nodes x {ops}"));
-        let mut fastest: Option<ThroughputRow> = None;
-        let (mut peak_memory_bytes, mut cold_ops_per_sec) = (0, 0.0f64);
-        for _ in 0..runs {
+    // in THROUGHPUT_ROUNDS processes (one with --quick), each of which reports the median of its
+    // warm runs, and the fastest process is kept, with the largest peak memory of the runs and
+    // the fastest cold (first-in-process) run. The rounds go over every size in turn, so a
+    // row's processes are spread over the whole stage (about 20 s) rather than run back to back
+    // (a fifth of a second at 20 x 1000): a slow spell of this shared host lasts seconds, and
+    // then takes one of a row's samples, not all of them (three back-to-back processes at
+    // 20 x 1000, at four moments within ten minutes, kept 1.70, 2.59, 2.58 and 2.06 M ops/s).
+    let rounds = if options.quick { 1 } else { THROUGHPUT_ROUNDS };
+    let bar = stage("throughput", (sizes.len() * rounds) as u64);
+    let mut fastest: Vec<Option<ThroughputRow>> = vec![None; sizes.len()];
+    let mut peak_memory_bytes = vec![0u64; sizes.len()];
+    let mut cold_ops_per_sec = vec![0.0f64; sizes.len()];
+    for _ in 0..rounds {
+        for (i, &(nodes, ops)) in sizes.iter().enumerate() {
+            bar.set_message(format!("{nodes} nodes x {ops}"));
             let row = throughput_in_child(nodes, ops, seed)?;
-            peak_memory_bytes = peak_memory_bytes.max(row.peak_memory_bytes);
-            cold_ops_per_sec = cold_ops_per_sec.max(row.cold_ops_per_sec);
-            if fastest
+            peak_memory_bytes[i] = peak_memory_bytes[i].max(row.peak_memory_bytes);
+            cold_ops_per_sec[i] = cold_ops_per_sec[i].max(row.cold_ops_per_sec);
+            if fastest[i]
                 .as_ref()
                 .is_none_or(|best| row.ops_per_sec > best.ops_per_sec)
             {
-                fastest = Some(row);
+                fastest[i] = Some(row);
             }
             bar.inc(1);
         }
-        let mut row = fastest.expect("at least one run");
-        row.peak_memory_bytes = peak_memory_bytes;
-        row.cold_ops_per_sec = cold_ops_per_sec;
+    }
+    for (i, row) in fastest.into_iter().enumerate() {
+        let mut row = row.expect("at least one round");
+        row.peak_memory_bytes = peak_memory_bytes[i];
+        row.cold_ops_per_sec = cold_ops_per_sec[i];
         results.throughput.push(row);
     }
     bar.finish_with_message("done");

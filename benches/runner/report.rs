@@ -151,8 +151,9 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
          replica is bit-identical. ops/s is total operations over the wall-clock time of the \
          whole run, the median of five runs after the first in its process (criterion's \
          warm-up does the same); cold ops/s is the first, which also pays for the heap's first \
-         growth. Each row runs in its own processes, fastest of three, so peak memory is its \
-         own (VmHWM).\n"
+         growth. Each row runs in its own processes, so peak memory is its own (VmHWM): five \
+         (one with --quick), in rounds over every row, so a row's processes are spread over \
+         the stage; the fastest is kept.\n"
     );
     let _ = writeln!(
         s,
