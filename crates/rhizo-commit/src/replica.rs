@@ -1078,6 +1078,13 @@ impl Replica {
         }
         // Phase 2: install. Nothing below can fail.
         self.cells.reserve(new_cells);
+        // A counter every member bumps comes to hold an entry per member: a cell's per-origin
+        // list that must grow makes room for the members at once (at most four times the
+        // origins it then holds), instead of doubling as news of them spreads. The clocks are
+        // no guide: they learn of origins exactly as fast as the cells do. (Callgrind, 20 x 1000
+        // scenario: 5,100 reallocations of ~570 instructions each when doubling; 70.4 M ->
+        // 68.5 M in all.)
+        let expected_origins = self.members.len().max(delta.clock.node_count());
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
         // Unless the delta is kept for the record, its keys and states move into the new cells.
         let keep = record && self.config.emit_records;
@@ -1097,7 +1104,10 @@ impl Replica {
                         Some((_, state)) => state,
                         None => &delta.cells[i].1,
                     };
-                    let merged = self.cells.state_mut(id).merge(incoming);
+                    let merged = self
+                        .cells
+                        .state_mut(id)
+                        .merge_expecting(incoming, expected_origins);
                     debug_assert!(merged.is_ok(), "merges_infallibly promised success");
                     id
                 }

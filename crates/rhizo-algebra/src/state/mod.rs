@@ -889,6 +889,14 @@ impl CellState {
     /// Joins `other` into this state: the least upper bound of the two, so merging is
     /// commutative, associative and idempotent. Both must be states of the same column kind.
     pub fn merge(&mut self, other: &CellState) -> Result<()> {
+        self.merge_expecting(other, 0)
+    }
+
+    /// [`CellState::merge`], told that the cell may come to hold entries of up to
+    /// `expected_origins` origins (the number of nodes its replica has heard of): a per-origin list that must
+    /// grow makes room for them at once, up to four times the origins it then holds, rather
+    /// than doubling once per merge as news of them spreads. The result is the same.
+    pub fn merge_expecting(&mut self, other: &CellState, expected_origins: usize) -> Result<()> {
         let state = self.kind_name();
         let is_max = matches!(self.kind, StateKind::Max(_));
         let refuse = || Err(mismatch(state, other.kind_name()));
@@ -901,8 +909,8 @@ impl CellState {
                     a.raise(v, is_max);
                 }
             }
-            (StateKind::SumInt(a), StateKind::SumInt(b)) => a.merge(b),
-            (StateKind::SumFloat(a), StateKind::SumFloat(b)) => a.merge(b),
+            (StateKind::SumInt(a), StateKind::SumInt(b)) => a.merge(b, expected_origins),
+            (StateKind::SumFloat(a), StateKind::SumFloat(b)) => a.merge(b, expected_origins),
             (
                 StateKind::SumDecimal { scale, origins },
                 StateKind::SumDecimal {
@@ -913,10 +921,12 @@ impl CellState {
                 if scale != other_scale {
                     return refuse();
                 }
-                origins.merge(b);
+                origins.merge(b, expected_origins);
             }
-            (StateKind::ProductInt(a), StateKind::ProductInt(b)) => a.merge(b),
-            (StateKind::ProductFloat(a), StateKind::ProductFloat(b)) => a.merge(b),
+            (StateKind::ProductInt(a), StateKind::ProductInt(b)) => a.merge(b, expected_origins),
+            (StateKind::ProductFloat(a), StateKind::ProductFloat(b)) => {
+                a.merge(b, expected_origins)
+            }
             (StateKind::Union(a), StateKind::Union(b)) => a.union_with(b)?,
             (StateKind::Intersect(a), StateKind::Intersect(b)) => {
                 if a.value_type != b.value_type {

@@ -112,7 +112,7 @@ impl<P: Partial> PerOrigin<P> {
 
     /// The join: for each origin, the entry with the higher sequence number (an origin's
     /// history is a chain, so the longer prefix contains the shorter).
-    pub(crate) fn merge(&mut self, other: &PerOrigin<P>) {
+    pub(crate) fn merge(&mut self, other: &PerOrigin<P>, expected_origins: usize) {
         // In place, without allocating unless `other` brings new origins (a delta's restricted
         // cell usually brings news of origins this cell has: callgrind, a 20-origin cell merged
         // through a fresh list cost ~1,000 instructions).
@@ -147,7 +147,10 @@ impl<P: Partial> PerOrigin<P> {
         // into a new list when there is no room, and needs one merge loop, not two.
         let joined_len = mine.len() + missing;
         if mine.capacity() < joined_len {
-            mine.reserve_exact(joined_len.next_power_of_two() - mine.len());
+            let room = joined_len
+                .next_power_of_two()
+                .max(expected_origins.min(4 * joined_len));
+            mine.reserve_exact(room - mine.len());
         }
         // Backward from the end, so that each entry of ours moves once, to its final place,
         // before anything overwrites it (ours fill the front, and a slot is written only after
@@ -465,15 +468,21 @@ mod tests {
         fn prop_merge_in_place_equals_merge_into_a_new_list(
             mine in proptest::collection::vec((0u64..4, -5i64..5), 0..40),
             theirs in proptest::collection::vec((0u64..4, -5i64..5), 0..40),
+            expected_origins in 0usize..64,
         ) {
             let other = per_origin(&theirs, 0);
             let mut roomy = per_origin(&mine, theirs.len());
             let mut tight = per_origin(&mine, 0);
             let capacity = roomy.entries.capacity();
-            roomy.merge(&other);
-            tight.merge(&other);
+            roomy.merge(&other, expected_origins);
+            tight.merge(&other, expected_origins);
             proptest::prop_assert_eq!(&roomy, &tight);
             proptest::prop_assert_eq!(roomy.entries.capacity(), capacity, "merged in place");
+            // A list that grew holds room for at most four times its origins, or the next
+            // power of two (as `Vec` grows).
+            let len = tight.entries.len();
+            let bound = len.next_power_of_two().max(4 * len).max(4);
+            proptest::prop_assert!(tight.entries.capacity() <= bound.max(per_origin(&mine, 0).entries.capacity()));
         }
     }
 
