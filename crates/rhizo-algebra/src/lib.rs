@@ -53,5 +53,7 @@ pub use error::{AlgebraError, Result};
 pub use merger::AlgebraicMerger;
 pub use op::{MergeType, OpType};
 pub use schema::{ColumnSpec, MAX_NAME_LEN, Schema, SchemaBuilder, TableSchema};
-pub use state::{CellOp, CellState, ElementRef, Elements, ObservedTags, Scalar};
+pub use state::{
+    CellOp, CellState, ElementRef, Elements, ListedState, ObservedTags, Scalar, StateList,
+};
 pub use value::{AlgebraicValue, SortedSet, TotalF64, ValueType};

@@ -61,7 +61,7 @@ pub use protocol::{
     MergedState, OrderedUpdate, VersionedUpdate,
 };
 pub use replica::{
-    CONSENSUS_ORIGIN_NAME, CommitReceipt, CommitRecord, Delta, Message, OrderedOutcome,
+    CONSENSUS_ORIGIN_NAME, CommitReceipt, CommitRecord, Delta, DeltaCells, Message, OrderedOutcome,
     OriginRange, PreparedCell, PreparedTransaction, Ready, Record, Replica, ReplicaConfig,
     ReplicaSnapshot, ReplicaStats, SyncMessage, consensus_origin,
 };

@@ -20,8 +20,10 @@ use crate::protocol::{CellEffect, CommitPath, Effects, OrderedUpdate, validate_t
 use crate::txn::TransactionMetadata;
 use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUpdate};
 
+mod delta_cells;
 mod prepared;
 
+pub use delta_cells::DeltaCells;
 pub use prepared::{PreparedCell, PreparedTransaction};
 
 /// Where a cell of a commit is: held under this id, or absent and to be inserted under this
@@ -129,7 +131,7 @@ pub struct Delta {
     /// Whether this is a full snapshot (sent when the receiver is behind the sender's index).
     pub snapshot: bool,
     /// Full cell states, strictly increasing by key.
-    pub cells: Vec<(CellKey, CellState)>,
+    pub cells: DeltaCells,
     /// For each origin with updates beyond `base`, which of `cells` those updates touched — so
     /// the receiver can forward them to others later. Omitted for snapshots.
     pub origins: Vec<OriginRange>,
@@ -1040,17 +1042,19 @@ impl Replica {
         // empty replica: 761 -> 700 instructions per new cell).
         let mut column: Option<(&CellKey, CellState)> = None;
         let mut new_cells = 0;
-        for (key, incoming) in &delta.cells {
+        for (key, incoming) in delta.cells.iter() {
             let rejected = |source| LocalCommitError::RemoteStateRejected {
                 from,
                 key: Box::new(key.clone()),
                 source: Box::new(source),
             };
             let join = match self.cells.locate(key) {
-                Ok(id) if self.cells.state(id).merges_infallibly(incoming) => Join::InPlace(id),
+                Ok(id) if self.cells.state(id).merges_listed_infallibly(incoming) => {
+                    Join::InPlace(id)
+                }
                 Ok(id) => {
                     let mut cell = self.cells.state(id).clone();
-                    cell.merge(incoming).map_err(rejected)?;
+                    cell.merge_listed(incoming, 0).map_err(rejected)?;
                     Join::Replace(id, cell)
                 }
                 Err(hash) => {
@@ -1065,11 +1069,11 @@ impl Replica {
                         }
                     };
                     new_cells += 1;
-                    if empty.merges_infallibly(incoming) {
+                    if empty.merges_listed_infallibly(incoming) {
                         Join::Adopt(hash)
                     } else {
                         let mut cell = empty.clone();
-                        cell.merge(incoming).map_err(rejected)?;
+                        cell.merge_listed(incoming, 0).map_err(rejected)?;
                         Join::New(hash, cell)
                     }
                 }
@@ -1086,40 +1090,36 @@ impl Replica {
         // 68.5 M in all.)
         let expected_origins = self.members.len().max(delta.clock.node_count());
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
-        // Unless the delta is kept for the record, its keys and states move into the new cells.
+        // Unless the delta is kept for the record, states held whole move into the new cells
+        // (an integer sum's entries are copied out of the delta's shared buffer either way).
         let keep = record && self.config.emit_records;
-        let mut owned = (!keep).then(|| std::mem::take(&mut delta.cells).into_iter());
         for (i, join) in joins.into_iter().enumerate() {
-            let entry = owned.as_mut().and_then(Iterator::next);
-            let id = match (join, entry) {
-                (Join::Adopt(hash), Some((key, state))) => {
+            let id = match join {
+                Join::Adopt(hash) => {
+                    let key = delta.cells.keys()[i].clone();
+                    let state = if keep {
+                        delta.cells.get(i).map(|(_, state)| state.to_state())
+                    } else {
+                        delta.cells.take_state(i)
+                    };
+                    let state = state.expect("a join per cell");
                     self.cells.insert_hashed(hash, key, state)
                 }
-                (Join::Adopt(hash), None) => {
-                    let (key, state) = &delta.cells[i];
-                    self.cells.insert_hashed(hash, key.clone(), state.clone())
-                }
-                (Join::InPlace(id), entry) => {
-                    let incoming = match &entry {
-                        Some((_, state)) => state,
-                        None => &delta.cells[i].1,
-                    };
+                Join::InPlace(id) => {
+                    let (_, incoming) = delta.cells.get(i).expect("a join per cell");
                     let merged = self
                         .cells
                         .state_mut(id)
-                        .merge_expecting(incoming, expected_origins);
+                        .merge_listed(incoming, expected_origins);
                     debug_assert!(merged.is_ok(), "merges_infallibly promised success");
                     id
                 }
-                (Join::Replace(id, cell), _) => {
+                Join::Replace(id, cell) => {
                     *self.cells.state_mut(id) = cell;
                     id
                 }
-                (Join::New(hash, cell), entry) => {
-                    let key = match entry {
-                        Some((key, _)) => key,
-                        None => delta.cells[i].0.clone(),
-                    };
+                Join::New(hash, cell) => {
+                    let key = delta.cells.keys()[i].clone();
                     self.cells.insert_hashed(hash, key, cell)
                 }
             };
@@ -1237,13 +1237,10 @@ impl Replica {
             })
             .collect();
         // Each cell carries only what a replica holding `base` may lack.
-        let cells = all
-            .into_iter()
-            .map(|id| {
-                let state = self.cells.state(id).restricted(&base);
-                (self.cells.key(id).clone(), state)
-            })
-            .collect();
+        let mut cells = DeltaCells::with_capacity(all.len());
+        for id in all {
+            cells.push_restricted(self.cells.key(id).clone(), self.cells.state(id), &base);
+        }
         Some(Delta {
             base,
             clock: self.clock.clone(),
@@ -1254,11 +1251,16 @@ impl Replica {
     }
 
     fn snapshot_delta(&self) -> Delta {
+        let ids = self.cells.ids_by_key();
+        let mut cells = DeltaCells::with_capacity(ids.len());
+        for id in ids {
+            cells.push_cloned(self.cells.key(id).clone(), self.cells.state(id));
+        }
         Delta {
             base: VectorClock::new(),
             clock: self.clock.clone(),
             snapshot: true,
-            cells: self.sorted_cells(),
+            cells,
             origins: Vec::new(),
         }
     }
@@ -1689,7 +1691,7 @@ fn invalid(key: &CellKey, source: rhizo_algebra::AlgebraError) -> LocalCommitErr
 /// Structural checks of a delta that need no state: canonical cell order, ranges in bounds.
 fn check_delta_shape(from: NodeId, delta: &Delta) -> Result<()> {
     let malformed = |reason| Err(LocalCommitError::MalformedMessage { from, reason });
-    if !delta.cells.windows(2).all(|w| w[0].0 < w[1].0) {
+    if !delta.cells.keys().windows(2).all(|w| w[0] < w[1]) {
         return malformed("delta cells are not strictly increasing");
     }
     if !delta.base.dominated_by(&delta.clock) {

@@ -587,9 +587,9 @@ fn a_delta_that_does_not_fit_the_schema_is_refused_whole() {
     let Message::Sync(mut reply) = replicas[0].take_ready().messages.pop().unwrap().1;
     // Swap the two cells' states: each now disagrees with its column.
     let delta = reply.delta.as_mut().unwrap();
-    let (a, b) = (delta.cells[0].1.clone(), delta.cells[1].1.clone());
-    delta.cells[0].1 = b;
-    delta.cells[1].1 = a;
+    let cells: Vec<_> = std::mem::take(&mut delta.cells).into_cells().collect();
+    let [(first, a), (second, b)] = <[_; 2]>::try_from(cells).expect("two cells");
+    delta.cells = [(first, b), (second, a)].into_iter().collect();
     let before = replicas[1].canonical_state();
     let err = replicas[1].step(node(0), Message::Sync(reply)).unwrap_err();
     assert!(

@@ -1,5 +1,6 @@
 //! The state one cell — one (table, row, column) — converges to, and the effects applied to it.
 
+mod list;
 mod origin;
 mod orset;
 
@@ -9,7 +10,8 @@ use crate::{
     AlgebraError, AlgebraicValue, ColumnSpec, Decimal, MergeType, OpType, Result, SortedSet,
     TotalF64, ValueType,
 };
-pub(crate) use origin::{FloatProduct, IntProduct, PerOrigin, WideInt};
+pub use list::{ListedState, StateList};
+pub(crate) use origin::{FloatProduct, IntProduct, OriginEntry, PerOrigin, WideInt};
 use orset::OrSet;
 
 /// A number that can be compared within a Max or Min column.
@@ -1173,6 +1175,24 @@ impl serde::Serialize for CellState {
     ) -> std::result::Result<S::Ok, S::Error> {
         self.kind.serialize(serializer)
     }
+}
+
+/// Writes an integer sum of these entries exactly as its [`CellState`] would be written
+/// (`StateKind::SumInt` of a `PerOrigin`), from the entries alone.
+#[cfg(feature = "serde")]
+fn serialize_int_sum<S: serde::Serializer>(
+    entries: &[OriginEntry<i128>],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    /// `PerOrigin<i128>`'s encoding, by reference.
+    #[derive(serde::Serialize)]
+    #[serde(rename = "PerOrigin")]
+    struct EntriesRef<'a> {
+        entries: &'a [OriginEntry<i128>],
+    }
+    /// `StateKind::SumInt`'s place among the kinds (the tests compare the two encodings).
+    const SUM_INT: u32 = 2;
+    serializer.serialize_newtype_variant("StateKind", SUM_INT, "SumInt", &EntriesRef { entries })
 }
 
 #[cfg(test)]

@@ -80,6 +80,41 @@ impl<P: Partial> PerOrigin<P> {
         Self { entries }
     }
 
+    /// [`PerOrigin::restricted`]'s entries, appended to `out`.
+    pub(crate) fn restricted_into(
+        &self,
+        known: &rhizo_clock::VectorClock,
+        out: &mut Vec<OriginEntry<P>>,
+    ) {
+        let known = known.as_slice();
+        out.reserve(self.entries.len());
+        let mut j = 0;
+        for entry in &self.entries {
+            while j < known.len() && known[j].0 < entry.node {
+                j += 1;
+            }
+            let seen = match known.get(j) {
+                Some(&(node, counter)) if node == entry.node => counter,
+                _ => 0,
+            };
+            if entry.seq > seen {
+                out.push(*entry);
+            }
+        }
+    }
+
+    /// The entries, sorted by origin.
+    pub(crate) fn entries(&self) -> &[OriginEntry<P>] {
+        &self.entries
+    }
+
+    /// A list holding `entries` (sorted by origin, each origin once, as a list's own are).
+    pub(crate) fn from_entries(entries: &[OriginEntry<P>]) -> Self {
+        Self {
+            entries: entries.to_vec(),
+        }
+    }
+
     /// Applies an update named `dot` whose effect on its origin's partial is `step`.
     ///
     /// Returns `Ok(false)` without change if `dot` is not newer than what this origin already
@@ -113,12 +148,16 @@ impl<P: Partial> PerOrigin<P> {
     /// The join: for each origin, the entry with the higher sequence number (an origin's
     /// history is a chain, so the longer prefix contains the shorter).
     pub(crate) fn merge(&mut self, other: &PerOrigin<P>, expected_origins: usize) {
+        self.merge_entries(&other.entries, expected_origins);
+    }
+
+    /// [`PerOrigin::merge`] of another list's entries.
+    pub(crate) fn merge_entries(&mut self, theirs: &[OriginEntry<P>], expected_origins: usize) {
         // In place, without allocating unless `other` brings new origins (a delta's restricted
         // cell usually brings news of origins this cell has: callgrind, a 20-origin cell merged
         // through a fresh list cost ~1,000 instructions).
         // Pass 1: origins both hold take the higher entry; count those only `other` holds.
         let mine = &mut self.entries;
-        let theirs = &other.entries;
         let mut missing = 0;
         let mut i = 0;
         for entry in theirs {

@@ -850,7 +850,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
                     base: rhizo_clock::VectorClock::new(),
                     clock: image.clock,
                     snapshot: true,
-                    cells: image.cells,
+                    cells: image.cells.into_iter().collect(),
                     origins: Vec::new(),
                 }),
                 reply_wanted: false,
