@@ -13,8 +13,9 @@ use rhizo_clock::VectorClock;
 use super::{CellState, OriginEntry, PerOrigin, StateKind, mismatch};
 use crate::Result;
 
-/// Cell states in order, each an integer sum's entries held in the list's one buffer or any
-/// other state whole.
+/// Cell states in order. A state restricted or copied into the list
+/// ([`StateList::push_restricted`], [`StateList::push_cloned`]) that is an integer sum keeps its
+/// entries in the list's one buffer; any other, and any state pushed owned, is held whole.
 ///
 /// A list of states holds exactly what the same states one by one would hold: it is encoded
 /// as a sequence of [`CellState`]s (the same bytes), compares equal to a list of equal states
@@ -85,14 +86,11 @@ impl StateList {
         })
     }
 
-    /// Appends `state`.
+    /// Appends `state` as it is: a state already built (a decoded one, say) is kept whole
+    /// rather than copied into the buffer and freed, and moves out whole again
+    /// ([`StateList::take`]).
     pub fn push(&mut self, state: CellState) {
-        match state.kind {
-            StateKind::SumInt(origins) => self.push_int_sum(|buffer| {
-                buffer.extend_from_slice(origins.entries());
-            }),
-            kind => self.items.push(Item::Whole(CellState { kind })),
-        }
+        self.items.push(Item::Whole(state));
     }
 
     /// Appends a copy of `state`.
@@ -261,8 +259,7 @@ impl serde::Serialize for StateList {
     }
 }
 
-/// Decoded from a sequence of [`CellState`]s, each checked as a `CellState` is, and growing as
-/// states arrive rather than by the length the input claims.
+/// Decoded from a sequence of [`CellState`]s, each checked as a `CellState` is.
 #[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for StateList {
     fn deserialize<D: serde::Deserializer<'de>>(
@@ -278,7 +275,11 @@ impl<'de> serde::Deserialize<'de> for StateList {
                 self,
                 mut seq: A,
             ) -> std::result::Result<StateList, A::Error> {
-                let mut list = StateList::new();
+                // Room for what the input claims, up to a mebibyte (as serde's own lists
+                // reserve): a claim the bytes cannot back reserves little.
+                let claimed = seq.size_hint().unwrap_or(0);
+                let cap = (1 << 20) / std::mem::size_of::<CellState>();
+                let mut list = StateList::with_capacity(claimed.min(cap));
                 while let Some(state) = seq.next_element::<CellState>()? {
                     list.push(state);
                 }
@@ -331,42 +332,59 @@ mod tests {
     }
 
     #[test]
-    fn a_list_gives_back_what_was_pushed_and_encodes_as_the_states_do() {
-        let list: StateList = states().into_iter().collect();
+    fn a_list_gives_back_what_was_pushed_however_it_was_pushed() {
+        let owned: StateList = states().into_iter().collect();
         let mut cloned = StateList::new();
         for state in &states() {
             cloned.push_cloned(state);
         }
-        assert_eq!(list, cloned);
-        assert_eq!(list.len(), 4);
-        assert_eq!(
-            list.iter().map(ListedState::to_state).collect::<Vec<_>>(),
-            states()
+        assert_eq!(owned, cloned, "equal states, held whole or in the buffer");
+        for list in [&owned, &cloned] {
+            assert_eq!(list.len(), 4);
+            assert_eq!(
+                list.iter().map(ListedState::to_state).collect::<Vec<_>>(),
+                states()
+            );
+            assert_eq!(list.clone().into_states().collect::<Vec<_>>(), states());
+            assert!(list.get(1).unwrap().as_whole().is_some());
+            assert!(list.get(4).is_none());
+        }
+        assert!(
+            owned.get(0).unwrap().as_whole().is_some(),
+            "pushed owned: whole"
         );
-        assert_eq!(list.clone().into_states().collect::<Vec<_>>(), states());
-        assert!(list.get(1).unwrap().as_whole().is_some());
-        assert!(list.get(0).unwrap().as_whole().is_none());
-        assert!(list.get(4).is_none());
-        let mut taken = list.clone();
+        assert!(
+            cloned.get(0).unwrap().as_whole().is_none(),
+            "copied: in the buffer"
+        );
+        // Taking a state moves one held whole out and leaves an empty sum in its place; one
+        // in the buffer is copied out and stays.
+        let mut taken = cloned.clone();
         assert_eq!(taken.take(1), Some(peak(7)));
-        assert_eq!(taken.take(0), Some(states()[0].clone()));
-        assert_eq!(
-            taken.get(0).unwrap().to_state(),
-            states()[0],
-            "an integer sum stays"
-        );
         assert_eq!(
             taken.get(1).unwrap().to_state(),
             sum(&[]),
             "an empty sum is left"
         );
+        assert_eq!(taken.take(0), Some(states()[0].clone()));
+        assert_eq!(
+            taken.get(0).unwrap().to_state(),
+            states()[0],
+            "a buffered sum stays"
+        );
         assert_eq!(taken.take(4), None);
+        let mut taken = owned.clone();
+        assert_eq!(taken.take(0), Some(states()[0].clone()));
+        assert_eq!(taken.get(0).unwrap().to_state(), sum(&[]));
     }
 
     #[cfg(feature = "serde")]
     #[test]
     fn a_list_encodes_as_its_states_do() {
-        let list: StateList = states().into_iter().collect();
+        let mut list = StateList::new();
+        for state in &states() {
+            list.push_cloned(state);
+        }
         let as_states = postcard::to_allocvec(&states()).unwrap();
         assert_eq!(postcard::to_allocvec(&list).unwrap(), as_states);
         let decoded: StateList = postcard::from_bytes(&as_states).unwrap();

@@ -104,8 +104,7 @@ impl Serialize for DeltaCells {
     }
 }
 
-/// Decoded as a list of `(key, state)` pairs, each checked as a lone key and state are, growing
-/// as cells arrive rather than by the length the input claims.
+/// Decoded as a list of `(key, state)` pairs, each checked as a lone key and state are.
 impl<'de> Deserialize<'de> for DeltaCells {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct CellsVisitor;
@@ -118,7 +117,11 @@ impl<'de> Deserialize<'de> for DeltaCells {
                 self,
                 mut seq: A,
             ) -> Result<DeltaCells, A::Error> {
-                let mut cells = DeltaCells::new();
+                // Room for what the input claims, up to a mebibyte (as serde's own lists
+                // reserve): a claim the bytes cannot back reserves little.
+                let claimed = seq.size_hint().unwrap_or(0);
+                let cap = (1 << 20) / std::mem::size_of::<(CellKey, CellState)>();
+                let mut cells = DeltaCells::with_capacity(claimed.min(cap));
                 while let Some((key, state)) = seq.next_element::<(CellKey, CellState)>()? {
                     cells.push(key, state);
                 }
