@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rhizo_algebra::{
     AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Scalar, Schema, ValueType,
 };
+use rhizo_clock::Dot;
 use smallvec::SmallVec;
 
 use super::{Replica, Slot, Slots, invalid, observed_remove};
@@ -410,6 +411,30 @@ impl<'c> PreparedTransaction<'c> {
     }
 }
 
+/// Applies a batch of integer adds [`Replica::integer_add_batch`] accepted, filing each cell
+/// as open; on error, the add's place in the batch and why (the check makes it unreachable).
+///
+/// Out of line, with the slices passed in: inside the commit, the loop ran short of registers
+/// and reloaded the dot from the stack at every add (callgrind, a 100-add commit in memory:
+/// 147.4 -> 140.8 instructions an add).
+#[inline(never)]
+fn apply_adds(
+    states: &mut [CellState],
+    open_cells: &mut super::OpenCells,
+    batch: &[(CellId, i64)],
+    dot: Dot,
+) -> std::result::Result<(), (usize, rhizo_algebra::AlgebraError)> {
+    for (i, &(id, amount)) in batch.iter().enumerate() {
+        // In range, checked by `integer_add_batch` (as the general path checks before it
+        // installs anything).
+        states[id as usize]
+            .apply_add_int(amount, dot)
+            .map_err(|source| (i, source))?;
+        open_cells.file(id);
+    }
+    Ok(())
+}
+
 impl Replica {
     /// Resolves the cell (`table`, `row`, `column`) once for repeated local commits with
     /// [`Replica::commit_prepared`] and reads with [`Replica::read_prepared`].
@@ -622,16 +647,8 @@ impl Replica {
         let dot = self.next_dot()?;
         // The states and the open-cell list borrowed apart, once: the loop keeps the slice in
         // registers rather than reloading it from the replica after every store.
-        let states = self.cells.states_mut();
-        let open_cells = &mut self.open_cells;
-        for (i, &(id, amount)) in batch.iter().enumerate() {
-            // In range, checked by `integer_add_batch` (as the general path checks before it
-            // installs anything). The operation is needed only to name its key in an error.
-            states[id as usize]
-                .apply_add_int(amount, dot)
-                .map_err(|source| invalid(&ops[i].cell.key, source))?;
-            open_cells.file(id);
-        }
+        apply_adds(self.cells.states_mut(), &mut self.open_cells, batch, dot)
+            .map_err(|(i, source)| invalid(&ops[i].cell.key, source))?;
         if !self.config.emit_records {
             return Ok(self.finish_local_commit(dot, Effects::new, metadata));
         }
