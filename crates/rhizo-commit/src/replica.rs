@@ -1241,6 +1241,7 @@ impl Replica {
         for id in all {
             cells.push_restricted(self.cells.key(id).clone(), self.cells.state(id), &base);
         }
+        cells.shrink_to_fit();
         Some(Delta {
             base,
             clock: self.clock.clone(),

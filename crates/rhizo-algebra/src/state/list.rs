@@ -121,6 +121,13 @@ impl StateList {
         self.items.push(Item::IntSum { start, end });
     }
 
+    /// Frees the room the buffer holds beyond its entries: a list kept long (a delta in a
+    /// durable log) holds only what it lists.
+    pub fn shrink_to_fit(&mut self) {
+        self.items.shrink_to_fit();
+        self.int_entries.shrink_to_fit();
+    }
+
     /// The `index`th state, owned: a state held whole is moved out, and an empty integer sum
     /// left in its place (for a caller about to drop the list).
     pub fn take(&mut self, index: usize) -> Option<CellState> {

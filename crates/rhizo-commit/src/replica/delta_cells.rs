@@ -82,6 +82,12 @@ impl DeltaCells {
         self.states.take(index)
     }
 
+    /// Frees the room held beyond the cells ([`StateList::shrink_to_fit`]).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.keys.shrink_to_fit();
+        self.states.shrink_to_fit();
+    }
+
     /// The cells, owned, in order.
     pub fn into_cells(self) -> impl ExactSizeIterator<Item = (CellKey, CellState)> {
         self.keys.into_iter().zip(self.states.into_states())
