@@ -90,7 +90,11 @@ impl CellKey {
     /// The three names at once.
     #[inline]
     pub fn parts(&self) -> (&str, &str, &str) {
-        (self.table(), self.row(), self.column())
+        // The string decoded once and split twice (each accessor decodes it and checks its own
+        // bounds: callgrind, sizing a delta's key ~25 instructions more).
+        let (table, rest) = self.joined.as_str().split_at(self.table_len as usize);
+        let (row, column) = rest.split_at(self.row_len as usize);
+        (table, row, column)
     }
 
     /// Whether `other` is a cell of the same (table, column).
