@@ -106,6 +106,17 @@ impl CellStore {
     }
 
     /// Every cell's state, by id: for a loop over many cells that holds the slice once.
+    pub(crate) fn states(&self) -> &[CellState] {
+        &self.states
+    }
+
+    /// The ranks of the cells ranked (`ranks()[id]`, ids below its length), as [`CellStore::rank`]
+    /// gives them one by one.
+    pub(crate) fn ranks(&self) -> &[u32] {
+        &self.rank
+    }
+
+    /// Every cell's state, by id: for a loop over many cells that holds the slice once.
     pub(crate) fn states_mut(&mut self) -> &mut [CellState] {
         &mut self.states
     }

@@ -411,6 +411,55 @@ impl<'c> PreparedTransaction<'c> {
     }
 }
 
+/// [`Replica::integer_add_batch`] in the steady state, where every handle was prepared by this
+/// replica against the schema it holds and names a cell by a hint that is ranked: `Some` of
+/// whether `ops` are a batch of counter bumps (listed in `batch`, empty on entry and handed
+/// back), or `None` (and `batch` emptied) when a cell needs more than its hint and rank (a
+/// handle without a hint, from elsewhere, or of a cell created since the last ranking), for
+/// the general check to decide.
+///
+/// Out of line, with the slices passed in, for the same reason as [`apply_adds`] (callgrind, a
+/// 100-add commit in memory: 140.8 -> 128.0 instructions an add).
+#[inline(never)]
+fn ranked_add_batch(
+    ops: &[PreparedOp<'_>],
+    identity: &StoreIdentity,
+    schema: &Arc<Schema>,
+    ranks: &[u32],
+    states: &[CellState],
+    batch: &mut Vec<(CellId, i64)>,
+) -> Option<bool> {
+    batch.reserve(ops.len());
+    let mut last_rank: i64 = -1;
+    for PreparedOp { cell, effect } in ops {
+        let PreparedEffect::AddInt(amount) = *effect else {
+            return Some(false);
+        };
+        // No hint (`NO_HINT` is past every rank) or a cell not ranked yet: the general check.
+        // Both bounds first: one comparison, and the handle's checks after.
+        let id = cell.hint.load(Ordering::Relaxed);
+        let (Some(&rank), Some(state)) = (ranks.get(id as usize), states.get(id as usize)) else {
+            batch.clear();
+            return None;
+        };
+        if !cell.owner.same(identity) || !Arc::ptr_eq(&cell.schema, schema) {
+            batch.clear();
+            return None;
+        }
+        let rank = i64::from(rank);
+        if rank <= last_rank {
+            return Some(false);
+        }
+        last_rank = rank;
+        // The range check `apply_local` makes for the committer.
+        if state.check_add_int(amount).is_err() {
+            return Some(false);
+        }
+        batch.push((id, amount));
+    }
+    Some(true)
+}
+
 /// Applies a batch of integer adds [`Replica::integer_add_batch`] accepted, filing each cell
 /// as open; on error, the add's place in the batch and why (the check makes it unreachable).
 ///
@@ -505,8 +554,27 @@ impl Replica {
     ) -> Result<CommitReceipt> {
         // Both paths below order existing cells by rank.
         self.cells.refresh_ranks();
-        let kept = std::mem::take(&mut self.add_batch);
-        let (accepted, batch) = self.integer_add_batch(&ops, kept);
+        let mut kept = std::mem::take(&mut self.add_batch);
+        let steady = ranked_add_batch(
+            &ops,
+            &self.identity,
+            &self.schema,
+            self.cells.ranks(),
+            self.cells.states(),
+            &mut kept,
+        );
+        let (accepted, batch) = match steady {
+            Some(accepted) => (accepted, kept),
+            None => self.integer_add_batch(&ops, kept),
+        };
+        debug_assert!(
+            !accepted
+                || batch
+                    .iter()
+                    .zip(&ops)
+                    .all(|(&(id, _), op)| *self.cells.key(id) == op.cell.key),
+            "each hint names its handle's cell"
+        );
         if accepted {
             let committed = self.commit_integer_adds(&batch, &ops, metadata);
             self.keep_add_batch(batch);
