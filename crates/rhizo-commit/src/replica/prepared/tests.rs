@@ -480,3 +480,65 @@ fn counter_batches_order_unranked_cells_by_key() {
         AlgebraicValue::Integer(4)
     );
 }
+
+/// A counter batch whose handles' hints name ranked cells of the committing replica, in rank
+/// order, but were given by another replica: the hints name other cells there, and the batch
+/// must not trust them (the steady-state check refuses foreign handles before it uses a hint).
+#[test]
+fn a_counter_batch_of_another_replicas_handles_bumps_the_cells_they_name() {
+    let rows = ["r0", "r1", "r2"];
+    let mut a = replica(0);
+    let cells: Vec<PreparedCell> = rows
+        .iter()
+        .map(|row| a.prepare_cell("t", row, "sum").unwrap())
+        .collect();
+    // On `a` the cells get ids 0, 1, 2 in key order, and the handles learn them.
+    let mut tx = PreparedTransaction::new();
+    for cell in &cells {
+        tx.increment(cell, 1).unwrap();
+    }
+    a.commit_prepared(tx).unwrap();
+    // On `b` they are created r1, r2, r0: ids 0 and 1 (the hints of r0 and r1 on `a`) name
+    // r1 and r2 there, in rank order. A batch over `b`'s own handles ranks them.
+    let mut b = replica(1);
+    let own: Vec<PreparedCell> = ["r1", "r2", "r0"]
+        .iter()
+        .map(|row| b.prepare_cell("t", row, "sum").unwrap())
+        .collect();
+    for cell in &own {
+        let mut tx = PreparedTransaction::new();
+        tx.increment(cell, 100).unwrap();
+        b.commit_prepared(tx).unwrap();
+    }
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&own[2], 100)
+        .unwrap()
+        .increment(&own[0], 100)
+        .unwrap();
+    b.commit_prepared(tx).unwrap();
+    let mut tx = PreparedTransaction::new();
+    tx.increment(&cells[0], 1)
+        .unwrap()
+        .increment(&cells[1], 2)
+        .unwrap();
+    b.commit_prepared(tx).unwrap();
+    for (row, expected) in [("r0", 201), ("r1", 202), ("r2", 100)] {
+        assert_eq!(
+            b.read("t", row, "sum").unwrap(),
+            AlgebraicValue::Integer(expected),
+            "{row}"
+        );
+    }
+    // And on `a`, the steady state: the same handles, trusted.
+    let mut tx = PreparedTransaction::new();
+    for cell in &cells {
+        tx.increment(cell, 10).unwrap();
+    }
+    a.commit_prepared(tx).unwrap();
+    for row in rows {
+        assert_eq!(
+            a.read("t", row, "sum").unwrap(),
+            AlgebraicValue::Integer(11)
+        );
+    }
+}
