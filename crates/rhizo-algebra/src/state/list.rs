@@ -4,9 +4,9 @@
 //! A delta carries a state for each cell it touches: restricting a replica's cells one by one
 //! allocated a list of entries per cell at the sender, and a receiver that keeps the delta in
 //! its durable log freed them one by one at the end (callgrind, 20 x 1000 scenario: 11,500
-//! cell states allocated and freed, about a twentieth of the run). Listed here, an integer
-//! sum's entries are a slice of the list's buffer: a list allocates a few times and frees a
-//! few buffers, however many cells it holds.
+//! cell states allocated and freed). Listed here, an integer sum's entries are a slice of the
+//! list's buffer: a list allocates a few times and frees a few buffers, however many cells it
+//! holds (that run: 68.5 M -> 62.7 M instructions).
 
 use rhizo_clock::VectorClock;
 
