@@ -895,9 +895,9 @@ impl CellState {
     }
 
     /// [`CellState::merge`], told that the cell may come to hold entries of up to
-    /// `expected_origins` origins (the number of nodes its replica has heard of): a per-origin list that must
-    /// grow makes room for them at once, up to four times the origins it then holds, rather
-    /// than doubling once per merge as news of them spreads. The result is the same.
+    /// `expected_origins` origins (its replica's members, say): a per-origin list that must grow
+    /// makes room for them at once, up to four times the origins it then holds, rather than
+    /// doubling once per merge as news of them spreads. The result is the same.
     pub fn merge_expecting(&mut self, other: &CellState, expected_origins: usize) -> Result<()> {
         let state = self.kind_name();
         let is_max = matches!(self.kind, StateKind::Max(_));
