@@ -180,14 +180,6 @@ impl<'a> ListedState<'a> {
         }
     }
 
-    /// The state, if it is held whole (any state but an integer sum).
-    pub fn as_whole(self) -> Option<&'a CellState> {
-        match self.0 {
-            Listed::IntSum(_) => None,
-            Listed::Whole(state) => Some(state),
-        }
-    }
-
     fn kind_name(self) -> &'static str {
         match self.0 {
             Listed::IntSum(_) => "integer ADD",
@@ -329,6 +321,11 @@ mod tests {
         state
     }
 
+    /// Whether the list holds the state whole (rather than its entries in the buffer).
+    fn whole(listed: ListedState<'_>) -> bool {
+        matches!(listed.0, Listed::Whole(_))
+    }
+
     fn states() -> Vec<CellState> {
         vec![
             sum(&[(0, 1, 5), (1, 2, -3)]),
@@ -353,17 +350,11 @@ mod tests {
                 states()
             );
             assert_eq!(list.clone().into_states().collect::<Vec<_>>(), states());
-            assert!(list.get(1).unwrap().as_whole().is_some());
+            assert!(whole(list.get(1).unwrap()));
             assert!(list.get(4).is_none());
         }
-        assert!(
-            owned.get(0).unwrap().as_whole().is_some(),
-            "pushed owned: whole"
-        );
-        assert!(
-            cloned.get(0).unwrap().as_whole().is_none(),
-            "copied: in the buffer"
-        );
+        assert!(whole(owned.get(0).unwrap()), "pushed owned: whole");
+        assert!(!whole(cloned.get(0).unwrap()), "copied: in the buffer");
         // Taking a state moves one held whole out and leaves an empty sum in its place; one
         // in the buffer is copied out and stays.
         let mut taken = cloned.clone();
