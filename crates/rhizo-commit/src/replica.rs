@@ -1084,10 +1084,10 @@ impl Replica {
         self.cells.reserve(new_cells);
         // A counter every member bumps comes to hold an entry per member: a cell's per-origin
         // list that must grow makes room for the members at once (at most four times the
-        // origins it then holds), instead of doubling as news of them spreads. The clocks are
-        // no guide: they learn of origins exactly as fast as the cells do. (Callgrind, 20 x 1000
-        // scenario: 5,100 reallocations of ~570 instructions each when doubling; 70.4 M ->
-        // 68.5 M in all.)
+        // origins it then holds), instead of doubling as news of them spreads. The delta's
+        // clock counts only for a replica given no members: clocks learn of origins as fast as
+        // the cells do, so alone they saved nothing. (Callgrind, 20 x 1000 scenario: 5,100
+        // reallocations of ~570 instructions each when doubling; 70.4 M -> 68.5 M in all.)
         let expected_origins = self.members.len().max(delta.clock.node_count());
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
         // Unless the delta is kept for the record, states held whole move into the new cells
