@@ -1,3 +1,5 @@
+use rhizo_clock::{Bounded, Quoted};
+
 use crate::{MergeType, OpType, ValueType};
 
 /// Everything that can go wrong in this crate. Each variant names one rule that was broken;
@@ -5,13 +7,13 @@ use crate::{MergeType, OpType, ValueType};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlgebraError {
     /// The schema has no table of this name.
-    #[error("unknown table {table:?}")]
+    #[error("unknown table {}", Quoted(.table))]
     UnknownTable {
         /// The table asked for.
         table: String,
     },
     /// The table has no column of this name.
-    #[error("table {table:?} has no column {column:?}")]
+    #[error("table {} has no column {}", Quoted(.table), Quoted(.column))]
     UnknownColumn {
         /// The table.
         table: String,
@@ -77,7 +79,7 @@ pub enum AlgebraError {
         max_digits: u32,
     },
     /// A string did not parse as a decimal.
-    #[error("{input:?} is not a decimal: {reason}")]
+    #[error("{} is not a decimal: {reason}", Quoted(.input))]
     InvalidDecimal {
         /// The input (at most 64 characters of it).
         input: String,
@@ -85,7 +87,7 @@ pub enum AlgebraError {
         reason: &'static str,
     },
     /// A name did not name an operation kind, merge type or value type.
-    #[error("{name:?} is not a known {what}; valid names: {valid}")]
+    #[error("{} is not a known {what}; valid names: {valid}", Quoted(.name))]
     UnknownName {
         /// What was being parsed.
         what: &'static str,
@@ -105,7 +107,7 @@ pub enum AlgebraError {
         reason: &'static str,
     },
     /// A table or column name was empty or too long.
-    #[error("invalid {what} name {name:?}: {reason}")]
+    #[error("invalid {what} name {}: {reason}", Quoted(.name))]
     InvalidName {
         /// `"table"` or `"column"`.
         what: &'static str,
@@ -115,7 +117,7 @@ pub enum AlgebraError {
         reason: &'static str,
     },
     /// A schema builder declared the same column twice.
-    #[error("column {table}.{column} is declared twice")]
+    #[error("column {}.{} is declared twice", Bounded(.table), Bounded(.column))]
     DuplicateColumn {
         /// The table.
         table: String,
@@ -124,7 +126,7 @@ pub enum AlgebraError {
     },
     /// Schema evolution tried to change an existing column's merge or value type, which would
     /// change the meaning of states that replicas already hold.
-    #[error("column {table}.{column} cannot change from {from} to {to}")]
+    #[error("column {}.{} cannot change from {from} to {to}", Bounded(.table), Bounded(.column))]
     ColumnRedefined {
         /// The table.
         table: String,
@@ -183,7 +185,11 @@ pub enum AlgebraError {
         other: &'static str,
     },
     /// A compare-and-set found a value other than the one it expected.
-    #[error("conditional write failed: expected {expected}, found {found}")]
+    #[error(
+        "conditional write failed: expected {}, found {}",
+        Bounded(.expected),
+        Bounded(.found)
+    )]
     ConditionFailed {
         /// The value the write expected, displayed.
         expected: String,

@@ -77,12 +77,12 @@ impl AlgebraicMerger {
                     other: v.kind_name(),
                 });
             }
-            if let AlgebraicValue::Float(f) = v {
-                if !f.0.is_finite() {
-                    return Err(AlgebraError::NonFiniteFloat {
-                        bits: f.0.to_bits(),
-                    });
-                }
+            if let AlgebraicValue::Float(f) = v
+                && !f.0.is_finite()
+            {
+                return Err(AlgebraError::NonFiniteFloat {
+                    bits: f.0.to_bits(),
+                });
             }
         }
         let unsupported = || AlgebraError::UnsupportedType {

@@ -38,10 +38,10 @@ impl ColumnSpec {
                 reason,
             })
         };
-        if let ValueType::Decimal { scale } = value_type {
-            if scale > Decimal::MAX_SCALE {
-                return refuse("a decimal column's scale is at most 18");
-            }
+        if let ValueType::Decimal { scale } = value_type
+            && scale > Decimal::MAX_SCALE
+        {
+            return refuse("a decimal column's scale is at most 18");
         }
         use MergeType as M;
         use ValueType as V;
@@ -474,10 +474,10 @@ impl SchemaBuilder {
     /// Starts (or resumes) the table called `name`; the following columns belong to it.
     #[must_use]
     pub fn table(mut self, name: &str) -> Self {
-        if self.error.is_none() {
-            if let Err(e) = check_name("table", name) {
-                self.error = Some(e);
-            }
+        if self.error.is_none()
+            && let Err(e) = check_name("table", name)
+        {
+            self.error = Some(e);
         }
         self.tables.get_or_default(name);
         self.current = Some(name.to_owned());

@@ -7,7 +7,7 @@ pub enum ClockError {
     #[error("a node name must not be empty")]
     EmptyNodeName,
     /// A node name was longer than [`NodeId::MAX_NAME_LEN`] bytes.
-    #[error("node name {name:?} is {len} bytes; at most {max} are allowed", max = NodeId::MAX_NAME_LEN)]
+    #[error("node name {} is {len} bytes; at most {max} are allowed", crate::Quoted(.name), max = NodeId::MAX_NAME_LEN)]
     NodeNameTooLong {
         /// The offending name (possibly truncated for display by the caller).
         name: String,
@@ -15,7 +15,7 @@ pub enum ClockError {
         len: usize,
     },
     /// A node name held a NUL byte, which the packed representation reserves for padding.
-    #[error("node name {name:?} contains a NUL byte")]
+    #[error("node name {} contains a NUL byte", crate::Quoted(.name))]
     NodeNameHasNul {
         /// The offending name.
         name: String,

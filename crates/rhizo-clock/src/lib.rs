@@ -26,8 +26,10 @@ mod clock;
 mod dot;
 mod error;
 mod node;
+mod quote;
 
 pub use clock::{CausalOrder, VectorClock};
 pub use dot::Dot;
 pub use error::{ClockError, Result};
 pub use node::NodeId;
+pub use quote::{Bounded, QUOTE_LIMIT, Quoted};

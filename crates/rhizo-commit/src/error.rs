@@ -1,3 +1,5 @@
+use std::fmt;
+
 use rhizo_algebra::{AlgebraError, OpType};
 use rhizo_clock::{ClockError, NodeId};
 
@@ -12,13 +14,13 @@ pub enum LocalCommitError {
     #[error("the transaction is empty")]
     EmptyTransaction,
     /// Some operations overwrite or compare: they need consensus, not a local commit.
-    #[error("operations need coordination (not algebraic): {}", list_ops(.operations))]
+    #[error("operations need coordination (not algebraic): {}", OperationList(.operations))]
     RequiresCoordination {
         /// The offending cells and their operation kinds.
         operations: Vec<(CellKey, OpType)>,
     },
     /// Some operations failed schema validation.
-    #[error("invalid operations: {}", list_errors(.errors))]
+    #[error("invalid operations: {}", ErrorList(.errors))]
     InvalidOperations {
         /// Each offending cell with the reason.
         errors: Vec<(CellKey, AlgebraError)>,
@@ -111,19 +113,47 @@ pub enum LocalCommitError {
     },
 }
 
-fn list_ops(ops: &[(CellKey, OpType)]) -> String {
-    ops.iter()
-        .map(|(k, op)| format!("{op} on {k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// How many items of a list a message shows before it says how many more there are.
+const LISTED: usize = 8;
+
+/// Writes at most [`LISTED`] items of `items`, separated by `separator`, then how many more.
+fn write_list<T>(
+    f: &mut fmt::Formatter<'_>,
+    items: &[T],
+    separator: &str,
+    item: impl Fn(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
+    for (i, one) in items.iter().take(LISTED).enumerate() {
+        if i > 0 {
+            f.write_str(separator)?;
+        }
+        item(f, one)?;
+    }
+    if items.len() > LISTED {
+        write!(f, "{separator}… and {} more", items.len() - LISTED)?;
+    }
+    Ok(())
 }
 
-fn list_errors(errors: &[(CellKey, AlgebraError)]) -> String {
-    errors
-        .iter()
-        .map(|(k, e)| format!("{k}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+/// Displays refused operations (`ADD on counters["x"].value, …`) in a bounded message: a
+/// transaction of many operations cannot flood it.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationList<'a>(pub &'a [(CellKey, OpType)]);
+
+impl fmt::Display for OperationList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_list(f, self.0, ", ", |f, (key, op)| write!(f, "{op} on {key}"))
+    }
+}
+
+/// Displays cells with the reasons they were refused, bounded like [`OperationList`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorList<'a>(pub &'a [(CellKey, AlgebraError)]);
+
+impl fmt::Display for ErrorList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_list(f, self.0, "; ", |f, (key, err)| write!(f, "{key}: {err}"))
+    }
 }
 
 /// This crate's result type.

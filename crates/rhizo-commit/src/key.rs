@@ -4,6 +4,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use compact_str::CompactString;
+use rhizo_clock::{Bounded, Quoted};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The longest concatenation `CompactString` stores inline.
@@ -251,7 +252,14 @@ impl<'de> Deserialize<'de> for CellKey {
 
 impl fmt::Display for CellKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{:?}].{}", self.table(), self.row(), self.column())
+        // Bounded: a key is user input, and it appears in error messages.
+        write!(
+            f,
+            "{}[{}].{}",
+            Bounded(self.table()),
+            Quoted(self.row()),
+            Bounded(self.column())
+        )
     }
 }
 

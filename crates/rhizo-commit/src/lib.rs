@@ -53,7 +53,7 @@ mod replica;
 mod txn;
 pub mod wire;
 
-pub use error::{LocalCommitError, Result};
+pub use error::{ErrorList, LocalCommitError, OperationList, Result};
 pub use index::IndexImage;
 pub use key::CellKey;
 pub use protocol::{

@@ -13,8 +13,12 @@ mod size;
 /// carries its clock ([`crate::CommitRecord`]).
 pub const FORMAT_VERSION: u16 = 2;
 
-/// The largest encoded message or record this build decodes.
-pub const MAX_ENCODED_LEN: usize = 256 * 1024 * 1024;
+/// The largest frame any of Rhizo's byte streams carries: a frame of a node's log, a frame on
+/// the network. A record or message larger than this travels as several frames and is
+/// reassembled, so no state is too large to log or send, and a reader never trusts a length
+/// it has not read beyond one frame. Decoding itself has no size limit: it reads bytes already
+/// in memory and never allocates ahead of them.
+pub const MAX_FRAME_LEN: usize = 1 << 20;
 
 #[derive(Serialize)]
 struct EnvelopeRef<'a, T> {
@@ -39,11 +43,6 @@ fn encode<T: Serialize>(body: &T) -> Vec<u8> {
 }
 
 fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
-    if bytes.len() > MAX_ENCODED_LEN {
-        return Err(LocalCommitError::Decode {
-            reason: format!("{} bytes exceed the limit", bytes.len()),
-        });
-    }
     // Read the version first so that a newer format is named as such, not as garbage.
     let (version, _) =
         postcard::take_from_bytes::<u16>(bytes).map_err(|e| LocalCommitError::Decode {

@@ -27,6 +27,7 @@ from _rhizo import (
     CorruptLogError,
     DeadlineError,
     DecodeError,
+    DirectoryLockedError,
     InvalidDotError,
     InvalidNodeIdError,
     InvalidOperationError,
@@ -115,6 +116,13 @@ def open(
 
     Without ``schema`` the engine declares the roadmap's tables: ``counters.value`` (integer
     ADD) and ``users.tags`` (observed-remove string set).
+
+    One engine owns a directory at a time: opening it again, in this process or another,
+    raises ``DirectoryLockedError`` (and touches nothing) until that engine is closed or its
+    process ends. ``sync``: ``"every_commit"`` makes each commit durable before it returns;
+    ``"group"`` batches commits and a background thread makes each batch durable within its
+    delay (``outcome.durable`` is ``False``, ``engine.is_durable(outcome)`` says when);
+    ``"none"`` survives a crash of the process but not a power loss until ``flush()``.
     """
     return PyEngine(
         path,
@@ -168,6 +176,7 @@ __all__ = [
     "CorruptLogError",
     "DeadlineError",
     "DecodeError",
+    "DirectoryLockedError",
     "Dot",
     "Engine",
     "EngineCluster",

@@ -57,7 +57,10 @@ impl ToRaise for TxnError {
             E::UnknownMode { name } => Raise::new(
                 Exc::UnknownMode,
                 "UnknownMode",
-                format!("unknown transaction mode {name:?}; valid modes: {MODES}"),
+                format!(
+                    "unknown transaction mode {}; valid modes: {MODES}",
+                    rhizo_clock::Quoted(&name)
+                ),
             ),
             E::UnknownName { .. } => Raise::new(Exc::Config, "UnknownName", message),
             E::Simulation(source) => source.to_raise(),
@@ -76,6 +79,9 @@ impl ToRaise for TxnError {
             },
             E::Io { .. } => Raise::new(Exc::Storage, "Io", message),
             E::Poisoned { .. } => Raise::new(Exc::Poisoned, "Poisoned", message),
+            E::DirectoryLocked { .. } => {
+                Raise::new(Exc::DirectoryLocked, "DirectoryLocked", message)
+            }
             E::Corrupt { .. } => Raise::new(Exc::CorruptLog, "Corrupt", message),
             E::Recovery(_) => Raise::new(Exc::CorruptLog, "Recovery", message),
             // These come only from the Raft backend (a cluster of engines).

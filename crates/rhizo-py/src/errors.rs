@@ -36,6 +36,7 @@ pub(crate) enum Exc {
     RemoteRejected,
     Storage,
     Poisoned,
+    DirectoryLocked,
     CorruptLog,
     Config,
     UnknownMode,
@@ -167,6 +168,14 @@ const CLASSES: &[(Exc, &str, Exc, Option<&str>, &str)] = &[
         Exc::Storage,
         None,
         "An earlier storage failure left the log in an unknown state: reopen the engine.",
+    ),
+    (
+        Exc::DirectoryLocked,
+        "DirectoryLockedError",
+        Exc::Storage,
+        None,
+        "Another engine, in this process or another, owns the data directory; nothing was read \
+         or changed.",
     ),
     (
         Exc::CorruptLog,

@@ -305,7 +305,7 @@ def test_engine_repr_and_node_id(engine: Engine) -> None:
 
 def test_every_exported_error_is_a_rhizo_error() -> None:
     errors = [getattr(rhizo, name) for name in rhizo.__all__ if name.endswith("Error")]
-    assert len(errors) == 26  # RhizoError and its 25 subclasses
+    assert len(errors) == 27  # RhizoError and its 26 subclasses
     for error in errors:
         assert issubclass(error, rhizo.RhizoError)
         assert error.__module__ == "rhizo"

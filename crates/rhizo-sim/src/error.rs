@@ -50,15 +50,16 @@ pub enum SimError {
     ZeroSyncInterval,
     /// A network condition name that is not one of the presets.
     #[error(
-        "unknown network condition {name:?}; valid conditions: \"perfect\", \"reordered\", \
-         \"delayed\", \"partitioned\", \"lossy\", \"duplicating\", \"chaos\""
+        "unknown network condition {}; valid conditions: \"perfect\", \"reordered\", \
+         \"delayed\", \"partitioned\", \"lossy\", \"duplicating\", \"chaos\"",
+        rhizo_clock::Quoted(.name)
     )]
     UnknownCondition {
         /// The name given.
         name: String,
     },
     /// A node index or id that is not part of this cluster.
-    #[error("no node {node} in this cluster")]
+    #[error("no node {} in this cluster", rhizo_clock::Bounded(.node))]
     UnknownNode {
         /// The index or name that was asked for.
         node: String,

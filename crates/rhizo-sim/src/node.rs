@@ -47,6 +47,12 @@ pub trait SimulatedNode {
         let _ = ctx;
     }
 
+    /// The node crashes now: nothing it has not made durable may survive, and nothing it does
+    /// after this (its destructor included) may change what survives. Called just before
+    /// [`durable`](Self::durable) takes what does; a node whose durable state lives outside it
+    /// (files, say) cuts it off here.
+    fn on_crash(&mut self) {}
+
     /// The state this node has made durable — exactly what a restarted node is rebuilt from.
     fn durable(&self) -> Self::Durable;
 

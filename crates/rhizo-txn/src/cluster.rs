@@ -55,8 +55,11 @@ use crate::{
     Transaction, TransactionMode, TxnError,
 };
 
+mod power;
 #[cfg(test)]
 mod tests;
+
+use power::{PowerSwitch, PoweredStorage};
 
 /// How an [`EngineCluster`] sets up its engines.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,14 +128,16 @@ struct Shared {
     faults: Vec<(NodeId, String)>,
     /// Engines opened by the cluster for the simulator's next spawns: opening can fail, and a
     /// spawn function cannot, so the cluster opens first and the spawn only takes.
-    opened: VecDeque<Engine>,
+    opened: VecDeque<(Engine, PowerSwitch)>,
 }
 
 /// The simulator's view of an engine: messages are the engine's encoded bytes, and what
-/// survives a crash is its data directory.
+/// survives a crash is what its engine made durable in its data directory (a crash is a power
+/// loss: unsynced bytes are gone, and the dying engine writes nothing more).
 #[derive(Debug)]
 pub struct EngineNode {
     engine: Engine,
+    power: PowerSwitch,
     dir: PathBuf,
     ticks: u32,
     anti_entropy_every: u32,
@@ -190,18 +195,24 @@ impl SimulatedNode for EngineNode {
         if let Err(err) = self.engine.tick() {
             self.fault("tick", &err);
         }
-        if self.ticks % self.anti_entropy_every.max(1) == 0 {
+        if self.ticks.is_multiple_of(self.anti_entropy_every.max(1)) {
             // Only peers believed behind: a cluster where everyone holds everything goes quiet.
             let behind = self.engine.peers_behind();
             for peer in ctx.gossip_peers() {
-                if behind.contains(&peer) {
-                    if let Err(err) = self.engine.sync_with(peer) {
-                        self.fault("anti-entropy", &err);
-                    }
+                if behind.contains(&peer)
+                    && let Err(err) = self.engine.sync_with(peer)
+                {
+                    self.fault("anti-entropy", &err);
                 }
             }
         }
         self.after(ctx);
+    }
+
+    fn on_crash(&mut self) {
+        if let Err(err) = self.power.pull_plug() {
+            self.fault("power loss", &err);
+        }
     }
 
     fn durable(&self) -> PathBuf {
@@ -216,6 +227,13 @@ impl SimulatedNode for EngineNode {
     fn message_bytes(msg: &Vec<u8>) -> usize {
         msg.len()
     }
+}
+
+/// Opens an engine on `dir` behind a power switch.
+fn open_powered(dir: &Path, config: &EngineConfig) -> Result<(Engine, PowerSwitch)> {
+    let (storage, power) = PoweredStorage::open(dir)?;
+    let engine = Engine::open_with_storage(Box::new(storage), config.clone())?;
+    Ok((engine, power))
 }
 
 /// The Raft leader of the highest term among running nodes, by index.
@@ -309,6 +327,8 @@ impl EngineCluster {
             .iter()
             .map(|&id| EngineConfig {
                 backend: backend.clone(),
+                // Virtual time: a waiting group commit is synced at the engine's next tick.
+                background_flush: false,
                 ..EngineConfig::new(id)
                     .with_schema(config.schema.clone())
                     .with_members(ids.iter().copied())
@@ -317,20 +337,21 @@ impl EngineCluster {
             .collect();
         let shared = Rc::new(RefCell::new(Shared::default()));
         for config in &configs {
-            let engine = Engine::open(root.join(config.node_id.to_string()), config.clone())?;
-            shared.borrow_mut().opened.push_back(engine);
+            let opened = open_powered(&root.join(config.node_id.to_string()), config)?;
+            shared.borrow_mut().opened.push_back(opened);
         }
         let spawn_shared = Rc::clone(&shared);
         let spawn_root = root.clone();
         let anti_entropy_every = config.anti_entropy_every;
         let built = builder.build(move |id: NodeId, durable: Option<PathBuf>| {
-            let engine = spawn_shared
+            let (engine, power) = spawn_shared
                 .borrow_mut()
                 .opened
                 .pop_front()
                 .expect("the cluster opens every engine before the simulator spawns its node");
             EngineNode {
                 engine,
+                power,
                 dir: durable.unwrap_or_else(|| spawn_root.join(id.to_string())),
                 ticks: 0,
                 anti_entropy_every,
@@ -545,8 +566,9 @@ impl EngineCluster {
         self.sim.heal();
     }
 
-    /// Crashes `node`: only its data directory survives. Its proposals still waiting for an
-    /// outcome are answered with [`RaftError::Interrupted`].
+    /// Crashes `node` as a power loss: only what its engine made durable survives in its data
+    /// directory. Its proposals still waiting for an outcome are answered with
+    /// [`RaftError::Interrupted`].
     pub fn crash(&mut self, node: impl Into<NodeRef>) -> Result<()> {
         let index = self.index(node)?;
         self.sim.crash(index)?;
@@ -576,8 +598,8 @@ impl EngineCluster {
         let Some(dir) = self.sim.durable_state(index)?.cloned() else {
             return Err(SimError::NodeNotCrashed { node: id }.into());
         };
-        let engine = Engine::open(&dir, self.configs[index].clone())?;
-        self.shared.borrow_mut().opened.push_back(engine);
+        let opened = open_powered(&dir, &self.configs[index])?;
+        self.shared.borrow_mut().opened.push_back(opened);
         let restarted = self.sim.restart(index);
         self.shared.borrow_mut().opened.clear();
         Ok(restarted?)

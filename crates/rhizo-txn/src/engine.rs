@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rhizo_algebra::{
     AlgebraError, AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, Schema,
@@ -15,7 +15,7 @@ use rhizo_commit::{
 };
 
 use crate::coordinated::{CoordinatedBackend, Decided, Proposal, RegisterWrite, SingleNode};
-use crate::log::{self, Checkpoint, CoordinatedEntry, Entry, LogWriter};
+use crate::log::{self, Checkpoint, CoordinatedEntry, Entry, Marks, SharedLog};
 use crate::raft::{
     ClientOutcome, FileRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
 };
@@ -122,6 +122,11 @@ pub struct EngineConfig {
     pub max_buffered_deltas: usize,
     /// Which backend orders coordinated transactions.
     pub backend: Backend,
+    /// Whether a background thread syncs a waiting group commit once its `max_delay_ms` passed
+    /// (the default). Without it, a waiting group is synced only by the next commit that fills
+    /// it, `tick`, `poll`, `flush` or `take_messages` — for engines in virtual time (the
+    /// simulator), whose runs must not depend on the wall clock.
+    pub background_flush: bool,
 }
 
 impl EngineConfig {
@@ -135,6 +140,7 @@ impl EngineConfig {
             compact_after_bytes: 64 << 20,
             max_buffered_deltas: 64,
             backend: Backend::SingleNode,
+            background_flush: true,
         }
     }
 
@@ -270,20 +276,15 @@ pub struct Engine {
     /// The single-node backend's order (unused under Raft).
     backend: Box<dyn CoordinatedBackend>,
     /// The single-node log (under Raft, the Raft node's [`FileRaftLog`] holds everything).
-    log: Option<LogWriter>,
+    log: Option<SharedLog>,
     outbox: Vec<(NodeId, EngineMessage)>,
     /// The replica's output of the current step, kept between steps so that its lists keep
     /// their capacity (a commit then allocates no `Ready`).
     ready: rhizo_commit::Ready,
     /// Outcomes of proposals answered after `commit` returned [`TxnError::Pending`].
     outcomes: Vec<(ProposalId, Result<CommitOutcome>)>,
+    /// Set by a failed write of the Raft log (the single-node log keeps its own).
     poisoned: Option<String>,
-    /// Commits waiting for a group sync, and when the first of them arrived.
-    group_waiting: usize,
-    group_since: Option<Instant>,
-    /// Own dot counter and coordinated sequence known durable.
-    durable_counter: u64,
-    durable_sequence: u64,
 }
 
 /// The replica and what orders its coordinated transactions.
@@ -299,11 +300,7 @@ impl Engine {
     /// Opens (or creates) the node stored in directory `dir`.
     pub fn open(dir: impl AsRef<Path>, config: EngineConfig) -> Result<Self> {
         let dir = dir.as_ref();
-        let storage = FsStorage::open(dir).map_err(|source| TxnError::Io {
-            op: "open",
-            name: dir.display().to_string(),
-            source,
-        })?;
+        let storage = FsStorage::open(dir)?;
         Self::open_with_storage(Box::new(storage), config)
     }
 
@@ -358,7 +355,7 @@ impl Engine {
         if let Some(raft) = raft {
             return Self::open_raft(storage, config, raft);
         }
-        let (writer, entries) = LogWriter::open(storage)?;
+        let (writer, entries) = SharedLog::open(storage)?;
         let mut engine = match entries {
             None => {
                 let core = Self::local_core(&config, true, Schema::new(), None)?;
@@ -450,7 +447,7 @@ impl Engine {
         Ok(Core::Local(Box::new(manager)))
     }
 
-    fn assemble(config: EngineConfig, log: Option<LogWriter>, core: Core) -> Result<Self> {
+    fn assemble(config: EngineConfig, log: Option<SharedLog>, core: Core) -> Result<Self> {
         Self::check_config(&config)?;
         let mut engine = Self {
             config,
@@ -461,20 +458,31 @@ impl Engine {
             ready: rhizo_commit::Ready::default(),
             outcomes: Vec::new(),
             poisoned: None,
-            group_waiting: 0,
-            group_since: None,
-            durable_counter: 0,
-            durable_sequence: 0,
         };
         let sequence = engine.last_sequence();
         engine.backend.restore(sequence);
-        engine.durable_counter = engine.clock().get(engine.node_id());
-        engine.durable_sequence = sequence;
+        let marks = engine.marks();
+        let group = matches!(engine.config.sync, SyncPolicy::Group { .. });
+        let background = engine.config.background_flush;
+        if let Some(log) = &mut engine.log {
+            log.restore(marks);
+            if group && background {
+                log.start_flusher()?;
+            }
+        }
         Ok(engine)
     }
 
-    fn replay(config: EngineConfig, writer: LogWriter, entries: Vec<Entry>) -> Result<Self> {
-        let segment = format!("{writer:?}");
+    /// How far this node's history reaches: its own dot counter and the coordinated sequence.
+    fn marks(&self) -> Marks {
+        Marks {
+            counter: self.clock().get(self.node_id()),
+            sequence: self.last_sequence(),
+        }
+    }
+
+    fn replay(config: EngineConfig, writer: SharedLog, entries: Vec<Entry>) -> Result<Self> {
+        let segment = writer.describe();
         let corrupt = |reason: String| TxnError::Corrupt {
             segment: segment.clone(),
             offset: 0,
@@ -610,11 +618,9 @@ impl Engine {
                 .set_owner(node_id, &next)
                 .map_err(TxnError::from_raft);
             self.note_io(recorded)?;
-        } else if let Some(log) = &mut self.log {
-            log::push_schema(log.pending(), &next);
-            let synced = log.sync();
-            self.note_io(synced)?;
-            self.mark_durable();
+        } else if let Some(log) = &self.log {
+            log.append(self.marks(), |frames| frames.push_schema(&next))?;
+            log.sync()?;
         }
         match &mut self.core {
             Core::Local(manager) => manager.set_schema(next),
@@ -927,13 +933,15 @@ impl Engine {
 
     // ------------------------------------------------------------------ durability
 
+    /// Refuses everything once a storage failure left the log in an unknown state: a commit
+    /// whose record failed must not be read, and nothing more may be written.
     fn check_usable(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(reason) => Err(TxnError::Poisoned {
+        if let Some(reason) = &self.poisoned {
+            return Err(TxnError::Poisoned {
                 reason: reason.clone(),
-            }),
-            None => Ok(()),
+            });
         }
+        self.log.as_ref().map_or(Ok(()), SharedLog::check)
     }
 
     fn note_io<T>(&mut self, result: Result<T>) -> Result<T> {
@@ -941,13 +949,6 @@ impl Engine {
             self.poisoned = Some(err.to_string());
         }
         result
-    }
-
-    fn mark_durable(&mut self) {
-        self.durable_counter = self.clock().get(self.node_id());
-        self.durable_sequence = self.last_sequence();
-        self.group_waiting = 0;
-        self.group_since = None;
     }
 
     /// The single-node replica's output: records for the log, messages for the outbox.
@@ -975,54 +976,38 @@ impl Engine {
     /// is durable.
     fn persist_commit(&mut self, coordinated: Option<u64>) -> Result<bool> {
         self.take_local_ready();
-        let (ready, Some(log)) = (&self.ready, &mut self.log) else {
+        let marks = self.marks();
+        let (ready, Some(log)) = (&self.ready, &self.log) else {
             return Ok(false);
         };
-        match coordinated {
+        log.append(marks, |frames| match coordinated {
             Some(sequence) => {
                 let entry = CoordinatedEntry {
                     sequence,
                     replica: ready.records.iter().map(wire::encode_record).collect(),
                 };
-                log::push_coordinated(log.pending(), &entry);
+                frames.push_coordinated(&entry);
             }
             None => {
                 for record in &ready.records {
-                    log::push_replica(log.pending(), record);
+                    frames.push_replica(record);
                 }
             }
-        }
+        })?;
         let durable = match self.config.sync {
             SyncPolicy::EveryCommit => {
-                let synced = log.sync();
-                self.note_io(synced)?;
+                log.sync()?;
                 true
             }
             SyncPolicy::Group {
                 max_delay_ms,
                 max_records,
-            } => {
-                self.group_waiting += 1;
-                let since = *self.group_since.get_or_insert_with(Instant::now);
-                if self.group_waiting >= max_records
-                    || since.elapsed() >= Duration::from_millis(max_delay_ms)
-                {
-                    let synced = log.sync();
-                    self.note_io(synced)?;
-                    true
-                } else {
-                    false
-                }
-            }
+            } => log.join_group(max_records, Duration::from_millis(max_delay_ms))?,
             SyncPolicy::None => {
-                let written = log.write_out();
-                self.note_io(written)?;
+                log.write_out()?;
                 false
             }
         };
-        if durable {
-            self.mark_durable();
-        }
         self.maybe_compact()?;
         Ok(durable)
     }
@@ -1032,15 +1017,20 @@ impl Engine {
     /// clock only from a message.
     fn persist_received(&mut self) -> Result<()> {
         self.take_local_ready();
-        let (ready, Some(log)) = (&self.ready, &mut self.log) else {
+        let marks = self.marks();
+        let (ready, Some(log)) = (&self.ready, &self.log) else {
             return Ok(());
         };
-        for record in &ready.records {
-            log::push_replica(log.pending(), record);
+        if ready.records.is_empty() {
+            return Ok(());
         }
+        log.append(marks, |frames| {
+            for record in &ready.records {
+                frames.push_replica(record);
+            }
+        })?;
         if !matches!(self.config.sync, SyncPolicy::Group { .. }) {
-            let written = log.write_out();
-            self.note_io(written)?;
+            log.write_out()?;
         }
         self.maybe_compact()
     }
@@ -1073,6 +1063,9 @@ impl Engine {
             self.note_io(compacted)?;
             return self.pump();
         }
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
         let checkpoint = Checkpoint {
             node: self.node_id(),
             schema: self.schema().clone(),
@@ -1081,54 +1074,48 @@ impl Engine {
                 self.manager().replica().snapshot(),
             ))),
         };
-        let Some(log) = &mut self.log else {
-            return Ok(());
-        };
-        let rotated = log.rotate(&checkpoint);
-        self.note_io(rotated)?;
-        self.mark_durable();
-        Ok(())
+        log.rotate(self.marks(), |frames| frames.push_checkpoint(&checkpoint))
     }
 
     /// Makes everything committed durable now.
     pub fn flush(&mut self) -> Result<()> {
         self.check_usable()?;
-        if let Some(log) = &mut self.log {
-            if log.is_dirty() {
-                let synced = log.sync();
-                self.note_io(synced)?;
-            }
+        if let Core::Raft(node) = &mut self.core {
+            let synced = node.durable_log_mut().sync().map_err(TxnError::from_raft);
+            return self.note_io(synced);
         }
-        self.mark_durable();
-        Ok(())
+        match &self.log {
+            Some(log) => log.sync(),
+            None => Ok(()),
+        }
     }
 
-    /// Syncs a waiting group commit whose delay has passed. Call it from an idle loop (or
-    /// rely on the next commit or [`Engine::take_messages`]).
+    /// Syncs a waiting group commit whose delay has passed. The engine's background flusher
+    /// does this by itself; an engine without one (see [`EngineConfig::background_flush`])
+    /// relies on this, [`Engine::tick`], the next commit or [`Engine::take_messages`].
     pub fn poll(&mut self) -> Result<()> {
-        if let (SyncPolicy::Group { max_delay_ms, .. }, Some(since)) =
-            (self.config.sync, self.group_since)
-        {
-            if since.elapsed() >= Duration::from_millis(max_delay_ms) {
-                self.flush()?;
-            }
+        self.check_usable()?;
+        match &self.log {
+            Some(log) => log.flush_due_group(false),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Whether a commit is durable (it survives a crash).
+    /// Whether a commit is durable (it survives a power loss).
     pub fn is_durable(&self, outcome: &CommitOutcome) -> bool {
-        if let Core::Raft(_) = self.core {
-            // The Raft node persists everything before it answers.
-            return self.config.sync != SyncPolicy::None;
+        if let Core::Raft(node) = &self.core {
+            // The Raft node persists everything before it answers, synced unless the policy
+            // is `None`; then only a sync since makes it durable.
+            return self.config.sync != SyncPolicy::None || !node.durable_log().is_dirty();
         }
-        self.log.is_some()
-            && outcome.dot.is_none_or(|dot| {
-                dot.node() != self.node_id() || dot.counter() <= self.durable_counter
-            })
-            && outcome
-                .sequence
-                .is_none_or(|seq| seq <= self.durable_sequence)
+        let Some(log) = &self.log else {
+            return false;
+        };
+        let durable = log.durable();
+        outcome
+            .dot
+            .is_none_or(|dot| dot.node() != self.node_id() || dot.counter() <= durable.counter)
+            && outcome.sequence.is_none_or(|seq| seq <= durable.sequence)
     }
 
     /// Flushes and closes the engine.
@@ -1150,8 +1137,10 @@ impl Engine {
 
     /// Reads one cell, locally: the value as of every update this node holds (causal: never an
     /// effect without its causes; atomic: all of a transaction's effects or none). Registers
-    /// read as of the last log index this node applied.
+    /// read as of the last log index this node applied. A poisoned engine refuses
+    /// ([`TxnError::Poisoned`]): its memory may hold a commit whose record failed.
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
+        self.check_usable()?;
         self.schema()
             .column(table, column)
             .map_err(|source| TxnError::InvalidOperations {
@@ -1223,7 +1212,11 @@ impl Engine {
             node.tick();
             return self.pump();
         }
-        self.poll()
+        match &self.log {
+            // Without a flusher, a tick is the engine's clock: a waiting group is due.
+            Some(log) => log.flush_due_group(!self.config.background_flush),
+            None => Ok(()),
+        }
     }
 
     /// Drains the Raft node: its records are durable before this returns, so its messages go
@@ -1358,18 +1351,6 @@ impl Engine {
         self.outbox.is_empty()
             && self.manager().is_idle()
             && self.raft().is_none_or(|node| node.pending() == 0)
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // Best effort, like a buffered writer: frames still in memory reach the file. A process
-        // that dies without dropping loses only what its sync policy allowed.
-        if self.poisoned.is_none() {
-            if let Some(log) = &mut self.log {
-                let _ = log.sync();
-            }
-        }
     }
 }
 

@@ -1,7 +1,7 @@
 use std::io;
 
 use rhizo_algebra::{AlgebraError, OpType, ValueType};
-use rhizo_clock::NodeId;
+use rhizo_clock::{Bounded, NodeId, Quoted};
 use rhizo_commit::{CellKey, LocalCommitError};
 use rhizo_sim::SimError;
 
@@ -32,7 +32,7 @@ pub enum TxnError {
     TransactionFinished(Finished),
     /// Operations refused by the schema: unknown table or column, wrong value type, NaN,
     /// an oversized set, an operation the column's merge type does not accept.
-    #[error("invalid operations: {}", list_errors(.errors))]
+    #[error("invalid operations: {}", rhizo_commit::ErrorList(.errors))]
     InvalidOperations {
         /// Each offending cell with the reason.
         errors: Vec<(CellKey, AlgebraError)>,
@@ -41,7 +41,7 @@ pub enum TxnError {
     /// writes, or any operation on a register column). Nothing was applied.
     #[error(
         "a coordination-free transaction may hold only algebraic operations; these need \
-         TransactionMode::Coordinated: {}", list_ops(.operations)
+         TransactionMode::Coordinated: {}", rhizo_commit::OperationList(.operations)
     )]
     NotAlgebraic {
         /// The offending cells and operation kinds.
@@ -56,7 +56,11 @@ pub enum TxnError {
         value_type: ValueType,
     },
     /// A `compare_and_set` found another value. Nothing of the transaction was applied.
-    #[error("{key}: compare_and_set expected {expected} but found {found}")]
+    #[error(
+        "{key}: compare_and_set expected {} but found {}",
+        Bounded(.expected),
+        Bounded(.found)
+    )]
     ConditionFailed {
         /// The register.
         key: CellKey,
@@ -67,14 +71,15 @@ pub enum TxnError {
     },
     /// An unknown transaction mode name.
     #[error(
-        "unknown transaction mode {name:?} (expected \"coordinated\", \"coordination_free\" or \"auto\")"
+        "unknown transaction mode {} (expected \"coordinated\", \"coordination_free\" or \"auto\")",
+        Quoted(.name)
     )]
     UnknownMode {
         /// The name given.
         name: String,
     },
     /// A name (sync policy, backend, batch verb) that is not one of the valid ones.
-    #[error("unknown {what} {name:?}; valid names: {valid}")]
+    #[error("unknown {what} {}; valid names: {valid}", Quoted(.name))]
     UnknownName {
         /// What was being parsed.
         what: &'static str,
@@ -143,6 +148,16 @@ pub enum TxnError {
     /// log, a message from outside the group…).
     #[error(transparent)]
     Raft(Box<RaftError>),
+    /// Another engine (in this process or another) owns the data directory; nothing was read
+    /// or changed. One directory holds one node, opened by one engine at a time.
+    #[error(
+        "the data directory {dir} is in use by another engine (in this or another process); \
+         close that one first"
+    )]
+    DirectoryLocked {
+        /// The directory.
+        dir: String,
+    },
     /// The data directory belongs to another node.
     #[error("the data directory belongs to node {found}, not {expected}")]
     WrongNode {
@@ -151,21 +166,6 @@ pub enum TxnError {
         /// The node the log names.
         found: NodeId,
     },
-}
-
-fn list_ops(ops: &[(CellKey, OpType)]) -> String {
-    ops.iter()
-        .map(|(k, op)| format!("{op} on {k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn list_errors(errors: &[(CellKey, AlgebraError)]) -> String {
-    errors
-        .iter()
-        .map(|(k, e)| format!("{k}: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl TxnError {
@@ -178,6 +178,7 @@ impl TxnError {
                 | Self::Corrupt { .. }
                 | Self::Recovery(_)
                 | Self::WrongNode { .. }
+                | Self::DirectoryLocked { .. }
                 | Self::NoLeader
                 | Self::Pending { .. }
                 | Self::Raft(_)
@@ -196,14 +197,14 @@ impl TxnError {
     /// Maps a transaction the log ordered but that took no effect (a compare-and-set that
     /// found another value, a float leaving the finite range).
     pub(crate) fn from_refusal(err: LocalCommitError) -> Self {
-        if let LocalCommitError::InvalidOperations { errors } = &err {
-            if let [(key, AlgebraError::ConditionFailed { expected, found })] = errors.as_slice() {
-                return Self::ConditionFailed {
-                    key: key.clone(),
-                    expected: expected.clone(),
-                    found: found.clone(),
-                };
-            }
+        if let LocalCommitError::InvalidOperations { errors } = &err
+            && let [(key, AlgebraError::ConditionFailed { expected, found })] = errors.as_slice()
+        {
+            return Self::ConditionFailed {
+                key: key.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            };
         }
         Self::from_commit(err)
     }

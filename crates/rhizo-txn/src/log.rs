@@ -1,11 +1,32 @@
 //! The per-node durable log: segment files of checksummed frames.
 //!
-//! A segment is `MAGIC` followed by frames. A frame is a 12-byte header — payload length
-//! (u32 LE), CRC-32 of the payload (u32 LE), CRC-32 of those 8 bytes (u32 LE) — and the payload:
-//! one kind byte and its body. Every segment begins with a checkpoint frame (the whole node), so
-//! only the newest segment is ever read; older ones are leftovers of a compaction and deleted.
-//! A new segment is written as `*.tmp`, synced, and renamed into place, so a segment that
-//! exists under its final name is complete from its first byte.
+//! A segment is `MAGIC` followed by frames. A frame is a 20-byte header and a payload of at most
+//! [`wire::MAX_FRAME_LEN`] bytes (one kind byte and a piece of a record's body):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..4 | payload length (u32 LE, `1..=MAX_FRAME_LEN`) |
+//! | 4..12 | the segment offset up to which the writer knew the file durable when it wrote the frame (u64 LE) |
+//! | 12..16 | CRC-32 of the payload (u32 LE) |
+//! | 16..20 | CRC-32 of the segment number, the frame's offset (both u64 LE) and bytes 0..16 |
+//!
+//! The header checksum binds a frame to its place: bytes of another segment, or of another place
+//! in this one (a file system that exposes stale blocks after a crash), never verify. A record
+//! whose body does not fit one frame is written as [`KIND_PART`] frames followed by one frame of
+//! its own kind; its body is the concatenation of their pieces. So one size limit serves the
+//! writer, the reader and the wire, and no state is too large to log.
+//!
+//! Every segment begins with the records that supersede everything before it (a checkpoint), so
+//! only the newest segment is ever read; older ones are leftovers of a rotation and deleted. A new
+//! segment is written as `*.tmp`, synced, read back and checked, then renamed into place, so a
+//! segment that exists under its final name is complete from its first byte.
+//!
+//! **Recovery.** Reading stops at the first frame that cannot be complete or verified (or at a
+//! record whose parts run out at the end of the file). What follows is a torn tail — bytes of
+//! appends that were never made durable — and is cut off, unless a verified frame after it says
+//! its writer had already made the damaged bytes durable: then the log is damaged, and recovery
+//! refuses to guess ([`TxnError::Corrupt`]). A log cut this way is rewritten into a fresh segment
+//! rather than appended to, so offsets are never reused and the cut bytes can never verify later.
 
 use rhizo_algebra::Schema;
 use rhizo_clock::NodeId;
@@ -16,12 +37,21 @@ use crate::raft::RaftRecord;
 use crate::storage::Storage;
 use crate::{Result, TxnError};
 
-/// Identifies a Rhizo log segment, format version 1.
-pub(crate) const MAGIC: [u8; 8] = *b"RHZLOG\x00\x01";
-const HEADER: usize = 12;
-/// The largest frame payload the reader accepts (a checkpoint of a very large node).
-const MAX_PAYLOAD: usize = wire::MAX_ENCODED_LEN;
+mod shared;
 
+pub(crate) use shared::{Marks, SharedLog};
+
+/// Identifies a Rhizo log segment, format version 2 (position-bound frames, parts, durable
+/// offsets).
+pub(crate) const MAGIC: [u8; 8] = *b"RHZLOG\x00\x02";
+/// The magic of format version 1, named in the error a segment of it gets.
+const MAGIC_V1: [u8; 8] = *b"RHZLOG\x00\x01";
+const HEADER: usize = 20;
+/// The largest frame payload (kind byte included); larger records are written in parts.
+const MAX_PAYLOAD: usize = wire::MAX_FRAME_LEN;
+
+/// A piece of the record whose last piece is the next frame of another kind.
+const KIND_PART: u8 = 0;
 const KIND_CHECKPOINT: u8 = 1;
 const KIND_REPLICA: u8 = 2;
 const KIND_COORDINATED: u8 = 3;
@@ -64,7 +94,7 @@ pub(crate) struct CoordinatedEntry {
     pub(crate) replica: Vec<Vec<u8>>,
 }
 
-/// A decoded frame.
+/// A decoded record.
 #[derive(Debug, Clone)]
 pub(crate) enum Entry {
     Checkpoint(Box<Checkpoint>),
@@ -75,65 +105,152 @@ pub(crate) enum Entry {
     RaftMeta(Box<RaftMeta>),
 }
 
+impl Entry {
+    /// What kind of record this is, for messages.
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            Self::Checkpoint(_) => "checkpoint",
+            Self::Replica(_) => "replica record",
+            Self::Coordinated(_) => "coordinated entry",
+            Self::Schema(_) => "schema",
+            Self::Raft(_) => "raft record",
+            Self::RaftMeta(_) => "raft owner",
+        }
+    }
+
+    /// The record's kind byte and body, as written.
+    fn encode(&self) -> (u8, Vec<u8>) {
+        match self {
+            Self::Checkpoint(c) => (KIND_CHECKPOINT, encode_body(&**c)),
+            Self::Replica(r) => (KIND_REPLICA, wire::encode_record(r)),
+            Self::Coordinated(c) => (KIND_COORDINATED, encode_body(&**c)),
+            Self::Schema(s) => (KIND_SCHEMA, encode_body(&**s)),
+            Self::Raft(r) => (KIND_RAFT, encode_body(&**r)),
+            Self::RaftMeta(m) => (KIND_RAFT_META, encode_body(&**m)),
+        }
+    }
+}
+
 fn encode_body<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("encoding to memory cannot fail")
 }
 
-/// Appends the frame of `kind` + `body` to `out`.
-fn push_frame(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
-    let len = u32::try_from(body.len() + 1).expect("a frame fits in u32");
+fn header_crc(segment: u64, offset: u64, header: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&[kind]);
-    hasher.update(body);
-    let payload_crc = hasher.finalize();
-    let mut header = [0u8; HEADER];
-    header[0..4].copy_from_slice(&len.to_le_bytes());
-    header[4..8].copy_from_slice(&payload_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(&header[0..8]);
-    header[8..12].copy_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.push(kind);
-    out.extend_from_slice(body);
+    hasher.update(&segment.to_le_bytes());
+    hasher.update(&offset.to_le_bytes());
+    hasher.update(&header[..16]);
+    hasher.finalize()
 }
 
-pub(crate) fn push_checkpoint(out: &mut Vec<u8>, checkpoint: &Checkpoint) {
-    push_frame(out, KIND_CHECKPOINT, &encode_body(checkpoint));
+/// Frames built for one place in one segment: each frame's checksum binds it to the offset it
+/// will be written at, so frames are built where they go.
+#[derive(Debug)]
+pub(crate) struct Frames {
+    segment: u64,
+    /// The segment offset of `bytes[0]`.
+    start: u64,
+    /// The offset up to which the segment is known durable (recorded in every frame).
+    durable: u64,
+    bytes: Vec<u8>,
+    /// Records framed (a record in parts counts once).
+    records: usize,
 }
 
-pub(crate) fn push_replica(out: &mut Vec<u8>, record: &Record) {
-    push_frame(out, KIND_REPLICA, &wire::encode_record(record));
-}
+impl Frames {
+    fn new(segment: u64, start: u64, durable: u64) -> Self {
+        Self {
+            segment,
+            start,
+            durable,
+            bytes: Vec::new(),
+            records: 0,
+        }
+    }
 
-pub(crate) fn push_coordinated(out: &mut Vec<u8>, entry: &CoordinatedEntry) {
-    push_frame(out, KIND_COORDINATED, &encode_body(entry));
-}
+    fn push_piece(&mut self, kind: u8, piece: &[u8]) {
+        let offset = self.start + self.bytes.len() as u64;
+        let len = u32::try_from(piece.len() + 1).expect("a piece fits one frame");
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&[kind]);
+        hasher.update(piece);
+        let mut header = [0u8; HEADER];
+        header[0..4].copy_from_slice(&len.to_le_bytes());
+        header[4..12].copy_from_slice(&self.durable.to_le_bytes());
+        header[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
+        let crc = header_crc(self.segment, offset, &header);
+        header[16..20].copy_from_slice(&crc.to_le_bytes());
+        self.bytes.extend_from_slice(&header);
+        self.bytes.push(kind);
+        self.bytes.extend_from_slice(piece);
+    }
 
-pub(crate) fn push_schema(out: &mut Vec<u8>, schema: &Schema) {
-    push_frame(out, KIND_SCHEMA, &encode_body(schema));
-}
+    /// Frames one record: in parts when its body does not fit one frame.
+    pub(crate) fn push(&mut self, kind: u8, body: &[u8]) {
+        let room = MAX_PAYLOAD - 1;
+        let mut rest = body;
+        while rest.len() > room {
+            let (piece, tail) = rest.split_at(room);
+            self.push_piece(KIND_PART, piece);
+            rest = tail;
+        }
+        self.push_piece(kind, rest);
+        self.records += 1;
+    }
 
-pub(crate) fn push_raft(out: &mut Vec<u8>, record: &RaftRecord) {
-    push_frame(out, KIND_RAFT, &encode_body(record));
-}
+    pub(crate) fn push_checkpoint(&mut self, checkpoint: &Checkpoint) {
+        self.push(KIND_CHECKPOINT, &encode_body(checkpoint));
+    }
 
-pub(crate) fn push_raft_meta(out: &mut Vec<u8>, meta: &RaftMeta) {
-    push_frame(out, KIND_RAFT_META, &encode_body(meta));
+    pub(crate) fn push_replica(&mut self, record: &Record) {
+        self.push(KIND_REPLICA, &wire::encode_record(record));
+    }
+
+    pub(crate) fn push_coordinated(&mut self, entry: &CoordinatedEntry) {
+        self.push(KIND_COORDINATED, &encode_body(entry));
+    }
+
+    pub(crate) fn push_schema(&mut self, schema: &Schema) {
+        self.push(KIND_SCHEMA, &encode_body(schema));
+    }
+
+    pub(crate) fn push_raft(&mut self, record: &RaftRecord) {
+        self.push(KIND_RAFT, &encode_body(record));
+    }
+
+    pub(crate) fn push_raft_meta(&mut self, meta: &RaftMeta) {
+        self.push(KIND_RAFT_META, &encode_body(meta));
+    }
+
+    fn push_entry(&mut self, entry: &Entry) {
+        let (kind, body) = entry.encode();
+        self.push(kind, &body);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
 }
 
 /// What reading a segment found.
 #[derive(Debug)]
 pub(crate) struct Scan {
     pub(crate) entries: Vec<Entry>,
-    /// Bytes of whole, valid frames (and the magic): the log is cut here.
+    /// Bytes of whole, valid records (and the magic): the log ends here.
     pub(crate) valid_len: usize,
-    /// Where the first frame (the checkpoint) ends.
-    pub(crate) first_frame_end: usize,
+    /// Where the first record (the checkpoint) ends.
+    pub(crate) first_record_end: usize,
+    /// Whether a torn tail followed `valid_len`.
+    pub(crate) torn: bool,
 }
 
-fn decode_payload(payload: &[u8]) -> std::result::Result<Entry, String> {
-    let (kind, body) = payload.split_first().ok_or("empty payload")?;
+fn decode_payload(kind: u8, body: &[u8]) -> std::result::Result<Entry, String> {
     let postcard_err = |e: postcard::Error| e.to_string();
-    Ok(match *kind {
+    Ok(match kind {
         KIND_CHECKPOINT => {
             Entry::Checkpoint(Box::new(postcard::from_bytes(body).map_err(postcard_err)?))
         }
@@ -152,61 +269,111 @@ fn decode_payload(payload: &[u8]) -> std::result::Result<Entry, String> {
     })
 }
 
-/// Reads a segment. A torn last frame (the file ends inside it, its checksum fails while it is
-/// the last bytes of the file, or the rest of the file is zeros) ends the log there; any other
-/// damage is an error, because frames after it may hold acknowledged commits.
-pub(crate) fn scan(segment: &str, bytes: &[u8]) -> Result<Scan> {
+/// A frame that verifies at its place.
+struct Frame {
+    kind: u8,
+    /// The piece of the record's body (payload without the kind byte), as a range of the segment.
+    piece: std::ops::Range<usize>,
+    end: usize,
+    /// The offset the writer knew durable when it wrote the frame.
+    durable: u64,
+}
+
+/// The frame at `pos` of segment `segment`, if it is complete and verifies there.
+fn frame_at(bytes: &[u8], pos: usize, segment: u64) -> Option<Frame> {
+    let header = bytes.get(pos..pos + HEADER)?;
+    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    let len = word(0) as usize;
+    // Cheap refusals first: the search for later frames calls this at every offset.
+    if len == 0 || len > MAX_PAYLOAD || bytes.len() - pos - HEADER < len {
+        return None;
+    }
+    if header_crc(segment, pos as u64, header) != word(16) {
+        return None;
+    }
+    let payload = &bytes[pos + HEADER..pos + HEADER + len];
+    if crc32fast::hash(payload) != word(12) {
+        return None;
+    }
+    let durable = u64::from_le_bytes(header[4..12].try_into().expect("8 bytes"));
+    Some(Frame {
+        kind: payload[0],
+        piece: pos + HEADER + 1..pos + HEADER + len,
+        end: pos + HEADER + len,
+        durable,
+    })
+}
+
+/// Whether a frame after `from` verifies and says its writer knew the segment durable beyond
+/// `cut`: then the bytes at `cut` were durable, and damage there is not a torn tail.
+fn durable_beyond(bytes: &[u8], from: usize, cut: usize, segment: u64) -> Option<usize> {
+    (from + 1..bytes.len().saturating_sub(HEADER - 1))
+        .find(|&pos| frame_at(bytes, pos, segment).is_some_and(|frame| frame.durable > cut as u64))
+}
+
+/// Reads segment number `segment` (file `name`): its records up to the first frame that cannot
+/// be complete or verified. See the module documentation for what follows it.
+pub(crate) fn scan(name: &str, segment: u64, bytes: &[u8]) -> Result<Scan> {
     let corrupt = |offset: usize, reason: String| TxnError::Corrupt {
-        segment: segment.to_owned(),
+        segment: name.to_owned(),
         offset: offset as u64,
         reason,
     };
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(0, "not a Rhizo log segment (bad magic)".to_owned()));
+        let reason = if bytes.starts_with(&MAGIC_V1) {
+            "a segment of log format 1; this build reads format 2 (open it with the release that \
+             wrote it and export the data)"
+        } else {
+            "not a Rhizo log segment (bad magic)"
+        };
+        return Err(corrupt(0, reason.to_owned()));
     }
     let mut entries = Vec::new();
-    let mut first_frame_end = 0;
+    let mut first_record_end = 0;
     let mut pos = MAGIC.len();
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        if rest.len() < HEADER {
-            break; // torn inside a header
+    // The record being assembled from parts: where it starts and its body so far.
+    let mut parts: Option<(usize, Vec<u8>)> = None;
+    while let Some(frame) = frame_at(bytes, pos, segment) {
+        let piece = &bytes[frame.piece.clone()];
+        if frame.kind == KIND_PART {
+            parts
+                .get_or_insert_with(|| (pos, Vec::new()))
+                .1
+                .extend_from_slice(piece);
+            pos = frame.end;
+            continue;
         }
-        let header = &rest[..HEADER];
-        let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
-        if crc32fast::hash(&header[0..8]) != word(8) {
-            if rest.iter().all(|&b| b == 0) {
-                break; // space the file system extended but never wrote
+        let (start, entry) = match parts.take() {
+            Some((start, mut body)) => {
+                body.extend_from_slice(piece);
+                (start, decode_payload(frame.kind, &body))
             }
-            return Err(corrupt(pos, "frame header checksum mismatch".to_owned()));
-        }
-        let len = word(0) as usize;
-        if len == 0 || len > MAX_PAYLOAD {
-            return Err(corrupt(pos, format!("frame length {len} out of range")));
-        }
-        let end = pos + HEADER + len;
-        if end > bytes.len() {
-            break; // torn inside a payload
-        }
-        let payload = &bytes[pos + HEADER..end];
-        if crc32fast::hash(payload) != word(4) {
-            if end == bytes.len() {
-                break; // the last frame, torn: it was never acknowledged
-            }
-            return Err(corrupt(pos, "frame checksum mismatch".to_owned()));
-        }
-        let entry = decode_payload(payload)
-            .map_err(|reason| corrupt(pos, format!("undecodable frame: {reason}")))?;
+            None => (pos, decode_payload(frame.kind, piece)),
+        };
+        let entry =
+            entry.map_err(|reason| corrupt(start, format!("undecodable record: {reason}")))?;
         entries.push(entry);
-        if first_frame_end == 0 {
-            first_frame_end = end;
+        if first_record_end == 0 {
+            first_record_end = frame.end;
         }
-        pos = end;
+        pos = frame.end;
+    }
+    let valid_len = parts.map_or(pos, |(start, _)| start);
+    let torn = valid_len < bytes.len();
+    if torn && let Some(at) = durable_beyond(bytes, pos, valid_len, segment) {
+        return Err(corrupt(
+            pos,
+            format!(
+                "a frame that cannot be read, followed at byte {at} by a frame written after \
+                 the bytes at {valid_len} were durable"
+            ),
+        ));
     }
     Ok(Scan {
         entries,
-        valid_len: pos,
-        first_frame_end,
+        valid_len,
+        first_record_end,
+        torn,
     })
 }
 
@@ -248,11 +415,11 @@ pub(crate) struct LogWriter {
     name: String,
     /// Bytes in the segment file, written or not.
     len: u64,
-    /// Frames built but not yet handed to the file.
-    pending: Vec<u8>,
-    /// Whether the file holds bytes not yet synced.
-    unsynced: bool,
-    /// Bytes of the segment's magic and checkpoint.
+    /// Bytes of the segment known durable.
+    durable_len: u64,
+    /// Frames built but not yet handed to the file (they start at offset `len`).
+    pending: Frames,
+    /// Bytes of the segment's first record (its checkpoint).
     base_len: u64,
 }
 
@@ -269,7 +436,7 @@ impl std::fmt::Debug for LogWriter {
 impl LogWriter {
     /// Opens the log in `storage`: the entries of its newest segment (cut at a torn tail), or
     /// `None` for an empty directory. Leftovers (temporary files, superseded segments) are
-    /// deleted.
+    /// deleted; a segment with a torn tail is rewritten into a fresh one.
     pub(crate) fn open(storage: Box<dyn Storage>) -> Result<(Self, Option<Vec<Entry>>)> {
         Self::open_prefixed(storage, ENGINE_PREFIX)
     }
@@ -286,66 +453,98 @@ impl LogWriter {
             .filter_map(|n| parse_prefixed_segment(prefix, n))
             .collect();
         segments.sort_unstable();
-        for name in names.iter().filter(|n| {
-            n.strip_suffix(".tmp")
-                .is_some_and(|s| parse_prefixed_segment(prefix, s).is_some())
-        }) {
-            storage.remove(name).map_err(io_err("remove", name))?;
-        }
         let Some(&newest) = segments.last() else {
+            Self::remove_leftovers(&mut *storage, prefix, &names, &[])?;
             let writer = Self {
                 storage,
                 prefix,
                 segment: 0,
                 name: String::new(),
                 len: 0,
-                pending: Vec::new(),
-                unsynced: false,
+                durable_len: 0,
+                pending: Frames::new(0, 0, 0),
                 base_len: 0,
             };
             return Ok((writer, None));
         };
         let name = prefixed_segment_name(prefix, newest);
         let bytes = storage.read(&name).map_err(io_err("read", &name))?;
-        let scan = scan(&name, &bytes)?;
-        if scan.valid_len < bytes.len() {
-            storage
-                .truncate(&name, scan.valid_len as u64)
-                .map_err(io_err("truncate", &name))?;
-            storage.sync(&name).map_err(io_err("sync", &name))?;
-        }
-        for old in &segments[..segments.len() - 1] {
-            let old = prefixed_segment_name(prefix, *old);
-            storage.remove(&old).map_err(io_err("remove", &old))?;
-        }
-        let writer = Self {
+        let scan = scan(&name, newest, &bytes)?;
+        drop(bytes);
+        Self::remove_leftovers(
+            &mut *storage,
+            prefix,
+            &names,
+            &segments[..segments.len() - 1],
+        )?;
+        let len = scan.valid_len as u64;
+        let mut writer = Self {
             storage,
             prefix,
             segment: newest,
             name,
-            len: scan.valid_len as u64,
-            pending: Vec::new(),
-            unsynced: false,
-            base_len: scan.first_frame_end as u64,
+            len,
+            durable_len: 0,
+            pending: Frames::new(newest, len, 0),
+            base_len: scan.first_record_end as u64,
         };
+        if scan.torn {
+            // Never append after a cut: rewrite what is valid into a fresh segment.
+            writer.rotate(|frames| {
+                for entry in &scan.entries {
+                    frames.push_entry(entry);
+                }
+            })?;
+        } else {
+            // What the previous owner wrote may still be only in the page cache: frames written
+            // from now on say the segment is durable up to here, so make it so first.
+            let name = writer.name.clone();
+            writer.storage.sync(&name).map_err(io_err("sync", &name))?;
+            writer.durable_len = len;
+            writer.pending = Frames::new(newest, len, len);
+        }
         Ok((writer, Some(scan.entries)))
     }
 
+    /// Deletes temporary files of this log and its superseded segments `older`.
+    fn remove_leftovers(
+        storage: &mut dyn Storage,
+        prefix: &str,
+        names: &[String],
+        older: &[u64],
+    ) -> Result<()> {
+        for name in names.iter().filter(|n| {
+            n.strip_suffix(".tmp")
+                .is_some_and(|s| parse_prefixed_segment(prefix, s).is_some())
+        }) {
+            storage.remove(name).map_err(io_err("remove", name))?;
+        }
+        for old in older {
+            let old = prefixed_segment_name(prefix, *old);
+            storage.remove(&old).map_err(io_err("remove", &old))?;
+        }
+        Ok(())
+    }
+
     /// Frames are built here, then written by [`LogWriter::write_out`].
-    pub(crate) fn pending(&mut self) -> &mut Vec<u8> {
+    pub(crate) fn frames(&mut self) -> &mut Frames {
         &mut self.pending
     }
 
     /// Whether something is not yet durable.
     pub(crate) fn is_dirty(&self) -> bool {
-        self.unsynced || !self.pending.is_empty()
+        self.durable_len < self.len || !self.pending.is_empty()
     }
 
-    /// Whether the frames after the checkpoint outgrew both `threshold` and the checkpoint
+    /// Whether the records after the checkpoint outgrew both `threshold` and the checkpoint
     /// itself (so compaction costs amortized O(1) per byte logged, whatever the state's size).
     pub(crate) fn wants_compaction(&self, threshold: u64) -> bool {
-        let tail = (self.len + self.pending.len() as u64).saturating_sub(self.base_len);
-        tail > threshold.max(self.base_len)
+        self.tail_len() > threshold.max(self.base_len)
+    }
+
+    /// Bytes in the segment beyond its first record (written, pending or not).
+    pub(crate) fn tail_len(&self) -> u64 {
+        (self.len + self.pending.len() as u64).saturating_sub(self.base_len)
     }
 
     /// Hands pending frames to the file (survives a process crash, not a power loss).
@@ -354,52 +553,48 @@ impl LogWriter {
             return Ok(());
         }
         self.storage
-            .append(&self.name, &self.pending)
+            .append(&self.name, &self.pending.bytes)
             .map_err(io_err("append", &self.name))?;
         self.len += self.pending.len() as u64;
-        self.pending.clear();
-        self.unsynced = true;
+        self.pending.bytes.clear();
+        self.pending.start = self.len;
+        self.pending.records = 0;
         Ok(())
     }
 
     /// Writes pending frames and makes the segment durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_out()?;
-        if self.unsynced {
+        if self.durable_len < self.len {
             self.storage
                 .sync(&self.name)
                 .map_err(io_err("sync", &self.name))?;
-            self.unsynced = false;
+            self.durable_len = self.len;
+            self.pending.durable = self.len;
         }
         Ok(())
     }
 
-    /// Starts a new segment holding `checkpoint` (which supersedes everything before it,
-    /// pending frames included), atomically, and deletes the older segments.
-    pub(crate) fn rotate(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        let mut frames = Vec::new();
-        push_checkpoint(&mut frames, checkpoint);
-        self.rotate_frames(&frames)
-    }
-
-    /// Bytes in the segment beyond its first frame (written, pending or not).
-    pub(crate) fn tail_len(&self) -> u64 {
-        (self.len + self.pending.len() as u64).saturating_sub(self.base_len)
-    }
-
-    /// Starts a new segment holding `frames` (which supersede everything before them),
-    /// atomically, and deletes the older segments. The first frame counts as the segment's
-    /// base for [`LogWriter::wants_compaction`].
-    pub(crate) fn rotate_frames(&mut self, frames: &[u8]) -> Result<()> {
+    /// Starts a new segment holding the records `fill` frames (which supersede everything
+    /// before them, pending frames included), atomically, and deletes the older segments. They
+    /// all count as the segment's base for [`LogWriter::wants_compaction`]: they are the state.
+    ///
+    /// The new segment is read back and checked before it replaces the old one: a segment this
+    /// writer could not read again must never be the only copy.
+    pub(crate) fn rotate(&mut self, fill: impl FnOnce(&mut Frames)) -> Result<()> {
         let next = self.segment + 1;
         let name = prefixed_segment_name(self.prefix, next);
         let tmp = format!("{name}.tmp");
+        let start = MAGIC.len() as u64;
+        let mut frames = Frames::new(next, start, start);
+        fill(&mut frames);
         let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(frames);
+        bytes.append(&mut frames.bytes);
         self.storage
             .write_new(&tmp, &bytes)
             .map_err(io_err("write", &tmp))?;
         self.storage.sync(&tmp).map_err(io_err("sync", &tmp))?;
+        self.read_back(&tmp, next, bytes.len(), frames.records)?;
         self.storage
             .rename(&tmp, &name)
             .map_err(io_err("rename", &tmp))?;
@@ -409,9 +604,9 @@ impl LogWriter {
         let old = std::mem::replace(&mut self.name, name);
         self.segment = next;
         self.len = bytes.len() as u64;
+        self.durable_len = self.len;
         self.base_len = self.len;
-        self.pending.clear();
-        self.unsynced = false;
+        self.pending = Frames::new(next, self.len, self.len);
         if !old.is_empty() {
             // A crash before this removal leaves the old segment behind; the next open
             // deletes it, because the newest segment supersedes it.
@@ -419,71 +614,26 @@ impl LogWriter {
         }
         Ok(())
     }
+
+    /// Reads a freshly written segment back: it must hold exactly `records` whole records in
+    /// `len` bytes.
+    fn read_back(&mut self, tmp: &str, segment: u64, len: usize, records: usize) -> Result<()> {
+        let back = self.storage.read(tmp).map_err(io_err("read", tmp))?;
+        let scan = scan(tmp, segment, &back)?;
+        if back.len() != len || scan.valid_len != len || scan.entries.len() != records {
+            return Err(TxnError::Corrupt {
+                segment: tmp.to_owned(),
+                offset: scan.valid_len as u64,
+                reason: format!(
+                    "a new segment read back as {} of {records} records in {} of {len} bytes",
+                    scan.entries.len(),
+                    back.len()
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn segment_with(records: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
-        let mut bytes = MAGIC.to_vec();
-        let mut ends = Vec::new();
-        for body in records {
-            push_frame(&mut bytes, KIND_SCHEMA, body);
-            ends.push(bytes.len());
-        }
-        (bytes, ends)
-    }
-
-    #[test]
-    fn frames_round_trip_and_names_parse() {
-        let mut bytes = MAGIC.to_vec();
-        push_schema(&mut bytes, &Schema::new());
-        let scan = scan("s", &bytes).unwrap();
-        assert_eq!(scan.valid_len, bytes.len());
-        assert!(matches!(scan.entries.as_slice(), [Entry::Schema(s)] if **s == Schema::new()));
-        assert_eq!(parse_segment(&segment_name(42)), Some(42));
-        assert_eq!(parse_segment("00000000000000000042.log.tmp"), None);
-        assert_eq!(parse_segment("42.log"), None);
-    }
-
-    #[test]
-    fn zero_filled_tail_ends_the_log_but_garbage_does_not() {
-        let (mut bytes, ends) = segment_with(&[b"x"]);
-        bytes.extend_from_slice(&[0u8; 40]);
-        // A frame with an undecodable body still fails loudly: its checksum is right.
-        assert!(matches!(
-            scan("s", &bytes),
-            Err(TxnError::Corrupt { offset: 8, .. })
-        ));
-        let mut bytes = MAGIC.to_vec();
-        push_schema(&mut bytes, &Schema::new());
-        let valid = bytes.len();
-        bytes.extend_from_slice(&[0u8; 40]);
-        assert_eq!(scan("s", &bytes).unwrap().valid_len, valid);
-        bytes[valid + 20] = 1;
-        assert!(matches!(
-            scan("s", &bytes),
-            Err(TxnError::Corrupt { offset, .. }) if offset == valid as u64
-        ));
-        let _ = ends;
-    }
-
-    #[test]
-    fn damage_before_the_last_frame_is_an_error() {
-        let mut bytes = MAGIC.to_vec();
-        push_schema(&mut bytes, &Schema::new());
-        let first_end = bytes.len();
-        push_schema(&mut bytes, &Schema::new());
-        let mut damaged = bytes.clone();
-        damaged[first_end - 1] ^= 0x10;
-        assert!(matches!(
-            scan("s", &damaged),
-            Err(TxnError::Corrupt { offset: 8, .. })
-        ));
-        let mut torn_last = bytes.clone();
-        let last = torn_last.len() - 1;
-        torn_last[last] ^= 0x10;
-        assert_eq!(scan("s", &torn_last).unwrap().valid_len, first_end);
-    }
-}
+mod tests;

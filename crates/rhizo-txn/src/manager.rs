@@ -64,7 +64,7 @@ impl CoordinationFreeConfig {
 pub enum CoordinationFreeError {
     /// The transaction holds operations that are not algebraic (or target a register column):
     /// they need a coordinated transaction. Nothing was applied.
-    #[error("not algebraic, needs coordination: {}", list_ops(.operations))]
+    #[error("not algebraic, needs coordination: {}", rhizo_commit::OperationList(.operations))]
     NonAlgebraic {
         /// The offending cells and operation kinds.
         operations: Vec<(CellKey, OpType)>,
@@ -78,13 +78,6 @@ impl From<LocalCommitError> for CoordinationFreeError {
     fn from(err: LocalCommitError) -> Self {
         Self::Replica(Box::new(err))
     }
-}
-
-fn list_ops(ops: &[(CellKey, OpType)]) -> String {
-    ops.iter()
-        .map(|(k, op)| format!("{op} on {k}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// One node's coordination-free transaction manager: commits algebraic transactions at once,

@@ -2,10 +2,12 @@
 //! that tests can run it in memory and inject faults at any write.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::{Result, TxnError};
 
 /// The file operations of one data directory. Names are plain file names inside it.
 ///
@@ -34,20 +36,53 @@ pub trait Storage: Send {
     fn sync_dir(&mut self) -> io::Result<()>;
 }
 
-/// A real directory. Keeps the file last appended to open, so a commit costs one `write` and
-/// one `fdatasync`.
+/// The name of the file whose lock marks a data directory as owned by one engine.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// A real directory, owned exclusively while this value lives: an OS advisory lock on its
+/// [`LOCK_FILE`] is taken at open and released at drop — or by the OS when the process dies, so
+/// no stale lock outlives its owner. Keeps the file last appended to open, so a commit costs one
+/// `write` and one `fdatasync`.
 #[derive(Debug)]
 pub struct FsStorage {
     dir: PathBuf,
     open: Option<(String, File)>,
+    /// Holds the directory's lock.
+    _lock: File,
 }
 
 impl FsStorage {
-    /// The directory `dir`, created if missing.
-    pub fn open(dir: impl AsRef<Path>) -> io::Result<Self> {
+    /// Opens the directory `dir` (created if missing) and locks it. Another owner, in this
+    /// process or another, makes this fail at once with [`TxnError::DirectoryLocked`], before
+    /// anything in the directory is read or changed.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir)?;
-        Ok(Self { dir, open: None })
+        let io = |op: &'static str, source: io::Error| TxnError::Io {
+            op,
+            name: dir.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(|e| io("create", e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))
+            .map_err(|e| io("open the lock file of", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(TxnError::DirectoryLocked {
+                    dir: dir.display().to_string(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io("lock", e)),
+        }
+        Ok(Self {
+            dir,
+            open: None,
+            _lock: lock,
+        })
     }
 
     fn file(&mut self, name: &str) -> io::Result<&mut File> {
@@ -74,10 +109,10 @@ impl Storage for FsStorage {
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
-                if let Ok(name) = entry.file_name().into_string() {
-                    names.push(name);
-                }
+            if entry.file_type()?.is_file()
+                && let Ok(name) = entry.file_name().into_string()
+            {
+                names.push(name);
             }
         }
         names.sort();

@@ -235,10 +235,10 @@ impl View {
                     .map(CellState::new)
                     .map_err(|e| format!("{key}: {e}"))
             });
-            if let Ok(cell) = slot {
-                if let Err(e) = cell.apply_all(&effect.ops, update.dot) {
-                    *slot = Err(format!("{key} at {}: {e}", update.dot));
-                }
+            if let Ok(cell) = slot
+                && let Err(e) = cell.apply_all(&effect.ops, update.dot)
+            {
+                *slot = Err(format!("{key} at {}: {e}", update.dot));
             }
         }
     }

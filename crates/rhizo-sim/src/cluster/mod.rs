@@ -565,9 +565,10 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
         let index = self.resolve(node)?;
         let id = self.directory.id(index);
         let slot = &mut self.slots[index as usize];
-        let Some(node) = slot.node.take() else {
+        let Some(mut node) = slot.node.take() else {
             return Err(SimError::NodeCrashed { node: id });
         };
+        node.on_crash();
         slot.durable = Some(node.durable());
         slot.incarnation = slot.incarnation.wrapping_add(1) & INCARNATION_MASK;
         if !slot.idle {

@@ -45,7 +45,7 @@ fn drive(cluster: &mut SimulatedCluster<ReplicaNode>, ops: usize, gap: Duration)
         let tx = workload.next_transaction(cluster.workload_rng());
         cluster.commit_on_node(node, tx).unwrap();
         cluster.run_for(gap);
-        if cluster.now().as_micros() % 7 == 0 {
+        if cluster.now().as_micros().is_multiple_of(7) {
             cluster.observe();
         }
     }

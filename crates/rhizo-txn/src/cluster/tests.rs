@@ -221,3 +221,34 @@ fn a_raft_commit_survives_its_leader_crash_and_an_interrupted_proposal_is_report
     assert_eq!(count(&cluster, leader), AlgebraicValue::Integer(1));
     assert_eq!(cluster.faults(), []);
 }
+
+#[test]
+fn a_simulated_crash_is_a_power_loss() {
+    let group = SyncPolicy::Group {
+        max_delay_ms: 1_000_000,
+        max_records: 1_000,
+    };
+    for (sync, kept) in [
+        (group, 0),
+        (SyncPolicy::None, 0),
+        (SyncPolicy::EveryCommit, 1),
+    ] {
+        let config = ClusterConfig::new(schema()).with_sync(sync);
+        let mut cluster = EngineCluster::new(&builder(3, 1), config).unwrap();
+        let outcome = cluster
+            .commit(0, TransactionMode::CoordinationFree, |tx| {
+                tx.increment("counters", "pv", 1);
+            })
+            .unwrap();
+        assert_eq!(outcome.durable, kept == 1, "{sync:?}");
+        cluster.isolate(0).unwrap();
+        cluster.crash(0).unwrap();
+        cluster.restart(0).unwrap();
+        assert_eq!(
+            cluster.read(0, "counters", "pv", "value").unwrap(),
+            AlgebraicValue::Integer(kept),
+            "{sync:?}: only what was synced survives"
+        );
+        assert!(cluster.faults().is_empty(), "{:?}", cluster.faults());
+    }
+}

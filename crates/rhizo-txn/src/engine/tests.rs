@@ -5,6 +5,7 @@ use super::*;
 use crate::MemStorage;
 
 mod crash;
+mod durability;
 mod raft;
 mod sim;
 

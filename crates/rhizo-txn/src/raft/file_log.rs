@@ -18,7 +18,7 @@ use rhizo_clock::NodeId;
 
 use super::RaftError;
 use super::storage::{DurableRaftLog, RaftRecord};
-use crate::log::{self, Entry, LogWriter, RAFT_PREFIX, RaftMeta};
+use crate::log::{Entry, LogWriter, RAFT_PREFIX, RaftMeta};
 use crate::storage::{FsStorage, Storage};
 use crate::{Result, TxnError};
 
@@ -60,11 +60,7 @@ impl FileRaftLog {
     /// Opens the Raft log in directory `dir` (created if missing).
     pub fn open_dir(dir: impl AsRef<Path>) -> Result<OpenedRaftLog> {
         let dir = dir.as_ref();
-        let storage = FsStorage::open(dir).map_err(|source| TxnError::Io {
-            op: "open",
-            name: dir.display().to_string(),
-            source,
-        })?;
+        let storage = FsStorage::open(dir)?;
         Self::open(Box::new(storage))
     }
 
@@ -76,7 +72,7 @@ impl FileRaftLog {
         let mut meta = None;
         let (mut hard_state, mut incarnation) = (None, None);
         match entries {
-            None => writer.rotate_frames(&[])?,
+            None => writer.rotate(|_| {})?,
             Some(entries) => {
                 for entry in entries {
                     match entry {
@@ -96,8 +92,8 @@ impl FileRaftLog {
                                 segment: format!("{writer:?}"),
                                 offset: 0,
                                 reason: format!(
-                                    "an engine frame in a Raft segment: {}",
-                                    entry_kind(&other)
+                                    "an engine record in a Raft segment: {}",
+                                    other.describe()
                                 ),
                             });
                         }
@@ -135,10 +131,22 @@ impl FileRaftLog {
             node,
             schema: schema.clone(),
         };
-        log::push_raft_meta(self.writer.pending(), &meta);
+        self.writer.frames().push_raft_meta(&meta);
         self.meta = Some(meta);
         let synced = self.writer.sync();
         self.note(synced)
+    }
+
+    /// Makes everything written durable now (nothing to do when `persist` syncs).
+    pub fn sync(&mut self) -> Result<(), RaftError> {
+        self.check()?;
+        let synced = self.writer.sync();
+        self.note(synced)
+    }
+
+    /// Whether records were written that are not durable yet (only without syncing).
+    pub fn is_dirty(&self) -> bool {
+        self.writer.is_dirty()
     }
 
     /// Bytes appended since the segment began (since the last snapshot).
@@ -169,14 +177,17 @@ impl FileRaftLog {
     }
 }
 
-fn entry_kind(entry: &Entry) -> &'static str {
-    match entry {
-        Entry::Checkpoint(_) => "checkpoint",
-        Entry::Replica(_) => "replica record",
-        Entry::Coordinated(_) => "coordinated entry",
-        Entry::Schema(_) => "schema",
-        Entry::Raft(_) => "raft record",
-        Entry::RaftMeta(_) => "raft owner",
+impl FileRaftLog {
+    /// Keeps the newest hard state and incarnation among `records`: what a snapshot does not
+    /// supersede.
+    fn remember(&mut self, records: &[RaftRecord]) {
+        for record in records {
+            match record {
+                RaftRecord::HardState { .. } => self.hard_state = Some(record.clone()),
+                RaftRecord::Incarnation(_) => self.incarnation = Some(record.clone()),
+                _ => {}
+            }
+        }
     }
 }
 
@@ -186,36 +197,38 @@ impl DurableRaftLog for FileRaftLog {
             return Ok(());
         }
         self.check()?;
-        let mut frames = Vec::new();
-        let mut rotate = false;
-        for record in &records {
-            match record {
-                RaftRecord::HardState { .. } => self.hard_state = Some(record.clone()),
-                RaftRecord::Incarnation(_) => self.incarnation = Some(record.clone()),
-                RaftRecord::Snapshot { .. } => {
-                    // Everything before it is superseded but the newest hard state and
-                    // incarnation (and the owner): start the segment afresh.
-                    rotate = true;
-                    frames.clear();
-                    if let Some(meta) = &self.meta {
-                        log::push_raft_meta(&mut frames, meta);
+        // A snapshot supersedes every record before it but the newest hard state and
+        // incarnation (and the owner): the segment starts afresh from the last one.
+        let snapshot_at = records
+            .iter()
+            .rposition(|r| matches!(r, RaftRecord::Snapshot { .. }));
+        self.remember(&records[..snapshot_at.unwrap_or(records.len())]);
+        let written = match snapshot_at {
+            Some(first) => {
+                let (meta, kept) = (&self.meta, [&self.incarnation, &self.hard_state]);
+                let rotated = self.writer.rotate(|frames| {
+                    if let Some(meta) = meta {
+                        frames.push_raft_meta(meta);
                     }
-                    for kept in [&self.incarnation, &self.hard_state].into_iter().flatten() {
-                        log::push_raft(&mut frames, kept);
+                    for kept in kept.into_iter().flatten() {
+                        frames.push_raft(kept);
                     }
-                }
-                _ => {}
+                    for record in &records[first..] {
+                        frames.push_raft(record);
+                    }
+                });
+                self.remember(&records[first..]);
+                rotated
             }
-            log::push_raft(&mut frames, record);
-        }
-        let written = if rotate {
-            self.writer.rotate_frames(&frames)
-        } else {
-            self.writer.pending().extend_from_slice(&frames);
-            if self.sync {
-                self.writer.sync()
-            } else {
-                self.writer.write_out()
+            None => {
+                for record in &records {
+                    self.writer.frames().push_raft(record);
+                }
+                if self.sync {
+                    self.writer.sync()
+                } else {
+                    self.writer.write_out()
+                }
             }
         };
         self.note(written)

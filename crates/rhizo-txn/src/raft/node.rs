@@ -135,11 +135,6 @@ impl RaftWire {
         match bytes.split_first() {
             Some((&WIRE_REPLICA, body)) => Ok(Self::Replica(Box::new(wire::decode_message(body)?))),
             Some((&WIRE_RAFT, body)) => {
-                if body.len() > wire::MAX_ENCODED_LEN {
-                    return Err(LocalCommitError::Decode {
-                        reason: format!("{} bytes exceed the limit", body.len()),
-                    });
-                }
                 let message: RaftMessage =
                     protobuf::Message::parse_from_bytes(body).map_err(|e| {
                         LocalCommitError::Decode {

@@ -385,7 +385,7 @@ impl SimulatedNode for RaftSimNode {
     fn on_timer(&mut self, ctx: &mut NodeCtx<'_, RaftWire>) {
         self.node.tick();
         self.ticks += 1;
-        if self.ticks % self.sync_every_ticks.max(1) == 0 {
+        if self.ticks.is_multiple_of(self.sync_every_ticks.max(1)) {
             let behind = self.node.peers_behind();
             for peer in behind {
                 self.node.sync_with(peer);
