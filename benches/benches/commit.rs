@@ -7,6 +7,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rhizo_algebra::{MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
+use rhizo_commit::Operations;
 use rhizo_commit::wire::{decode_message, encode_message};
 use rhizo_commit::{
     AlgebraicTransaction, LocalCommitProtocol, Message, PreparedCell, PreparedTransaction, Ready,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rhizo_algebra::{MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
+use rhizo_commit::Operations;
 use rhizo_commit::{AlgebraicTransaction, Ready, Replica, ReplicaConfig};
 use rhizo_txn::{Engine, EngineConfig, SyncPolicy, TransactionMode};
 
@@ -29,8 +30,11 @@ fn config(sync: SyncPolicy) -> EngineConfig {
 
 fn commit_one(engine: &mut Engine) -> rhizo_txn::CommitOutcome {
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "page_views", 1);
-    tx.commit().expect("commits")
+    tx.increment("counters", "page_views", "value", 1);
+    tx.commit()
+        .expect("commits")
+        .committed()
+        .expect("decided at once")
 }
 
 /// Times single durable commits one by one and prints their percentiles.

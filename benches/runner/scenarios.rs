@@ -10,6 +10,7 @@ use rhizo_sim::workload::{self, KeyDistribution, OpMix, Workload};
 use rhizo_sim::{GossipStrategy, LatencyModel, RegionMatrix, SimulationBuilder};
 
 use crate::results::{ConvergenceRow, LatencyRow, ThroughputRow};
+use rhizo_commit::Operations;
 
 /// Latency percentiles of a sample, in milliseconds.
 pub(crate) struct Percentiles {
@@ -325,8 +326,13 @@ pub(crate) fn raft_rows(commits: usize, seed: u64) -> Result<Vec<LatencyRow>, St
     let mut rows = Vec::new();
     for (name, network) in [("lan", LatencyModel::Lan), ("regions", regions())] {
         for ops in [1u32, 10, 100] {
-            let report =
-                rhizo_txn::raft::bench::commit_latency(network.clone(), 5, ops, commits, seed)?;
+            let report = rhizo_engine_sim::raft::bench::commit_latency(
+                network.clone(),
+                5,
+                ops,
+                commits,
+                seed,
+            )?;
             rows.push(LatencyRow {
                 path: "raft".into(),
                 network: name.into(),
@@ -350,7 +356,8 @@ pub(crate) fn raft_success(
     seed: u64,
 ) -> Result<RaftSummary, String> {
     let wanted = nodes * tx_per_node;
-    let report = rhizo_txn::raft::bench::commit_latency(LatencyModel::Lan, nodes, 1, wanted, seed)?;
+    let report =
+        rhizo_engine_sim::raft::bench::commit_latency(LatencyModel::Lan, nodes, 1, wanted, seed)?;
     // The run ends once every transaction is acknowledged by the cluster (committed in the log);
     // anything less is reported as not converged.
     Ok(RaftSummary {

@@ -10,6 +10,45 @@ use crate::CellKey;
 /// A refused commit leaves no trace: nothing applied, the clock not ticked, no record emitted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LocalCommitError {
+    /// A register a coordinated transaction read held another value when the transaction
+    /// reached its place in the log: it was written in between. Nothing was applied; read again
+    /// and retry.
+    #[error(
+        "{key} was read as {} but holds {} at the transaction's place in the log: read again \
+         and retry",
+        rhizo_clock::Bounded(.expected),
+        rhizo_clock::Bounded(.found)
+    )]
+    ReadConflict {
+        /// The register.
+        key: Box<CellKey>,
+        /// The value the transaction read, displayed.
+        expected: String,
+        /// The value it held, displayed.
+        found: String,
+    },
+    /// A log entry validated against a newer schema than this replica holds: it is not refused
+    /// (other replicas apply it) but waits until this replica has that schema.
+    #[error(
+        "a log entry needs schema version {needed}; this replica has {held}: declare the same \
+         columns on every member"
+    )]
+    SchemaBehind {
+        /// The version the entry was validated against.
+        needed: u64,
+        /// The version this replica holds.
+        held: u64,
+    },
+    /// A verb that names no operation (see `Operation::VERBS`).
+    #[error(
+        "{} is not an operation; the verbs are {}",
+        rhizo_clock::Quoted(.verb),
+        crate::Operation::VERBS.join(", ")
+    )]
+    UnknownVerb {
+        /// The verb given.
+        verb: String,
+    },
     /// A transaction with no operations names no effect; refusing it keeps dots meaningful.
     #[error("the transaction is empty")]
     EmptyTransaction,

@@ -17,7 +17,7 @@
 //! ```
 //! use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 //! use rhizo_clock::NodeId;
-//! use rhizo_commit::{AlgebraicTransaction, Replica, ReplicaConfig};
+//! use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
 //!
 //! let schema = Schema::builder()
 //!     .table("counters")
@@ -65,7 +65,9 @@ pub use replica::{
     OriginRange, PreparedCell, PreparedTransaction, Ready, Record, Replica, ReplicaConfig,
     ReplicaSnapshot, ReplicaStats, SyncMessage, consensus_origin,
 };
-pub use txn::{AlgebraicOperation, AlgebraicTransaction, TransactionMetadata};
+pub use txn::{
+    AlgebraicOperation, AlgebraicTransaction, Elements, Operation, Operations, TransactionMetadata,
+};
 
 #[cfg(test)]
 mod tests;

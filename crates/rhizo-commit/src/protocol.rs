@@ -71,6 +71,10 @@ pub struct OrderedUpdate {
     /// Effects grouped by cell, cells in key order.
     #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
     pub effects: Effects,
+    /// Registers the proposer read, with the values it read: the update applies only if each
+    /// still holds its value at the update's place in the log. Registers change only in log
+    /// order, so every replica decides the same.
+    pub reads: Vec<(CellKey, AlgebraicValue)>,
     /// The transaction's metadata.
     pub metadata: TransactionMetadata,
 }
@@ -286,7 +290,7 @@ impl LocalCommitProtocol {
     pub fn check(&self, tx: &AlgebraicTransaction) -> Result<()> {
         validate_transaction(
             &self.schema,
-            tx.clone().into_operations(),
+            tx.clone().into_local_operations()?,
             None,
             CommitPath::Local,
         )
@@ -303,8 +307,12 @@ impl LocalCommitProtocol {
     /// On error nothing changes (the clock is not ticked).
     pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<VersionedUpdate> {
         let metadata = tx.metadata.clone();
-        let effects =
-            validate_transaction(&self.schema, tx.into_operations(), None, CommitPath::Local)?;
+        let effects = validate_transaction(
+            &self.schema,
+            tx.into_local_operations()?,
+            None,
+            CommitPath::Local,
+        )?;
         let mut clock = self.clock.clone();
         let dot = clock.tick(self.node)?;
         self.clock = clock.clone();

@@ -307,6 +307,9 @@ pub struct Replica {
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
     tombstoned: BTreeSet<CellId>,
     buffer: VecDeque<(NodeId, Delta)>,
+    /// While set, deltas that would take the consensus origin beyond it wait in the buffer (see
+    /// [`Replica::limit_consensus`]).
+    consensus_limit: Option<u64>,
     ready: Ready,
     records_since_snapshot: usize,
     stats: ReplicaStats,
@@ -336,6 +339,7 @@ impl Replica {
             stable: VectorClock::new(),
             tombstoned: BTreeSet::new(),
             buffer: VecDeque::new(),
+            consensus_limit: None,
             ready: Ready::default(),
             records_since_snapshot: 0,
             stats: ReplicaStats::default(),
@@ -428,7 +432,7 @@ impl Replica {
     /// once the records of the next [`Replica::take_ready`] are durable.
     pub fn commit(&mut self, tx: AlgebraicTransaction) -> Result<CommitReceipt> {
         let metadata = tx.metadata.clone();
-        let ops = tx.into_operations();
+        let ops = tx.into_local_operations()?;
         let cells = &self.cells;
         let mut observe = |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| {
             observed_remove(cells.get(key), spec, value)
@@ -722,44 +726,76 @@ impl Replica {
     /// this replica's view. Nothing changes; propose the result to the log.
     pub fn prepare_ordered(&self, tx: AlgebraicTransaction) -> Result<OrderedUpdate> {
         let metadata = tx.metadata.clone();
+        let (ops, reads) = tx.into_parts();
+        self.check_reads(&reads)?;
         let cells = &self.cells;
         let mut observe = |key: &CellKey, spec: &ColumnSpec, value: &AlgebraicValue| {
             observed_remove(cells.get(key), spec, value)
         };
-        let effects = validate_transaction(
-            &self.schema,
-            tx.into_operations(),
-            Some(&mut observe),
-            CommitPath::Ordered,
-        )?;
+        let effects =
+            validate_transaction(&self.schema, ops, Some(&mut observe), CommitPath::Ordered)?;
         // The proposer's check, as for a local commit: it does not propose what it could not
         // read back.
         self.check_ranges(&effects)?;
         Ok(OrderedUpdate {
             schema_version: self.schema.version(),
             effects,
+            reads,
             metadata,
         })
     }
 
     /// Applies the log entry at `index` (entries must be applied in log order). Every replica
     /// reaches the same outcome for the same entry, so registers hold the same value at the
-    /// same index everywhere; algebraic effects merge with coordination-free ones as usual.
+    /// same index everywhere; algebraic effects merge with coordination-free ones as usual. A
+    /// refused entry (a condition that did not hold) consumes its index, as on every replica of
+    /// a log.
     pub fn apply_ordered(&mut self, index: u64, update: &OrderedUpdate) -> Result<OrderedOutcome> {
+        self.apply_at(index, update, true)
+    }
+
+    /// [`Replica::apply_ordered`] for an order only this replica sees (a node alone): a refused
+    /// update leaves no trace at all — its index is not consumed, since nobody else holds it.
+    pub fn apply_ordered_alone(
+        &mut self,
+        index: u64,
+        update: &OrderedUpdate,
+    ) -> Result<OrderedOutcome> {
+        self.apply_at(index, update, false)
+    }
+
+    fn apply_at(
+        &mut self,
+        index: u64,
+        update: &OrderedUpdate,
+        consume_refused: bool,
+    ) -> Result<OrderedOutcome> {
         let origin = consensus_origin();
         if index <= self.clock.get(origin) {
             return Ok(OrderedOutcome::AlreadyApplied);
         }
+        if update.schema_version > self.schema.version() {
+            // Not a refusal: every replica with the schema applies it, so neither may this one
+            // skip it. It waits until this replica has the schema.
+            return Err(LocalCommitError::SchemaBehind {
+                needed: update.schema_version,
+                held: self.schema.version(),
+            });
+        }
         let dot = Dot::new(origin, index)?;
         // Conditions are checked on copies first, so a failed one leaves no trace.
         let mut touched = Vec::with_capacity(update.effects.len());
-        let outcome = match self.try_effects(&update.effects, dot) {
+        let checked = self
+            .check_reads_hold(&update.reads)
+            .and_then(|()| self.try_effects(&update.effects, dot));
+        let outcome = match checked {
             Ok(()) => {
                 let slots = self.locate_all(&update.effects);
                 self.install_effects(&update.effects, &slots, dot, false, |id| touched.push(id))?;
                 OrderedOutcome::Applied(dot)
             }
-            Err(refusal) => OrderedOutcome::Refused(refusal),
+            Err(refusal) if consume_refused => OrderedOutcome::Refused(refusal),
+            Err(refusal) => return Ok(OrderedOutcome::Refused(refusal)),
         };
         self.clock.set(origin, index);
         self.count_members_behind();
@@ -771,6 +807,52 @@ impl Replica {
             });
         }
         Ok(outcome)
+    }
+
+    /// Refuses read checks that cannot be evaluated the same on every replica: each must name a
+    /// register column (registers change only in log order) and a value it could hold.
+    fn check_reads(&self, reads: &[(CellKey, AlgebraicValue)]) -> Result<()> {
+        let mut errors = Vec::new();
+        for (key, value) in reads {
+            let checked = self
+                .schema
+                .column(key.table(), key.column())
+                .and_then(|spec| {
+                    if spec.merge() != rhizo_algebra::MergeType::Register {
+                        return Err(rhizo_algebra::AlgebraError::OpNotAccepted {
+                            merge: spec.merge(),
+                            op: rhizo_algebra::OpType::GenericConditional,
+                        });
+                    }
+                    if *value != AlgebraicValue::Null {
+                        CellOp::new(spec, rhizo_algebra::OpType::GenericOverwrite, value)?;
+                    }
+                    Ok(())
+                });
+            if let Err(err) = checked {
+                errors.push((key.clone(), err));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(LocalCommitError::InvalidOperations { errors })
+        }
+    }
+
+    /// Whether every register read still holds the value read.
+    fn check_reads_hold(&self, reads: &[(CellKey, AlgebraicValue)]) -> Result<()> {
+        for (key, expected) in reads {
+            let found = self.read_key(key)?;
+            if found != *expected {
+                return Err(LocalCommitError::ReadConflict {
+                    key: Box::new(key.clone()),
+                    expected: expected.to_string(),
+                    found: found.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Applies `effects` to copies of their cells, reporting the first that fails.
@@ -989,8 +1071,44 @@ impl Replica {
         Ok(())
     }
 
+    /// Whether a delta or snapshot whose clock is `clock` would be ignored as older than what
+    /// every member has seen (garbage collection may have discarded the tombstones that cancel
+    /// its stale tags).
+    pub fn is_stale(&self, clock: &VectorClock) -> bool {
+        !self.stable.dominated_by(clock)
+    }
+
+    /// Holds back anti-entropy's news of the consensus log beyond `limit` (`None`: no limit).
+    ///
+    /// A replica learns log entries two ways: applied in log order (`apply_ordered`), and merged
+    /// from a peer's delta. A Raft member that awaits the outcome of its own proposals must apply
+    /// them itself, in log order — a condition decided elsewhere and merged here leaves no trace
+    /// of whether it held. While a limit is set, a delta whose clock passes it waits in the
+    /// buffer (like an early delta) until the limit is raised or lifted.
+    pub fn limit_consensus(&mut self, limit: Option<u64>) -> Result<()> {
+        let raised = match (self.consensus_limit, limit) {
+            (Some(old), Some(new)) => new > old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        self.consensus_limit = limit;
+        if raised {
+            self.drain_buffer()?;
+        }
+        Ok(())
+    }
+
+    /// Whether this replica may apply `delta` now: it holds the delta's base and the delta
+    /// stays within the consensus limit.
+    fn deliverable(&self, delta: &Delta) -> bool {
+        delta.base.dominated_by(&self.clock)
+            && self
+                .consensus_limit
+                .is_none_or(|limit| delta.clock.get(consensus_origin()) <= limit)
+    }
+
     fn receive_delta(&mut self, from: NodeId, delta: Delta) -> Result<()> {
-        if !delta.base.dominated_by(&self.clock) {
+        if !self.deliverable(&delta) {
             // Early: wait until this replica holds the delta's base.
             self.stats.deltas_buffered += 1;
             if self.buffer.len() >= self.config.max_buffered_deltas {
@@ -1007,11 +1125,7 @@ impl Replica {
 
     fn drain_buffer(&mut self) -> Result<()> {
         loop {
-            let Some(pos) = self
-                .buffer
-                .iter()
-                .position(|(_, d)| d.base.dominated_by(&self.clock))
-            else {
+            let Some(pos) = self.buffer.iter().position(|(_, d)| self.deliverable(d)) else {
                 return Ok(());
             };
             let (from, delta) = self.buffer.remove(pos).expect("position is in range");

@@ -34,12 +34,327 @@ impl AlgebraicOperation {
     }
 }
 
-/// A transaction: operations that take effect together — on every replica all of them or none.
-///
-/// Built with a `&mut self` builder as a user would write it:
+/// What one operation does to its cell: the vocabulary every front end speaks — this builder,
+/// the engine's transaction, batches, the bindings and the command line all name operations by
+/// these verbs and feed them through [`Operations::operation`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    /// ADD an amount to a number column.
+    Increment(AlgebraicValue),
+    /// MULTIPLY a number column by a factor.
+    Multiply(AlgebraicValue),
+    /// Raise a MAX column to at least a value.
+    Max(AlgebraicValue),
+    /// Lower a MIN column to at most a value.
+    Min(AlgebraicValue),
+    /// Add elements (a set) to a set column: tagged adds on an observed-remove set, a union on
+    /// a grow-only one.
+    AddToSet(AlgebraicValue),
+    /// Remove elements (a set) from an observed-remove set column: the adds of them the writer
+    /// has observed.
+    RemoveFromSet(AlgebraicValue),
+    /// Grow a set column by UNION with a set.
+    Union(AlgebraicValue),
+    /// Shrink a set column by INTERSECT with a set.
+    Intersect(AlgebraicValue),
+    /// OVERWRITE a register (coordinated transactions only).
+    Put(AlgebraicValue),
+    /// Overwrite a register with `new` if it holds `expected` when the transaction applies
+    /// (coordinated transactions only).
+    CompareAndSet {
+        /// The value the register must hold.
+        expected: AlgebraicValue,
+        /// The value written.
+        new: AlgebraicValue,
+    },
+}
+
+impl Operation {
+    /// Every verb, as [`Operation::verb`] names it.
+    pub const VERBS: [&'static str; 10] = [
+        "increment",
+        "multiply",
+        "max",
+        "min",
+        "add_to_set",
+        "remove_from_set",
+        "union",
+        "intersect",
+        "put",
+        "compare_and_set",
+    ];
+
+    /// The operation `verb` with its operand `value` (`compare_and_set` takes `expected` too;
+    /// every other verb ignores it). An unknown verb is [`LocalCommitError::UnknownVerb`].
+    pub fn named(
+        verb: &str,
+        value: AlgebraicValue,
+        expected: Option<AlgebraicValue>,
+    ) -> crate::Result<Self> {
+        Ok(match verb {
+            "increment" => Self::Increment(value),
+            "multiply" => Self::Multiply(value),
+            "max" => Self::Max(value),
+            "min" => Self::Min(value),
+            "add_to_set" => Self::AddToSet(value),
+            "remove_from_set" => Self::RemoveFromSet(value),
+            "union" => Self::Union(value),
+            "intersect" => Self::Intersect(value),
+            "put" => Self::Put(value),
+            "compare_and_set" => Self::CompareAndSet {
+                expected: expected.unwrap_or(AlgebraicValue::Null),
+                new: value,
+            },
+            other => {
+                return Err(crate::LocalCommitError::UnknownVerb {
+                    verb: other.to_owned(),
+                });
+            }
+        })
+    }
+
+    /// The verb that names this operation.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Increment(_) => "increment",
+            Self::Multiply(_) => "multiply",
+            Self::Max(_) => "max",
+            Self::Min(_) => "min",
+            Self::AddToSet(_) => "add_to_set",
+            Self::RemoveFromSet(_) => "remove_from_set",
+            Self::Union(_) => "union",
+            Self::Intersect(_) => "intersect",
+            Self::Put(_) => "put",
+            Self::CompareAndSet { .. } => "compare_and_set",
+        }
+    }
+
+    /// Whether the verb's operand is a set of elements.
+    pub fn takes_elements(verb: &str) -> bool {
+        matches!(
+            verb,
+            "add_to_set" | "remove_from_set" | "union" | "intersect"
+        )
+    }
+
+    /// The operation on cell `key`, in the form a transaction stores.
+    pub fn on(self, key: CellKey) -> AlgebraicOperation {
+        let (op_type, value, expected) = match self {
+            Self::Increment(v) => (OpType::AbelianAdd, v, None),
+            Self::Multiply(v) => (OpType::AbelianMultiply, v, None),
+            Self::Max(v) => (OpType::SemilatticeMax, v, None),
+            Self::Min(v) => (OpType::SemilatticeMin, v, None),
+            Self::AddToSet(v) => (OpType::OrSetAdd, v, None),
+            Self::RemoveFromSet(v) => (OpType::OrSetRemove, v, None),
+            Self::Union(v) => (OpType::SemilatticeUnion, v, None),
+            Self::Intersect(v) => (OpType::SemilatticeIntersect, v, None),
+            Self::Put(v) => (OpType::GenericOverwrite, v, None),
+            Self::CompareAndSet { expected, new } => {
+                (OpType::GenericConditional, new, Some(Box::new(expected)))
+            }
+        };
+        AlgebraicOperation {
+            key,
+            op_type,
+            value,
+            expected,
+        }
+    }
+}
+
+/// The elements of a set operation: one string, strings, or any set value (an integer set
+/// with [`AlgebraicValue::int_set`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elements(pub AlgebraicValue);
+
+impl From<&str> for Elements {
+    fn from(element: &str) -> Self {
+        Self(AlgebraicValue::string_set([element]))
+    }
+}
+
+impl From<&String> for Elements {
+    fn from(element: &String) -> Self {
+        Self(AlgebraicValue::string_set([element.as_str()]))
+    }
+}
+
+impl From<String> for Elements {
+    fn from(element: String) -> Self {
+        Self(AlgebraicValue::string_set([element]))
+    }
+}
+
+impl<S: Into<String>, const N: usize> From<[S; N]> for Elements {
+    fn from(elements: [S; N]) -> Self {
+        Self(AlgebraicValue::string_set(elements))
+    }
+}
+
+impl<S: Into<String>> From<Vec<S>> for Elements {
+    fn from(elements: Vec<S>) -> Self {
+        Self(AlgebraicValue::string_set(elements))
+    }
+}
+
+impl From<AlgebraicValue> for Elements {
+    fn from(set: AlgebraicValue) -> Self {
+        Self(set)
+    }
+}
+
+/// The verbs of a transaction builder, defined once: a builder implements
+/// [`Operations::operation`] and gets every verb with the same arguments — `(table, row,
+/// column, operand)` — whatever it builds ([`AlgebraicTransaction`], the engine's transaction).
 ///
 /// ```
-/// use rhizo_commit::AlgebraicTransaction;
+/// use rhizo_commit::{AlgebraicTransaction, Operations};
+/// let mut tx = AlgebraicTransaction::new();
+/// tx.increment("counters", "page_views", "value", 1)
+///     .add_to_set("users", "user_123", "tags", "premium");
+/// assert_eq!(tx.len(), 2);
+/// ```
+pub trait Operations {
+    /// Adds `operation` on cell `(table, row, column)`; what the schema makes of it is decided
+    /// at commit.
+    fn operation(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        operation: Operation,
+    ) -> &mut Self;
+
+    /// ADD `amount` to a number column (`AbelianAdd`).
+    fn increment(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        amount: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Increment(amount.into()))
+    }
+
+    /// MULTIPLY a number column by `factor` (`AbelianMultiply`).
+    fn multiply(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        factor: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Multiply(factor.into()))
+    }
+
+    /// Raise a MAX column to at least `value` (`SemilatticeMax`).
+    fn max(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        value: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Max(value.into()))
+    }
+
+    /// Lower a MIN column to at most `value` (`SemilatticeMin`).
+    fn min(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        value: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Min(value.into()))
+    }
+
+    /// Add elements to a set column: tagged adds (`OrSetAdd`) on an observed-remove set, a
+    /// union on a grow-only one — the replica picks by the column's merge type.
+    fn add_to_set(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        elements: impl Into<Elements>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::AddToSet(elements.into().0))
+    }
+
+    /// Remove elements from an observed-remove set column (`OrSetRemove`): exactly the adds of
+    /// them the replica has observed.
+    fn remove_from_set(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        elements: impl Into<Elements>,
+    ) -> &mut Self {
+        self.operation(
+            table,
+            row,
+            column,
+            Operation::RemoveFromSet(elements.into().0),
+        )
+    }
+
+    /// Grow a set column by UNION with `set` (`SemilatticeUnion`).
+    fn union(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        set: impl Into<Elements>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Union(set.into().0))
+    }
+
+    /// INTERSECT a set column with `set` (`SemilatticeIntersect`).
+    fn intersect(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        set: impl Into<Elements>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Intersect(set.into().0))
+    }
+
+    /// OVERWRITE a register (`GenericOverwrite`): never commits without coordination.
+    fn put(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        value: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        self.operation(table, row, column, Operation::Put(value.into()))
+    }
+
+    /// COMPARE-AND-SET a register (`GenericConditional`): write `new` if it holds `expected`
+    /// when the transaction applies, in the coordinated order.
+    fn compare_and_set(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        expected: impl Into<AlgebraicValue>,
+        new: impl Into<AlgebraicValue>,
+    ) -> &mut Self {
+        let operation = Operation::CompareAndSet {
+            expected: expected.into(),
+            new: new.into(),
+        };
+        self.operation(table, row, column, operation)
+    }
+}
+
+/// A transaction: operations that take effect together — on every replica all of them or none.
+///
+/// Built through its [`Operations`] verbs as a user would write it:
+///
+/// ```
+/// use rhizo_commit::{AlgebraicTransaction, Operations};
 /// let mut tx = AlgebraicTransaction::new();
 /// tx.increment("counters", "page_views", "value", 1)
 ///     .add_to_set("users", "user_123", "tags", ["premium"]);
@@ -49,6 +364,10 @@ impl AlgebraicOperation {
 pub struct AlgebraicTransaction {
     #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
     ops: SmallVec<[AlgebraicOperation; 2]>,
+    /// Registers the transaction read, with the values it read: through consensus it applies
+    /// only if each still holds that value at its place in the log (see
+    /// [`AlgebraicTransaction::expect`]).
+    reads: Vec<(CellKey, AlgebraicValue)>,
     /// Free-form metadata carried with the transaction (for instance a client request id).
     pub metadata: TransactionMetadata,
 }
@@ -58,6 +377,18 @@ pub struct AlgebraicTransaction {
 pub struct TransactionMetadata {
     /// An application tag, e.g. a request id for idempotent retries on the client side.
     pub tag: Option<u64>,
+}
+
+impl Operations for AlgebraicTransaction {
+    fn operation(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        operation: Operation,
+    ) -> &mut Self {
+        self.push(operation.on(CellKey::new(table, row, column)))
+    }
 }
 
 impl AlgebraicTransaction {
@@ -72,151 +403,32 @@ impl AlgebraicTransaction {
         self
     }
 
-    fn op(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        op_type: OpType,
-        value: AlgebraicValue,
-    ) -> &mut Self {
-        self.push(AlgebraicOperation {
-            key: CellKey::new(table, row, column),
-            op_type,
-            value,
-            expected: None,
-        })
-    }
-
-    /// ADD `amount` to an additive column (`AbelianAdd`).
-    pub fn increment(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        amount: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.op(table, row, column, OpType::AbelianAdd, amount.into())
-    }
-
-    /// MULTIPLY a multiplicative column by `factor` (`AbelianMultiply`).
-    pub fn multiply(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        factor: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.op(table, row, column, OpType::AbelianMultiply, factor.into())
-    }
-
-    /// Raise a MAX column to at least `value` (`SemilatticeMax`).
-    pub fn max(
+    /// Requires register `(table, row, column)` to hold `value` when the transaction applies
+    /// in the coordinated order; otherwise the whole transaction is refused
+    /// (`LocalCommitError::ReadConflict`: read again and retry). A coordinated transaction's
+    /// reads of registers are recorded this way, which makes read-modify-write serializable.
+    /// Only registers qualify (they change only in log order, so every replica decides the
+    /// same); a transaction holding a read check never commits without coordination.
+    pub fn expect(
         &mut self,
         table: &str,
         row: &str,
         column: &str,
         value: impl Into<AlgebraicValue>,
     ) -> &mut Self {
-        self.op(table, row, column, OpType::SemilatticeMax, value.into())
+        let key = CellKey::new(table, row, column);
+        let value = value.into();
+        match self.reads.iter_mut().find(|(k, _)| *k == key) {
+            // The first read of a cell is the one the transaction's writes depend on.
+            Some(_) => {}
+            None => self.reads.push((key, value)),
+        }
+        self
     }
 
-    /// Lower a MIN column to at most `value` (`SemilatticeMin`).
-    pub fn min(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        value: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.op(table, row, column, OpType::SemilatticeMin, value.into())
-    }
-
-    /// Add string elements to a set column: `OrSetAdd` on an observed-remove set column,
-    /// `SemilatticeUnion` on a grow-only one — the replica picks by the column's merge type.
-    pub fn add_to_set<S: Into<String>>(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        elements: impl IntoIterator<Item = S>,
-    ) -> &mut Self {
-        self.op(
-            table,
-            row,
-            column,
-            OpType::OrSetAdd,
-            AlgebraicValue::string_set(elements),
-        )
-    }
-
-    /// Remove string elements from an observed-remove set column (`OrSetRemove`): the replica
-    /// removes exactly the adds of those elements it has observed.
-    pub fn remove_from_set<S: Into<String>>(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        elements: impl IntoIterator<Item = S>,
-    ) -> &mut Self {
-        self.op(
-            table,
-            row,
-            column,
-            OpType::OrSetRemove,
-            AlgebraicValue::string_set(elements),
-        )
-    }
-
-    /// Grow-only UNION of any set value (`SemilatticeUnion`).
-    pub fn union(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        set: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.op(table, row, column, OpType::SemilatticeUnion, set.into())
-    }
-
-    /// INTERSECT a set column with `set` (`SemilatticeIntersect`).
-    pub fn intersect(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        set: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.op(table, row, column, OpType::SemilatticeIntersect, set.into())
-    }
-
-    /// OVERWRITE a register (`GenericOverwrite`): never commits locally.
-    pub fn put(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        value: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.op(table, row, column, OpType::GenericOverwrite, value.into())
-    }
-
-    /// COMPARE-AND-SET a register (`GenericConditional`): write `new` if it holds `expected`.
-    /// Never commits locally; through consensus the condition is evaluated in log order.
-    pub fn compare_and_set(
-        &mut self,
-        table: &str,
-        row: &str,
-        column: &str,
-        expected: impl Into<AlgebraicValue>,
-        new: impl Into<AlgebraicValue>,
-    ) -> &mut Self {
-        self.push(AlgebraicOperation {
-            key: CellKey::new(table, row, column),
-            op_type: OpType::GenericConditional,
-            value: new.into(),
-            expected: Some(Box::new(expected.into())),
-        })
+    /// The read checks, in the order they were added.
+    pub fn reads(&self) -> &[(CellKey, AlgebraicValue)] {
+        &self.reads
     }
 
     /// The operations, in the order they were added.
@@ -234,8 +446,27 @@ impl AlgebraicTransaction {
         self.ops.is_empty()
     }
 
-    pub(crate) fn into_operations(self) -> SmallVec<[AlgebraicOperation; 2]> {
-        self.ops
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        SmallVec<[AlgebraicOperation; 2]>,
+        Vec<(CellKey, AlgebraicValue)>,
+    ) {
+        (self.ops, self.reads)
+    }
+
+    /// The operations of a transaction about to commit without coordination: one that holds
+    /// read checks needs the coordinated order to evaluate them.
+    pub(crate) fn into_local_operations(self) -> crate::Result<SmallVec<[AlgebraicOperation; 2]>> {
+        if self.reads.is_empty() {
+            return Ok(self.ops);
+        }
+        let operations = self
+            .reads
+            .into_iter()
+            .map(|(key, _)| (key, OpType::GenericConditional))
+            .collect();
+        Err(crate::LocalCommitError::RequiresCoordination { operations })
     }
 }
 
@@ -243,6 +474,7 @@ impl FromIterator<AlgebraicOperation> for AlgebraicTransaction {
     fn from_iter<I: IntoIterator<Item = AlgebraicOperation>>(iter: I) -> Self {
         Self {
             ops: iter.into_iter().collect(),
+            reads: Vec::new(),
             metadata: TransactionMetadata::default(),
         }
     }

@@ -1,4 +1,4 @@
-//! `rhizo-txn`'s simulated cluster of engines (`rhizo_txn::cluster`), for notebook experiments.
+//! `rhizo-engine-sim`'s simulated cluster of engines, for notebook experiments.
 //!
 //! Durations cross the boundary as Python numbers of **milliseconds** of virtual time.
 
@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use rhizo_engine_sim::cluster::{ClusterConfig, EngineCluster};
 use rhizo_sim::NodeRef;
-use rhizo_txn::cluster::{ClusterConfig, EngineCluster};
-use rhizo_txn::{Backend, SyncPolicy, roadmap_schema};
+use rhizo_txn::{Backend, SyncPolicy, default_schema};
 
 use crate::algebra::PySchema;
 use crate::clock::PyNodeId;
@@ -40,7 +40,7 @@ impl PyEngineCluster {
         sync: &str,
         root: Option<PathBuf>,
     ) -> PyResult<Self> {
-        let mut config = ClusterConfig::new(schema.map_or_else(roadmap_schema, |s| s.0.clone()))
+        let mut config = ClusterConfig::new(schema.map_or_else(default_schema, |s| s.0.clone()))
             .with_backend(Backend::named(backend).py()?)
             .with_sync(SyncPolicy::named(sync, 2, 256).py()?);
         config.root = root;

@@ -11,6 +11,7 @@ use crate::algebra::{OpTypeArg, PyAlgebraicValue, PyOpType, PySchema};
 use crate::clock::{PyDot, PyNodeId, PyVectorClock};
 use crate::convert::{Elements, NodeArg, ValueArg, value_to_py};
 use crate::errors::{PyResultExt, key_tuple};
+use rhizo_commit::Operations;
 
 /// One operation: a kind applied with a value to the cell `table[row].column`.
 #[pyclass(module = "_rhizo", name = "PyAlgebraicOperation", frozen)]

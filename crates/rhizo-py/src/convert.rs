@@ -134,25 +134,28 @@ fn set_value(obj: Borrowed<'_, '_, PyAny>) -> PyResult<AlgebraicValue> {
     })
 }
 
-/// Set elements for `add_to_set` / `remove_from_set`: one `str`, or an iterable of `str`.
-pub(crate) struct Elements(pub(crate) Vec<String>);
+/// Set elements for the set verbs (`add_to_set`, `remove_from_set`, `union`, `intersect`):
+/// one `str` or `int`, or an iterable of all-`str` or all-`int` elements — for string-set and
+/// integer-set columns alike.
+pub(crate) struct Elements(pub(crate) AlgebraicValue);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Elements {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         if let Ok(one) = obj.cast::<PyString>() {
-            return Ok(Self(vec![one.to_cow()?.into_owned()]));
+            return Ok(Self(AlgebraicValue::string_set([one.to_cow()?])));
         }
-        let mut out = Vec::new();
-        for item in obj.try_iter()? {
-            let item = item?;
-            let text = item.cast::<PyString>().map_err(|_| {
-                PyTypeError::new_err("set elements must be str (one str or an iterable of str)")
-            })?;
-            out.push(text.to_cow()?.into_owned());
+        if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
+            return Ok(Self(AlgebraicValue::int_set([obj.extract::<i64>()?])));
         }
-        Ok(Self(out))
+        if obj.try_iter().is_err() {
+            return Err(PyTypeError::new_err(format!(
+                "set elements are one str or int, or an iterable of them; got {}",
+                obj.get_type().name()?
+            )));
+        }
+        set_value(obj).map(Self)
     }
 }
 

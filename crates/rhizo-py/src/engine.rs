@@ -9,11 +9,11 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use rhizo_algebra::AlgebraicValue;
-use rhizo_commit::{AlgebraicTransaction, CellKey};
+use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey, Operation, Operations};
 use rhizo_sim::NodeRef;
 use rhizo_txn::{
-    BatchOp, BatchVerb, CommitOutcome, CommitPath, Engine, EngineConfig, Finished, RegisterWrite,
-    SyncPolicy, TransactionMode, TxnError, roadmap_schema,
+    CommitOutcome, CommitPath, Engine, EngineConfig, Finished, Submission, SyncPolicy,
+    TransactionMode, TxnError, default_schema,
 };
 
 use crate::algebra::{MergeTypeArg, PySchema, ValueTypeArg};
@@ -63,7 +63,18 @@ impl ToRaise for TxnError {
                 ),
             ),
             E::UnknownName { .. } => Raise::new(Exc::Config, "UnknownName", message),
-            E::Simulation(source) => source.to_raise(),
+            E::ReadConflict { key, .. } => {
+                Raise::new(Exc::ReadConflict, "ReadConflict", message).with_key(&key)
+            }
+            E::BatchStopped {
+                committed,
+                failed_at,
+                source,
+            } => {
+                let mut raise = source.to_raise().with_batch(committed, failed_at);
+                raise.message = message;
+                raise
+            }
             E::Schema(source) => {
                 let mut raise = source.to_raise();
                 raise.kind = "Schema";
@@ -86,7 +97,7 @@ impl ToRaise for TxnError {
             E::Recovery(_) => Raise::new(Exc::CorruptLog, "Recovery", message),
             // These come only from the Raft backend (a cluster of engines).
             E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
-            E::Pending { .. } => Raise::new(Exc::Rhizo, "Pending", message),
+            E::Undecided { .. } => Raise::new(Exc::Rhizo, "Undecided", message),
             E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
         }
     }
@@ -194,7 +205,7 @@ impl PyEngine {
         let sync = SyncPolicy::named(sync, group_delay_ms, group_max_records).py()?;
         let mut config = EngineConfig::new(node)
             .with_sync(sync)
-            .with_schema(schema.map_or_else(roadmap_schema, |s| s.0.clone()));
+            .with_schema(schema.map_or_else(default_schema, |s| s.0.clone()));
         if let Some(members) = members {
             config = config.with_members(members.into_iter().map(|m| m.0));
         }
@@ -241,7 +252,7 @@ impl PyEngine {
         let ops = operations
             .try_iter()?
             .map(|item| batch_op(&item?))
-            .collect::<PyResult<Vec<BatchOp>>>()?;
+            .collect::<PyResult<Vec<AlgebraicOperation>>>()?;
         self.with(|e| e.commit_batch(mode, ops, ops_per_transaction.unwrap_or(usize::MAX)))
     }
 
@@ -265,7 +276,10 @@ impl PyEngine {
         merge: MergeTypeArg,
         value_type: ValueTypeArg,
     ) -> PyResult<u64> {
-        self.with(|e| e.declare_column(table, column, merge.0, value_type.0))
+        self.with(|e| {
+            e.declare_column(table, column, merge.0, value_type.0)
+                .map(|_| e.schema().version())
+        })
     }
 
     /// The schema in force.
@@ -392,8 +406,9 @@ impl PyEngine {
     }
 }
 
-/// One `(verb, table, row, column, value)` tuple of `commit_batch`.
-fn batch_op(item: &Bound<'_, PyAny>) -> PyResult<BatchOp> {
+/// One `(verb, table, row, column, value)` tuple of `commit_batch`: the operation named by
+/// `rhizo_commit::Operation`'s verbs (set verbs take an element or an iterable of them).
+fn batch_op(item: &Bound<'_, PyAny>) -> PyResult<AlgebraicOperation> {
     let tuple = item.cast::<PyTuple>().map_err(|_| {
         PyTypeError::new_err("each batch operation is a tuple (verb, table, row, column, value)")
     })?;
@@ -403,21 +418,18 @@ fn batch_op(item: &Bound<'_, PyAny>) -> PyResult<BatchOp> {
             tuple.len()
         )));
     }
-    let verb: BatchVerb = tuple
-        .get_borrowed_item(0)?
-        .extract::<PyBackedStr>()?
-        .parse()
-        .py()?;
+    let verb: PyBackedStr = tuple.get_borrowed_item(0)?.extract()?;
     let table: PyBackedStr = tuple.get_borrowed_item(1)?.extract()?;
     let row: PyBackedStr = tuple.get_borrowed_item(2)?.extract()?;
     let column: PyBackedStr = tuple.get_borrowed_item(3)?.extract()?;
     let value = tuple.get_borrowed_item(4)?;
-    let operand = if verb.takes_elements() {
-        AlgebraicValue::string_set(value.extract::<Elements>()?.0)
+    let operand = if Operation::takes_elements(&verb) {
+        value.extract::<Elements>()?.0
     } else {
         value.extract::<ValueArg>()?.0
     };
-    Ok(verb.operation(CellKey::new(&table, &row, &column), operand))
+    let operation = Operation::named(&verb, operand, None).py()?;
+    Ok(operation.on(CellKey::new(&table, &row, &column)))
 }
 
 /// What a `PyTransaction` commits to: an engine, or one node of a simulated cluster.
@@ -430,13 +442,20 @@ impl Target {
     fn read(
         &self,
         py: Python<'_>,
-        table: &str,
-        row: &str,
-        column: &str,
+        mode: TransactionMode,
+        tx: &mut AlgebraicTransaction,
+        cell: (&str, &str, &str),
     ) -> PyResult<AlgebraicValue> {
+        let (table, row, column) = cell;
         match self {
-            Self::Engine(engine) => engine.get().with(|e| e.read(table, row, column)),
-            Self::Node(cluster, node) => cluster.borrow(py).0.read(*node, table, row, column).py(),
+            Self::Engine(engine) => engine
+                .get()
+                .with(|e| e.read_into(mode, tx, table, row, column)),
+            Self::Node(cluster, node) => cluster
+                .borrow(py)
+                .0
+                .read_into(*node, mode, tx, table, row, column)
+                .py(),
         }
     }
 
@@ -444,18 +463,15 @@ impl Target {
         &self,
         py: Python<'_>,
         mode: TransactionMode,
-        algebraic: AlgebraicTransaction,
-        registers: Vec<RegisterWrite>,
+        tx: AlgebraicTransaction,
     ) -> PyResult<CommitOutcome> {
         match self {
-            Self::Engine(engine) => engine
-                .get()
-                .with(|e| e.commit_parts(mode, algebraic, registers)),
-            Self::Node(cluster, node) => cluster
-                .borrow_mut(py)
-                .0
-                .commit_parts(*node, mode, algebraic, registers)
-                .py(),
+            Self::Engine(engine) => engine.get().with(|e| match e.submit(mode, tx)? {
+                Submission::Committed(outcome) => Ok(outcome),
+                // A Python engine is a single-node engine: it decides everything at once.
+                Submission::Pending(proposal) => Err(TxnError::Undecided { proposal }),
+            }),
+            Self::Node(cluster, node) => cluster.borrow_mut(py).0.commit_tx(*node, mode, tx).py(),
         }
     }
 }
@@ -469,8 +485,7 @@ impl Target {
 pub(crate) struct PyTransaction {
     target: Target,
     mode: TransactionMode,
-    algebraic: AlgebraicTransaction,
-    registers: Vec<RegisterWrite>,
+    tx: AlgebraicTransaction,
     finished: Option<Finished>,
     outcome: Option<CommitOutcome>,
 }
@@ -480,8 +495,7 @@ impl PyTransaction {
         Self {
             target,
             mode,
-            algebraic: AlgebraicTransaction::new(),
-            registers: Vec::new(),
+            tx: AlgebraicTransaction::new(),
             finished: None,
             outcome: None,
         }
@@ -494,11 +508,6 @@ impl PyTransaction {
                 .into_pyerr()),
             None => Ok(self),
         }
-    }
-
-    fn register(&mut self, write: RegisterWrite) -> PyResult<()> {
-        self.open()?.registers.push(write);
-        Ok(())
     }
 }
 
@@ -514,9 +523,7 @@ impl PyTransaction {
         amount: ValueArg,
         column: &str,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?
-            .algebraic
-            .increment(table, row, column, amount.0);
+        slf.open()?.tx.increment(table, row, column, amount.0);
         Ok(slf)
     }
 
@@ -528,9 +535,7 @@ impl PyTransaction {
         column: &str,
         amount: ValueArg,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?
-            .algebraic
-            .increment(table, row, column, amount.0);
+        slf.open()?.tx.increment(table, row, column, amount.0);
         Ok(slf)
     }
 
@@ -542,7 +547,7 @@ impl PyTransaction {
         column: &str,
         factor: ValueArg,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.algebraic.multiply(table, row, column, factor.0);
+        slf.open()?.tx.multiply(table, row, column, factor.0);
         Ok(slf)
     }
 
@@ -554,7 +559,7 @@ impl PyTransaction {
         column: &str,
         value: ValueArg,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.algebraic.max(table, row, column, value.0);
+        slf.open()?.tx.max(table, row, column, value.0);
         Ok(slf)
     }
 
@@ -566,7 +571,7 @@ impl PyTransaction {
         column: &str,
         value: ValueArg,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.algebraic.min(table, row, column, value.0);
+        slf.open()?.tx.min(table, row, column, value.0);
         Ok(slf)
     }
 
@@ -579,9 +584,7 @@ impl PyTransaction {
         column: &str,
         element: Elements,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?
-            .algebraic
-            .add_to_set(table, row, column, element.0);
+        slf.open()?.tx.add_to_set(table, row, column, element.0);
         Ok(slf)
     }
 
@@ -595,7 +598,7 @@ impl PyTransaction {
         element: Elements,
     ) -> PyResult<PyRefMut<'py, Self>> {
         slf.open()?
-            .algebraic
+            .tx
             .remove_from_set(table, row, column, element.0);
         Ok(slf)
     }
@@ -608,10 +611,7 @@ impl PyTransaction {
         column: &str,
         value: ValueArg,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.register(RegisterWrite::Put {
-            key: CellKey::new(table, row, column),
-            value: value.0,
-        })?;
+        slf.open()?.tx.put(table, row, column, value.0);
         Ok(slf)
     }
 
@@ -625,11 +625,9 @@ impl PyTransaction {
         expected: ValueArg,
         new: ValueArg,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.register(RegisterWrite::CompareAndSet {
-            key: CellKey::new(table, row, column),
-            expected: expected.0,
-            new: new.0,
-        })?;
+        slf.open()?
+            .tx
+            .compare_and_set(table, row, column, expected.0, new.0);
         Ok(slf)
     }
 
@@ -643,7 +641,9 @@ impl PyTransaction {
         column: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.open()?;
-        let value = self.target.read(py, table, row, column)?;
+        let value = self
+            .target
+            .read(py, self.mode, &mut self.tx, (table, row, column))?;
         value_to_py(py, &value)
     }
 
@@ -651,9 +651,8 @@ impl PyTransaction {
     fn commit(&mut self, py: Python<'_>) -> PyResult<PyCommitOutcome> {
         self.open()?;
         self.finished = Some(Finished::Committed);
-        let algebraic = std::mem::take(&mut self.algebraic);
-        let registers = std::mem::take(&mut self.registers);
-        let outcome = self.target.commit(py, self.mode, algebraic, registers)?;
+        let tx = std::mem::take(&mut self.tx);
+        let outcome = self.target.commit(py, self.mode, tx)?;
         self.outcome = Some(outcome);
         Ok(PyCommitOutcome(outcome))
     }
@@ -662,8 +661,7 @@ impl PyTransaction {
     fn abort(&mut self) -> PyResult<()> {
         self.open()?;
         self.finished = Some(Finished::Aborted);
-        self.algebraic = AlgebraicTransaction::new();
-        self.registers.clear();
+        self.tx = AlgebraicTransaction::new();
         Ok(())
     }
 
@@ -690,7 +688,7 @@ impl PyTransaction {
     }
 
     fn __len__(&self) -> usize {
-        self.algebraic.len() + self.registers.len()
+        self.tx.len()
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

@@ -31,6 +31,7 @@ pub(crate) enum Exc {
     InvalidOperation,
     RequiresCoordination,
     ConditionFailed,
+    ReadConflict,
     InvalidTransaction,
     TransactionFinished,
     RemoteRejected,
@@ -133,6 +134,14 @@ const CLASSES: &[(Exc, &str, Exc, Option<&str>, &str)] = &[
         Exc::Rhizo,
         None,
         "A compare-and-set found another value; nothing was applied.",
+    ),
+    (
+        Exc::ReadConflict,
+        "ReadConflictError",
+        Exc::Rhizo,
+        None,
+        "A register a coordinated transaction read was written before the transaction reached \
+         its place in the log; nothing was applied: read again and retry.",
     ),
     (
         Exc::InvalidTransaction,
@@ -287,12 +296,15 @@ pub(crate) fn class(py: Python<'_>, exc: Exc) -> PyResult<Bound<'_, PyType>> {
 /// A raised error under construction: its class, message, Rust variant and extra attributes.
 pub(crate) struct Raise {
     exc: Exc,
-    message: String,
+    pub(crate) message: String,
     pub(crate) kind: &'static str,
     key: Option<CellKey>,
     node: Option<String>,
     errors: Vec<(CellKey, Raise)>,
     operations: Vec<(CellKey, &'static str)>,
+    /// For a batch that stopped: transactions committed before, and where the refused one
+    /// starts.
+    batch: Option<(usize, usize)>,
 }
 
 impl Raise {
@@ -305,7 +317,15 @@ impl Raise {
             node: None,
             errors: Vec::new(),
             operations: Vec::new(),
+            batch: None,
         }
+    }
+
+    /// For a batch that stopped at this error: `committed` transactions before it, and the
+    /// index of its first operation (`committed` and `failed_at` on the exception).
+    pub(crate) fn with_batch(mut self, committed: usize, failed_at: usize) -> Self {
+        self.batch = Some((committed, failed_at));
+        self
     }
 
     pub(crate) fn with_key(mut self, key: &CellKey) -> Self {
@@ -333,6 +353,10 @@ impl Raise {
             operations.append((key_tuple(&key), op))?;
         }
         value.setattr("operations", operations)?;
+        if let Some((committed, failed_at)) = self.batch {
+            value.setattr("committed", committed)?;
+            value.setattr("failed_at", failed_at)?;
+        }
         Ok(value)
     }
 
@@ -510,6 +534,20 @@ impl ToRaise for LocalCommitError {
             E::Decode { .. } => Raise::new(Exc::Decode, "Decode", message),
             E::UnsupportedFormat { .. } => Raise::new(Exc::Decode, "UnsupportedFormat", message),
             E::Recovery { .. } => Raise::new(Exc::CorruptLog, "Recovery", message),
+            E::ReadConflict { key, .. } => {
+                Raise::new(Exc::ReadConflict, "ReadConflict", message).with_key(&key)
+            }
+            E::SchemaBehind { .. } => Raise::new(Exc::Schema, "SchemaBehind", message),
+            E::UnknownVerb { .. } => Raise::new(Exc::Config, "UnknownVerb", message),
+        }
+    }
+}
+
+impl ToRaise for rhizo_engine_sim::ClusterError {
+    fn to_raise(self) -> Raise {
+        match self {
+            Self::Txn(err) => err.to_raise(),
+            Self::Simulation(err) => err.to_raise(),
         }
     }
 }

@@ -212,10 +212,17 @@ def test_batch_stops_at_the_first_refused_transaction(engine: Engine) -> None:
         ("increment", "counters", "c", "value", 1.5),
         ("increment", "counters", "c", "value", 1),
     ]
-    with pytest.raises(rhizo.TypeMismatchError):
+    with pytest.raises(rhizo.TypeMismatchError) as stopped:
         engine.commit_batch(ops)
     assert engine.read("counters", "c") == 1
-    with pytest.raises(ValueError, match='unknown batch verb "frob"; valid names: "increment"'):
+    # How far it got: one transaction committed, the refused one starts at operation 1, so a
+    # retry from there (fixed) applies every operation exactly once.
+    assert (stopped.value.committed, stopped.value.failed_at) == (1, 1)
+    assert "stopped after 1 committed" in str(stopped.value)
+    fixed = [("increment", "counters", "c", "value", 1), *ops[2:]]
+    assert engine.commit_batch(fixed) == 2
+    assert engine.read("counters", "c") == 3
+    with pytest.raises(ValueError, match='"frob" is not an operation; the verbs are increment'):
         engine.commit_batch([("frob", "counters", "c", "value", 1)])
     with pytest.raises(TypeError):
         engine.commit_batch([("increment", "counters", "c")])  # type: ignore[list-item]
@@ -305,7 +312,7 @@ def test_engine_repr_and_node_id(engine: Engine) -> None:
 
 def test_every_exported_error_is_a_rhizo_error() -> None:
     errors = [getattr(rhizo, name) for name in rhizo.__all__ if name.endswith("Error")]
-    assert len(errors) == 27  # RhizoError and its 26 subclasses
+    assert len(errors) == 28  # RhizoError and its 27 subclasses
     for error in errors:
         assert issubclass(error, rhizo.RhizoError)
         assert error.__module__ == "rhizo"

@@ -1,117 +1,22 @@
 //! Bulk commits: many operations, cut into transactions of a fixed size, in one call.
 
-use std::str::FromStr;
+use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction};
 
-use rhizo_algebra::{AlgebraicValue, OpType};
-use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey};
-
-use crate::{Engine, RegisterWrite, Result, TransactionMode, TxnError};
-
-/// What one operation of a batch does: a verb of the [`crate::Transaction`] builder, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BatchVerb {
-    /// ADD to an additive column.
-    Increment,
-    /// MULTIPLY a multiplicative column.
-    Multiply,
-    /// Raise a MAX column.
-    Max,
-    /// Lower a MIN column.
-    Min,
-    /// Add elements to an observed-remove set column.
-    AddToSet,
-    /// Remove elements from an observed-remove set column.
-    RemoveFromSet,
-    /// Overwrite a register (coordinated transactions only).
-    Put,
-}
-
-impl BatchVerb {
-    /// Every verb, in declaration order.
-    pub const ALL: [BatchVerb; 7] = [
-        Self::Increment,
-        Self::Multiply,
-        Self::Max,
-        Self::Min,
-        Self::AddToSet,
-        Self::RemoveFromSet,
-        Self::Put,
-    ];
-
-    /// The verb's name, as the builder method is called: `"increment"`, `"add_to_set"`, …
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Increment => "increment",
-            Self::Multiply => "multiply",
-            Self::Max => "max",
-            Self::Min => "min",
-            Self::AddToSet => "add_to_set",
-            Self::RemoveFromSet => "remove_from_set",
-            Self::Put => "put",
-        }
-    }
-
-    /// Whether the operand is set elements (strings) rather than one value.
-    pub fn takes_elements(self) -> bool {
-        matches!(self, Self::AddToSet | Self::RemoveFromSet)
-    }
-
-    /// The operation on `key`; `value` is the operand (a string set for the set verbs, as the
-    /// builder's `add_to_set` makes it).
-    pub fn operation(self, key: CellKey, value: AlgebraicValue) -> BatchOp {
-        let op_type = match self {
-            Self::Increment => OpType::AbelianAdd,
-            Self::Multiply => OpType::AbelianMultiply,
-            Self::Max => OpType::SemilatticeMax,
-            Self::Min => OpType::SemilatticeMin,
-            Self::AddToSet => OpType::OrSetAdd,
-            Self::RemoveFromSet => OpType::OrSetRemove,
-            Self::Put => return BatchOp::Register(RegisterWrite::Put { key, value }),
-        };
-        BatchOp::Algebraic(AlgebraicOperation {
-            key,
-            op_type,
-            value,
-            expected: None,
-        })
-    }
-}
-
-impl FromStr for BatchVerb {
-    type Err = TxnError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.name() == s)
-            .ok_or_else(|| TxnError::UnknownName {
-                what: "batch verb",
-                name: s.to_owned(),
-                valid: "\"increment\", \"multiply\", \"max\", \"min\", \"add_to_set\", \
-                        \"remove_from_set\", \"put\"",
-            })
-    }
-}
-
-/// One operation of [`Engine::commit_batch`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum BatchOp {
-    /// An algebraic operation.
-    Algebraic(AlgebraicOperation),
-    /// A register write.
-    Register(RegisterWrite),
-}
+use crate::{Engine, Result, Submission, TransactionMode, TxnError};
 
 impl Engine {
     /// Commits `ops` in order, `per_transaction` operations to a transaction (each one atomic;
-    /// `usize::MAX` puts everything in one). Stops at the first refused transaction and
-    /// returns its error; the transactions before it stay committed. Returns how many
-    /// transactions were committed. A `per_transaction` of 0 is refused before anything
-    /// commits.
+    /// `usize::MAX` puts everything in one), each decided at once (see [`Engine::submit`]).
+    /// Returns how many transactions were committed.
+    ///
+    /// A refused transaction stops the batch with [`TxnError::BatchStopped`], which says how
+    /// many transactions committed before it and which operation its own first one was: the
+    /// transactions before it stay committed, so resuming from that operation applies every
+    /// operation exactly once. A `per_transaction` of 0 is refused before anything commits.
     pub fn commit_batch(
         &mut self,
         mode: TransactionMode,
-        ops: impl IntoIterator<Item = BatchOp>,
+        ops: impl IntoIterator<Item = AlgebraicOperation>,
         per_transaction: usize,
     ) -> Result<usize> {
         if per_transaction == 0 {
@@ -120,24 +25,28 @@ impl Engine {
             });
         }
         let mut committed = 0;
-        let mut algebraic = AlgebraicTransaction::new();
-        let mut registers = Vec::new();
-        let mut ops = ops.into_iter().peekable();
-        while let Some(op) = ops.next() {
-            match op {
-                BatchOp::Algebraic(op) => {
-                    algebraic.push(op);
+        let mut first_op = 0;
+        let mut tx = AlgebraicTransaction::new();
+        let mut ops = ops.into_iter().enumerate().peekable();
+        while let Some((_, op)) = ops.next() {
+            tx.push(op);
+            let next = ops.peek().map(|(i, _)| *i);
+            if tx.len() < per_transaction && next.is_some() {
+                continue;
+            }
+            let stopped = |source| TxnError::BatchStopped {
+                committed,
+                failed_at: first_op,
+                source: Box::new(source),
+            };
+            match self.submit(mode, std::mem::take(&mut tx)) {
+                Ok(Submission::Committed(_)) => committed += 1,
+                Ok(Submission::Pending(proposal)) => {
+                    return Err(stopped(TxnError::Undecided { proposal }));
                 }
-                BatchOp::Register(write) => registers.push(write),
+                Err(source) => return Err(stopped(source)),
             }
-            if algebraic.len() + registers.len() >= per_transaction || ops.peek().is_none() {
-                self.commit_parts(
-                    mode,
-                    std::mem::take(&mut algebraic),
-                    std::mem::take(&mut registers),
-                )?;
-                committed += 1;
-            }
+            first_op = next.unwrap_or(first_op);
         }
         Ok(committed)
     }
@@ -145,40 +54,31 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use rhizo_algebra::AlgebraicValue;
     use rhizo_clock::NodeId;
+    use rhizo_commit::{CellKey, Operation};
 
     use super::*;
-    use crate::{EngineConfig, roadmap_schema};
+    use crate::{EngineConfig, default_schema};
 
-    fn increment(row: &str, amount: i64) -> BatchOp {
-        BatchVerb::Increment.operation(CellKey::new("counters", row, "value"), amount.into())
-    }
-
-    #[test]
-    fn verbs_parse_from_their_names() {
-        for verb in BatchVerb::ALL {
-            assert_eq!(verb.name().parse::<BatchVerb>().unwrap(), verb);
-        }
-        let err = "frob".parse::<BatchVerb>().unwrap_err();
-        assert!(matches!(&err, TxnError::UnknownName { name, .. } if name == "frob"));
-        assert!(err.to_string().contains("\"remove_from_set\""), "{err}");
+    fn increment(row: &str, amount: i64) -> AlgebraicOperation {
+        Operation::Increment(amount.into()).on(CellKey::new("counters", row, "value"))
     }
 
     #[test]
     fn a_batch_is_cut_into_transactions_and_stops_at_the_first_refused_one() {
-        let config = EngineConfig::new(NodeId::numbered(0)).with_schema(roadmap_schema());
+        let config = EngineConfig::new(NodeId::numbered(0)).with_schema(default_schema());
         let mut engine = Engine::in_memory(config).unwrap();
         let cf = TransactionMode::CoordinationFree;
-        let ops: Vec<BatchOp> = (0..10)
+        let ops: Vec<AlgebraicOperation> = (0..10)
             .map(|i| increment(&format!("r{}", i % 3), 1))
             .collect();
         assert_eq!(engine.commit_batch(cf, ops.clone(), 4).unwrap(), 3);
         assert_eq!(engine.commit_batch(cf, ops, usize::MAX).unwrap(), 1);
         assert_eq!(engine.clock().get(NodeId::numbered(0)), 4);
-        let tags = BatchVerb::AddToSet.operation(
-            CellKey::new("users", "u", "tags"),
-            AlgebraicValue::string_set(["a", "b"]),
-        );
+        let tags = Operation::named("add_to_set", AlgebraicValue::string_set(["a", "b"]), None)
+            .unwrap()
+            .on(CellKey::new("users", "u", "tags"));
         assert_eq!(engine.commit_batch(cf, [tags], 1).unwrap(), 1);
         assert_eq!(
             engine.read("users", "u", "tags").unwrap(),
@@ -190,23 +90,54 @@ mod tests {
             Err(TxnError::Config { .. })
         ));
 
-        // The second transaction holds a float for an integer column: the first stays, the
-        // third never runs.
-        let bad = BatchVerb::Increment.operation(
-            CellKey::new("counters", "c", "value"),
-            AlgebraicValue::float(1.5),
-        );
-        let refused = engine.commit_batch(cf, [increment("c", 1), bad, increment("c", 1)], 1);
-        assert!(matches!(refused, Err(TxnError::InvalidOperations { .. })));
+        // Operation 3 holds a float for an integer column: its transaction (operations 2 and 3)
+        // is refused, the one before stays, the one after never runs; resuming at operation 2
+        // with the float fixed applies every operation once.
+        let bad = Operation::Increment(AlgebraicValue::float(1.5))
+            .on(CellKey::new("counters", "c", "value"));
+        let batch = [
+            increment("c", 1),
+            increment("c", 1),
+            increment("c", 1),
+            bad,
+            increment("c", 1),
+        ];
+        let refused = engine.commit_batch(cf, batch.clone(), 2).unwrap_err();
+        let TxnError::BatchStopped {
+            committed: 1,
+            failed_at: 2,
+            source,
+        } = refused
+        else {
+            panic!("unexpected {refused:?}")
+        };
+        assert!(matches!(*source, TxnError::InvalidOperations { .. }));
         assert_eq!(
             engine.read("counters", "c", "value").unwrap(),
-            AlgebraicValue::Integer(1)
+            AlgebraicValue::Integer(2)
+        );
+        let mut rest = batch[2..].to_vec();
+        rest[1] = increment("c", 1);
+        assert_eq!(engine.commit_batch(cf, rest, 2).unwrap(), 2);
+        assert_eq!(
+            engine.read("counters", "c", "value").unwrap(),
+            AlgebraicValue::Integer(5)
         );
         // A register write is not algebraic: a coordination-free batch refuses it.
-        let put = BatchVerb::Put.operation(CellKey::new("users", "u", "tags"), 1.into());
+        let put = Operation::Put(1.into()).on(CellKey::new("users", "u", "tags"));
         assert!(matches!(
             engine.commit_batch(cf, [put], 1),
-            Err(TxnError::NotAlgebraic { .. })
+            Err(TxnError::BatchStopped { source, .. }) if matches!(*source, TxnError::NotAlgebraic { .. })
         ));
+    }
+
+    #[test]
+    fn verbs_parse_from_their_names() {
+        for verb in Operation::VERBS {
+            let operation = Operation::named(verb, AlgebraicValue::Integer(1), None).unwrap();
+            assert_eq!(operation.verb(), verb);
+        }
+        let err = Operation::named("frob", AlgebraicValue::Null, None).unwrap_err();
+        assert!(err.to_string().contains("remove_from_set"), "{err}");
     }
 }

@@ -3,7 +3,6 @@ use std::io;
 use rhizo_algebra::{AlgebraError, OpType, ValueType};
 use rhizo_clock::{Bounded, NodeId, Quoted};
 use rhizo_commit::{CellKey, LocalCommitError};
-use rhizo_sim::SimError;
 
 use crate::CoordinationFreeError;
 use crate::raft::{ProposalId, RaftError};
@@ -88,9 +87,6 @@ pub enum TxnError {
         /// The accepted names, for the message.
         valid: &'static str,
     },
-    /// A simulated cluster of engines refused a verb (an unknown or crashed node, a deadline).
-    #[error(transparent)]
-    Simulation(#[from] SimError),
     /// A schema change was refused (bad name, a column redefined with another merge type…).
     #[error("schema change refused: {0}")]
     Schema(AlgebraError),
@@ -137,12 +133,44 @@ pub enum TxnError {
     /// quorum). Nothing was proposed; retry after an election timeout.
     #[error("no Raft leader is known; nothing was proposed, retry after an election")]
     NoLeader,
-    /// The Raft cluster has not decided the transaction yet: its outcome comes from
-    /// `Engine::take_outcomes` under this proposal id.
-    #[error("the transaction was proposed to the Raft log and awaits its outcome ({proposal:?})")]
-    Pending {
+    /// A transaction of a batch was proposed to a Raft group and is not decided yet (a batch
+    /// commits only what is decided at once): its outcome comes from `Engine::take_outcomes`
+    /// under this proposal id.
+    #[error("the transaction was proposed to the Raft group and awaits its outcome ({proposal:?})")]
+    Undecided {
         /// The proposal.
         proposal: ProposalId,
+    },
+    /// A batch stopped at a refused transaction: `committed` transactions before it stay
+    /// committed; its first operation is operation `failed_at` of the batch, where a retry
+    /// resumes to apply every operation exactly once.
+    #[error(
+        "the batch stopped after {committed} committed transactions, at the transaction \
+         starting with operation {failed_at}: {source}"
+    )]
+    BatchStopped {
+        /// Transactions committed before the refused one.
+        committed: usize,
+        /// The index (in the batch) of the refused transaction's first operation.
+        failed_at: usize,
+        /// Why it was refused.
+        source: Box<TxnError>,
+    },
+    /// A register a coordinated transaction read held another value at the transaction's place
+    /// in the log: it was written in between. Nothing was applied; read again and retry.
+    #[error(
+        "{key} was read as {} but holds {} at the transaction's place in the log: read again \
+         and retry",
+        Bounded(.expected),
+        Bounded(.found)
+    )]
+    ReadConflict {
+        /// The register.
+        key: CellKey,
+        /// The value the transaction read, displayed.
+        expected: String,
+        /// The value it held, displayed.
+        found: String,
     },
     /// The Raft path failed (a timeout with an unknown outcome, a damaged or unwritable Raft
     /// log, a message from outside the group…).
@@ -180,7 +208,8 @@ impl TxnError {
                 | Self::WrongNode { .. }
                 | Self::DirectoryLocked { .. }
                 | Self::NoLeader
-                | Self::Pending { .. }
+                | Self::Undecided { .. }
+                | Self::ReadConflict { .. }
                 | Self::Raft(_)
         )
     }
@@ -197,6 +226,18 @@ impl TxnError {
     /// Maps a transaction the log ordered but that took no effect (a compare-and-set that
     /// found another value, a float leaving the finite range).
     pub(crate) fn from_refusal(err: LocalCommitError) -> Self {
+        if let LocalCommitError::ReadConflict {
+            key,
+            expected,
+            found,
+        } = err
+        {
+            return Self::ReadConflict {
+                key: *key,
+                expected,
+                found,
+            };
+        }
         if let LocalCommitError::InvalidOperations { errors } = &err
             && let [(key, AlgebraError::ConditionFailed { expected, found })] = errors.as_slice()
         {

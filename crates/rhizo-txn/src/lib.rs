@@ -1,33 +1,35 @@
-//! Rhizo's embedded node: transactions in two modes over a durable, replicated engine.
+//! Rhizo's embedded node: one replica, its durable log, and the path its coordinated
+//! transactions take.
 //!
-//! This crate is floor 5 of the workspace and the only one that does I/O (files under a data
-//! directory). It builds on `rhizo-commit`'s pure [`rhizo_commit::Replica`]:
+//! This crate is floor 5 of the workspace and the only one that touches files (under a data
+//! directory it owns). It builds on `rhizo-commit`'s pure [`rhizo_commit::Replica`]:
 //!
-//! - [`TransactionMode`]: `Coordinated` (the default: serializable) or `CoordinationFree`
-//!   (algebraic operations only, committed locally at once).
+//! - [`Engine`]: a node opened on a directory. One transaction type —
+//!   [`rhizo_commit::AlgebraicTransaction`], built through the [`rhizo_commit::Operations`]
+//!   verbs by [`Engine::transaction`] or by hand — is validated once and either committed
+//!   locally or ordered ([`Engine::submit`]), then logged with a [`SyncPolicy`]; crash recovery,
+//!   compaction, and hooks that hand its messages to whatever carries them.
+//! - [`TransactionMode`]: `Coordinated` (the default: serializable), `CoordinationFree`
+//!   (algebraic operations only, committed locally at once) or `Auto`.
+//! - [`Backend`]: who orders coordinated transactions — the single-node order (a node alone,
+//!   the default) or Raft ([`raft::RaftNode`] over a [`raft::FileRaftLog`] in the same
+//!   directory, for a cluster); messages of both kinds travel in one [`EngineMessage`].
 //! - [`CoordinationFreeManager`]: one node's coordination-free replica, without I/O.
-//! - [`Engine`]: a node opened on a directory — schema, a transaction builder, a checksummed
-//!   segment log with a sync policy, crash recovery, compaction, and hooks that hand its
-//!   messages to whatever carries them (the simulator in tests, a network later).
-//! - [`Backend`]: who orders coordinated transactions — [`SingleNode`] (a node alone, the
-//!   default) or Raft ([`raft::RaftNode`] over a [`raft::FileRaftLog`] in the same directory,
-//!   for a cluster); messages of both kinds travel in one [`EngineMessage`] envelope.
-//! - [`cluster::EngineCluster`]: engines on their own data directories over `rhizo-sim`'s
-//!   simulated network, with partitions, crashes and restarts (tests, notebooks).
 //!
 //! ```
-//! use rhizo_clock::NodeId;
-//! use rhizo_txn::{Engine, EngineConfig, TransactionMode, roadmap_schema};
 //! use rhizo_algebra::AlgebraicValue;
+//! use rhizo_clock::NodeId;
+//! use rhizo_commit::Operations;
+//! use rhizo_txn::{Engine, EngineConfig, TransactionMode, default_schema};
 //!
 //! let dir = std::env::temp_dir().join(format!("rhizo-txn-doc-{}", std::process::id()));
-//! let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(roadmap_schema());
+//! let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
 //! let mut engine = Engine::open(&dir, config.clone()).unwrap();
 //!
 //! let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-//! tx.increment("counters", "page_views", 1); // algebraic
-//! tx.add_to_set("users", "user_123", "tags", "premium"); // algebraic
-//! let outcome = tx.commit().unwrap();
+//! tx.increment("counters", "page_views", "value", 1) // algebraic
+//!     .add_to_set("users", "user_123", "tags", "premium"); // algebraic
+//! let outcome = tx.commit().unwrap().committed().unwrap(); // a local commit is decided at once
 //! assert!(outcome.durable);
 //! drop(engine);
 //!
@@ -39,8 +41,7 @@
 //! ```
 
 mod batch;
-pub mod cluster;
-mod coordinated;
+mod config;
 mod engine;
 mod error;
 mod log;
@@ -48,14 +49,12 @@ mod manager;
 mod mode;
 pub mod raft;
 mod storage;
+mod transaction;
 
-pub use batch::{BatchOp, BatchVerb};
-pub use coordinated::{CoordinatedBackend, Decided, Proposal, RegisterWrite, SingleNode};
-pub use engine::{
-    Backend, CommitOutcome, DEFAULT_COLUMN, Engine, EngineConfig, EngineMessage, Submission,
-    SyncPolicy, Transaction, roadmap_schema,
-};
+pub use config::{Backend, DEFAULT_COLUMN, EngineConfig, SyncPolicy, default_schema};
+pub use engine::{CommitOutcome, Engine, EngineMessage, Submission};
 pub use error::{Finished, Result, TxnError};
 pub use manager::{CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager};
 pub use mode::{CommitPath, TransactionMode};
 pub use storage::{FsStorage, MemStorage, Storage};
+pub use transaction::Transaction;

@@ -76,6 +76,7 @@ pub(crate) const PACKAGE_RULES: &[PackageRule] = &[
     rule("rhizo-commit", Phase::AlgebraCommit),
     rule("rhizo-sim", Phase::Sim),
     rule("rhizo-txn", Phase::Txn),
+    rule("rhizo-engine-sim", Phase::Txn),
     rule("benches", Phase::Bench),
     rule("xtask", Phase::Bench),
     PackageRule {

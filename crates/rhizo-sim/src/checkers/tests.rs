@@ -13,6 +13,7 @@ use super::*;
 use crate::history::CellRead;
 use crate::workload::{self, KeyDistribution, OpMix, PAIR_COLUMN, PAIR_TABLES, Workload};
 use crate::{SimTime, SimulationBuilder};
+use rhizo_commit::Operations;
 
 fn n(i: u32) -> NodeId {
     NodeId::numbered(i)

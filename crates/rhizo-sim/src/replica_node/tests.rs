@@ -10,6 +10,7 @@ use crate::workload::{self, KeyDistribution, OpMix, Workload};
 use crate::{
     GossipStrategy, NetworkCondition, ReplicaNode, SimError, SimulatedCluster, SimulationBuilder,
 };
+use rhizo_commit::Operations;
 
 const BOUND: Duration = Duration::from_secs(30);
 

@@ -1,13 +1,15 @@
-use rhizo_algebra::{AlgebraError, AlgebraicValue, ColumnSpec, MergeType, Schema, ValueType};
+use rhizo_algebra::{
+    AlgebraError, AlgebraicValue, ColumnSpec, MergeType, OpType, Schema, ValueType,
+};
 use rhizo_clock::NodeId;
+
+use rhizo_commit::Operations;
 
 use super::*;
 use crate::MemStorage;
 
 mod crash;
 mod durability;
-mod raft;
-mod sim;
 
 pub(super) fn node(i: u32) -> NodeId {
     NodeId::numbered(i)
@@ -38,6 +40,12 @@ pub(super) fn config() -> EngineConfig {
     EngineConfig::new(node(0)).with_schema(test_schema())
 }
 
+/// Commits a transaction the engine decides at once (every one a single node orders).
+pub(crate) fn decide(tx: Transaction<'_>) -> Result<CommitOutcome> {
+    tx.commit()
+        .map(|submitted| submitted.committed().expect("decided at once"))
+}
+
 fn mem_engine() -> (Engine, MemStorage) {
     let storage = MemStorage::new();
     let engine = Engine::open_in_memory_log(storage.clone(), config()).unwrap();
@@ -60,12 +68,12 @@ fn log_bytes(storage: &MemStorage) -> usize {
 #[test]
 fn roadmap_calls_work_as_written_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let config = EngineConfig::new(node(0)).with_schema(roadmap_schema());
+    let config = EngineConfig::new(node(0)).with_schema(crate::default_schema());
     let mut engine = Engine::open(dir.path(), config.clone()).unwrap();
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "page_views", 1);
+    tx.increment("counters", "page_views", "value", 1);
     tx.add_to_set("users", "user_123", "tags", "premium");
-    let outcome = tx.commit().unwrap();
+    let outcome = decide(tx).unwrap();
     assert!(outcome.durable);
     assert_eq!(outcome.dot.unwrap().counter(), 1);
     drop(engine);
@@ -80,8 +88,8 @@ fn roadmap_calls_work_as_written_and_survive_a_restart() {
     );
     // The restarted node continues its dots; it never reuses 1.
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "page_views", 1);
-    assert_eq!(tx.commit().unwrap().dot.unwrap().counter(), 2);
+    tx.increment("counters", "page_views", "value", 1);
+    assert_eq!(decide(tx).unwrap().dot.unwrap().counter(), 2);
 }
 
 #[test]
@@ -89,14 +97,14 @@ fn coordinated_is_the_default_and_serializes_register_writes() {
     let (mut engine, _) = mem_engine();
     let mut tx = engine.transaction(TransactionMode::default());
     tx.put("users", "u", "email", 7)
-        .increment("counters", "c", 2);
-    let first = tx.commit().unwrap();
+        .increment("counters", "c", "value", 2);
+    let first = decide(tx).unwrap();
     assert_eq!(first.sequence, Some(1));
     assert!(first.dot.is_some());
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     assert_eq!(tx.read("users", "u", "email").unwrap(), int(7));
     tx.compare_and_set("users", "u", "email", 7, 8);
-    assert_eq!(tx.commit().unwrap().sequence, Some(2));
+    assert_eq!(decide(tx).unwrap().sequence, Some(2));
     assert_eq!(engine.read("users", "u", "email").unwrap(), int(8));
     assert_eq!(
         engine.read("users", "nobody", "email").unwrap(),
@@ -109,14 +117,14 @@ fn failed_compare_and_set_applies_nothing_of_its_transaction() {
     let (mut engine, storage) = mem_engine();
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     tx.put("users", "u", "email", 1);
-    tx.commit().unwrap();
+    decide(tx).unwrap();
     let (before, bytes) = (engine.fingerprint(), log_bytes(&storage));
     let mut tx = engine.transaction(TransactionMode::Coordinated);
-    tx.increment("counters", "c", 5)
+    tx.increment("counters", "c", "value", 5)
         .put("users", "v", "email", 3)
         .compare_and_set("users", "u", "email", 99, 2);
     assert!(matches!(
-        tx.commit(),
+        decide(tx),
         Err(TxnError::ConditionFailed { key, .. }) if key == CellKey::new("users", "u", "email")
     ));
     assert_eq!(engine.fingerprint(), before);
@@ -124,7 +132,7 @@ fn failed_compare_and_set_applies_nothing_of_its_transaction() {
     // The refused transaction took no sequence number.
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     tx.put("users", "u", "email", 2);
-    assert_eq!(tx.commit().unwrap().sequence, Some(2));
+    assert_eq!(decide(tx).unwrap().sequence, Some(2));
 }
 
 #[test]
@@ -132,9 +140,9 @@ fn coordination_free_refuses_non_algebraic_operations_whole() {
     let (mut engine, storage) = mem_engine();
     let (before, bytes) = (engine.fingerprint(), log_bytes(&storage));
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", 1)
+    tx.increment("counters", "c", "value", 1)
         .put("users", "u", "email", 1);
-    let err = tx.commit().unwrap_err();
+    let err = decide(tx).unwrap_err();
     assert!(matches!(
         &err,
         TxnError::NotAlgebraic { operations }
@@ -147,7 +155,7 @@ fn coordination_free_refuses_non_algebraic_operations_whole() {
     // An algebraic op kind aimed at a register column is refused the same way.
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
     tx.max("users", "u", "email", 3);
-    assert!(matches!(tx.commit(), Err(TxnError::NotAlgebraic { .. })));
+    assert!(matches!(decide(tx), Err(TxnError::NotAlgebraic { .. })));
     assert_eq!(engine.fingerprint(), before);
     assert_eq!(log_bytes(&storage), bytes);
     assert_eq!(engine.read("counters", "c", "value").unwrap(), int(0));
@@ -159,8 +167,8 @@ fn coordination_free_refuses_non_algebraic_operations_whole() {
 fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
     let (mut engine, storage) = mem_engine();
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", i64::MAX - 1);
-    tx.commit().unwrap();
+    tx.increment("counters", "c", "value", i64::MAX - 1);
+    decide(tx).unwrap();
     type Build = fn(&mut Transaction<'_>);
     type Expect = fn(&TxnError) -> bool;
     let cases: Vec<(&str, TransactionMode, Build, Expect)> = vec![
@@ -168,7 +176,7 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             "unknown table",
             TransactionMode::CoordinationFree,
             |tx| {
-                tx.increment("nope", "r", 1);
+                tx.increment("nope", "r", "value", 1);
             },
             |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::UnknownTable { .. })),
         ),
@@ -176,7 +184,7 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             "unknown column",
             TransactionMode::CoordinationFree,
             |tx| {
-                tx.increment_column("counters", "r", "nope", 1);
+                tx.increment("counters", "r", "nope", 1);
             },
             |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::UnknownColumn { .. })),
         ),
@@ -184,7 +192,7 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             "wrong value type",
             TransactionMode::CoordinationFree,
             |tx| {
-                tx.increment("counters", "r", 1.5);
+                tx.increment("counters", "r", "value", 1.5);
             },
             |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::TypeMismatch { .. })),
         ),
@@ -200,8 +208,8 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             "overflow",
             TransactionMode::CoordinationFree,
             |tx| {
-                tx.increment("counters", "other", 1)
-                    .increment("counters", "c", 2);
+                tx.increment("counters", "other", "value", 1)
+                    .increment("counters", "c", "value", 2);
             },
             |e| matches!(e, TxnError::Overflow { key, .. } if key.row() == "c"),
         ),
@@ -210,7 +218,7 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             TransactionMode::Coordinated,
             |tx| {
                 tx.put("users", "u", "email", 1)
-                    .increment("counters", "c", 2);
+                    .increment("counters", "c", "value", 2);
             },
             |e| matches!(e, TxnError::Overflow { .. }),
         ),
@@ -218,7 +226,7 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             "oversized set",
             TransactionMode::CoordinationFree,
             |tx| {
-                tx.add_all_to_set("users", "u", "badges", ["a", "b", "c", "d"]);
+                tx.add_to_set("users", "u", "badges", ["a", "b", "c", "d"]);
             },
             |e| matches!(e, TxnError::InvalidOperations { errors } if matches!(errors[0].1, AlgebraError::SetTooLarge { .. })),
         ),
@@ -258,12 +266,12 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
             engine.clock().clone(),
         );
         let mut tx = engine.transaction(mode);
-        tx.increment("counters", "innocent", 1); // never half-applied beside the bad op
+        tx.increment("counters", "innocent", "value", 1); // never half-applied beside the bad op
         build(&mut tx);
         if name.starts_with("empty") {
             tx = engine.transaction(mode);
         }
-        let err = tx.commit().unwrap_err();
+        let err = decide(tx).unwrap_err();
         assert!(expected(&err), "{name}: unexpected {err:?}");
         assert!(err.is_input_error(), "{name}");
         assert_eq!(engine.fingerprint(), before, "{name}");
@@ -281,8 +289,8 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
     ));
     // Still usable.
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", -5);
-    tx.commit().unwrap();
+    tx.increment("counters", "c", "value", -5);
+    decide(tx).unwrap();
     assert_eq!(
         engine.read("counters", "c", "value").unwrap(),
         int(i64::MAX - 6)
@@ -290,40 +298,15 @@ fn bad_input_is_refused_with_a_typed_error_and_changes_nothing() {
 }
 
 #[test]
-fn a_finished_transaction_refuses_further_use() {
-    let (mut engine, _) = mem_engine();
+fn an_aborted_transaction_applies_nothing() {
+    let (mut engine, storage) = mem_engine();
+    let bytes = log_bytes(&storage);
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", 1);
-    tx.commit().unwrap();
-    tx.increment("counters", "c", 1);
-    assert!(matches!(
-        tx.commit(),
-        Err(TxnError::TransactionFinished(Finished::Committed))
-    ));
-    assert!(matches!(
-        tx.read("counters", "c", "value"),
-        Err(TxnError::TransactionFinished(_))
-    ));
-    assert!(matches!(
-        tx.abort(),
-        Err(TxnError::TransactionFinished(Finished::Committed))
-    ));
-    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", 10);
-    tx.abort().unwrap();
-    assert!(matches!(
-        tx.commit(),
-        Err(TxnError::TransactionFinished(Finished::Aborted))
-    ));
-    assert_eq!(engine.read("counters", "c", "value").unwrap(), int(1));
-    // A failed commit also finishes the transaction: it cannot be retried half-way.
-    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.put("users", "u", "email", 1);
-    assert!(tx.commit().is_err());
-    assert!(matches!(
-        tx.commit(),
-        Err(TxnError::TransactionFinished(Finished::Committed))
-    ));
+    tx.increment("counters", "c", "value", 10);
+    tx.abort();
+    assert_eq!(engine.read("counters", "c", "value").unwrap(), int(0));
+    assert_eq!(log_bytes(&storage), bytes);
+    // `commit` and `abort` take the transaction: a finished one cannot be used again.
 }
 
 #[test]
@@ -331,19 +314,17 @@ fn schema_changes_are_versioned_and_persisted() {
     let storage = MemStorage::new();
     let mut engine = Engine::open_in_memory_log(storage.clone(), config()).unwrap();
     let v = engine.schema().version();
-    assert_eq!(
-        engine
-            .declare_column("events", "seen", MergeType::Max, ValueType::Integer)
-            .unwrap(),
-        v + 1
-    );
+    let declared = engine
+        .declare_column("events", "seen", MergeType::Max, ValueType::Integer)
+        .unwrap();
+    assert!(declared.committed().is_some_and(|o| o.durable));
+    assert_eq!(engine.schema().version(), v + 1);
     // Re-declaring the same column changes nothing.
-    assert_eq!(
-        engine
-            .declare_column("events", "seen", MergeType::Max, ValueType::Integer)
-            .unwrap(),
-        v + 1
-    );
+    let again = engine
+        .declare_column("events", "seen", MergeType::Max, ValueType::Integer)
+        .unwrap();
+    assert!(again.committed().is_some());
+    assert_eq!(engine.schema().version(), v + 1);
     assert!(matches!(
         engine.declare_column("events", "seen", MergeType::Min, ValueType::Integer),
         Err(TxnError::Schema(AlgebraError::ColumnRedefined { .. }))
@@ -354,7 +335,7 @@ fn schema_changes_are_versioned_and_persisted() {
     ));
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
     tx.max("events", "e", "seen", 4);
-    tx.commit().unwrap();
+    decide(tx).unwrap();
     drop(engine);
     let engine = Engine::open_in_memory_log(storage.clone(), config()).unwrap();
     assert_eq!(engine.schema().version(), v + 1);
@@ -395,8 +376,8 @@ fn group_commit_acknowledges_in_batches_and_never_sends_ahead_of_the_log() {
     let mut outcomes = Vec::new();
     for _ in 0..4 {
         let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-        tx.increment("counters", "c", 1);
-        outcomes.push(tx.commit().unwrap());
+        tx.increment("counters", "c", "value", 1);
+        outcomes.push(decide(tx).unwrap());
     }
     let durable: Vec<bool> = outcomes.iter().map(|o| o.durable).collect();
     assert_eq!(durable, [false, false, true, false]);
@@ -424,8 +405,8 @@ fn sync_policy_none_writes_without_syncing_until_flush() {
     let config = config().with_sync(SyncPolicy::None);
     let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", 1);
-    assert!(!tx.commit().unwrap().durable);
+    tx.increment("counters", "c", "value", 1);
+    assert!(!decide(tx).unwrap().durable);
     // Written (a process crash keeps it), not synced (a power loss may not).
     let kept = storage.deep_clone();
     kept.power_loss(true);
@@ -468,12 +449,12 @@ fn compaction_rotates_segments_and_keeps_everything() {
         } else {
             TransactionMode::CoordinationFree
         });
-        tx.increment("counters", "c", 1);
-        tx.add_to_set("users", &format!("u{}", i % 5), "tags", &format!("t{i}"));
+        tx.increment("counters", "c", "value", 1);
+        tx.add_to_set("users", &format!("u{}", i % 5), "tags", format!("t{i}"));
         if i % 7 == 0 {
             tx.put("users", "u", "email", i);
         }
-        tx.commit().unwrap();
+        decide(tx).unwrap();
     }
     let fingerprint = engine.fingerprint();
     let mut s = storage.clone();
@@ -495,8 +476,8 @@ fn compaction_rotates_segments_and_keeps_everything() {
 fn in_memory_engine_commits_without_a_log() {
     let mut engine = Engine::in_memory(config()).unwrap();
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "page_views", 1);
-    let outcome = tx.commit().unwrap();
+    tx.increment("counters", "page_views", "value", 1);
+    let outcome = decide(tx).unwrap();
     assert!(!outcome.durable);
     assert!(!engine.is_durable(&outcome));
     assert_eq!(
@@ -513,8 +494,8 @@ fn malformed_messages_are_refused_and_the_engine_stays_usable() {
         Err(TxnError::CoordinationFree(e)) if matches!(*e, CoordinationFreeError::Replica(_))
     ));
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", 1);
-    tx.commit().unwrap();
+    tx.increment("counters", "c", "value", 1);
+    decide(tx).unwrap();
 }
 
 #[test]
@@ -528,9 +509,9 @@ fn two_engines_converge_through_their_hooks() {
     let mut b = Engine::open_in_memory_log(MemStorage::new(), config(1)).unwrap();
     for (engine, amount) in [(&mut a, 2), (&mut b, 3)] {
         let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-        tx.increment("counters", "c", amount)
+        tx.increment("counters", "c", "value", amount)
             .add_to_set("users", "u", "tags", "x");
-        tx.commit().unwrap();
+        decide(tx).unwrap();
     }
     for round in 0..6 {
         if round < 3 {

@@ -2,7 +2,7 @@
 
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
-use rhizo_commit::{AlgebraicTransaction, CellKey};
+use rhizo_commit::{AlgebraicTransaction, CellKey, Operations};
 
 use super::*;
 

@@ -178,13 +178,18 @@ impl FileRaftLog {
 }
 
 impl FileRaftLog {
-    /// Keeps the newest hard state and incarnation among `records`: what a snapshot does not
-    /// supersede.
+    /// Keeps the newest hard state, incarnation and schema among `records`: what a snapshot
+    /// does not supersede (the schema lives on in the owner record every segment begins with).
     fn remember(&mut self, records: &[RaftRecord]) {
         for record in records {
             match record {
                 RaftRecord::HardState { .. } => self.hard_state = Some(record.clone()),
                 RaftRecord::Incarnation(_) => self.incarnation = Some(record.clone()),
+                RaftRecord::Schema(schema) => {
+                    if let Some(meta) = &mut self.meta {
+                        meta.schema = (**schema).clone();
+                    }
+                }
                 _ => {}
             }
         }

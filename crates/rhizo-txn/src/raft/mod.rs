@@ -27,22 +27,12 @@
 //!   role changes; the node overrides each draw at once from its own seeded stream, so a
 //!   simulation replays exactly from its seed.
 
-mod checkers;
 mod file_log;
 mod node;
-mod sim;
 mod storage;
 
-pub mod bench;
-
-pub use checkers::{
-    RaftHistory, RegisterOp, check_linearizable, check_no_lost_writes, check_no_split_brain,
-};
 pub use file_log::{FileRaftLog, OpenedRaftLog};
 pub use node::{ClientOutcome, NodeOutput, ProposalId, RaftConfig, RaftNode, RaftWire, Submitted};
-pub use sim::{
-    RaftScenarioReport, RaftSimConfig, RaftSimNode, RaftWorkload, run_raft_scenario, sim_schema,
-};
 pub use storage::{DurableRaftLog, LogEntry, MemRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
 
 use rhizo_clock::NodeId;
@@ -69,6 +59,16 @@ pub enum RaftError {
     Timeout {
         /// The timeout, in ticks.
         ticks: u32,
+    },
+    /// The entry was applied here through anti-entropy before this node applied it from the
+    /// log, so whether its conditions held is not known here: read to find out before retrying.
+    #[error(
+        "log entry {index} reached this node through anti-entropy first; its outcome is not \
+         known here: read to find out before retrying"
+    )]
+    OutcomeUnknown {
+        /// The entry's index.
+        index: u64,
     },
     /// The node crashed or restarted before the proposal's outcome was known.
     #[error("the node restarted before the proposal's outcome was known")]

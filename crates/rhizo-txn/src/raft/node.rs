@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 
 use raft::eraftpb::{ConfState, Entry, EntryType, Message as RaftMessage, Snapshot};
 use raft::{INVALID_ID, ProgressState, RawNode, SnapshotStatus, StateRole};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{Dot, NodeId};
 use rhizo_commit::{
@@ -75,6 +73,8 @@ enum Command {
     Write { id: ProposalId, update: Box<Record> },
     /// A linearizable read of these cells.
     Read { id: ProposalId, keys: Vec<CellKey> },
+    /// A schema change, applied by every member at the same place in the log.
+    Schema { id: ProposalId, schema: Box<Schema> },
 }
 
 /// A message between Raft nodes: Raft's own, or the replica's anti-entropy.
@@ -195,6 +195,15 @@ pub enum ClientOutcome {
         /// Each cell's value, in the order asked.
         values: Vec<(CellKey, Result<AlgebraicValue, LocalCommitError>)>,
     },
+    /// A schema change the log ordered at `index`; `version` is now in force.
+    SchemaChanged {
+        /// The proposal.
+        id: ProposalId,
+        /// Its log index.
+        index: u64,
+        /// The schema version in force after it.
+        version: u64,
+    },
     /// No outcome: see the error (a timeout means "unknown", not "failed").
     Failed {
         /// The proposal.
@@ -208,7 +217,10 @@ impl ClientOutcome {
     /// The proposal answered.
     pub fn id(&self) -> ProposalId {
         match self {
-            Self::Committed { id, .. } | Self::Read { id, .. } | Self::Failed { id, .. } => *id,
+            Self::Committed { id, .. }
+            | Self::Read { id, .. }
+            | Self::SchemaChanged { id, .. }
+            | Self::Failed { id, .. } => *id,
         }
     }
 }
@@ -222,6 +234,25 @@ pub struct NodeOutput {
     pub outcomes: Vec<ClientOutcome>,
     /// Entries applied in this drain, `(index, term, command bytes)` — for checkers.
     pub applied: Vec<(u64, u64, Vec<u8>)>,
+}
+
+/// The node's own stream of election timeouts: splitmix64 over the seed, so that a simulated
+/// run replays exactly from its seed on every platform (and no thread RNG is involved).
+struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..n` (`n >= 1`).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
 }
 
 /// One node: a Raft group member and the replica its log drives.
@@ -238,7 +269,7 @@ pub struct RaftNode<L: DurableRaftLog> {
     pending: BTreeMap<ProposalId, u64>,
     ticks: u64,
     applied: u64,
-    rng: ChaCha8Rng,
+    rng: Jitter,
     seen_role: (u64, StateRole),
     /// As leader: the peers raft-rs holds in its snapshot state, with the tick each was first
     /// seen there (see [`RaftNode::unstick_snapshots`]).
@@ -292,6 +323,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let voters: Vec<u64> = (1..=members.len() as u64).collect();
         let recovered = RecoveredRaft::replay(voters, records)?;
         let incarnation = recovered.incarnation + 1;
+        // The log's schema, if it ordered a newer one than the owner record names.
+        let schema = match &recovered.schema {
+            Some(logged) if logged.version() > schema.version() => logged.clone(),
+            _ => schema,
+        };
         let mut manager_config =
             CoordinationFreeConfig::new(id, schema.clone()).with_members(members.iter().copied());
         manager_config.emit_records = true;
@@ -311,7 +347,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             replica
         };
         let manager = CoordinationFreeManager::from_replica(manager_config, replica);
-        let rng = ChaCha8Rng::seed_from_u64(
+        let rng = Jitter(
             config.seed ^ (position as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ incarnation,
         );
         let raft_config = raft::Config {
@@ -476,15 +512,20 @@ impl<L: DurableRaftLog> RaftNode<L> {
             TransactionMode::Auto => self.is_all_algebraic(&tx),
         };
         if local {
-            let receipt = self
-                .manager
-                .replica
-                .commit(tx)
-                .map_err(|e| RaftError::Refused(Box::new(e)))?;
-            Ok(Submitted::Local(receipt.dot))
+            self.commit_local(tx).map(Submitted::Local)
         } else {
             self.propose(tx).map(Submitted::Proposed)
         }
+    }
+
+    /// Commits a coordination-free transaction on this node's replica at once. Acknowledge it
+    /// once the next [`RaftNode::drain`] has persisted its records.
+    pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<Dot, RaftError> {
+        self.manager
+            .replica
+            .commit(tx)
+            .map(|receipt| receipt.dot)
+            .map_err(|e| RaftError::Refused(Box::new(e)))
     }
 
     fn is_all_algebraic(&self, tx: &AlgebraicTransaction) -> bool {
@@ -508,6 +549,18 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let id = self.next_id();
         let update = Box::new(Record::Ordered { index: 0, update });
         self.propose_command(Command::Write { id, update })?;
+        Ok(id)
+    }
+
+    /// Proposes a schema change: every member installs `schema` at the same place in the log,
+    /// so no entry is applied under a schema one member has and another lacks. Answered by
+    /// [`ClientOutcome::SchemaChanged`].
+    pub fn propose_schema(&mut self, schema: Schema) -> Result<ProposalId, RaftError> {
+        let id = self.next_id();
+        self.propose_command(Command::Schema {
+            id,
+            schema: Box::new(schema),
+        })?;
         Ok(id)
     }
 
@@ -543,7 +596,9 @@ impl<L: DurableRaftLog> RaftNode<L> {
             return Err(RaftError::NoLeader);
         }
         let id = match &command {
-            Command::Write { id, .. } | Command::Read { id, .. } => *id,
+            Command::Write { id, .. } | Command::Read { id, .. } | Command::Schema { id, .. } => {
+                *id
+            }
         };
         let data = postcard::to_allocvec(&command).expect("encoding to a Vec cannot fail");
         match self.raw.propose(Vec::new(), data) {
@@ -556,7 +611,28 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.ticks + u64::from(self.config.proposal_timeout_ticks),
         );
         self.note_role();
-        Ok(())
+        self.limit_consensus()
+    }
+
+    /// While proposals of this node await their outcome, anti-entropy may not bring the replica
+    /// news of the log beyond what this node applied: it must apply its own entries itself, in
+    /// log order, to learn whether their conditions held.
+    fn limit_consensus(&mut self) -> Result<(), RaftError> {
+        let limit = (!self.pending.is_empty()).then(|| {
+            let held = self
+                .manager
+                .replica
+                .clock()
+                .get(rhizo_commit::consensus_origin());
+            held.max(self.applied)
+        });
+        self.manager
+            .replica
+            .limit_consensus(limit)
+            .map_err(|e| RaftError::Message {
+                from: self.id,
+                source: Box::new(e),
+            })
     }
 
     // ------------------------------------------------------------------ driving
@@ -583,6 +659,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 },
             });
         }
+        // Buffered deltas are applied at the next drain, whose errors are reported there.
+        let _ = self.limit_consensus();
     }
 
     /// Reports the fate of snapshots sent to followers, as raft-rs expects its application to.
@@ -642,6 +720,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.raft_id(from)?;
         match message {
             RaftWire::Raft(message) => {
+                if self.is_stale_snapshot(&message) {
+                    // Installing it could bring back what this replica's garbage collection
+                    // removed: refused, the leader sends a fresh one (see `RaftLogStore`).
+                    return Ok(());
+                }
                 match self.raw.step(*message) {
                     // A stale or misdirected message is not an error of this node.
                     Ok(()) | Err(raft::Error::StepPeerNotFound | raft::Error::StepLocalMsg) => {}
@@ -663,6 +746,21 @@ impl<L: DurableRaftLog> RaftNode<L> {
         Ok(())
     }
 
+    /// Whether `message` carries a snapshot whose replica image is older than what this replica
+    /// knows every member has seen.
+    fn is_stale_snapshot(&self, message: &RaftMessage) -> bool {
+        let Some(snapshot) = message.snapshot.as_ref() else {
+            return false;
+        };
+        match wire::decode_record(&snapshot.data) {
+            Ok(Record::Snapshot(image)) => {
+                image.id != self.id && self.manager.replica.is_stale(&image.clock)
+            }
+            // A snapshot that does not decode fails at install, with its reason.
+            _ => false,
+        }
+    }
+
     /// Redraws the election timeout from the node's own stream when role or term changed.
     ///
     /// `raft` redraws it (from the thread RNG) exactly when it resets, which it does only on a
@@ -671,8 +769,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let now = (self.raw.raft.term, self.raw.raft.state);
         if now != self.seen_role {
             self.seen_role = now;
-            let timeout =
-                self.config.election_tick + self.rng.random_range(0..self.config.election_tick);
+            let timeout = self.config.election_tick + self.rng.below(self.config.election_tick);
             self.raw.raft.set_randomized_election_timeout(timeout);
         }
     }
@@ -713,6 +810,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.raw.advance_apply();
             self.note_role();
             self.maybe_compact()?;
+            self.limit_consensus()?;
+        }
+        if self.raw.store().take_snapshot_request() {
+            self.snapshot_at_applied()?;
+            self.raw.store().mark_fresh();
         }
         // Coordination-free commits and anti-entropy: records first, then messages.
         let ready = self.manager.replica.take_ready();
@@ -775,15 +877,43 @@ impl<L: DurableRaftLog> RaftNode<L> {
                         .manager
                         .replica
                         .apply_ordered(entry.index, &update)
-                        .map_err(|e| RaftError::Corrupt {
-                            index: entry.index,
-                            reason: e.to_string(),
+                        .map_err(|e| match e {
+                            LocalCommitError::SchemaBehind { .. } => RaftError::Message {
+                                from: self.id,
+                                source: Box::new(e),
+                            },
+                            other => RaftError::Corrupt {
+                                index: entry.index,
+                                reason: other.to_string(),
+                            },
                         })?;
                     if self.pending.remove(&id).is_some() {
-                        self.out.outcomes.push(ClientOutcome::Committed {
+                        self.out.outcomes.push(match outcome {
+                            // Merged from a peer before this node applied it: whether its
+                            // conditions held is not known here (the consensus limit keeps this
+                            // from happening while the node waits for its proposals).
+                            OrderedOutcome::AlreadyApplied => ClientOutcome::Failed {
+                                id,
+                                error: RaftError::OutcomeUnknown { index: entry.index },
+                            },
+                            outcome => ClientOutcome::Committed {
+                                id,
+                                index: entry.index,
+                                outcome,
+                            },
+                        });
+                    }
+                }
+                Command::Schema { id, schema } => {
+                    if schema.version() > self.manager.schema().version() {
+                        self.manager.set_schema((*schema).clone());
+                        records.push(RaftRecord::Schema(schema));
+                    }
+                    if self.pending.remove(&id).is_some() {
+                        self.out.outcomes.push(ClientOutcome::SchemaChanged {
                             id,
                             index: entry.index,
-                            outcome,
+                            version: self.manager.schema().version(),
                         });
                     }
                 }

@@ -6,8 +6,11 @@
 //! restarted node replays the records with [`RecoveredRaft::replay`]; whatever `persist`
 //! accepted survives, nothing else does.
 
+use std::cell::Cell;
+
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
+use rhizo_algebra::Schema;
 use rhizo_commit::{Record, wire};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +96,8 @@ pub enum RaftRecord {
     /// The node restarted: its proposals now carry this incarnation, so that an old proposal
     /// id is never mistaken for a new one.
     Incarnation(u64),
+    /// A schema change the log ordered, applied at this point.
+    Schema(Box<Schema>),
 }
 
 /// Where a Raft node's records go. `persist` returns once the records survive a crash.
@@ -125,7 +130,7 @@ impl DurableRaftLog for MemRaftLog {
     fn persist(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
         for record in records {
             if matches!(record, RaftRecord::Snapshot { .. }) {
-                // Keep only what a snapshot does not supersede: the newest hard state and
+                // Keep only what a snapshot does not supersede: the newest schema, hard state and
                 // incarnation. The caller re-persists the entries after the snapshot.
                 let hard_state = self
                     .records
@@ -139,7 +144,14 @@ impl DurableRaftLog for MemRaftLog {
                     .rev()
                     .find(|r| matches!(r, RaftRecord::Incarnation(_)))
                     .cloned();
+                let schema = self
+                    .records
+                    .iter()
+                    .rev()
+                    .find(|r| matches!(r, RaftRecord::Schema(_)))
+                    .cloned();
                 self.records.clear();
+                self.records.extend(schema);
                 self.records.extend(incarnation);
                 self.records.extend(hard_state);
             }
@@ -150,6 +162,12 @@ impl DurableRaftLog for MemRaftLog {
 }
 
 /// The in-memory Raft log of a node, read by `raft` through [`raft::Storage`].
+///
+/// A snapshot is sent to a follower only fresh: taken after the follower asked for it. An older
+/// image may be older than what the follower knows every member has seen, and such an image
+/// cannot be joined (garbage collection may have discarded the tombstones that cancel it). So
+/// `raft`'s request for a snapshot is answered "temporarily unavailable" and noted; the node
+/// takes a fresh one ([`RaftLogStore::take_snapshot_request`]) and `raft` asks again.
 #[derive(Debug, Clone, Default)]
 pub struct RaftLogStore {
     hard_state: HardState,
@@ -158,6 +176,10 @@ pub struct RaftLogStore {
     snapshot: Snapshot,
     /// Entries after the snapshot, contiguous.
     entries: Vec<Entry>,
+    /// Whether `snapshot` was taken for a request and not sent yet.
+    snapshot_fresh: Cell<bool>,
+    /// Whether `raft` asked for a snapshot that was not fresh.
+    snapshot_wanted: Cell<bool>,
 }
 
 impl RaftLogStore {
@@ -239,11 +261,11 @@ impl RaftLogStore {
     pub fn install_snapshot(&mut self, snapshot: Snapshot) -> Vec<RaftRecord> {
         let meta = snapshot.get_metadata();
         let (index, term) = (meta.index, meta.term);
-        let keeps_suffix = index <= self.last()
-            && index >= self.first()
-            && self.entries[(index - self.first()) as usize].term == term;
-        if keeps_suffix {
-            let drop = (index + 1 - self.first()) as usize;
+        // The entries after the snapshot stay if the log agrees with it at its index — also when
+        // that index is the snapshot already held (a second snapshot at the same point must not
+        // drop the log after it).
+        if self.term_of(index) == Some(term) {
+            let drop = ((index + 1).saturating_sub(self.first()) as usize).min(self.entries.len());
             self.entries.drain(..drop);
         } else {
             self.entries.clear();
@@ -275,6 +297,17 @@ impl RaftLogStore {
             ));
         }
         records
+    }
+
+    /// Whether `raft` asked for a snapshot since the last call (then take a fresh one and
+    /// [`RaftLogStore::mark_fresh`] it).
+    pub fn take_snapshot_request(&self) -> bool {
+        self.snapshot_wanted.replace(false)
+    }
+
+    /// Marks the snapshot held as taken for a pending request: `raft` may send it once.
+    pub fn mark_fresh(&self) {
+        self.snapshot_fresh.set(true);
     }
 
     /// The term of entry `index`, if the log holds it.
@@ -346,8 +379,10 @@ impl raft::Storage for RaftLogStore {
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         if self.snapshot.get_metadata().index < request_index
             || self.snapshot.get_metadata().index == 0
+            || !self.snapshot_fresh.replace(false)
         {
-            // The node takes a fresh snapshot at its next compaction; raft asks again later.
+            // The node takes a fresh snapshot at its next drain; raft asks again later.
+            self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));
@@ -367,6 +402,8 @@ pub struct RecoveredRaft {
     pub applied: u64,
     /// The last incarnation recorded.
     pub incarnation: u64,
+    /// The newest schema the log ordered, if it ordered one.
+    pub schema: Option<Schema>,
 }
 
 impl RecoveredRaft {
@@ -417,6 +454,7 @@ impl RecoveredRaft {
                 RaftRecord::Replica(record) => out.replica.push((**record).clone()),
                 RaftRecord::Applied(index) => out.applied = *index,
                 RaftRecord::Incarnation(n) => out.incarnation = *n,
+                RaftRecord::Schema(schema) => out.schema = Some((**schema).clone()),
             }
         }
         if out.applied > out.store.hard_state.commit {

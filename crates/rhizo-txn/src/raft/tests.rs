@@ -2,19 +2,29 @@
 
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
-use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError, OrderedOutcome};
-use rhizo_sim::seeds::{SweepName, sweep_parallel};
-use rhizo_sim::{LatencyModel, RegionMatrix};
+use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError, Operations, OrderedOutcome};
 
 use super::*;
+use crate::engine::tests::decide;
 use crate::{CommitPath, Engine, EngineConfig, TransactionMode};
+
+/// Registers `kv.reg` and counters `counters.value`.
+fn schema() -> Schema {
+    Schema::builder()
+        .table("counters")
+        .column("value", MergeType::Add, ValueType::Integer)
+        .table("kv")
+        .column("reg", MergeType::Register, ValueType::Integer)
+        .build()
+        .unwrap()
+}
 
 fn solo(config: RaftConfig, log: MemRaftLog) -> RaftNode<MemRaftLog> {
     let records = log.records().to_vec();
     RaftNode::open(
         NodeId::numbered(0),
         &[NodeId::numbered(0)],
-        sim_schema(),
+        schema(),
         config,
         log,
         &records,
@@ -127,7 +137,7 @@ fn without_a_leader_a_proposal_is_refused_and_nothing_changes() {
     let mut node = RaftNode::open(
         members[1],
         &members,
-        sim_schema(),
+        schema(),
         RaftConfig::default(),
         MemRaftLog::new(),
         &[],
@@ -150,7 +160,7 @@ fn without_a_leader_a_proposal_is_refused_and_nothing_changes() {
         RaftNode::open(
             NodeId::numbered(9),
             &members,
-            sim_schema(),
+            schema(),
             RaftConfig::default(),
             MemRaftLog::new(),
             &[]
@@ -162,14 +172,7 @@ fn without_a_leader_a_proposal_is_refused_and_nothing_changes() {
         ..RaftConfig::default()
     };
     assert!(matches!(
-        RaftNode::open(
-            members[0],
-            &members,
-            sim_schema(),
-            bad,
-            MemRaftLog::new(),
-            &[]
-        ),
+        RaftNode::open(members[0], &members, schema(), bad, MemRaftLog::new(), &[]),
         Err(RaftError::Config { .. })
     ));
 }
@@ -247,16 +250,17 @@ fn engine_auto_mode_reports_its_path() {
     let config = EngineConfig::new(NodeId::numbered(0)).with_schema(schema);
     let mut engine = Engine::in_memory(config).unwrap();
     let mut tx = engine.transaction(TransactionMode::Auto);
-    tx.increment("counters", "c", 1);
-    assert_eq!(tx.commit().unwrap().path, CommitPath::Local);
+    tx.increment("counters", "c", "value", 1);
+    assert_eq!(decide(tx).unwrap().path, CommitPath::Local);
     let mut tx = engine.transaction(TransactionMode::Auto);
-    tx.increment("counters", "c", 1).put("kv", "r", "reg", 4);
-    let outcome = tx.commit().unwrap();
+    tx.increment("counters", "c", "value", 1)
+        .put("kv", "r", "reg", 4);
+    let outcome = decide(tx).unwrap();
     assert_eq!(outcome.path, CommitPath::Consensus);
     assert!(outcome.sequence.is_some());
     let mut tx = engine.transaction(TransactionMode::Coordinated);
-    tx.increment("counters", "c", 1);
-    assert_eq!(tx.commit().unwrap().path, CommitPath::Consensus);
+    tx.increment("counters", "c", "value", 1);
+    assert_eq!(decide(tx).unwrap().path, CommitPath::Consensus);
     assert_eq!(
         engine.read("counters", "c", "value").unwrap(),
         AlgebraicValue::Integer(3)
@@ -268,60 +272,28 @@ fn engine_auto_mode_reports_its_path() {
 }
 
 #[test]
-fn a_healthy_cluster_passes_every_checker() {
-    let mut config = RaftSimConfig::lan_with_faults(30);
-    config.faults = false;
-    for seed in 0..3 {
-        let report = run_raft_scenario(&config, seed).unwrap();
-        assert!(report.acknowledged > 10, "{report:?}");
-        assert!(report.register_ops > 10, "{report:?}");
-    }
-}
-
-/// ≥ 200 seeds of five nodes with partitions, isolated and crashed leaders, and restarts.
-#[test]
-fn raft_seed_sweep_with_partitions_and_leader_crashes() {
-    let config = RaftSimConfig::lan_with_faults(24);
-    let name = SweepName {
-        package: "rhizo-txn",
-        test: "raft_seed_sweep_with_partitions_and_leader_crashes",
-    };
-    let ran = sweep_parallel(name, 200, 2, |seed| {
-        run_raft_scenario(&config, seed).map(|_| ())
-    })
-    .unwrap();
-    assert!(ran >= 1);
-}
-
-#[test]
-fn the_sweep_exercises_faults_and_snapshots() {
-    let config = RaftSimConfig::lan_with_faults(24);
-    let reports: Vec<RaftScenarioReport> = (0..8)
-        .map(|seed| run_raft_scenario(&config, seed).unwrap())
+fn a_second_snapshot_at_the_same_index_keeps_the_log_after_it() {
+    use raft::eraftpb::{Entry, Snapshot};
+    let mut store = RaftLogStore::new(vec![1]);
+    let entries: Vec<Entry> = (1..=10)
+        .map(|index| Entry {
+            index,
+            term: 1,
+            ..Entry::default()
+        })
         .collect();
-    assert!(reports.iter().any(|r| r.crashes > 0), "{reports:?}");
-    assert!(
-        reports.iter().any(|r| r.terms_with_leader > 1),
-        "{reports:?}"
-    );
-    assert!(
-        reports.iter().any(|r| r.max_snapshot_index > 0),
-        "{reports:?}"
-    );
-}
-
-#[test]
-fn latency_scenario_reports_lan_and_regions() {
-    let lan = bench::commit_latency(LatencyModel::Lan, 3, 2, 60, 1).unwrap();
-    assert!(lan.commits >= 60);
-    assert!(lan.p50_ms > 0.0 && lan.p50_ms <= lan.p99_ms, "{lan:?}");
-    assert!(lan.p99_ms < 10.0, "{lan:?}");
-    let regions = LatencyModel::Regions(RegionMatrix::sf_london_tokyo());
-    let wan = bench::commit_latency(regions.clone(), 3, 2, 30, 1).unwrap();
-    // A quorum round trip crosses at least the nearest region pair (55 ms one way).
-    assert!(wan.p50_ms >= 100.0, "{wan:?}");
-    let local =
-        bench::commit_latency_in(TransactionMode::CoordinationFree, regions, 3, 2, 30, 1).unwrap();
-    assert_eq!(local.p99_ms, 0.0);
-    assert!(bench::commit_latency(LatencyModel::Lan, 3, 2, 0, 1).is_err());
+    store.append(&entries).unwrap();
+    let at = |index| {
+        let mut snapshot = Snapshot::default();
+        snapshot.mut_metadata().index = index;
+        snapshot.mut_metadata().term = 1;
+        snapshot
+    };
+    store.install_snapshot(at(5));
+    assert_eq!(store.entries_ref().first().map(|e| e.index), Some(6));
+    // Taken again at the same point (a fresh snapshot for a follower): the entries after it
+    // are not dropped with it.
+    store.install_snapshot(at(5));
+    let held: Vec<u64> = store.entries_ref().iter().map(|e| e.index).collect();
+    assert_eq!(held, [6, 7, 8, 9, 10]);
 }

@@ -30,18 +30,14 @@ fn run_op(engine: &mut Engine, i: usize) -> Result<CommitOutcome> {
     match i % 5 {
         0 => {
             tx.put("users", &row, "email", n)
-                .increment("counters", "page_views", n);
+                .increment("counters", "page_views", "value", n);
         }
         1 => {
-            tx.increment("counters", "page_views", 1).add_to_set(
-                "users",
-                &row,
-                "tags",
-                &format!("t{i}"),
-            );
+            tx.increment("counters", "page_views", "value", 1)
+                .add_to_set("users", &row, "tags", format!("t{i}"));
         }
         2 => {
-            tx.remove_from_set("users", &row, "tags", &format!("t{}", i.saturating_sub(5)))
+            tx.remove_from_set("users", &row, "tags", format!("t{}", i.saturating_sub(5)))
                 .max("counters", "latency", "peak", n * 7 % 31);
         }
         3 => {
@@ -50,10 +46,10 @@ fn run_op(engine: &mut Engine, i: usize) -> Result<CommitOutcome> {
         }
         _ => {
             tx.min("counters", "latency", "low", (n as f64) / 3.0)
-                .increment("counters", &row, -n);
+                .increment("counters", &row, "value", -n);
         }
     }
-    tx.commit()
+    decide(tx)
 }
 
 /// Fingerprints after 0, 1, …, OPS operations of a fault-free run.
@@ -130,8 +126,8 @@ fn crash_at_every_write_point_loses_nothing_acknowledged() {
                 );
                 // The restarted node never reuses a dot it acknowledged.
                 let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-                tx.increment("counters", "after", 1);
-                let dot = tx.commit().unwrap().dot.unwrap();
+                tx.increment("counters", "after", "value", 1);
+                let dot = decide(tx).unwrap().dot.unwrap();
                 assert!(dot.counter() > last_dot);
                 checked += 1;
             }
@@ -179,8 +175,8 @@ fn every_torn_prefix_of_the_last_record_recovers_the_prefix_before_it() {
         assert_eq!(segments.len(), 1, "cut at {cut}: {segments:?}");
         assert_eq!(segments[0] != name, torn, "cut at {cut}");
         let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-        tx.increment("counters", "after", 1);
-        tx.commit().unwrap();
+        tx.increment("counters", "after", "value", 1);
+        decide(tx).unwrap();
         let print = engine.fingerprint();
         drop(engine);
         assert_eq!(

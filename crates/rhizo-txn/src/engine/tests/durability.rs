@@ -29,8 +29,8 @@ fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 fn increment(engine: &mut Engine, row: &str) -> Result<CommitOutcome> {
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", row, 1);
-    tx.commit()
+    tx.increment("counters", row, "value", 1);
+    decide(tx)
 }
 
 #[test]
@@ -202,8 +202,8 @@ fn a_state_larger_than_a_frame_compacts_and_reopens() {
             .map(|i| format!("{batch}-{i:06}-{}", "x".repeat(988)))
             .collect();
         let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-        tx.add_all_to_set("t", "r", "s", elements);
-        assert!(tx.commit().unwrap().durable);
+        tx.add_to_set("t", "r", "s", elements);
+        assert!(decide(tx).unwrap().durable);
     }
     let print = engine.fingerprint();
     engine.compact().unwrap();
@@ -256,17 +256,17 @@ fn error_messages_quote_a_bounded_prefix_of_the_input() {
     );
     assert!(message.contains("(100000 bytes)"), "{message}");
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment(&"t".repeat(50_000), "r", 1);
-    let message = tx.commit().unwrap_err().to_string();
+    tx.increment(&"t".repeat(50_000), "r", "value", 1);
+    let message = decide(tx).unwrap_err().to_string();
     assert!(
         message.len() < 400 && message.contains("(50000 bytes)"),
         "{message:.200}"
     );
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
     for i in 0..1_000 {
-        tx.increment("nope", &format!("r{i}"), 1);
+        tx.increment("nope", &format!("r{i}"), "value", 1);
     }
-    let message = tx.commit().unwrap_err().to_string();
+    let message = decide(tx).unwrap_err().to_string();
     assert!(
         message.len() < 1_000 && message.contains("and 992 more"),
         "{message:.200}"
@@ -303,7 +303,7 @@ fn a_commit_that_fails_on_disk_is_never_read_and_reopening_recovers_the_acknowle
         increment(&mut engine, "c"),
         Err(TxnError::Poisoned { .. })
     ));
-    let tx = engine.transaction(TransactionMode::CoordinationFree);
+    let mut tx = engine.transaction(TransactionMode::CoordinationFree);
     assert!(matches!(
         tx.read("counters", "c", "value"),
         Err(TxnError::Poisoned { .. })

@@ -3,13 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use rhizo_commit::{AlgebraicTransaction, CellKey, OrderedOutcome};
+use rhizo_algebra::{MergeType, Schema, ValueType};
+use rhizo_commit::{AlgebraicTransaction, CellKey, Operations, OrderedOutcome};
 
 use super::*;
 use crate::MemStorage;
 use crate::TransactionMode;
-use crate::raft::{ClientOutcome, RaftConfig, RaftNode, Submitted, sim_schema};
+use crate::raft::{ClientOutcome, RaftConfig, RaftNode, Submitted};
 use crate::storage::fault::{Fault, FaultyStorage};
+
+/// Registers `kv.reg` and counters `counters.value`.
+fn sim_schema() -> Schema {
+    Schema::builder()
+        .table("kv")
+        .column("reg", MergeType::Register, ValueType::Integer)
+        .table("counters")
+        .column("value", MergeType::Add, ValueType::Integer)
+        .build()
+        .unwrap()
+}
 
 fn me() -> NodeId {
     NodeId::numbered(0)

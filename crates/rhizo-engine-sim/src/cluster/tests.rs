@@ -1,8 +1,10 @@
 use rhizo_algebra::{MergeType, ValueType};
 use rhizo_sim::NetworkCondition;
 
+use rhizo_commit::Operations;
+use rhizo_txn::CommitPath;
+
 use super::*;
-use crate::CommitPath;
 
 fn schema() -> Schema {
     Schema::builder()
@@ -32,7 +34,7 @@ fn raft_cluster(seed: u64) -> EngineCluster {
 fn increment(cluster: &mut EngineCluster, node: usize, amount: i64) -> CommitOutcome {
     cluster
         .commit(node, TransactionMode::CoordinationFree, |tx| {
-            tx.increment("counters", "c", amount);
+            tx.increment("counters", "c", "value", amount);
         })
         .unwrap()
 }
@@ -96,7 +98,7 @@ fn a_coordinated_put_through_raft_is_seen_on_every_node() {
         let outcome = cluster
             .commit(1, TransactionMode::Coordinated, |tx| {
                 tx.put("users", "u", "email", 42)
-                    .increment("counters", "c", 1);
+                    .increment("counters", "c", "value", 1);
             })
             .unwrap();
         assert_eq!(outcome.path, CommitPath::Consensus);
@@ -109,7 +111,7 @@ fn a_coordinated_put_through_raft_is_seen_on_every_node() {
                 tx.compare_and_set("users", "u", "email", 42, 43);
             })
             .unwrap();
-        let Submission::Proposed(id) = submitted else {
+        let Submission::Pending(id) = submitted else {
             panic!("a three-member cluster decided a proposal at once: {submitted:?}");
         };
         assert!(cluster.take_outcome(id).is_none());
@@ -130,7 +132,10 @@ fn a_coordinated_put_through_raft_is_seen_on_every_node() {
         let refused = cluster.commit(2, TransactionMode::Coordinated, |tx| {
             tx.compare_and_set("users", "u", "email", 42, 7);
         });
-        assert!(matches!(refused, Err(TxnError::ConditionFailed { .. })));
+        assert!(matches!(
+            refused,
+            Err(ClusterError::Txn(TxnError::ConditionFailed { .. }))
+        ));
         assert_eq!(cluster.faults(), []);
     }
 }
@@ -148,15 +153,15 @@ fn acknowledged_commits_survive_crashes_restarts_and_a_reopened_cluster() {
     assert!(cluster.is_crashed(1).unwrap());
     assert!(matches!(
         cluster.read(1, "counters", "c", "value"),
-        Err(TxnError::Simulation(SimError::NodeCrashed { .. }))
+        Err(ClusterError::Simulation(SimError::NodeCrashed { .. }))
     ));
     assert!(matches!(
         cluster.restart(0),
-        Err(TxnError::Simulation(SimError::NodeNotCrashed { .. }))
+        Err(ClusterError::Simulation(SimError::NodeNotCrashed { .. }))
     ));
     assert!(matches!(
         cluster.crash(9),
-        Err(TxnError::Simulation(SimError::UnknownNode { .. }))
+        Err(ClusterError::Simulation(SimError::UnknownNode { .. }))
     ));
     cluster.restart(1).unwrap();
     assert_eq!(count(&cluster, 1), AlgebraicValue::Integer(5));
@@ -193,7 +198,7 @@ fn a_raft_commit_survives_its_leader_crash_and_an_interrupted_proposal_is_report
             tx.put("users", "u", "email", 2);
         })
         .unwrap();
-    let Submission::Proposed(id) = submitted else {
+    let Submission::Pending(id) = submitted else {
         panic!("a three-member cluster decided a proposal at once: {submitted:?}");
     };
     cluster.crash(leader).unwrap();
@@ -208,7 +213,7 @@ fn a_raft_commit_survives_its_leader_crash_and_an_interrupted_proposal_is_report
     let survivor = (leader + 1) % 3;
     cluster
         .commit(survivor, TransactionMode::Coordinated, |tx| {
-            tx.increment("counters", "c", 1);
+            tx.increment("counters", "c", "value", 1);
         })
         .unwrap();
     cluster.restart(leader).unwrap();
@@ -237,7 +242,7 @@ fn a_simulated_crash_is_a_power_loss() {
         let mut cluster = EngineCluster::new(&builder(3, 1), config).unwrap();
         let outcome = cluster
             .commit(0, TransactionMode::CoordinationFree, |tx| {
-                tx.increment("counters", "pv", 1);
+                tx.increment("counters", "pv", "value", 1);
             })
             .unwrap();
         assert_eq!(outcome.durable, kept == 1, "{sync:?}");

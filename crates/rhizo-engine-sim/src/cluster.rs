@@ -3,8 +3,9 @@
 //! from one seed — for tests, and for notebook experiments through the Python bindings.
 //!
 //! Each node is an [`EngineNode`]: its messages are the engine's encoded bytes, its timer is the
-//! engine's [`Engine::tick`] plus an anti-entropy round, and what survives a crash is its data
-//! directory, which a restart reopens (so nothing acknowledged is lost). Coordination-free
+//! engine's [`Engine::tick`] plus an anti-entropy round, and a crash is a power loss: what
+//! survives is what its engine synced in its data directory, which a restart reopens (so nothing
+//! acknowledged is lost, and nothing unsynced survives). Coordination-free
 //! transactions commit on their node at once; on the Raft backend coordinated ones go through
 //! the log and are decided as the simulation runs ([`EngineCluster::submit`] and
 //! [`EngineCluster::take_outcome`], or [`EngineCluster::commit`], which runs the simulation
@@ -13,17 +14,18 @@
 //! ```
 //! use rhizo_algebra::AlgebraicValue;
 //! use rhizo_sim::SimulationBuilder;
-//! use rhizo_txn::{TransactionMode, roadmap_schema};
-//! use rhizo_txn::cluster::{ClusterConfig, EngineCluster};
+//! use rhizo_commit::Operations;
+//! use rhizo_engine_sim::cluster::{ClusterConfig, EngineCluster};
+//! use rhizo_txn::{TransactionMode, default_schema};
 //! use std::time::Duration;
 //!
 //! let mut builder = SimulationBuilder::new();
 //! builder.nodes(3).seed(7);
-//! let mut cluster = EngineCluster::new(&builder, ClusterConfig::new(roadmap_schema())).unwrap();
+//! let mut cluster = EngineCluster::new(&builder, ClusterConfig::new(default_schema())).unwrap();
 //! cluster.partition(0, 1).unwrap();
 //! cluster
 //!     .commit(0, TransactionMode::CoordinationFree, |tx| {
-//!         tx.increment("counters", "page_views", 1);
+//!         tx.increment("counters", "page_views", "value", 1);
 //!     })
 //!     .unwrap();
 //! cluster.heal();
@@ -48,18 +50,21 @@ use rhizo_sim::{
     MAX_NODES, NodeCtx, NodeRef, SimError, SimStats, SimTime, SimulatedCluster, SimulatedNode,
     SimulationBuilder,
 };
-
-use crate::raft::{ProposalId, RaftConfig, RaftError};
-use crate::{
-    Backend, CommitOutcome, Engine, EngineConfig, RegisterWrite, Result, Submission, SyncPolicy,
-    Transaction, TransactionMode, TxnError,
+use rhizo_txn::raft::{ProposalId, RaftConfig, RaftError};
+use rhizo_txn::{
+    Backend, CommitOutcome, Engine, EngineConfig, Submission, SyncPolicy, Transaction,
+    TransactionMode, TxnError,
 };
 
-mod power;
+use crate::power::{PowerSwitch, PoweredStorage};
+use crate::{ClusterError, Result};
+
+#[cfg(test)]
+mod chaos_tests;
+#[cfg(test)]
+mod raft_tests;
 #[cfg(test)]
 mod tests;
-
-use power::{PowerSwitch, PoweredStorage};
 
 /// How an [`EngineCluster`] sets up its engines.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +128,7 @@ impl ClusterConfig {
 #[derive(Debug, Default)]
 struct Shared {
     /// Decided proposals, until the cluster's caller takes them.
-    outcomes: BTreeMap<ProposalId, Result<CommitOutcome>>,
+    outcomes: BTreeMap<ProposalId, rhizo_txn::Result<CommitOutcome>>,
     /// Errors nodes met while handling events (no node panics on them).
     faults: Vec<(NodeId, String)>,
     /// Engines opened by the cluster for the simulator's next spawns: opening can fail, and a
@@ -394,7 +399,7 @@ impl EngineCluster {
     // ------------------------------------------------------------------ transactions
 
     /// Submits a transaction on `node`, built by `build`: a coordination-free one commits at
-    /// once; a coordinated one on Raft is proposed ([`Submission::Proposed`]) and decided as
+    /// once; a coordinated one on Raft is proposed ([`Submission::Pending`]) and decided as
     /// the simulation runs (see [`EngineCluster::take_outcome`]).
     pub fn submit(
         &mut self,
@@ -405,34 +410,31 @@ impl EngineCluster {
         self.submit_with(node.into(), |engine| {
             let mut tx = engine.transaction(mode);
             build(&mut tx);
-            tx.submit()
+            tx.commit()
         })
     }
 
     /// [`EngineCluster::submit`] of a transaction built elsewhere.
-    pub fn submit_parts(
+    pub fn submit_tx(
         &mut self,
         node: impl Into<NodeRef>,
         mode: TransactionMode,
-        algebraic: AlgebraicTransaction,
-        registers: Vec<RegisterWrite>,
+        tx: AlgebraicTransaction,
     ) -> Result<Submission> {
-        self.submit_with(node.into(), |engine| {
-            engine.submit_parts(mode, algebraic, registers)
-        })
+        self.submit_with(node.into(), |engine| engine.submit(mode, tx))
     }
 
     fn submit_with(
         &mut self,
         node: NodeRef,
-        submit: impl FnOnce(&mut Engine) -> Result<Submission>,
+        submit: impl FnOnce(&mut Engine) -> rhizo_txn::Result<Submission>,
     ) -> Result<Submission> {
         let submitted = self.sim.with_node(node, |n, ctx| {
             let submitted = submit(&mut n.engine);
             n.after(ctx);
             submitted
         })??;
-        if let Submission::Proposed(id) = submitted {
+        if let Submission::Pending(id) = submitted {
             self.pending.insert(id);
         }
         Ok(submitted)
@@ -442,7 +444,7 @@ impl EngineCluster {
     /// decided: at once for a coordination-free one; for a coordinated one on Raft, once the
     /// log decides it (while no leader is known it retries every timer tick). Gives up after
     /// the configured commit timeout of virtual time with [`TxnError::NoLeader`] or
-    /// [`TxnError::Pending`] (the outcome may still arrive: [`EngineCluster::take_outcome`]).
+    /// [`TxnError::Undecided`] (the outcome may still arrive: [`EngineCluster::take_outcome`]).
     pub fn commit(
         &mut self,
         node: impl Into<NodeRef>,
@@ -452,47 +454,45 @@ impl EngineCluster {
         self.commit_with(node.into(), |engine| {
             let mut tx = engine.transaction(mode);
             build(&mut tx);
-            tx.submit()
+            tx.commit()
         })
     }
 
     /// [`EngineCluster::commit`] of a transaction built elsewhere.
-    pub fn commit_parts(
+    pub fn commit_tx(
         &mut self,
         node: impl Into<NodeRef>,
         mode: TransactionMode,
-        algebraic: AlgebraicTransaction,
-        registers: Vec<RegisterWrite>,
+        tx: AlgebraicTransaction,
     ) -> Result<CommitOutcome> {
-        self.commit_with(node.into(), |engine| {
-            engine.submit_parts(mode, algebraic.clone(), registers.clone())
-        })
+        self.commit_with(node.into(), |engine| engine.submit(mode, tx.clone()))
     }
 
     fn commit_with(
         &mut self,
         node: NodeRef,
-        mut submit: impl FnMut(&mut Engine) -> Result<Submission>,
+        mut submit: impl FnMut(&mut Engine) -> rhizo_txn::Result<Submission>,
     ) -> Result<CommitOutcome> {
         let deadline = self.sim.now().saturating_add(self.commit_timeout);
         loop {
             match self.submit_with(node, &mut submit) {
                 Ok(Submission::Committed(outcome)) => return Ok(outcome),
-                Ok(Submission::Proposed(id)) => {
+                Ok(Submission::Pending(id)) => {
                     let shared = Rc::clone(&self.shared);
                     let left = deadline.saturating_since(self.sim.now());
                     // A deadline leaves the proposal pending: reported below.
                     let _ = self
                         .sim
                         .run_until(left, |_| shared.borrow().outcomes.contains_key(&id));
-                    return self
+                    let outcome = self
                         .take_outcome(id)
-                        .unwrap_or(Err(TxnError::Pending { proposal: id }));
+                        .unwrap_or(Err(TxnError::Undecided { proposal: id }));
+                    return Ok(outcome?);
                 }
                 // Nothing was proposed: wait a tick for an election, then try again.
-                Err(TxnError::NoLeader) if self.sim.now() < deadline => {
+                Err(ClusterError::Txn(TxnError::NoLeader)) if self.sim.now() < deadline => {
                     let Some(tick) = self.sim.sync_interval() else {
-                        return Err(TxnError::NoLeader);
+                        return Err(TxnError::NoLeader.into());
                     };
                     self.sim.run_for(tick);
                 }
@@ -504,14 +504,14 @@ impl EngineCluster {
     /// The outcome of a proposal submitted through the cluster, once decided (then forgotten).
     /// A proposal whose node crashed before its outcome arrived is answered with
     /// [`RaftError::Interrupted`]: it may or may not have committed.
-    pub fn take_outcome(&mut self, id: ProposalId) -> Option<Result<CommitOutcome>> {
+    pub fn take_outcome(&mut self, id: ProposalId) -> Option<rhizo_txn::Result<CommitOutcome>> {
         let outcome = self.shared.borrow_mut().outcomes.remove(&id)?;
         self.pending.remove(&id);
         Some(outcome)
     }
 
     /// Every decided outcome not taken yet.
-    pub fn take_outcomes(&mut self) -> Vec<(ProposalId, Result<CommitOutcome>)> {
+    pub fn take_outcomes(&mut self) -> Vec<(ProposalId, rhizo_txn::Result<CommitOutcome>)> {
         let outcomes = std::mem::take(&mut self.shared.borrow_mut().outcomes);
         for id in outcomes.keys() {
             self.pending.remove(id);
@@ -527,7 +527,21 @@ impl EngineCluster {
         row: &str,
         column: &str,
     ) -> Result<AlgebraicValue> {
-        self.engine(node)?.read(table, row, column)
+        Ok(self.engine(node)?.read(table, row, column)?)
+    }
+
+    /// Reads one cell on `node` for transaction `tx` ([`Engine::read_into`]: a coordinated
+    /// transaction's register reads join its read set).
+    pub fn read_into(
+        &self,
+        node: impl Into<NodeRef>,
+        mode: TransactionMode,
+        tx: &mut AlgebraicTransaction,
+        table: &str,
+        row: &str,
+        column: &str,
+    ) -> Result<AlgebraicValue> {
+        Ok(self.engine(node)?.read_into(mode, tx, table, row, column)?)
     }
 
     /// The engine of a running node.

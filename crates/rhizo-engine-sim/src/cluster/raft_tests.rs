@@ -7,9 +7,16 @@ use std::time::Duration;
 use rand::Rng;
 use rhizo_sim::{LatencyModel, SimulationBuilder};
 
-use super::*;
-use crate::cluster::{ClusterConfig, EngineCluster};
-use crate::raft::{ProposalId, RaftConfig};
+use rhizo_algebra::AlgebraicValue;
+use rhizo_commit::Operations;
+use rhizo_txn::raft::{ProposalId, RaftConfig};
+use rhizo_txn::{
+    Backend, CommitOutcome, CommitPath, Engine, Submission, TransactionMode, TxnError,
+};
+
+use super::{ClusterConfig, EngineCluster};
+use crate::ClusterError;
+use crate::testkit::*;
 
 fn raft_config() -> RaftConfig {
     RaftConfig {
@@ -32,39 +39,39 @@ fn tick_until_leader(engine: &mut Engine) {
 #[test]
 fn a_lone_raft_engine_orders_through_its_log_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config().with_raft(raft_config());
-    let mut engine = Engine::open(dir.path(), config.clone()).unwrap();
+    let raft_member = config().with_raft(raft_config());
+    let mut engine = Engine::open(dir.path(), raft_member.clone()).unwrap();
     // Before an election nobody leads: a typed "retry", and nothing changed.
     let before = engine.fingerprint();
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     tx.put("users", "u", "email", 1);
-    assert!(matches!(tx.commit(), Err(TxnError::NoLeader)));
+    assert!(matches!(decide(tx), Err(TxnError::NoLeader)));
     assert_eq!(engine.fingerprint(), before);
     // A coordination-free commit needs no leader.
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
-    tx.increment("counters", "c", 5);
-    let local = tx.commit().unwrap();
+    tx.increment("counters", "c", "value", 5);
+    let local = decide(tx).unwrap();
     assert_eq!((local.path, local.sequence), (CommitPath::Local, None));
     assert!(local.durable);
 
     tick_until_leader(&mut engine);
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     tx.put("users", "u", "email", 7)
-        .increment("counters", "c", 1);
-    let first = tx.commit().unwrap();
+        .increment("counters", "c", "value", 1);
+    let first = decide(tx).unwrap();
     assert_eq!(first.path, CommitPath::Consensus);
     let index = first.sequence.unwrap();
     assert_eq!(engine.last_sequence(), index);
     let mut tx = engine.transaction(TransactionMode::Auto);
     tx.compare_and_set("users", "u", "email", 7, 8);
-    let second = tx.commit().unwrap();
+    let second = decide(tx).unwrap();
     assert_eq!(second.path, CommitPath::Consensus);
     assert!(second.sequence.unwrap() > index);
     // A failed condition is ordered too, and changes nothing.
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     tx.compare_and_set("users", "u", "email", 7, 9)
-        .increment("counters", "c", 100);
-    assert!(matches!(tx.commit(), Err(TxnError::ConditionFailed { .. })));
+        .increment("counters", "c", "value", 100);
+    assert!(matches!(decide(tx), Err(TxnError::ConditionFailed { .. })));
     assert_eq!(engine.read("users", "u", "email").unwrap(), int(8));
     assert_eq!(engine.read("counters", "c", "value").unwrap(), int(6));
     let (fingerprint, sequence) = (engine.fingerprint(), engine.last_sequence());
@@ -72,17 +79,17 @@ fn a_lone_raft_engine_orders_through_its_log_and_recovers() {
 
     // The directory now holds a Raft log: the single-node backend refuses it.
     assert!(matches!(
-        Engine::open(dir.path(), crate::engine::tests::config()),
+        Engine::open(dir.path(), config()),
         Err(TxnError::Config { .. })
     ));
-    let mut engine = Engine::open(dir.path(), config).unwrap();
+    let mut engine = Engine::open(dir.path(), raft_member).unwrap();
     assert_eq!(engine.fingerprint(), fingerprint);
     assert_eq!(engine.last_sequence(), sequence);
     assert_eq!(engine.read("users", "u", "email").unwrap(), int(8));
     tick_until_leader(&mut engine);
     let mut tx = engine.transaction(TransactionMode::Coordinated);
     tx.put("users", "u", "email", 10);
-    assert!(tx.commit().unwrap().sequence.unwrap() > sequence);
+    assert!(decide(tx).unwrap().sequence.unwrap() > sequence);
     engine.compact().unwrap();
     assert_eq!(engine.read("users", "u", "email").unwrap(), int(10));
 }
@@ -92,15 +99,15 @@ fn a_single_node_engine_in_a_cluster_refuses_coordinated_transactions() {
     let config = config().with_members([node(0), node(1)]);
     let mut engine = Engine::in_memory(config).unwrap();
     let mut tx = engine.transaction(TransactionMode::Coordinated);
-    tx.increment("counters", "c", 1);
-    let err = tx.commit().unwrap_err();
+    tx.increment("counters", "c", "value", 1);
+    let err = decide(tx).unwrap_err();
     assert!(
         matches!(&err, TxnError::Config { reason } if reason.contains("Raft")),
         "{err}"
     );
     let mut tx = engine.transaction(TransactionMode::Auto);
-    tx.increment("counters", "c", 1);
-    assert_eq!(tx.commit().unwrap().path, CommitPath::Local);
+    tx.increment("counters", "c", "value", 1);
+    assert_eq!(decide(tx).unwrap().path, CommitPath::Local);
 }
 
 // ---------------------------------------------------------------------- three engines
@@ -132,7 +139,7 @@ struct History {
 }
 
 impl History {
-    fn settle(&mut self, id: ProposalId, result: Result<CommitOutcome>) {
+    fn settle(&mut self, id: ProposalId, result: rhizo_txn::Result<CommitOutcome>) {
         let Some(write) = self.in_flight.remove(&id) else {
             return;
         };
@@ -177,10 +184,10 @@ impl History {
             }
             3 => {
                 tx.put("users", &register, "email", value)
-                    .increment("counters", "total", increment);
+                    .increment("counters", "total", "value", increment);
             }
             _ => {
-                tx.increment("counters", "total", amount);
+                tx.increment("counters", "total", "value", amount);
             }
         });
         match submitted {
@@ -193,7 +200,7 @@ impl History {
                     "a three-member cluster decided a proposal at once: {outcome:?}"
                 ));
             }
-            Ok(Submission::Proposed(id)) => {
+            Ok(Submission::Pending(id)) => {
                 let write = InFlight {
                     register,
                     value,
@@ -201,7 +208,7 @@ impl History {
                 };
                 self.in_flight.insert(id, write);
             }
-            Err(TxnError::NoLeader) => self.no_leader += 1,
+            Err(ClusterError::Txn(TxnError::NoLeader)) => self.no_leader += 1,
             Err(other) => self.errors.push(format!("submit: {other}")),
         }
     }

@@ -8,14 +8,19 @@ use std::time::Duration;
 use rand::Rng;
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
-use rhizo_commit::{AlgebraicTransaction, CellKey, OrderedOutcome};
+use rhizo_commit::{AlgebraicTransaction, CellKey, Operations, OrderedOutcome};
 use rhizo_sim::{LatencyModel, NodeCtx, SimulatedCluster, SimulatedNode, SimulationBuilder};
+use rhizo_txn::TransactionMode;
+use rhizo_txn::raft::{
+    ClientOutcome, MemRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
+};
 
-use super::checkers::{RaftHistory, RegisterOp};
-use super::node::{ClientOutcome, ProposalId, RaftConfig, RaftNode, RaftWire, Submitted};
-use super::storage::MemRaftLog;
-use super::{RaftError, check_linearizable, check_no_lost_writes, check_no_split_brain};
-use crate::TransactionMode;
+pub mod bench;
+mod checkers;
+
+pub use checkers::{
+    RaftHistory, RegisterOp, check_linearizable, check_no_lost_writes, check_no_split_brain,
+};
 
 const TABLE: &str = "kv";
 const REGISTER: &str = "reg";
@@ -295,7 +300,14 @@ impl RaftSimNode {
             (Waiting::Write { op, increment }, ClientOutcome::Committed { index, outcome, .. }) => {
                 history.counter_unknown -= increment;
                 match outcome {
-                    OrderedOutcome::Applied(_) | OrderedOutcome::AlreadyApplied => {
+                    // Acknowledged only what the log decided here: an entry the node did not
+                    // apply itself has no known outcome, and a node must never report one.
+                    OrderedOutcome::AlreadyApplied => {
+                        self.errors.push(format!(
+                            "entry {index} was answered without this node applying it"
+                        ));
+                    }
+                    OrderedOutcome::Applied(_) => {
                         history.acknowledged.push(index);
                         history.counter_acknowledged += increment;
                         if let Some(op) = op {
@@ -612,3 +624,6 @@ pub fn run_raft_scenario(config: &RaftSimConfig, seed: u64) -> Result<RaftScenar
             .unwrap_or(0),
     })
 }
+
+#[cfg(test)]
+mod tests;

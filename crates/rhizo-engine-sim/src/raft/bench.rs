@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use rhizo_sim::LatencyModel;
 
-use super::RaftConfig;
-use super::sim::{RaftSimConfig, RaftWorkload, build};
-use crate::TransactionMode;
+use rhizo_txn::TransactionMode;
+use rhizo_txn::raft::RaftConfig;
+
+use super::{RaftSimConfig, RaftWorkload, build};
 
 /// Commit latencies of one run.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,8 +6,12 @@ use std::time::Duration;
 use rand::Rng;
 use rhizo_sim::{NetworkCondition, SimulationBuilder};
 
-use super::*;
-use crate::cluster::{ClusterConfig, EngineCluster};
+use rhizo_algebra::AlgebraicValue;
+use rhizo_commit::Operations;
+use rhizo_txn::TransactionMode;
+
+use super::{ClusterConfig, EngineCluster};
+use crate::testkit::*;
 
 const NODES: usize = 4;
 
@@ -39,7 +43,7 @@ fn run(seed: u64) {
             let element = format!("e{round}");
             let outcome = cluster
                 .commit(target, TransactionMode::CoordinationFree, |tx| {
-                    tx.increment("counters", "total", amount)
+                    tx.increment("counters", "total", "value", amount)
                         .add_to_set("users", "all", "tags", &element);
                 })
                 .unwrap();

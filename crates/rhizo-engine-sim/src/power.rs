@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::storage::{FsStorage, Storage};
-use crate::{Result, TxnError};
+use rhizo_txn::{FsStorage, Result, Storage, TxnError};
 
 /// What each file holds: its length and the bytes of it a power loss keeps.
 #[derive(Debug, Default, Clone, Copy)]
