@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use rhizo_algebra::AlgebraicValue;
+use rhizo_clock::NodeId;
 use rhizo_commit::LocalCommitError;
 use rhizo_commit::keyed::{KeyedTransaction, KeyedUpdate, KeyedValue, keyed_schema, keyed_values};
 
@@ -171,6 +172,17 @@ impl RoundCluster {
         self.round
     }
 
+    /// The id of node `node`.
+    pub fn node_id(&self, node: usize) -> Result<NodeId> {
+        self.cluster
+            .node_ids()
+            .get(node)
+            .copied()
+            .ok_or_else(|| SimError::UnknownNode {
+                node: format!("#{node}"),
+            })
+    }
+
     /// The event-loop cluster underneath.
     pub fn cluster(&self) -> &SimulatedCluster<ReplicaNode> {
         &self.cluster
@@ -179,13 +191,7 @@ impl RoundCluster {
     /// Commits `tx` on node `node` now and returns the update, stamped with the node's clock
     /// just after the commit. A refused commit leaves no trace.
     pub fn commit_on_node(&mut self, node: usize, tx: &KeyedTransaction) -> Result<KeyedUpdate> {
-        let id = *self
-            .cluster
-            .node_ids()
-            .get(node)
-            .ok_or_else(|| SimError::UnknownNode {
-                node: format!("#{node}"),
-            })?;
+        let id = self.node_id(node)?;
         let cells = tx
             .to_cell_transaction()
             .map_err(|source| SimError::Commit { node: id, source })?;
