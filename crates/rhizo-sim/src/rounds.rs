@@ -3,9 +3,11 @@
 //! The project roadmap's first simulator moved updates in rounds: commit on a node, then
 //! propagate round by round until every node holds the same values. [`RoundCluster`] offers
 //! those verbs over a [`SimulatedCluster`] of [`ReplicaNode`]s holding the
-//! [keyed](rhizo_commit::keyed) schema: a round is one [`ROUND`] of virtual time, in which every
-//! node's anti-entropy timer fires once; the network, the replicas and their gossip are the
-//! simulator's own. Nothing is delivered here that the event loop did not deliver.
+//! [keyed](rhizo_commit::keyed) schema. A round starts with every node's anti-entropy timer
+//! firing, in index order, then lets one [`ROUND`] of virtual time pass, in which a perfect
+//! network completes the exchanges the timers started. The network, the replicas and their
+//! gossip are the simulator's own: nothing is delivered here that the event loop did not
+//! deliver.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -16,9 +18,11 @@ use rhizo_clock::NodeId;
 use rhizo_commit::LocalCommitError;
 use rhizo_commit::keyed::{KeyedTransaction, KeyedUpdate, KeyedValue, keyed_schema, keyed_values};
 
-use crate::{LatencyModel, ReplicaNode, Result, SimError, SimulatedCluster, SimulationBuilder};
+use crate::{
+    LatencyModel, ReplicaNode, Result, SimError, SimulatedCluster, SimulatedNode, SimulationBuilder,
+};
 
-/// The virtual time one round lasts: each node's anti-entropy timer fires once per round.
+/// The virtual time one round lasts.
 pub const ROUND: Duration = Duration::from_millis(10);
 
 /// The latency of one message on a perfect network: a tenth of a round, so that a sync
@@ -84,10 +88,12 @@ impl RoundConfig {
 
     fn simulation(&self, nodes: usize) -> SimulationBuilder {
         let mut builder = SimulationBuilder::new();
+        // No periodic timers: each round fires every node's timer at its start, so that nodes
+        // act together, as the rounds of the roadmap's simulator did.
         builder
             .nodes(nodes)
             .seed(self.seed)
-            .sync_interval(Some(ROUND))
+            .sync_interval(None)
             .latency(LatencyModel::Constant(HOP));
         match self.network {
             RoundNetwork::Perfect | RoundNetwork::Partitioned => {}
@@ -201,8 +207,15 @@ impl RoundCluster {
         Ok(KeyedUpdate::committed(id, clock, tx.operations().to_vec()))
     }
 
-    /// Runs one round.
+    /// Runs one round: every node's anti-entropy timer fires (a node with nothing to tell stays
+    /// silent), then a round of virtual time passes.
     pub fn propagate_round(&mut self) {
+        for index in 0..self.cluster.node_count() {
+            // Every node of a round cluster runs: none is ever crashed.
+            let _ = self
+                .cluster
+                .with_node(index, |node, ctx| SimulatedNode::on_timer(node, ctx));
+        }
         self.cluster.run_for(ROUND);
         self.round += 1;
     }

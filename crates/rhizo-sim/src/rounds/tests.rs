@@ -45,6 +45,11 @@ fn a_commit_reaches_every_node_in_one_round_on_a_perfect_network() {
     c.propagate_all();
     let stats = c.stats();
     assert_eq!(stats.rounds_to_converge, Some(2));
+    // A fresh cluster: the round that delivers the commit is the round that converges.
+    let mut fresh = cluster(4, &RoundConfig::default());
+    fresh.commit_on_node(0, &add("views", 5)).unwrap();
+    fresh.propagate_all();
+    assert_eq!(fresh.stats().rounds_to_converge, Some(1));
     assert_eq!(stats.operations_committed, 1);
     assert!(stats.messages_sent >= 3 && stats.messages_delivered == stats.messages_sent);
     assert_eq!(stats.messages_dropped, 0);
