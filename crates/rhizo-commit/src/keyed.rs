@@ -31,17 +31,6 @@ use crate::{AlgebraicOperation, AlgebraicTransaction, CellKey, LocalCommitError,
 /// The table of [`keyed_schema`]: a keyed operation on `key` writes a cell of row `key` here.
 pub const KEYED_TABLE: &str = "keys";
 
-/// Every merge type a keyed operation may write. Observed-remove sets are left out: a remove
-/// needs the adds its writer observed, which only a schema column declared for it tracks.
-const KEYED_MERGES: [MergeType; 6] = [
-    MergeType::Max,
-    MergeType::Min,
-    MergeType::Union,
-    MergeType::Intersect,
-    MergeType::Add,
-    MergeType::Multiply,
-];
-
 /// The schema every keyed operation is validated against: table [`KEYED_TABLE`] with one column
 /// per merge type and value type that merge exactly (see [`ColumnSpec::new`]), named
 /// `"<KIND> <value type>"`, e.g. `"ADD integer"` or `"UNION string set"`.
@@ -56,7 +45,10 @@ pub fn keyed_schema() -> &'static Schema {
         ];
         value_types.extend((0..=Decimal::MAX_SCALE).map(|scale| ValueType::Decimal { scale }));
         let mut builder = Schema::builder().table(KEYED_TABLE);
-        for merge in KEYED_MERGES {
+        let merges = OpType::ALL
+            .into_iter()
+            .filter_map(|op| keyed_merge(op).ok());
+        for merge in merges {
             for &value_type in &value_types {
                 if let Ok(spec) = ColumnSpec::new(merge, value_type) {
                     builder = builder.column_spec(&column_name(merge.name(), value_type), spec);
@@ -119,7 +111,9 @@ impl KeyedOperation {
     }
 }
 
-/// The merge type of the column a keyed operation of kind `op` writes.
+/// The merge type of the column a keyed operation of kind `op` writes. Observed-remove sets are
+/// left out: a remove needs the adds its writer observed, which only a column declared as such
+/// tracks (and a merge of keyed updates would take a remove for an add).
 fn keyed_merge(op: OpType) -> rhizo_algebra::Result<MergeType> {
     match op {
         OpType::SemilatticeMax => Ok(MergeType::Max),

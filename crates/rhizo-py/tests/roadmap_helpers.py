@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from _rhizo import PyAlgebraicOperation, PyAlgebraicTransaction, PyAlgebraicValue, PyOpType
+from _rhizo import (
+    PyAlgebraicOperation,
+    PyAlgebraicTransaction,
+    PyAlgebraicValue,
+    PyOpType,
+    PySimulatedCluster,
+    PySimulationConfig,
+)
 
 
 def transaction(*ops: tuple[str, str, object]) -> PyAlgebraicTransaction:
@@ -16,3 +23,12 @@ def transaction(*ops: tuple[str, str, object]) -> PyAlgebraicTransaction:
 def add(key: str, amount: int) -> PyAlgebraicTransaction:
     """A transaction that adds `amount` to `key`."""
     return transaction((key, "add", amount))
+
+
+def cut_pair(max_rounds: int) -> PySimulatedCluster:
+    """Two nodes cut off from each other, whose `propagate_all()` runs `max_rounds` rounds."""
+    config = PySimulationConfig()
+    config.max_rounds = max_rounds
+    cluster = PySimulatedCluster.with_config(2, config)
+    cluster.partition(0, 1)
+    return cluster

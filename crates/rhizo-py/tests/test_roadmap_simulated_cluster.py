@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from roadmap_helpers import add, transaction
+from roadmap_helpers import add, cut_pair, transaction
 
 import _rhizo
 from _rhizo import (
@@ -76,10 +76,7 @@ def test_a_partition_is_bypassed_through_a_relay() -> None:
 
 
 def test_a_partition_holds_until_healed_then_converges_without_requeue() -> None:
-    config = PySimulationConfig()
-    config.max_rounds = 5
-    cluster = PySimulatedCluster.with_config(2, config)
-    cluster.partition(0, 1)
+    cluster = cut_pair(max_rounds=5)
     cluster.commit_on_node(0, add("views", 1))
     cluster.commit_on_node(1, add("views", 2))
     cluster.propagate_all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from roadmap_helpers import add
+from roadmap_helpers import add, cut_pair
 
 from _rhizo import PyNetworkCondition, PySimulatedCluster, PySimulationConfig
 
@@ -40,10 +40,7 @@ def test_settings_are_typed() -> None:
 
 
 def test_max_rounds_bounds_propagate_all() -> None:
-    config = PySimulationConfig()
-    config.max_rounds = 3
-    cluster = PySimulatedCluster.with_config(2, config)
-    cluster.partition(0, 1)
+    cluster = cut_pair(max_rounds=3)
     cluster.commit_on_node(0, add("views", 1))
     cluster.propagate_all()
     assert cluster.round == 3

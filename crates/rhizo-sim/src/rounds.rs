@@ -212,9 +212,7 @@ impl RoundCluster {
     pub fn propagate_round(&mut self) {
         for index in 0..self.cluster.node_count() {
             // Every node of a round cluster runs: none is ever crashed.
-            let _ = self
-                .cluster
-                .with_node(index, |node, ctx| SimulatedNode::on_timer(node, ctx));
+            let _ = self.cluster.with_node(index, SimulatedNode::on_timer);
         }
         self.cluster.run_for(ROUND);
         self.round += 1;
