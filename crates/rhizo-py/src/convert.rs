@@ -252,12 +252,13 @@ pub(crate) fn value_to_py<'py>(
     }
 }
 
-/// Milliseconds (a Python number) as a `Duration`.
+/// Milliseconds (a Python number) as a `Duration`; anything else is a simulation setting out of
+/// range (`SimulationConfigError`, a `ValueError`).
 pub(crate) fn millis(ms: f64) -> PyResult<std::time::Duration> {
     if !ms.is_finite() || ms < 0.0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "a duration must be a finite, non-negative number of milliseconds, got {ms}"
-        )));
+        let message =
+            format!("a duration must be a finite, non-negative number of milliseconds, got {ms}");
+        return Err(Raise::new(Exc::SimulationConfig, "InvalidDuration", message).into_pyerr());
     }
     Ok(std::time::Duration::from_micros(
         (ms * 1000.0).round() as u64
