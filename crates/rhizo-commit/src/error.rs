@@ -64,6 +64,17 @@ pub enum LocalCommitError {
         /// Each offending cell with the reason.
         errors: Vec<(CellKey, AlgebraError)>,
     },
+    /// Keyed operations (the roadmap's surface, see [`crate::keyed`]) that write one key with
+    /// two kinds or two value types: no merge combines them.
+    #[error("key {key:?} is written both as {first} and as {other}, which do not merge")]
+    ConflictingKeyColumns {
+        /// The key.
+        key: String,
+        /// The column one of the operations writes (`"<KIND> <value type>"`).
+        first: String,
+        /// The column another writes.
+        other: String,
+    },
     /// A row key was longer than the replica accepts.
     #[error("row key of {key} is {len} bytes; at most {max} are allowed")]
     RowKeyTooLong {

@@ -13,6 +13,9 @@
 //! - [`PreparedCell`] and [`PreparedTransaction`] are the hot path's commit: a cell resolved
 //!   once (schema and cell id), then committed to without building or hashing its key.
 //! - [`wire`] encodes messages and records in a versioned postcard envelope.
+//! - [`keyed`] is the roadmap's key-value surface (flat string keys, no schema) over the same
+//!   rules: keyed operations write cells of one fixed schema, and merged updates count each
+//!   commit once.
 //!
 //! ```
 //! use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
@@ -48,6 +51,7 @@ mod cells;
 mod error;
 mod index;
 mod key;
+pub mod keyed;
 mod protocol;
 mod replica;
 mod txn;

@@ -1,9 +1,18 @@
 """Rhizo: transactions whose algebraic operations commit locally and converge everywhere.
 
-The native module ``_rhizo`` holds the roadmap's classes (``PyNodeId``, ``PyVectorClock``, ...);
-this package re-exports them under those names and under friendlier ones (``NodeId``,
-``VectorClock``, ``Engine``, ``EngineCluster``, ...), together with the ``RhizoError``
-hierarchy; ``simulate(...)`` builds a simulated cluster of engines for experiments.
+The native module ``_rhizo`` holds the roadmap's classes (``PyNodeId``, ``PyVectorClock``,
+``PyAlgebraicTransaction``, ``PySimulatedCluster``, ..., and ``algebraic_merge``), called as the
+roadmap's users call them, and Rhizo's own; this package re-exports the roadmap's under their
+names and Rhizo's under friendlier ones (``NodeId``, ``VectorClock``, ``Engine``,
+``EngineCluster``, ...), together with the ``RhizoError`` hierarchy; ``simulate(...)`` builds a
+simulated cluster of engines for experiments.
+
+A friendly name is the roadmap's class itself where the two take the same calls
+(``NodeId is PyNodeId``). Where Rhizo's class takes other arguments, the friendly name is that
+separate class: ``AlgebraicOperation``, ``AlgebraicTransaction``, ``VersionedUpdate`` and
+``LocalCommitProtocol`` address cells of a schema (``PyAlgebraicOperation`` & co. take flat
+keys), and ``SimulationBuilder`` and ``SimulatedCluster`` run in virtual time
+(``PySimulationBuilder`` & co. run in rounds).
 
     >>> import rhizo
     >>> engine = rhizo.open(None)  # in memory; pass a directory to persist
@@ -21,6 +30,8 @@ from collections.abc import Iterable
 from typing import Literal
 
 from _rhizo import (
+    AlgebraicOperation,
+    AlgebraicTransaction,
     ConditionFailedError,
     ConfigError,
     ConvergenceError,
@@ -33,6 +44,7 @@ from _rhizo import (
     InvalidOperationError,
     InvalidTransactionError,
     InvalidValueError,
+    LocalCommitProtocol,
     NodeStateError,
     PoisonedError,
     PyAlgebraicMerger,
@@ -48,11 +60,15 @@ from _rhizo import (
     PyLocalCommitProtocol,
     PyMergedState,
     PyMergeType,
+    PyNetworkCondition,
     PyNodeId,
     PyOpType,
     PySchema,
     PySimulatedCluster,
+    PySimulatedNode,
     PySimulationBuilder,
+    PySimulationConfig,
+    PySimulationStats,
     PyTransaction,
     PyValueType,
     PyVectorClock,
@@ -62,6 +78,8 @@ from _rhizo import (
     RequiresCoordinationError,
     RhizoError,
     SchemaError,
+    SimulatedCluster,
+    SimulationBuilder,
     SimulationConfigError,
     SimulationError,
     StorageError,
@@ -71,10 +89,14 @@ from _rhizo import (
     UnknownModeError,
     UnknownNodeError,
     ValueOverflowError,
+    VersionedUpdate,
+    algebraic_merge,
 )
 from _rhizo import __version__ as __version__
 
-# Friendlier names for the roadmap's classes: the same objects, not wrappers.
+# Friendlier names: the same objects, not wrappers. (AlgebraicOperation, AlgebraicTransaction,
+# VersionedUpdate, LocalCommitProtocol, SimulationBuilder and SimulatedCluster are imported
+# above: they are Rhizo's classes, separate from the roadmap's of the same role.)
 NodeId = PyNodeId
 Dot = PyDot
 VectorClock = PyVectorClock
@@ -85,13 +107,7 @@ ValueType = PyValueType
 AlgebraicValue = PyAlgebraicValue
 AlgebraicMerger = PyAlgebraicMerger
 Schema = PySchema
-AlgebraicOperation = PyAlgebraicOperation
-AlgebraicTransaction = PyAlgebraicTransaction
-VersionedUpdate = PyVersionedUpdate
 MergedState = PyMergedState
-LocalCommitProtocol = PyLocalCommitProtocol
-SimulationBuilder = PySimulationBuilder
-SimulatedCluster = PySimulatedCluster
 Engine = PyEngine
 Transaction = PyTransaction
 CommitOutcome = PyCommitOutcome
@@ -158,7 +174,7 @@ def simulate(
         >>> cluster.node(2).read("counters", "page_views")
         1
     """
-    builder = PySimulationBuilder().nodes(nodes).seed(seed).network_condition(network)
+    builder = SimulationBuilder().nodes(nodes).seed(seed).network_condition(network)
     return PyEngineCluster(builder, schema, backend=backend, sync=sync, root=root)
 
 
@@ -207,11 +223,15 @@ __all__ = [
     "PyLocalCommitProtocol",
     "PyMergeType",
     "PyMergedState",
+    "PyNetworkCondition",
     "PyNodeId",
     "PyOpType",
     "PySchema",
     "PySimulatedCluster",
+    "PySimulatedNode",
     "PySimulationBuilder",
+    "PySimulationConfig",
+    "PySimulationStats",
     "PyTransaction",
     "PyValueType",
     "PyVectorClock",
@@ -238,6 +258,7 @@ __all__ = [
     "VectorClock",
     "VersionedUpdate",
     "__version__",
+    "algebraic_merge",
     "open",
     "simulate",
 ]

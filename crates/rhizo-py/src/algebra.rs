@@ -12,8 +12,8 @@ use rhizo_algebra::{
     AlgebraicMerger, AlgebraicValue, ColumnSpec, Decimal, MergeType, OpType, Schema, ValueType,
 };
 
-use crate::convert::{ValueArg, value_to_py};
-use crate::errors::PyResultExt;
+use crate::convert::{InferredValue, ValueArg, value_to_py};
+use crate::errors::{Exc, PyResultExt, Raise};
 
 /// `From` both ways between a Python-facing enum and the Rust enum it mirrors.
 macro_rules! mirror_enum {
@@ -66,8 +66,44 @@ mirror_enum!(
     }
 );
 
+/// The operation kind spelled `text` as the roadmap spells kinds, in any case: the display name
+/// (`add`) or, for the semilattice, abelian and generic families, the name after its family
+/// (`abelian_add`, `semilattice_max`, `generic_overwrite`).
+fn kind_of_spelling(text: &str) -> Option<OpType> {
+    let spelled = text.to_lowercase();
+    OpType::ALL.into_iter().find(|&op| {
+        let name = op.name().to_lowercase();
+        let family = if op.is_semilattice() {
+            "semilattice"
+        } else if op.is_abelian() {
+            "abelian"
+        } else if matches!(op, OpType::GenericOverwrite | OpType::GenericConditional) {
+            "generic"
+        } else {
+            ""
+        };
+        spelled == name || (!family.is_empty() && spelled == format!("{family}_{name}"))
+    })
+}
+
 #[pymethods]
 impl PyOpType {
+    /// The operation kind spelled `op_type` (`"add"`, `"ABELIAN_ADD"`, `"max"`, …; any case).
+    #[new]
+    fn new(op_type: &str) -> PyResult<Self> {
+        kind_of_spelling(op_type).map(Self::from).ok_or_else(|| {
+            let valid: Vec<String> = OpType::ALL
+                .iter()
+                .map(|op| op.name().to_lowercase())
+                .collect();
+            let message = format!(
+                "Invalid operation type: '{op_type}'. Valid: {}",
+                valid.join(", ")
+            );
+            Raise::new(Exc::Schema, "UnknownName", message).into_pyerr()
+        })
+    }
+
     /// The operation kind called `name` (`"ADD"`, `"OR_ADD"`, …).
     #[staticmethod]
     fn from_name(name: &str) -> PyResult<Self> {
@@ -87,9 +123,14 @@ impl PyOpType {
     }
 
     /// One sentence on what the operation does and whether it needs coordination.
-    #[getter]
     fn description(&self) -> &'static str {
         OpType::from(*self).description()
+    }
+
+    /// Whether operations of this kind and of `other` merge with each other: the same kind,
+    /// and a conflict-free one.
+    fn can_merge_with(&self, other: PyOpType) -> bool {
+        *self == other && self.is_conflict_free()
     }
 
     /// Whether operations of this kind commute on a matching column (may commit locally).
@@ -114,6 +155,10 @@ impl PyOpType {
 
     fn __str__(&self) -> &'static str {
         self.name()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PyOpType({})", self.name())
     }
 }
 
@@ -319,23 +364,24 @@ pub(crate) struct PyAlgebraicValue(pub(crate) AlgebraicValue);
 
 #[pymethods]
 impl PyAlgebraicValue {
-    /// The value of a Python object: `None`, `bool`, `int`, `float`, `decimal.Decimal`, a set of
-    /// `str` or a set of `int`.
+    /// The value of a Python object, inferred as the roadmap infers it: `None`, a `bool`, an
+    /// integer that fits 64 bits, anything `float()` takes, or a set or sequence of `str` or of
+    /// `int`.
     #[new]
-    fn new(value: ValueArg) -> Self {
+    fn new(value: InferredValue) -> Self {
         Self(value.0)
     }
 
     /// An integer value.
     #[staticmethod]
-    fn integer(value: i64) -> Self {
-        Self(AlgebraicValue::Integer(value))
+    fn integer(v: i64) -> Self {
+        Self(AlgebraicValue::Integer(v))
     }
 
     /// A float value.
     #[staticmethod]
-    fn float(value: f64) -> Self {
-        Self(AlgebraicValue::float(value))
+    fn float(v: f64) -> Self {
+        Self(AlgebraicValue::float(v))
     }
 
     /// An exact decimal from its text, e.g. `"12.34"`.
@@ -348,20 +394,20 @@ impl PyAlgebraicValue {
 
     /// A boolean value.
     #[staticmethod]
-    fn boolean(value: bool) -> Self {
-        Self(AlgebraicValue::Boolean(value))
+    fn boolean(v: bool) -> Self {
+        Self(AlgebraicValue::Boolean(v))
     }
 
-    /// A set of strings.
+    /// A set of strings, from a list or tuple of them.
     #[staticmethod]
-    fn string_set(elements: Vec<String>) -> Self {
-        Self(AlgebraicValue::string_set(elements))
+    fn string_set(values: Vec<String>) -> Self {
+        Self(AlgebraicValue::string_set(values))
     }
 
-    /// A set of integers.
+    /// A set of integers, from a list or tuple of them.
     #[staticmethod]
-    fn int_set(elements: Vec<i64>) -> Self {
-        Self(AlgebraicValue::int_set(elements))
+    fn int_set(values: Vec<i64>) -> Self {
+        Self(AlgebraicValue::int_set(values))
     }
 
     /// The null value.
@@ -376,10 +422,40 @@ impl PyAlgebraicValue {
         self.0.kind_name()
     }
 
+    /// The roadmap's name of the kind: `"Integer"`, `"Float"`, `"Decimal"`, `"StringSet"`,
+    /// `"IntSet"`, `"Boolean"` or `"Null"`.
+    fn type_name(&self) -> &'static str {
+        match self.0 {
+            AlgebraicValue::Null => "Null",
+            AlgebraicValue::Integer(_) => "Integer",
+            AlgebraicValue::Float(_) => "Float",
+            AlgebraicValue::Decimal(_) => "Decimal",
+            AlgebraicValue::StringSet(_) => "StringSet",
+            AlgebraicValue::IntSet(_) => "IntSet",
+            AlgebraicValue::Boolean(_) => "Boolean",
+        }
+    }
+
     /// The plain Python value (`None`, `int`, `float`, `Decimal`, `set`, `bool`).
     #[getter]
     fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         value_to_py(py, &self.0)
+    }
+
+    /// Whether this is a number (integer, float or decimal).
+    fn is_numeric(&self) -> bool {
+        matches!(
+            self.0,
+            AlgebraicValue::Integer(_) | AlgebraicValue::Float(_) | AlgebraicValue::Decimal(_)
+        )
+    }
+
+    /// Whether this is a set (of strings or of integers).
+    fn is_set(&self) -> bool {
+        matches!(
+            self.0,
+            AlgebraicValue::StringSet(_) | AlgebraicValue::IntSet(_)
+        )
     }
 
     /// Whether this is the null value.
@@ -388,11 +464,11 @@ impl PyAlgebraicValue {
     }
 
     fn __str__(&self) -> String {
-        self.0.to_string()
+        roadmap_text(&self.0)
     }
 
     fn __repr__(&self) -> String {
-        format!("PyAlgebraicValue({}: {})", self.0.kind_name(), self.0)
+        format!("PyAlgebraicValue({})", roadmap_text(&self.0))
     }
 
     fn __richcmp__(&self, other: &Self, op: CompareOp) -> bool {
@@ -402,6 +478,44 @@ impl PyAlgebraicValue {
     fn __hash__(&self) -> u64 {
         crate::clock::hash_of(&self.0)
     }
+}
+
+/// A value as the roadmap prints it: floats in positional notation (a whole float without
+/// `.0`), sets as a bracketed list of at most five elements (strings quoted and escaped), with
+/// the total after a cut.
+pub(crate) fn roadmap_text(value: &AlgebraicValue) -> String {
+    match value {
+        AlgebraicValue::Null => "null".to_owned(),
+        AlgebraicValue::Integer(i) => i.to_string(),
+        AlgebraicValue::Float(f) => f.0.to_string(),
+        AlgebraicValue::Decimal(d) => d.to_string(),
+        AlgebraicValue::Boolean(b) => b.to_string(),
+        AlgebraicValue::StringSet(set) => listed(set.iter().map(|e| format!("{e:?}")), set.len()),
+        AlgebraicValue::IntSet(set) => listed(set.iter().map(i64::to_string), set.len()),
+    }
+}
+
+fn listed(elements: impl Iterator<Item = String>, len: usize) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = elements.take(SHOWN).collect();
+    if len <= SHOWN {
+        format!("[{}]", shown.join(", "))
+    } else {
+        format!("{{[{}]... ({len} total)}}", shown.join(", "))
+    }
+}
+
+/// The merge of `value1` and `value2` under `op_type`, by the rules every replica merges by
+/// (null is the identity of every conflict-free kind).
+#[pyfunction]
+pub(crate) fn algebraic_merge(
+    op_type: PyOpType,
+    value1: &PyAlgebraicValue,
+    value2: &PyAlgebraicValue,
+) -> PyResult<PyAlgebraicValue> {
+    AlgebraicMerger::merge(op_type.into(), &value1.0, &value2.0)
+        .py()
+        .map(PyAlgebraicValue)
 }
 
 /// Tables and columns with their merge and value types. Immutable: `with_column` returns a new

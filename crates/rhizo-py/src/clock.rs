@@ -9,8 +9,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rhizo_clock::{CausalOrder, Dot, NodeId, VectorClock};
 
+use serde::{Deserialize, Serialize};
+
 use crate::convert::NodeArg;
-use crate::errors::PyResultExt;
+use crate::errors::{Exc, PyResultExt, Raise};
 
 pub(crate) fn hash_of(value: &impl Hash) -> u64 {
     let mut hasher = DefaultHasher::new();
@@ -26,8 +28,8 @@ pub(crate) struct PyNodeId(pub(crate) NodeId);
 #[pymethods]
 impl PyNodeId {
     #[new]
-    fn new(name: &str) -> PyResult<Self> {
-        NodeId::new(name).py().map(Self)
+    fn new(id: &str) -> PyResult<Self> {
+        NodeId::new(id).py().map(Self)
     }
 
     /// The node called `n{index}`, as the simulator names its nodes.
@@ -47,7 +49,7 @@ impl PyNodeId {
     }
 
     fn __repr__(&self) -> String {
-        format!("PyNodeId({:?})", self.0.name().as_str())
+        format!("NodeId('{}')", self.0)
     }
 
     fn __richcmp__(&self, other: &Self, op: CompareOp) -> bool {
@@ -110,6 +112,39 @@ pub(crate) enum PyCausalOrder {
     Concurrent,
 }
 
+#[pymethods]
+impl PyCausalOrder {
+    /// The relation read from the receiver's side: `"before"`, `"after"`, `"equal"` or
+    /// `"concurrent"` (`a.compare(b).order` is `"before"` when `a` happened before `b`).
+    #[getter]
+    fn order(&self) -> &'static str {
+        match self {
+            Self::Before => "before",
+            Self::After => "after",
+            Self::Equal => "equal",
+            Self::Concurrent => "concurrent",
+        }
+    }
+
+    /// Whether the two sides must be merged: they are concurrent.
+    fn needs_merge(&self) -> bool {
+        *self == Self::Concurrent
+    }
+
+    /// Whether the other side holds something the receiver lacks: it is newer or concurrent.
+    fn should_apply(&self) -> bool {
+        matches!(self, Self::Before | Self::Concurrent)
+    }
+
+    fn __str__(&self) -> &'static str {
+        self.order()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CausalOrder('{}')", self.order())
+    }
+}
+
 impl From<CausalOrder> for PyCausalOrder {
     fn from(order: CausalOrder) -> Self {
         match order {
@@ -123,12 +158,18 @@ impl From<CausalOrder> for PyCausalOrder {
 
 /// A vector clock: for each node, how many of its events are known.
 ///
-/// Mutable like the Rust value (`tick`, `set`, `merge` change it in place); `==` and `hash`
-/// follow its causal meaning (canonical form). `<=` is `dominated_by`, `<` is
-/// `happened_before`.
+/// Mutable like the Rust value (`tick`, `set`, `merge` change it in place), so unhashable; `==`
+/// follows its causal meaning (canonical form: an entry set to 0 is no entry). `<=` is
+/// `dominated_by`, `<` is `happened_before`.
 #[pyclass(module = "_rhizo", name = "PyVectorClock")]
 #[derive(Clone, Default)]
 pub(crate) struct PyVectorClock(pub(crate) VectorClock);
+
+/// The JSON form of a clock: `{"clocks": {node: counter}}`.
+#[derive(Serialize, Deserialize)]
+struct ClockJson {
+    clocks: BTreeMap<String, u64>,
+}
 
 #[pymethods]
 impl PyVectorClock {
@@ -145,19 +186,65 @@ impl PyVectorClock {
         Ok(Self(clock))
     }
 
-    /// How many events of `node` this clock knows (0 if none).
-    fn get(&self, node: NodeArg) -> u64 {
-        self.0.get(node.0)
+    /// The clock with the one entry `node_id: time` (empty if `time` is 0).
+    #[staticmethod]
+    fn with_node(node_id: NodeArg, time: u64) -> Self {
+        Self(VectorClock::new().with_node(node_id.0, time))
     }
 
-    /// Sets `node`'s entry (0 removes it).
-    fn set(&mut self, node: NodeArg, counter: u64) {
-        self.0.set(node.0, counter);
+    /// A new clock holding the entry-wise maximum of `a` and `b`.
+    #[staticmethod]
+    fn max(a: &PyVectorClock, b: &PyVectorClock) -> Self {
+        let mut clock = a.0.clone();
+        clock.merge(&b.0);
+        Self(clock)
     }
 
-    /// Records a new event of `node` and returns its dot.
-    fn tick(&mut self, node: NodeArg) -> PyResult<PyDot> {
-        self.0.tick(node.0).py().map(PyDot)
+    /// The clock from `to_json`'s output. Other members are ignored.
+    #[staticmethod]
+    fn from_json(json: &str) -> PyResult<Self> {
+        let parsed: ClockJson = serde_json::from_str(json).map_err(|err| {
+            Raise::new(
+                Exc::Decode,
+                "Deserialization",
+                format!("Deserialization error: {err}"),
+            )
+            .into_pyerr()
+        })?;
+        let mut clock = VectorClock::new();
+        for (node, counter) in parsed.clocks {
+            clock.set(NodeId::new(&node).py()?, counter);
+        }
+        Ok(Self(clock))
+    }
+
+    /// The clock as JSON: `{"clocks": {node: counter}}`, nodes in order.
+    fn to_json(&self) -> String {
+        let clocks = self.0.iter().map(|(n, c)| (n.to_string(), c)).collect();
+        // A map of strings to integers always serializes.
+        serde_json::to_string(&ClockJson { clocks }).unwrap_or_default()
+    }
+
+    /// How many events of `node_id` this clock knows (0 if none).
+    fn get(&self, node_id: NodeArg) -> u64 {
+        self.0.get(node_id.0)
+    }
+
+    /// Sets `node_id`'s entry (0 removes it).
+    fn set(&mut self, node_id: NodeArg, time: u64) {
+        self.0.set(node_id.0, time);
+    }
+
+    /// Records a new event of `node_id`.
+    fn tick(&mut self, node_id: NodeArg) -> PyResult<()> {
+        self.0.tick(node_id.0).py().map(drop)
+    }
+
+    /// A copy of this clock with a new event of `node_id`; this clock does not change.
+    fn ticked(&self, node_id: NodeArg) -> PyResult<Self> {
+        let mut clock = self.0.clone();
+        clock.tick(node_id.0).py()?;
+        Ok(Self(clock))
     }
 
     /// Whether the clock knows the event `dot`.
@@ -190,7 +277,17 @@ impl PyVectorClock {
         self.0.happened_before(&other.0)
     }
 
-    /// Whether neither clock is before the other.
+    /// Whether `other` is strictly before this clock.
+    fn happened_after(&self, other: &PyVectorClock) -> bool {
+        other.0.happened_before(&self.0)
+    }
+
+    /// Whether neither clock is before or equal to the other.
+    fn concurrent_with(&self, other: &PyVectorClock) -> bool {
+        self.0.concurrent(&other.0)
+    }
+
+    /// The same as `concurrent_with`.
     fn concurrent(&self, other: &PyVectorClock) -> bool {
         self.0.concurrent(&other.0)
     }
@@ -205,7 +302,7 @@ impl PyVectorClock {
         self.0.is_empty()
     }
 
-    /// How many nodes have a non-zero entry.
+    /// How many nodes have an entry.
     fn node_count(&self) -> usize {
         self.0.node_count()
     }
@@ -238,13 +335,12 @@ impl PyVectorClock {
         self.0.contains(dot.0)
     }
 
+    fn __str__(&self) -> String {
+        clock_text(&self.0)
+    }
+
     fn __repr__(&self) -> String {
-        let entries: Vec<String> = self
-            .0
-            .iter()
-            .map(|(n, c)| format!("{:?}: {c}", n.name().as_str()))
-            .collect();
-        format!("PyVectorClock({{{}}})", entries.join(", "))
+        format!("VectorClock({})", clock_text(&self.0))
     }
 
     fn __richcmp__(&self, other: PyRef<'_, Self>, op: CompareOp) -> bool {
@@ -258,8 +354,10 @@ impl PyVectorClock {
             CompareOp::Gt => other.happened_before(&self.0),
         }
     }
+}
 
-    fn __hash__(&self) -> u64 {
-        hash_of(&self.0)
-    }
+/// A clock as the roadmap prints it: `[node:counter, …]`, nodes in order.
+pub(crate) fn clock_text(clock: &VectorClock) -> String {
+    let entries: Vec<String> = clock.iter().map(|(n, c)| format!("{n}:{c}")).collect();
+    format!("[{}]", entries.join(", "))
 }

@@ -15,7 +15,7 @@ use crate::clock::PyNodeId;
 use crate::convert::{NodeRefArg, millis, value_to_py};
 use crate::engine::{PyTransaction, Target, parse_mode};
 use crate::errors::PyResultExt;
-use crate::sim::{PySimulationBuilder, ms, stats_dict};
+use crate::sim::{PyReplicaSimulationBuilder, ms, stats_dict};
 
 /// Engines on their own data directories over a simulated network, in virtual time and
 /// reproducible from the builder's seed.
@@ -34,7 +34,7 @@ impl PyEngineCluster {
     #[pyo3(signature = (builder, schema = None, *, backend = "single_node", sync = "every_commit",
         root = None))]
     fn new(
-        builder: &PySimulationBuilder,
+        builder: &PyReplicaSimulationBuilder,
         schema: Option<&PySchema>,
         backend: &str,
         sync: &str,

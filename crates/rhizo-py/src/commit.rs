@@ -1,4 +1,7 @@
-//! `rhizo-commit`: operations, transactions, versioned updates and the local commit protocol.
+//! `rhizo-commit`: operations on cells (table, row, column), transactions, versioned updates
+//! and the local commit protocol over a schema — Rhizo's own classes (`AlgebraicOperation`, …).
+//! The roadmap's classes of the same role (`PyAlgebraicOperation`, …) take flat keys and live in
+//! `keyed`.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -14,12 +17,12 @@ use crate::errors::{PyResultExt, key_tuple};
 use rhizo_commit::Operations;
 
 /// One operation: a kind applied with a value to the cell `table[row].column`.
-#[pyclass(module = "_rhizo", name = "PyAlgebraicOperation", frozen)]
+#[pyclass(module = "_rhizo", name = "AlgebraicOperation", frozen)]
 #[derive(Clone)]
-pub(crate) struct PyAlgebraicOperation(pub(crate) AlgebraicOperation);
+pub(crate) struct PyCellOperation(pub(crate) AlgebraicOperation);
 
 #[pymethods]
-impl PyAlgebraicOperation {
+impl PyCellOperation {
     #[new]
     fn new(table: &str, row: &str, column: &str, op_type: OpTypeArg, value: ValueArg) -> Self {
         Self(AlgebraicOperation::new(
@@ -49,7 +52,7 @@ impl PyAlgebraicOperation {
 
     fn __repr__(&self) -> String {
         format!(
-            "PyAlgebraicOperation({} {} {})",
+            "AlgebraicOperation({} {} {})",
             self.0.op_type, self.0.key, self.0.value
         )
     }
@@ -62,15 +65,15 @@ impl PyAlgebraicOperation {
 /// A transaction: operations that take effect together on every replica, all or none.
 ///
 /// The builder methods mirror the Rust ones and return the transaction, so calls chain.
-#[pyclass(module = "_rhizo", name = "PyAlgebraicTransaction")]
+#[pyclass(module = "_rhizo", name = "AlgebraicTransaction")]
 #[derive(Clone, Default)]
-pub(crate) struct PyAlgebraicTransaction(pub(crate) AlgebraicTransaction);
+pub(crate) struct PyCellTransaction(pub(crate) AlgebraicTransaction);
 
 #[pymethods]
-impl PyAlgebraicTransaction {
+impl PyCellTransaction {
     #[new]
     #[pyo3(signature = (operations = None, tag = None))]
-    fn new(operations: Option<Vec<PyRef<'_, PyAlgebraicOperation>>>, tag: Option<u64>) -> Self {
+    fn new(operations: Option<Vec<PyRef<'_, PyCellOperation>>>, tag: Option<u64>) -> Self {
         let mut tx: AlgebraicTransaction = operations
             .unwrap_or_default()
             .iter()
@@ -81,7 +84,7 @@ impl PyAlgebraicTransaction {
     }
 
     /// Appends an operation.
-    fn push<'py>(mut slf: PyRefMut<'py, Self>, op: &PyAlgebraicOperation) -> PyRefMut<'py, Self> {
+    fn push<'py>(mut slf: PyRefMut<'py, Self>, op: &PyCellOperation) -> PyRefMut<'py, Self> {
         slf.0.push(op.0.clone());
         slf
     }
@@ -196,12 +199,12 @@ impl PyAlgebraicTransaction {
 
     /// The operations, in the order they were added.
     #[getter]
-    fn operations(&self) -> Vec<PyAlgebraicOperation> {
+    fn operations(&self) -> Vec<PyCellOperation> {
         self.0
             .operations()
             .iter()
             .cloned()
-            .map(PyAlgebraicOperation)
+            .map(PyCellOperation)
             .collect()
     }
 
@@ -226,7 +229,7 @@ impl PyAlgebraicTransaction {
     }
 
     fn __repr__(&self) -> String {
-        format!("PyAlgebraicTransaction({} operations)", self.0.len())
+        format!("AlgebraicTransaction({} operations)", self.0.len())
     }
 
     fn __eq__(&self, other: PyRef<'_, Self>) -> bool {
@@ -235,12 +238,12 @@ impl PyAlgebraicTransaction {
 }
 
 /// A committed transaction as it travels: its effects, the dot naming it, and its origin's clock.
-#[pyclass(module = "_rhizo", name = "PyVersionedUpdate", frozen)]
+#[pyclass(module = "_rhizo", name = "VersionedUpdate", frozen)]
 #[derive(Clone)]
-pub(crate) struct PyVersionedUpdate(pub(crate) VersionedUpdate);
+pub(crate) struct PyCellUpdate(pub(crate) VersionedUpdate);
 
 #[pymethods]
-impl PyVersionedUpdate {
+impl PyCellUpdate {
     /// Decodes an update from `to_bytes`' output.
     #[staticmethod]
     fn from_bytes(data: &[u8]) -> PyResult<Self> {
@@ -303,7 +306,7 @@ impl PyVersionedUpdate {
 
     fn __repr__(&self) -> String {
         format!(
-            "PyVersionedUpdate({}:{}, {} ops)",
+            "VersionedUpdate({}:{}, {} ops)",
             self.0.dot.node(),
             self.0.dot.counter(),
             self.0.op_count()
@@ -376,11 +379,11 @@ impl PyMergedState {
 
 /// The roadmap's local commit protocol: a node's clock and schema, and the rules that decide
 /// whether a transaction may commit without coordination, stamp it, and merge updates.
-#[pyclass(module = "_rhizo", name = "PyLocalCommitProtocol")]
-pub(crate) struct PyLocalCommitProtocol(LocalCommitProtocol);
+#[pyclass(module = "_rhizo", name = "LocalCommitProtocol")]
+pub(crate) struct PyCellCommitProtocol(LocalCommitProtocol);
 
 #[pymethods]
-impl PyLocalCommitProtocol {
+impl PyCellCommitProtocol {
     #[new]
     fn new(node: NodeArg, schema: &PySchema) -> Self {
         Self(LocalCommitProtocol::new(node.0, schema.0.clone()))
@@ -405,40 +408,33 @@ impl PyLocalCommitProtocol {
     }
 
     /// Raises why `tx` may not commit locally; returns `None` if it may.
-    fn check(&self, tx: &PyAlgebraicTransaction) -> PyResult<()> {
+    fn check(&self, tx: &PyCellTransaction) -> PyResult<()> {
         self.0.check(&tx.0).py()
     }
 
     /// Whether `tx` may commit without coordination.
-    fn can_commit_locally(&self, tx: &PyAlgebraicTransaction) -> bool {
+    fn can_commit_locally(&self, tx: &PyCellTransaction) -> bool {
         self.0.can_commit_locally(&tx.0)
     }
 
     /// Commits `tx` locally: validates it, ticks the clock, returns the stamped update. On error
     /// nothing changes.
-    fn commit_local(&mut self, tx: &PyAlgebraicTransaction) -> PyResult<PyVersionedUpdate> {
-        self.0
-            .commit_local(tx.0.clone())
-            .py()
-            .map(PyVersionedUpdate)
+    fn commit_local(&mut self, tx: &PyCellTransaction) -> PyResult<PyCellUpdate> {
+        self.0.commit_local(tx.0.clone()).py().map(PyCellUpdate)
     }
 
     /// Records that this node observed `update`: its next commits depend on it.
-    fn observe(&mut self, update: &PyVersionedUpdate) {
+    fn observe(&mut self, update: &PyCellUpdate) {
         self.0.observe(&update.0);
     }
 
     /// The state two updates produce together (the same in either order).
-    fn merge_updates(
-        &self,
-        a: &PyVersionedUpdate,
-        b: &PyVersionedUpdate,
-    ) -> PyResult<PyMergedState> {
+    fn merge_updates(&self, a: &PyCellUpdate, b: &PyCellUpdate) -> PyResult<PyMergedState> {
         self.0.merge_updates(&a.0, &b.0).py().map(PyMergedState)
     }
 
     /// The state a collection of updates produces, whatever their order (duplicates count once).
-    fn merge_all(&self, updates: Vec<PyRef<'_, PyVersionedUpdate>>) -> PyResult<PyMergedState> {
+    fn merge_all(&self, updates: Vec<PyRef<'_, PyCellUpdate>>) -> PyResult<PyMergedState> {
         self.0
             .merge_all(updates.iter().map(|u| &u.0))
             .py()
@@ -446,6 +442,6 @@ impl PyLocalCommitProtocol {
     }
 
     fn __repr__(&self) -> String {
-        format!("PyLocalCommitProtocol({:?})", self.0.node().name().as_str())
+        format!("LocalCommitProtocol({:?})", self.0.node().name().as_str())
     }
 }

@@ -5,7 +5,9 @@ use std::str::FromStr;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyFrozenSet, PyInt, PySet, PyString, PyType};
+use pyo3::types::{
+    PyBool, PyBytes, PyFloat, PyFrozenSet, PyInt, PySequence, PySet, PyString, PyType,
+};
 use pyo3::{Borrowed, IntoPyObjectExt};
 use rhizo_algebra::{AlgebraError, AlgebraicValue, Decimal};
 use rhizo_clock::NodeId;
@@ -13,7 +15,7 @@ use rhizo_sim::NodeRef;
 
 use crate::algebra::PyAlgebraicValue;
 use crate::clock::PyNodeId;
-use crate::errors::PyResultExt;
+use crate::errors::{Exc, PyResultExt, Raise};
 
 static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -82,7 +84,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for ValueArg {
                 .call1((obj, "f"))?
                 .extract()?;
             AlgebraicValue::Decimal(Decimal::from_str(&text).py()?)
-        } else if obj.is_instance_of::<PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
+        } else if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
             return Err(PyTypeError::new_err(
                 "a str is not a value; for a set of strings pass a set, e.g. {\"premium\"}",
             ));
@@ -134,6 +136,77 @@ fn set_value(obj: Borrowed<'_, '_, PyAny>) -> PyResult<AlgebraicValue> {
     })
 }
 
+/// A value inferred from any Python object as the roadmap's `PyAlgebraicValue(value)` infers
+/// it, trying in turn: `None`; a `bool`; an integer (anything with `__index__`) that fits 64
+/// bits; anything `float` converts (a larger integer, a `decimal.Decimal`, a numpy float); a set,
+/// frozenset or other non-string sequence of `str` (or empty) or of `int`.
+pub(crate) struct InferredValue(pub(crate) AlgebraicValue);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for InferredValue {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_none() {
+            return Ok(Self(AlgebraicValue::Null));
+        }
+        if obj.is_instance_of::<PyBool>() {
+            return Ok(Self(AlgebraicValue::Boolean(obj.extract()?)));
+        }
+        if obj.hasattr("__index__")?
+            && let Ok(i) = obj.extract::<i64>()
+        {
+            return Ok(Self(AlgebraicValue::Integer(i)));
+        }
+        let text = obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>();
+        if !text {
+            if let Ok(f) = obj.extract::<f64>() {
+                return Ok(Self(AlgebraicValue::float(f)));
+            }
+            let collection = obj.is_instance_of::<PySet>()
+                || obj.is_instance_of::<PyFrozenSet>()
+                || obj.cast::<PySequence>().is_ok();
+            if collection && let Some(set) = inferred_set(obj)? {
+                return Ok(Self(set));
+            }
+        }
+        Err(Raise::new(
+            Exc::TypeMismatch,
+            "UnsupportedValue",
+            "Unsupported value type. Use int, float, bool, set/list of str, set/list of int, \
+             or None",
+        )
+        .into_pyerr())
+    }
+}
+
+/// The set of a collection's elements if they are all `str` (or there are none) or all `int`
+/// in the 64-bit range; `None` otherwise.
+fn inferred_set(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Option<AlgebraicValue>> {
+    let mut strings: Vec<String> = Vec::new();
+    let mut ints: Vec<i64> = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        if let Ok(text) = item.cast::<PyString>() {
+            strings.push(text.to_cow()?.into_owned());
+        } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
+            match item.extract() {
+                Ok(i) => ints.push(i),
+                Err(_) => return Ok(None),
+            }
+        } else {
+            return Ok(None);
+        }
+        if !strings.is_empty() && !ints.is_empty() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(if ints.is_empty() {
+        AlgebraicValue::string_set(strings)
+    } else {
+        AlgebraicValue::int_set(ints)
+    }))
+}
+
 /// Set elements for the set verbs (`add_to_set`, `remove_from_set`, `union`, `intersect`):
 /// one `str` or `int`, or an iterable of all-`str` or all-`int` elements — for string-set and
 /// integer-set columns alike.
@@ -180,12 +253,13 @@ pub(crate) fn value_to_py<'py>(
     }
 }
 
-/// Milliseconds (a Python number) as a `Duration`.
+/// Milliseconds (a Python number) as a `Duration`; anything else is a simulation setting out of
+/// range (`SimulationConfigError`, a `ValueError`).
 pub(crate) fn millis(ms: f64) -> PyResult<std::time::Duration> {
     if !ms.is_finite() || ms < 0.0 {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "a duration must be a finite, non-negative number of milliseconds, got {ms}"
-        )));
+        let message =
+            format!("a duration must be a finite, non-negative number of milliseconds, got {ms}");
+        return Err(Raise::new(Exc::SimulationConfig, "InvalidDuration", message).into_pyerr());
     }
     Ok(std::time::Duration::from_micros(
         (ms * 1000.0).round() as u64

@@ -1,11 +1,16 @@
 //! The `RhizoError` hierarchy and the one-to-one map from the Rust error enums to it.
 //!
 //! Every variant of every Rust error enum maps to exactly one Python class (the table is the
-//! `match` in each `impl ToPyErr` below, and `_rhizo.pyi` documents it). Classes that have a
-//! natural built-in counterpart also derive from it (`TypeMismatchError` is a `TypeError`,
-//! `UnknownModeError` a `ValueError`…), so plain Python handlers keep working. Each raised
-//! instance carries `kind`, the Rust variant's name; errors about a cell carry `key`, a
-//! `(table, row, column)` tuple; a refused transaction carries `errors` or `operations`.
+//! `match` in each `impl ToPyErr` below, and `_rhizo.pyi` documents it). Every subclass but the
+//! storage family is also a `ValueError`, as every error of the roadmap's original API was, so
+//! its callers' handlers keep working; classes that have a more precise built-in counterpart
+//! derive from it too (`TypeMismatchError` is a `TypeError`, `UnknownNodeError` an
+//! `IndexError`…). Storage failures are `OSError`s only: a failed disk is not a bad argument,
+//! and a handler for bad arguments must not swallow it.
+//!
+//! Each raised instance carries `kind`, the Rust variant's name; errors about a cell carry
+//! `key`, a `(table, row, column)` tuple; a refused transaction carries `errors` or
+//! `operations`.
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -49,97 +54,97 @@ pub(crate) enum Exc {
     Convergence,
 }
 
-/// (class, name, parent class, built-in second base, docstring)
-const CLASSES: &[(Exc, &str, Exc, Option<&str>, &str)] = &[
+/// (class, name, parent class, built-in bases after the parent, docstring)
+const CLASSES: &[(Exc, &str, Exc, &[&str], &str)] = &[
     (
         Exc::Rhizo,
         "RhizoError",
         Exc::Rhizo,
-        None,
+        &[],
         "Base class of every error Rhizo raises.",
     ),
     (
         Exc::InvalidNodeId,
         "InvalidNodeIdError",
         Exc::Rhizo,
-        Some("ValueError"),
+        &["ValueError"],
         "A node name that is empty, longer than 16 bytes or holds a NUL byte.",
     ),
     (
         Exc::InvalidDot,
         "InvalidDotError",
         Exc::Rhizo,
-        Some("ValueError"),
+        &["ValueError"],
         "A dot whose counter is 0 (the first event of a node is 1).",
     ),
     (
         Exc::ValueOverflow,
         "ValueOverflowError",
         Exc::Rhizo,
-        Some("OverflowError"),
+        &["OverflowError", "ValueError"],
         "An exact result (a counter, a clock entry) that leaves its type's range.",
     ),
     (
         Exc::Decode,
         "DecodeError",
         Exc::Rhizo,
-        Some("ValueError"),
+        &["ValueError"],
         "Bytes or entries that are not a valid encoding (or of an unsupported format version).",
     ),
     (
         Exc::Schema,
         "SchemaError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "A schema refused a name, a column definition or a change.",
     ),
     (
         Exc::UnknownCell,
         "UnknownCellError",
         Exc::Schema,
-        Some("LookupError"),
+        &["LookupError"],
         "A table or column that the schema does not declare.",
     ),
     (
         Exc::TypeMismatch,
         "TypeMismatchError",
         Exc::Rhizo,
-        Some("TypeError"),
+        &["TypeError", "ValueError"],
         "A value of the wrong type for its column or operation (also NaN, null where refused).",
     ),
     (
         Exc::InvalidValue,
         "InvalidValueError",
         Exc::Rhizo,
-        Some("ValueError"),
+        &["ValueError"],
         "A value outside a column's limits: set size, element length, decimal scale or digits.",
     ),
     (
         Exc::InvalidOperation,
         "InvalidOperationError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "An operation the column's merge type does not accept, or that needs context it lacks.",
     ),
     (
         Exc::RequiresCoordination,
         "RequiresCoordinationError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "Operations that are not algebraic: they need a coordinated transaction.",
     ),
     (
         Exc::ConditionFailed,
         "ConditionFailedError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "A compare-and-set found another value; nothing was applied.",
     ),
     (
         Exc::ReadConflict,
         "ReadConflictError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "A register a coordinated transaction read was written before the transaction reached \
          its place in the log; nothing was applied: read again and retry.",
     ),
@@ -147,42 +152,42 @@ const CLASSES: &[(Exc, &str, Exc, Option<&str>, &str)] = &[
         Exc::InvalidTransaction,
         "InvalidTransactionError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "A transaction that is empty, too large or has a row key too long.",
     ),
     (
         Exc::TransactionFinished,
         "TransactionFinishedError",
         Exc::InvalidTransaction,
-        None,
+        &[],
         "A transaction used after it was committed or aborted.",
     ),
     (
         Exc::RemoteRejected,
         "RemoteRejectedError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "A message from a peer that this replica refused whole.",
     ),
     (
         Exc::Storage,
         "StorageError",
         Exc::Rhizo,
-        Some("OSError"),
+        &["OSError"],
         "A storage operation failed.",
     ),
     (
         Exc::Poisoned,
         "PoisonedError",
         Exc::Storage,
-        None,
+        &[],
         "An earlier storage failure left the log in an unknown state: reopen the engine.",
     ),
     (
         Exc::DirectoryLocked,
         "DirectoryLockedError",
         Exc::Storage,
-        None,
+        &[],
         "Another engine, in this process or another, owns the data directory; nothing was read \
          or changed.",
     ),
@@ -190,63 +195,63 @@ const CLASSES: &[(Exc, &str, Exc, Option<&str>, &str)] = &[
         Exc::CorruptLog,
         "CorruptLogError",
         Exc::Storage,
-        None,
+        &[],
         "Durable records that are damaged or do not rebuild the node.",
     ),
     (
         Exc::Config,
         "ConfigError",
         Exc::Rhizo,
-        Some("ValueError"),
+        &["ValueError"],
         "An unusable configuration (or a data directory that belongs to another node).",
     ),
     (
         Exc::UnknownMode,
         "UnknownModeError",
         Exc::Rhizo,
-        Some("ValueError"),
+        &["ValueError"],
         "A transaction mode name that is not one of the valid modes.",
     ),
     (
         Exc::Simulation,
         "SimulationError",
         Exc::Rhizo,
-        None,
+        &["ValueError"],
         "Base class of the simulator's errors.",
     ),
     (
         Exc::SimulationConfig,
         "SimulationConfigError",
         Exc::Simulation,
-        Some("ValueError"),
+        &[],
         "A simulation setting out of range.",
     ),
     (
         Exc::UnknownNode,
         "UnknownNodeError",
         Exc::Simulation,
-        Some("LookupError"),
+        &["IndexError"],
         "A node index or name that is not part of the cluster.",
     ),
     (
         Exc::NodeState,
         "NodeStateError",
         Exc::Simulation,
-        None,
+        &[],
         "A verb that needs a running node got a crashed one, or the reverse.",
     ),
     (
         Exc::Deadline,
         "DeadlineError",
         Exc::Simulation,
-        Some("TimeoutError"),
+        &["TimeoutError"],
         "A run reached its virtual-time limit before its condition held.",
     ),
     (
         Exc::Convergence,
         "ConvergenceError",
         Exc::Simulation,
-        None,
+        &[],
         "Two running replicas hold different states.",
     ),
 ];
@@ -264,10 +269,11 @@ fn create_types(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
         } else {
             types[parent as usize].bind(py).clone().into_any()
         };
-        let bases = match builtin {
-            Some(b) => PyTuple::new(py, [first, builtins.getattr(b)?])?,
-            None => PyTuple::new(py, [first])?,
-        };
+        let mut bases = vec![first];
+        for name in builtin {
+            bases.push(builtins.getattr(*name)?);
+        }
+        let bases = PyTuple::new(py, bases)?;
         let dict = PyDict::new(py);
         dict.set_item("__module__", "rhizo")?;
         dict.set_item("__doc__", doc)?;
@@ -499,6 +505,9 @@ impl ToRaise for LocalCommitError {
         let message = self.to_string();
         match self {
             E::EmptyTransaction => Raise::new(Exc::InvalidTransaction, "EmptyTransaction", message),
+            E::ConflictingKeyColumns { .. } => {
+                Raise::new(Exc::InvalidOperation, "ConflictingKeyColumns", message)
+            }
             E::RowKeyTooLong { key, .. } => {
                 Raise::new(Exc::InvalidTransaction, "RowKeyTooLong", message).with_key(&key)
             }

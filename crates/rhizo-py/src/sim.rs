@@ -1,4 +1,6 @@
-//! `rhizo-sim`: the deterministic network simulator with a cluster of replicas.
+//! `rhizo-sim`: the deterministic network simulator with a cluster of replicas, in virtual time
+//! — Rhizo's own classes (`SimulationBuilder`, `SimulatedCluster`). The roadmap's round-based
+//! classes of the same names with a `Py` prefix live in `rounds`.
 //!
 //! Durations cross the boundary as Python numbers of **milliseconds** of virtual time.
 
@@ -11,7 +13,7 @@ use rhizo_sim::{
 
 use crate::algebra::PySchema;
 use crate::clock::{PyDot, PyNodeId, PyVectorClock};
-use crate::commit::PyAlgebraicTransaction;
+use crate::commit::PyCellTransaction;
 use crate::convert::{NodeRefArg, millis, value_to_py};
 use crate::errors::{PyResultExt, key_tuple};
 
@@ -39,11 +41,11 @@ pub(crate) fn ms(time: SimTime) -> f64 {
 }
 
 /// Settings of a simulated cluster; every setter returns the builder, so calls chain.
-#[pyclass(module = "_rhizo", name = "PySimulationBuilder")]
-pub(crate) struct PySimulationBuilder(pub(crate) SimulationBuilder);
+#[pyclass(module = "_rhizo", name = "SimulationBuilder")]
+pub(crate) struct PyReplicaSimulationBuilder(pub(crate) SimulationBuilder);
 
 #[pymethods]
-impl PySimulationBuilder {
+impl PyReplicaSimulationBuilder {
     /// Defaults: 3 nodes, seed 0, 1 ms constant latency, no faults, full broadcast, sync every
     /// 10 ms, batches of 64.
     #[new]
@@ -173,24 +175,24 @@ impl PySimulationBuilder {
     }
 
     /// Builds a cluster of replicas under `schema`; every setting is checked here.
-    fn build(&self, schema: &PySchema) -> PyResult<PySimulatedCluster> {
+    fn build(&self, schema: &PySchema) -> PyResult<PyReplicaCluster> {
         self.0
             .build_replicas(schema.0.clone())
             .py()
-            .map(PySimulatedCluster)
+            .map(PyReplicaCluster)
     }
 }
 
 /// A cluster of replicas on a simulated network, in virtual time, reproducible from its seed.
 ///
 /// Nodes are named by index (`0`), `PyNodeId` or name (`"n0"`).
-#[pyclass(module = "_rhizo", name = "PySimulatedCluster", unsendable)]
-pub(crate) struct PySimulatedCluster(SimulatedCluster<ReplicaNode>);
+#[pyclass(module = "_rhizo", name = "SimulatedCluster", unsendable)]
+pub(crate) struct PyReplicaCluster(SimulatedCluster<ReplicaNode>);
 
 #[pymethods]
-impl PySimulatedCluster {
+impl PyReplicaCluster {
     /// Commits `tx` on `node` now (durable and acknowledged before this returns); returns its dot.
-    fn commit_on_node(&mut self, node: NodeRefArg, tx: &PyAlgebraicTransaction) -> PyResult<PyDot> {
+    fn commit_on_node(&mut self, node: NodeRefArg, tx: &PyCellTransaction) -> PyResult<PyDot> {
         self.0
             .commit_on_node(node.0, tx.0.clone())
             .py()
@@ -372,7 +374,7 @@ impl PySimulatedCluster {
 
     fn __repr__(&self) -> String {
         format!(
-            "PySimulatedCluster({} nodes, seed {}, at {})",
+            "SimulatedCluster({} nodes, seed {}, at {})",
             self.0.node_count(),
             self.0.seed(),
             self.0.now()

@@ -47,8 +47,9 @@ def test_bad_settings_raise_simulation_config_error() -> None:
         SimulationBuilder().gossip_push_pull(0).build(SCHEMA)
     with pytest.raises(ValueError, match="valid conditions"):
         SimulationBuilder().network_condition("sunny")
-    with pytest.raises(ValueError):
+    with pytest.raises(rhizo.SimulationConfigError) as duration:
         SimulationBuilder().latency_constant(-1.0)
+    assert duration.value.kind == "InvalidDuration"
 
 
 def test_commit_on_node_returns_its_dot_and_is_local_at_once() -> None:

@@ -11,7 +11,8 @@
 //! `get_node_state`, `verify_convergence`, `run_until_converged`, `observe`); [`history`]
 //! records what clients were told and what replicas showed; [`checkers`] judge it, one module
 //! per invariant; [`workload`] generates seeded transactions; [`scenario`] holds the runs the
-//! tests, the benches and `cargo xtask` share (throughput, the seeded chaos run).
+//! tests, the benches and `cargo xtask` share (throughput, the seeded chaos run); [`rounds`]
+//! drives replicas of the roadmap's keyed schema in rounds, as the roadmap's simulator did.
 //!
 //! **Architecture invariant:** no I/O, no wall clock, no thread randomness and no hash-map
 //! iteration order reach a result. Every random choice comes from a `ChaCha8Rng` stream derived
@@ -60,6 +61,7 @@ pub mod history;
 mod network;
 mod node;
 mod replica_node;
+pub mod rounds;
 pub mod scenario;
 pub mod seeds;
 mod stats;
