@@ -70,7 +70,12 @@ mod tests {
             jitter: 0.5,
             seed,
         };
-        BackoffSchedule::new(config, NodeId::numbered(0), NodeId::numbered(1), Lane::Control)
+        BackoffSchedule::new(
+            config,
+            NodeId::numbered(0),
+            NodeId::numbered(1),
+            Lane::Control,
+        )
     }
 
     /// Delays double up to the cap, each jittered down by at most half, and a reset starts over.

@@ -179,9 +179,8 @@ impl TransportConfig {
 
     /// Checks every setting; the error names the first one that cannot be used.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |field: &'static str, reason: String| {
-            Err(NetError::InvalidConfig { field, reason })
-        };
+        let invalid =
+            |field: &'static str, reason: String| Err(NetError::InvalidConfig { field, reason });
         if self.cluster_id.len() > Self::MAX_CLUSTER_ID_LEN {
             return invalid(
                 "cluster_id",

@@ -94,7 +94,10 @@ pub(crate) async fn dial_handshake(
         None => Box::new(stream),
     };
     let (mut reader, mut writer) = framed(stream, shared.config.max_frame_bytes);
-    let counters = &shared.lane(peer, lane).ok_or(RefusalReason::NotAMember)?.counters;
+    let counters = &shared
+        .lane(peer, lane)
+        .ok_or(RefusalReason::NotAMember)?
+        .counters;
     let sent = write_frame(&mut writer, &Frame::Hello(own_hello(shared, lane)))
         .await
         .map_err(|error| refusal_of(&error))?;

@@ -79,7 +79,9 @@ impl Shared {
                 max: self.config.max_message_bytes,
             });
         }
-        let state = self.lane(peer, lane).ok_or(NetError::UnknownPeer { peer })?;
+        let state = self
+            .lane(peer, lane)
+            .ok_or(NetError::UnknownPeer { peer })?;
         if !state.connected.load(Ordering::Acquire) {
             state.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(NetError::PeerUnreachable { peer, lane });

@@ -100,7 +100,10 @@ impl<R: Ord + Copy> ReasonCounts<R> {
     }
 
     pub(crate) fn add(&self, reason: R) {
-        let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *counts.entry(reason).or_insert(0) += 1;
     }
 

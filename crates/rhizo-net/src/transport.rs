@@ -156,12 +156,10 @@ impl Transport {
                 None
             }
         };
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| NetError::Bind {
-                address: config.listen.clone(),
-                source,
-            })?;
+        let local_addr = listener.local_addr().map_err(|source| NetError::Bind {
+            address: config.listen.clone(),
+            source,
+        })?;
         let (control_tx, control) = mpsc::channel(config.inbound_capacity);
         let (bulk_tx, bulk) = mpsc::channel(config.inbound_capacity);
         let peers: Vec<(NodeId, String)> = config
@@ -181,7 +179,10 @@ impl Transport {
         spawn(&shared, accept_loop(runtime.clone(), listener));
         for (peer, address) in peers {
             for lane in Lane::ALL {
-                spawn(&shared, dial_loop(runtime.clone(), peer, address.clone(), lane));
+                spawn(
+                    &shared,
+                    dial_loop(runtime.clone(), peer, address.clone(), lane),
+                );
             }
         }
         let handle = TransportHandle { shared, local_addr };
@@ -365,7 +366,12 @@ fn close(shared: &Shared, peer: NodeId, lane: Lane, reason: CloseReason, side: &
 }
 
 /// Keeps one outbound connection to `peer` on `lane`, redialling with backoff.
-async fn dial_loop<N: Network>(runtime: Arc<Runtime<N>>, peer: NodeId, address: String, lane: Lane) {
+async fn dial_loop<N: Network>(
+    runtime: Arc<Runtime<N>>,
+    peer: NodeId,
+    address: String,
+    lane: Lane,
+) {
     let shared = &runtime.shared;
     let config = &shared.config;
     let mut backoff = BackoffSchedule::new(config.backoff, config.node, peer, lane);
@@ -451,6 +457,13 @@ async fn run_outbound<N: Network>(
     lane_state.connected.store(false, Ordering::Release);
     close(shared, peer, lane, reason, "outbound");
     if lane == Lane::Control {
-        let _ = runtime.channels.control.send(Inbound::PeerDown { peer }).await;
+        let _ = runtime
+            .channels
+            .control
+            .send(Inbound::PeerDown { peer })
+            .await;
     }
 }
+
+#[cfg(test)]
+mod tests;

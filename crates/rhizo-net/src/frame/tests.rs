@@ -74,7 +74,11 @@ fn an_oversized_length_prefix_allocates_nothing() {
     assert_eq!(buffer.capacity(), capacity);
 }
 
-fn reassemble(message: &Bytes, max_payload: usize, max_message: usize) -> Result<Bytes, ReassemblyError> {
+fn reassemble(
+    message: &Bytes,
+    max_payload: usize,
+    max_message: usize,
+) -> Result<Bytes, ReassemblyError> {
     let mut reassembler = Reassembler::new(max_message);
     let mut out = None;
     for piece in pieces(message, max_payload) {

@@ -24,5 +24,8 @@ fn queue_limits_hold_and_an_oversized_message_travels_alone() {
     }
     assert!(!q.admits(1), "the count limit holds");
     q.pop_written();
-    assert!(q.admits(6) && !q.admits(7), "the byte limit holds: 4 + 6 <= 10 < 4 + 7");
+    assert!(
+        q.admits(6) && !q.admits(7),
+        "the byte limit holds: 4 + 6 <= 10 < 4 + 7"
+    );
 }

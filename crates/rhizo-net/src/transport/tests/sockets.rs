@@ -1,0 +1,202 @@
+//! Real sockets on 127.0.0.1: three transports over real TLS, a message larger than a frame,
+//! and a peer that stops reading.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use rhizo_clock::NodeId;
+
+use super::support::{Pki, bind_all, config, eventually, receive_until, start, wait_connected};
+use crate::conn::framed;
+use crate::frame::{Frame, Hello, PROTOCOL_VERSION};
+use crate::{Inbound, Lane, NetError, Security};
+
+/// Three nodes over mutual TLS: each reports the others up, and messages on both lanes arrive
+/// in order — among them one of 1 MiB, 256 times the largest frame, which arrives whole.
+#[tokio::test]
+async fn three_nodes_over_tls_exchange_messages_and_a_large_one_arrives_whole() {
+    let pki = Pki::new("cluster");
+    let nodes = [
+        NodeId::numbered(0),
+        NodeId::numbered(1),
+        NodeId::numbered(2),
+    ];
+    let (members, listeners) = bind_all(&nodes).await;
+    let mut running = Vec::new();
+    for (node, listener) in nodes.iter().zip(listeners) {
+        let mut config = config(*node, &members, pki.node(*node));
+        config.max_frame_bytes = 4096;
+        running.push(start(config, listener));
+    }
+    for (handle, _) in &running {
+        for peer in nodes.iter().filter(|peer| **peer != handle.node()) {
+            assert!(
+                wait_connected(handle, *peer).await,
+                "{} -> {peer}",
+                handle.node()
+            );
+        }
+    }
+    let large = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    for (handle, _) in &running {
+        for peer in nodes.iter().filter(|peer| **peer != handle.node()) {
+            for i in 0..20u8 {
+                handle.send(*peer, Lane::Control, vec![i]).unwrap();
+            }
+            handle.send(*peer, Lane::Bulk, large.clone()).unwrap();
+        }
+    }
+    for (handle, receiver) in &mut running {
+        let me = handle.node();
+        let mut control: Vec<(NodeId, Vec<u8>)> = Vec::new();
+        let mut bulk = Vec::new();
+        let (done, _) = receive_until(receiver, |inbound| {
+            if let Inbound::Message { from, lane, bytes } = inbound {
+                match lane {
+                    Lane::Control => control.push((*from, bytes.to_vec())),
+                    Lane::Bulk => bulk.push((*from, bytes.clone())),
+                }
+            }
+            control.len() == 40 && bulk.len() == 2
+        })
+        .await;
+        assert!(
+            done,
+            "{me} received {} control, {} bulk",
+            control.len(),
+            bulk.len()
+        );
+        for peer in nodes.iter().filter(|peer| **peer != me) {
+            let from_peer: Vec<u8> = control
+                .iter()
+                .filter(|(from, _)| from == peer)
+                .flat_map(|(_, bytes)| bytes.clone())
+                .collect();
+            assert_eq!(from_peer, (0..20).collect::<Vec<u8>>(), "order from {peer}");
+        }
+        assert!(bulk.iter().all(|(_, bytes)| *bytes == large));
+        let stats = handle.stats();
+        for (peer, peer_stats) in &stats.peers {
+            assert!(
+                peer_stats.bulk.frames_received >= 256,
+                "{me} <- {peer}: the large message came in pieces"
+            );
+            assert_eq!(peer_stats.control.messages_received, 20);
+            assert!(peer_stats.handshake_failures.is_empty(), "{peer_stats:?}");
+        }
+    }
+    for (handle, _) in &running {
+        handle.shutdown().await;
+        assert!(matches!(
+            handle.send(nodes[1], Lane::Control, vec![1]),
+            Err(NetError::ShutDown) | Err(NetError::UnknownPeer { .. })
+        ));
+    }
+    for (_, receiver) in &mut running {
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while receiver.recv().await.is_some() {}
+        })
+        .await;
+        assert!(drained.is_ok(), "the receiver ends after shutdown");
+    }
+}
+
+/// A peer that completes the handshake and then never reads: the queue towards it stays within
+/// its limits, bulk messages are dropped (and counted) and control sends are refused — never
+/// silently dropped — while memory stays flat.
+#[tokio::test]
+async fn a_peer_that_stops_reading_keeps_the_queue_bounded() {
+    let nodes = [NodeId::numbered(0), NodeId::numbered(1)];
+    let (members, mut listeners) = bind_all(&nodes).await;
+    let stalled_listener = listeners.pop().unwrap();
+    let mut config = config(nodes[0], &members, Security::Insecure);
+    config.idle_timeout = Duration::from_secs(60);
+    config.bulk_queue.max_bytes = 256 << 10;
+    config.bulk_queue.max_messages = 1000;
+    config.control_queue.max_bytes = 64 << 10;
+    let limits = (config.bulk_queue, config.control_queue);
+    let (handle, _receiver) = start(config, listeners.pop().unwrap());
+
+    // The stalled peer answers each Hello as n1, then holds its connections without reading.
+    let stalled = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while held.len() < 2 {
+            let Ok((stream, _)) = stalled_listener.accept().await else {
+                break;
+            };
+            let (mut reader, mut writer) = framed(Box::new(stream), 64 << 10);
+            let Some(Ok(block)) = reader.next().await else {
+                continue;
+            };
+            let Some(Frame::Hello(theirs)) = Frame::decode(&block) else {
+                continue;
+            };
+            let hello = Hello {
+                protocol_version: PROTOCOL_VERSION,
+                cluster_id: theirs.cluster_id.clone(),
+                node: NodeId::numbered(1),
+                incarnation: 1,
+                lane: theirs.lane,
+            };
+            let _ = writer.send(Frame::Hello(hello).encode().unwrap()).await;
+            held.push((reader, writer));
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(held);
+    });
+    let peer = nodes[1];
+    assert!(
+        eventually(Duration::from_secs(10), || handle
+            .is_connected(peer, Lane::Control)
+            && handle.is_connected(peer, Lane::Bulk))
+        .await
+    );
+
+    let chunk = Bytes::from(vec![7u8; 16 << 10]);
+    let (mut bulk_refused, mut control_refused) = (0, 0);
+    for round in 0..2000 {
+        if let Err(error) = handle.send(peer, Lane::Bulk, chunk.clone()) {
+            assert!(
+                matches!(
+                    error,
+                    NetError::QueueFull {
+                        lane: Lane::Bulk,
+                        ..
+                    }
+                ),
+                "{error}"
+            );
+            bulk_refused += 1;
+        }
+        if let Err(error) = handle.send(peer, Lane::Control, chunk.slice(..4096)) {
+            assert!(error.is_unreachable(), "{error}");
+            control_refused += 1;
+        }
+        if round % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let stats = handle.stats().peers[&peer].clone();
+    assert!(
+        bulk_refused > 1000 && control_refused > 1000,
+        "{bulk_refused} {control_refused} {:?}",
+        handle.stats()
+    );
+    assert_eq!(stats.bulk.dropped, bulk_refused);
+    assert_eq!(stats.control.dropped, control_refused);
+    assert!(
+        stats.bulk.peak_queued_bytes <= limits.0.max_bytes as u64,
+        "{stats:?}"
+    );
+    assert!(
+        stats.control.peak_queued_bytes <= limits.1.max_bytes as u64,
+        "{stats:?}"
+    );
+    assert!(
+        stats.bulk.queued_bytes > 0,
+        "the queue holds what the peer did not take"
+    );
+    handle.shutdown().await;
+    stalled.abort();
+}
