@@ -227,7 +227,7 @@ impl TransportConfig {
             );
         }
         if matches!(self.security, Security::Tls(_)) {
-            for (id, _) in &self.members {
+            for id in self.members.keys().chain([&self.node]) {
                 let name = id.name();
                 if rustls_pki_types::DnsName::try_from(name.as_str()).is_err() {
                     return invalid(
