@@ -289,6 +289,7 @@ pub(crate) async fn write_queue(
     loop {
         let Some(message) = lane.queue().front() else {
             tokio::select! {
+                biased;
                 _ = lane.ready.notified() => continue,
                 _ = tokio::time::sleep(keepalive) => {
                     match write_frame(writer, &Frame::Ping).await {
@@ -325,8 +326,8 @@ fn read_error(error: &io::Error) -> CloseReason {
     if oversized {
         CloseReason::OversizedFrame
     } else if error.kind() == io::ErrorKind::Other {
-        // The stream ended inside a frame ("bytes remaining on stream").
-        CloseReason::PeerClosed
+        // The codec's only error of this kind: the stream ended inside a frame.
+        CloseReason::TruncatedFrame
     } else {
         CloseReason::Io
     }

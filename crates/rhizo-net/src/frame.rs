@@ -86,11 +86,13 @@ pub enum CloseReason {
     MalformedFrame,
     /// A length prefix claimed more than the largest frame (nothing was allocated for it).
     OversizedFrame,
+    /// The stream ended inside a frame.
+    TruncatedFrame,
     /// The peer sent pieces of a message larger than the largest message.
     MessageTooLarge,
     /// Nothing arrived for the idle timeout.
     IdleTimeout,
-    /// The peer closed the connection (possibly in the middle of a frame).
+    /// The peer closed the connection between frames.
     PeerClosed,
     /// A socket or TLS error.
     Io,

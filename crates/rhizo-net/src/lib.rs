@@ -74,8 +74,9 @@
 //!   back on the sender).
 //! * **Sockets.** Everything is generic over [`Network`]: [`TokioNetwork`] in production and, with
 //!   the `turmoil` feature, `TurmoilNetwork` in deterministic simulation — the same code.
-//!   Time is tokio's, and reconnection jitter comes from a seeded generator, so a simulated run
-//!   replays exactly from its seed.
+//!   Time is tokio's, reconnection jitter comes from a seeded generator, and every `select!` is
+//!   `biased` (tokio otherwise polls its branches in a random order), so a simulated run is a
+//!   function of its seed.
 
 mod backoff;
 mod config;

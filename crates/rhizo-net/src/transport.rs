@@ -259,6 +259,7 @@ fn spawn(shared: &Arc<Shared>, task: impl Future<Output = ()> + Send + 'static) 
     let shutdown = shared.shutdown.clone();
     shared.tasks.spawn(async move {
         tokio::select! {
+            biased;
             _ = shutdown.cancelled() => {}
             _ = task => {}
         }
@@ -346,6 +347,7 @@ async fn inbound_connection<N: Network>(
     };
     let keepalive = shared.config.idle_timeout / 3;
     let reason = tokio::select! {
+        biased;
         reason = read_messages(&mut reader, delivery) => reason,
         reason = ping_forever(&mut writer, &lane_state.counters, keepalive) => reason,
     };
@@ -358,6 +360,7 @@ fn close(shared: &Shared, peer: NodeId, lane: Lane, reason: CloseReason, side: &
     match reason {
         CloseReason::MalformedFrame
         | CloseReason::OversizedFrame
+        | CloseReason::TruncatedFrame
         | CloseReason::MessageTooLarge => {
             warn!(%peer, %lane, side, ?reason, "closed a connection: the peer broke the protocol");
         }
@@ -450,6 +453,7 @@ async fn run_outbound<N: Network>(
     }
     let config = &shared.config;
     let reason = tokio::select! {
+        biased;
         reason = write_queue(&mut writer, lane_state, config.max_payload(), config.idle_timeout / 3) => reason,
         reason = read_pings(&mut reader, &lane_state.counters, config.idle_timeout) => reason,
         _ = newest.wait_for(|newest| *newest > incarnation) => CloseReason::Replaced,
