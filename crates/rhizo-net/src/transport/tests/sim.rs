@@ -90,7 +90,10 @@ fn decode(bytes: &[u8]) -> Option<(usize, u64, u64)> {
         .then_some((from, incarnation, seq))
 }
 
-fn sim_config(index: usize, incarnation: u64, seed: u64) -> TransportConfig {
+/// Each node's security setting, by index.
+type SecurityOf = Rc<dyn Fn(usize) -> Security>;
+
+fn sim_config(index: usize, incarnation: u64, seed: u64, security: Security) -> TransportConfig {
     let members = (0..NODES)
         .map(|i| (node(i), format!("{}:{PORT}", name(i))))
         .collect();
@@ -99,7 +102,7 @@ fn sim_config(index: usize, incarnation: u64, seed: u64) -> TransportConfig {
         format!("0.0.0.0:{PORT}"),
         "sim",
         members,
-        Security::Insecure,
+        security,
     );
     config.incarnation = incarnation;
     config.max_frame_bytes = 1024;
@@ -117,13 +120,18 @@ fn sim_config(index: usize, incarnation: u64, seed: u64) -> TransportConfig {
 }
 
 /// One host: start a transport, send numbered messages every 10 ms, record what arrives.
-async fn host(index: usize, seed: u64, record: Rc<RefCell<Record>>) -> turmoil::Result {
+async fn host(
+    index: usize,
+    seed: u64,
+    security: SecurityOf,
+    record: Rc<RefCell<Record>>,
+) -> turmoil::Result {
     let incarnation = {
         let mut record = record.borrow_mut();
         record.incarnations[index] += 1;
         record.incarnations[index]
     };
-    let config = sim_config(index, incarnation, seed);
+    let config = sim_config(index, incarnation, seed, security(index));
     let (handle, mut inbound) = Transport::start(config, TurmoilNetwork).await?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64) << 32 ^ incarnation);
     let mut next_seq = BTreeMap::<(usize, Lane), u64>::new();
@@ -232,8 +240,13 @@ enum LinkState {
     Held,
 }
 
-/// Runs one seed; returns the record, or what went wrong.
+/// Runs one seed without TLS; returns the record, or what went wrong.
 fn run_seed(seed: u64) -> Result<Record, String> {
+    run_seed_with(seed, Rc::new(|_| Security::Insecure))
+}
+
+/// Runs one seed with each node's security setting.
+fn run_seed_with(seed: u64, security: SecurityOf) -> Result<Record, String> {
     let record = Rc::new(RefCell::new(Record::default()));
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
@@ -244,7 +257,10 @@ fn run_seed(seed: u64) -> Result<Record, String> {
         .build();
     for index in 0..NODES {
         let record = record.clone();
-        sim.host(name(index), move || host(index, seed, record.clone()));
+        let security = security.clone();
+        sim.host(name(index), move || {
+            host(index, seed, security.clone(), record.clone())
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut links = BTreeMap::new();
@@ -431,5 +447,20 @@ fn a_crashed_node_comes_back_as_a_new_incarnation() {
                 .iter()
                 .any(|e| e.contains(&format!("{peer} up n0/2 restarted=true")))
         );
+    }
+}
+
+/// The same transport, with mutual TLS, under the same faults: TLS runs over turmoil's sockets
+/// as over tokio's.
+#[test]
+fn turmoil_runs_the_same_transport_over_tls() {
+    let pki = super::support::Pki::new("sim");
+    let files: Vec<Security> = (0..NODES).map(|index| pki.node(node(index))).collect();
+    for seed in 0..3 {
+        let files = files.clone();
+        let record = run_seed_with(seed, Rc::new(move |index| files[index].clone()))
+            .and_then(|record| check(&record).map(|()| record));
+        let record = record.unwrap_or_else(|error| panic!("seed {seed} over TLS: {error}"));
+        assert!(record.events.iter().filter(|e| e.contains(" up ")).count() >= 6);
     }
 }
