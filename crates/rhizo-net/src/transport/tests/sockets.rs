@@ -39,13 +39,23 @@ async fn three_nodes_over_tls_exchange_messages_and_a_large_one_arrives_whole() 
         }
     }
     let large = Bytes::from((0..1 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-    for (handle, _) in &running {
-        for peer in nodes.iter().filter(|peer| **peer != handle.node()) {
-            for i in 0..20u8 {
-                handle.send(*peer, Lane::Control, vec![i]).unwrap();
-            }
-            handle.send(*peer, Lane::Bulk, large.clone()).unwrap();
-        }
+    // The handle is `Clone + Send + Sync` and `send` needs no runtime: send from plain threads.
+    let senders: Vec<_> = running
+        .iter()
+        .map(|(handle, _)| {
+            let (handle, large) = (handle.clone(), large.clone());
+            std::thread::spawn(move || {
+                for peer in nodes.iter().filter(|peer| **peer != handle.node()) {
+                    for i in 0..20u8 {
+                        handle.send(*peer, Lane::Control, vec![i]).unwrap();
+                    }
+                    handle.send(*peer, Lane::Bulk, large.clone()).unwrap();
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
     }
     for (handle, receiver) in &mut running {
         let me = handle.node();
