@@ -49,6 +49,8 @@ pub struct TransportConfig {
     pub idle_timeout: Duration,
     /// Inbound connections allowed to be handshaking at once; more are closed at once.
     pub max_pending_handshakes: usize,
+    /// How long `shutdown` lets queued messages be written before closing the connections.
+    pub shutdown_grace: Duration,
 }
 
 /// How peers authenticate each other.
@@ -153,6 +155,7 @@ impl TransportConfig {
             handshake_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(15),
             max_pending_handshakes: 64,
+            shutdown_grace: Duration::from_secs(1),
         }
     }
 

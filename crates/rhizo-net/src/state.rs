@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) unattributed_failures: ReasonCounts<RefusalReason>,
     pub(crate) closes: ReasonCounts<CloseReason>,
     pub(crate) shutdown: CancellationToken,
+    /// Set when shutdown begins: sends are refused while the queues drain.
+    pub(crate) closing: AtomicBool,
     pub(crate) tasks: TaskTracker,
 }
 
@@ -47,6 +49,7 @@ impl Shared {
             unattributed_failures: ReasonCounts::new(),
             closes: ReasonCounts::new(),
             shutdown: CancellationToken::new(),
+            closing: AtomicBool::new(false),
             tasks: TaskTracker::new(),
         })
     }
@@ -70,7 +73,7 @@ impl Shared {
 
     /// Queues a message for a peer; never blocks.
     pub(crate) fn send(&self, peer: NodeId, lane: Lane, message: Bytes) -> Result<()> {
-        if self.shutdown.is_cancelled() {
+        if self.closing.load(Ordering::Acquire) {
             return Err(NetError::ShutDown);
         }
         if message.len() > self.config.max_message_bytes {
@@ -96,6 +99,16 @@ impl Shared {
         drop(queue);
         state.ready.notify_one();
         Ok(())
+    }
+
+    /// Whether every lane whose connection is up has written all it queued.
+    pub(crate) fn drained(&self) -> bool {
+        self.peers.values().all(|peer| {
+            Lane::ALL.iter().all(|lane| {
+                let state = peer.lane(*lane);
+                !state.connected.load(Ordering::Acquire) || state.queue().front().is_none()
+            })
+        })
     }
 
     pub(crate) fn stats(&self) -> TransportStats {

@@ -239,10 +239,19 @@ impl TransportHandle {
         self.local_addr
     }
 
-    /// Stops the transport: sends are refused from now on, every connection is closed and every
-    /// task has ended when this returns. Messages still queued are not sent (a peer treats
+    /// Stops the transport: sends are refused from now on; what is queued on connections that
+    /// are up is written for up to `shutdown_grace`; then every connection is closed, and every
+    /// task has ended when this returns. Messages still queued then are not sent (a peer treats
     /// them as lost on a closed connection); the inbound receiver ends after what it holds.
     pub async fn shutdown(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        let grace = self.shared.config.shutdown_grace;
+        let drained = async {
+            while !self.shared.drained() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(grace, drained).await;
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;

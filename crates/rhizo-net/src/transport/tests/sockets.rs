@@ -335,3 +335,41 @@ async fn a_newer_connection_replaces_the_older_one() {
     assert_eq!(messages(&mut receiver), [b"new-2".to_vec()]);
     handle.shutdown().await;
 }
+
+/// `shutdown` writes what was queued before it closes: 100 bulk messages of 256 KiB queued just
+/// before it all arrive, and sends after it are refused.
+#[tokio::test]
+async fn shutdown_writes_what_was_queued() {
+    let nodes = [NodeId::numbered(0), NodeId::numbered(1)];
+    let (members, mut listeners) = bind_all(&nodes).await;
+    let (receiver_handle, mut receiver) = start(
+        config(nodes[1], &members, Security::Insecure),
+        listeners.pop().unwrap(),
+    );
+    let (sender, _sender_rx) = start(
+        config(nodes[0], &members, Security::Insecure),
+        listeners.pop().unwrap(),
+    );
+    assert!(wait_connected(&sender, nodes[1]).await);
+    for i in 0..100u32 {
+        let mut message = vec![0u8; 256 << 10];
+        message[..4].copy_from_slice(&i.to_le_bytes());
+        sender.send(nodes[1], Lane::Bulk, message).unwrap();
+    }
+    sender.shutdown().await;
+    assert!(matches!(
+        sender.send(nodes[1], Lane::Control, vec![0]),
+        Err(NetError::ShutDown)
+    ));
+    let mut got = Vec::new();
+    let (done, _) = receive_until(&mut receiver, |inbound| {
+        if let Inbound::Message { bytes, .. } = inbound {
+            got.push(u32::from_le_bytes(bytes[..4].try_into().unwrap()));
+        }
+        got.len() == 100
+    })
+    .await;
+    assert!(done, "{} of 100 arrived", got.len());
+    assert_eq!(got, (0..100).collect::<Vec<u32>>());
+    receiver_handle.shutdown().await;
+}
