@@ -4,9 +4,10 @@
 //!
 //! `RHIZO_NET_SEEDS=N` runs N seeds (default 200); `RHIZO_NET_SEED=S` runs seed S alone, as the
 //! message of a failing seed says. The seed fixes the fault schedule, message sizes, latencies
-//! and backoff jitter; a run replays exactly when the machine is quiet, but under heavy CPU
-//! contention a timer has been seen to fire one simulation tick apart between two runs of one
-//! seed (a time source inside turmoil's runtimes that this crate does not reach).
+//! and backoff jitter. A run replays exactly when the machine is quiet, and seeds without a crash
+//! replay exactly even under heavy CPU contention; in seeds that crash a node, contention has
+//! been seen to move a peer's "down" detection by a simulation tick or two between two runs —
+//! turmoil rebuilds a crashed host's tokio runtime, whose clock starts from the wall clock.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
