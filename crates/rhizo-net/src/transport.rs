@@ -54,7 +54,9 @@ pub enum Inbound {
 
 /// The receiving end of the transport. Two bounded channels, one per lane, read control first:
 /// a caller that falls behind on bulk messages still sees Raft's messages at once, and a lane
-/// whose channel is full stops reading from its peers (TCP then pushes back on them).
+/// whose channel is full stops reading from its peers (TCP then pushes back on them). Peer
+/// events share the control channel, so a caller that stops reading altogether also holds up
+/// reconnections (their `PeerUp` waits for room).
 #[derive(Debug)]
 pub struct InboundReceiver {
     control: mpsc::Receiver<Inbound>,
