@@ -77,6 +77,8 @@ pub(crate) const PACKAGE_RULES: &[PackageRule] = &[
     rule("rhizo-sim", Phase::Sim),
     rule("rhizo-txn", Phase::Txn),
     rule("rhizo-engine-sim", Phase::Txn),
+    // The network floor is the embedded node's transport: its tests join the transactions phase.
+    rule("rhizo-net", Phase::Txn),
     rule("benches", Phase::Bench),
     rule("xtask", Phase::Bench),
     PackageRule {

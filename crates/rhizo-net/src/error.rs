@@ -1,0 +1,90 @@
+//! The crate's one error type.
+
+use std::io;
+
+use rhizo_clock::NodeId;
+
+use crate::Lane;
+
+/// What can go wrong in the transport. Every variant leaves the transport as it was: a refused
+/// send queues nothing, a refused configuration starts nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The configuration cannot be used; `field` names the setting.
+    #[error("invalid transport configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The setting at fault.
+        field: &'static str,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A TLS file could not be read or does not hold what it should.
+    #[error("TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS library refused the certificates or key.
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The configured listen address.
+        address: String,
+        /// The socket error.
+        source: io::Error,
+    },
+    /// `send` named a node that is not a peer of this transport (not in the membership, or this
+    /// node itself).
+    #[error("{peer} is not a peer of this node")]
+    UnknownPeer {
+        /// The node named.
+        peer: NodeId,
+    },
+    /// The lane's connection to the peer is down: nothing was queued. On the control lane the
+    /// caller reports the peer unreachable to Raft; on the bulk lane anti-entropy recovers it.
+    #[error("{peer} is unreachable on the {lane} lane")]
+    PeerUnreachable {
+        /// The peer.
+        peer: NodeId,
+        /// The lane.
+        lane: Lane,
+    },
+    /// The peer's queue for the lane is at its limit (the peer is slow or stalled): nothing was
+    /// queued. Treated like [`NetError::PeerUnreachable`] by the caller.
+    #[error("the {lane} queue to {peer} is full")]
+    QueueFull {
+        /// The peer.
+        peer: NodeId,
+        /// The lane.
+        lane: Lane,
+    },
+    /// The message is larger than the configured largest message.
+    #[error("a message of {len} bytes is larger than the largest message ({max} bytes)")]
+    MessageTooLarge {
+        /// The message's length.
+        len: usize,
+        /// `TransportConfig::max_message_bytes`.
+        max: usize,
+    },
+    /// The transport has been shut down.
+    #[error("the transport is shut down")]
+    ShutDown,
+}
+
+impl NetError {
+    /// Whether this send error means "the peer cannot be reached now" — what the caller tells
+    /// Raft (`report_unreachable`) for a control message.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            NetError::PeerUnreachable { .. } | NetError::QueueFull { .. }
+        )
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = NetError> = std::result::Result<T, E>;

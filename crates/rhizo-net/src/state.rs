@@ -1,0 +1,271 @@
+//! The state shared by the handle and the transport's tasks: per peer and lane, the outbound
+//! queue, whether the connection is up, the counters, and the inbound delivery slot.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use rhizo_clock::NodeId;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::stats::{LaneCounters, LaneStats, PeerStats, ReasonCounts, TransportStats};
+use crate::{CloseReason, Lane, NetError, QueueLimits, RefusalReason, Result, TransportConfig};
+
+/// Everything the tasks and the handles share.
+pub(crate) struct Shared {
+    pub(crate) config: TransportConfig,
+    pub(crate) peers: BTreeMap<NodeId, PeerState>,
+    pub(crate) unattributed_failures: ReasonCounts<RefusalReason>,
+    pub(crate) closes: ReasonCounts<CloseReason>,
+    pub(crate) shutdown: CancellationToken,
+    /// Set when shutdown begins: sends are refused while the queues drain.
+    pub(crate) closing: AtomicBool,
+    pub(crate) tasks: TaskTracker,
+}
+
+impl Shared {
+    pub(crate) fn new(config: TransportConfig) -> Arc<Self> {
+        let peers = config
+            .peers()
+            .map(|(id, _)| {
+                let lanes = Lane::ALL.map(|lane| LaneState::new(config.queue_limits(lane)));
+                let (incarnation, _) = watch::channel(0);
+                let state = PeerState {
+                    lanes,
+                    connections: AtomicU64::new(0),
+                    handshake_failures: ReasonCounts::new(),
+                    newest_incarnation: incarnation,
+                    last_up: Mutex::new(None),
+                };
+                (id, state)
+            })
+            .collect();
+        Arc::new(Self {
+            config,
+            peers,
+            unattributed_failures: ReasonCounts::new(),
+            closes: ReasonCounts::new(),
+            shutdown: CancellationToken::new(),
+            closing: AtomicBool::new(false),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Whether peers must present certificates.
+    pub(crate) fn tls_required(&self) -> bool {
+        matches!(self.config.security, crate::Security::Tls(_))
+    }
+
+    pub(crate) fn lane(&self, peer: NodeId, lane: Lane) -> Option<&LaneState> {
+        self.peers.get(&peer).map(|state| state.lane(lane))
+    }
+
+    /// Counts a failed handshake under the peer when it is a member, else unattributed.
+    pub(crate) fn handshake_failed(&self, peer: Option<NodeId>, reason: RefusalReason) {
+        match peer.and_then(|peer| self.peers.get(&peer)) {
+            Some(state) => state.handshake_failures.add(reason),
+            None => self.unattributed_failures.add(reason),
+        }
+    }
+
+    /// Queues a message for a peer; never blocks.
+    pub(crate) fn send(&self, peer: NodeId, lane: Lane, message: Bytes) -> Result<()> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(NetError::ShutDown);
+        }
+        if message.len() > self.config.max_message_bytes {
+            return Err(NetError::MessageTooLarge {
+                len: message.len(),
+                max: self.config.max_message_bytes,
+            });
+        }
+        let state = self
+            .lane(peer, lane)
+            .ok_or(NetError::UnknownPeer { peer })?;
+        if !state.connected.load(Ordering::Acquire) {
+            state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(NetError::PeerUnreachable { peer, lane });
+        }
+        let mut queue = state.queue();
+        if !queue.admits(message.len()) {
+            drop(queue);
+            state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(NetError::QueueFull { peer, lane });
+        }
+        queue.push(message);
+        drop(queue);
+        state.ready.notify_one();
+        Ok(())
+    }
+
+    /// Whether every lane whose connection is up has written all it queued.
+    pub(crate) fn drained(&self) -> bool {
+        self.peers.values().all(|peer| {
+            Lane::ALL.iter().all(|lane| {
+                let state = peer.lane(*lane);
+                !state.connected.load(Ordering::Acquire) || state.queue().front().is_none()
+            })
+        })
+    }
+
+    pub(crate) fn stats(&self) -> TransportStats {
+        let peers = self
+            .peers
+            .iter()
+            .map(|(id, state)| (*id, state.stats()))
+            .collect();
+        TransportStats {
+            peers,
+            unattributed_handshake_failures: self.unattributed_failures.snapshot(),
+            connection_closes: self.closes.snapshot(),
+        }
+    }
+}
+
+/// One peer.
+pub(crate) struct PeerState {
+    lanes: [LaneState; 2],
+    pub(crate) connections: AtomicU64,
+    pub(crate) handshake_failures: ReasonCounts<RefusalReason>,
+    /// The newest incarnation of the peer seen in any Hello; a connection to an older one is
+    /// stale and is replaced.
+    pub(crate) newest_incarnation: watch::Sender<u64>,
+    /// The incarnation reported in the last `PeerUp`, to flag restarts.
+    pub(crate) last_up: Mutex<Option<u64>>,
+}
+
+impl PeerState {
+    pub(crate) fn lane(&self, lane: Lane) -> &LaneState {
+        &self.lanes[lane.index()]
+    }
+
+    /// Records an incarnation seen in a Hello; true when it is newer than any before.
+    pub(crate) fn saw_incarnation(&self, incarnation: u64) -> bool {
+        self.newest_incarnation.send_if_modified(|newest| {
+            let newer = incarnation > *newest;
+            if newer {
+                *newest = incarnation;
+            }
+            newer
+        })
+    }
+
+    fn stats(&self) -> PeerStats {
+        PeerStats {
+            control: self.lane(Lane::Control).stats(),
+            bulk: self.lane(Lane::Bulk).stats(),
+            connections: self.connections.load(Ordering::Relaxed),
+            handshake_failures: self.handshake_failures.snapshot(),
+        }
+    }
+}
+
+/// One lane of one peer.
+pub(crate) struct LaneState {
+    queue: Mutex<OutQueue>,
+    /// Woken when a message is queued.
+    pub(crate) ready: Notify,
+    /// Whether the outbound connection is up; `send` refuses while it is not.
+    pub(crate) connected: AtomicBool,
+    pub(crate) counters: LaneCounters,
+    /// Inbound delivery: the generation of the connection allowed to deliver. A newer
+    /// connection from the same peer and lane takes over, and the older one may no longer
+    /// deliver, so messages reach the caller in the order the peer queued them.
+    pub(crate) delivery: tokio::sync::Mutex<u64>,
+}
+
+impl LaneState {
+    fn new(limits: QueueLimits) -> Self {
+        Self {
+            queue: Mutex::new(OutQueue::new(limits)),
+            ready: Notify::new(),
+            connected: AtomicBool::new(false),
+            counters: LaneCounters::default(),
+            delivery: tokio::sync::Mutex::new(0),
+        }
+    }
+
+    pub(crate) fn queue(&self) -> MutexGuard<'_, OutQueue> {
+        // The queue's invariants hold between statements; a panic elsewhere cannot break them.
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stats(&self) -> LaneStats {
+        let (queued_messages, queued_bytes, peak_queued_bytes) = {
+            let queue = self.queue();
+            (queue.messages.len(), queue.bytes, queue.peak_bytes)
+        };
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        LaneStats {
+            connected: self.connected.load(Ordering::Relaxed),
+            messages_sent: load(&self.counters.messages_sent),
+            frames_sent: load(&self.counters.frames_sent),
+            bytes_sent: load(&self.counters.bytes_sent),
+            messages_received: load(&self.counters.messages_received),
+            frames_received: load(&self.counters.frames_received),
+            bytes_received: load(&self.counters.bytes_received),
+            queued_messages: queued_messages as u64,
+            queued_bytes: queued_bytes as u64,
+            peak_queued_bytes: peak_queued_bytes as u64,
+            dropped: load(&self.counters.dropped),
+        }
+    }
+}
+
+/// Messages waiting to be written to one peer on one lane, in order.
+#[derive(Debug)]
+pub(crate) struct OutQueue {
+    messages: VecDeque<Bytes>,
+    bytes: usize,
+    peak_bytes: usize,
+    limits: QueueLimits,
+}
+
+impl OutQueue {
+    fn new(limits: QueueLimits) -> Self {
+        Self {
+            messages: VecDeque::new(),
+            bytes: 0,
+            peak_bytes: 0,
+            limits,
+        }
+    }
+
+    /// Whether a message of `len` bytes may join: both limits hold after it, or the queue is
+    /// empty (a message larger than the byte limit travels alone).
+    fn admits(&self, len: usize) -> bool {
+        if self.messages.is_empty() {
+            return true;
+        }
+        self.messages.len() < self.limits.max_messages
+            && self.bytes.saturating_add(len) <= self.limits.max_bytes
+    }
+
+    fn push(&mut self, message: Bytes) {
+        self.bytes += message.len();
+        self.peak_bytes = self.peak_bytes.max(self.bytes);
+        self.messages.push_back(message);
+    }
+
+    /// The oldest message, left in the queue until [`OutQueue::pop_written`]: a message leaves
+    /// the queue only once its last frame has been flushed to the socket, so one cut short by a
+    /// broken connection is written again, whole, on the next one — and never twice, since the
+    /// peer drops an unfinished message and a flushed one is never written again.
+    pub(crate) fn front(&self) -> Option<Bytes> {
+        self.messages.front().cloned()
+    }
+
+    pub(crate) fn pop_written(&mut self) {
+        if let Some(message) = self.messages.pop_front() {
+            self.bytes -= message.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
