@@ -272,11 +272,11 @@ fn run_seed_with(seed: u64, security: SecurityOf) -> Result<Record, String> {
     while sim.elapsed() < RUN_END {
         step(&mut sim)?;
         let now = sim.elapsed();
-        if let Some((index, at)) = crashed {
-            if now >= at {
-                sim.bounce(name(index));
-                crashed = None;
-            }
+        if let Some((index, at)) = crashed
+            && now >= at
+        {
+            sim.bounce(name(index));
+            crashed = None;
         }
         if now < FAULTS_END && now >= next_fault {
             next_fault = now + Duration::from_millis(rng.random_range(100..400));
