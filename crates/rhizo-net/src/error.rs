@@ -6,8 +6,9 @@ use rhizo_clock::NodeId;
 
 use crate::Lane;
 
-/// What can go wrong in the transport. Every variant leaves the transport as it was: a refused
-/// send queues nothing, a refused configuration starts nothing.
+/// What can go wrong in the transport and the node. Every variant leaves them as they were: a
+/// refused send queues nothing, a refused configuration starts nothing, a refused transaction
+/// changes nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// The configuration cannot be used; `field` names the setting.
@@ -70,9 +71,16 @@ pub enum NetError {
         /// `TransportConfig::max_message_bytes`.
         max: usize,
     },
-    /// The transport has been shut down.
-    #[error("the transport is shut down")]
+    /// The transport (or the node) has been shut down.
+    #[error("the node is shut down")]
     ShutDown,
+    /// The node's engine refused (a transaction's typed error, a storage failure…): nothing of
+    /// what was refused changed.
+    #[error(transparent)]
+    Engine(#[from] rhizo_txn::TxnError),
+    /// The node's runtime could not be started.
+    #[error("cannot start the node's runtime: {0}")]
+    Runtime(io::Error),
 }
 
 impl NetError {

@@ -83,6 +83,8 @@ mod config;
 mod conn;
 mod error;
 mod frame;
+mod node;
+pub mod pki;
 mod socket;
 mod state;
 mod stats;
@@ -92,6 +94,7 @@ mod transport;
 pub use config::{Backoff, QueueLimits, Security, TlsFiles, TransportConfig};
 pub use error::{NetError, Result};
 pub use frame::{CloseReason, Lane, PROTOCOL_VERSION, RefusalReason};
+pub use node::{Node, NodeConfig, NodeHandle, NodeStatus, NodeTransaction, RaftStatus};
 #[cfg(feature = "turmoil")]
 pub use socket::TurmoilNetwork;
 pub use socket::{Io, Listener, Network, TokioNetwork};

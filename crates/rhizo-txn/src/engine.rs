@@ -923,6 +923,20 @@ impl Engine {
         Ok(std::mem::take(&mut self.outbox))
     }
 
+    /// Whether messages wait for [`Engine::take_messages`] (a driver's cue to send).
+    pub fn has_messages(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Tells the engine that a message to `peer` could not be sent (the peer is unreachable or
+    /// its queue is full): Raft stops streaming to it and probes again later. A no-op on the
+    /// single-node backend, whose anti-entropy recovers any lost message by itself.
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        if let Core::Raft(node) = &mut self.core {
+            node.report_unreachable(peer);
+        }
+    }
+
     /// [`Engine::take_messages`], encoded for a byte transport.
     pub fn outgoing(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>> {
         Ok(self

@@ -169,7 +169,8 @@ mod tests {
         assert_eq!(
             phase_table(),
             "    2   rhizo-clock\n    3   rhizo-algebra, rhizo-commit\n    4   rhizo-sim\n    \
-             5   rhizo-txn\n    6   benches, xtask\n    py  rhizo-py (pytest, ruff, stubtest)\n"
+             5   rhizo-txn, rhizo-engine-sim, rhizo-net\n    6   benches, xtask\n    \
+             py  rhizo-py (pytest, ruff, stubtest)\n"
         );
     }
 }

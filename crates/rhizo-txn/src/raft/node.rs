@@ -705,6 +705,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
         }
     }
 
+    /// Tells Raft a message to `peer` was not delivered: it stops streaming to the peer and
+    /// probes it again (its flow control, as raft-rs expects its transport to report).
+    pub fn report_unreachable(&mut self, peer: NodeId) {
+        if let Ok(id) = self.raft_id(peer) {
+            self.raw.report_unreachable(id);
+        }
+    }
+
     /// Queues a replica anti-entropy exchange with `peer`.
     pub fn sync_with(&mut self, peer: NodeId) {
         self.manager.replica.sync_with(peer);

@@ -1,0 +1,629 @@
+//! The networked node: one [`Engine`] driven by a loop that carries its messages over the
+//! [`Transport`], and a [`NodeHandle`] any thread commits and reads through.
+//!
+//! The engine sits behind a mutex that no one holds across an `.await` or while waiting for
+//! the network. A coordination-free commit takes it, commits (logging per the sync policy) and
+//! returns: it crosses no channel and waits for no message. A coordinated one is proposed under
+//! it, then its caller waits, outside it, for the outcome the loop hands over once Raft decided.
+//! The loop takes it for each batch of inbound messages, each tick and each anti-entropy round,
+//! then sends what the engine produced — always after the records those messages depend on are
+//! durable ([`Engine::take_messages`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rhizo_algebra::{AlgebraicValue, ColumnSpec, Schema};
+use rhizo_clock::{NodeId, VectorClock};
+use rhizo_commit::{AlgebraicTransaction, Operation, Operations};
+use rhizo_txn::raft::{ProposalId, RaftConfig};
+use rhizo_txn::{
+    CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, Storage, Submission, SyncPolicy,
+    TransactionMode, TxnError,
+};
+use tokio::sync::{Notify, oneshot};
+
+use crate::{
+    NetError, Network, Result, Security, TokioNetwork, Transport, TransportConfig, TransportHandle,
+    TransportStats,
+};
+
+mod driver;
+#[cfg(test)]
+mod tests;
+
+/// How a networked node is set up: its engine, its data, its transport and its rhythm.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The engine: node id, sync policy, schema, backend. Its members are the transport's.
+    pub engine: EngineConfig,
+    /// Where the node's log lives; `None` keeps it in memory (lost with the process).
+    pub data_dir: Option<PathBuf>,
+    /// The peer transport: listen address, cluster id, members and their addresses, security.
+    pub transport: TransportConfig,
+    /// The engine's clock: Raft's elections and heartbeats count in ticks of this length.
+    pub tick: Duration,
+    /// How often the node runs an anti-entropy round with peers it believes behind.
+    pub sync_interval: Duration,
+    /// How many peers one anti-entropy round syncs with (at most).
+    pub fanout: usize,
+    /// The longest a coordinated commit waits: for a leader (retrying while none is known) and
+    /// then for the log's decision.
+    pub commit_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// Node `node` of a cluster whose members (this one included) listen at `members`, with
+    /// every default: the Raft backend when there are several members, sync on every commit,
+    /// a 10 ms tick and anti-entropy interval, fanout 2, a 5 s commit timeout, data in memory.
+    pub fn new(
+        node: NodeId,
+        cluster_id: impl Into<String>,
+        members: BTreeMap<NodeId, String>,
+        security: Security,
+    ) -> Self {
+        let listen = members
+            .get(&node)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let mut engine = EngineConfig::new(node).with_members(members.keys().copied());
+        if members.len() > 1 {
+            engine = engine.with_raft(RaftConfig::default());
+        }
+        let mut transport = TransportConfig::new(node, listen, cluster_id, members, security);
+        transport.incarnation = fresh_incarnation();
+        Self {
+            engine,
+            data_dir: None,
+            transport,
+            tick: Duration::from_millis(10),
+            sync_interval: Duration::from_millis(10),
+            fanout: 2,
+            commit_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// With the node's log in directory `dir` (which the node owns while it runs).
+    #[must_use]
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// With these columns declared at open (every member is given the same).
+    #[must_use]
+    pub fn with_schema(mut self, schema: Schema) -> Self {
+        self.engine.schema = schema;
+        self
+    }
+
+    /// With this sync policy.
+    #[must_use]
+    pub fn with_sync(mut self, sync: SyncPolicy) -> Self {
+        self.engine.sync = sync;
+        self
+    }
+
+    fn check(&mut self) -> Result<()> {
+        let invalid = |field, reason: &str| NetError::InvalidConfig {
+            field,
+            reason: reason.to_owned(),
+        };
+        if self.engine.node_id != self.transport.node {
+            return Err(invalid("engine.node_id", "must be the transport's node"));
+        }
+        if self.tick.is_zero() || self.sync_interval.is_zero() {
+            return Err(invalid(
+                "tick",
+                "the tick and the sync interval must be positive",
+            ));
+        }
+        if self.fanout == 0 {
+            return Err(invalid(
+                "fanout",
+                "an anti-entropy round needs at least one peer",
+            ));
+        }
+        // One membership: the transport's, which names every member with its address.
+        self.engine.members = self.transport.members.keys().copied().collect();
+        self.transport.validate()
+    }
+}
+
+/// A node's incarnation: larger at every start of the same node (the wall clock, in
+/// nanoseconds), so that peers tell a restart from a reconnection.
+fn fresh_incarnation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |since| since.as_nanos() as u64)
+}
+
+/// A decided coordinated commit, for the caller waiting for it.
+pub(crate) type Decided = rhizo_txn::Result<CommitOutcome>;
+
+/// Who waits for a coordinated commit's outcome: a thread, or an async task.
+pub(crate) enum Waiter {
+    Thread(std::sync::mpsc::SyncSender<Decided>),
+    Task(oneshot::Sender<Decided>),
+}
+
+impl Waiter {
+    /// Hands the outcome over (a waiter that gave up is simply gone).
+    pub(crate) fn send(self, decided: Decided) {
+        match self {
+            Self::Thread(sender) => {
+                let _ = sender.try_send(decided);
+            }
+            Self::Task(sender) => {
+                let _ = sender.send(decided);
+            }
+        }
+    }
+}
+
+/// Where outcomes of coordinated commits go: to the caller waiting for each.
+type Waiters = BTreeMap<ProposalId, Waiter>;
+
+/// What the handles and the loop share.
+pub(crate) struct Shared {
+    pub(crate) engine: Mutex<Engine>,
+    pub(crate) transport: TransportHandle,
+    /// Wakes the loop: a commit left messages to send.
+    pub(crate) wake: Notify,
+    pub(crate) waiters: Mutex<Waiters>,
+    pub(crate) stopping: AtomicBool,
+    /// The loop's task, until shutdown takes it.
+    pub(crate) driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The runtime a blocking start made (none when started on the caller's runtime).
+    pub(crate) runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    pub(crate) config: NodeConfig,
+}
+
+impl Shared {
+    pub(crate) fn engine(&self) -> MutexGuard<'_, Engine> {
+        // A panic while the engine was held leaves it as the last completed call left it.
+        self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn waiters(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running node, embedded in this process; cheap to clone, usable from any thread.
+///
+/// ```no_run
+/// use std::collections::BTreeMap;
+/// use rhizo_clock::NodeId;
+/// use rhizo_commit::Operations;
+/// use rhizo_net::{Node, NodeConfig, Security};
+/// use rhizo_txn::{TransactionMode, default_schema};
+///
+/// let a = NodeId::new("a").unwrap();
+/// let members = BTreeMap::from([(a, "127.0.0.1:7000".to_owned())]);
+/// let config = NodeConfig::new(a, "demo", members, Security::Insecure)
+///     .with_schema(default_schema());
+/// let node = Node::start(config).unwrap();
+/// let mut tx = node.transaction(TransactionMode::CoordinationFree);
+/// tx.increment("counters", "page_views", "value", 1);
+/// tx.commit().unwrap();
+/// node.shutdown().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("node", &self.node_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts networked nodes.
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Opens the engine and starts the node on a runtime of its own (two worker threads):
+    /// the blocking entry point, for applications that run no tokio runtime themselves.
+    pub fn start(config: NodeConfig) -> Result<NodeHandle> {
+        Self::start_blocking(config, None)
+    }
+
+    /// [`Node::start`] on a socket bound beforehand (`config.transport.listen` is not used): a
+    /// supervisor hands over an inherited socket, a test learns every member's port first.
+    pub fn start_listening(
+        config: NodeConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<NodeHandle> {
+        Self::start_blocking(config, Some(listener))
+    }
+
+    fn start_blocking(
+        mut config: NodeConfig,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<NodeHandle> {
+        config.check()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rhizo-node")
+            .enable_all()
+            .build()
+            .map_err(NetError::Runtime)?;
+        let engine = open_engine(&config)?;
+        let handle = runtime.block_on(async move {
+            match listener {
+                Some(listener) => {
+                    let bound = |source| NetError::Bind {
+                        address: config.transport.listen.clone(),
+                        source,
+                    };
+                    listener.set_nonblocking(true).map_err(bound)?;
+                    let listener = tokio::net::TcpListener::from_std(listener).map_err(bound)?;
+                    Self::start_engine_on(config, engine, TokioNetwork, listener)
+                }
+                None => Self::start_engine(config, engine, TokioNetwork).await,
+            }
+        })?;
+        *handle
+            .shared
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(runtime);
+        Ok(handle)
+    }
+
+    /// Opens the engine and starts the node on the current tokio runtime, over `network`.
+    pub async fn start_on<N: Network>(mut config: NodeConfig, network: N) -> Result<NodeHandle> {
+        config.check()?;
+        let engine = open_engine(&config)?;
+        Self::start_engine(config, engine, network).await
+    }
+
+    /// Starts the node around an engine opened elsewhere (a test's memory log, say), on the
+    /// current tokio runtime. `config.engine` must describe `engine`.
+    pub async fn start_engine<N: Network>(
+        config: NodeConfig,
+        engine: Engine,
+        network: N,
+    ) -> Result<NodeHandle> {
+        let listener = network
+            .bind(&config.transport.listen)
+            .await
+            .map_err(|source| NetError::Bind {
+                address: config.transport.listen.clone(),
+                source,
+            })?;
+        Self::start_engine_on(config, engine, network, listener)
+    }
+
+    /// [`Node::start_engine`] on a listener bound beforehand (`config.transport.listen` is not
+    /// used): a test learns every member's port before any starts.
+    pub fn start_engine_on<N: Network>(
+        mut config: NodeConfig,
+        engine: Engine,
+        network: N,
+        listener: N::Listener,
+    ) -> Result<NodeHandle> {
+        config.check()?;
+        let (transport, inbound) =
+            Transport::start_on(config.transport.clone(), network, listener)?;
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(engine),
+            transport,
+            wake: Notify::new(),
+            waiters: Mutex::new(BTreeMap::new()),
+            stopping: AtomicBool::new(false),
+            driver: Mutex::new(None),
+            runtime: Mutex::new(None),
+            config,
+        });
+        let task = tokio::spawn(driver::run(Arc::clone(&shared), inbound));
+        *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        Ok(NodeHandle { shared })
+    }
+}
+
+/// The engine a node's configuration describes, on its data directory (or in memory).
+fn open_engine(config: &NodeConfig) -> Result<Engine> {
+    let storage: Box<dyn Storage> = match &config.data_dir {
+        Some(dir) => Box::new(FsStorage::open(dir)?),
+        None => Box::new(MemStorage::new()),
+    };
+    Ok(Engine::open_with_storage(storage, config.engine.clone())?)
+}
+
+/// What a node reports about itself.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    /// This node.
+    pub node: NodeId,
+    /// Every member.
+    pub members: Vec<NodeId>,
+    /// Everything this node holds.
+    pub clock: VectorClock,
+    /// The members this node believes lack something it holds.
+    pub peers_behind: Vec<NodeId>,
+    /// The Raft leader this node knows of, its term, and the commit and applied indices.
+    pub raft: Option<RaftStatus>,
+    /// The transport's counters (queues, drops, connections).
+    pub transport: TransportStats,
+    /// A digest of the replicated state: equal on nodes holding the same updates.
+    pub fingerprint: u64,
+}
+
+/// A Raft member's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// The leader, if known.
+    pub leader: Option<NodeId>,
+    /// The current term.
+    pub term: u64,
+    /// The highest index known committed.
+    pub commit_index: u64,
+    /// The last index applied to the replica.
+    pub applied: u64,
+}
+
+impl NodeHandle {
+    /// This node.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.config.engine.node_id
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.shared.transport.local_addr()
+    }
+
+    /// Starts a transaction: the [`Operations`] verbs, reads, and a commit through this node.
+    pub fn transaction(&self, mode: TransactionMode) -> NodeTransaction {
+        NodeTransaction {
+            node: self.clone(),
+            mode,
+            tx: AlgebraicTransaction::new(),
+        }
+    }
+
+    /// Commits `tx` (see [`Engine::submit`]) and returns its outcome. A coordination-free one is
+    /// committed here at once; a coordinated one returns when the Raft log decided it (while no
+    /// leader is known it retries, up to the commit timeout). Must not be called on the node's
+    /// own runtime (it blocks); async callers use [`NodeHandle::commit_async`].
+    pub fn commit(&self, mode: TransactionMode, tx: AlgebraicTransaction) -> Result<CommitOutcome> {
+        let deadline = std::time::Instant::now() + self.shared.config.commit_timeout;
+        loop {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            match self.submit(mode, tx.clone(), Waiter::Thread(sender))? {
+                Decision::Now(outcome) => return Ok(outcome),
+                Decision::Later(id) => {
+                    return wait_blocking(id, &receiver, self.shared.config.commit_timeout);
+                }
+                Decision::NoLeader if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(self.shared.config.tick);
+                }
+                Decision::NoLeader => return Err(TxnError::NoLeader.into()),
+            }
+        }
+    }
+
+    /// [`NodeHandle::commit`] for async callers (on any runtime, the node's own included).
+    pub async fn commit_async(
+        &self,
+        mode: TransactionMode,
+        tx: AlgebraicTransaction,
+    ) -> Result<CommitOutcome> {
+        let timeout = self.shared.config.commit_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (sender, receiver) = oneshot::channel();
+            match self.submit(mode, tx.clone(), Waiter::Task(sender))? {
+                Decision::Now(outcome) => return Ok(outcome),
+                Decision::Later(id) => {
+                    return match tokio::time::timeout(timeout, receiver).await {
+                        Ok(Ok(outcome)) => outcome.map_err(NetError::from),
+                        Ok(Err(_)) => Err(NetError::ShutDown),
+                        Err(_) => Err(TxnError::Undecided { proposal: id }.into()),
+                    };
+                }
+                Decision::NoLeader if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(self.shared.config.tick).await;
+                }
+                Decision::NoLeader => return Err(TxnError::NoLeader.into()),
+            }
+        }
+    }
+
+    /// Submits under the engine lock; a pending proposal's waiter is registered before the lock
+    /// is released, so the loop cannot decide it unseen.
+    fn submit(
+        &self,
+        mode: TransactionMode,
+        tx: AlgebraicTransaction,
+        waiter: Waiter,
+    ) -> Result<Decision> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(NetError::ShutDown);
+        }
+        let mut engine = self.shared.engine();
+        let decision = match engine.submit(mode, tx) {
+            Ok(Submission::Committed(outcome)) => Decision::Now(outcome),
+            Ok(Submission::Pending(id)) => {
+                self.shared.waiters().insert(id, waiter);
+                Decision::Later(id)
+            }
+            Err(TxnError::NoLeader) => Decision::NoLeader,
+            Err(err) => return Err(err.into()),
+        };
+        let wake = engine.has_messages();
+        drop(engine);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(decision)
+    }
+
+    /// Reads one cell on this node: causal and atomic (see [`Engine::read`]).
+    pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
+        Ok(self.shared.engine().read(table, row, column)?)
+    }
+
+    /// Declares a column. On the Raft backend the change is ordered through the log and this
+    /// returns once the log decided it.
+    pub fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let pending = {
+            let mut engine = self.shared.engine();
+            match engine.declare_column_spec(table, column, spec)? {
+                Submission::Pending(id) => {
+                    self.shared.waiters().insert(id, Waiter::Thread(sender));
+                    Some(id)
+                }
+                Submission::Committed(_) => None,
+            }
+        };
+        self.shared.wake.notify_one();
+        match pending {
+            Some(id) => wait_blocking(id, &receiver, self.shared.config.commit_timeout).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// What this node knows of itself and the cluster.
+    pub fn status(&self) -> NodeStatus {
+        let engine = self.shared.engine();
+        NodeStatus {
+            node: engine.node_id(),
+            members: engine.config().all_members(),
+            clock: engine.clock().clone(),
+            peers_behind: engine.peers_behind(),
+            raft: engine.raft().map(|raft| RaftStatus {
+                leader: raft.leader(),
+                term: raft.term(),
+                commit_index: raft.commit_index(),
+                applied: raft.applied(),
+            }),
+            transport: self.shared.transport.stats(),
+            fingerprint: engine.fingerprint(),
+        }
+    }
+
+    /// Runs `f` on the engine (under its lock; keep it short): for what this handle does not
+    /// offer, such as a fingerprint or the schema.
+    pub fn with_engine<R>(&self, f: impl FnOnce(&Engine) -> R) -> R {
+        f(&self.shared.engine())
+    }
+
+    /// Stops the node gracefully: no new commit is accepted, the loop ends, the log is made
+    /// durable, the transport writes what it queued and closes. Coordinated commits still
+    /// waiting get [`NetError::ShutDown`] (their outcome is unknown). Idempotent. Must not be
+    /// called on the node's own runtime (it blocks); see [`NodeHandle::shutdown_async`].
+    pub fn shutdown(&self) -> Result<()> {
+        let runtime = self
+            .shared
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match runtime {
+            Some(runtime) => {
+                let stopped = runtime.block_on(self.shutdown_async());
+                runtime.shutdown_timeout(Duration::from_secs(5));
+                stopped
+            }
+            None => Err(NetError::InvalidConfig {
+                field: "runtime",
+                reason: "a node started on the caller's runtime stops with shutdown_async".into(),
+            }),
+        }
+    }
+
+    /// [`NodeHandle::shutdown`] for a node started on the caller's runtime.
+    pub async fn shutdown_async(&self) -> Result<()> {
+        if self.shared.stopping.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.shared.wake.notify_one();
+        let task = self
+            .shared
+            .driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        let flushed = self.shared.engine().flush();
+        self.shared.waiters().clear();
+        self.shared.transport.shutdown().await;
+        Ok(flushed?)
+    }
+}
+
+/// Whether a submission was decided under the lock.
+enum Decision {
+    Now(CommitOutcome),
+    /// Proposed: the outcome comes to the waiter registered for this id.
+    Later(ProposalId),
+    NoLeader,
+}
+
+/// Waits (blocking this thread) for a pending proposal's outcome.
+fn wait_blocking(
+    id: ProposalId,
+    receiver: &std::sync::mpsc::Receiver<Decided>,
+    timeout: Duration,
+) -> Result<CommitOutcome> {
+    match receiver.recv_timeout(timeout) {
+        Ok(outcome) => outcome.map_err(NetError::from),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(NetError::ShutDown),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(TxnError::Undecided { proposal: id }.into())
+        }
+    }
+}
+
+/// A transaction on a [`NodeHandle`]: the [`Operations`] verbs, reads on the node, and a
+/// commit through it.
+#[derive(Debug)]
+pub struct NodeTransaction {
+    node: NodeHandle,
+    mode: TransactionMode,
+    tx: AlgebraicTransaction,
+}
+
+impl Operations for NodeTransaction {
+    fn operation(
+        &mut self,
+        table: &str,
+        row: &str,
+        column: &str,
+        operation: Operation,
+    ) -> &mut Self {
+        self.tx.operation(table, row, column, operation);
+        self
+    }
+}
+
+impl NodeTransaction {
+    /// Reads one cell on the node; in a coordinated transaction a register read joins the read
+    /// set the log validates (see `rhizo_txn::Transaction`).
+    pub fn read(&mut self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
+        let engine = self.node.shared.engine();
+        Ok(engine.read_into(self.mode, &mut self.tx, table, row, column)?)
+    }
+
+    /// Commits through the node (see [`NodeHandle::commit`]).
+    pub fn commit(self) -> Result<CommitOutcome> {
+        self.node.commit(self.mode, self.tx)
+    }
+
+    /// Commits through the node (see [`NodeHandle::commit_async`]).
+    pub async fn commit_async(self) -> Result<CommitOutcome> {
+        self.node.commit_async(self.mode, self.tx).await
+    }
+}
