@@ -7,6 +7,7 @@ use crate::MemStorage;
 mod crash;
 mod raft;
 mod sim;
+mod stale;
 
 pub(super) fn node(i: u32) -> NodeId {
     NodeId::numbered(i)
