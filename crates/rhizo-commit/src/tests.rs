@@ -10,7 +10,7 @@ use crate::wire::{
 };
 use crate::*;
 
-mod membership;
+mod metadata;
 mod net;
 mod recovery;
 

@@ -5,8 +5,8 @@
 use rhizo_algebra::AlgebraicValue;
 
 use super::net::{Net, add, none, remove};
-use super::{cluster, gossip_until_idle, incr, node};
-use crate::ReplicaConfig;
+use super::{cluster, gossip_until_idle, incr, node, schema};
+use crate::{Replica, ReplicaConfig};
 
 fn members(ids: &[u32]) -> ReplicaConfig {
     ReplicaConfig {
@@ -190,4 +190,50 @@ fn the_stable_point_survives_a_restart() {
     net.crash(0);
     net.restart(0);
     assert!(stable.dominated_by(net.replica(0).stable_clock()));
+}
+
+/// 2,000,000 re-adds of one element, then one remove (`adv3/p22_readd.py`, `p23_remove_cost.py`):
+/// the replica's durable image is within twice that of a replica that added the element once
+/// (it holds one tag, not one per add), and the remove names that one tag.
+#[test]
+fn two_million_re_adds_then_a_remove_keep_the_state_of_one_add() {
+    const READDS: usize = 2_000_000;
+    let config = ReplicaConfig {
+        members: vec![node(0)],
+        emit_records: false,
+        ..ReplicaConfig::default()
+    };
+    let image = |replica: &Replica| {
+        crate::wire::encoded_record_len(&crate::Record::Snapshot(Box::new(replica.snapshot())))
+    };
+    let mut once = Replica::new(node(0), schema(), config.clone());
+    once.commit(add("u1", "premium")).unwrap();
+    let mut readded = Replica::new(node(0), schema(), config);
+    let cell = readded.prepare_cell("t", "u1", "tags").unwrap();
+    let mut ready = crate::Ready::default();
+    for _ in 0..READDS {
+        let mut tx = crate::PreparedTransaction::new();
+        tx.add_to_set(&cell, ["premium"]).unwrap();
+        readded.commit_prepared(tx).unwrap();
+        readded.take_ready_into(&mut ready);
+        ready.clear();
+    }
+    assert!(
+        image(&readded) <= 2 * image(&once),
+        "{} vs {}",
+        image(&readded),
+        image(&once)
+    );
+    let resolved = readded.prepare_ordered(remove("u1", "premium")).unwrap();
+    let [effect] = &resolved.effects[..] else {
+        panic!("one cell removed from: {:?}", resolved.effects.len());
+    };
+    let [rhizo_algebra::CellOp::OrRemove(tags)] = &effect.ops[..] else {
+        panic!("one remove: {:?}", effect.ops.len());
+    };
+    assert_eq!(tags.len(), 1, "the remove names one tag");
+    readded.commit(remove("u1", "premium")).unwrap();
+    once.commit(remove("u1", "premium")).unwrap();
+    assert_eq!(readded.read("t", "u1", "tags").unwrap(), none());
+    assert!(image(&readded) <= 2 * image(&once));
 }
