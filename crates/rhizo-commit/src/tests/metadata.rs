@@ -89,6 +89,47 @@ fn a_member_joining_while_views_differ_does_not_get_a_removed_element_back() {
     assert!(net.converged());
 }
 
+/// A newcomer takes a whole state from a replica that collected a remove, then receives a
+/// delta another member sent it before, still carrying the removed element's add. Its stable
+/// point covers nothing yet (it has heard from nobody else), so only joining by clocks keeps
+/// the element out: the newcomer's clock covers that add, which it no longer holds.
+#[test]
+fn a_late_delta_after_a_whole_state_does_not_bring_back_what_it_showed_removed() {
+    let mut net = Net::new(vec![
+        members(&[0, 1]),
+        members(&[0, 1]),
+        members(&[0, 1, 2]),
+    ]);
+    net.commit(0, add("k", "x"));
+    net.exchange(0, 1);
+    net.replica_mut(0).add_member(node(2));
+    net.commit(0, incr("k", 1));
+    // n2 asks n0; n0's answer (x live, and n0's increment) is held in the network.
+    net.sync(2, 0);
+    net.hop(2, 0);
+    let late = net.hold(0, 2);
+    // n1 removes x and collects it once n0 reports having the remove; n1 never gets n0's
+    // increment (n0's answers carrying it are lost).
+    net.commit(1, remove("k", "x"));
+    net.sync(0, 1);
+    net.hop(0, 1);
+    net.hop(1, 0);
+    net.wire.clear();
+    net.sync(0, 1);
+    net.hop(0, 1);
+    net.wire.clear();
+    assert_eq!(net.replica(1).tombstones(), 0, "n1 collected the tombstone");
+    net.exchange(2, 1);
+    assert_eq!(net.replica(1).stats().snapshots_sent, 1);
+    assert!(net.replica(2).stable_clock().is_empty());
+    net.deliver(0, 2, late);
+    assert_eq!(net.tags(2, "k"), none(), "the late delta brought x back");
+    net.replica_mut(1).add_member(node(2));
+    net.settle(3);
+    assert!(net.converged());
+    assert_eq!(net.tags(0, "k"), none());
+}
+
 /// A member removed while it is down (so that collection can go on without it), then restarted
 /// and re-added by everyone: it held an element the others removed and collected meanwhile.
 #[test]

@@ -5,7 +5,8 @@ use proptest::prelude::*;
 use rhizo_algebra::AlgebraicValue;
 
 use super::{build_tx, incr, node, schema};
-use crate::{Message, Record, Replica, ReplicaConfig};
+use crate::wire::{decode_record, encode_record, encoded_record_len};
+use crate::{LocalCommitError, Message, Record, Replica, ReplicaConfig};
 
 fn lone(snapshot_every: usize) -> ReplicaConfig {
     ReplicaConfig {
@@ -50,6 +51,22 @@ fn a_recovered_replica_hands_back_nothing_it_read_from_its_log() {
         AlgebraicValue::Integer(122)
     );
     assert_eq!(last.clock().get(node(0)), 3);
+}
+
+/// A snapshot whose stable point is ahead of its clock is refused where it stands: a replica
+/// must not have collected what it has not delivered.
+#[test]
+fn a_snapshot_whose_stable_point_is_ahead_of_its_clock_is_refused() {
+    let mut replica = Replica::new(node(0), schema(), lone(4096));
+    replica.commit(incr("r", 1)).unwrap();
+    let mut snapshot = replica.snapshot();
+    snapshot.stable = snapshot.clock.clone().with_node(node(1), 1);
+    let records = vec![Record::Snapshot(Box::new(snapshot))];
+    let err = Replica::recover(node(0), schema(), lone(4096), records).unwrap_err();
+    assert!(
+        matches!(err, LocalCommitError::Recovery { index: 0, .. }),
+        "{err:?}"
+    );
 }
 
 /// What the replica under test, or its peer, does next.
@@ -112,6 +129,15 @@ impl World {
     /// kinds are returned), messages are returned in flight.
     fn drain(&mut self) -> (Vec<&'static str>, Vec<(bool, Message)>) {
         let ready = self.replica.take_ready();
+        for record in &ready.records {
+            let bytes = encode_record(record);
+            assert_eq!(encoded_record_len(record), bytes.len());
+            assert_eq!(
+                &decode_record(&bytes).unwrap(),
+                record,
+                "a record round-trips"
+            );
+        }
         let kinds = ready.records.iter().map(kind).collect();
         self.log.extend(ready.records);
         let mut in_flight: Vec<(bool, Message)> =
