@@ -379,7 +379,10 @@ impl Replica {
         self.members.iter().copied()
     }
 
-    /// What every member has delivered, as far as this replica knows.
+    /// The causally stable point: what every member had delivered, as far as this replica knew
+    /// when it last computed it. Tombstones and index entries at or below it are collected. It
+    /// never moves back, not over a restart and not when a member is added (a member that lacks
+    /// part of it is sent a whole state).
     pub fn stable_clock(&self) -> &VectorClock {
         &self.stable
     }
