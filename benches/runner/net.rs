@@ -126,10 +126,12 @@ fn converged(cluster: &Cluster, total: i64, keys: u64) -> bool {
         return false;
     }
     let sum: i64 = (0..keys)
-        .map(|k| match cluster.handles[0].read("counters", &format!("k{k}"), "value") {
-            Ok(AlgebraicValue::Integer(v)) => v,
-            _ => 0,
-        })
+        .map(
+            |k| match cluster.handles[0].read("counters", &format!("k{k}"), "value") {
+                Ok(AlgebraicValue::Integer(v)) => v,
+                _ => 0,
+            },
+        )
         .sum();
     sum == total
 }
@@ -159,7 +161,9 @@ fn cf_throughput(cluster: &Cluster, per_node: u64) -> Result<(f64, bool, f64, f6
             })
             .collect();
         for client in clients {
-            client.join().map_err(|_| "a client panicked".to_owned())??;
+            client
+                .join()
+                .map_err(|_| "a client panicked".to_owned())??;
         }
         Ok(())
     })?;
@@ -195,7 +199,11 @@ fn visibility_lag(cluster: &Cluster, samples: usize) -> Result<Vec<f64>, String>
         tx.commit().map_err(|e| e.to_string())?;
         let wanted = AlgebraicValue::Integer(i as i64 + 1);
         loop {
-            if to.read("counters", "probe", "value").map_err(|e| e.to_string())? == wanted {
+            if to
+                .read("counters", "probe", "value")
+                .map_err(|e| e.to_string())?
+                == wanted
+            {
                 break;
             }
             if started.elapsed() > Duration::from_secs(10) {
@@ -242,7 +250,11 @@ fn raft_path(
             .collect();
         let mut all = Vec::new();
         for worker in workers {
-            all.extend(worker.join().map_err(|_| "a client panicked".to_owned())??);
+            all.extend(
+                worker
+                    .join()
+                    .map_err(|_| "a client panicked".to_owned())??,
+            );
         }
         Ok(all)
     })?;
@@ -284,7 +296,11 @@ pub(crate) fn net_rows(quick: bool) -> Result<Vec<NetRow>, String> {
     // acknowledgement.
     let cluster = start(SyncPolicy::EveryCommit)?;
     for clients in [1usize, 16] {
-        let per_client = if quick { 200 / clients.min(4) } else { 2_000 / clients.min(8) };
+        let per_client = if quick {
+            200 / clients.min(4)
+        } else {
+            2_000 / clients.min(8)
+        };
         let (latencies, seconds) = raft_path(&cluster, clients, per_client)?;
         rows.push(NetRow {
             path: "raft".into(),

@@ -253,7 +253,10 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
             s,
             "| path | sync | clients | keys | ops | ops/s | p50 | p99 | measured | bytes/op | frames/op | converged |"
         );
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|");
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+        );
         for row in &r.net {
             let _ = writeln!(
                 s,
