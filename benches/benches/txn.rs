@@ -109,9 +109,37 @@ fn bench_in_memory(c: &mut Criterion) {
     group.finish();
 }
 
+/// A one-increment coordination-free commit on a bare engine and through a networked node's
+/// handle (a one-member cluster, log in memory, synced by nothing): the handle's own cost is
+/// its lock and bookkeeping — the commit waits for no network and crosses no channel.
+fn bench_node_handle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("txn_node");
+    group.throughput(Throughput::Elements(1));
+    let mut engine =
+        Engine::open_in_memory_log(rhizo_txn::MemStorage::new(), config(SyncPolicy::None))
+            .expect("opens");
+    group.bench_function("engine_commit_1op", |b| b.iter(|| commit_one(&mut engine)));
+    let me = NodeId::numbered(0);
+    let members = std::collections::BTreeMap::from([(me, "127.0.0.1:0".to_owned())]);
+    let node_config =
+        rhizo_net::NodeConfig::new(me, "bench", members, rhizo_net::Security::Insecure)
+            .with_schema(schema())
+            .with_sync(SyncPolicy::None);
+    let node = rhizo_net::Node::start(node_config).expect("starts");
+    group.bench_function("node_handle_commit_1op", |b| {
+        b.iter(|| {
+            let mut tx = node.transaction(TransactionMode::CoordinationFree);
+            tx.increment("counters", "page_views", "value", 1);
+            tx.commit().expect("commits")
+        })
+    });
+    group.finish();
+    node.shutdown().expect("stops");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench_durable, bench_in_memory
+    targets = bench_durable, bench_in_memory, bench_node_handle
 }
 criterion_main!(benches);

@@ -8,6 +8,7 @@
 //! ```text
 //! rhizo-bench [--quick] [--no-python] [--out DIR]
 //! rhizo-bench child-throughput NODES OPS_PER_NODE SEED   (one throughput row as JSON)
+//! rhizo-bench net [--quick]                               (the networked rows alone, as JSON)
 //! ```
 
 mod net;
@@ -53,6 +54,23 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child-throughput") {
         return child_throughput(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("net") {
+        // The networked rows alone, as JSON: for working on the network path.
+        let quick = args.iter().any(|a| a == "--quick");
+        return match net::net_rows(quick) {
+            Ok(rows) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("rows encode")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("rhizo-bench net: {error}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let options = match parse(&args) {
         Ok(options) => options,

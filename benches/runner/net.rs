@@ -116,29 +116,41 @@ fn wire(cluster: &Cluster) -> (u64, u64) {
     (frames, bytes)
 }
 
-fn converged(cluster: &Cluster, total: i64, keys: u64) -> bool {
-    let prints: Vec<u64> = cluster
+/// Whether every node holds every update: equal clocks say the nodes hold the same updates (and
+/// so the same state), which is cheap to ask while they run; the total and the fingerprints are
+/// checked once the clocks agree.
+fn converged(cluster: &Cluster, prefix: &str, total: i64, keys: u64) -> bool {
+    let clocks: Vec<rhizo_clock::VectorClock> = cluster
         .handles
         .iter()
-        .map(|h| h.with_engine(rhizo_txn::Engine::fingerprint))
+        .map(|h| h.with_engine(|e| e.clock().clone()))
         .collect();
-    if prints.windows(2).any(|w| w[0] != w[1]) {
+    if clocks.windows(2).any(|w| w[0] != w[1]) {
         return false;
     }
     let sum: i64 = (0..keys)
         .map(
-            |k| match cluster.handles[0].read("counters", &format!("k{k}"), "value") {
+            |k| match cluster.handles[0].read("counters", &format!("{prefix}{k}"), "value") {
                 Ok(AlgebraicValue::Integer(v)) => v,
                 _ => 0,
             },
         )
         .sum();
-    sum == total
+    let prints: Vec<u64> = cluster
+        .handles
+        .iter()
+        .map(|h| h.with_engine(rhizo_txn::Engine::fingerprint))
+        .collect();
+    sum == total && prints.windows(2).all(|w| w[0] == w[1])
 }
 
-/// One client per node commits `per_node` increments; returns (seconds to converge, whether it
-/// did, frames and bytes written per operation).
-fn cf_throughput(cluster: &Cluster, per_node: u64) -> Result<(f64, bool, f64, f64), String> {
+/// One client per node commits `per_node` increments on the keys `<prefix>0..`; returns
+/// (seconds to converge, whether it did, frames and bytes written per operation).
+fn cf_throughput(
+    cluster: &Cluster,
+    prefix: &str,
+    per_node: u64,
+) -> Result<(f64, bool, f64, f64), String> {
     let (frames_before, bytes_before) = wire(cluster);
     let started = Instant::now();
     std::thread::scope(|scope| -> Result<(), String> {
@@ -152,7 +164,7 @@ fn cf_throughput(cluster: &Cluster, per_node: u64) -> Result<(f64, bool, f64, f6
                     let mut key = (n as u64 * 3_301) % KEYS;
                     for _ in 0..per_node {
                         let mut tx = handle.transaction(TransactionMode::CoordinationFree);
-                        tx.increment("counters", &format!("k{key}"), "value", 1);
+                        tx.increment("counters", &format!("{prefix}{key}"), "value", 1);
                         tx.commit().map_err(|e| e.to_string())?;
                         key = (key + 7_919) % KEYS;
                     }
@@ -171,11 +183,11 @@ fn cf_throughput(cluster: &Cluster, per_node: u64) -> Result<(f64, bool, f64, f6
     let deadline = started + Duration::from_secs(120);
     let mut done = false;
     while Instant::now() < deadline {
-        if converged(cluster, total, KEYS) {
+        if converged(cluster, prefix, total, KEYS) {
             done = true;
             break;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let seconds = started.elapsed().as_secs_f64();
     let (frames, bytes) = wire(cluster);
@@ -273,8 +285,8 @@ pub(crate) fn net_rows(quick: bool) -> Result<Vec<NetRow>, String> {
     let cluster = start(sync)?;
     let per_node = if quick { 50_000 } else { 500_000 };
     // A first, shorter pass warms the page cache and allocator, as criterion's warm-up does.
-    cf_throughput(&cluster, per_node / 10)?;
-    let (seconds, converged, frames_per_op, bytes_per_op) = cf_throughput(&cluster, per_node)?;
+    cf_throughput(&cluster, "warm", per_node / 10)?;
+    let (seconds, converged, frames_per_op, bytes_per_op) = cf_throughput(&cluster, "k", per_node)?;
     let lags = visibility_lag(&cluster, if quick { 60 } else { 400 })?;
     let mut rows = vec![NetRow {
         path: "coordination_free".into(),

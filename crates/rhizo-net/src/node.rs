@@ -57,7 +57,8 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Node `node` of a cluster whose members (this one included) listen at `members`, with
     /// every default: the Raft backend when there are several members, sync on every commit,
-    /// a 10 ms tick and anti-entropy interval, fanout 2, a 5 s commit timeout, data in memory.
+    /// a 10 ms tick and anti-entropy interval, fanout 1 (an exchange is push-pull: one peer a
+    /// round already moves news both ways), a 5 s commit timeout, data in memory.
     pub fn new(
         node: NodeId,
         cluster_id: impl Into<String>,
@@ -80,7 +81,7 @@ impl NodeConfig {
             transport,
             tick: Duration::from_millis(10),
             sync_interval: Duration::from_millis(10),
-            fanout: 2,
+            fanout: 1,
             commit_timeout: Duration::from_secs(5),
         }
     }
@@ -395,14 +396,21 @@ impl NodeHandle {
     /// leader is known it retries, up to the commit timeout). Must not be called on the node's
     /// own runtime (it blocks); async callers use [`NodeHandle::commit_async`].
     pub fn commit(&self, mode: TransactionMode, tx: AlgebraicTransaction) -> Result<CommitOutcome> {
+        if mode == TransactionMode::CoordinationFree {
+            // The fast path: decided under the lock, nothing to wait for, nothing to retry.
+            return match self.submit(mode, tx, Wait::Thread)? {
+                Decision::Now(outcome) => Ok(outcome),
+                _ => unreachable!("a coordination-free commit is decided at once"),
+            };
+        }
         let deadline = std::time::Instant::now() + self.shared.config.commit_timeout;
         loop {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-            match self.submit(mode, tx.clone(), Waiter::Thread(sender))? {
+            match self.submit(mode, tx.clone(), Wait::Thread)? {
                 Decision::Now(outcome) => return Ok(outcome),
-                Decision::Later(id) => {
+                Decision::Later(id, Waiting::Thread(receiver)) => {
                     return wait_blocking(id, &receiver, self.shared.config.commit_timeout);
                 }
+                Decision::Later(_, Waiting::Task(_)) => unreachable!("asked for a thread's wait"),
                 Decision::NoLeader if std::time::Instant::now() < deadline => {
                     std::thread::sleep(self.shared.config.tick);
                 }
@@ -420,10 +428,10 @@ impl NodeHandle {
         let timeout = self.shared.config.commit_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let (sender, receiver) = oneshot::channel();
-            match self.submit(mode, tx.clone(), Waiter::Task(sender))? {
+            match self.submit(mode, tx.clone(), Wait::Task)? {
                 Decision::Now(outcome) => return Ok(outcome),
-                Decision::Later(id) => {
+                Decision::Later(_, Waiting::Thread(_)) => unreachable!("asked for a task's wait"),
+                Decision::Later(id, Waiting::Task(receiver)) => {
                     return match tokio::time::timeout(timeout, receiver).await {
                         Ok(Ok(outcome)) => outcome.map_err(NetError::from),
                         Ok(Err(_)) => Err(NetError::ShutDown),
@@ -444,7 +452,7 @@ impl NodeHandle {
         &self,
         mode: TransactionMode,
         tx: AlgebraicTransaction,
-        waiter: Waiter,
+        wait: Wait,
     ) -> Result<Decision> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(NetError::ShutDown);
@@ -453,8 +461,9 @@ impl NodeHandle {
         let decision = match engine.submit(mode, tx) {
             Ok(Submission::Committed(outcome)) => Decision::Now(outcome),
             Ok(Submission::Pending(id)) => {
+                let (waiter, waiting) = wait.channel();
                 self.shared.waiters().insert(id, waiter);
-                Decision::Later(id)
+                Decision::Later(id, waiting)
             }
             Err(TxnError::NoLeader) => Decision::NoLeader,
             Err(err) => return Err(err.into()),
@@ -568,8 +577,36 @@ impl NodeHandle {
 enum Decision {
     Now(CommitOutcome),
     /// Proposed: the outcome comes to the waiter registered for this id.
-    Later(ProposalId),
+    Later(ProposalId, Waiting),
     NoLeader,
+}
+
+/// How the caller will wait for a proposal's outcome (its channel is made only if it must).
+#[derive(Clone, Copy)]
+enum Wait {
+    Thread,
+    Task,
+}
+
+/// The receiving end of a [`Waiter`].
+enum Waiting {
+    Thread(std::sync::mpsc::Receiver<Decided>),
+    Task(oneshot::Receiver<Decided>),
+}
+
+impl Wait {
+    fn channel(self) -> (Waiter, Waiting) {
+        match self {
+            Self::Thread => {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+                (Waiter::Thread(sender), Waiting::Thread(receiver))
+            }
+            Self::Task => {
+                let (sender, receiver) = oneshot::channel();
+                (Waiter::Task(sender), Waiting::Task(receiver))
+            }
+        }
+    }
 }
 
 /// Waits (blocking this thread) for a pending proposal's outcome.

@@ -227,7 +227,10 @@ impl Engine {
         raft: RaftConfig,
     ) -> Result<Self> {
         let opened = FileRaftLog::open(storage)?;
-        let mut log = opened.log.with_sync(config.sync != SyncPolicy::None);
+        let mut log = opened
+            .log
+            .with_sync(config.sync != SyncPolicy::None)
+            .with_replica_sync(config.sync == SyncPolicy::EveryCommit);
         let schema = match opened.owner {
             Some((node, _)) if node != config.node_id => {
                 return Err(TxnError::WrongNode {
@@ -465,7 +468,7 @@ impl Engine {
             Core::Single { .. } => self.persist(None)?,
             Core::Raft(_) => {
                 self.pump()?;
-                self.config.sync != SyncPolicy::None
+                self.config.sync == SyncPolicy::EveryCommit
             }
         };
         Ok(CommitOutcome {
@@ -706,10 +709,12 @@ impl Engine {
     /// Whether a commit is durable (it survives a power loss).
     pub fn is_durable(&self, outcome: &CommitOutcome) -> bool {
         let log = match &self.core {
-            // The Raft node persists everything before it answers, synced unless the policy
-            // is `None`; then only a sync since makes it durable.
+            // The Raft node persists everything before it answers, synced at once under
+            // `EveryCommit` (and for its own records under `Group`); otherwise a commit is durable
+            // once the log was synced since.
             Core::Raft(node) => {
-                return self.config.sync != SyncPolicy::None || !node.durable_log().is_dirty();
+                return self.config.sync == SyncPolicy::EveryCommit
+                    || !node.durable_log().is_dirty();
             }
             Core::Single { log: None, .. } => return false,
             Core::Single { log: Some(log), .. } => log,
@@ -824,7 +829,16 @@ impl Engine {
         match &mut self.core {
             Core::Raft(node) => {
                 node.tick();
-                self.pump()
+                self.pump()?;
+                // A Raft member's group commit waits at most one tick.
+                if let (SyncPolicy::Group { .. }, Core::Raft(node)) =
+                    (self.config.sync, &mut self.core)
+                    && node.durable_log().is_dirty()
+                {
+                    let synced = node.durable_log_mut().sync().map_err(TxnError::from_raft);
+                    self.note_io(synced)?;
+                }
+                Ok(())
             }
             Core::Single { log: Some(log), .. } => {
                 log.flush_due_group(!self.config.background_flush)

@@ -27,6 +27,9 @@ use crate::{Result, TxnError};
 pub struct FileRaftLog {
     writer: LogWriter,
     sync: bool,
+    /// Whether records of the replica alone (coordination-free commits, merges) are synced at
+    /// once too, or may wait for the next sync (a group commit).
+    sync_replica: bool,
     meta: Option<RaftMeta>,
     /// The newest hard state and incarnation: what a snapshot does not supersede.
     hard_state: Option<RaftRecord>,
@@ -106,6 +109,7 @@ impl FileRaftLog {
             log: Self {
                 writer,
                 sync: true,
+                sync_replica: true,
                 meta,
                 hard_state,
                 incarnation,
@@ -121,6 +125,17 @@ impl FileRaftLog {
     #[must_use]
     pub fn with_sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self.sync_replica = sync;
+        self
+    }
+
+    /// Whether a batch holding only the replica's records (coordination-free commits and
+    /// merges) is synced at once (the default) or left for the next sync — a group commit.
+    /// Raft's own records (hard state, entries, snapshots) are always synced before `persist`
+    /// returns (unless syncing is off): Raft counts them as persisted from then on.
+    #[must_use]
+    pub fn with_replica_sync(mut self, sync_replica: bool) -> Self {
+        self.sync_replica = sync_replica && self.sync;
         self
     }
 
@@ -229,7 +244,13 @@ impl DurableRaftLog for FileRaftLog {
                 for record in &records {
                     self.writer.frames().push_raft(record);
                 }
-                if self.sync {
+                let replica_only = records.iter().all(|r| matches!(r, RaftRecord::Replica(_)));
+                let sync = if replica_only {
+                    self.sync_replica
+                } else {
+                    self.sync
+                };
+                if sync {
                     self.writer.sync()
                 } else {
                     self.writer.write_out()
