@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Debug;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -71,7 +72,10 @@ pub struct SimulatedCluster<N: SimulatedNode> {
     config: NetConfig,
     directory: Directory,
     slots: Vec<NodeSlot<N>>,
-    spawn: Spawn<N>,
+    /// Behind a mutex only so that the cluster is `Sync` when its nodes are (a Python class
+    /// must be) without asking the spawn function to be: it is called through `&mut self`, so
+    /// the lock is never taken (`get_mut`).
+    spawn: Mutex<Spawn<N>>,
     queue: BinaryHeap<Reverse<(u64, u64, u64)>>,
     next_seq: u64,
     now: u64,
@@ -117,7 +121,7 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             config,
             directory,
             slots,
-            spawn,
+            spawn: Mutex::new(spawn),
             queue: BinaryHeap::new(),
             next_seq: 0,
             now: 0,
@@ -658,7 +662,8 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             return Err(SimError::NodeNotCrashed { node: id });
         }
         let durable = slot.durable.take();
-        slot.node = Some((self.spawn)(id, durable));
+        let spawn = self.spawn.get_mut().unwrap_or_else(PoisonError::into_inner);
+        slot.node = Some(spawn(id, durable));
         slot.idle = true;
         self.stats.restarts += 1;
         self.trace
