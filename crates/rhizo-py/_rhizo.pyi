@@ -21,7 +21,7 @@ import os
 import pathlib
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Literal, final
+from typing import Any, ClassVar, Literal, SupportsFloat, SupportsIndex, final
 
 from typing_extensions import Self, TypeAlias
 
@@ -103,8 +103,19 @@ _Value: TypeAlias = (
     | frozenset[int]
     | None
 )
+# Numbers that are not int or float are accepted through their protocols: anything with
+# __index__ is an integer (numpy.int64), anything with __float__ a float (numpy.float32), and a
+# zero-dimensional array scalar (numpy.bool_, any numpy scalar) is read through its item().
+# An integer outside the 64-bit range raises ValueOverflowError naming the cell.
 _ValueInput: TypeAlias = (
-    _Value | list[str] | list[int] | tuple[str, ...] | tuple[int, ...] | PyAlgebraicValue
+    _Value
+    | list[str]
+    | list[int]
+    | tuple[str, ...]
+    | tuple[int, ...]
+    | PyAlgebraicValue
+    | SupportsIndex
+    | SupportsFloat
 )
 _NodeLike: TypeAlias = PyNodeId | str
 _NodeRefLike: TypeAlias = int | PyNodeId | str
@@ -112,7 +123,11 @@ _Key: TypeAlias = tuple[str, str, str]
 _MergeTypeLike: TypeAlias = PyMergeType | str
 _ValueTypeLike: TypeAlias = PyValueType | str
 _OpTypeLike: TypeAlias = PyOpType | str
-_Elements: TypeAlias = str | Iterable[str]
+# Set verbs take one element (str or integer), an iterable of all-str or all-integer elements,
+# or a PyAlgebraicValue holding a set: string-set and int-set columns alike.
+_Elements: TypeAlias = (
+    str | SupportsIndex | Iterable[str] | Iterable[SupportsIndex] | PyAlgebraicValue
+)
 
 # ---------------------------------------------------------------------------------- errors
 
@@ -122,6 +137,13 @@ class RhizoError(Exception):
     node: str | None
     errors: list[tuple[_Key, RhizoError]]
     operations: list[tuple[_Key, str]]
+    # Whether a new transaction doing the same work may succeed: a read conflict, no Raft
+    # leader yet, an outcome not known yet (read first: that one may still commit).
+    retryable: bool
+    # A stopped commit_batch: transactions committed before the refused one, and the index of
+    # its first operation (resume with operations[failed_at:]). None on other errors.
+    committed: int | None
+    failed_at: int | None
 
 class InvalidNodeIdError(RhizoError, ValueError): ...
 class InvalidDotError(RhizoError, ValueError): ...
@@ -541,6 +563,12 @@ class PyCommitOutcome:
     @property
     def path(self) -> Literal["local", "consensus"]: ...
 
+# PyEngine, PyEngineCluster, SimulatedCluster and PySimulatedCluster may be used and dropped on
+# any thread. Every engine and engine-cluster call releases the GIL while it waits (commits,
+# reads, batches, flush, poll, compact, open, close, runs), so other threads run meanwhile.
+# Long simulator runs (run_for, run_until_quiescent, run_until_converged) look for Ctrl-C
+# between bounded chunks of events and raise KeyboardInterrupt, leaving the cluster usable.
+
 @final
 class PyEngine:
     def __new__(
@@ -594,6 +622,10 @@ class PyEngine:
         _tb: TracebackType | None = None,
     ) -> bool: ...
 
+# A transaction commits once. As a context manager it commits on normal exit (raising the
+# commit's error), aborts on an exception, and commits nothing for a block that added no
+# operation. After a failed commit, state == "failed", retryable says whether a new transaction
+# doing the same work may succeed, and commit() raises TransactionFinishedError.
 @final
 class PyTransaction:
     def increment(
@@ -605,6 +637,8 @@ class PyTransaction:
     def min(self, table: str, row: str, column: str, value: _ValueInput) -> Self: ...
     def add_to_set(self, table: str, row: str, column: str, element: _Elements) -> Self: ...
     def remove_from_set(self, table: str, row: str, column: str, element: _Elements) -> Self: ...
+    def union(self, table: str, row: str, column: str, elements: _Elements) -> Self: ...
+    def intersect(self, table: str, row: str, column: str, elements: _Elements) -> Self: ...
     def put(self, table: str, row: str, column: str, value: _ValueInput) -> Self: ...
     def compare_and_set(
         self, table: str, row: str, column: str, expected: _ValueInput, new: _ValueInput
@@ -616,8 +650,12 @@ class PyTransaction:
     def mode(self) -> str: ...
     @property
     def outcome(self) -> PyCommitOutcome | None: ...
+    # "failed": commit() raised (see retryable); "empty": a with block that added nothing
+    # closed without committing or raising.
     @property
-    def state(self) -> Literal["open", "committed", "aborted"]: ...
+    def state(self) -> Literal["open", "committed", "aborted", "failed", "empty"]: ...
+    @property
+    def retryable(self) -> bool: ...
     def __len__(self) -> int: ...
     def __enter__(self) -> Self: ...
     def __exit__(

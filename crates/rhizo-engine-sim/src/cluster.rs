@@ -37,10 +37,9 @@
 //! );
 //! ```
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rhizo_algebra::{AlgebraicValue, Schema};
@@ -136,6 +135,13 @@ struct Shared {
     opened: VecDeque<(Engine, PowerSwitch)>,
 }
 
+/// The reports of the nodes. The cluster runs its simulation on one thread at a time (it is
+/// `Send`, so that a Python object holding it may move between threads), so the lock is never
+/// contended.
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The simulator's view of an engine: messages are the engine's encoded bytes, and what
 /// survives a crash is what its engine made durable in its data directory (a crash is a power
 /// loss: unsynced bytes are gone, and the dying engine writes nothing more).
@@ -146,7 +152,7 @@ pub struct EngineNode {
     dir: PathBuf,
     ticks: u32,
     anti_entropy_every: u32,
-    shared: Rc<RefCell<Shared>>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 impl EngineNode {
@@ -157,8 +163,7 @@ impl EngineNode {
 
     fn fault(&self, what: &str, err: &TxnError) {
         let node = self.engine.node_id();
-        self.shared
-            .borrow_mut()
+        lock(&self.shared)
             .faults
             .push((node, format!("{what}: {err}")));
     }
@@ -166,7 +171,7 @@ impl EngineNode {
     /// Hands the engine's decided proposals to the cluster and its messages to the network.
     fn after(&mut self, ctx: &mut NodeCtx<'_, Vec<u8>>) {
         let outcomes = self.engine.take_outcomes();
-        self.shared.borrow_mut().outcomes.extend(outcomes);
+        lock(&self.shared).outcomes.extend(outcomes);
         match self.engine.outgoing() {
             Ok(messages) => {
                 for (to, bytes) in messages {
@@ -280,7 +285,7 @@ fn settled(sim: &SimulatedCluster<EngineNode>) -> bool {
 pub struct EngineCluster {
     // Declared before `_temp` so that the engines close before their directories go.
     sim: SimulatedCluster<EngineNode>,
-    shared: Rc<RefCell<Shared>>,
+    shared: Arc<Mutex<Shared>>,
     /// Each node's engine configuration, for reopening it at a restart.
     configs: Vec<EngineConfig>,
     /// Proposals submitted through the cluster whose outcome has not arrived.
@@ -340,17 +345,16 @@ impl EngineCluster {
                     .with_sync(config.sync)
             })
             .collect();
-        let shared = Rc::new(RefCell::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared::default()));
         for config in &configs {
             let opened = open_powered(&root.join(config.node_id.to_string()), config)?;
-            shared.borrow_mut().opened.push_back(opened);
+            lock(&shared).opened.push_back(opened);
         }
-        let spawn_shared = Rc::clone(&shared);
+        let spawn_shared = Arc::clone(&shared);
         let spawn_root = root.clone();
         let anti_entropy_every = config.anti_entropy_every;
         let built = builder.build(move |id: NodeId, durable: Option<PathBuf>| {
-            let (engine, power) = spawn_shared
-                .borrow_mut()
+            let (engine, power) = lock(&spawn_shared)
                 .opened
                 .pop_front()
                 .expect("the cluster opens every engine before the simulator spawns its node");
@@ -360,13 +364,13 @@ impl EngineCluster {
                 dir: durable.unwrap_or_else(|| spawn_root.join(id.to_string())),
                 ticks: 0,
                 anti_entropy_every,
-                shared: Rc::clone(&spawn_shared),
+                shared: Arc::clone(&spawn_shared),
             }
         });
         let sim = match built {
             Ok(sim) => sim,
             Err(err) => {
-                shared.borrow_mut().opened.clear();
+                lock(&shared).opened.clear();
                 return Err(err.into());
             }
         };
@@ -478,12 +482,12 @@ impl EngineCluster {
             match self.submit_with(node, &mut submit) {
                 Ok(Submission::Committed(outcome)) => return Ok(outcome),
                 Ok(Submission::Pending(id)) => {
-                    let shared = Rc::clone(&self.shared);
+                    let shared = Arc::clone(&self.shared);
                     let left = deadline.saturating_since(self.sim.now());
                     // A deadline leaves the proposal pending: reported below.
                     let _ = self
                         .sim
-                        .run_until(left, |_| shared.borrow().outcomes.contains_key(&id));
+                        .run_until(left, |_| lock(&shared).outcomes.contains_key(&id));
                     let outcome = self
                         .take_outcome(id)
                         .unwrap_or(Err(TxnError::Undecided { proposal: id }));
@@ -505,14 +509,14 @@ impl EngineCluster {
     /// A proposal whose node crashed before its outcome arrived is answered with
     /// [`RaftError::Interrupted`]: it may or may not have committed.
     pub fn take_outcome(&mut self, id: ProposalId) -> Option<rhizo_txn::Result<CommitOutcome>> {
-        let outcome = self.shared.borrow_mut().outcomes.remove(&id)?;
+        let outcome = lock(&self.shared).outcomes.remove(&id)?;
         self.pending.remove(&id);
         Some(outcome)
     }
 
     /// Every decided outcome not taken yet.
     pub fn take_outcomes(&mut self) -> Vec<(ProposalId, rhizo_txn::Result<CommitOutcome>)> {
-        let outcomes = std::mem::take(&mut self.shared.borrow_mut().outcomes);
+        let outcomes = std::mem::take(&mut lock(&self.shared).outcomes);
         for id in outcomes.keys() {
             self.pending.remove(id);
         }
@@ -593,7 +597,7 @@ impl EngineCluster {
             .filter(|p| p.node == id)
             .copied()
             .collect();
-        let mut shared = self.shared.borrow_mut();
+        let mut shared = lock(&self.shared);
         for proposal in lost {
             self.pending.remove(&proposal);
             shared
@@ -613,9 +617,9 @@ impl EngineCluster {
             return Err(SimError::NodeNotCrashed { node: id }.into());
         };
         let opened = open_powered(&dir, &self.configs[index])?;
-        self.shared.borrow_mut().opened.push_back(opened);
+        lock(&self.shared).opened.push_back(opened);
         let restarted = self.sim.restart(index);
-        self.shared.borrow_mut().opened.clear();
+        lock(&self.shared).opened.clear();
         Ok(restarted?)
     }
 
@@ -636,11 +640,31 @@ impl EngineCluster {
         self.sim.run_for(span);
     }
 
+    /// [`EngineCluster::run_for`] up to the instant `until`, processing at most `max_events`
+    /// events: `true` once `until` is reached, `false` if the budget ran out first. A run cut
+    /// into budgets is the uninterrupted run (see [`SimulatedCluster::run_to`]), so a caller
+    /// can look for an interrupt between budgets.
+    pub fn run_to(&mut self, until: SimTime, max_events: usize) -> bool {
+        self.sim.run_to(until, max_events)
+    }
+
     /// Runs until nothing is in flight and every running engine is idle (under Raft: has
     /// applied everything its leader committed), for at most `max`. Returns the time when that
     /// held. Crashed or cut-off members keep the others busy: restart and heal first.
     pub fn run_until_quiescent(&mut self, max: Duration) -> Result<SimTime> {
         Ok(self.sim.run_until(max, settled)?)
+    }
+
+    /// [`EngineCluster::run_until_quiescent`] up to the instant `until`, processing at most
+    /// `max_events` events: `None` if the budget ran out first (calling it again continues the
+    /// same run).
+    pub fn run_until_quiescent_within(
+        &mut self,
+        until: SimTime,
+        max_events: usize,
+    ) -> Option<Result<SimTime>> {
+        let result = self.sim.run_until_within(until, max_events, settled)?;
+        Some(result.map_err(ClusterError::from))
     }
 
     /// Whether the cluster is settled as [`EngineCluster::run_until_quiescent`] waits for.
@@ -663,7 +687,7 @@ impl EngineCluster {
     /// Errors nodes met while handling messages and timers (empty for a healthy run), as
     /// `(node, text)`.
     pub fn faults(&self) -> Vec<(NodeId, String)> {
-        self.shared.borrow().faults.clone()
+        lock(&self.shared).faults.clone()
     }
 
     /// The current virtual time.

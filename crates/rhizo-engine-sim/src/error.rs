@@ -13,5 +13,17 @@ pub enum ClusterError {
     Simulation(#[from] SimError),
 }
 
+impl ClusterError {
+    /// Whether a new transaction doing the same work may succeed: the engine's answer
+    /// ([`TxnError::is_retryable`]); the simulator's refusals (an unknown or crashed node, a
+    /// deadline) need the caller to change something first.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Txn(err) => err.is_retryable(),
+            Self::Simulation(_) => false,
+        }
+    }
+}
+
 /// This crate's result type.
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;

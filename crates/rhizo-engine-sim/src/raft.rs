@@ -1,8 +1,7 @@
 //! Raft nodes on the deterministic simulator, with closed-loop clients and fault schedules.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
@@ -130,7 +129,7 @@ struct Client {
 pub struct RaftSimNode {
     node: RaftNode<MemRaftLog>,
     client: Client,
-    history: Rc<RefCell<RaftHistory>>,
+    history: Arc<Mutex<RaftHistory>>,
     workload: RaftWorkload,
     sync_every_ticks: u32,
     ticks: u32,
@@ -138,6 +137,12 @@ pub struct RaftSimNode {
     pub clients_on: bool,
     /// Failures the node hit (a checker reports them).
     pub errors: Vec<String>,
+}
+
+/// The history every node records into. The simulation runs on one thread at a time, so the
+/// lock is never contended.
+fn record(history: &Mutex<RaftHistory>) -> MutexGuard<'_, RaftHistory> {
+    history.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl RaftSimNode {
@@ -258,7 +263,7 @@ impl RaftSimNode {
         match self.node.submit(tx, mode) {
             Ok(Submitted::Local(_)) => {
                 // Durable at the next drain, which runs before this callback returns.
-                self.history.borrow_mut().counter_acknowledged += increment;
+                record(&self.history).counter_acknowledged += increment;
                 self.client.latencies.push(0);
             }
             Ok(Submitted::Proposed(id)) => {
@@ -272,7 +277,7 @@ impl RaftSimNode {
                     })
                 });
                 // Until an outcome arrives the increment is "unknown".
-                self.history.borrow_mut().counter_unknown += increment;
+                record(&self.history).counter_unknown += increment;
                 self.client.waiting = Some((id, Waiting::Write { op, increment }));
                 self.client.started_at = now;
             }
@@ -282,7 +287,7 @@ impl RaftSimNode {
     }
 
     fn record_op(&mut self, op: RegisterOp) -> usize {
-        let mut history = self.history.borrow_mut();
+        let mut history = record(&self.history);
         history.ops.push(op);
         history.ops.len() - 1
     }
@@ -295,7 +300,7 @@ impl RaftSimNode {
             return;
         }
         let (_, waiting) = self.client.waiting.take().expect("checked above");
-        let mut history = self.history.borrow_mut();
+        let mut history = record(&self.history);
         match (waiting, outcome) {
             (Waiting::Write { op, increment }, ClientOutcome::Committed { index, outcome, .. }) => {
                 history.counter_unknown -= increment;
@@ -354,7 +359,7 @@ impl RaftSimNode {
             };
             let id = self.node.id();
             {
-                let mut history = self.history.borrow_mut();
+                let mut history = record(&self.history);
                 if self.node.is_leader() {
                     history.note_leader(self.node.term(), id);
                 }
@@ -423,11 +428,11 @@ impl SimulatedNode for RaftSimNode {
 /// A built simulation and the history its nodes record.
 pub(crate) struct RaftSim {
     pub(crate) cluster: SimulatedCluster<RaftSimNode>,
-    pub(crate) history: Rc<RefCell<RaftHistory>>,
+    pub(crate) history: Arc<Mutex<RaftHistory>>,
 }
 
 pub(crate) fn build(config: &RaftSimConfig, seed: u64) -> Result<RaftSim, String> {
-    let history = Rc::new(RefCell::new(RaftHistory::default()));
+    let history = Arc::new(Mutex::new(RaftHistory::default()));
     let mut builder = SimulationBuilder::new();
     builder
         .nodes(config.nodes)
@@ -437,7 +442,7 @@ pub(crate) fn build(config: &RaftSimConfig, seed: u64) -> Result<RaftSim, String
         .loss_rate(config.loss_rate)
         .sync_interval(Some(config.tick));
     let members: Vec<NodeId> = (0..config.nodes as u32).map(NodeId::numbered).collect();
-    let shared = Rc::clone(&history);
+    let shared = Arc::clone(&history);
     let raft = RaftConfig {
         seed,
         ..config.raft.clone()
@@ -453,7 +458,7 @@ pub(crate) fn build(config: &RaftSimConfig, seed: u64) -> Result<RaftSim, String
             RaftSimNode {
                 node,
                 client: Client::default(),
-                history: Rc::clone(&shared),
+                history: Arc::clone(&shared),
                 workload,
                 sync_every_ticks,
                 ticks: 0,
@@ -582,7 +587,7 @@ pub fn run_raft_scenario(config: &RaftSimConfig, seed: u64) -> Result<RaftScenar
             return Err(format!("{id}: {err}"));
         }
     }
-    let history = history.borrow();
+    let history = record(&history);
     check_no_split_brain(&history).map_err(|e| format!("split brain: {e}"))?;
     let applied: Vec<(NodeId, u64)> = cluster
         .running_nodes()

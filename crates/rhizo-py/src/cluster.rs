@@ -3,11 +3,12 @@
 //! Durations cross the boundary as Python numbers of **milliseconds** of virtual time.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use rhizo_engine_sim::cluster::{ClusterConfig, EngineCluster};
-use rhizo_sim::NodeRef;
+use rhizo_sim::{NodeRef, SimTime};
 use rhizo_txn::{Backend, SyncPolicy, default_schema};
 
 use crate::algebra::PySchema;
@@ -15,7 +16,12 @@ use crate::clock::PyNodeId;
 use crate::convert::{NodeRefArg, millis, value_to_py};
 use crate::engine::{PyTransaction, Target, parse_mode};
 use crate::errors::PyResultExt;
-use crate::sim::{PyReplicaSimulationBuilder, ms, stats_dict};
+use crate::sim::{PyReplicaSimulationBuilder, ms, run_interruptibly, stats_dict};
+
+/// Events a long run processes between two looks for Ctrl-C. An engine's event may sync its
+/// log, so this keeps the wait for an interrupt short even on a slow disk, while the cost of
+/// looking (retaking the GIL) stays small against the events' own.
+const EVENTS_PER_SIGNAL_CHECK: usize = 256;
 
 /// Engines on their own data directories over a simulated network, in virtual time and
 /// reproducible from the builder's seed.
@@ -25,8 +31,40 @@ use crate::sim::{PyReplicaSimulationBuilder, ms, stats_dict};
 /// simulated network). `root` keeps the nodes' directories (`root/n0`, …; reopening a root
 /// recovers them); by default they live in a temporary directory removed with the cluster.
 /// Nodes are named by index (`0`), `PyNodeId` or name (`"n0"`).
-#[pyclass(module = "_rhizo", name = "PyEngineCluster", unsendable)]
-pub(crate) struct PyEngineCluster(pub(crate) EngineCluster);
+///
+/// It may be used and dropped on any thread. The cluster sits behind a mutex taken with the GIL
+/// released (as `PyEngine` does), so other Python threads run while it commits, runs or syncs;
+/// `run_for` and `run_until_quiescent` look for Ctrl-C between bounded chunks of events and
+/// raise `KeyboardInterrupt`, leaving the cluster usable.
+#[pyclass(module = "_rhizo", name = "PyEngineCluster", frozen)]
+pub(crate) struct PyEngineCluster(Mutex<EngineCluster>);
+
+impl PyEngineCluster {
+    /// The cluster. A panic under the lock is a bug the cluster reports on its own terms (its
+    /// engines refuse what they cannot do), so a poisoned lock is used.
+    fn lock(&self) -> MutexGuard<'_, EngineCluster> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the cluster with the GIL released.
+    pub(crate) fn with<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut EngineCluster) -> R + Send,
+    ) -> R {
+        py.detach(|| f(&mut self.lock()))
+    }
+
+    /// Runs `chunk` on the cluster until it returns `Some`, with the GIL released during each
+    /// chunk and a look for signals between chunks (a `KeyboardInterrupt` raises from here).
+    fn run_chunks<R: Send>(
+        &self,
+        py: Python<'_>,
+        mut chunk: impl FnMut(&mut EngineCluster) -> Option<R> + Send,
+    ) -> PyResult<R> {
+        run_interruptibly(py, || self.with(py, &mut chunk))
+    }
+}
 
 #[pymethods]
 impl PyEngineCluster {
@@ -34,6 +72,7 @@ impl PyEngineCluster {
     #[pyo3(signature = (builder, schema = None, *, backend = "single_node", sync = "every_commit",
         root = None))]
     fn new(
+        py: Python<'_>,
         builder: &PyReplicaSimulationBuilder,
         schema: Option<&PySchema>,
         backend: &str,
@@ -44,15 +83,20 @@ impl PyEngineCluster {
             .with_backend(Backend::named(backend).py()?)
             .with_sync(SyncPolicy::named(sync, 2, 256).py()?);
         config.root = root;
-        EngineCluster::new(&builder.0, config).py().map(Self)
+        let builder = builder.0.clone();
+        // Opening the engines reads their data directories: other threads run meanwhile.
+        py.detach(|| EngineCluster::new(&builder, config))
+            .py()
+            .map(|cluster| Self(Mutex::new(cluster)))
     }
 
     /// Node `node` (a `PyClusterNode`): its transactions, reads, crash and restart.
     fn node(slf: Bound<'_, Self>, node: NodeRefArg) -> PyResult<PyClusterNode> {
-        slf.borrow().0.is_crashed(node.0).py()?;
+        let node = node.0;
+        slf.get().with(slf.py(), |c| c.is_crashed(node)).py()?;
         Ok(PyClusterNode {
             cluster: slf.unbind(),
-            node: node.0,
+            node,
         })
     }
 
@@ -61,8 +105,9 @@ impl PyEngineCluster {
     #[pyo3(signature = (node, mode = "coordinated"))]
     fn transaction(slf: Bound<'_, Self>, node: NodeRefArg, mode: &str) -> PyResult<PyTransaction> {
         let mode = parse_mode(mode)?;
-        slf.borrow().0.is_crashed(node.0).py()?;
-        Ok(PyTransaction::new(Target::Node(slf.unbind(), node.0), mode))
+        let node = node.0;
+        slf.get().with(slf.py(), |c| c.is_crashed(node)).py()?;
+        Ok(PyTransaction::new(Target::Node(slf.unbind(), node), mode))
     }
 
     /// The value of one cell on `node` (`column` defaults to `"value"`).
@@ -75,97 +120,111 @@ impl PyEngineCluster {
         row: &str,
         column: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        value_to_py(py, &self.0.read(node.0, table, row, column).py()?)
+        let value = self.with(py, |c| c.read(node.0, table, row, column)).py()?;
+        value_to_py(py, &value)
     }
 
     /// A digest of `node`'s replicated state: equal on nodes holding the same updates.
-    fn fingerprint(&self, node: NodeRefArg) -> PyResult<u64> {
-        Ok(self.0.engine(node.0).py()?.fingerprint())
+    fn fingerprint(&self, py: Python<'_>, node: NodeRefArg) -> PyResult<u64> {
+        self.with(py, |c| c.engine(node.0).map(|e| e.fingerprint()))
+            .py()
     }
 
     /// The last coordinated log index `node` applied.
-    fn last_sequence(&self, node: NodeRefArg) -> PyResult<u64> {
-        Ok(self.0.engine(node.0).py()?.last_sequence())
+    fn last_sequence(&self, py: Python<'_>, node: NodeRefArg) -> PyResult<u64> {
+        self.with(py, |c| c.engine(node.0).map(|e| e.last_sequence()))
+            .py()
     }
 
     /// The Raft leader's index (`None` on the single-node backend or during an election).
     #[getter]
-    fn leader(&self) -> Option<usize> {
-        self.0.leader()
+    fn leader(&self, py: Python<'_>) -> Option<usize> {
+        self.with(py, |c| c.leader())
     }
 
     /// Cuts the link between `a` and `b`, both ways.
-    fn partition(&mut self, a: NodeRefArg, b: NodeRefArg) -> PyResult<()> {
-        self.0.partition(a.0, b.0).py()
+    fn partition(&self, py: Python<'_>, a: NodeRefArg, b: NodeRefArg) -> PyResult<()> {
+        self.with(py, |c| c.partition(a.0, b.0)).py()
     }
 
     /// Cuts the link from `from_` to `to` only.
-    fn partition_one_way(&mut self, from_: NodeRefArg, to: NodeRefArg) -> PyResult<()> {
-        self.0.partition_one_way(from_.0, to.0).py()
+    fn partition_one_way(&self, py: Python<'_>, from_: NodeRefArg, to: NodeRefArg) -> PyResult<()> {
+        self.with(py, |c| c.partition_one_way(from_.0, to.0)).py()
     }
 
     /// Cuts every link of `node`.
-    fn isolate(&mut self, node: NodeRefArg) -> PyResult<()> {
-        self.0.isolate(node.0).py()
+    fn isolate(&self, py: Python<'_>, node: NodeRefArg) -> PyResult<()> {
+        self.with(py, |c| c.isolate(node.0)).py()
     }
 
     /// Restores every link.
-    fn heal(&mut self) {
-        self.0.heal();
+    fn heal(&self, py: Python<'_>) {
+        self.with(py, EngineCluster::heal);
     }
 
     /// Crashes `node`: only its data directory survives.
-    fn crash(&mut self, node: NodeRefArg) -> PyResult<()> {
-        self.0.crash(node.0).py()
+    fn crash(&self, py: Python<'_>, node: NodeRefArg) -> PyResult<()> {
+        self.with(py, |c| c.crash(node.0)).py()
     }
 
     /// Restarts a crashed `node`, reopening its engine from its data directory.
-    fn restart(&mut self, node: NodeRefArg) -> PyResult<()> {
-        self.0.restart(node.0).py()
+    fn restart(&self, py: Python<'_>, node: NodeRefArg) -> PyResult<()> {
+        self.with(py, |c| c.restart(node.0)).py()
     }
 
     /// Whether `node` is crashed.
-    fn is_crashed(&self, node: NodeRefArg) -> PyResult<bool> {
-        self.0.is_crashed(node.0).py()
+    fn is_crashed(&self, py: Python<'_>, node: NodeRefArg) -> PyResult<bool> {
+        self.with(py, |c| c.is_crashed(node.0)).py()
     }
 
     /// Runs the next event; `False` if nothing is scheduled.
-    fn step(&mut self) -> bool {
-        self.0.step()
+    fn step(&self, py: Python<'_>) -> bool {
+        self.with(py, EngineCluster::step)
     }
 
-    /// Runs `ms` milliseconds of virtual time.
-    fn run_for(&mut self, ms: f64) -> PyResult<()> {
-        self.0.run_for(millis(ms)?);
-        Ok(())
+    /// Runs `ms` milliseconds of virtual time. Ctrl-C raises `KeyboardInterrupt` between
+    /// chunks of events; the cluster is then where the run stopped, and usable.
+    fn run_for(&self, py: Python<'_>, ms: f64) -> PyResult<()> {
+        let span = millis(ms)?;
+        let until = self.with(py, |c| c.now().saturating_add(span));
+        self.run_chunks(py, |c| {
+            c.run_to(until, EVENTS_PER_SIGNAL_CHECK).then_some(())
+        })
     }
 
     /// Runs until nothing is in flight and every running engine is idle (under Raft: has
     /// applied what its leader committed), for at most `max_ms`; returns the virtual time (ms)
-    /// when that held. Raises `DeadlineError` otherwise.
-    fn run_until_quiescent(&mut self, max_ms: f64) -> PyResult<f64> {
-        self.0.run_until_quiescent(millis(max_ms)?).py().map(ms)
+    /// when that held. Raises `DeadlineError` otherwise, and `KeyboardInterrupt` on Ctrl-C
+    /// (the cluster stays usable).
+    fn run_until_quiescent(&self, py: Python<'_>, max_ms: f64) -> PyResult<f64> {
+        let span = millis(max_ms)?;
+        let until: SimTime = self.with(py, |c| c.now().saturating_add(span));
+        self.run_chunks(py, |c| {
+            c.run_until_quiescent_within(until, EVENTS_PER_SIGNAL_CHECK)
+        })?
+        .py()
+        .map(ms)
     }
 
     /// Whether the cluster is settled as `run_until_quiescent` waits for.
-    fn is_quiescent(&self) -> bool {
-        self.0.is_quiescent()
+    fn is_quiescent(&self, py: Python<'_>) -> bool {
+        self.with(py, |c| c.is_quiescent())
     }
 
     /// Raises `ConvergenceError` unless every running engine holds the same state.
-    fn verify_convergence(&self) -> PyResult<()> {
-        self.0.verify_convergence().py()
+    fn verify_convergence(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, |c| c.verify_convergence()).py()
     }
 
     /// The network's counters.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, self.0.stats())
+        let stats = self.with(py, |c| c.stats().clone());
+        stats_dict(py, &stats)
     }
 
     /// Errors nodes met while handling messages and timers (empty for a healthy run).
-    fn faults(&self) -> Vec<(PyNodeId, String)> {
-        self.0
-            .faults()
+    fn faults(&self, py: Python<'_>) -> Vec<(PyNodeId, String)> {
+        self.with(py, |c| c.faults())
             .into_iter()
             .map(|(id, fault)| (PyNodeId(id), fault))
             .collect()
@@ -173,32 +232,37 @@ impl PyEngineCluster {
 
     /// The nodes, by index.
     #[getter]
-    fn node_ids(&self) -> Vec<PyNodeId> {
-        self.0.node_ids().iter().copied().map(PyNodeId).collect()
+    fn node_ids(&self, py: Python<'_>) -> Vec<PyNodeId> {
+        self.with(py, |c| c.node_ids().to_vec())
+            .into_iter()
+            .map(PyNodeId)
+            .collect()
     }
 
     /// Virtual time since the start, in milliseconds.
     #[getter]
-    fn now_ms(&self) -> f64 {
-        ms(self.0.now())
+    fn now_ms(&self, py: Python<'_>) -> f64 {
+        ms(self.with(py, |c| c.now()))
     }
 
     /// The directory holding the nodes' data directories.
     #[getter]
-    fn root(&self) -> PathBuf {
-        self.0.root().to_path_buf()
+    fn root(&self, py: Python<'_>) -> PathBuf {
+        self.with(py, |c| c.root().to_path_buf())
     }
 
-    fn __len__(&self) -> usize {
-        self.0.node_ids().len()
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.with(py, |c| c.node_ids().len())
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "PyEngineCluster({} nodes, at {})",
-            self.0.node_ids().len(),
-            self.0.now()
-        )
+    fn __repr__(&self, py: Python<'_>) -> String {
+        self.with(py, |c| {
+            format!(
+                "PyEngineCluster({} nodes, at {})",
+                c.node_ids().len(),
+                c.now()
+            )
+        })
     }
 }
 
@@ -207,6 +271,17 @@ impl PyEngineCluster {
 pub(crate) struct PyClusterNode {
     cluster: Py<PyEngineCluster>,
     node: NodeRef,
+}
+
+impl PyClusterNode {
+    fn with<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut EngineCluster, NodeRef) -> R + Send,
+    ) -> R {
+        let node = self.node;
+        self.cluster.get().with(py, |c| f(c, node))
+    }
 }
 
 #[pymethods]
@@ -232,44 +307,36 @@ impl PyClusterNode {
         column: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let value = self
-            .cluster
-            .borrow(py)
-            .0
-            .read(self.node, table, row, column)
+            .with(py, |c, node| c.read(node, table, row, column))
             .py()?;
         value_to_py(py, &value)
     }
 
     /// A digest of this node's replicated state.
     fn fingerprint(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self
-            .cluster
-            .borrow(py)
-            .0
-            .engine(self.node)
-            .py()?
-            .fingerprint())
+        self.with(py, |c, node| c.engine(node).map(|e| e.fingerprint()))
+            .py()
     }
 
     /// Crashes this node: only its data directory survives.
     fn crash(&self, py: Python<'_>) -> PyResult<()> {
-        self.cluster.borrow_mut(py).0.crash(self.node).py()
+        self.with(py, |c, node| c.crash(node)).py()
     }
 
     /// Restarts this node from its data directory.
     fn restart(&self, py: Python<'_>) -> PyResult<()> {
-        self.cluster.borrow_mut(py).0.restart(self.node).py()
+        self.with(py, |c, node| c.restart(node)).py()
     }
 
     /// Cuts every link of this node.
     fn isolate(&self, py: Python<'_>) -> PyResult<()> {
-        self.cluster.borrow_mut(py).0.isolate(self.node).py()
+        self.with(py, |c, node| c.isolate(node)).py()
     }
 
     /// Whether this node is crashed.
     #[getter]
     fn crashed(&self, py: Python<'_>) -> PyResult<bool> {
-        self.cluster.borrow(py).0.is_crashed(self.node).py()
+        self.with(py, |c, node| c.is_crashed(node)).py()
     }
 
     fn __repr__(&self) -> String {

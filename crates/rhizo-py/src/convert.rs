@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -10,12 +10,13 @@ use pyo3::types::{
 };
 use pyo3::{Borrowed, IntoPyObjectExt};
 use rhizo_algebra::{AlgebraError, AlgebraicValue, Decimal};
-use rhizo_clock::NodeId;
+use rhizo_clock::{Bounded, NodeId};
+use rhizo_commit::CellKey;
 use rhizo_sim::NodeRef;
 
 use crate::algebra::PyAlgebraicValue;
 use crate::clock::PyNodeId;
-use crate::errors::{Exc, PyResultExt, Raise};
+use crate::errors::{Exc, PyResultExt, Raise, ToRaise};
 
 static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -57,76 +58,197 @@ impl<'a, 'py> FromPyObject<'a, 'py> for NodeRefArg {
     }
 }
 
-/// A value argument: `None`, `bool`, `int`, `float`, `decimal.Decimal`, a set (or frozenset,
-/// list, tuple) of `str` or of `int`, or a `PyAlgebraicValue`.
+/// Why a Python object is not a value: a Python error as it is, or an integer outside the 64
+/// bits Rhizo's integers have — reported as `ValueOverflowError`, naming the cell when the
+/// caller knows it.
+enum Unconvertible {
+    Py(PyErr),
+    /// The integer, displayed (bounded: it may have any number of digits).
+    OutOfRange(String),
+}
+
+impl From<PyErr> for Unconvertible {
+    fn from(err: PyErr) -> Self {
+        Self::Py(err)
+    }
+}
+
+impl Unconvertible {
+    fn into_pyerr(self, cell: Option<&CellKey>) -> PyErr {
+        let text = match self {
+            Self::Py(err) => return err,
+            Self::OutOfRange(text) => text,
+        };
+        let range = format!(
+            "{} does not fit a 64-bit integer ({}..={})",
+            Bounded(&text),
+            i64::MIN,
+            i64::MAX
+        );
+        match cell {
+            Some(cell) => Raise::new(
+                Exc::ValueOverflow,
+                "IntegerOutOfRange",
+                format!("{cell}: {range}"),
+            )
+            .with_key(cell)
+            .into_pyerr(),
+            None => Raise::new(Exc::ValueOverflow, "IntegerOutOfRange", range).into_pyerr(),
+        }
+    }
+}
+
+/// A Python integer (an `int`, or anything with `__index__`, such as `numpy.int64`) as an
+/// `i64`.
+fn integer(obj: &Bound<'_, PyAny>) -> Result<i64, Unconvertible> {
+    match obj.extract::<i64>() {
+        Ok(i) => Ok(i),
+        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => {
+            Err(Unconvertible::OutOfRange(obj.str()?.to_cow()?.into_owned()))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Whether `obj` is a zero-dimensional array scalar (`numpy.int64(3)`, `numpy.bool_(True)`,
+/// a 0-d array): something with a `dtype`, `ndim == 0` and an `item()` that returns the plain
+/// Python value. Checked by those attributes, so that numpy need not be imported here.
+fn is_array_scalar(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_instance_of::<PyInt>() || obj.is_instance_of::<PyFloat>() {
+        return Ok(false);
+    }
+    Ok(obj.hasattr("dtype")?
+        && obj.hasattr("item")?
+        && obj
+            .getattr_opt("ndim")?
+            .is_some_and(|ndim| ndim.extract::<i64>().ok() == Some(0)))
+}
+
+/// The plain Python value of an array scalar (see [`is_array_scalar`]).
+fn array_scalar_item<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let item = obj.call_method0("item")?;
+    if is_array_scalar(&item)? {
+        return Err(PyTypeError::new_err(format!(
+            "{}.item() returned another array scalar",
+            obj.get_type().name()?
+        )));
+    }
+    Ok(item)
+}
+
+/// A value from a Python object: `None`, `bool`, `int`, `float`, `decimal.Decimal`, a set (or
+/// frozenset, list, tuple) of `str` or of `int`, a `PyAlgebraicValue`; also a numpy scalar
+/// (its `item()`), anything with `__index__` as an integer and anything with `__float__` as a
+/// float.
+fn value(obj: &Bound<'_, PyAny>) -> Result<AlgebraicValue, Unconvertible> {
+    let py = obj.py();
+    let value = if obj.is_none() {
+        AlgebraicValue::Null
+    } else if let Ok(v) = obj.cast::<PyAlgebraicValue>() {
+        v.get().0.clone()
+    } else if obj.is_instance_of::<PyBool>() {
+        AlgebraicValue::Boolean(obj.extract()?)
+    } else if obj.is_instance_of::<PyInt>() {
+        AlgebraicValue::Integer(integer(obj)?)
+    } else if obj.is_instance_of::<PyFloat>() {
+        AlgebraicValue::float(obj.extract()?)
+    } else if obj.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)? {
+        // Fixed-point notation: `Decimal("1E+3")` prints as "1E+3" but formats as "1000".
+        let text: String = py
+            .import("builtins")?
+            .getattr("format")?
+            .call1((obj, "f"))?
+            .extract()?;
+        AlgebraicValue::Decimal(Decimal::from_str(&text).py()?)
+    } else if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        return Err(PyTypeError::new_err(
+            "a str is not a value; for a set of strings pass a set, e.g. {\"premium\"}",
+        )
+        .into());
+    } else if obj.is_instance_of::<PySet>()
+        || obj.is_instance_of::<PyFrozenSet>()
+        || obj.is_instance_of::<pyo3::types::PyList>()
+        || obj.is_instance_of::<pyo3::types::PyTuple>()
+    {
+        set_value(obj)?
+    } else if is_array_scalar(obj)? {
+        value(&array_scalar_item(obj)?)?
+    } else if obj.hasattr("__index__")? {
+        AlgebraicValue::Integer(integer(obj)?)
+    } else if obj.hasattr("__float__")? {
+        AlgebraicValue::float(obj.extract()?)
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "cannot use a {} as a Rhizo value (expected None, bool, int, float, \
+             decimal.Decimal, a set of str or a set of int, or a number implementing \
+             __index__ or __float__)",
+            obj.get_type().name()?
+        ))
+        .into());
+    };
+    Ok(value)
+}
+
+/// A value argument (see [`value`]); an integer out of range raises `ValueOverflowError`.
 pub(crate) struct ValueArg(pub(crate) AlgebraicValue);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for ValueArg {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let py = obj.py();
-        let value = if obj.is_none() {
-            AlgebraicValue::Null
-        } else if let Ok(v) = obj.cast::<PyAlgebraicValue>() {
-            v.get().0.clone()
-        } else if obj.is_instance_of::<PyBool>() {
-            AlgebraicValue::Boolean(obj.extract()?)
-        } else if obj.is_instance_of::<PyInt>() {
-            AlgebraicValue::Integer(obj.extract()?)
-        } else if obj.is_instance_of::<PyFloat>() {
-            AlgebraicValue::float(obj.extract()?)
-        } else if obj.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)? {
-            // Fixed-point notation: `Decimal("1E+3")` prints as "1E+3" but formats as "1000".
-            let text: String = py
-                .import("builtins")?
-                .getattr("format")?
-                .call1((obj, "f"))?
-                .extract()?;
-            AlgebraicValue::Decimal(Decimal::from_str(&text).py()?)
-        } else if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
-            return Err(PyTypeError::new_err(
-                "a str is not a value; for a set of strings pass a set, e.g. {\"premium\"}",
-            ));
-        } else if obj.is_instance_of::<PySet>()
-            || obj.is_instance_of::<PyFrozenSet>()
-            || obj.is_instance_of::<pyo3::types::PyList>()
-            || obj.is_instance_of::<pyo3::types::PyTuple>()
-        {
-            set_value(obj)?
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "cannot use a {} as a Rhizo value (expected None, bool, int, float, \
-                 decimal.Decimal, a set of str or a set of int)",
-                obj.get_type().name()?
-            )));
-        };
-        Ok(Self(value))
+        value(&obj.to_owned())
+            .map(Self)
+            .map_err(|err| err.into_pyerr(None))
     }
 }
 
-/// A set value from an iterable of all-`str` or all-`int` elements (an empty one is a string set).
-fn set_value(obj: Borrowed<'_, '_, PyAny>) -> PyResult<AlgebraicValue> {
+/// The value of an operation on `cell`; an integer out of range raises `ValueOverflowError`
+/// naming the cell (its `key`).
+pub(crate) fn cell_value(obj: &Bound<'_, PyAny>, cell: &CellKey) -> PyResult<AlgebraicValue> {
+    value(obj).map_err(|err| err.into_pyerr(Some(cell)))
+}
+
+/// One set element: a `str`, or an integer (`int`, anything with `__index__`, a numpy integer).
+enum Element {
+    Text(String),
+    Integer(i64),
+}
+
+fn element(item: &Bound<'_, PyAny>) -> Result<Element, Unconvertible> {
+    if let Ok(text) = item.cast::<PyString>() {
+        return Ok(Element::Text(text.to_cow()?.into_owned()));
+    }
+    if is_array_scalar(item)? {
+        return element(&array_scalar_item(item)?);
+    }
+    if !item.is_instance_of::<PyBool>()
+        && (item.is_instance_of::<PyInt>() || item.hasattr("__index__")?)
+    {
+        return Ok(Element::Integer(integer(item)?));
+    }
+    Err(PyTypeError::new_err(format!(
+        "set elements must be str or int, got {}",
+        item.get_type().name()?
+    ))
+    .into())
+}
+
+/// A set value from an iterable of all-`str` or all-integer elements (an empty one is a
+/// string set).
+fn set_value(obj: &Bound<'_, PyAny>) -> Result<AlgebraicValue, Unconvertible> {
     let mut strings: Vec<String> = Vec::new();
     let mut ints: Vec<i64> = Vec::new();
     for item in obj.try_iter()? {
-        let item = item?;
-        if item.is_instance_of::<PyString>() {
-            strings.push(item.extract()?);
-        } else if item.is_instance_of::<PyInt>() && !item.is_instance_of::<PyBool>() {
-            ints.push(item.extract()?);
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "set elements must be str or int, got {}",
-                item.get_type().name()?
-            )));
+        match element(&item?)? {
+            Element::Text(text) => strings.push(text),
+            Element::Integer(i) => ints.push(i),
         }
         if !strings.is_empty() && !ints.is_empty() {
-            return Err(AlgebraError::MixedKinds {
+            let mixed = AlgebraError::MixedKinds {
                 first: "string",
                 other: "integer",
-            })
-            .py();
+            };
+            return Err(Unconvertible::Py(mixed.to_raise().into_pyerr()));
         }
     }
     Ok(if ints.is_empty() {
@@ -208,28 +330,62 @@ fn inferred_set(obj: Borrowed<'_, '_, PyAny>) -> PyResult<Option<AlgebraicValue>
 }
 
 /// Set elements for the set verbs (`add_to_set`, `remove_from_set`, `union`, `intersect`):
-/// one `str` or `int`, or an iterable of all-`str` or all-`int` elements — for string-set and
-/// integer-set columns alike.
+/// one `str` or integer, an iterable of all-`str` or all-integer elements, or a
+/// `PyAlgebraicValue` holding a set — for string-set and integer-set columns alike.
+fn elements(obj: &Bound<'_, PyAny>) -> Result<AlgebraicValue, Unconvertible> {
+    if let Ok(v) = obj.cast::<PyAlgebraicValue>() {
+        let held = &v.get().0;
+        if matches!(
+            held,
+            AlgebraicValue::StringSet(_) | AlgebraicValue::IntSet(_)
+        ) {
+            return Ok(held.clone());
+        }
+        return Err(PyTypeError::new_err(format!(
+            "set elements are one str or int, or an iterable of them; got a PyAlgebraicValue \
+             holding {held}"
+        ))
+        .into());
+    }
+    // An array has `__index__` too, but it is a collection of elements.
+    let iterable = obj.try_iter().is_ok();
+    let single = obj.is_instance_of::<PyString>()
+        || is_array_scalar(obj)?
+        || (!obj.is_instance_of::<PyBool>()
+            && (obj.is_instance_of::<PyInt>() || (!iterable && obj.hasattr("__index__")?)));
+    if single {
+        return Ok(match element(obj)? {
+            Element::Text(text) => AlgebraicValue::string_set([text]),
+            Element::Integer(i) => AlgebraicValue::int_set([i]),
+        });
+    }
+    if !iterable {
+        return Err(PyTypeError::new_err(format!(
+            "set elements are one str or int, or an iterable of them; got {}",
+            obj.get_type().name()?
+        ))
+        .into());
+    }
+    set_value(obj)
+}
+
+/// Set elements as an argument (see [`elements`]).
 pub(crate) struct Elements(pub(crate) AlgebraicValue);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Elements {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if let Ok(one) = obj.cast::<PyString>() {
-            return Ok(Self(AlgebraicValue::string_set([one.to_cow()?])));
-        }
-        if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
-            return Ok(Self(AlgebraicValue::int_set([obj.extract::<i64>()?])));
-        }
-        if obj.try_iter().is_err() {
-            return Err(PyTypeError::new_err(format!(
-                "set elements are one str or int, or an iterable of them; got {}",
-                obj.get_type().name()?
-            )));
-        }
-        set_value(obj).map(Self)
+        elements(&obj.to_owned())
+            .map(Self)
+            .map_err(|err| err.into_pyerr(None))
     }
+}
+
+/// The elements of a set operation on `cell` (see [`elements`]); an integer out of range
+/// raises `ValueOverflowError` naming the cell.
+pub(crate) fn cell_elements(obj: &Bound<'_, PyAny>, cell: &CellKey) -> PyResult<AlgebraicValue> {
+    elements(obj).map_err(|err| err.into_pyerr(Some(cell)))
 }
 
 /// A Rust value as a plain Python value: `None`, `bool`, `int`, `float`, `decimal.Decimal`,

@@ -2,7 +2,7 @@
 //! commit for bulk loads.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -10,6 +10,7 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 use rhizo_algebra::AlgebraicValue;
 use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey, Operation, Operations};
+use rhizo_engine_sim::ClusterError;
 use rhizo_sim::NodeRef;
 use rhizo_txn::{
     CommitOutcome, CommitPath, Engine, EngineConfig, Finished, Submission, SyncPolicy,
@@ -19,7 +20,7 @@ use rhizo_txn::{
 use crate::algebra::{MergeTypeArg, PySchema, ValueTypeArg};
 use crate::clock::{PyDot, PyNodeId, PyVectorClock};
 use crate::cluster::PyEngineCluster;
-use crate::convert::{Elements, NodeArg, ValueArg, value_to_py};
+use crate::convert::{NodeArg, cell_elements, cell_value, value_to_py};
 use crate::errors::{Exc, PyResultExt, Raise, ToRaise};
 
 // Column defaults below are written `"value"`, `rhizo_txn::DEFAULT_COLUMN`, as a literal so
@@ -35,71 +36,75 @@ pub(crate) fn parse_mode(name: &str) -> PyResult<TransactionMode> {
 
 impl ToRaise for TxnError {
     fn to_raise(self) -> Raise {
-        use TxnError as E;
-        let message = self.to_string();
-        match self {
-            E::EmptyTransaction => Raise::new(Exc::InvalidTransaction, "EmptyTransaction", message),
-            E::TransactionFinished(_) => {
-                Raise::new(Exc::TransactionFinished, "TransactionFinished", message)
-            }
-            E::InvalidOperations { errors } => {
-                crate::errors::invalid_operations("InvalidOperations", message, errors)
-            }
-            E::NotAlgebraic { operations } => {
-                crate::errors::requires_coordination("NotAlgebraic", message, operations)
-            }
-            E::Overflow { key, .. } => {
-                Raise::new(Exc::ValueOverflow, "Overflow", message).with_key(&key)
-            }
-            E::ConditionFailed { key, .. } => {
-                Raise::new(Exc::ConditionFailed, "ConditionFailed", message).with_key(&key)
-            }
-            E::UnknownMode { name } => Raise::new(
-                Exc::UnknownMode,
-                "UnknownMode",
-                format!(
-                    "unknown transaction mode {}; valid modes: {MODES}",
-                    rhizo_clock::Quoted(&name)
-                ),
-            ),
-            E::UnknownName { .. } => Raise::new(Exc::Config, "UnknownName", message),
-            E::ReadConflict { key, .. } => {
-                Raise::new(Exc::ReadConflict, "ReadConflict", message).with_key(&key)
-            }
-            E::BatchStopped {
-                committed,
-                failed_at,
-                source,
-            } => {
-                let mut raise = source.to_raise().with_batch(committed, failed_at);
-                raise.message = message;
-                raise
-            }
-            E::Schema(source) => {
-                let mut raise = source.to_raise();
-                raise.kind = "Schema";
-                raise
-            }
-            E::Config { .. } => Raise::new(Exc::Config, "Config", message),
-            E::WrongNode { .. } => Raise::new(Exc::Config, "WrongNode", message),
-            E::CoordinationFree(inner) => match *inner {
-                rhizo_txn::CoordinationFreeError::NonAlgebraic { operations } => {
-                    crate::errors::requires_coordination("NonAlgebraic", message, operations)
-                }
-                rhizo_txn::CoordinationFreeError::Replica(inner) => inner.to_raise(),
-            },
-            E::Io { .. } => Raise::new(Exc::Storage, "Io", message),
-            E::Poisoned { .. } => Raise::new(Exc::Poisoned, "Poisoned", message),
-            E::DirectoryLocked { .. } => {
-                Raise::new(Exc::DirectoryLocked, "DirectoryLocked", message)
-            }
-            E::Corrupt { .. } => Raise::new(Exc::CorruptLog, "Corrupt", message),
-            E::Recovery(_) => Raise::new(Exc::CorruptLog, "Recovery", message),
-            // These come only from the Raft backend (a cluster of engines).
-            E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
-            E::Undecided { .. } => Raise::new(Exc::Rhizo, "Undecided", message),
-            E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
+        let retryable = self.is_retryable();
+        txn_raise(self).retryable(retryable)
+    }
+}
+
+/// The class and attributes of an engine error (its `retryable` is set by the caller).
+fn txn_raise(err: TxnError) -> Raise {
+    use TxnError as E;
+    let message = err.to_string();
+    match err {
+        E::EmptyTransaction => Raise::new(Exc::InvalidTransaction, "EmptyTransaction", message),
+        E::TransactionFinished(_) => {
+            Raise::new(Exc::TransactionFinished, "TransactionFinished", message)
         }
+        E::InvalidOperations { errors } => {
+            crate::errors::invalid_operations("InvalidOperations", message, errors)
+        }
+        E::NotAlgebraic { operations } => {
+            crate::errors::requires_coordination("NotAlgebraic", message, operations)
+        }
+        E::Overflow { key, .. } => {
+            Raise::new(Exc::ValueOverflow, "Overflow", message).with_key(&key)
+        }
+        E::ConditionFailed { key, .. } => {
+            Raise::new(Exc::ConditionFailed, "ConditionFailed", message).with_key(&key)
+        }
+        E::UnknownMode { name } => Raise::new(
+            Exc::UnknownMode,
+            "UnknownMode",
+            format!(
+                "unknown transaction mode {}; valid modes: {MODES}",
+                rhizo_clock::Quoted(&name)
+            ),
+        ),
+        E::UnknownName { .. } => Raise::new(Exc::Config, "UnknownName", message),
+        E::ReadConflict { key, .. } => {
+            Raise::new(Exc::ReadConflict, "ReadConflict", message).with_key(&key)
+        }
+        E::BatchStopped {
+            committed,
+            failed_at,
+            source,
+        } => {
+            let mut raise = source.to_raise().with_batch(committed, failed_at);
+            raise.message = message;
+            raise
+        }
+        E::Schema(source) => {
+            let mut raise = source.to_raise();
+            raise.kind = "Schema";
+            raise
+        }
+        E::Config { .. } => Raise::new(Exc::Config, "Config", message),
+        E::WrongNode { .. } => Raise::new(Exc::Config, "WrongNode", message),
+        E::CoordinationFree(inner) => match *inner {
+            rhizo_txn::CoordinationFreeError::NonAlgebraic { operations } => {
+                crate::errors::requires_coordination("NonAlgebraic", message, operations)
+            }
+            rhizo_txn::CoordinationFreeError::Replica(inner) => inner.to_raise(),
+        },
+        E::Io { .. } => Raise::new(Exc::Storage, "Io", message),
+        E::Poisoned { .. } => Raise::new(Exc::Poisoned, "Poisoned", message),
+        E::DirectoryLocked { .. } => Raise::new(Exc::DirectoryLocked, "DirectoryLocked", message),
+        E::Corrupt { .. } => Raise::new(Exc::CorruptLog, "Corrupt", message),
+        E::Recovery(_) => Raise::new(Exc::CorruptLog, "Recovery", message),
+        // These come only from the Raft backend (a cluster of engines).
+        E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
+        E::Undecided { .. } => Raise::new(Exc::Rhizo, "Undecided", message),
+        E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
     }
 }
 
@@ -141,15 +146,20 @@ impl PyCommitOutcome {
         }
     }
 
+    /// In Python's notation: `PyCommitOutcome(dot=PyDot("n0", 1), sequence=None,
+    /// durable=True, path='local')`.
     fn __repr__(&self) -> String {
         let dot = self.0.dot.map_or_else(
             || "None".to_owned(),
-            |d| format!("{}:{}", d.node(), d.counter()),
+            |d| format!("PyDot({:?}, {})", d.node().name().as_str(), d.counter()),
         );
+        let sequence = self
+            .0
+            .sequence
+            .map_or_else(|| "None".to_owned(), |s| s.to_string());
+        let durable = if self.0.durable { "True" } else { "False" };
         format!(
-            "PyCommitOutcome(dot={dot}, sequence={:?}, durable={}, path={:?})",
-            self.0.sequence,
-            self.0.durable,
+            "PyCommitOutcome(dot={dot}, sequence={sequence}, durable={durable}, path='{}')",
             self.path()
         )
     }
@@ -160,29 +170,38 @@ impl PyCommitOutcome {
 /// `sync` is `"every_commit"` (the default: a commit that returned is durable), `"group"`
 /// (group commit: `group_delay_ms`, `group_max_records`) or `"none"` (synced by `flush`).
 ///
-/// The engine sits behind a mutex (a `PyEngine` may be shared between Python threads). The lock
-/// is held only while Rust code runs: no Python code, and so no thread switch, happens under it.
+/// The engine sits behind a mutex (a `PyEngine` may be shared between Python threads). Every
+/// call releases the GIL and then takes the lock, so that other Python threads run while the
+/// engine waits on the disk (a commit's sync, a flush, a compaction, opening); the GIL is taken
+/// back only once the lock is released. No Python code runs under the lock, and no thread ever
+/// waits for the lock while holding the GIL, so the two locks cannot deadlock.
 #[pyclass(module = "_rhizo", name = "PyEngine", frozen)]
 pub(crate) struct PyEngine {
     engine: Mutex<Option<Engine>>,
 }
 
 impl PyEngine {
-    /// Runs `f` on the open engine; maps its error once the lock is released.
-    fn with<R, E: ToRaise>(&self, f: impl FnOnce(&mut Engine) -> Result<R, E>) -> PyResult<R> {
-        let result = {
-            let mut guard = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(engine) = guard.as_mut() else {
-                return Err(closed());
-            };
-            f(engine)
-        };
-        result.py()
+    /// The engine slot (`None` once closed). A panic under the lock cannot leave the engine
+    /// half-changed in a way the engine itself would not report, so a poisoned lock is used.
+    fn lock(&self) -> MutexGuard<'_, Option<Engine>> {
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the open engine with the GIL released; maps its error once the GIL is back.
+    pub(crate) fn with<R: Send, E: ToRaise + Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut Engine) -> Result<R, E> + Send,
+    ) -> PyResult<R> {
+        match py.detach(|| self.lock().as_mut().map(f)) {
+            Some(result) => result.py(),
+            None => Err(closed()),
+        }
     }
 
     /// Like [`PyEngine::with`] for a call that cannot fail.
-    fn get<R>(&self, f: impl FnOnce(&Engine) -> R) -> PyResult<R> {
-        self.with(|engine| Ok::<R, TxnError>(f(engine)))
+    fn get<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&Engine) -> R + Send) -> PyResult<R> {
+        self.with(py, |engine| Ok::<R, TxnError>(f(engine)))
     }
 }
 
@@ -193,6 +212,7 @@ impl PyEngine {
         sync = "every_commit", group_delay_ms = 2, group_max_records = 256))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         path: Option<PathBuf>,
         node_id: Option<NodeArg>,
         schema: Option<&PySchema>,
@@ -209,11 +229,13 @@ impl PyEngine {
         if let Some(members) = members {
             config = config.with_members(members.into_iter().map(|m| m.0));
         }
-        let engine = match path {
-            Some(dir) => Engine::open(dir, config),
-            None => Engine::in_memory(config),
-        }
-        .py()?;
+        // Opening reads and replays the log: other threads run meanwhile.
+        let engine = py
+            .detach(|| match path {
+                Some(dir) => Engine::open(dir, config),
+                None => Engine::in_memory(config),
+            })
+            .py()?;
         Ok(Self {
             engine: Mutex::new(Some(engine)),
         })
@@ -227,25 +249,33 @@ impl PyEngine {
     #[pyo3(signature = (mode = "coordinated"))]
     fn transaction(slf: Bound<'_, Self>, mode: &str) -> PyResult<PyTransaction> {
         let mode = parse_mode(mode)?;
-        slf.get().get(|_| ())?;
+        slf.get().get(slf.py(), |_| ())?;
         Ok(PyTransaction::new(Target::Engine(slf.unbind()), mode))
     }
 
     /// Commits many operations in one call, `ops_per_transaction` to a transaction (each
     /// transaction atomic; `None`: all in one). Each operation is a tuple
     /// `(verb, table, row, column, value)` with verb `"increment"`, `"multiply"`, `"max"`,
-    /// `"min"`, `"add_to_set"`, `"remove_from_set"` or `"put"`. Stops at the first refused
-    /// transaction and raises its error; the ones before it stay committed. Returns the number
-    /// of transactions committed.
+    /// `"min"`, `"add_to_set"`, `"remove_from_set"`, `"union"`, `"intersect"` or `"put"`.
+    /// Returns the number of transactions committed.
+    ///
+    /// Every operation is converted before anything commits (a bad tuple or value raises and
+    /// commits nothing). A refused transaction stops the batch: its error carries `committed`
+    /// (the transactions before it, which stay committed) and `failed_at` (the index of its
+    /// first operation in `operations`). Every operation before `failed_at` was applied once
+    /// and none from it on, so calling again with `operations[failed_at:]` (the refused part
+    /// fixed) resumes exactly once — unless the error is an undecided outcome
+    /// (`kind == "Undecided"`), whose transaction may still commit: read before resuming.
     #[pyo3(
         signature = (operations, mode = "coordination_free", ops_per_transaction = Some(1)),
         text_signature = "(self, /, operations, mode='coordination_free', ops_per_transaction=1)"
     )]
     fn commit_batch(
         &self,
+        py: Python<'_>,
         operations: &Bound<'_, PyAny>,
         mode: &str,
-        ops_per_transaction: Option<usize>,
+        ops_per_transaction: Option<i64>,
     ) -> PyResult<usize> {
         let mode = parse_mode(mode)?;
         // Converted before the engine is locked: conversion may run Python code.
@@ -253,7 +283,10 @@ impl PyEngine {
             .try_iter()?
             .map(|item| batch_op(&item?))
             .collect::<PyResult<Vec<AlgebraicOperation>>>()?;
-        self.with(|e| e.commit_batch(mode, ops, ops_per_transaction.unwrap_or(usize::MAX)))
+        // A size below 1 becomes 0, which the engine refuses (ConfigError) before committing.
+        let per_transaction =
+            ops_per_transaction.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(0));
+        self.with(py, |e| e.commit_batch(mode, ops, per_transaction))
     }
 
     /// Reads one cell locally (`column` defaults to `"value"`).
@@ -265,18 +298,19 @@ impl PyEngine {
         row: &str,
         column: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        value_to_py(py, &self.with(|e| e.read(table, row, column))?)
+        value_to_py(py, &self.with(py, |e| e.read(table, row, column))?)
     }
 
     /// Declares `table.column` (a durable, versioned schema change); returns the new version.
     fn declare_column(
         &self,
+        py: Python<'_>,
         table: &str,
         column: &str,
         merge: MergeTypeArg,
         value_type: ValueTypeArg,
     ) -> PyResult<u64> {
-        self.with(|e| {
+        self.with(py, |e| {
             e.declare_column(table, column, merge.0, value_type.0)
                 .map(|_| e.schema().version())
         })
@@ -284,103 +318,98 @@ impl PyEngine {
 
     /// The schema in force.
     #[getter]
-    fn schema(&self) -> PyResult<PySchema> {
-        self.get(|e| PySchema(e.schema().clone()))
+    fn schema(&self, py: Python<'_>) -> PyResult<PySchema> {
+        self.get(py, |e| PySchema(e.schema().clone()))
     }
 
     /// This node.
     #[getter]
-    fn node_id(&self) -> PyResult<PyNodeId> {
-        self.get(|e| PyNodeId(e.node_id()))
+    fn node_id(&self, py: Python<'_>) -> PyResult<PyNodeId> {
+        self.get(py, |e| PyNodeId(e.node_id()))
     }
 
     /// This node's vector clock.
     #[getter]
-    fn clock(&self) -> PyResult<PyVectorClock> {
-        self.get(|e| PyVectorClock(e.clock().clone()))
+    fn clock(&self, py: Python<'_>) -> PyResult<PyVectorClock> {
+        self.get(py, |e| PyVectorClock(e.clock().clone()))
     }
 
     /// The last coordinated sequence number applied.
     #[getter]
-    fn last_sequence(&self) -> PyResult<u64> {
-        self.get(Engine::last_sequence)
+    fn last_sequence(&self, py: Python<'_>) -> PyResult<u64> {
+        self.get(py, Engine::last_sequence)
     }
 
     /// A digest of the replicated state: equal on nodes holding the same updates.
-    fn fingerprint(&self) -> PyResult<u64> {
-        self.get(Engine::fingerprint)
+    fn fingerprint(&self, py: Python<'_>) -> PyResult<u64> {
+        self.get(py, Engine::fingerprint)
     }
 
     /// Whether `outcome`'s commit is durable now.
-    fn is_durable(&self, outcome: &PyCommitOutcome) -> PyResult<bool> {
-        self.get(|e| e.is_durable(&outcome.0))
+    fn is_durable(&self, py: Python<'_>, outcome: &PyCommitOutcome) -> PyResult<bool> {
+        let outcome = outcome.0;
+        self.get(py, move |e| e.is_durable(&outcome))
     }
 
     /// Makes everything committed durable now.
-    fn flush(&self) -> PyResult<()> {
-        self.with(Engine::flush)
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, Engine::flush)
     }
 
     /// Syncs a waiting group commit whose delay has passed.
-    fn poll(&self) -> PyResult<()> {
-        self.with(Engine::poll)
+    fn poll(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, Engine::poll)
     }
 
     /// Rewrites the log as one checkpoint.
-    fn compact(&self) -> PyResult<()> {
-        self.with(Engine::compact)
+    fn compact(&self, py: Python<'_>) -> PyResult<()> {
+        self.with(py, Engine::compact)
     }
 
     /// Flushes and closes the engine; later calls raise `StorageError`. Closing twice is a
     /// no-op.
-    fn close(&self) -> PyResult<()> {
-        let engine = self
-            .engine
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match engine {
-            Some(engine) => engine.close().py(),
-            None => Ok(()),
-        }
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.lock().take().map(Engine::close))
+            .transpose()
+            .py()
+            .map(drop)
     }
 
     /// Whether the engine is closed.
     #[getter]
-    fn closed(&self) -> bool {
-        self.engine
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+    fn closed(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.lock().is_none())
     }
 
     /// Starts an anti-entropy exchange with `peer` (its message appears in `outgoing()`).
-    fn sync_with(&self, peer: NodeArg) -> PyResult<()> {
-        self.with(|e| e.sync_with(peer.0))
+    fn sync_with(&self, py: Python<'_>, peer: NodeArg) -> PyResult<()> {
+        let peer = peer.0;
+        self.with(py, move |e| e.sync_with(peer))
     }
 
     /// Hands the engine an encoded message from `sender`.
-    fn receive(&self, sender: NodeArg, message: &[u8]) -> PyResult<()> {
-        self.with(|e| e.receive_bytes(sender.0, message))
+    fn receive(&self, py: Python<'_>, sender: NodeArg, message: &[u8]) -> PyResult<()> {
+        let sender = sender.0;
+        self.with(py, move |e| e.receive_bytes(sender, message))
     }
 
     /// Encoded messages for peers, as `(peer, bytes)`, once what they depend on is durable.
     fn outgoing<'py>(&self, py: Python<'py>) -> PyResult<Vec<(PyNodeId, Bound<'py, PyBytes>)>> {
         Ok(self
-            .with(Engine::outgoing)?
+            .with(py, Engine::outgoing)?
             .into_iter()
             .map(|(to, bytes)| (PyNodeId(to), PyBytes::new(py, &bytes)))
             .collect())
     }
 
     /// The members this node believes lack something it holds.
-    fn peers_behind(&self) -> PyResult<Vec<PyNodeId>> {
-        self.get(|e| e.peers_behind().into_iter().map(PyNodeId).collect())
+    fn peers_behind(&self, py: Python<'_>) -> PyResult<Vec<PyNodeId>> {
+        self.get(py, |e| e.peers_behind().into_iter().map(PyNodeId).collect())
     }
 
     /// Whether every member holds everything this node holds and no message waits.
-    fn is_idle(&self) -> PyResult<bool> {
-        self.get(Engine::is_idle)
+    fn is_idle(&self, py: Python<'_>) -> PyResult<bool> {
+        self.get(py, Engine::is_idle)
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -390,19 +419,20 @@ impl PyEngine {
     #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
     fn __exit__(
         &self,
+        py: Python<'_>,
         _exc_type: Option<&Bound<'_, PyType>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        self.close()?;
+        self.close(py)?;
         Ok(false)
     }
 
-    fn __repr__(&self) -> String {
-        match &*self.engine.lock().unwrap_or_else(PoisonError::into_inner) {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        py.detach(|| match &*self.lock() {
             Some(engine) => format!("PyEngine(node_id={:?})", engine.node_id().name().as_str()),
             None => "PyEngine(closed)".to_owned(),
-        }
+        })
     }
 }
 
@@ -422,20 +452,44 @@ fn batch_op(item: &Bound<'_, PyAny>) -> PyResult<AlgebraicOperation> {
     let table: PyBackedStr = tuple.get_borrowed_item(1)?.extract()?;
     let row: PyBackedStr = tuple.get_borrowed_item(2)?.extract()?;
     let column: PyBackedStr = tuple.get_borrowed_item(3)?.extract()?;
-    let value = tuple.get_borrowed_item(4)?;
+    let value = tuple.get_item(4)?;
+    let cell = CellKey::new(&table, &row, &column);
     let operand = if Operation::takes_elements(&verb) {
-        value.extract::<Elements>()?.0
+        cell_elements(&value, &cell)?
     } else {
-        value.extract::<ValueArg>()?.0
+        cell_value(&value, &cell)?
     };
-    let operation = Operation::named(&verb, operand, None).py()?;
-    Ok(operation.on(CellKey::new(&table, &row, &column)))
+    Ok(Operation::named(&verb, operand, None).py()?.on(cell))
 }
 
 /// What a `PyTransaction` commits to: an engine, or one node of a simulated cluster.
 pub(crate) enum Target {
     Engine(Py<PyEngine>),
     Node(Py<PyEngineCluster>, NodeRef),
+}
+
+/// A commit that failed: the error to raise, and whether a new attempt may succeed.
+struct Refusal {
+    error: PyErr,
+    retryable: bool,
+}
+
+impl Refusal {
+    fn of<E: ToRaise>(err: E, retryable: bool) -> Self {
+        Self {
+            error: err.to_raise().retryable(retryable).into_pyerr(),
+            retryable,
+        }
+    }
+}
+
+impl From<PyErr> for Refusal {
+    fn from(error: PyErr) -> Self {
+        Self {
+            error,
+            retryable: false,
+        }
+    }
 }
 
 impl Target {
@@ -450,28 +504,50 @@ impl Target {
         match self {
             Self::Engine(engine) => engine
                 .get()
-                .with(|e| e.read_into(mode, tx, table, row, column)),
+                .with(py, |e| e.read_into(mode, tx, table, row, column)),
             Self::Node(cluster, node) => cluster
-                .borrow(py)
-                .0
-                .read_into(*node, mode, tx, table, row, column)
+                .get()
+                .with(py, |c| c.read_into(*node, mode, tx, table, row, column))
                 .py(),
         }
     }
 
+    /// Commits `tx` with the GIL released (a commit may wait on the disk or, on a cluster, run
+    /// the simulation until consensus decides).
     fn commit(
         &self,
         py: Python<'_>,
         mode: TransactionMode,
         tx: AlgebraicTransaction,
-    ) -> PyResult<CommitOutcome> {
+    ) -> Result<CommitOutcome, Refusal> {
         match self {
-            Self::Engine(engine) => engine.get().with(|e| match e.submit(mode, tx)? {
-                Submission::Committed(outcome) => Ok(outcome),
-                // A Python engine is a single-node engine: it decides everything at once.
-                Submission::Pending(proposal) => Err(TxnError::Undecided { proposal }),
-            }),
-            Self::Node(cluster, node) => cluster.borrow_mut(py).0.commit_tx(*node, mode, tx).py(),
+            Self::Engine(engine) => {
+                let submitted = py.detach(|| {
+                    let mut guard = engine.get().lock();
+                    let engine = guard.as_mut()?;
+                    Some(match engine.submit(mode, tx) {
+                        Ok(Submission::Committed(outcome)) => Ok(outcome),
+                        // A Python engine is a single-node engine: it decides everything at once.
+                        Ok(Submission::Pending(proposal)) => Err(TxnError::Undecided { proposal }),
+                        Err(err) => Err(err),
+                    })
+                });
+                match submitted {
+                    Some(Ok(outcome)) => Ok(outcome),
+                    Some(Err(err)) => {
+                        let retryable = err.is_retryable();
+                        Err(Refusal::of(err, retryable))
+                    }
+                    None => Err(closed().into()),
+                }
+            }
+            Self::Node(cluster, node) => cluster
+                .get()
+                .with(py, |c| c.commit_tx(*node, mode, tx))
+                .map_err(|err: ClusterError| {
+                    let retryable = err.is_retryable();
+                    Refusal::of(err, retryable)
+                }),
         }
     }
 }
@@ -480,7 +556,10 @@ impl Target {
 /// and committed once.
 ///
 /// As a context manager it commits on normal exit (raising the commit's error, if any) and
-/// aborts on an exception (which then propagates). `outcome` holds the commit's result.
+/// aborts on an exception (which then propagates); a block that added no operation commits
+/// nothing and raises nothing (`state` is then `"empty"`). `outcome` holds the commit's result.
+/// A failed commit leaves `state == "failed"`, and `retryable` says whether a new transaction
+/// doing the same work may succeed; the failed one cannot be committed again.
 #[pyclass(module = "_rhizo", name = "PyTransaction")]
 pub(crate) struct PyTransaction {
     target: Target,
@@ -488,6 +567,8 @@ pub(crate) struct PyTransaction {
     tx: AlgebraicTransaction,
     finished: Option<Finished>,
     outcome: Option<CommitOutcome>,
+    /// After a failed commit: whether a new attempt may succeed.
+    retryable: bool,
 }
 
 impl PyTransaction {
@@ -498,6 +579,7 @@ impl PyTransaction {
             tx: AlgebraicTransaction::new(),
             finished: None,
             outcome: None,
+            retryable: false,
         }
     }
 
@@ -509,6 +591,32 @@ impl PyTransaction {
             None => Ok(self),
         }
     }
+
+    /// Adds `operation` on `table[row].column` to the open transaction.
+    fn add(&mut self, cell: &CellKey, operation: Operation) -> PyResult<()> {
+        self.open()?
+            .tx
+            .operation(cell.table(), cell.row(), cell.column(), operation);
+        Ok(())
+    }
+}
+
+/// Where a verb applies, and its operand converted for it (an integer out of range raises
+/// `ValueOverflowError` naming the cell).
+fn operand(
+    table: &str,
+    row: &str,
+    column: &str,
+    value: &Bound<'_, PyAny>,
+    elements: bool,
+) -> PyResult<(CellKey, AlgebraicValue)> {
+    let cell = CellKey::new(table, row, column);
+    let value = if elements {
+        cell_elements(value, &cell)?
+    } else {
+        cell_value(value, &cell)?
+    };
+    Ok((cell, value))
 }
 
 #[pymethods]
@@ -520,10 +628,11 @@ impl PyTransaction {
         mut slf: PyRefMut<'py, Self>,
         table: &str,
         row: &str,
-        amount: ValueArg,
+        amount: &Bound<'py, PyAny>,
         column: &str,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.increment(table, row, column, amount.0);
+        let (cell, amount) = operand(table, row, column, amount, false)?;
+        slf.add(&cell, Operation::Increment(amount))?;
         Ok(slf)
     }
 
@@ -533,9 +642,10 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        amount: ValueArg,
+        amount: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.increment(table, row, column, amount.0);
+        let (cell, amount) = operand(table, row, column, amount, false)?;
+        slf.add(&cell, Operation::Increment(amount))?;
         Ok(slf)
     }
 
@@ -545,9 +655,10 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        factor: ValueArg,
+        factor: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.multiply(table, row, column, factor.0);
+        let (cell, factor) = operand(table, row, column, factor, false)?;
+        slf.add(&cell, Operation::Multiply(factor))?;
         Ok(slf)
     }
 
@@ -557,9 +668,10 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        value: ValueArg,
+        value: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.max(table, row, column, value.0);
+        let (cell, value) = operand(table, row, column, value, false)?;
+        slf.add(&cell, Operation::Max(value))?;
         Ok(slf)
     }
 
@@ -569,22 +681,25 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        value: ValueArg,
+        value: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.min(table, row, column, value.0);
+        let (cell, value) = operand(table, row, column, value, false)?;
+        slf.add(&cell, Operation::Min(value))?;
         Ok(slf)
     }
 
-    /// Add an element (or an iterable of elements) to a set column: the roadmap's
+    /// Add an element (or an iterable of elements; `str` or `int`) to a set column — tagged
+    /// adds on an observed-remove set, a union on a grow-only one: the roadmap's
     /// `tx.add_to_set("users", "user_123", "tags", "premium")`.
     fn add_to_set<'py>(
         mut slf: PyRefMut<'py, Self>,
         table: &str,
         row: &str,
         column: &str,
-        element: Elements,
+        element: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.add_to_set(table, row, column, element.0);
+        let (cell, elements) = operand(table, row, column, element, true)?;
+        slf.add(&cell, Operation::AddToSet(elements))?;
         Ok(slf)
     }
 
@@ -595,11 +710,37 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        element: Elements,
+        element: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?
-            .tx
-            .remove_from_set(table, row, column, element.0);
+        let (cell, elements) = operand(table, row, column, element, true)?;
+        slf.add(&cell, Operation::RemoveFromSet(elements))?;
+        Ok(slf)
+    }
+
+    /// Grow a UNION column (a grow-only set of `str` or `int`) by `elements`.
+    fn union<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        table: &str,
+        row: &str,
+        column: &str,
+        elements: &Bound<'py, PyAny>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let (cell, elements) = operand(table, row, column, elements, true)?;
+        slf.add(&cell, Operation::Union(elements))?;
+        Ok(slf)
+    }
+
+    /// Shrink an INTERSECT column (a set of `str` or `int`) to its intersection with
+    /// `elements`. A cell never intersected reads `None` (the set of everything).
+    fn intersect<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        table: &str,
+        row: &str,
+        column: &str,
+        elements: &Bound<'py, PyAny>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let (cell, elements) = operand(table, row, column, elements, true)?;
+        slf.add(&cell, Operation::Intersect(elements))?;
         Ok(slf)
     }
 
@@ -609,9 +750,10 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        value: ValueArg,
+        value: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?.tx.put(table, row, column, value.0);
+        let (cell, value) = operand(table, row, column, value, false)?;
+        slf.add(&cell, Operation::Put(value))?;
         Ok(slf)
     }
 
@@ -622,12 +764,12 @@ impl PyTransaction {
         table: &str,
         row: &str,
         column: &str,
-        expected: ValueArg,
-        new: ValueArg,
+        expected: &Bound<'py, PyAny>,
+        new: &Bound<'py, PyAny>,
     ) -> PyResult<PyRefMut<'py, Self>> {
-        slf.open()?
-            .tx
-            .compare_and_set(table, row, column, expected.0, new.0);
+        let (cell, expected) = operand(table, row, column, expected, false)?;
+        let new = cell_value(new, &cell)?;
+        slf.add(&cell, Operation::CompareAndSet { expected, new })?;
         Ok(slf)
     }
 
@@ -647,14 +789,24 @@ impl PyTransaction {
         value_to_py(py, &value)
     }
 
-    /// Commits: every operation takes effect, or none and the error says why. Once only.
+    /// Commits: every operation takes effect, or none and the error says why. Once only: after
+    /// a failed commit `state` is `"failed"` and `retryable` says whether a new transaction
+    /// doing the same work may succeed.
     fn commit(&mut self, py: Python<'_>) -> PyResult<PyCommitOutcome> {
         self.open()?;
-        self.finished = Some(Finished::Committed);
         let tx = std::mem::take(&mut self.tx);
-        let outcome = self.target.commit(py, self.mode, tx)?;
-        self.outcome = Some(outcome);
-        Ok(PyCommitOutcome(outcome))
+        match self.target.commit(py, self.mode, tx) {
+            Ok(outcome) => {
+                self.finished = Some(Finished::Committed);
+                self.outcome = Some(outcome);
+                Ok(PyCommitOutcome(outcome))
+            }
+            Err(refusal) => {
+                self.finished = Some(Finished::Failed);
+                self.retryable = refusal.retryable;
+                Err(refusal.error)
+            }
+        }
     }
 
     /// Drops every operation; nothing is applied.
@@ -677,14 +829,25 @@ impl PyTransaction {
         self.outcome.map(PyCommitOutcome)
     }
 
-    /// `"open"`, `"committed"` or `"aborted"`.
+    /// `"open"`, `"committed"`, `"aborted"`, `"failed"` (the commit raised) or `"empty"` (a
+    /// `with` block that added nothing: nothing was committed).
     #[getter]
     fn state(&self) -> &'static str {
         match self.finished {
             None => "open",
             Some(Finished::Committed) => "committed",
             Some(Finished::Aborted) => "aborted",
+            Some(Finished::Failed) => "failed",
+            Some(Finished::Empty) => "empty",
         }
+    }
+
+    /// After a failed commit, whether a new transaction doing the same work may succeed: a
+    /// read conflict, no Raft leader yet, or an outcome not yet known (read first: that one
+    /// may still commit). `False` when the input was refused and in every other state.
+    #[getter]
+    fn retryable(&self) -> bool {
+        self.finished == Some(Finished::Failed) && self.retryable
     }
 
     fn __len__(&self) -> usize {
@@ -695,8 +858,9 @@ impl PyTransaction {
         slf
     }
 
-    /// Commits on normal exit; aborts (and lets the exception propagate) otherwise. A
-    /// transaction already committed or aborted inside the block is left as it is.
+    /// Commits on normal exit; aborts (and lets the exception propagate) otherwise. A block
+    /// that added no operation commits nothing and raises nothing (`state` becomes `"empty"`);
+    /// a transaction already committed or aborted inside the block is left as it is.
     #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
     fn __exit__(
         &mut self,
@@ -710,6 +874,8 @@ impl PyTransaction {
         }
         if exc_type.is_some() {
             self.abort()?;
+        } else if self.tx.is_empty() {
+            self.finished = Some(Finished::Empty);
         } else {
             self.commit(py)?;
         }
@@ -718,7 +884,7 @@ impl PyTransaction {
 
     fn __repr__(&self) -> String {
         format!(
-            "PyTransaction(mode={:?}, {} operations, {})",
+            "PyTransaction(mode='{}', {} operations, {})",
             self.mode.name(),
             self.__len__(),
             self.state()

@@ -10,7 +10,8 @@
 //!
 //! Each raised instance carries `kind`, the Rust variant's name; errors about a cell carry
 //! `key`, a `(table, row, column)` tuple; a refused transaction carries `errors` or
-//! `operations`.
+//! `operations`; `retryable` says whether a new transaction doing the same work may succeed;
+//! a stopped batch carries `committed` and `failed_at` (`None` on other errors).
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -311,6 +312,8 @@ pub(crate) struct Raise {
     /// For a batch that stopped: transactions committed before, and where the refused one
     /// starts.
     batch: Option<(usize, usize)>,
+    /// Whether a new transaction doing the same work may succeed.
+    retryable: bool,
 }
 
 impl Raise {
@@ -324,7 +327,15 @@ impl Raise {
             errors: Vec::new(),
             operations: Vec::new(),
             batch: None,
+            retryable: false,
         }
+    }
+
+    /// Says whether a new transaction doing the same work may succeed (`retryable` on the
+    /// exception; `False` unless set).
+    pub(crate) fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
     }
 
     /// For a batch that stopped at this error: `committed` transactions before it, and the
@@ -359,10 +370,10 @@ impl Raise {
             operations.append((key_tuple(&key), op))?;
         }
         value.setattr("operations", operations)?;
-        if let Some((committed, failed_at)) = self.batch {
-            value.setattr("committed", committed)?;
-            value.setattr("failed_at", failed_at)?;
-        }
+        let (committed, failed_at) = self.batch.unzip();
+        value.setattr("committed", committed)?;
+        value.setattr("failed_at", failed_at)?;
+        value.setattr("retryable", self.retryable)?;
         Ok(value)
     }
 

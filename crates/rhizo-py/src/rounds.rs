@@ -196,8 +196,9 @@ impl PySimulatedNode {
     }
 }
 
-/// Replicas on a simulated network, driven in rounds. Nodes are named `n0`, `n1`, …
-#[pyclass(module = "_rhizo", name = "PySimulatedCluster", unsendable)]
+/// Replicas on a simulated network, driven in rounds. Nodes are named `n0`, `n1`, … It may be
+/// used and dropped on any thread.
+#[pyclass(module = "_rhizo", name = "PySimulatedCluster")]
 pub(crate) struct PyRoundCluster(RoundCluster);
 
 #[pymethods]

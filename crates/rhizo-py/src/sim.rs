@@ -40,6 +40,26 @@ pub(crate) fn ms(time: SimTime) -> f64 {
     time.as_micros() as f64 / 1000.0
 }
 
+/// Calls `chunk` until it returns `Some`, looking for signals between calls: a long run stays
+/// interruptible by Ctrl-C (`KeyboardInterrupt` raises from here, between two chunks, so the
+/// cluster is left between two events and usable).
+pub(crate) fn run_interruptibly<R>(
+    py: Python<'_>,
+    mut chunk: impl FnMut() -> Option<R>,
+) -> PyResult<R> {
+    loop {
+        if let Some(done) = chunk() {
+            return Ok(done);
+        }
+        py.check_signals()?;
+    }
+}
+
+/// Events a replica cluster's long run processes between two looks for Ctrl-C: replicas live
+/// in memory, so a chunk is short, and the look (a call into the interpreter) costs little
+/// against it.
+const REPLICA_EVENTS_PER_SIGNAL_CHECK: usize = 4096;
+
 /// Settings of a simulated cluster; every setter returns the builder, so calls chain.
 #[pyclass(module = "_rhizo", name = "SimulationBuilder")]
 pub(crate) struct PyReplicaSimulationBuilder(pub(crate) SimulationBuilder);
@@ -185,8 +205,9 @@ impl PyReplicaSimulationBuilder {
 
 /// A cluster of replicas on a simulated network, in virtual time, reproducible from its seed.
 ///
-/// Nodes are named by index (`0`), `PyNodeId` or name (`"n0"`).
-#[pyclass(module = "_rhizo", name = "SimulatedCluster", unsendable)]
+/// Nodes are named by index (`0`), `PyNodeId` or name (`"n0"`). It may be used and dropped on
+/// any thread; long runs raise `KeyboardInterrupt` on Ctrl-C, leaving it usable.
+#[pyclass(module = "_rhizo", name = "SimulatedCluster")]
 pub(crate) struct PyReplicaCluster(SimulatedCluster<ReplicaNode>);
 
 #[pymethods]
@@ -250,25 +271,45 @@ impl PyReplicaCluster {
     }
 
     /// Runs `ms` milliseconds of virtual time.
-    fn run_for(&mut self, ms: f64) -> PyResult<()> {
-        self.0.run_for(millis(ms)?);
-        Ok(())
+    fn run_for(&mut self, py: Python<'_>, ms: f64) -> PyResult<()> {
+        let until = self.0.now().saturating_add(millis(ms)?);
+        let cluster = &mut self.0;
+        run_interruptibly(py, || {
+            cluster
+                .run_to(until, REPLICA_EVENTS_PER_SIGNAL_CHECK)
+                .then_some(())
+        })
     }
 
     /// Runs until no message is in flight and every running node is idle, for at most `max_ms`;
     /// returns the virtual time (ms) when that held. Raises `DeadlineError` otherwise.
-    fn run_until_quiescent(&mut self, max_ms: f64) -> PyResult<f64> {
-        self.0.run_until_quiescent(millis(max_ms)?).py().map(ms)
+    fn run_until_quiescent(&mut self, py: Python<'_>, max_ms: f64) -> PyResult<f64> {
+        let until = self.0.now().saturating_add(millis(max_ms)?);
+        let cluster = &mut self.0;
+        run_interruptibly(py, || {
+            cluster.run_until_quiescent_within(until, REPLICA_EVENTS_PER_SIGNAL_CHECK)
+        })?
+        .py()
+        .map(ms)
     }
 
     /// Runs until every running replica has delivered the same updates, checking every
     /// `resolution_ms`, for at most `max_ms`; returns the virtual time (ms) when that held.
     #[pyo3(signature = (max_ms, resolution_ms = 1.0))]
-    fn run_until_converged(&mut self, max_ms: f64, resolution_ms: f64) -> PyResult<f64> {
-        self.0
-            .run_until_converged(millis(max_ms)?, millis(resolution_ms)?)
-            .py()
-            .map(ms)
+    fn run_until_converged(
+        &mut self,
+        py: Python<'_>,
+        max_ms: f64,
+        resolution_ms: f64,
+    ) -> PyResult<f64> {
+        let until = self.0.now().saturating_add(millis(max_ms)?);
+        let resolution = millis(resolution_ms)?;
+        let cluster = &mut self.0;
+        run_interruptibly(py, || {
+            cluster.run_until_converged_within(until, resolution, REPLICA_EVENTS_PER_SIGNAL_CHECK)
+        })?
+        .py()
+        .map(ms)
     }
 
     /// Whether nothing is in flight and every running node is idle.

@@ -184,11 +184,13 @@ impl SimulationBuilder {
     /// `spawn(id, durable)` makes a node: with `None` a fresh one (here, for every node in
     /// index order), with `Some(state)` one recovered from the durable state it had at its last
     /// crash (in [`SimulatedCluster::restart`]). Each node's
-    /// [`on_start`](SimulatedNode::on_start) then runs at time zero, in index order.
+    /// [`on_start`](SimulatedNode::on_start) then runs at time zero, in index order. `spawn` is
+    /// `Send` so that the cluster is `Send` whenever its nodes, messages, durable states and
+    /// history are.
     pub fn build<N, F>(&self, spawn: F) -> Result<SimulatedCluster<N>>
     where
         N: SimulatedNode,
-        F: FnMut(NodeId, Option<N::Durable>) -> N + 'static,
+        F: FnMut(NodeId, Option<N::Durable>) -> N + Send + 'static,
     {
         if self.nodes == 0 {
             return Err(SimError::NoNodes);

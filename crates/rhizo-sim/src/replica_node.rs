@@ -533,6 +533,37 @@ impl SimulatedCluster<ReplicaNode> {
         }
     }
 
+    /// [`run_until_converged`](Self::run_until_converged) up to the instant `until`, checking
+    /// every `resolution` from the call, processing at most `max_events` events: `None` if the
+    /// budget ran out first. Calling it again continues the same run: the events processed are
+    /// those of an uninterrupted run, and convergence, which changes only when an event is
+    /// processed, is checked again at once.
+    pub fn run_until_converged_within(
+        &mut self,
+        until: SimTime,
+        resolution: Duration,
+        max_events: usize,
+    ) -> Option<Result<SimTime>> {
+        let resolution = resolution.max(Duration::from_micros(1));
+        let first_event = self.stats().events_processed;
+        loop {
+            if self.is_converged() {
+                return Some(Ok(self.now()));
+            }
+            if self.now() >= until {
+                return Some(Err(SimError::DeadlineReached { at: self.now() }));
+            }
+            let spent = self.stats().events_processed - first_event;
+            let left = usize::try_from(spent)
+                .ok()
+                .and_then(|spent| max_events.checked_sub(spent))?;
+            let window_end = self.now().saturating_add(resolution);
+            if !self.run_to(window_end, left) {
+                return None;
+            }
+        }
+    }
+
     /// Records every running replica's clock and values in the history (a read of the whole
     /// replica at this instant, for the checkers).
     pub fn observe(&mut self) {

@@ -10,10 +10,27 @@ use crate::raft::{ProposalId, RaftError};
 /// Where a transaction stands once it can no longer be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
-    /// `commit()` was called (whether or not it succeeded).
+    /// `commit()` succeeded.
     Committed,
     /// `abort()` was called.
     Aborted,
+    /// `commit()` failed: the error said why, and whether a new attempt may succeed
+    /// ([`TxnError::is_retryable`]).
+    Failed,
+    /// It was closed holding no operation, so there was nothing to commit (a context manager
+    /// whose block added nothing).
+    Empty,
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Committed => "committed",
+            Self::Aborted => "aborted",
+            Self::Failed => "failed",
+            Self::Empty => "closed with nothing to commit",
+        })
+    }
 }
 
 /// Everything that can go wrong in the engine.
@@ -26,8 +43,9 @@ pub enum TxnError {
     /// A transaction with no operation.
     #[error("the transaction is empty")]
     EmptyTransaction,
-    /// A transaction used after `commit()` or `abort()`.
-    #[error("the transaction was already {0:?}; start a new one")]
+    /// A transaction used after `commit()` or `abort()` (a failed commit included: the same
+    /// transaction is never submitted twice, since a new one must read again).
+    #[error("the transaction is already {0}; start a new one")]
     TransactionFinished(Finished),
     /// Operations refused by the schema: unknown table or column, wrong value type, NaN,
     /// an oversized set, an operation the column's merge type does not accept.
@@ -214,6 +232,26 @@ impl TxnError {
         )
     }
 
+    /// Whether a new transaction doing the same work may succeed where this one failed: the
+    /// cause is transient (a read conflict, no leader yet) or the outcome is not known (the
+    /// proposal is undecided, timed out or was interrupted: it may still commit, so read
+    /// before trying again). `false` for everything the engine refused on its merits (the
+    /// same input fails the same way) and for storage failures (reopen the engine first).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::ReadConflict { .. } | Self::NoLeader | Self::Undecided { .. } => true,
+            Self::Raft(err) => matches!(
+                **err,
+                RaftError::NoLeader
+                    | RaftError::Timeout { .. }
+                    | RaftError::OutcomeUnknown { .. }
+                    | RaftError::Interrupted
+            ),
+            Self::BatchStopped { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+
     /// Maps a Raft-path failure to the engine's vocabulary.
     pub(crate) fn from_raft(err: RaftError) -> Self {
         match err {
@@ -280,3 +318,93 @@ impl From<CoordinationFreeError> for TxnError {
 
 /// This crate's result type.
 pub type Result<T, E = TxnError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use rhizo_clock::NodeId;
+
+    use super::*;
+
+    fn key() -> CellKey {
+        CellKey::new("users", "u", "email")
+    }
+
+    #[test]
+    fn only_transient_causes_and_unknown_outcomes_are_retryable() {
+        let proposal = ProposalId {
+            node: NodeId::numbered(0),
+            incarnation: 1,
+            seq: 2,
+        };
+        let retryable = [
+            TxnError::ReadConflict {
+                key: key(),
+                expected: "1".into(),
+                found: "2".into(),
+            },
+            TxnError::NoLeader,
+            TxnError::Undecided { proposal },
+            TxnError::Raft(Box::new(RaftError::Timeout { ticks: 3 })),
+            TxnError::Raft(Box::new(RaftError::Interrupted)),
+            TxnError::BatchStopped {
+                committed: 4,
+                failed_at: 9,
+                source: Box::new(TxnError::NoLeader),
+            },
+        ];
+        for err in &retryable {
+            assert!(err.is_retryable(), "{err}");
+        }
+        let final_ = [
+            TxnError::EmptyTransaction,
+            TxnError::TransactionFinished(Finished::Failed),
+            TxnError::InvalidOperations {
+                errors: vec![(
+                    key(),
+                    AlgebraError::NonFiniteFloat {
+                        bits: f64::NAN.to_bits(),
+                    },
+                )],
+            },
+            TxnError::Overflow {
+                key: key(),
+                value_type: ValueType::Integer,
+            },
+            TxnError::ConditionFailed {
+                key: key(),
+                expected: "1".into(),
+                found: "2".into(),
+            },
+            TxnError::Poisoned {
+                reason: "disk full".into(),
+            },
+            TxnError::Raft(Box::new(RaftError::Storage {
+                reason: "disk full".into(),
+            })),
+            TxnError::BatchStopped {
+                committed: 0,
+                failed_at: 0,
+                source: Box::new(TxnError::EmptyTransaction),
+            },
+        ];
+        for err in &final_ {
+            assert!(!err.is_retryable(), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_finished_transaction_says_how_it_finished_and_what_to_do() {
+        let cases = [
+            (Finished::Committed, "committed"),
+            (Finished::Aborted, "aborted"),
+            (Finished::Failed, "failed"),
+            (Finished::Empty, "closed with nothing to commit"),
+        ];
+        for (finished, said) in cases {
+            assert_eq!(
+                TxnError::TransactionFinished(finished).to_string(),
+                format!("the transaction is already {said}; start a new one")
+            );
+        }
+    }
+}

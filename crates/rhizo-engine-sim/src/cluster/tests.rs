@@ -257,3 +257,57 @@ fn a_simulated_crash_is_a_power_loss() {
         assert!(cluster.faults().is_empty(), "{:?}", cluster.faults());
     }
 }
+
+#[test]
+fn runs_cut_into_event_budgets_are_the_uninterrupted_runs() {
+    let run = |budget: usize| {
+        let mut cluster = raft_cluster(4);
+        let mut calls = 0;
+        while !cluster.run_to(SimTime::from_millis(300), budget) {
+            calls += 1;
+        }
+        increment(&mut cluster, 1, 2);
+        let until = cluster.now().saturating_add(Duration::from_secs(5));
+        let settled_at = loop {
+            calls += 1;
+            if let Some(result) = cluster.run_until_quiescent_within(until, budget) {
+                break result.unwrap();
+            }
+        };
+        (cluster.simulation().trace_hash(), settled_at, calls)
+    };
+    let (whole, whole_at, _) = run(usize::MAX);
+    let (cut, cut_at, calls) = run(5);
+    assert!(
+        calls > 20,
+        "the budget must have cut the runs: {calls} calls"
+    );
+    assert_eq!((cut, cut_at), (whole, whole_at));
+    // A deadline reached before the cluster settles is reported as such.
+    let mut cluster = EngineCluster::new(&builder(2, 1), ClusterConfig::new(schema())).unwrap();
+    cluster.isolate(0).unwrap();
+    increment(&mut cluster, 0, 1);
+    let until = cluster.now().saturating_add(Duration::from_millis(50));
+    assert!(matches!(
+        cluster.run_until_quiescent_within(until, usize::MAX),
+        Some(Err(ClusterError::Simulation(
+            SimError::DeadlineReached { .. }
+        )))
+    ));
+}
+
+#[test]
+fn a_cluster_can_be_used_and_dropped_on_another_thread() {
+    let mut cluster = EngineCluster::new(&builder(3, 2), ClusterConfig::new(schema())).unwrap();
+    let root = cluster.root().to_path_buf();
+    increment(&mut cluster, 0, 3);
+    let counted = std::thread::spawn(move || {
+        cluster.run_until_quiescent(Duration::from_secs(5)).unwrap();
+        count(&cluster, 2)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(counted, AlgebraicValue::Integer(3));
+    // Dropped on that thread: its temporary directory went with it.
+    assert!(!root.exists(), "{}", root.display());
+}

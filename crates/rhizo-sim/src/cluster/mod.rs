@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Debug;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
@@ -20,7 +21,10 @@ use crate::{NodeCtx, NodeRef, Result, SimError, SimStats, SimTime, SimulatedNode
 mod tests;
 
 /// Makes a node: `None` for a fresh one, `Some(durable)` to recover one after a crash.
-type Spawn<N> = Box<dyn FnMut(NodeId, Option<<N as SimulatedNode>::Durable>) -> N>;
+///
+/// `Send`, so that a cluster whose nodes are `Send` can be handed to another thread (a Python
+/// object may be dropped or used on any thread).
+type Spawn<N> = Box<dyn FnMut(NodeId, Option<<N as SimulatedNode>::Durable>) -> N + Send>;
 
 /// Marks a queue entry as a timer (`tag | incarnation << 32 | node`); otherwise it is a
 /// wake-up (marked the same way by [`WAKE_TAG`]) or the index of an in-flight message.
@@ -68,7 +72,10 @@ pub struct SimulatedCluster<N: SimulatedNode> {
     config: NetConfig,
     directory: Directory,
     slots: Vec<NodeSlot<N>>,
-    spawn: Spawn<N>,
+    /// Behind a mutex only so that the cluster is `Sync` when its nodes are (a Python class
+    /// must be) without asking the spawn function to be: it is called through `&mut self`, so
+    /// the lock is never taken (`get_mut`).
+    spawn: Mutex<Spawn<N>>,
     queue: BinaryHeap<Reverse<(u64, u64, u64)>>,
     next_seq: u64,
     now: u64,
@@ -114,7 +121,7 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             config,
             directory,
             slots,
-            spawn,
+            spawn: Mutex::new(spawn),
             queue: BinaryHeap::new(),
             next_seq: 0,
             now: 0,
@@ -362,14 +369,35 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
     /// Processes every event due within the next `span` of virtual time, then sets the clock to
     /// the end of the span.
     pub fn run_for(&mut self, span: Duration) {
-        let deadline = self.now.saturating_add(micros(span));
-        while let Some(&Reverse((at, _, _))) = self.queue.peek() {
-            if at > deadline {
-                break;
+        let until = self.now().saturating_add(span);
+        self.run_to(until, usize::MAX);
+    }
+
+    /// [`run_for`](Self::run_for) up to the instant `until`, processing at most `max_events`
+    /// events. Returns `true` once every event due by `until` is processed (the clock then reads
+    /// `until`, or stays where it is if that is later), `false` if the budget ran out first.
+    ///
+    /// Calling it again continues the same run: a run cut into budgets processes the same
+    /// events in the same order as one uninterrupted run, so a caller may stop between budgets
+    /// (to look for an interrupt, say) without changing what happens.
+    pub fn run_to(&mut self, until: SimTime, max_events: usize) -> bool {
+        let deadline = until.as_micros();
+        let mut budget = max_events;
+        loop {
+            match self.queue.peek() {
+                Some(&Reverse((at, _, _))) if at <= deadline => {
+                    if budget == 0 {
+                        return false;
+                    }
+                    budget -= 1;
+                    self.step();
+                }
+                _ => {
+                    self.now = self.now.max(deadline);
+                    return true;
+                }
             }
-            self.step();
         }
-        self.now = deadline;
     }
 
     /// Processes events until `done(self)` holds (checked before each event — keep it cheap),
@@ -379,18 +407,40 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
         max: Duration,
         mut done: impl FnMut(&Self) -> bool,
     ) -> Result<SimTime> {
-        let deadline = self.now.saturating_add(micros(max));
+        let until = self.now().saturating_add(max);
+        loop {
+            if let Some(result) = self.run_until_within(until, usize::MAX, &mut done) {
+                return result;
+            }
+        }
+    }
+
+    /// [`run_until`](Self::run_until) up to the instant `until`, processing at most
+    /// `max_events` events: `None` if the budget ran out before `done` held or `until` passed.
+    /// Calling it again continues the same run (see [`run_to`](Self::run_to)).
+    pub fn run_until_within(
+        &mut self,
+        until: SimTime,
+        max_events: usize,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Option<Result<SimTime>> {
+        let deadline = until.as_micros();
+        let mut budget = max_events;
         loop {
             if done(self) {
-                return Ok(self.now());
+                return Some(Ok(self.now()));
             }
             match self.queue.peek() {
                 Some(&Reverse((at, _, _))) if at <= deadline => {
+                    if budget == 0 {
+                        return None;
+                    }
+                    budget -= 1;
                     self.step();
                 }
                 _ => {
                     self.now = self.now.max(deadline);
-                    return Err(SimError::DeadlineReached { at: self.now() });
+                    return Some(Err(SimError::DeadlineReached { at: self.now() }));
                 }
             }
         }
@@ -400,14 +450,35 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
     /// [is idle](SimulatedNode::is_idle), for at most `max` of virtual time. Returns the time
     /// at which the cluster became quiescent.
     pub fn run_until_quiescent(&mut self, max: Duration) -> Result<SimTime> {
+        let until = self.now().saturating_add(max);
+        loop {
+            if let Some(result) = self.run_until_quiescent_within(until, usize::MAX) {
+                return result;
+            }
+        }
+    }
+
+    /// [`run_until_quiescent`](Self::run_until_quiescent) up to the instant `until`, processing
+    /// at most `max_events` events: `None` if the budget ran out first. Calling it again
+    /// continues the same run (see [`run_to`](Self::run_to)).
+    pub fn run_until_quiescent_within(
+        &mut self,
+        until: SimTime,
+        max_events: usize,
+    ) -> Option<Result<SimTime>> {
         self.refresh_idle();
-        let deadline = self.now.saturating_add(micros(max));
+        let deadline = until.as_micros();
+        let mut budget = max_events;
         loop {
             if self.is_quiescent() {
-                return Ok(self.now());
+                return Some(Ok(self.now()));
             }
             match self.queue.peek() {
                 Some(&Reverse((at, _, _))) if at <= deadline => {
+                    if budget == 0 {
+                        return None;
+                    }
+                    budget -= 1;
                     self.step();
                 }
                 next => {
@@ -415,11 +486,11 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
                     if next.is_some() {
                         self.now = self.now.max(deadline);
                     }
-                    return Err(SimError::NotQuiescent {
+                    return Some(Err(SimError::NotQuiescent {
                         at: self.now(),
                         in_flight: self.in_flight_count,
                         busy_nodes: self.busy,
-                    });
+                    }));
                 }
             }
         }
@@ -591,7 +662,8 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
             return Err(SimError::NodeNotCrashed { node: id });
         }
         let durable = slot.durable.take();
-        slot.node = Some((self.spawn)(id, durable));
+        let spawn = self.spawn.get_mut().unwrap_or_else(PoisonError::into_inner);
+        slot.node = Some(spawn(id, durable));
         slot.idle = true;
         self.stats.restarts += 1;
         self.trace

@@ -663,6 +663,89 @@ fn run_until_stops_when_the_condition_holds() {
     );
 }
 
+/// A cluster of counters with work in flight, for comparing runs cut into budgets with
+/// uninterrupted ones.
+fn busy_counters(seed: u64) -> SimulatedCluster<Counter> {
+    let mut b = SimulationBuilder::new();
+    b.nodes(5)
+        .seed(seed)
+        .network_condition(NetworkCondition::Chaos);
+    let mut c = counters(&b, 4);
+    for i in 0..5 {
+        increment(&mut c, i);
+    }
+    c
+}
+
+#[test]
+fn runs_cut_into_event_budgets_are_the_uninterrupted_runs() {
+    let mut whole = busy_counters(9);
+    let mut cut = busy_counters(9);
+    whole.run_for(ms(200));
+    let until = SimTime::from_millis(200);
+    let mut calls = 0;
+    while !cut.run_to(until, 3) {
+        calls += 1;
+        assert!(cut.now() <= until);
+    }
+    assert!(
+        calls > 10,
+        "the budget must have cut the run: {calls} calls"
+    );
+    assert_eq!(cut.now(), whole.now());
+    assert_eq!(cut.trace_hash(), whole.trace_hash());
+    assert_eq!(cut.stats(), whole.stats());
+    // A zero budget processes nothing; an instant in the past leaves the clock where it is.
+    let events = cut.stats().events_processed;
+    assert!(!cut.run_to(SimTime::from_millis(400), 0));
+    assert_eq!(cut.stats().events_processed, events);
+    assert!(cut.run_to(SimTime::from_millis(100), 0));
+    assert_eq!(cut.now(), until);
+
+    let mut whole = busy_counters(10);
+    let mut cut = busy_counters(10);
+    let everyone_has_5 =
+        |c: &SimulatedCluster<Counter>| c.running_nodes().all(|(_, n)| n.value() == 5);
+    let at = whole
+        .run_until(Duration::from_secs(5), everyone_has_5)
+        .unwrap();
+    let until = SimTime::from_millis(5_000);
+    let cut_at = loop {
+        if let Some(result) = cut.run_until_within(until, 2, everyone_has_5) {
+            break result.unwrap();
+        }
+    };
+    assert_eq!((cut_at, cut.trace_hash()), (at, whole.trace_hash()));
+    assert_eq!(
+        cut.run_until_within(cut.now().saturating_add(ms(30)), 1_000, |_| false),
+        Some(Err(SimError::DeadlineReached {
+            at: at.saturating_add(ms(30))
+        }))
+    );
+
+    let mut whole = busy_counters(11);
+    let mut cut = busy_counters(11);
+    let at = whole.run_until_quiescent(Duration::from_secs(5)).unwrap();
+    let cut_at = loop {
+        if let Some(result) = cut.run_until_quiescent_within(until, 2) {
+            break result.unwrap();
+        }
+    };
+    assert_eq!((cut_at, cut.trace_hash()), (at, whole.trace_hash()));
+}
+
+#[test]
+fn a_cluster_of_send_nodes_can_move_to_another_thread() {
+    let mut c = busy_counters(12);
+    let value = std::thread::spawn(move || {
+        c.run_until_quiescent(Duration::from_secs(5)).unwrap();
+        c.node(0).unwrap().value()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(value, 5);
+}
+
 #[test]
 fn divergence_is_reported_with_both_nodes() {
     let mut c = counters(&quiet(3), 3);

@@ -8,7 +8,8 @@ use rhizo_commit::{AlgebraicTransaction, ReplicaConfig};
 use crate::checkers::check_all;
 use crate::workload::{self, KeyDistribution, OpMix, Workload};
 use crate::{
-    GossipStrategy, NetworkCondition, ReplicaNode, SimError, SimulatedCluster, SimulationBuilder,
+    GossipStrategy, NetworkCondition, ReplicaNode, SimError, SimTime, SimulatedCluster,
+    SimulationBuilder,
 };
 use rhizo_commit::Operations;
 
@@ -513,4 +514,53 @@ proptest! {
         pull(&mut right, 3, 2);
         prop_assert_eq!(state(&left, 3), state(&right, 3));
     }
+}
+
+#[test]
+fn convergence_runs_cut_into_event_budgets_process_the_same_events() {
+    let mut whole = cluster(4, 21, NetworkCondition::Reordered);
+    let mut cut = cluster(4, 21, NetworkCondition::Reordered);
+    for c in [&mut whole, &mut cut] {
+        for node in 0..4 {
+            c.commit_on_node(node, incr("r", 1)).unwrap();
+        }
+    }
+    let until = cut.now().saturating_add(BOUND);
+    let resolution = Duration::from_millis(1);
+    let mut calls = 0;
+    let cut_at = loop {
+        calls += 1;
+        if let Some(result) = cut.run_until_converged_within(until, resolution, 3) {
+            break result.unwrap();
+        }
+    };
+    assert!(calls > 3, "the budget must have cut the run: {calls} calls");
+    // The uninterrupted run checks on its own grid; events are what both must share.
+    whole.run_to(cut_at, usize::MAX);
+    assert_eq!(whole.trace_hash(), cut.trace_hash());
+    assert!(whole.is_converged() && cut.is_converged());
+    assert_eq!(counter(&cut, 3, "r"), AlgebraicValue::Integer(4));
+    // Nothing left to do: converged at once; a deadline already passed reports it.
+    assert_eq!(
+        cut.run_until_converged_within(SimTime::ZERO, resolution, 0),
+        Some(Ok(cut_at))
+    );
+    cut.commit_on_node(0, incr("r", 1)).unwrap();
+    assert_eq!(
+        cut.run_until_converged_within(SimTime::ZERO, resolution, 10),
+        Some(Err(SimError::DeadlineReached { at: cut_at }))
+    );
+}
+
+#[test]
+fn a_replica_cluster_can_move_to_another_thread() {
+    let mut c = cluster(3, 22, NetworkCondition::Perfect);
+    c.commit_on_node(0, incr("r", 2)).unwrap();
+    let c = std::thread::spawn(move || {
+        c.run_until_quiescent(BOUND).unwrap();
+        c
+    })
+    .join()
+    .unwrap();
+    assert_eq!(counter(&c, 2, "r"), AlgebraicValue::Integer(2));
 }
