@@ -76,7 +76,3 @@ pub use txn::{
 #[cfg(test)]
 mod tests;
 
-/// The README's Rust example, compiled and run as a doctest so it cannot go stale.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

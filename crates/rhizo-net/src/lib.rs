@@ -100,3 +100,9 @@ pub use socket::TurmoilNetwork;
 pub use socket::{Io, Listener, Network, TokioNetwork};
 pub use stats::{LaneStats, PeerStats, TransportStats};
 pub use transport::{Inbound, InboundReceiver, Transport, TransportHandle};
+
+/// The README's Rust examples, compiled and run as doctests so they cannot go stale (here,
+/// the one crate that depends on every crate they use).
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
