@@ -245,6 +245,7 @@ impl TxnError {
                 RaftError::NoLeader
                     | RaftError::Timeout { .. }
                     | RaftError::OutcomeUnknown { .. }
+                    | RaftError::Overtaken { .. }
                     | RaftError::Interrupted
             ),
             Self::BatchStopped { source, .. } => source.is_retryable(),
@@ -346,6 +347,7 @@ mod tests {
             TxnError::Undecided { proposal },
             TxnError::Raft(Box::new(RaftError::Timeout { ticks: 3 })),
             TxnError::Raft(Box::new(RaftError::Interrupted)),
+            TxnError::Raft(Box::new(RaftError::Overtaken { index: 7 })),
             TxnError::BatchStopped {
                 committed: 4,
                 failed_at: 9,

@@ -18,6 +18,12 @@
 //!   applied locally ([`ClientOutcome::Committed`], with the log index and the
 //!   [`rhizo_commit::OrderedOutcome`]) or, after `proposal_timeout_ticks`, with
 //!   [`RaftError::Timeout`] — the entry may still commit later, so the outcome is unknown.
+//! - **At most once.** A write entry applies only if its proposal is newer than every write
+//!   already applied from the same proposer ([`ProposalId`] order: incarnation, then number);
+//!   otherwise it is skipped on every member alike — a forwarded proposal the network repeated
+//!   is never counted twice, and one overtaken by its proposer's later proposal fails with
+//!   [`RaftError::Overtaken`]. The newest applied write per proposer travels with snapshots
+//!   and is rebuilt from the log on restart, so every member decides alike.
 //! - **Linearizable reads go through the log.** A read is a log entry that changes nothing;
 //!   the proposer answers with its replica's values when it applies that entry. Every write
 //!   acknowledged before the read started sits at a smaller index, so it is visible. This
@@ -27,6 +33,7 @@
 //!   role changes; the node overrides each draw at once from its own seeded stream, so a
 //!   simulation replays exactly from its seed.
 
+mod applied_writes;
 mod file_log;
 mod node;
 mod storage;
@@ -67,6 +74,16 @@ pub enum RaftError {
          known here: read to find out before retrying"
     )]
     OutcomeUnknown {
+        /// The entry's index.
+        index: u64,
+    },
+    /// The log ordered this proposal after a later one of the same proposer (a delayed or
+    /// repeated forward): it was not applied, on any member, and never will be. Retry.
+    #[error(
+        "log entry {index} carried a proposal its proposer had already overtaken; it was not \
+         applied anywhere: retry"
+    )]
+    Overtaken {
         /// The entry's index.
         index: u64,
     },

@@ -13,6 +13,7 @@ use rhizo_commit::{
 use serde::{Deserialize, Serialize};
 
 use super::RaftError;
+use super::applied_writes::{AppliedWrites, SnapshotData};
 use super::storage::{DurableRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
 use crate::{CommitPath, CoordinationFreeConfig, CoordinationFreeManager, TransactionMode};
 
@@ -269,6 +270,8 @@ pub struct RaftNode<L: DurableRaftLog> {
     pending: BTreeMap<ProposalId, u64>,
     ticks: u64,
     applied: u64,
+    /// The newest write applied from each proposer (at most once; see `applied_writes`).
+    applied_writes: AppliedWrites,
     rng: Jitter,
     seen_role: (u64, StateRole),
     /// As leader: the peers raft-rs holds in its snapshot state, with the tick each was first
@@ -290,6 +293,31 @@ impl<L: DurableRaftLog> std::fmt::Debug for RaftNode<L> {
 
 fn logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
+}
+
+/// The applied-writes table after recovery: the snapshot's, then every write entry after the
+/// snapshot up to the applied index, admitted in log order exactly as when they were applied.
+fn replay_applied_writes(recovered: &RecoveredRaft) -> Result<AppliedWrites, RaftError> {
+    let mut table = recovered.applied_writes.clone();
+    let applied = recovered
+        .store
+        .entries_ref()
+        .iter()
+        .take_while(|entry| entry.index <= recovered.applied);
+    for entry in applied {
+        if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+            continue;
+        }
+        let command: Command =
+            postcard::from_bytes(&entry.data).map_err(|e| RaftError::Corrupt {
+                index: entry.index,
+                reason: e.to_string(),
+            })?;
+        if let Command::Write { id, .. } = command {
+            table.admit(id);
+        }
+    }
+    Ok(table)
 }
 
 impl<L: DurableRaftLog> RaftNode<L> {
@@ -322,6 +350,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         }
         let voters: Vec<u64> = (1..=members.len() as u64).collect();
         let recovered = RecoveredRaft::replay(voters, records)?;
+        let applied_writes = replay_applied_writes(&recovered)?;
         let incarnation = recovered.incarnation + 1;
         // The log's schema, if it ordered a newer one than the owner record names.
         let schema = match &recovered.schema {
@@ -379,6 +408,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             pending: BTreeMap::new(),
             ticks: 0,
             applied,
+            applied_writes,
             rng,
             seen_role,
             snapshot_since: BTreeMap::new(),
@@ -760,8 +790,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let Some(snapshot) = message.snapshot.as_ref() else {
             return false;
         };
-        match wire::decode_record(&snapshot.data) {
-            Ok(Record::Snapshot(image)) => {
+        match SnapshotData::decode(&snapshot.data) {
+            Ok((Record::Snapshot(image), _)) => {
                 image.id != self.id && self.manager.replica.is_stale(&image.clock)
             }
             // A snapshot that does not decode fails at install, with its reason.
@@ -875,6 +905,16 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 })?;
             match command {
                 Command::Write { id, update } => {
+                    if !self.applied_writes.admit(id) {
+                        // A repeat or an overtaken proposal: skipped alike on every member.
+                        if self.pending.remove(&id).is_some() {
+                            self.out.outcomes.push(ClientOutcome::Failed {
+                                id,
+                                error: RaftError::Overtaken { index: entry.index },
+                            });
+                        }
+                        continue;
+                    }
                     let Record::Ordered { update, .. } = *update else {
                         return Err(RaftError::Corrupt {
                             index: entry.index,
@@ -965,10 +1005,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
         snapshot: Snapshot,
     ) -> Result<Vec<RaftRecord>, RaftError> {
         let meta = snapshot.get_metadata().clone();
-        let image = wire::decode_record(&snapshot.data).map_err(|e| RaftError::Corrupt {
-            index: meta.index,
-            reason: format!("snapshot image: {e}"),
-        })?;
+        let (image, applied_writes) =
+            SnapshotData::decode(&snapshot.data).map_err(|reason| RaftError::Corrupt {
+                index: meta.index,
+                reason,
+            })?;
         let Record::Snapshot(image) = image else {
             return Err(RaftError::Corrupt {
                 index: meta.index,
@@ -1004,6 +1045,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             .into_iter()
             .map(|r| RaftRecord::Replica(Box::new(r)))
             .collect();
+        self.applied_writes.join(&applied_writes);
         let own = self.own_snapshot(meta.index, meta.term, meta.get_conf_state().clone());
         records.extend(self.raw.mut_store().install_snapshot(own));
         self.applied = self.applied.max(meta.index);
@@ -1012,9 +1054,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     fn own_snapshot(&self, index: u64, term: u64, conf_state: ConfState) -> Snapshot {
+        let data = SnapshotData {
+            image: wire::encode_record(&Record::Snapshot(Box::new(
+                self.manager.replica.snapshot(),
+            ))),
+            applied_writes: self.applied_writes.clone(),
+        };
         let mut snapshot = Snapshot {
-            data: wire::encode_record(&Record::Snapshot(Box::new(self.manager.replica.snapshot())))
-                .into(),
+            data: data.encode().into(),
             ..Snapshot::default()
         };
         let meta = snapshot.mut_metadata();

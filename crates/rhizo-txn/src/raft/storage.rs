@@ -11,10 +11,11 @@ use std::cell::Cell;
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 use rhizo_algebra::Schema;
-use rhizo_commit::{Record, wire};
+use rhizo_commit::Record;
 use serde::{Deserialize, Serialize};
 
 use super::RaftError;
+use super::applied_writes::{AppliedWrites, SnapshotData};
 
 /// One Raft log entry in its durable form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +405,8 @@ pub struct RecoveredRaft {
     pub incarnation: u64,
     /// The newest schema the log ordered, if it ordered one.
     pub schema: Option<Schema>,
+    /// The newest write applied from each proposer, as of the snapshot.
+    pub(crate) applied_writes: AppliedWrites,
 }
 
 impl RecoveredRaft {
@@ -445,10 +448,10 @@ impl RecoveredRaft {
                     out.store.install_snapshot(snapshot);
                     // The hard state recorded after the snapshot wins; keep the newest so far.
                     out.store.hard_state.vote = hard_state.vote;
-                    let image = wire::decode_record(data).map_err(|e| RaftError::Storage {
-                        reason: format!("snapshot image: {e}"),
-                    })?;
+                    let (image, applied_writes) = SnapshotData::decode(data)
+                        .map_err(|reason| RaftError::Storage { reason })?;
                     out.replica = vec![image];
+                    out.applied_writes = applied_writes;
                     out.applied = *index;
                 }
                 RaftRecord::Replica(record) => out.replica.push((**record).clone()),

@@ -8,6 +8,8 @@ use super::*;
 use crate::engine::tests::decide;
 use crate::{CommitPath, Engine, EngineConfig, TransactionMode};
 
+mod at_most_once;
+
 /// Registers `kv.reg` and counters `counters.value`.
 fn schema() -> Schema {
     Schema::builder()
