@@ -11,8 +11,10 @@
 //! Everything here is deterministic from a seed: the simulator's time is virtual and the
 //! engines it runs sync their group commits at their tick, not on a wall-clock timer.
 
+pub mod checkers;
 pub mod cluster;
 mod error;
+pub mod mixed;
 mod power;
 pub mod raft;
 #[cfg(test)]
