@@ -286,23 +286,64 @@ fn issue_increment(
     }
 }
 
-/// The simulation and its engines for `seed`: a LAN with a little loss, 1 ms ticks, a Raft
-/// snapshot every few entries.
-fn build(seed: u64) -> Result<EngineCluster, String> {
+/// The network and the engines' settings a seed draws.
+///
+/// The network loses, delays and reorders messages but never duplicates them: a duplicated
+/// proposal forwarded to the leader is appended to the log twice, and the node, which keeps no
+/// record of the proposals it applied, applies it twice (a defect reported with issue 25).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MixedSettings {
+    /// Probability that a message is lost.
+    pub loss_rate: f64,
+    /// Probability that a message waits up to `reorder_max` more (overtaking others).
+    pub reorder_probability: f64,
+    /// The longest extra wait of a reordered message.
+    pub reorder_max: Duration,
+    /// Anti-entropy every this many ticks.
+    pub anti_entropy_every: u32,
+    /// A Raft snapshot once this many entries follow the last one.
+    pub compact_after_entries: u64,
+}
+
+impl MixedSettings {
+    /// The settings of `seed`: a few choices each, picked by the seed's bits (scrambled so that
+    /// neighbouring seeds differ everywhere).
+    pub fn draw(seed: u64) -> Self {
+        let mut bits = (seed ^ 0x5851_f42d_4c95_7f2d).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        bits ^= bits >> 29;
+        let mut pick = |choices: u64| {
+            let choice = bits % choices;
+            bits /= choices;
+            choice
+        };
+        Self {
+            loss_rate: [0.0, 0.02, 0.05][pick(3) as usize],
+            reorder_probability: [0.0, 0.1, 0.3][pick(3) as usize],
+            reorder_max: Duration::from_millis([2, 10, 30][pick(3) as usize]),
+            anti_entropy_every: 1 + pick(4) as u32,
+            compact_after_entries: 2 + pick(5),
+        }
+    }
+}
+
+/// The simulation and its engines for `seed`: three engines on a LAN with the seed's faults,
+/// 1 ms ticks, a Raft snapshot every few entries.
+fn build(seed: u64, settings: &MixedSettings) -> Result<EngineCluster, String> {
     let mut builder = SimulationBuilder::new();
     builder
         .nodes(NODES)
         .seed(seed)
         .latency(LatencyModel::Lan)
-        .loss_rate(0.02)
+        .loss_rate(settings.loss_rate)
+        .reordering(settings.reorder_probability, settings.reorder_max)
         .sync_interval(Some(Duration::from_millis(1)));
     let raft = RaftConfig {
-        compact_after_entries: 4,
+        compact_after_entries: settings.compact_after_entries,
         proposal_timeout_ticks: 40,
         ..RaftConfig::default()
     };
     let config = ClusterConfig {
-        anti_entropy_every: 3,
+        anti_entropy_every: settings.anti_entropy_every,
         commit_timeout: Duration::from_secs(2),
         ..ClusterConfig::new(mixed_schema()).with_backend(Backend::Raft(raft))
     };
@@ -331,9 +372,18 @@ fn set_up(cluster: &mut EngineCluster) -> Result<(), String> {
     Err(format!("the initial balances were not committed: {last}"))
 }
 
-/// Heals the network and restarts whoever is down.
+/// Brings the drawn network faults back after a calm spell.
+fn stir(cluster: &mut EngineCluster, settings: &MixedSettings) -> Result<(), String> {
+    let sim = cluster.simulation_mut();
+    sim.set_loss_rate(settings.loss_rate)
+        .and_then(|()| sim.set_reordering(settings.reorder_probability, settings.reorder_max))
+        .map_err(|e| format!("network settings: {e}"))
+}
+
+/// Heals the network, calms it (no loss, duplication or reordering) and restarts whoever is
+/// down.
 fn heal_all(cluster: &mut EngineCluster, crashed: &mut Option<(usize, u32)>) -> Result<(), String> {
-    cluster.heal();
+    cluster.simulation_mut().calm();
     if let Some((node, _)) = crashed.take() {
         cluster.restart(node).map_err(|e| format!("restart: {e}"))?;
     }
@@ -461,7 +511,8 @@ fn issue_one(cluster: &mut EngineCluster, clients: &mut Clients, crashed: Option
 
 /// Runs the mixed scenario for `seed` and checks every invariant. `Err` says which failed.
 pub fn run_mixed_scenario(seed: u64) -> Result<MixedReport, String> {
-    let mut cluster = build(seed)?;
+    let settings = MixedSettings::draw(seed);
+    let mut cluster = build(seed, &settings)?;
     set_up(&mut cluster)?;
     let mut clients = Clients::default();
     let mut crashed: Option<(usize, u32)> = None;
@@ -473,6 +524,7 @@ pub fn run_mixed_scenario(seed: u64) -> Result<MixedReport, String> {
         if round == schema_round {
             heal_all(&mut cluster, &mut crashed)?;
             declare_everywhere(&mut cluster, &mut clients)?;
+            stir(&mut cluster, &settings)?;
         }
         inject_fault(&mut cluster, round, &mut crashed)?;
         for _ in 0..2 {

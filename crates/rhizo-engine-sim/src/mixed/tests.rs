@@ -20,7 +20,8 @@ fn mixed_seed_sweep() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let totals = Mutex::new(MixedReport::default());
     let ran = sweep_parallel(name, SWEEP_SEEDS, threads, |seed| {
-        let report = run_mixed_scenario(seed)?;
+        let report = run_mixed_scenario(seed)
+            .map_err(|e| format!("{e} (settings: {:?})", MixedSettings::draw(seed)))?;
         let mut totals = totals.lock().expect("no thread panics holding it");
         for i in 0..3 {
             totals.transfers[i] += report.transfers[i];
