@@ -10,6 +10,7 @@
 //! rhizo-bench child-throughput NODES OPS_PER_NODE SEED   (one throughput row as JSON)
 //! ```
 
+mod net;
 mod plots;
 mod report;
 mod results;
@@ -285,6 +286,16 @@ fn run(options: &Options) -> Result<(), String> {
     results
         .stage_seconds
         .push(("success".into(), started.elapsed().as_secs_f64()));
+
+    // Real nodes over TLS on this machine.
+    let started = Instant::now();
+    let bar = stage("net", 1);
+    results.net = net::net_rows(options.quick)?;
+    bar.inc(1);
+    bar.finish_with_message("done");
+    results
+        .stage_seconds
+        .push(("net".into(), started.elapsed().as_secs_f64()));
 
     // Python overhead, when the bindings are built into ./.venv. A quick run (regress's smoke
     // test) skips it, and so does `--no-python` (`cargo xtask bench` passes it when it could not

@@ -21,8 +21,42 @@ pub(crate) struct Results {
     pub(crate) success_scenario: Option<SuccessScenario>,
     /// The Python front's overhead.
     pub(crate) python: Option<PythonRow>,
+    /// Real nodes over TLS on this machine.
+    #[serde(default)]
+    pub(crate) net: Vec<NetRow>,
     /// Wall-clock seconds each stage took.
     pub(crate) stage_seconds: Vec<(String, f64)>,
+}
+
+/// One measurement of real nodes over TLS on loopback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NetRow {
+    /// "coordination_free" or "raft".
+    pub(crate) path: String,
+    /// The nodes' sync policy.
+    pub(crate) sync: String,
+    /// Nodes.
+    pub(crate) nodes: usize,
+    /// Client threads committing at once.
+    pub(crate) clients: usize,
+    /// Keys the operations were spread over.
+    pub(crate) keys: u64,
+    /// Operations committed.
+    pub(crate) ops: usize,
+    /// Committed operations per second (coordination-free: until every node held them all).
+    pub(crate) ops_per_sec: f64,
+    /// Whether every node held the same state at the end.
+    pub(crate) converged: bool,
+    /// Median of `latency`, milliseconds.
+    pub(crate) p50_ms: f64,
+    /// 99th percentile of `latency`, milliseconds.
+    pub(crate) p99_ms: f64,
+    /// What the percentiles measure.
+    pub(crate) latency: String,
+    /// Frame bytes the transports wrote per operation (TLS records' own overhead excluded).
+    pub(crate) bytes_per_op: f64,
+    /// Frames the transports wrote per operation.
+    pub(crate) frames_per_op: f64,
 }
 
 /// One latency measurement.

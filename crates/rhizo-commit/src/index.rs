@@ -82,6 +82,18 @@ impl OriginIndex {
             return 0;
         }
         self.trimmed_upto = stable;
+        if self
+            .by_counter
+            .last_key_value()
+            .is_none_or(|(last, _)| *last <= stable)
+        {
+            // Everything goes (the usual case once every member holds everything): no entry to
+            // look up, and the room is freed, as a quiet replica needs none.
+            let count = self.by_counter.values().map(Vec::len).sum();
+            self.by_counter.clear();
+            self.latest = HashMap::default();
+            return count;
+        }
         let keep = self.by_counter.split_off(&(stable + 1));
         let dropped = std::mem::replace(&mut self.by_counter, keep);
         let mut count = 0;
@@ -189,6 +201,19 @@ mod tests {
         assert_eq!(since(1), [C, A]);
         assert_eq!(since(4), [C, A]);
         assert!(since(5).is_empty());
+    }
+
+    #[test]
+    fn trimming_everything_forgets_every_entry() {
+        let mut index = OriginIndex::default();
+        index.record(1, [A, B]);
+        index.record(3, [A, C]);
+        assert_eq!(index.trim(3), 4, "every filed entry, stale ones included");
+        assert_eq!(index.len(), 0);
+        assert_eq!(index.trimmed_upto(), 3);
+        assert_eq!(index.touched_since(0).count(), 0);
+        index.record(4, [B]);
+        assert_eq!(index.touched_since(3).collect::<Vec<_>>(), [B]);
     }
 
     #[test]

@@ -33,7 +33,8 @@ type Slot = std::result::Result<CellId, u64>;
 /// The slots of one commit's cells, in effect order.
 type Slots = SmallVec<[Slot; 4]>;
 
-/// Local commits' cells are sealed into the index at the latest after this many.
+/// Local commits' cells are sealed into the index (and garbage collected) at the latest after
+/// this many.
 const OPEN_CELLS_LIMIT: usize = 4096;
 
 /// How a replica behaves. The defaults suit a replica whose caller persists records.
@@ -240,6 +241,10 @@ pub struct ReplicaSnapshot {
     pub cells: Vec<(CellKey, CellState)>,
     /// The per-origin index of which cells recent updates touched.
     pub index: Vec<(NodeId, IndexImage)>,
+    /// The causally stable point the cells' tombstones were collected against (at most
+    /// `clock`): restored with them, so that a restarted replica never moves it back and keeps
+    /// refusing the stale deltas it refused before.
+    pub stable: VectorClock,
 }
 
 /// Counters a replica keeps about itself (observability; not replicated, not durable).
@@ -306,6 +311,11 @@ pub struct Replica {
     stable: VectorClock,
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
     tombstoned: BTreeSet<CellId>,
+    /// A local commit that leaves this many open cells seals them and collects garbage:
+    /// [`OPEN_CELLS_LIMIT`], or 0 once a replica with no peer has left a tombstone (nobody else
+    /// must see its remove, so it goes at once). A bound the commit path compares with anyway,
+    /// rather than a second test on every commit.
+    seal_at: usize,
     buffer: VecDeque<(NodeId, Delta)>,
     /// While set, deltas that would take the consensus origin beyond it wait in the buffer (see
     /// [`Replica::limit_consensus`]).
@@ -338,6 +348,7 @@ impl Replica {
             peer_clocks: BTreeMap::new(),
             stable: VectorClock::new(),
             tombstoned: BTreeSet::new(),
+            seal_at: OPEN_CELLS_LIMIT,
             buffer: VecDeque::new(),
             consensus_limit: None,
             ready: Ready::default(),
@@ -372,7 +383,10 @@ impl Replica {
         self.members.iter().copied()
     }
 
-    /// What every member has delivered, as far as this replica knows.
+    /// The causally stable point: what every member had delivered, as far as this replica knew
+    /// when it last computed it. Tombstones and index entries at or below it are collected. It
+    /// never moves back, not over a restart and not when a member is added (a member that lacks
+    /// part of it is sent a whole state).
     pub fn stable_clock(&self) -> &VectorClock {
         &self.stable
     }
@@ -407,19 +421,27 @@ impl Replica {
     }
 
     /// Adds a member: from now on, causal stability waits for it too.
+    ///
+    /// The stable point does not move back for it: what was collected stays collected. A member
+    /// that lacks updates at or below that point — one joining, one removed while away and
+    /// added back, whether or not every member counts it yet — gets the whole state of a
+    /// replica that collected them, and joins it by clocks, which removes what that state shows
+    /// removed (`docs/proofs/edge_cases.md`).
     pub fn add_member(&mut self, node: NodeId) {
         self.members.insert(node);
         self.count_members_behind();
         self.recompute_stable();
     }
 
-    /// Removes a member: causal stability stops waiting for it. Its updates stay.
+    /// Removes a member: causal stability stops waiting for it, and what every remaining
+    /// member has seen is collected. Its updates stay. Adding it back later is safe: it gets the
+    /// whole state of a replica that collected what it lacks ([`Replica::add_member`]).
     pub fn remove_member(&mut self, node: NodeId) {
         if node != self.id {
             self.members.remove(&node);
             self.peer_clocks.remove(&node);
             self.count_members_behind();
-            self.recompute_stable();
+            self.collect_garbage();
         }
     }
 
@@ -490,7 +512,7 @@ impl Replica {
             }
         };
         if removes && self.cells.state(id).tombstone_count() > 0 {
-            self.tombstoned.insert(id);
+            self.note_tombstones(id);
         }
         self.open_cells.file(id);
         Ok((dot, id))
@@ -542,10 +564,11 @@ impl Replica {
     ) -> CommitReceipt {
         self.clock
             .set_hinted(self.id, dot.counter(), &mut self.own_entry);
-        if self.open_cells.len() >= OPEN_CELLS_LIMIT {
+        if self.open_cells.len() >= self.seal_at {
             // A replica that commits much between syncs (or has no peers) bounds this list.
             self.seal_open_cells();
             self.collect_garbage();
+            self.seal_at = OPEN_CELLS_LIMIT;
         }
         self.stats.commits += 1;
         if self.config.emit_records {
@@ -708,9 +731,18 @@ impl Replica {
             .any(|op| matches!(op, CellOp::OrRemove(_)))
             && self.cells.state(id).tombstone_count() > 0
         {
-            self.tombstoned.insert(id);
+            self.note_tombstones(id);
         }
         touched(id);
+    }
+
+    /// Files a cell that holds tombstones left by this replica's own update, to compact later:
+    /// at the next local commit's end if the replica has no peer.
+    fn note_tombstones(&mut self, id: CellId) {
+        self.tombstoned.insert(id);
+        if self.members.len() == 1 {
+            self.seal_at = 0;
+        }
     }
 
     fn new_cell(&self, key: &CellKey) -> Result<CellState> {
@@ -806,6 +838,7 @@ impl Replica {
                 update: update.clone(),
             });
         }
+        self.collect_if_caught_up();
         Ok(outcome)
     }
 
@@ -1068,6 +1101,9 @@ impl Replica {
             };
             self.ready.messages.push((from, Message::Sync(message)));
         }
+        // A report or a delta may have made every member hold everything: once writes stop,
+        // the last report of an exchange is what completes collection, not a later sync.
+        self.collect_if_caught_up();
         Ok(())
     }
 
@@ -1142,14 +1178,50 @@ impl Replica {
             return Ok(());
         }
         if !self.stable.dominated_by(&delta.clock) {
-            // Older than what every member has seen: garbage collection may already have
-            // discarded the tombstones that would cancel its stale tags. Its news will come again.
+            // Older than what every member has seen: its sender lacked updates this replica may
+            // have collected the tombstones of. Joining by clocks (below) would skip its stale
+            // tags anyway; refusing it skips the work. Its news will come again.
             self.stats.deltas_stale += 1;
             return Ok(());
         }
-        // Phase 1: check every cell, refusing the delta whole on any mismatch. A state that
-        // merges infallibly into its cell is merged in place in phase 2; any other is joined
-        // into a copy here (the only way to learn whether its merge succeeds).
+        let (joins, new_cells) = self.plan_joins(from, &delta)?;
+        let ids = self.install_joins(joins, new_cells, &mut delta, record);
+        for range in &delta.origins {
+            if range.origin == self.id || range.hi <= self.clock.get(range.origin) {
+                continue;
+            }
+            let cells = range.cells.iter().map(|&i| ids[i as usize]);
+            self.index
+                .entry(range.origin)
+                .or_default()
+                .record(range.hi, cells);
+        }
+        if delta.snapshot {
+            // A snapshot carries no per-origin index: this replica cannot tell a peer which cells
+            // those updates touched, so a peer that far behind gets a snapshot from it too.
+            for (origin, counter) in delta.clock.iter() {
+                if counter > self.clock.get(origin) {
+                    self.index.entry(origin).or_default().trim(counter);
+                }
+            }
+        }
+        self.clock.merge(&delta.clock);
+        self.count_members_behind();
+        self.stats.deltas_applied += 1;
+        if record && self.config.emit_records {
+            self.push_record(Record::Merge {
+                from,
+                delta: Box::new(delta),
+            });
+        }
+        Ok(())
+    }
+
+    /// Phase 1 of [`Replica::apply_delta`]: checks every cell, refusing the delta whole on any
+    /// mismatch, and says how each joins (and how many are new). A state that merges
+    /// infallibly into its cell is merged in place in phase 2; any other is joined into a copy
+    /// here (the only way to learn whether its merge succeeds).
+    fn plan_joins(&self, from: NodeId, delta: &Delta) -> Result<(Vec<Join>, usize)> {
         let mut joins: Vec<Join> = Vec::with_capacity(delta.cells.len());
         // Cells arrive in key order, so new cells of one column come in runs: the column's
         // spec is looked up, and its empty cell built, once per run (callgrind, a delta into an
@@ -1194,7 +1266,20 @@ impl Replica {
             };
             joins.push(join);
         }
-        // Phase 2: install. Nothing below can fail.
+        Ok((joins, new_cells))
+    }
+
+    /// Phase 2 of [`Replica::apply_delta`]: installs the joins `plan_joins` chose (nothing here
+    /// can fail). Returns the id of each of the delta's cells, in order. With `record` (and
+    /// records on), the delta is kept for the record, so states are copied out of it rather
+    /// than moved.
+    fn install_joins(
+        &mut self,
+        joins: Vec<Join>,
+        new_cells: usize,
+        delta: &mut Delta,
+        record: bool,
+    ) -> Vec<CellId> {
         self.cells.reserve(new_cells);
         // A counter every member bumps comes to hold an entry per member: a cell's per-origin
         // list that must grow makes room for the members at once (at most four times the
@@ -1221,10 +1306,14 @@ impl Replica {
                 }
                 Join::InPlace(id) => {
                     let (_, incoming) = delta.cells.get(i).expect("a join per cell");
-                    let merged = self
-                        .cells
-                        .state_mut(id)
-                        .merge_listed(incoming, expected_origins);
+                    let cell = self.cells.state_mut(id);
+                    // Joined by clocks: what this replica's clock covers it holds already (or
+                    // removed, its tombstone perhaps collected), and a whole state shows by its
+                    // clock what its sender removed and collected.
+                    if delta.snapshot {
+                        cell.retract_collected_listed(incoming, &delta.clock);
+                    }
+                    let merged = cell.merge_listed_beyond(incoming, &self.clock, expected_origins);
                     debug_assert!(merged.is_ok(), "merges_infallibly promised success");
                     id
                 }
@@ -1242,35 +1331,7 @@ impl Replica {
             }
             ids.push(id);
         }
-        for range in &delta.origins {
-            if range.origin == self.id || range.hi <= self.clock.get(range.origin) {
-                continue;
-            }
-            let cells = range.cells.iter().map(|&i| ids[i as usize]);
-            self.index
-                .entry(range.origin)
-                .or_default()
-                .record(range.hi, cells);
-        }
-        if delta.snapshot {
-            // A snapshot carries no per-origin index: this replica cannot tell a peer which cells
-            // those updates touched, so a peer that far behind gets a snapshot from it too.
-            for (origin, counter) in delta.clock.iter() {
-                if counter > self.clock.get(origin) {
-                    self.index.entry(origin).or_default().trim(counter);
-                }
-            }
-        }
-        self.clock.merge(&delta.clock);
-        self.count_members_behind();
-        self.stats.deltas_applied += 1;
-        if record && self.config.emit_records {
-            self.push_record(Record::Merge {
-                from,
-                delta: Box::new(delta),
-            });
-        }
-        Ok(())
+        ids
     }
 
     /// Moves the cells touched by local commits since the last sync into the index.
@@ -1404,9 +1465,22 @@ impl Replica {
                 }
             }
         }
-        // The stable point never moves back: reported clocks only grow, and a member removed
-        // and re-added starts from what it reports anew.
+        // The stable point never moves back, not even for a member added (or added back)
+        // behind it: what was collected stays collected, and such a member is sent a whole
+        // state instead (see `add_member`).
         self.stable.merge(&stable);
+    }
+
+    /// Collects garbage if every member is known to hold everything this replica holds: the
+    /// stable point is then its clock. Cheap when not (a counter is read).
+    fn collect_if_caught_up(&mut self) {
+        // While cells are open `members_behind` may be short of their commits (only a replica
+        // with no peer needs no seal to know); `collect_garbage` computes the true meet anyway.
+        let caught_up =
+            self.members_behind == 0 && (self.open_cells.is_empty() || self.members.len() == 1);
+        if caught_up && self.stable != self.clock {
+            self.collect_garbage();
+        }
     }
 
     /// Discards what every member has seen: index ranges and observed-remove tombstones.
@@ -1503,11 +1577,17 @@ impl Replica {
             clock: self.clock.clone(),
             cells: self.sorted_cells(),
             index,
+            stable: self.stable.clone(),
         }
     }
 
     /// Rebuilds replica `id` from the records it emitted, in order. The result holds exactly
     /// what those records hold, so it never reuses a dot it had made durable.
+    ///
+    /// Replaying emits nothing: the recovered replica's first [`Ready`] holds nothing it read
+    /// from `records` (they are durable already; a driver that appended them again would log an
+    /// old snapshot after newer records). Its snapshot cadence goes on from the records after
+    /// the last snapshot in `records`, as if it had never stopped.
     pub fn recover(
         id: NodeId,
         schema: Schema,
@@ -1515,68 +1595,81 @@ impl Replica {
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Self> {
         let mut replica = Replica::new(id, schema, config);
+        let emit_records = std::mem::replace(&mut replica.config.emit_records, false);
+        let mut since_snapshot = 0;
         for (index, record) in records.into_iter().enumerate() {
-            let fail = |reason: String| LocalCommitError::Recovery { index, reason };
-            match record {
-                Record::Snapshot(snapshot) => {
-                    if snapshot.id != id {
-                        return Err(fail(format!("snapshot of node {}, not {id}", snapshot.id)));
-                    }
-                    replica
-                        .load_snapshot(*snapshot)
-                        .map_err(|e| fail(e.to_string()))?;
+            since_snapshot = match record {
+                Record::Snapshot(_) => 0,
+                _ => since_snapshot + 1,
+            };
+            replica.replay(index, record)?;
+        }
+        replica.config.emit_records = emit_records;
+        replica.records_since_snapshot = since_snapshot;
+        debug_assert!(replica.ready.is_empty(), "replaying emits nothing");
+        replica.collect_if_caught_up();
+        Ok(replica)
+    }
+
+    /// Applies the record at `index` of a replica's log, as [`Replica::recover`] replays it.
+    fn replay(&mut self, index: usize, record: Record) -> Result<()> {
+        let id = self.id;
+        let fail = |reason: String| LocalCommitError::Recovery { index, reason };
+        match record {
+            Record::Snapshot(snapshot) => {
+                if snapshot.id != id {
+                    return Err(fail(format!("snapshot of node {}, not {id}", snapshot.id)));
                 }
-                Record::Commit(update) => {
-                    if update.dot.node() != id {
-                        return Err(fail(format!(
-                            "commit of node {}, not {id}",
-                            update.dot.node()
-                        )));
-                    }
-                    // The record holds no clock: everything the commit depended on is in the
-                    // records before it, so it must be exactly the replica's next own event.
-                    if Some(update.dot.counter()) != replica.clock.get(id).checked_add(1) {
-                        return Err(fail(format!(
-                            "commit {} does not follow clock {}",
-                            update.dot, replica.clock
-                        )));
-                    }
-                    let mut open = std::mem::take(&mut replica.open_cells);
-                    let slots = replica.locate_all(&update.effects);
-                    let applied =
-                        replica.apply_local(&update.effects, &slots, update.dot, false, |id| {
-                            open.file(id)
-                        });
-                    replica.open_cells = open;
-                    applied.map_err(|e| fail(e.to_string()))?;
-                    replica.clock.set(id, update.dot.counter());
-                    replica.stats.commits += 1;
+                self.load_snapshot(*snapshot)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Record::Commit(update) => {
+                if update.dot.node() != id {
+                    return Err(fail(format!(
+                        "commit of node {}, not {id}",
+                        update.dot.node()
+                    )));
                 }
-                Record::Ordered {
-                    index: log_index,
-                    update,
-                } => {
-                    replica
-                        .apply_ordered(log_index, &update)
-                        .map_err(|e| fail(e.to_string()))?;
+                // The record holds no clock: everything the commit depended on is in the
+                // records before it, so it must be exactly the replica's next own event.
+                if Some(update.dot.counter()) != self.clock.get(id).checked_add(1) {
+                    return Err(fail(format!(
+                        "commit {} does not follow clock {}",
+                        update.dot, self.clock
+                    )));
                 }
-                Record::Merge { from, delta } => {
-                    check_delta_shape(from, &delta).map_err(|e| fail(e.to_string()))?;
-                    if !delta.base.dominated_by(&replica.clock) {
-                        return Err(fail(format!(
-                            "merge from {from} needs clock {}",
-                            delta.base
-                        )));
-                    }
-                    // A recovering replica has heard from no peer, so its stable point is empty
-                    // and the stale-delta filter lets every recorded delta through.
-                    replica
-                        .apply_delta(from, *delta, false)
-                        .map_err(|e| fail(e.to_string()))?;
+                let mut open = std::mem::take(&mut self.open_cells);
+                let slots = self.locate_all(&update.effects);
+                let applied = self.apply_local(&update.effects, &slots, update.dot, false, |id| {
+                    open.file(id)
+                });
+                self.open_cells = open;
+                applied.map_err(|e| fail(e.to_string()))?;
+                self.clock.set(id, update.dot.counter());
+                self.stats.commits += 1;
+            }
+            Record::Ordered {
+                index: log_index,
+                update,
+            } => {
+                self.apply_ordered(log_index, &update)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Record::Merge { from, delta } => {
+                check_delta_shape(from, &delta).map_err(|e| fail(e.to_string()))?;
+                if !delta.base.dominated_by(&self.clock) {
+                    return Err(fail(format!(
+                        "merge from {from} needs clock {}",
+                        delta.base
+                    )));
                 }
+                // The stable point restored from the last snapshot is at most what it was when
+                // the delta was applied, so the stale-delta filter lets it through.
+                self.apply_delta(from, *delta, false)
+                    .map_err(|e| fail(e.to_string()))?;
             }
         }
-        Ok(replica)
+        Ok(())
     }
 
     fn load_snapshot(&mut self, snapshot: ReplicaSnapshot) -> Result<()> {
@@ -1584,6 +1677,12 @@ impl Replica {
             return Err(LocalCommitError::MalformedMessage {
                 from: snapshot.id,
                 reason: "snapshot cells not sorted",
+            });
+        }
+        if !snapshot.stable.dominated_by(&snapshot.clock) {
+            return Err(LocalCommitError::MalformedMessage {
+                from: snapshot.id,
+                reason: "snapshot stable point is ahead of its clock",
             });
         }
         let mut cells = CellStore::default();
@@ -1617,6 +1716,8 @@ impl Replica {
         self.identity = prepared::StoreIdentity::default();
         self.tombstoned = tombstoned;
         self.clock = snapshot.clock;
+        // The snapshot supersedes everything before it, the stable point included.
+        self.stable = snapshot.stable;
         self.count_members_behind();
         self.index = index;
         self.open_cells.clear();

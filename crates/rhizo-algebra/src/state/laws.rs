@@ -3,6 +3,8 @@
 //! to equal bytes and read equal values; and the join is commutative, associative, idempotent,
 //! with the initial state as its identity.
 
+use std::collections::BTreeMap;
+
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -417,25 +419,181 @@ fn arb_or_history() -> impl Strategy<Value = (ColumnSpec, Vec<Update>)> {
     })
 }
 
-/// The add-wins model: an element is present iff one of its add tags was never removed.
+/// The model of an arbitrary history (removes may name any add, or one not yet made): an element
+/// is present iff, for some origin, that origin's newest add of it is newer than every tag of
+/// that origin a remove named for it. For the removes replicas issue — the tags their view holds
+/// live — this is the classic add-wins set, in which an element is present iff one of its add
+/// tags was never removed: `prop_or_set_is_the_classic_set_for_the_removes_replicas_issue`.
 fn or_model(updates: &[Update]) -> SortedSet<i64> {
-    let mut removed: Vec<(i64, Dot)> = Vec::new();
-    for (_, ops) in updates {
-        if let [CellOp::OrRemove(ObservedTags::Ints(tags))] = ops.as_slice() {
-            removed.extend(tags.iter().copied());
-        }
-    }
-    let mut present = Vec::new();
+    // (element, origin) -> (newest add, newest removed tag)
+    let mut tags: BTreeMap<(i64, NodeId), (u64, u64)> = BTreeMap::new();
     for (dot, ops) in updates {
-        if let [CellOp::OrAdd(Elements::Ints(set))] = ops.as_slice() {
-            present.extend(
-                set.iter()
-                    .filter(|e| !removed.contains(&(**e, *dot)))
-                    .copied(),
-            );
+        match ops.as_slice() {
+            [CellOp::OrAdd(Elements::Ints(set))] => {
+                for e in set {
+                    let slot = tags.entry((*e, dot.node())).or_default();
+                    slot.0 = slot.0.max(dot.counter());
+                }
+            }
+            [CellOp::OrRemove(ObservedTags::Ints(named))] => {
+                for (e, tag) in named {
+                    let slot = tags.entry((*e, tag.node())).or_default();
+                    slot.1 = slot.1.max(tag.counter());
+                }
+            }
+            other => unreachable!("an OR-set history holds adds and removes: {other:?}"),
         }
     }
-    present.into_iter().collect()
+    tags.into_iter()
+        .filter(|(_, (added, removed))| added > removed)
+        .map(|((e, _), _)| e)
+        .collect()
+}
+
+/// What a replica of an OR-set cell does next: add or remove an element against its own view,
+/// or pull another replica's whole view.
+#[derive(Debug, Clone)]
+enum OrStep {
+    Add { at: usize, element: i64 },
+    Remove { at: usize, element: i64 },
+    Pull { at: usize, from: usize },
+}
+
+fn arb_or_steps() -> impl Strategy<Value = Vec<OrStep>> {
+    let step = prop_oneof![
+        3 => (0usize..3, 0i64..4).prop_map(|(at, element)| OrStep::Add { at, element }),
+        2 => (0usize..3, 0i64..4).prop_map(|(at, element)| OrStep::Remove { at, element }),
+        2 => (0usize..3, 0usize..3).prop_map(|(at, from)| OrStep::Pull { at, from }),
+    ];
+    vec(step, 0..40)
+}
+
+/// One update of an [`OrWorld`], as this set issues it and as the classic set would.
+#[derive(Debug)]
+struct WorldUpdate {
+    dot: Dot,
+    op: CellOp,
+    classic: ClassicOp,
+}
+
+/// An element and the tag of one of its adds.
+type TaggedElement = (i64, Dot);
+
+/// The classic OR-set's update: an add, or the remove of every live tag its writer saw.
+#[derive(Debug)]
+enum ClassicOp {
+    Add(i64),
+    Remove(Vec<TaggedElement>),
+}
+
+/// Three replicas of one cell issuing updates against their own views, as replicas do. A view
+/// is causally closed (the indices of the updates it holds, in issue order), so applying it in
+/// index order is a causal delivery.
+struct OrWorld {
+    spec: ColumnSpec,
+    updates: Vec<WorldUpdate>,
+    views: Vec<Vec<usize>>,
+}
+
+impl OrWorld {
+    fn run(steps: &[OrStep]) -> Self {
+        let spec = ColumnSpec::new(MergeType::ObservedRemoveSet, ValueType::IntSet).unwrap();
+        let mut world = OrWorld {
+            spec,
+            updates: Vec::new(),
+            views: vec![Vec::new(); 3],
+        };
+        let mut counters = [0u64; 3];
+        for step in steps {
+            match *step {
+                OrStep::Pull { at, from } => {
+                    let mut view = world.views[at].clone();
+                    view.extend(&world.views[from]);
+                    view.sort_unstable();
+                    view.dedup();
+                    world.views[at] = view;
+                }
+                OrStep::Add { at, element } | OrStep::Remove { at, element } => {
+                    counters[at] += 1;
+                    let dot = Dot::new(origin(at), counters[at]).unwrap();
+                    let value = AlgebraicValue::int_set([element]);
+                    let (op, classic) = if matches!(step, OrStep::Add { .. }) {
+                        let op = CellOp::new(&world.spec, OpType::OrSetAdd, &value).unwrap();
+                        (op, ClassicOp::Add(element))
+                    } else {
+                        let view = &world.views[at];
+                        let op = world.state(view).remove_op(&world.spec, &value).unwrap();
+                        let (adds, removed) = world.classic(view);
+                        let live = adds
+                            .into_iter()
+                            .filter(|(e, tag)| *e == element && !removed.contains(&(*e, *tag)))
+                            .collect();
+                        (op, ClassicOp::Remove(live))
+                    };
+                    world.views[at].push(world.updates.len());
+                    world.updates.push(WorldUpdate { dot, op, classic });
+                }
+            }
+        }
+        world
+    }
+
+    fn state(&self, view: &[usize]) -> CellState {
+        let mut state = CellState::new(&self.spec);
+        for &i in view {
+            state
+                .apply(&self.updates[i].op, self.updates[i].dot)
+                .unwrap();
+        }
+        state
+    }
+
+    fn clock(&self, view: &[usize]) -> VectorClock {
+        let mut clock = VectorClock::new();
+        for &i in view {
+            let dot = self.updates[i].dot;
+            clock.set(dot.node(), clock.get(dot.node()).max(dot.counter()));
+        }
+        clock
+    }
+
+    /// The classic set's add tags and removed tags in `view`.
+    fn classic(&self, view: &[usize]) -> (Vec<TaggedElement>, Vec<TaggedElement>) {
+        let (mut adds, mut removed) = (Vec::new(), Vec::new());
+        for &i in view {
+            match &self.updates[i].classic {
+                ClassicOp::Add(e) => adds.push((*e, self.updates[i].dot)),
+                ClassicOp::Remove(tags) => removed.extend(tags.iter().copied()),
+            }
+        }
+        (adds, removed)
+    }
+
+    fn classic_value(&self, view: &[usize]) -> AlgebraicValue {
+        let (adds, removed) = self.classic(view);
+        AlgebraicValue::int_set(
+            adds.into_iter()
+                .filter(|tag| !removed.contains(tag))
+                .map(|(e, _)| e),
+        )
+    }
+
+    /// Every update any replica holds.
+    fn union(&self) -> Vec<usize> {
+        (0..self.updates.len()).collect()
+    }
+}
+
+/// `state` with the tombstones `stable` lets go, `stable` cut to at most `clock` entry by entry
+/// at the fractions `cuts` choose (so any point from nothing to the whole clock).
+fn compacted_below(state: &CellState, clock: &VectorClock, cuts: &[u8]) -> CellState {
+    let mut stable = VectorClock::new();
+    for ((node, counter), cut) in clock.iter().zip(cuts.iter().cycle()) {
+        stable.set(node, counter * u64::from(*cut % 5) / 4);
+    }
+    let mut state = state.clone();
+    state.compact(&stable);
+    state
 }
 
 proptest! {
@@ -488,6 +646,69 @@ proptest! {
         same(&join(&join(a, b), c), &join(a, &join(b, c)))?;
         same(&join(a, a), a)?;
         same(&join(a, &CellState::new(&spec)), a)?;
+    }
+
+    /// For the removes replicas issue (the live tags of their own view), keeping one tag per
+    /// element and origin reads exactly what the classic set that keeps every add tag reads,
+    /// on every replica's view and on all of them together.
+    #[test]
+    fn prop_or_set_is_the_classic_set_for_the_removes_replicas_issue(steps in arb_or_steps()) {
+        let world = OrWorld::run(&steps);
+        let mut views = world.views.clone();
+        views.push(world.union());
+        for view in &views {
+            prop_assert_eq!(world.state(view).value().unwrap(), world.classic_value(view));
+        }
+    }
+
+    /// A replica joining a peer's whole state by their clocks (`retract_collected`, then
+    /// `merge_beyond`) holds the state of every update either held, whatever tombstones each
+    /// had collected; and a restricted state joins the same way, provided its sender collected
+    /// nothing the receiver had not delivered (a sender trims its index where it collects, so a
+    /// receiver behind that point gets the whole state instead).
+    #[test]
+    fn prop_joining_by_clocks_gives_the_union_whatever_was_collected(
+        steps in arb_or_steps(),
+        pair in (0usize..3, 0usize..3),
+        cuts in vec(any::<u8>(), 1..4),
+    ) {
+        let world = OrWorld::run(&steps);
+        let (mine, theirs) = (&world.views[pair.0], &world.views[pair.1]);
+        let (my_clock, their_clock) = (world.clock(mine), world.clock(theirs));
+        let mut union: Vec<usize> = mine.iter().chain(theirs).copied().collect();
+        union.sort_unstable();
+        union.dedup();
+        let union_clock = world.clock(&union);
+        let canonical = |state: &CellState| {
+            let mut state = state.clone();
+            state.compact(&union_clock);
+            state
+        };
+        let expected = canonical(&world.state(&union));
+        let receiver = compacted_below(&world.state(mine), &my_clock, &cuts);
+        let complete = compacted_below(&world.state(theirs), &their_clock, &cuts[1..]);
+        let mut joined = receiver.clone();
+        joined.retract_collected(&complete, &their_clock);
+        joined.merge_beyond(&complete, &my_clock, 0).unwrap();
+        same(&canonical(&joined), &expected)?;
+        prop_assert_eq!(joined.value().unwrap(), world.state(&union).value().unwrap());
+        // A delta: the sender's state restricted to what the receiver may lack, from a sender
+        // that collected only what the receiver had delivered.
+        let base = my_clock.meet(&their_clock);
+        let sender = compacted_below(&world.state(theirs), &base, &cuts);
+        let mut joined = receiver.clone();
+        joined.merge_beyond(&sender.restricted(&base), &my_clock, 0).unwrap();
+        same(&canonical(&joined), &expected)?;
+        // `merge_beyond` is the merge of the restricted state, listed or not.
+        let mut plain = receiver.clone();
+        plain.merge(&sender.restricted(&my_clock)).unwrap();
+        let mut beyond = receiver.clone();
+        beyond.merge_beyond(&sender, &my_clock, 0).unwrap();
+        same(&plain, &beyond)?;
+        let listed: StateList = [sender.clone()].into_iter().collect();
+        let mut beyond = receiver;
+        beyond.merge_listed_beyond(listed.get(0).unwrap(), &my_clock, 0).unwrap();
+        same(&plain, &beyond)?;
     }
 
     /// Once everything is stable, compaction drops every tombstone and changes no element.

@@ -232,6 +232,29 @@ impl CellState {
     }
 }
 
+impl CellState {
+    /// [`CellState::merge_beyond`] of a listed state: the same join.
+    pub fn merge_listed_beyond(
+        &mut self,
+        other: ListedState<'_>,
+        known: &VectorClock,
+        expected_origins: usize,
+    ) -> Result<()> {
+        match other.0 {
+            Listed::Whole(state) => self.merge_beyond(state, known, expected_origins),
+            // An integer sum holds no tombstone: what `known` covers joins as a no-op.
+            Listed::IntSum(_) => self.merge_listed(other, expected_origins),
+        }
+    }
+
+    /// [`CellState::retract_collected`] with a listed complete state.
+    pub fn retract_collected_listed(&mut self, complete: ListedState<'_>, clock: &VectorClock) {
+        if let Listed::Whole(state) = complete.0 {
+            self.retract_collected(state, clock);
+        }
+    }
+}
+
 /// Encoded as the state it lists, by reference: an integer sum's entries exactly as its
 /// `CellState` would write them.
 #[cfg(feature = "serde")]

@@ -480,7 +480,8 @@ enum StateKind {
 /// - `Add`/`Multiply`: per origin, the highest dot counter applied and that origin's partial
 ///   aggregate; the read folds the partials in `NodeId` order. Integer and decimal sums are
 ///   exact (wide accumulators); a result outside the value type is an `Overflow` error on read.
-/// - `ObservedRemoveSet`: add-wins observed-remove set with tombstones.
+/// - `ObservedRemoveSet`: add-wins observed-remove set with tombstones, one tag per element
+///   and origin (an origin's newer add supersedes its older tag of the element).
 /// - `Register`: the latest write in consensus order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
@@ -1096,6 +1097,52 @@ impl CellState {
             other => other.clone(),
         };
         CellState { kind }
+    }
+
+    /// Joins into this state what `other` holds beyond `known`: the same as
+    /// `self.merge(&other.restricted(known))`.
+    ///
+    /// A replica joins a peer's state this way, with `known` its own clock: this state reflects
+    /// every update in `known` already — including removes whose tombstones it may have
+    /// collected — so the tags of those updates that `other` still holds can only be stale
+    /// copies, and joining them whole would bring a collected remove's element back. For a
+    /// state that has collected no tombstone it is the same as `merge`.
+    pub fn merge_beyond(
+        &mut self,
+        other: &CellState,
+        known: &VectorClock,
+        expected_origins: usize,
+    ) -> Result<()> {
+        match (&self.kind, &other.kind) {
+            (StateKind::OrSetStrings(_), _) | (StateKind::OrSetInts(_), _) => {
+                self.merge_expecting(&other.restricted(known), expected_origins)
+            }
+            _ => self.merge_expecting(other, expected_origins),
+        }
+    }
+
+    /// Before joining `complete` — the whole state of this cell on a replica that had
+    /// delivered every update in `clock` — drops what that replica shows removed without
+    /// keeping a trace: the live tags of an observed-remove set that `clock` covers and for
+    /// whose element and origin `complete` holds no tag at all. That replica delivered those
+    /// adds and holds neither them, nor a newer add of their origin, nor a tombstone, so a
+    /// remove it delivered deleted them and the tombstone was collected. Other states, and
+    /// states of another kind, are unchanged.
+    ///
+    /// With [`CellState::merge_beyond`] after it, this is the join of two replicas' states
+    /// given what each has delivered: it is what lets a replica collect a tombstone before a
+    /// replica that lacks the remove (a member joining, one re-added) has it, and hand that
+    /// replica its whole state instead.
+    pub fn retract_collected(&mut self, complete: &CellState, clock: &VectorClock) {
+        match (&mut self.kind, &complete.kind) {
+            (StateKind::OrSetStrings(mine), StateKind::OrSetStrings(theirs)) => {
+                mine.retract_collected(theirs, clock);
+            }
+            (StateKind::OrSetInts(mine), StateKind::OrSetInts(theirs)) => {
+                mine.retract_collected(theirs, clock);
+            }
+            _ => {}
+        }
     }
 
     /// How many observed-remove tombstones await [`CellState::compact`] (0 for other states).

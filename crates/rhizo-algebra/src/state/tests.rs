@@ -477,9 +477,62 @@ fn or_set_bulk_add_matches_single_adds() {
             .unwrap();
     }
     assert_eq!(bulk, single);
+    // a's second add of 6 superseded its first: one tag per element and origin.
+    assert_eq!(bulk.observed(ElementRef::Int(6)), vec![dot("a", 2)]);
+    assert_eq!(bulk.observed(ElementRef::Int(2)), vec![dot("a", 1)]);
+}
+
+/// Re-adding an element keeps one tag per origin: the state after many re-adds is the state
+/// after each origin's last add alone, byte for byte, and a remove names one tag per origin.
+#[test]
+fn re_adding_an_element_keeps_one_tag_per_origin() {
+    let s = spec(MergeType::ObservedRemoveSet, ValueType::StringSet);
+    let premium = AlgebraicValue::string_set(["premium"]);
+    let add = op(&s, OpType::OrSetAdd, premium.clone());
+    const READDS: u64 = 200_000;
+    let mut readded = CellState::new(&s);
+    for i in 1..=READDS {
+        readded.apply(&add, dot("a", i)).unwrap();
+    }
+    readded.apply(&add, dot("b", 1)).unwrap();
+    readded.apply(&add, dot("b", 2)).unwrap();
+    let mut written_once = CellState::new(&s);
+    written_once.apply(&add, dot("b", 2)).unwrap();
+    written_once.apply(&add, dot("a", READDS)).unwrap();
+    // Compared without printing: a failure would list every tag kept.
+    assert!(readded == written_once, "re-adds left superseded tags");
+    #[cfg(feature = "serde")]
+    {
+        let (readded, written_once) = (
+            postcard::to_allocvec(&readded).unwrap(),
+            postcard::to_allocvec(&written_once).unwrap(),
+        );
+        assert_eq!(readded.len(), written_once.len());
+        assert!(readded == written_once);
+    }
+    let remove = readded.remove_op(&s, &premium).unwrap();
+    let CellOp::OrRemove(tags) = &remove else {
+        panic!("a remove op: {remove:?}");
+    };
+    assert_eq!(tags.len(), 2, "one observed tag per origin");
+    readded.apply(&remove, dot("c", 1)).unwrap();
     assert_eq!(
-        bulk.observed(ElementRef::Int(6)),
-        vec![dot("a", 1), dot("a", 2)]
+        readded.value().unwrap(),
+        AlgebraicValue::string_set::<&str>([])
+    );
+    assert_eq!(readded.tombstone_count(), 2);
+    // A stale copy of an older add of a removed tag's origin stays removed; a newer one is back.
+    readded.apply(&add, dot("a", 5)).unwrap();
+    assert_eq!(
+        readded.value().unwrap(),
+        AlgebraicValue::string_set::<&str>([])
+    );
+    readded.apply(&add, dot("a", READDS + 1)).unwrap();
+    assert_eq!(readded.value().unwrap(), premium);
+    assert_eq!(
+        readded.tombstone_count(),
+        1,
+        "the newer add supersedes a's tombstone"
     );
 }
 
@@ -582,6 +635,47 @@ fn decoding_refuses_non_canonical_states() {
     );
     let bytes = encode([("b", 1), ("a", 2)]);
     assert!(postcard::from_bytes::<CellState>(&bytes).is_err());
+}
+
+/// An observed-remove set holds one tag per element and origin: an encoding with two of one
+/// origin (live, or one live and one removed) is refused.
+#[cfg(feature = "serde")]
+#[test]
+fn decoding_refuses_two_tags_of_one_origin_for_an_element() {
+    let s = spec(MergeType::ObservedRemoveSet, ValueType::IntSet);
+    let mut state = CellState::new(&s);
+    state
+        .apply(
+            &op(&s, OpType::OrSetAdd, AlgebraicValue::int_set([1])),
+            dot("a", 2),
+        )
+        .unwrap();
+    let canonical = postcard::to_allocvec(&state).unwrap();
+    type Tags = (Vec<(NodeId, u64)>, Vec<((NodeId, u64), (NodeId, u64))>);
+    // The variant tag, then the entries: (element, live tags, tombstones).
+    let encode = |(live, removed): Tags| {
+        let mut bytes = canonical[..1].to_vec();
+        bytes.extend(postcard::to_allocvec(&vec![(1i64, live, removed)]).unwrap());
+        bytes
+    };
+    let a = |counter| (NodeId::new("a").unwrap(), counter);
+    let b = |counter| (NodeId::new("b").unwrap(), counter);
+    assert_eq!(encode((vec![a(2)], vec![])), canonical, "the hand encoding");
+    let other_origin = encode((vec![a(2)], vec![(b(1), a(3))]));
+    assert!(
+        postcard::from_bytes::<CellState>(&other_origin).is_ok(),
+        "a tombstone of b"
+    );
+    for tags in [
+        (vec![a(1), a(2)], vec![]),
+        (vec![a(2)], vec![(a(1), b(1))]),
+        (vec![], vec![(a(1), b(1)), (a(2), b(1))]),
+    ] {
+        assert!(
+            postcard::from_bytes::<CellState>(&encode(tags.clone())).is_err(),
+            "{tags:?}"
+        );
+    }
 }
 
 #[test]

@@ -168,6 +168,61 @@ fn concurrent_add_and_remove_on_an_or_set_keeps_the_unseen_add() {
     );
 }
 
+/// Once writes stop, a quiet cluster finishes collecting: after every member has seen the
+/// removes, no replica keeps a tombstone or an index entry, under either gossip strategy, and
+/// each replica's stable point is its clock. Nothing is written after the removes.
+#[test]
+fn a_quiet_cluster_holds_no_tombstone_once_every_member_has_seen_the_remove() {
+    for gossip in [
+        GossipStrategy::FullBroadcast,
+        GossipStrategy::PushPull { fanout: 1 },
+    ] {
+        let mut c = SimulationBuilder::new()
+            .nodes(5)
+            .seed(16)
+            .gossip(gossip)
+            .build_replicas(workload::schema())
+            .unwrap();
+        for node in 0..5 {
+            let mut add = AlgebraicTransaction::new();
+            add.add_to_set(workload::CARTS, "c", "items", [format!("x{node}")]);
+            c.commit_on_node(node, add).unwrap();
+            c.commit_on_node(node, incr("k", 1)).unwrap();
+        }
+        c.run_until_quiescent(BOUND).unwrap();
+        for node in 0..5 {
+            let mut remove = AlgebraicTransaction::new();
+            remove.remove_from_set(
+                workload::CARTS,
+                "c",
+                "items",
+                [format!("x{}", (node + 2) % 5)],
+            );
+            c.commit_on_node(node, remove).unwrap();
+        }
+        settle_and_check(&mut c);
+        c.run_for(Duration::from_millis(200));
+        for node in 0..5 {
+            let r = c.replica(node).unwrap();
+            assert_eq!(
+                r.tombstones(),
+                0,
+                "{gossip:?}: node {node} keeps tombstones"
+            );
+            assert_eq!(
+                r.indexed_ranges(),
+                0,
+                "{gossip:?}: node {node} keeps index entries"
+            );
+            assert_eq!(r.stable_clock(), r.clock(), "{gossip:?}: node {node}");
+            assert_eq!(
+                r.read(workload::CARTS, "c", "items").unwrap(),
+                AlgebraicValue::string_set(Vec::<String>::new())
+            );
+        }
+    }
+}
+
 #[test]
 fn crash_before_sync_loses_nothing_acknowledged() {
     let mut c = cluster(3, 6, NetworkCondition::Perfect);
