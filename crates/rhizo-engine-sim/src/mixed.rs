@@ -290,7 +290,7 @@ fn issue_increment(
 ///
 /// The network loses, delays and reorders messages but never duplicates them: a duplicated
 /// proposal forwarded to the leader is appended to the log twice, and the node, which keeps no
-/// record of the proposals it applied, applies it twice (a defect reported with issue 25).
+/// record of the proposals it applied, applies it twice.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MixedSettings {
     /// Probability that a message is lost.
@@ -394,8 +394,7 @@ fn heal_all(cluster: &mut EngineCluster, crashed: &mut Option<(usize, u32)>) -> 
 /// and runs until every engine holds it.
 ///
 /// Every member must apply the schema entry itself: a Raft snapshot carries no schema, so a
-/// member that learned the entry only from a snapshot would refuse the column's cells (a
-/// defect reported with issue 25, outside this harness).
+/// member that learned the entry only from a snapshot would refuse the column's cells.
 fn declare_everywhere(cluster: &mut EngineCluster, clients: &mut Clients) -> Result<(), String> {
     settle(cluster)?;
     let deadline = cluster.now().saturating_add(Duration::from_secs(2));

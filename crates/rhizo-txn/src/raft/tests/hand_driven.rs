@@ -1,6 +1,6 @@
 //! Three Raft engines whose messages the test carries by hand, holding back or dropping the
-//! ones it names: the orders of delivery that broke outcomes, snapshots and schema changes
-//! (issue 25), replayed exactly.
+//! ones it names: orders of delivery that can break outcomes, snapshots and schema changes,
+//! replayed exactly.
 
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
