@@ -1176,3 +1176,33 @@ fn new_cells_adopt_the_incoming_state_whether_or_not_the_delta_is_recorded() {
         AlgebraicValue::Integer(7)
     );
 }
+
+/// A log entry validated against a newer schema than a replica holds is not refused there:
+/// the replica's consensus clock stays put (the index is not consumed) until it has the schema,
+/// and then the entry applies as on every other replica.
+#[test]
+fn an_ordered_entry_needing_a_newer_schema_waits_instead_of_being_refused() {
+    let spec = rhizo_algebra::ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    let wider = schema().with_column("t", "extra", spec).unwrap();
+    let ahead = Replica::new(node(0), wider.clone(), ReplicaConfig::default());
+    let mut behind = Replica::new(node(1), schema(), ReplicaConfig::default());
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("t", "r", "extra", 5);
+    let update = ahead.prepare_ordered(tx).unwrap();
+    let waits = behind.apply_ordered(1, &update);
+    assert!(
+        matches!(waits, Err(LocalCommitError::SchemaBehind { .. })),
+        "{waits:?}"
+    );
+    assert_eq!(behind.clock().get(consensus_origin()), 0);
+    behind.set_schema(wider);
+    let dot = Dot::new(consensus_origin(), 1).unwrap();
+    assert_eq!(
+        behind.apply_ordered(1, &update).unwrap(),
+        OrderedOutcome::Applied(dot)
+    );
+    assert_eq!(
+        behind.read("t", "r", "extra").unwrap(),
+        AlgebraicValue::Integer(5)
+    );
+}

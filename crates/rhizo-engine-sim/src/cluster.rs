@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rhizo_algebra::{AlgebraicValue, Schema};
+use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::AlgebraicTransaction;
 use rhizo_sim::{
@@ -442,6 +442,21 @@ impl EngineCluster {
             self.pending.insert(id);
         }
         Ok(submitted)
+    }
+
+    /// Declares `table.column` on `node` ([`Engine::declare_column`]): under Raft the change is
+    /// ordered by the log, and decided as the simulation runs like a coordinated transaction.
+    pub fn declare_column(
+        &mut self,
+        node: impl Into<NodeRef>,
+        table: &str,
+        column: &str,
+        merge: MergeType,
+        value_type: ValueType,
+    ) -> Result<Submission> {
+        self.submit_with(node.into(), |engine| {
+            engine.declare_column(table, column, merge, value_type)
+        })
     }
 
     /// Commits a transaction on `node`, built by `build`, running the simulation until it is

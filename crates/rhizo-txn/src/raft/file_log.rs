@@ -72,7 +72,7 @@ impl FileRaftLog {
     pub fn open(storage: Box<dyn Storage>) -> Result<OpenedRaftLog> {
         let (mut writer, entries) = LogWriter::open_prefixed(storage, RAFT_PREFIX)?;
         let mut log_records = Vec::new();
-        let mut meta = None;
+        let mut meta: Option<RaftMeta> = None;
         let (mut hard_state, mut incarnation) = (None, None);
         match entries {
             None => writer.rotate(|_| {})?,
@@ -85,6 +85,16 @@ impl FileRaftLog {
                                     hard_state = Some((*record).clone())
                                 }
                                 RaftRecord::Incarnation(_) => incarnation = Some((*record).clone()),
+                                // The owner record names the schema as of the segment's start;
+                                // one the log ordered since must outlive the records that the
+                                // next snapshot supersedes, as `remember` keeps it while open.
+                                RaftRecord::Schema(ref schema) => {
+                                    if let Some(meta) = meta.as_mut()
+                                        && schema.version() > meta.schema.version()
+                                    {
+                                        meta.schema = (**schema).clone();
+                                    }
+                                }
                                 _ => {}
                             }
                             log_records.push(*record);

@@ -299,3 +299,5 @@ fn a_second_snapshot_at_the_same_index_keeps_the_log_after_it() {
     let held: Vec<u64> = store.entries_ref().iter().map(|e| e.index).collect();
     assert_eq!(held, [6, 7, 8, 9, 10]);
 }
+
+mod hand_driven;
