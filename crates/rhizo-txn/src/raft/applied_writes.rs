@@ -1,4 +1,5 @@
-//! At-most-once application of write entries, and the Raft snapshot payload that carries it.
+//! At-most-once application of write entries, and the Raft snapshot payload that carries it
+//! (with the replica's image and the schema).
 //!
 //! Raft orders what it is given: a follower's forwarded proposal that the network repeats, or
 //! that arrives after its proposer's next one, becomes a second log entry like any other. Each
@@ -9,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use rhizo_algebra::Schema;
 use rhizo_clock::NodeId;
 use rhizo_commit::{Record, wire};
 use serde::{Deserialize, Serialize};
@@ -46,13 +48,27 @@ impl AppliedWrites {
     }
 }
 
-/// What a Raft snapshot carries: the replica's image (a `rhizo_commit` snapshot record) and the
-/// applied-writes table at the snapshot's index.
+/// What a Raft snapshot carries: the replica's image (a `rhizo_commit` snapshot record), the
+/// schema in force and the applied-writes table, all at the snapshot's index — a member that
+/// catches up by snapshot skips the entries that changed the schema or applied the writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SnapshotData {
     /// `wire::encode_record(&Record::Snapshot(..))` of the replica.
     pub(crate) image: Vec<u8>,
+    /// The schema the log had ordered up to the snapshot.
+    pub(crate) schema: Schema,
     /// The newest write applied from each proposer up to the snapshot.
+    pub(crate) applied_writes: AppliedWrites,
+}
+
+/// A snapshot's payload, decoded.
+#[derive(Debug)]
+pub(crate) struct DecodedSnapshot {
+    /// The replica's image record.
+    pub(crate) image: Record,
+    /// The schema in force at the snapshot.
+    pub(crate) schema: Schema,
+    /// The applied-writes table at the snapshot.
     pub(crate) applied_writes: AppliedWrites,
 }
 
@@ -62,13 +78,17 @@ impl SnapshotData {
         postcard::to_allocvec(self).expect("a snapshot payload always encodes")
     }
 
-    /// Decodes a snapshot's bytes: the replica record and the table. Malformed bytes are an
-    /// error naming what failed, never a panic.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<(Record, AppliedWrites), String> {
+    /// Decodes a snapshot's bytes. Malformed bytes are an error naming what failed, never a
+    /// panic.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<DecodedSnapshot, String> {
         let data: Self =
             postcard::from_bytes(bytes).map_err(|e| format!("snapshot payload: {e}"))?;
         let image = wire::decode_record(&data.image).map_err(|e| format!("snapshot image: {e}"))?;
-        Ok((image, data.applied_writes))
+        Ok(DecodedSnapshot {
+            image,
+            schema: data.schema,
+            applied_writes: data.applied_writes,
+        })
     }
 }
 

@@ -13,7 +13,7 @@ use rhizo_commit::{
 use serde::{Deserialize, Serialize};
 
 use super::RaftError;
-use super::applied_writes::{AppliedWrites, SnapshotData};
+use super::applied_writes::{AppliedWrites, DecodedSnapshot, SnapshotData};
 use super::storage::{DurableRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
 use crate::{CommitPath, CoordinationFreeConfig, CoordinationFreeManager, TransactionMode};
 
@@ -790,8 +790,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let Some(snapshot) = message.snapshot.as_ref() else {
             return false;
         };
-        match SnapshotData::decode(&snapshot.data) {
-            Ok((Record::Snapshot(image), _)) => {
+        match SnapshotData::decode(&snapshot.data).map(|decoded| decoded.image) {
+            Ok(Record::Snapshot(image)) => {
                 image.id != self.id && self.manager.replica.is_stale(&image.clock)
             }
             // A snapshot that does not decode fails at install, with its reason.
@@ -1005,17 +1005,27 @@ impl<L: DurableRaftLog> RaftNode<L> {
         snapshot: Snapshot,
     ) -> Result<Vec<RaftRecord>, RaftError> {
         let meta = snapshot.get_metadata().clone();
-        let (image, applied_writes) =
-            SnapshotData::decode(&snapshot.data).map_err(|reason| RaftError::Corrupt {
-                index: meta.index,
-                reason,
-            })?;
+        let DecodedSnapshot {
+            image,
+            schema,
+            applied_writes,
+        } = SnapshotData::decode(&snapshot.data).map_err(|reason| RaftError::Corrupt {
+            index: meta.index,
+            reason,
+        })?;
         let Record::Snapshot(image) = image else {
             return Err(RaftError::Corrupt {
                 index: meta.index,
                 reason: "snapshot data is not a replica snapshot".to_owned(),
             });
         };
+        // The log may have changed the schema in entries the snapshot replaces: install it
+        // first (and log it), so the image's cells of a new column are accepted.
+        let mut records = Vec::new();
+        if schema.version() > self.manager.schema().version() {
+            self.manager.set_schema(schema.clone());
+            records.push(RaftRecord::Schema(Box::new(schema)));
+        }
         let from = image.id;
         if from != self.id {
             let message = Message::Sync(SyncMessage {
@@ -1037,14 +1047,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
                     source: Box::new(e),
                 })?;
         }
-        let mut records: Vec<RaftRecord> = self
-            .manager
-            .replica
-            .take_ready()
-            .records
-            .into_iter()
-            .map(|r| RaftRecord::Replica(Box::new(r)))
-            .collect();
+        records.extend(
+            self.manager
+                .replica
+                .take_ready()
+                .records
+                .into_iter()
+                .map(|r| RaftRecord::Replica(Box::new(r))),
+        );
         self.applied_writes.join(&applied_writes);
         let own = self.own_snapshot(meta.index, meta.term, meta.get_conf_state().clone());
         records.extend(self.raw.mut_store().install_snapshot(own));
@@ -1058,6 +1068,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             image: wire::encode_record(&Record::Snapshot(Box::new(
                 self.manager.replica.snapshot(),
             ))),
+            schema: self.manager.schema().clone(),
             applied_writes: self.applied_writes.clone(),
         };
         let mut snapshot = Snapshot {

@@ -448,10 +448,17 @@ impl RecoveredRaft {
                     out.store.install_snapshot(snapshot);
                     // The hard state recorded after the snapshot wins; keep the newest so far.
                     out.store.hard_state.vote = hard_state.vote;
-                    let (image, applied_writes) = SnapshotData::decode(data)
+                    let decoded = SnapshotData::decode(data)
                         .map_err(|reason| RaftError::Storage { reason })?;
-                    out.replica = vec![image];
-                    out.applied_writes = applied_writes;
+                    out.replica = vec![decoded.image];
+                    out.applied_writes = decoded.applied_writes;
+                    if out
+                        .schema
+                        .as_ref()
+                        .is_none_or(|s| s.version() < decoded.schema.version())
+                    {
+                        out.schema = Some(decoded.schema);
+                    }
                     out.applied = *index;
                 }
                 RaftRecord::Replica(record) => out.replica.push((**record).clone()),

@@ -378,3 +378,79 @@ fn a_column_declared_on_the_leader_reaches_every_member_before_the_entries_that_
     }
     hand.assert_nothing_refused();
 }
+/// A member cut off while a column is declared, used and compacted away behind a snapshot
+/// learns the column with the snapshot: it reads what the log decided, and takes later entries
+/// using the column.
+#[test]
+fn a_member_that_misses_a_schema_change_behind_a_snapshot_still_learns_the_column() {
+    let base = Schema::builder()
+        .table("counters")
+        .column("value", MergeType::Add, ValueType::Integer)
+        .build()
+        .unwrap();
+    let raft = RaftConfig {
+        compact_after_entries: 3,
+        ..RaftConfig::default()
+    };
+    let mut hand = Hand::new(base, raft);
+    let l = hand.elect();
+    let follower = hand.ids[(l + 1) % 3];
+    let cut = move |from: NodeId, to: NodeId, _: &EngineMessage| from == follower || to == follower;
+    hand.ticks(3, &none);
+    let declared = hand.engines[l]
+        .declare_column("counters", "extra", MergeType::Add, ValueType::Integer)
+        .unwrap();
+    assert!(matches!(declared, Submission::Pending(_)));
+    hand.ticks(3, &cut);
+    for _ in 0..6 {
+        hand.propose(l, |tx| {
+            tx.increment("counters", "c", "extra", 10);
+        });
+        hand.ticks(3, &cut);
+    }
+    assert!(hand.engines[l].raft().unwrap().snapshot_index() > 0);
+    hand.held.clear();
+    hand.heal(5);
+    hand.propose(l, |tx| {
+        tx.increment("counters", "c", "extra", 1);
+    });
+    hand.heal(5);
+    hand.assert_converged();
+    for at in 0..3 {
+        assert_eq!(
+            hand.read(at, "counters", "c", "extra"),
+            AlgebraicValue::Integer(61)
+        );
+    }
+}
+
+/// A follower's proposal forwarded to the leader and delivered twice (a retransmission, a
+/// duplicating network) is appended to the log twice; applied twice, a coordinated increment
+/// counts twice. Each proposal must take effect once.
+#[test]
+fn a_proposal_delivered_twice_to_the_leader_takes_effect_once() {
+    use raft::eraftpb::MessageType;
+    let mut hand = Hand::new(schema(), RaftConfig::default());
+    let l = hand.elect();
+    let f = (l + 1) % 3;
+    hand.propose(f, |tx| {
+        tx.increment("counters", "c", "value", 10);
+    });
+    let (follower, leader) = (hand.ids[f], hand.ids[l]);
+    let messages = hand.engines[f].take_messages().unwrap();
+    for (to, message) in messages {
+        let forwarded =
+            matches!(&message, RaftWire::Raft(m) if m.get_msg_type() == MessageType::MsgPropose);
+        if forwarded && to == leader {
+            hand.receive(follower, to, message.clone());
+        }
+        hand.receive(follower, to, message);
+    }
+    hand.ticks(10, &none);
+    hand.heal(3);
+    hand.assert_converged();
+    assert_eq!(
+        hand.read(l, "counters", "c", "value"),
+        AlgebraicValue::Integer(10)
+    );
+}
