@@ -231,6 +231,24 @@ fn visibility_lag(cluster: &Cluster, samples: usize) -> Result<Vec<f64>, String>
     Ok(lags)
 }
 
+/// Commits one coordinated register write as a client would: a retryable failure (no leader
+/// during an election, an outcome a leader change left unknown — rewriting the same value is
+/// harmless) is tried again, a few times; the latency counts every attempt.
+fn commit_with_retries(handle: &NodeHandle, register: &str, value: i64) -> Result<(), String> {
+    const ATTEMPTS: usize = 5;
+    let mut last = String::new();
+    for _ in 0..ATTEMPTS {
+        let mut tx = handle.transaction(TransactionMode::Coordinated);
+        tx.put("kv", register, "reg", value);
+        match tx.commit() {
+            Ok(_) => return Ok(()),
+            Err(rhizo_net::NetError::Engine(err)) if err.is_retryable() => last = err.to_string(),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    Err(format!("{ATTEMPTS} attempts failed; the last: {last}"))
+}
+
 /// `clients` closed-loop clients (spread over the nodes) commit `per_client` coordinated register
 /// writes each; returns each commit's latency in milliseconds and the wall seconds.
 fn raft_path(
@@ -250,10 +268,8 @@ fn raft_path(
                 scope.spawn(move || -> Result<Vec<f64>, String> {
                     let mut latencies = Vec::with_capacity(per_client);
                     for i in 0..per_client {
-                        let mut tx = handle.transaction(TransactionMode::Coordinated);
-                        tx.put("kv", &format!("r{c}"), "reg", i as i64);
-                        let at = Instant::now();
-                        tx.commit().map_err(|e| e.to_string())?;
+                                                let at = Instant::now();
+                        commit_with_retries(handle, &format!("r{c}"), i as i64)?;
                         latencies.push(at.elapsed().as_secs_f64() * 1e3);
                     }
                     Ok(latencies)

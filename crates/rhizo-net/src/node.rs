@@ -20,8 +20,8 @@ use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{AlgebraicTransaction, Operation, Operations};
 use rhizo_txn::raft::{ProposalId, RaftConfig};
 use rhizo_txn::{
-    CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, Storage, Submission, SyncPolicy,
-    TransactionMode, TxnError,
+    Backend, CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, Storage, Submission,
+    SyncPolicy, TransactionMode, TxnError,
 };
 use tokio::sync::{Notify, oneshot};
 
@@ -129,6 +129,14 @@ impl NodeConfig {
         }
         // One membership: the transport's, which names every member with its address.
         self.engine.members = self.transport.members.keys().copied().collect();
+        // The engine must not give up on a proposal before the node's caller does: a loaded
+        // machine delays ticks, and a Raft timeout would answer "unknown" to a commit that the
+        // caller was still willing to wait for.
+        if let Backend::Raft(raft) = &mut self.engine.backend {
+            let ticks = self.commit_timeout.as_nanos() / self.tick.as_nanos().max(1);
+            let ticks = u32::try_from(ticks.saturating_add(1)).unwrap_or(u32::MAX);
+            raft.proposal_timeout_ticks = raft.proposal_timeout_ticks.max(ticks);
+        }
         self.transport.validate()
     }
 }
