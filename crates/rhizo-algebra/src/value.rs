@@ -73,7 +73,7 @@ impl<T: Ord> SortedSet<T> {
             Ok(Self { items })
         } else {
             Err(AlgebraError::NonCanonical {
-                reason: "set elements must be strictly increasing",
+                reason: "set elements must be strictly increasing".into(),
             })
         }
     }
@@ -286,9 +286,9 @@ impl FromStr for ValueType {
             ("string_set" | "str_set", _) => Ok(ValueType::StringSet),
             ("int_set", _) => Ok(ValueType::IntSet),
             _ => Err(AlgebraError::UnknownName {
-                what: "value type",
+                what: "value type".into(),
                 name: s.to_owned(),
-                valid: "integer, float, boolean, string_set, int_set, decimal(N)",
+                valid: "integer, float, boolean, string_set, int_set, decimal(N)".into(),
             }),
         }
     }
@@ -478,8 +478,8 @@ impl<T: Into<AlgebraicValue>> From<Option<T>> for AlgebraicValue {
 
 fn conversion(to: &'static str, from: &AlgebraicValue) -> AlgebraError {
     AlgebraError::Conversion {
-        from: from.kind_name(),
-        to,
+        from: from.kind_name().into(),
+        to: to.into(),
     }
 }
 
@@ -556,7 +556,7 @@ mod tests {
         for bad in ["complex", "decimal(x)", "decimal(300)", ""] {
             let err = bad.parse::<ValueType>().unwrap_err();
             assert!(
-                matches!(&err, AlgebraError::UnknownName { what: "value type", name, .. } if name == bad)
+                matches!(&err, AlgebraError::UnknownName { what, name, .. } if name == bad && what == "value type")
             );
             assert!(err.to_string().contains("decimal(N)"), "{err}");
         }
@@ -578,15 +578,15 @@ mod tests {
         assert_eq!(
             i64::try_from(AlgebraicValue::from(1.0)),
             Err(AlgebraError::Conversion {
-                from: "float",
-                to: "integer"
+                from: "float".into(),
+                to: "integer".into()
             })
         );
         assert_eq!(
             SortedSet::<i64>::try_from(AlgebraicValue::Null),
             Err(AlgebraError::Conversion {
-                from: "null",
-                to: "int set"
+                from: "null".into(),
+                to: "int set".into()
             })
         );
     }

@@ -123,8 +123,8 @@ fn set_value(obj: Borrowed<'_, '_, PyAny>) -> PyResult<AlgebraicValue> {
         }
         if !strings.is_empty() && !ints.is_empty() {
             return Err(AlgebraError::MixedKinds {
-                first: "string",
-                other: "integer",
+                first: "string".into(),
+                other: "integer".into(),
             })
             .py();
         }

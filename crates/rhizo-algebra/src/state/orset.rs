@@ -315,19 +315,19 @@ impl<E: Ord + Clone> OrSet<E> {
     pub(crate) fn check_canonical(&self) -> Result<()> {
         let bad = |reason| Err(AlgebraError::NonCanonical { reason });
         if !self.entries.windows(2).all(|w| w[0].element < w[1].element) {
-            return bad("set entries must be strictly increasing");
+            return bad("set entries must be strictly increasing".into());
         }
         for e in &self.entries {
             if e.is_empty() {
-                return bad("a set entry must hold a tag or a tombstone");
+                return bad("a set entry must hold a tag or a tombstone".into());
             }
             if !e.live.windows(2).all(|w| w[0] < w[1])
                 || !e.removed.windows(2).all(|w| w[0].tag < w[1].tag)
             {
-                return bad("tags must be strictly increasing");
+                return bad("tags must be strictly increasing".into());
             }
             if e.live.iter().any(|d| e.is_removed(*d)) {
-                return bad("a tag cannot be both live and removed");
+                return bad("a tag cannot be both live and removed".into());
             }
         }
         Ok(())
