@@ -79,10 +79,13 @@
 //!   function of its seed.
 
 mod backoff;
+mod client;
 mod config;
+mod config_file;
 mod conn;
 mod error;
 mod frame;
+pub mod metrics;
 mod node;
 pub mod pki;
 mod socket;
@@ -91,9 +94,18 @@ mod stats;
 mod tls;
 mod transport;
 
+pub use client::{
+    AsyncClient, Client, ClientListenerConfig, ClientSecurity, ClientTls,
+    protocol::CLIENT_PROTOCOL_VERSION,
+};
 pub use config::{Backoff, QueueLimits, Security, TlsFiles, TransportConfig};
+pub use config_file::{
+    ClientSection, ColumnSection, ConfigFile, EngineSection, MetricsSection, RaftSection,
+    SyncSection, TlsSection, TransportSection,
+};
 pub use error::{NetError, Result};
 pub use frame::{CloseReason, Lane, PROTOCOL_VERSION, RefusalReason};
+pub use metrics::MetricsConfig;
 pub use node::{Node, NodeConfig, NodeHandle, NodeStatus, NodeTransaction, RaftStatus};
 #[cfg(feature = "turmoil")]
 pub use socket::TurmoilNetwork;
