@@ -210,6 +210,14 @@ pub enum AlgebraError {
         /// The requested type.
         to: Cow<'static, str>,
     },
+    /// A value written as text (on a command line, in a file) is not a value of the type.
+    #[error("{} is not a {expected} value", Quoted(.input))]
+    InvalidLiteral {
+        /// The type the text was read as.
+        expected: ValueType,
+        /// The text (at most 64 characters of it).
+        input: String,
+    },
     /// Decoded data was not in canonical form.
     #[error("non-canonical encoding: {reason}")]
     NonCanonical {

@@ -38,10 +38,12 @@ mod listener;
 pub(crate) mod protocol;
 #[cfg(test)]
 mod tests;
+mod words;
 
 pub use listener::ClientListenerConfig;
 pub(crate) use listener::{BoundClientListener, ClientListener};
 use protocol::{CLIENT_PROTOCOL_VERSION, Request, Response, decode, encode};
+pub use words::{OPERATION_SEPARATOR, transaction_from_words};
 
 /// How a client reaches a node.
 #[derive(Clone, Debug)]

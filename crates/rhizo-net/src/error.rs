@@ -119,6 +119,13 @@ pub enum NetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The words of a command do not make a request (an unknown verb, a missing value, a value
+    /// that is not of its column's type).
+    #[error("{reason}")]
+    Usage {
+        /// What is wrong, for the user.
+        reason: String,
+    },
     /// The node failed the request for a reason of its own (a storage error, a Raft library
     /// error) that has no typed form on the wire: its message. What the request asked may or
     /// may not have been done only when the message says so.

@@ -95,8 +95,8 @@ mod tls;
 mod transport;
 
 pub use client::{
-    AsyncClient, Client, ClientListenerConfig, ClientSecurity, ClientTls,
-    protocol::CLIENT_PROTOCOL_VERSION,
+    AsyncClient, Client, ClientListenerConfig, ClientSecurity, ClientTls, OPERATION_SEPARATOR,
+    protocol::CLIENT_PROTOCOL_VERSION, transaction_from_words,
 };
 pub use config::{Backoff, QueueLimits, Security, TlsFiles, TransportConfig};
 pub use config_file::{

@@ -405,3 +405,24 @@ pub(crate) fn client_refused(node: NodeId, reason: &'static str) {
     counter!("rhizo_client_refused_total", "node" => node.to_string(), "reason" => reason)
         .increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric names docs/metrics.md lists, in order.
+    fn documented() -> Vec<String> {
+        include_str!("../../../docs/metrics.md")
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `rhizo_"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(|name| format!("rhizo_{name}"))
+            .collect()
+    }
+
+    #[test]
+    fn every_metric_is_documented_and_every_documented_metric_exported() {
+        let exported: Vec<String> = METRICS.iter().map(|(name, ..)| (*name).to_owned()).collect();
+        assert_eq!(documented(), exported);
+    }
+}

@@ -416,6 +416,52 @@ pub struct NodeStatus {
     pub fingerprint: u64,
 }
 
+/// What `rhizo status` prints: members, who is behind, Raft's view, queue depths per peer.
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ids: &[NodeId]| {
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.iter()
+                    .map(NodeId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(f, "node      {}", self.node)?;
+        writeln!(f, "members   {}", list(&self.members))?;
+        writeln!(f, "behind    {}", list(&self.peers_behind))?;
+        match &self.raft {
+            Some(raft) => writeln!(
+                f,
+                "raft      leader {}, term {}, commit index {}, applied {}",
+                raft.leader
+                    .map_or("unknown".to_owned(), |id| id.to_string()),
+                raft.term,
+                raft.commit_index,
+                raft.applied
+            )?,
+            None => writeln!(f, "raft      none (a single node orders its own log)")?,
+        }
+        for (peer, stats) in &self.transport.peers {
+            for (lane, lane_stats) in [("control", &stats.control), ("bulk", &stats.bulk)] {
+                writeln!(
+                    f,
+                    "peer      {peer} {lane}: {}, queue {} messages / {} bytes, {} sent, {} received, {} dropped",
+                    if lane_stats.connected { "up" } else { "down" },
+                    lane_stats.queued_messages,
+                    lane_stats.queued_bytes,
+                    lane_stats.messages_sent,
+                    lane_stats.messages_received,
+                    lane_stats.dropped
+                )?;
+            }
+        }
+        write!(f, "state     {:016x}", self.fingerprint)
+    }
+}
+
 /// A Raft member's view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RaftStatus {

@@ -38,9 +38,16 @@ impl Pki {
             .unwrap()
             .write(dir.path(), "n0")
             .unwrap();
-        ca.issue_client("app").unwrap().write(dir.path(), "app").unwrap();
+        ca.issue_client("app")
+            .unwrap()
+            .write(dir.path(), "app")
+            .unwrap();
         let other = CertificateAuthority::generate("other").unwrap();
-        other.issue_client("app").unwrap().write(dir.path(), "stranger").unwrap();
+        other
+            .issue_client("app")
+            .unwrap()
+            .write(dir.path(), "stranger")
+            .unwrap();
         Self { dir }
     }
 
@@ -97,10 +104,18 @@ fn requests_are_answered_as_the_node_answers_them() {
     let mut tx = AlgebraicTransaction::new();
     tx.increment("counters", "page_views", "value", 2)
         .increment("counters", "clicks", "value", 1);
-    let outcome = client.commit(TransactionMode::CoordinationFree, tx).unwrap();
+    let outcome = client
+        .commit(TransactionMode::CoordinationFree, tx)
+        .unwrap();
     assert!(outcome.durable || outcome.dot.is_some());
-    assert_eq!(client.read("counters", "page_views", "value").unwrap(), counter(2));
-    assert_eq!(node.0.read("counters", "clicks", "value").unwrap(), counter(1));
+    assert_eq!(
+        client.read("counters", "page_views", "value").unwrap(),
+        counter(2)
+    );
+    assert_eq!(
+        node.0.read("counters", "clicks", "value").unwrap(),
+        counter(1)
+    );
 
     let mut put = AlgebraicTransaction::new();
     put.put("kv", "r", "reg", 7);
@@ -123,7 +138,9 @@ fn a_bad_operation_gets_the_local_typed_error_over_the_wire_and_changes_nothing(
     let client = Client::connect(&address, &ClientSecurity::Insecure).unwrap();
     let mut seed = AlgebraicTransaction::new();
     seed.increment("counters", "page_views", "value", 5);
-    client.commit(TransactionMode::CoordinationFree, seed).unwrap();
+    client
+        .commit(TransactionMode::CoordinationFree, seed)
+        .unwrap();
     let before = node.0.status().fingerprint;
 
     let mut bad = AlgebraicTransaction::new();
@@ -131,11 +148,20 @@ fn a_bad_operation_gets_the_local_typed_error_over_the_wire_and_changes_nothing(
         .increment("counters", "page_views", "value", 1.5)
         .increment("counters", "page_views", "no_such_column", 1)
         .increment("no_such_table", "x", "value", 1);
-    let local = node.0.commit(TransactionMode::CoordinationFree, bad.clone()).unwrap_err();
-    let remote = client.commit(TransactionMode::CoordinationFree, bad).unwrap_err();
+    let local = node
+        .0
+        .commit(TransactionMode::CoordinationFree, bad.clone())
+        .unwrap_err();
+    let remote = client
+        .commit(TransactionMode::CoordinationFree, bad)
+        .unwrap_err();
     let (
-        NetError::Engine(TxnError::InvalidOperations { errors: local_errors }),
-        NetError::Engine(TxnError::InvalidOperations { errors: remote_errors }),
+        NetError::Engine(TxnError::InvalidOperations {
+            errors: local_errors,
+        }),
+        NetError::Engine(TxnError::InvalidOperations {
+            errors: remote_errors,
+        }),
     ) = (&local, &remote)
     else {
         panic!("expected invalid operations, got {local:?} and {remote:?}");
@@ -146,23 +172,43 @@ fn a_bad_operation_gets_the_local_typed_error_over_the_wire_and_changes_nothing(
 
     let mut put = AlgebraicTransaction::new();
     put.put("kv", "r", "reg", 1);
-    let local = node.0.commit(TransactionMode::CoordinationFree, put.clone()).unwrap_err();
-    let remote = client.commit(TransactionMode::CoordinationFree, put).unwrap_err();
+    let local = node
+        .0
+        .commit(TransactionMode::CoordinationFree, put.clone())
+        .unwrap_err();
+    let remote = client
+        .commit(TransactionMode::CoordinationFree, put)
+        .unwrap_err();
     assert!(
         matches!(&remote, NetError::Engine(TxnError::NotAlgebraic { operations }) if operations.len() == 1),
         "{remote:?}"
     );
     assert_eq!(remote.to_string(), local.to_string());
 
-    let empty = client.commit(TransactionMode::Auto, AlgebraicTransaction::new()).unwrap_err();
-    assert!(matches!(empty, NetError::Engine(TxnError::EmptyTransaction)), "{empty:?}");
+    let empty = client
+        .commit(TransactionMode::Auto, AlgebraicTransaction::new())
+        .unwrap_err();
+    assert!(
+        matches!(empty, NetError::Engine(TxnError::EmptyTransaction)),
+        "{empty:?}"
+    );
     let unknown = client.read("counters", "page_views", "nope").unwrap_err();
     let local = node.0.read("counters", "page_views", "nope").unwrap_err();
     assert_eq!(unknown.to_string(), local.to_string());
-    assert!(matches!(unknown, NetError::Engine(TxnError::InvalidOperations { .. })));
+    assert!(matches!(
+        unknown,
+        NetError::Engine(TxnError::InvalidOperations { .. })
+    ));
 
-    assert_eq!(node.0.status().fingerprint, before, "a refused transaction changed the node");
-    assert_eq!(client.read("counters", "page_views", "value").unwrap(), counter(5));
+    assert_eq!(
+        node.0.status().fingerprint,
+        before,
+        "a refused transaction changed the node"
+    );
+    assert_eq!(
+        client.read("counters", "page_views", "value").unwrap(),
+        counter(5)
+    );
 }
 
 #[test]
@@ -174,7 +220,10 @@ fn a_client_without_a_certificate_of_the_cluster_ca_is_refused() {
         ("another CA's certificate", pki.client(Some("stranger"))),
     ] {
         let refused = Client::connect(&address, &security).unwrap_err();
-        assert!(matches!(refused, NetError::Connection { .. }), "{who}: {refused:?}");
+        assert!(
+            matches!(refused, NetError::Connection { .. }),
+            "{who}: {refused:?}"
+        );
     }
     // A plaintext client gets no answer a TLS node would give.
     assert!(Client::connect(&address, &ClientSecurity::Insecure).is_err());
@@ -201,27 +250,39 @@ fn malformed_requests_and_oversized_frames_close_the_connection() {
     let mut stream = TcpStream::connect(&address).unwrap();
     stream.set_read_timeout(timeout).unwrap();
     let ready = read_frame(&mut stream).expect("a greeting");
-    assert!(matches!(protocol::decode::<Response>(&ready), Ok(Response::Ready { .. })));
+    assert!(matches!(
+        protocol::decode::<Response>(&ready),
+        Ok(Response::Ready { .. })
+    ));
     stream.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
     let refused = read_frame(&mut stream).expect("a refusal");
     assert!(
         matches!(
             protocol::decode::<Response>(&refused),
-            Ok(Response::Refused(protocol::WireError::MalformedRequest { .. }))
+            Ok(Response::Refused(
+                protocol::WireError::MalformedRequest { .. }
+            ))
         ),
         "{refused:?}"
     );
-    assert!(read_frame(&mut stream).is_none(), "the connection stays open");
+    assert!(
+        read_frame(&mut stream).is_none(),
+        "the connection stays open"
+    );
 
     let mut stream = TcpStream::connect(&address).unwrap();
     stream.set_read_timeout(timeout).unwrap();
     read_frame(&mut stream).expect("a greeting");
     // A length prefix of 4 GiB - 1: refused before anything is allocated for it.
-    stream.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+    stream
+        .write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+        .unwrap();
     let refused = read_frame(&mut stream).expect("a refusal");
     assert!(matches!(
         protocol::decode::<Response>(&refused),
-        Ok(Response::Refused(protocol::WireError::MalformedRequest { .. }))
+        Ok(Response::Refused(
+            protocol::WireError::MalformedRequest { .. }
+        ))
     ));
     assert!(read_frame(&mut stream).is_none());
     assert_eq!(node.0.status().clock.iter().count(), 0);
