@@ -167,6 +167,7 @@ fn agent(config_path: &Path) -> Result<(), NetError> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let file = ConfigFile::load(config_path)?;
     let base = config_path.parent().unwrap_or(Path::new("."));

@@ -422,7 +422,10 @@ mod tests {
 
     #[test]
     fn every_metric_is_documented_and_every_documented_metric_exported() {
-        let exported: Vec<String> = METRICS.iter().map(|(name, ..)| (*name).to_owned()).collect();
+        let exported: Vec<String> = METRICS
+            .iter()
+            .map(|(name, ..)| (*name).to_owned())
+            .collect();
         assert_eq!(documented(), exported);
     }
 }
