@@ -170,7 +170,7 @@ fn write_config(dir: &Path, name: &str, members: &BTreeMap<&str, (u16, u16)>, ex
 }
 
 /// The client flags for the certificates `certificates` wrote.
-fn client_args<'a>(address: &'a str) -> Vec<&'a str> {
+fn client_args(address: &str) -> Vec<&str> {
     vec![
         "--node",
         address,
