@@ -287,3 +287,150 @@ fn malformed_requests_and_oversized_frames_close_the_connection() {
     assert!(read_frame(&mut stream).is_none());
     assert_eq!(node.0.status().clock.iter().count(), 0);
 }
+
+/// Every error a request can meet, typed, as the node's engine would return it.
+fn typed_errors() -> Vec<TxnError> {
+    use rhizo_algebra::{AlgebraError, OpType};
+    use rhizo_commit::{CellKey, LocalCommitError};
+    use rhizo_txn::raft::{ProposalId, RaftError};
+    use rhizo_txn::{CoordinationFreeError, Finished};
+    let key = || CellKey::new("counters", "page_views", "value");
+    let n1 = NodeId::new("n1").unwrap();
+    let replica = |err: LocalCommitError| TxnError::from(CoordinationFreeError::from(err));
+    vec![
+        TxnError::EmptyTransaction,
+        TxnError::TransactionFinished(Finished::Aborted),
+        TxnError::InvalidOperations {
+            errors: vec![
+                (
+                    key(),
+                    AlgebraError::TypeMismatch {
+                        expected: ValueType::Integer,
+                        found: "float".into(),
+                    },
+                ),
+                (
+                    CellKey::new("t", "r", "c"),
+                    AlgebraError::UnknownTable { table: "t".into() },
+                ),
+                (
+                    key(),
+                    AlgebraError::NonFiniteFloat {
+                        bits: f64::NAN.to_bits(),
+                    },
+                ),
+            ],
+        },
+        TxnError::NotAlgebraic {
+            operations: vec![(key(), OpType::GenericOverwrite)],
+        },
+        TxnError::Overflow {
+            key: key(),
+            value_type: ValueType::Integer,
+        },
+        TxnError::ConditionFailed {
+            key: key(),
+            expected: "1".into(),
+            found: "2".into(),
+        },
+        TxnError::ReadConflict {
+            key: key(),
+            expected: "1".into(),
+            found: "3".into(),
+        },
+        TxnError::UnknownMode {
+            name: "fast".into(),
+        },
+        TxnError::Schema(AlgebraError::InvalidColumn {
+            merge: MergeType::Add,
+            value_type: ValueType::StringSet,
+            reason: "only numbers can be added or multiplied".into(),
+        }),
+        TxnError::Config {
+            reason: "bad".into(),
+        },
+        CoordinationFreeError::NonAlgebraic {
+            operations: vec![(key(), OpType::GenericConditional)],
+        }
+        .into(),
+        replica(LocalCommitError::Read {
+            key: Box::new(key()),
+            source: Box::new(AlgebraError::Overflow {
+                value_type: ValueType::Integer,
+            }),
+        }),
+        replica(LocalCommitError::UnknownCell {
+            key: Box::new(key()),
+            source: Box::new(AlgebraError::UnknownColumn {
+                table: "counters".into(),
+                column: "nope".into(),
+            }),
+        }),
+        replica(LocalCommitError::RowKeyTooLong {
+            key: Box::new(key()),
+            len: 5000,
+            max: 4096,
+        }),
+        replica(LocalCommitError::TransactionTooLarge { len: 9, max: 8 }),
+        replica(LocalCommitError::SchemaBehind { needed: 3, held: 2 }),
+        TxnError::Poisoned {
+            reason: "disk full".into(),
+        },
+        TxnError::Corrupt {
+            segment: "00000001.log".into(),
+            offset: 12,
+            reason: "checksum".into(),
+        },
+        TxnError::NoLeader,
+        TxnError::Undecided {
+            proposal: ProposalId {
+                node: n1,
+                incarnation: 4,
+                seq: 7,
+            },
+        },
+        TxnError::Raft(Box::new(RaftError::Timeout { ticks: 50 })),
+        TxnError::Raft(Box::new(RaftError::OutcomeUnknown { index: 9 })),
+        TxnError::Raft(Box::new(RaftError::Interrupted)),
+        TxnError::DirectoryLocked {
+            dir: "/data".into(),
+        },
+        TxnError::WrongNode {
+            expected: n1,
+            found: NodeId::new("n2").unwrap(),
+        },
+    ]
+}
+
+/// Through the wire form and its bytes, each typed error comes back as the same value.
+#[test]
+fn every_input_and_outcome_error_keeps_its_type_across_the_wire() {
+    let errors = typed_errors();
+    assert_eq!(errors.len(), 25);
+    for err in errors {
+        let original = NetError::Engine(err);
+        let wire = protocol::WireError::of(&original);
+        assert!(
+            !matches!(wire, protocol::WireError::NodeFailure { .. }),
+            "{original:?} has no typed wire form"
+        );
+        let bytes = protocol::encode(&Response::Refused(wire)).unwrap();
+        let Ok(Response::Refused(back)) = protocol::decode::<Response>(&bytes) else {
+            panic!("{original:?} did not decode");
+        };
+        let back = back.into_net();
+        assert_eq!(format!("{back:?}"), format!("{original:?}"));
+        assert_eq!(back.to_string(), original.to_string());
+    }
+    // A failure without a typed form still reaches the client, as its message.
+    let io = NetError::Engine(TxnError::Io {
+        op: "sync",
+        name: "log".into(),
+        source: std::io::Error::other("disk on fire"),
+    });
+    let back = protocol::WireError::of(&io).into_net();
+    assert!(
+        matches!(&back, NetError::NodeFailure { reason } if reason.contains("disk on fire")),
+        "{back:?}"
+    );
+}
