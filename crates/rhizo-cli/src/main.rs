@@ -172,6 +172,14 @@ fn agent(config_path: &Path) -> Result<(), NetError> {
     let file = ConfigFile::load(config_path)?;
     let base = config_path.parent().unwrap_or(Path::new("."));
     let config = file.node_config(base)?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(NetError::Runtime)?;
+    // Registered before the node starts, so a signal during its start stops it gracefully too.
+    let mut stop = signals
+        .block_on(async { StopSignals::register() })
+        .map_err(NetError::Runtime)?;
     let node = Node::start(config)?;
     info!(
         node = %node.node_id(),
@@ -179,30 +187,34 @@ fn agent(config_path: &Path) -> Result<(), NetError> {
         clients = ?node.client_addr(),
         "rhizo agent started"
     );
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(NetError::Runtime)?;
-    let signal = signals.block_on(stop_signal()).map_err(NetError::Runtime)?;
+    let signal = signals.block_on(stop.next());
     info!(signal, "stopping: flushing the log and closing connections");
     node.shutdown()?;
     info!("rhizo agent stopped");
     Ok(())
 }
 
-/// Waits for SIGTERM or Ctrl-C (SIGINT) and names the one that came.
-async fn stop_signal() -> std::io::Result<&'static str> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => Ok("SIGTERM"),
-            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "SIGINT"),
-        }
+/// SIGTERM and SIGINT (Ctrl-C), caught.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+
+    /// Waits for the next one and names it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
     }
 }
 
