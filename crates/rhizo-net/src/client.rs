@@ -88,10 +88,19 @@ impl ClientTls {
 type Conn = Framed<Box<dyn Io>, LengthDelimitedCodec>;
 
 /// A connection to one node, for async callers. Requests on one client are answered in order.
+///
+/// Connecting and each request are bounded by a timeout ([`AsyncClient::DEFAULT_TIMEOUT`],
+/// [`AsyncClient::set_timeout`]); a request that times out is [`NetError::Connection`], and may
+/// or may not have been done.
 pub struct AsyncClient {
     conn: tokio::sync::Mutex<Conn>,
     node: NodeId,
     address: String,
+    timeout: std::time::Duration,
+    /// Set when an exchange was cut short (a timeout, a broken socket): an answer may still be
+    /// on its way, and would be taken for the next request's, so the connection is not used
+    /// again.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AsyncClient {
@@ -108,6 +117,32 @@ impl AsyncClient {
     /// A node that refuses this client's certificate (or its lack of one) is
     /// [`NetError::Connection`].
     pub async fn connect(address: &str, security: &ClientSecurity) -> Result<Self> {
+        let timeout = Self::DEFAULT_TIMEOUT;
+        match tokio::time::timeout(timeout, Self::open(address, security)).await {
+            Ok(opened) => opened.map(|(conn, node)| Self {
+                conn: tokio::sync::Mutex::new(conn),
+                node,
+                address: address.to_owned(),
+                timeout,
+                broken: std::sync::atomic::AtomicBool::new(false),
+            }),
+            Err(_) => Err(NetError::Connection {
+                address: address.to_owned(),
+                reason: format!("no greeting within {timeout:?}"),
+            }),
+        }
+    }
+
+    /// The longest a connection or a request waits by default: longer than a node's default
+    /// commit timeout, so a coordinated commit's own answer (committed, or undecided) arrives.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Bounds each later request by `timeout`.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.timeout = timeout;
+    }
+
+    async fn open(address: &str, security: &ClientSecurity) -> Result<(Conn, NodeId)> {
         let connection = |reason: String| NetError::Connection {
             address: address.to_owned(),
             reason,
@@ -147,11 +182,7 @@ impl AsyncClient {
             }
             other => return Err(unexpected(&other)),
         };
-        Ok(Self {
-            conn: tokio::sync::Mutex::new(conn),
-            node,
-            address: address.to_owned(),
-        })
+        Ok((conn, node))
     }
 
     /// The node this client is connected to.
@@ -169,14 +200,34 @@ impl AsyncClient {
                 max: MAX_FRAME_LEN,
             });
         }
+        use std::sync::atomic::Ordering;
         let mut conn = self.conn.lock().await;
-        conn.send(Bytes::from(bytes))
-            .await
-            .map_err(|err| NetError::Connection {
+        if self.broken.load(Ordering::Acquire) {
+            return Err(NetError::Connection {
                 address: self.address.clone(),
-                reason: err.to_string(),
+                reason: "an earlier request was cut short; connect again".into(),
+            });
+        }
+        // Marked broken until the exchange completes: a cancelled or failed one leaves it so.
+        self.broken.store(true, Ordering::Release);
+        let exchange = async {
+            conn.send(Bytes::from(bytes))
+                .await
+                .map_err(|err| NetError::Connection {
+                    address: self.address.clone(),
+                    reason: err.to_string(),
+                })?;
+            receive(&mut conn, &self.address).await
+        };
+        let answered = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| NetError::Connection {
+                address: self.address.clone(),
+                reason: format!("no answer within {:?}", self.timeout),
             })?;
-        match receive(&mut conn, &self.address).await? {
+        let answered = answered?;
+        self.broken.store(false, Ordering::Release);
+        match answered {
             Response::Refused(refusal) => Err(refusal.into_net()),
             response => Ok(response),
         }

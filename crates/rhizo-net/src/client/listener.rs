@@ -237,7 +237,18 @@ async fn serve_connection(
 }
 
 async fn send(conn: &mut Conn, response: &Response) -> std::io::Result<()> {
-    let bytes = encode(response).map_err(std::io::Error::other)?;
+    let mut bytes = encode(response).map_err(std::io::Error::other)?;
+    if bytes.len() > MAX_FRAME_LEN {
+        // An answer larger than a frame (a huge set read whole) is refused, not cut: the
+        // client's decoder would refuse the length anyway.
+        let refusal = WireError::NodeFailure {
+            reason: format!(
+                "the answer is {} bytes, more than a frame ({MAX_FRAME_LEN} bytes)",
+                bytes.len()
+            ),
+        };
+        bytes = encode(&Response::Refused(refusal)).map_err(std::io::Error::other)?;
+    }
     conn.send(Bytes::from(bytes)).await
 }
 
