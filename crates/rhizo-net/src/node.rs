@@ -130,6 +130,9 @@ impl NodeConfig {
                 "the tick and the sync interval must be positive",
             ));
         }
+        if self.metrics.as_ref().is_some_and(|m| m.interval.is_zero()) {
+            return Err(invalid("metrics.interval", "must be positive"));
+        }
         if self.fanout == 0 {
             return Err(invalid(
                 "fanout",

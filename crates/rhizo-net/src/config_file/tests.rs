@@ -261,6 +261,20 @@ fn tls_or_insecure_and_members_naming_this_node() {
 }
 
 #[test]
+fn a_zero_metrics_interval_is_refused_at_start() {
+    let mut file = base();
+    file.get_mut("metrics")
+        .unwrap()
+        .insert("interval_ms".into(), "0".into());
+    let config = ConfigFile::parse(&render(&file))
+        .unwrap()
+        .node_config(Path::new("/etc/rhizo"))
+        .unwrap();
+    let err = crate::Node::start(config).unwrap_err();
+    assert!(err.to_string().contains("metrics.interval"), "{err}");
+}
+
+#[test]
 fn relative_paths_are_taken_from_the_file_directory() {
     let config = ConfigFile::parse(&render(&base()))
         .unwrap()
