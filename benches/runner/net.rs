@@ -268,7 +268,7 @@ fn raft_path(
                 scope.spawn(move || -> Result<Vec<f64>, String> {
                     let mut latencies = Vec::with_capacity(per_client);
                     for i in 0..per_client {
-                                                let at = Instant::now();
+                        let at = Instant::now();
                         commit_with_retries(handle, &format!("r{c}"), i as i64)?;
                         latencies.push(at.elapsed().as_secs_f64() * 1e3);
                     }

@@ -150,7 +150,7 @@ impl FromStr for Decimal {
     fn from_str(input: &str) -> Result<Self> {
         let invalid = |reason: &'static str| AlgebraError::InvalidDecimal {
             input: input.chars().take(64).collect(),
-            reason,
+            reason: reason.into(),
         };
         let (negative, body) = match input.as_bytes().first() {
             Some(b'-') => (true, &input[1..]),
@@ -264,7 +264,7 @@ mod tests {
                 s.parse::<Decimal>(),
                 Err(AlgebraError::InvalidDecimal {
                     input: s.into(),
-                    reason
+                    reason: reason.into()
                 }),
                 "{s:?}"
             );

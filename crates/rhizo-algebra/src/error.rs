@@ -1,10 +1,16 @@
+use std::borrow::Cow;
+
 use rhizo_clock::{Bounded, Quoted};
 
 use crate::{MergeType, OpType, ValueType};
 
 /// Everything that can go wrong in this crate. Each variant names one rule that was broken;
 /// an operation refused with any of them has changed nothing.
+///
+/// Plain data (its texts are `Cow<'static, str>`, borrowed when this crate names them), so that
+/// a node can send the error a transaction met to a client, which gets the same value back.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum AlgebraError {
     /// The schema has no table of this name.
     #[error("unknown table {}", Quoted(.table))]
@@ -34,7 +40,7 @@ pub enum AlgebraError {
         /// The column's value type.
         expected: ValueType,
         /// The kind of value given.
-        found: &'static str,
+        found: Cow<'static, str>,
     },
     /// `Null` was given where the column needs a value.
     #[error("null is not a valid operand for a {merge} column")]
@@ -84,17 +90,17 @@ pub enum AlgebraError {
         /// The input (at most 64 characters of it).
         input: String,
         /// What was wrong.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// A name did not name an operation kind, merge type or value type.
     #[error("{} is not a known {what}; valid names: {valid}", Quoted(.name))]
     UnknownName {
         /// What was being parsed.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The name given.
         name: String,
         /// The accepted spellings, for the message.
-        valid: &'static str,
+        valid: Cow<'static, str>,
     },
     /// A column declaration paired a merge type with a value type it cannot merge.
     #[error("a {merge} column cannot hold {value_type} values: {reason}")]
@@ -104,17 +110,17 @@ pub enum AlgebraError {
         /// The value type declared.
         value_type: ValueType,
         /// Why the pair is refused.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// A table or column name was empty or too long.
     #[error("invalid {what} name {}: {reason}", Quoted(.name))]
     InvalidName {
         /// `"table"` or `"column"`.
-        what: &'static str,
+        what: Cow<'static, str>,
         /// The name (at most 64 characters of it).
         name: String,
         /// What was wrong.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// A schema builder declared the same column twice.
     #[error("column {}.{} is declared twice", Bounded(.table), Bounded(.column))]
@@ -149,9 +155,9 @@ pub enum AlgebraError {
     #[error("a {op} cannot be applied to or merged with a {state} state")]
     StateMismatch {
         /// The state's kind.
-        state: &'static str,
+        state: Cow<'static, str>,
         /// The operation's or other state's kind.
-        op: &'static str,
+        op: Cow<'static, str>,
     },
     /// The operation needs coordination; it has no conflict-free merge.
     #[error("{op} is not conflict-free and has no coordination-free merge")]
@@ -166,7 +172,7 @@ pub enum AlgebraError {
         /// The operation kind.
         op: OpType,
         /// What must be supplied, and how.
-        needs: &'static str,
+        needs: Cow<'static, str>,
     },
     /// The operation kind is not defined on this value type.
     #[error("{op} is not defined on {found} values")]
@@ -174,15 +180,15 @@ pub enum AlgebraError {
         /// The operation kind.
         op: OpType,
         /// The kind of value given.
-        found: &'static str,
+        found: Cow<'static, str>,
     },
     /// Values of different kinds were merged together.
     #[error("cannot merge a {first} value with a {other} value")]
     MixedKinds {
         /// The kind of the first non-null value.
-        first: &'static str,
+        first: Cow<'static, str>,
         /// The kind of a later value that differs.
-        other: &'static str,
+        other: Cow<'static, str>,
     },
     /// A compare-and-set found a value other than the one it expected.
     #[error(
@@ -200,15 +206,23 @@ pub enum AlgebraError {
     #[error("cannot convert a {from} value to {to}")]
     Conversion {
         /// The value's kind.
-        from: &'static str,
+        from: Cow<'static, str>,
         /// The requested type.
-        to: &'static str,
+        to: Cow<'static, str>,
+    },
+    /// A value written as text (on a command line, in a file) is not a value of the type.
+    #[error("{} is not a {expected} value", Quoted(.input))]
+    InvalidLiteral {
+        /// The type the text was read as.
+        expected: ValueType,
+        /// The text (at most 64 characters of it).
+        input: String,
     },
     /// Decoded data was not in canonical form.
     #[error("non-canonical encoding: {reason}")]
     NonCanonical {
         /// What rule was broken.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
 }
 

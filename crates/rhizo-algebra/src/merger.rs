@@ -73,8 +73,8 @@ impl AlgebraicMerger {
         for v in &values {
             if std::mem::discriminant(*v) != std::mem::discriminant(*first) {
                 return Err(AlgebraError::MixedKinds {
-                    first: first.kind_name(),
-                    other: v.kind_name(),
+                    first: first.kind_name().into(),
+                    other: v.kind_name().into(),
                 });
             }
             if let AlgebraicValue::Float(f) = v
@@ -87,7 +87,7 @@ impl AlgebraicMerger {
         }
         let unsupported = || AlgebraError::UnsupportedType {
             op,
-            found: first.kind_name(),
+            found: first.kind_name().into(),
         };
         match op {
             OpType::SemilatticeMax | OpType::SemilatticeMin => {

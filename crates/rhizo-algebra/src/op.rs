@@ -155,9 +155,9 @@ impl FromStr for OpType {
             .into_iter()
             .find(|op| op.name() == s)
             .ok_or_else(|| AlgebraError::UnknownName {
-                what: "operation kind",
+                what: "operation kind".into(),
                 name: s.to_owned(),
-                valid: OP_NAMES,
+                valid: OP_NAMES.into(),
             })
     }
 }
@@ -250,9 +250,9 @@ impl FromStr for MergeType {
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| AlgebraError::UnknownName {
-                what: "merge type",
+                what: "merge type".into(),
                 name: s.to_owned(),
-                valid: MERGE_NAMES,
+                valid: MERGE_NAMES.into(),
             })
     }
 }
@@ -305,9 +305,9 @@ mod tests {
         assert_eq!(
             "add".parse::<OpType>(),
             Err(AlgebraError::UnknownName {
-                what: "operation kind",
+                what: "operation kind".into(),
                 name: "add".into(),
-                valid: OP_NAMES,
+                valid: OP_NAMES.into(),
             })
         );
         // The names an error lists are exactly the ones that parse.

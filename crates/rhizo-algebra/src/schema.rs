@@ -41,26 +41,28 @@ impl ColumnSpec {
         if let ValueType::Decimal { scale } = value_type
             && scale > Decimal::MAX_SCALE
         {
-            return refuse("a decimal column's scale is at most 18");
+            return refuse("a decimal column's scale is at most 18".into());
         }
         use MergeType as M;
         use ValueType as V;
         match (merge, value_type) {
             (M::Max | M::Min, V::Integer | V::Float | V::Decimal { .. } | V::Boolean) => {}
             (M::Max | M::Min, _) => {
-                return refuse("sets have no total order; use UNION or INTERSECT");
+                return refuse("sets have no total order; use UNION or INTERSECT".into());
             }
             (M::Add, V::Integer | V::Float | V::Decimal { .. }) => {}
             (M::Multiply, V::Integer | V::Float) => {}
             (M::Multiply, V::Decimal { .. }) => {
                 return refuse(
-                    "a fixed-scale product must round, and rounding makes the result depend on order",
+                    "a fixed-scale product must round, and rounding makes the result depend on order".into(),
                 );
             }
-            (M::Add | M::Multiply, _) => return refuse("only numbers can be added or multiplied"),
+            (M::Add | M::Multiply, _) => {
+                return refuse("only numbers can be added or multiplied".into());
+            }
             (M::Union | M::Intersect | M::ObservedRemoveSet, V::StringSet | V::IntSet) => {}
             (M::Union | M::Intersect | M::ObservedRemoveSet, _) => {
-                return refuse("set operations need a string-set or int-set column");
+                return refuse("set operations need a string-set or int-set column".into());
             }
             (M::Register, _) => {}
         }
@@ -130,7 +132,7 @@ impl ColumnSpec {
     pub(crate) fn validate_value(&self, value: &AlgebraicValue) -> Result<()> {
         let mismatch = || AlgebraError::TypeMismatch {
             expected: self.value_type,
-            found: value.kind_name(),
+            found: value.kind_name().into(),
         };
         match (self.value_type, value) {
             (ValueType::Integer, AlgebraicValue::Integer(_))
@@ -359,9 +361,9 @@ fn check_name(what: &'static str, name: &str) -> Result<()> {
         return Ok(());
     };
     Err(AlgebraError::InvalidName {
-        what,
+        what: what.into(),
         name: name.chars().take(64).collect(),
-        reason,
+        reason: reason.into(),
     })
 }
 
@@ -504,9 +506,9 @@ impl SchemaBuilder {
         }
         let Some(table) = self.current.clone() else {
             return self.fail(AlgebraError::InvalidName {
-                what: "table",
+                what: "table".into(),
                 name: String::new(),
-                reason: "a column must follow a table(..) call",
+                reason: "a column must follow a table(..) call".into(),
             });
         };
         let columns = &mut self.tables.get_or_default(&table).columns;

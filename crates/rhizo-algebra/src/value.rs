@@ -73,7 +73,7 @@ impl<T: Ord> SortedSet<T> {
             Ok(Self { items })
         } else {
             Err(AlgebraError::NonCanonical {
-                reason: "set elements must be strictly increasing",
+                reason: "set elements must be strictly increasing".into(),
             })
         }
     }
@@ -256,6 +256,34 @@ impl ValueType {
     }
 }
 
+impl ValueType {
+    /// The value `text` writes, read as this type: a number for the numeric types
+    /// (`decimal(N)` as a decimal string), `true` or `false`, a comma-separated list of
+    /// elements for a set (`a,b,c`; the empty text is the empty set); `null` for any type.
+    pub fn parse_literal(self, text: &str) -> Result<AlgebraicValue> {
+        let invalid = || AlgebraError::InvalidLiteral {
+            expected: self,
+            input: text.chars().take(64).collect(),
+        };
+        if text == "null" {
+            return Ok(AlgebraicValue::Null);
+        }
+        let elements = || text.split(',').filter(|element| !element.is_empty());
+        Ok(match self {
+            ValueType::Integer => AlgebraicValue::Integer(text.parse().map_err(|_| invalid())?),
+            ValueType::Float => AlgebraicValue::float(text.parse().map_err(|_| invalid())?),
+            ValueType::Decimal { .. } => AlgebraicValue::Decimal(text.parse()?),
+            ValueType::Boolean => AlgebraicValue::Boolean(text.parse().map_err(|_| invalid())?),
+            ValueType::StringSet => AlgebraicValue::string_set(elements()),
+            ValueType::IntSet => AlgebraicValue::int_set(
+                elements()
+                    .map(|element| element.parse().map_err(|_| invalid()))
+                    .collect::<Result<Vec<i64>>>()?,
+            ),
+        })
+    }
+}
+
 impl fmt::Display for ValueType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -286,9 +314,9 @@ impl FromStr for ValueType {
             ("string_set" | "str_set", _) => Ok(ValueType::StringSet),
             ("int_set", _) => Ok(ValueType::IntSet),
             _ => Err(AlgebraError::UnknownName {
-                what: "value type",
+                what: "value type".into(),
                 name: s.to_owned(),
-                valid: "integer, float, boolean, string_set, int_set, decimal(N)",
+                valid: "integer, float, boolean, string_set, int_set, decimal(N)".into(),
             }),
         }
     }
@@ -478,8 +506,8 @@ impl<T: Into<AlgebraicValue>> From<Option<T>> for AlgebraicValue {
 
 fn conversion(to: &'static str, from: &AlgebraicValue) -> AlgebraError {
     AlgebraError::Conversion {
-        from: from.kind_name(),
-        to,
+        from: from.kind_name().into(),
+        to: to.into(),
     }
 }
 
@@ -556,7 +584,7 @@ mod tests {
         for bad in ["complex", "decimal(x)", "decimal(300)", ""] {
             let err = bad.parse::<ValueType>().unwrap_err();
             assert!(
-                matches!(&err, AlgebraError::UnknownName { what: "value type", name, .. } if name == bad)
+                matches!(&err, AlgebraError::UnknownName { what, name, .. } if name == bad && what == "value type")
             );
             assert!(err.to_string().contains("decimal(N)"), "{err}");
         }
@@ -578,15 +606,15 @@ mod tests {
         assert_eq!(
             i64::try_from(AlgebraicValue::from(1.0)),
             Err(AlgebraError::Conversion {
-                from: "float",
-                to: "integer"
+                from: "float".into(),
+                to: "integer".into()
             })
         );
         assert_eq!(
             SortedSet::<i64>::try_from(AlgebraicValue::Null),
             Err(AlgebraError::Conversion {
-                from: "null",
-                to: "int set"
+                from: "null".into(),
+                to: "int set".into()
             })
         );
     }
@@ -610,5 +638,55 @@ mod tests {
         assert!(a.insert(4));
         assert!(!a.insert(4));
         assert_eq!(a.as_slice(), &[3, 4, 9]);
+    }
+
+    #[test]
+    fn literals_parse_by_value_type_and_bad_text_is_a_typed_error() {
+        let parse = |vt: ValueType, text: &str| vt.parse_literal(text);
+        assert_eq!(
+            parse(ValueType::Integer, "-12"),
+            Ok(AlgebraicValue::Integer(-12))
+        );
+        assert_eq!(
+            parse(ValueType::Float, "1.5"),
+            Ok(AlgebraicValue::float(1.5))
+        );
+        assert_eq!(
+            parse(ValueType::Boolean, "true"),
+            Ok(AlgebraicValue::Boolean(true))
+        );
+        assert_eq!(
+            parse(ValueType::StringSet, "b,a,b"),
+            Ok(AlgebraicValue::string_set(["a", "b"]))
+        );
+        assert_eq!(
+            parse(ValueType::StringSet, ""),
+            Ok(AlgebraicValue::string_set(Vec::<String>::new()))
+        );
+        assert_eq!(
+            parse(ValueType::IntSet, "3,1"),
+            Ok(AlgebraicValue::int_set([1, 3]))
+        );
+        assert_eq!(parse(ValueType::Integer, "null"), Ok(AlgebraicValue::Null));
+        assert!(matches!(
+            parse(ValueType::Decimal { scale: 2 }, "1.25"),
+            Ok(AlgebraicValue::Decimal(_))
+        ));
+        for (vt, text) in [
+            (ValueType::Integer, "1.5"),
+            (ValueType::Integer, "99999999999999999999"),
+            (ValueType::Float, "x"),
+            (ValueType::Boolean, "yes"),
+            (ValueType::IntSet, "1,a"),
+        ] {
+            assert_eq!(
+                parse(vt, text),
+                Err(AlgebraError::InvalidLiteral {
+                    expected: vt,
+                    input: text.to_owned()
+                }),
+                "{vt} {text}"
+            );
+        }
     }
 }

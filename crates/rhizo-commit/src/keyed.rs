@@ -124,7 +124,7 @@ fn keyed_merge(op: OpType) -> rhizo_algebra::Result<MergeType> {
         OpType::AbelianMultiply => Ok(MergeType::Multiply),
         OpType::OrSetAdd | OpType::OrSetRemove => Err(AlgebraError::NeedsContext {
             op,
-            needs: "a table column declared as an observed-remove set",
+            needs: "a table column declared as an observed-remove set".into(),
         }),
         OpType::GenericOverwrite | OpType::GenericConditional | OpType::Unknown => {
             Err(AlgebraError::NotConflictFree { op })

@@ -81,6 +81,59 @@ pub enum NetError {
     /// The node's runtime could not be started.
     #[error("cannot start the node's runtime: {0}")]
     Runtime(io::Error),
+    /// A configuration file could not be read or parsed: an unknown key, a missing required
+    /// one, a value of the wrong type (the reason names the key and its line).
+    #[error("configuration file{}: {reason}", .path.as_deref().map(|p| format!(" {p}")).unwrap_or_default())]
+    ConfigFile {
+        /// The file, when it was read from one.
+        path: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The metrics endpoint could not be started (its address is taken, or this process
+    /// already has a metrics recorder).
+    #[error("cannot start the metrics endpoint: {reason}")]
+    Metrics {
+        /// Why.
+        reason: String,
+    },
+    /// A client could not reach a node's client listener, or lost its connection: refused at
+    /// connect, a TLS handshake the node refused (no certificate, another CA), a closed socket.
+    /// A request in flight when the connection broke may or may not have been done.
+    #[error("connection to {address}: {reason}")]
+    Connection {
+        /// The node's client address.
+        address: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The node could not read the request (it closes the connection after saying so).
+    #[error("the node refused a malformed request: {reason}")]
+    MalformedRequest {
+        /// What the node's decoder said.
+        reason: String,
+    },
+    /// The node's answer could not be read, or does not answer the request.
+    #[error("malformed response from the node: {reason}")]
+    MalformedResponse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The words of a command do not make a request (an unknown verb, a missing value, a value
+    /// that is not of its column's type).
+    #[error("{reason}")]
+    Usage {
+        /// What is wrong, for the user.
+        reason: String,
+    },
+    /// The node failed the request for a reason of its own (a storage error, a Raft library
+    /// error) that has no typed form on the wire: its message. What the request asked may or
+    /// may not have been done only when the message says so.
+    #[error("the node failed: {reason}")]
+    NodeFailure {
+        /// The node's error message.
+        reason: String,
+    },
 }
 
 impl NetError {

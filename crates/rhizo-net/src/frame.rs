@@ -80,7 +80,7 @@ pub enum RefusalReason {
 }
 
 /// Why an established connection was closed; counted in the stats and logged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CloseReason {
     /// A frame did not decode, or came where the protocol does not allow it.
     MalformedFrame,

@@ -1,10 +1,13 @@
-//! Rhizo's peer transport: how the nodes of a static cluster reach each other.
+//! Rhizo's networked node: how the nodes of a static cluster reach each other, and how programs
+//! reach a node.
 //!
-//! This crate is floor 6 of the workspace. It carries opaque byte strings between the members
-//! of a cluster — it does not know what an engine, a delta or a Raft message is — over TCP with
-//! mutual TLS 1.3, on two lanes per peer, with bounded queues and reconnection. The node loop
-//! that drives one `rhizo_txn::Engine` sits on top of it; `docs/protocol.md` is the wire
-//! protocol, written down.
+//! This crate is floor 6 of the workspace. Its transport carries opaque byte strings between the
+//! members of a cluster — it does not know what an engine, a delta or a Raft message is — over
+//! TCP with mutual TLS 1.3, on two lanes per peer, with bounded queues and reconnection. The node
+//! loop that drives one `rhizo_txn::Engine` sits on top of it ([`Node`], [`NodeHandle`]); beside
+//! it, the client listener and its client ([`Client`], [`AsyncClient`]), the node program's
+//! config file ([`ConfigFile`], `docs/config.md`), metrics ([`metrics`], `docs/metrics.md`) and
+//! certificates ([`pki`]). `docs/protocol.md` is the peer and client protocols, written down.
 //!
 //! # The seam to the node loop
 //!
@@ -79,10 +82,13 @@
 //!   function of its seed.
 
 mod backoff;
+mod client;
 mod config;
+mod config_file;
 mod conn;
 mod error;
 mod frame;
+pub mod metrics;
 mod node;
 pub mod pki;
 mod socket;
@@ -91,9 +97,18 @@ mod stats;
 mod tls;
 mod transport;
 
+pub use client::{
+    AsyncClient, Client, ClientListenerConfig, ClientSecurity, ClientTls, OPERATION_SEPARATOR,
+    protocol::CLIENT_PROTOCOL_VERSION, transaction_from_words,
+};
 pub use config::{Backoff, QueueLimits, Security, TlsFiles, TransportConfig};
+pub use config_file::{
+    ClientSection, ColumnSection, ConfigFile, EngineSection, MetricsSection, RaftSection,
+    SyncSection, TlsSection, TransportSection,
+};
 pub use error::{NetError, Result};
 pub use frame::{CloseReason, Lane, PROTOCOL_VERSION, RefusalReason};
+pub use metrics::MetricsConfig;
 pub use node::{Node, NodeConfig, NodeHandle, NodeStatus, NodeTransaction, RaftStatus};
 #[cfg(feature = "turmoil")]
 pub use socket::TurmoilNetwork;

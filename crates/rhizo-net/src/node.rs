@@ -25,9 +25,12 @@ use rhizo_txn::{
 };
 use tokio::sync::{Notify, oneshot};
 
+use crate::client::{BoundClientListener, ClientListener};
+use crate::metrics::NodeMetrics;
+use crate::tls::TlsContext;
 use crate::{
-    NetError, Network, Result, Security, TokioNetwork, Transport, TransportConfig, TransportHandle,
-    TransportStats,
+    ClientListenerConfig, MetricsConfig, NetError, Network, Result, Security, TokioNetwork,
+    Transport, TransportConfig, TransportHandle, TransportStats,
 };
 
 mod driver;
@@ -52,6 +55,11 @@ pub struct NodeConfig {
     /// The longest a coordinated commit waits: for a leader (retrying while none is known) and
     /// then for the log's decision.
     pub commit_timeout: Duration,
+    /// The client listener, for programs other than this one (none by default).
+    pub client: Option<ClientListenerConfig>,
+    /// The Prometheus endpoint (none by default). It installs the process's metrics recorder,
+    /// so at most one node per process can have it.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl NodeConfig {
@@ -83,6 +91,8 @@ impl NodeConfig {
             sync_interval: Duration::from_millis(10),
             fanout: 1,
             commit_timeout: Duration::from_secs(5),
+            client: None,
+            metrics: None,
         }
     }
 
@@ -120,6 +130,9 @@ impl NodeConfig {
                 "tick",
                 "the tick and the sync interval must be positive",
             ));
+        }
+        if self.metrics.as_ref().is_some_and(|m| m.interval.is_zero()) {
+            return Err(invalid("metrics.interval", "must be positive"));
         }
         if self.fanout == 0 {
             return Err(invalid(
@@ -188,6 +201,10 @@ pub(crate) struct Shared {
     /// The runtime a blocking start made (none when started on the caller's runtime).
     pub(crate) runtime: Mutex<Option<tokio::runtime::Runtime>>,
     pub(crate) config: NodeConfig,
+    /// Recording handles, when the node was started with metrics.
+    pub(crate) metrics: Option<NodeMetrics>,
+    /// The client listener, when configured, until shutdown stops it.
+    pub(crate) client_listener: Mutex<Option<ClientListener>>,
 }
 
 impl Shared {
@@ -198,6 +215,12 @@ impl Shared {
 
     pub(crate) fn waiters(&self) -> MutexGuard<'_, Waiters> {
         self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn client_listener(&self) -> MutexGuard<'_, Option<ClientListener>> {
+        self.client_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -320,6 +343,8 @@ impl Node {
         listener: N::Listener,
     ) -> Result<NodeHandle> {
         config.check()?;
+        let client = bind_client_listener(&config)?;
+        let metrics = start_metrics(&config)?;
         let (transport, inbound) =
             Transport::start_on(config.transport.clone(), network, listener)?;
         let shared = Arc::new(Shared {
@@ -331,11 +356,48 @@ impl Node {
             driver: Mutex::new(None),
             runtime: Mutex::new(None),
             config,
+            metrics,
+            client_listener: Mutex::new(None),
         });
         let task = tokio::spawn(driver::run(Arc::clone(&shared), inbound));
         *shared.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-        Ok(NodeHandle { shared })
+        let handle = NodeHandle { shared };
+        if let Some(bound) = client {
+            *handle.shared.client_listener() = Some(bound.serve(handle.clone()));
+        }
+        Ok(handle)
     }
+}
+
+/// Binds the client listener, when the configuration asks for one.
+fn bind_client_listener(config: &NodeConfig) -> Result<Option<BoundClientListener>> {
+    let Some(client) = &config.client else {
+        return Ok(None);
+    };
+    let transport = &config.transport;
+    let tls = match &transport.security {
+        Security::Tls(files) => Some(TlsContext::load(files)?),
+        Security::Insecure => None,
+    };
+    BoundClientListener::bind(client, tls, transport.handshake_timeout).map(Some)
+}
+
+/// Installs the Prometheus endpoint and registers the node's recording handles, when the
+/// configuration asks for metrics.
+fn start_metrics(config: &NodeConfig) -> Result<Option<NodeMetrics>> {
+    let Some(metrics) = &config.metrics else {
+        return Ok(None);
+    };
+    let expiry = match &config.transport.security {
+        Security::Tls(files) => Some(crate::tls::certificate_expiry(&files.node_cert)?),
+        Security::Insecure => None,
+    };
+    crate::metrics::install(metrics)?;
+    Ok(Some(NodeMetrics::new(
+        config.engine.node_id,
+        metrics.interval,
+        expiry,
+    )))
 }
 
 /// The engine a node's configuration describes, on its data directory (or in memory).
@@ -348,7 +410,7 @@ fn open_engine(config: &NodeConfig) -> Result<Engine> {
 }
 
 /// What a node reports about itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NodeStatus {
     /// This node.
     pub node: NodeId,
@@ -366,8 +428,54 @@ pub struct NodeStatus {
     pub fingerprint: u64,
 }
 
+/// What `rhizo status` prints: members, who is behind, Raft's view, queue depths per peer.
+impl std::fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |ids: &[NodeId]| {
+            if ids.is_empty() {
+                "none".to_owned()
+            } else {
+                ids.iter()
+                    .map(NodeId::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        writeln!(f, "node      {}", self.node)?;
+        writeln!(f, "members   {}", list(&self.members))?;
+        writeln!(f, "behind    {}", list(&self.peers_behind))?;
+        match &self.raft {
+            Some(raft) => writeln!(
+                f,
+                "raft      leader {}, term {}, commit index {}, applied {}",
+                raft.leader
+                    .map_or("unknown".to_owned(), |id| id.to_string()),
+                raft.term,
+                raft.commit_index,
+                raft.applied
+            )?,
+            None => writeln!(f, "raft      none (a single node orders its own log)")?,
+        }
+        for (peer, stats) in &self.transport.peers {
+            for (lane, lane_stats) in [("control", &stats.control), ("bulk", &stats.bulk)] {
+                writeln!(
+                    f,
+                    "peer      {peer} {lane}: {}, queue {} messages / {} bytes, {} sent, {} received, {} dropped",
+                    if lane_stats.connected { "up" } else { "down" },
+                    lane_stats.queued_messages,
+                    lane_stats.queued_bytes,
+                    lane_stats.messages_sent,
+                    lane_stats.messages_received,
+                    lane_stats.dropped
+                )?;
+            }
+        }
+        write!(f, "state     {:016x}", self.fingerprint)
+    }
+}
+
 /// A Raft member's view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RaftStatus {
     /// The leader, if known.
     pub leader: Option<NodeId>,
@@ -390,6 +498,14 @@ impl NodeHandle {
         self.shared.transport.local_addr()
     }
 
+    /// The address the client listener listens on, if the node has one.
+    pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared
+            .client_listener()
+            .as_ref()
+            .map(|listener| listener.local_addr)
+    }
+
     /// Starts a transaction: the [`Operations`] verbs, reads, and a commit through this node.
     pub fn transaction(&self, mode: TransactionMode) -> NodeTransaction {
         NodeTransaction {
@@ -404,6 +520,24 @@ impl NodeHandle {
     /// leader is known it retries, up to the commit timeout). Must not be called on the node's
     /// own runtime (it blocks); async callers use [`NodeHandle::commit_async`].
     pub fn commit(&self, mode: TransactionMode, tx: AlgebraicTransaction) -> Result<CommitOutcome> {
+        match &self.shared.metrics {
+            None => self.commit_blocking(mode, tx),
+            Some(metrics) => {
+                let started = std::time::Instant::now();
+                let committed = self.commit_blocking(mode, tx);
+                if let Ok(outcome) = &committed {
+                    metrics.committed(outcome.path, started.elapsed());
+                }
+                committed
+            }
+        }
+    }
+
+    fn commit_blocking(
+        &self,
+        mode: TransactionMode,
+        tx: AlgebraicTransaction,
+    ) -> Result<CommitOutcome> {
         if mode == TransactionMode::CoordinationFree {
             // The fast path: decided under the lock, nothing to wait for, nothing to retry.
             return match self.submit(mode, tx, Wait::Thread)? {
@@ -429,6 +563,19 @@ impl NodeHandle {
 
     /// [`NodeHandle::commit`] for async callers (on any runtime, the node's own included).
     pub async fn commit_async(
+        &self,
+        mode: TransactionMode,
+        tx: AlgebraicTransaction,
+    ) -> Result<CommitOutcome> {
+        let started = std::time::Instant::now();
+        let committed = self.commit_waiting(mode, tx).await;
+        if let (Some(metrics), Ok(outcome)) = (&self.shared.metrics, &committed) {
+            metrics.committed(outcome.path, started.elapsed());
+        }
+        committed
+    }
+
+    async fn commit_waiting(
         &self,
         mode: TransactionMode,
         tx: AlgebraicTransaction,
@@ -490,29 +637,69 @@ impl NodeHandle {
     }
 
     /// Declares a column. On the Raft backend the change is ordered through the log and this
-    /// returns once the log decided it.
+    /// returns once the log decided it. Must not be called on the node's own runtime (it
+    /// blocks); async callers use [`NodeHandle::declare_column_async`].
     pub fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        match self.propose_column(table, column, spec, Waiter::Thread(sender))? {
+            Some(id) => wait_blocking(id, &receiver, self.shared.config.commit_timeout).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// [`NodeHandle::declare_column`] for async callers (on any runtime, the node's own
+    /// included).
+    pub async fn declare_column_async(
+        &self,
+        table: &str,
+        column: &str,
+        spec: ColumnSpec,
+    ) -> Result<()> {
+        let (sender, receiver) = oneshot::channel();
+        let Some(id) = self.propose_column(table, column, spec, Waiter::Task(sender))? else {
+            return Ok(());
+        };
+        match tokio::time::timeout(self.shared.config.commit_timeout, receiver).await {
+            Ok(Ok(outcome)) => outcome.map(drop).map_err(NetError::from),
+            Ok(Err(_)) => Err(NetError::ShutDown),
+            Err(_) => Err(TxnError::Undecided { proposal: id }.into()),
+        }
+    }
+
+    /// Declares under the engine lock; a pending change's waiter is registered before the lock
+    /// is released, so the loop cannot decide it unseen.
+    fn propose_column(
+        &self,
+        table: &str,
+        column: &str,
+        spec: ColumnSpec,
+        waiter: Waiter,
+    ) -> Result<Option<ProposalId>> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(NetError::ShutDown);
+        }
         let pending = {
             let mut engine = self.shared.engine();
             match engine.declare_column_spec(table, column, spec)? {
                 Submission::Pending(id) => {
-                    self.shared.waiters().insert(id, Waiter::Thread(sender));
+                    self.shared.waiters().insert(id, waiter);
                     Some(id)
                 }
                 Submission::Committed(_) => None,
             }
         };
         self.shared.wake.notify_one();
-        match pending {
-            Some(id) => wait_blocking(id, &receiver, self.shared.config.commit_timeout).map(drop),
-            None => Ok(()),
-        }
+        Ok(pending)
     }
 
     /// What this node knows of itself and the cluster.
     pub fn status(&self) -> NodeStatus {
-        let engine = self.shared.engine();
+        Self::status_of(&self.shared)
+    }
+
+    pub(crate) fn status_of(shared: &Shared) -> NodeStatus {
+        let transport = shared.transport.stats();
+        let engine = shared.engine();
         NodeStatus {
             node: engine.node_id(),
             members: engine.config().all_members(),
@@ -524,7 +711,7 @@ impl NodeHandle {
                 commit_index: raft.commit_index(),
                 applied: raft.applied(),
             }),
-            transport: self.shared.transport.stats(),
+            transport,
             fingerprint: engine.fingerprint(),
         }
     }
@@ -563,6 +750,10 @@ impl NodeHandle {
     pub async fn shutdown_async(&self) -> Result<()> {
         if self.shared.stopping.swap(true, Ordering::AcqRel) {
             return Ok(());
+        }
+        let client_listener = self.shared.client_listener().take();
+        if let Some(listener) = client_listener {
+            listener.stop().await;
         }
         self.shared.wake.notify_one();
         let task = self

@@ -10,7 +10,7 @@ use rhizo_clock::NodeId;
 use crate::{CloseReason, RefusalReason};
 
 /// A snapshot of the transport's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransportStats {
     /// Per peer, in id order.
     pub peers: BTreeMap<NodeId, PeerStats>,
@@ -21,7 +21,7 @@ pub struct TransportStats {
 }
 
 /// One peer's counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PeerStats {
     /// The control lane.
     pub control: LaneStats,
@@ -34,7 +34,7 @@ pub struct PeerStats {
 }
 
 /// One lane's counters towards and from one peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaneStats {
     /// Whether the outbound connection is up (a send would be queued).
     pub connected: bool,

@@ -245,8 +245,8 @@ fn set_value(obj: &Bound<'_, PyAny>) -> Result<AlgebraicValue, Unconvertible> {
         }
         if !strings.is_empty() && !ints.is_empty() {
             let mixed = AlgebraError::MixedKinds {
-                first: "string",
-                other: "integer",
+                first: "string".into(),
+                other: "integer".into(),
             };
             return Err(Unconvertible::Py(mixed.to_raise().into_pyerr()));
         }

@@ -463,6 +463,7 @@ impl ToRaise for AlgebraError {
             E::DecimalScale { .. } => (Exc::InvalidValue, "DecimalScale"),
             E::DecimalPrecision { .. } => (Exc::InvalidValue, "DecimalPrecision"),
             E::InvalidDecimal { .. } => (Exc::InvalidValue, "InvalidDecimal"),
+            E::InvalidLiteral { .. } => (Exc::InvalidValue, "InvalidLiteral"),
             E::Overflow { .. } => (Exc::ValueOverflow, "Overflow"),
             E::NotConflictFree { .. } => (Exc::RequiresCoordination, "NotConflictFree"),
             E::ConditionFailed { .. } => (Exc::ConditionFailed, "ConditionFailed"),

@@ -27,7 +27,7 @@ use crate::{
 pub type EngineMessage = RaftWire;
 
 /// What a decided commit returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommitOutcome {
     /// The dot naming the transaction's effects: this node's for a local commit,
     /// `(consensus-log, index)` for one ordered by the log; `None` for a schema change.

@@ -8,7 +8,7 @@ use crate::CoordinationFreeError;
 use crate::raft::{ProposalId, RaftError};
 
 /// Where a transaction stands once it can no longer be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Finished {
     /// `commit()` succeeded.
     Committed,

@@ -10,7 +10,9 @@ use crate::TxnError;
 /// [`TransactionMode::Auto`] decides per transaction: coordination-free when every operation
 /// is algebraic, otherwise the whole transaction goes to consensus; the commit result names the
 /// [`CommitPath`] taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum TransactionMode {
     /// Serializable: ordered by the engine's [`crate::Backend`] (the single-node order, or
@@ -29,7 +31,7 @@ pub enum TransactionMode {
 }
 
 /// Which path a committed transaction took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CommitPath {
     /// Committed on this node without coordination; replicated by anti-entropy.
     Local,

@@ -79,6 +79,8 @@ pub(crate) const PACKAGE_RULES: &[PackageRule] = &[
     rule("rhizo-engine-sim", Phase::Txn),
     // The network floor is the embedded node's transport: its tests join the transactions phase.
     rule("rhizo-net", Phase::Txn),
+    // The node program runs the networked node: its tests join the same phase.
+    rule("rhizo-cli", Phase::Txn),
     rule("benches", Phase::Bench),
     rule("xtask", Phase::Bench),
     PackageRule {
@@ -145,6 +147,7 @@ mod tests {
         assert_eq!(phase_of("rhizo-clock"), Some(Phase::Clock));
         assert_eq!(phase_of("rhizo-commit"), Some(Phase::AlgebraCommit));
         assert_eq!(phase_of("rhizo-sim"), Some(Phase::Sim));
+        assert_eq!(phase_of("rhizo-cli"), Some(Phase::Txn));
         assert_eq!(phase_of("xtask"), Some(Phase::Bench));
         assert_eq!(phase_of("rhizo-py"), Some(Phase::Python));
         assert_eq!(phase_of("rhizo-unknown"), None);
@@ -169,7 +172,7 @@ mod tests {
         assert_eq!(
             phase_table(),
             "    2   rhizo-clock\n    3   rhizo-algebra, rhizo-commit\n    4   rhizo-sim\n    \
-             5   rhizo-txn, rhizo-engine-sim, rhizo-net\n    6   benches, xtask\n    \
+             5   rhizo-txn, rhizo-engine-sim, rhizo-net, rhizo-cli\n    6   benches, xtask\n    \
              py  rhizo-py (pytest, ruff, stubtest)\n"
         );
     }

@@ -62,15 +62,15 @@ fn refusals_are_typed() {
     assert_eq!(
         merge(OpType::AbelianAdd, 1, 1.0),
         Err(AlgebraError::MixedKinds {
-            first: "integer",
-            other: "float"
+            first: "integer".into(),
+            other: "float".into()
         })
     );
     assert_eq!(
         merge(OpType::AbelianAdd, true, false),
         Err(AlgebraError::UnsupportedType {
             op: OpType::AbelianAdd,
-            found: "boolean"
+            found: "boolean".into()
         })
     );
     assert_eq!(
@@ -81,14 +81,14 @@ fn refusals_are_typed() {
         ),
         Err(AlgebraError::UnsupportedType {
             op: OpType::SemilatticeMax,
-            found: "int set"
+            found: "int set".into()
         })
     );
     assert_eq!(
         merge(OpType::SemilatticeUnion, 1, 2),
         Err(AlgebraError::UnsupportedType {
             op: OpType::SemilatticeUnion,
-            found: "integer"
+            found: "integer".into()
         })
     );
     assert_eq!(

@@ -245,7 +245,7 @@ fn scalar(spec: &ColumnSpec, value: &AlgebraicValue) -> Result<Scalar> {
         AlgebraicValue::Boolean(v) => Ok(Scalar::Boolean(v)),
         other => Err(AlgebraError::TypeMismatch {
             expected: spec.value_type(),
-            found: other.kind_name(),
+            found: other.kind_name().into(),
         }),
     }
 }
@@ -256,13 +256,16 @@ fn elements(spec: &ColumnSpec, value: &AlgebraicValue) -> Result<Elements> {
         AlgebraicValue::IntSet(s) => Ok(Elements::Ints(s.clone())),
         other => Err(AlgebraError::TypeMismatch {
             expected: spec.value_type(),
-            found: other.kind_name(),
+            found: other.kind_name().into(),
         }),
     }
 }
 
 fn mismatch(state: &'static str, op: &'static str) -> AlgebraError {
-    AlgebraError::StateMismatch { state, op }
+    AlgebraError::StateMismatch {
+        state: state.into(),
+        op: op.into(),
+    }
 }
 
 impl CellOp {
@@ -316,7 +319,7 @@ impl CellOp {
                 other => {
                     return Err(AlgebraError::UnsupportedType {
                         op,
-                        found: other.kind_name(),
+                        found: other.kind_name().into(),
                     });
                 }
             },
@@ -326,7 +329,7 @@ impl CellOp {
                 other => {
                     return Err(AlgebraError::UnsupportedType {
                         op,
-                        found: other.kind_name(),
+                        found: other.kind_name().into(),
                     });
                 }
             },
@@ -338,14 +341,15 @@ impl CellOp {
             OpType::OrSetRemove => {
                 return Err(AlgebraError::NeedsContext {
                     op,
-                    needs: "the tags its writer observed; build it with CellState::remove_op",
+                    needs: "the tags its writer observed; build it with CellState::remove_op"
+                        .into(),
                 });
             }
             OpType::GenericOverwrite => CellOp::Overwrite(Box::new(normalize(spec, value)?)),
             OpType::GenericConditional => {
                 return Err(AlgebraError::NeedsContext {
                     op,
-                    needs: "an expected value; build it with CellOp::compare_and_set",
+                    needs: "an expected value; build it with CellOp::compare_and_set".into(),
                 });
             }
             // No merge type accepts Unknown, so `validate` has already refused it.

@@ -230,12 +230,12 @@ impl<P: Partial> PerOrigin<P> {
     pub(crate) fn check_canonical(&self) -> Result<()> {
         if !self.entries.windows(2).all(|w| w[0].node < w[1].node) {
             return Err(AlgebraError::NonCanonical {
-                reason: "origins must be strictly increasing",
+                reason: "origins must be strictly increasing".into(),
             });
         }
         if self.entries.iter().any(|e| e.seq == 0) {
             return Err(AlgebraError::NonCanonical {
-                reason: "an origin entry's sequence number starts at 1",
+                reason: "an origin entry's sequence number starts at 1".into(),
             });
         }
         Ok(())

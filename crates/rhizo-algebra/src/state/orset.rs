@@ -192,7 +192,7 @@ impl<E> OrEntry<E> {
     fn check_canonical(&self) -> Result<()> {
         let bad = |reason| Err(AlgebraError::NonCanonical { reason });
         if self.is_empty() {
-            return bad("a set entry must hold a tag or a tombstone");
+            return bad("a set entry must hold a tag or a tombstone".into());
         }
         if !self.live.windows(2).all(|w| w[0].node() < w[1].node())
             || !self
@@ -200,14 +200,14 @@ impl<E> OrEntry<E> {
                 .windows(2)
                 .all(|w| w[0].tag.node() < w[1].tag.node())
         {
-            return bad("an element's tags must be sorted, one per origin");
+            return bad("an element's tags must be sorted, one per origin".into());
         }
         if self.live.iter().any(|d| {
             self.removed
                 .binary_search_by(|t| t.tag.node().cmp(&d.node()))
                 .is_ok()
         }) {
-            return bad("an element holds one tag per origin, live or removed");
+            return bad("an element holds one tag per origin, live or removed".into());
         }
         Ok(())
     }
@@ -393,7 +393,7 @@ impl<E: Ord + Clone> OrSet<E> {
     pub(crate) fn check_canonical(&self) -> Result<()> {
         if !self.entries.windows(2).all(|w| w[0].element < w[1].element) {
             return Err(AlgebraError::NonCanonical {
-                reason: "set entries must be strictly increasing",
+                reason: "set entries must be strictly increasing".into(),
             });
         }
         self.entries.iter().try_for_each(OrEntry::check_canonical)

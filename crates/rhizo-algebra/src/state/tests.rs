@@ -162,8 +162,8 @@ fn a_failing_update_changes_nothing() {
             dot("c", 1)
         ),
         Err(AlgebraError::StateMismatch {
-            state: "float ADD",
-            op: "MAX"
+            state: "float ADD".into(),
+            op: "MAX".into()
         })
     );
     assert_eq!(mixed, state);
@@ -372,8 +372,8 @@ fn union_grows_and_intersect_starts_from_everything() {
             dot("c", 1)
         ),
         Err(AlgebraError::StateMismatch {
-            state: "INTERSECT",
-            op: "INTERSECT"
+            state: "INTERSECT".into(),
+            op: "INTERSECT".into()
         })
     );
 }
@@ -567,7 +567,7 @@ fn register_changes_in_log_order_and_compare_and_set_checks() {
         CellOp::new(&s, OpType::GenericConditional, &1.into()),
         Err(AlgebraError::NeedsContext {
             op: OpType::GenericConditional,
-            needs: "an expected value; build it with CellOp::compare_and_set"
+            needs: "an expected value; build it with CellOp::compare_and_set".into()
         })
     );
 }
@@ -579,16 +579,16 @@ fn mismatched_states_and_ops_are_refused() {
     assert_eq!(
         max.merge(&sum),
         Err(AlgebraError::StateMismatch {
-            state: "MAX",
-            op: "integer ADD"
+            state: "MAX".into(),
+            op: "integer ADD".into()
         })
     );
     let mut max_float = CellState::new(&spec(MergeType::Max, ValueType::Float));
     assert_eq!(
         max_float.apply(&CellOp::Max(Scalar::Integer(1)), dot("a", 1)),
         Err(AlgebraError::StateMismatch {
-            state: "MAX",
-            op: "integer"
+            state: "MAX".into(),
+            op: "integer".into()
         })
     );
     let s = spec(MergeType::ObservedRemoveSet, ValueType::StringSet);
@@ -596,14 +596,14 @@ fn mismatched_states_and_ops_are_refused() {
         CellOp::new(&s, OpType::OrSetRemove, &AlgebraicValue::string_set(["x"])),
         Err(AlgebraError::NeedsContext {
             op: OpType::OrSetRemove,
-            needs: "the tags its writer observed; build it with CellState::remove_op"
+            needs: "the tags its writer observed; build it with CellState::remove_op".into()
         })
     );
     assert_eq!(
         sum.remove_op(&s, &AlgebraicValue::string_set(["x"])),
         Err(AlgebraError::StateMismatch {
-            state: "integer ADD",
-            op: "string set"
+            state: "integer ADD".into(),
+            op: "string set".into()
         })
     );
 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use rhizo_clock::NodeId;
-use rhizo_txn::EngineMessage;
+use rhizo_txn::{CoordinationFreeError, EngineMessage, TxnError};
 use tokio::time::{MissedTickBehavior, interval};
 use tracing::{debug, warn};
 
 use super::Shared;
+use crate::metrics::Direction;
 use crate::{Inbound, InboundReceiver, Lane};
 
 /// Inbound events handled under one hold of the engine lock (then the lock is released so
@@ -22,6 +23,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbound: InboundReceiver) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sync = interval(shared.config.sync_interval);
     sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Without metrics the publishing tick never fires (an hour apart, and its branch is skipped).
+    let publishing = shared.metrics.as_ref().map(|m| m.interval);
+    let mut publish = interval(publishing.unwrap_or(std::time::Duration::from_secs(3600)));
+    publish.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut round = 0usize;
     let mut batch = Vec::with_capacity(EVENT_BATCH);
     loop {
@@ -37,6 +42,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut inbound: InboundReceiver) {
                 anti_entropy(&shared, round);
                 round = round.wrapping_add(1);
             }
+            _ = publish.tick(), if publishing.is_some() => publish_metrics(&shared),
             () = shared.wake.notified() => {}
             event = inbound.recv() => {
                 let Some(event) = event else { break };
@@ -72,29 +78,67 @@ fn anti_entropy(shared: &Shared, round: usize) {
     let start = round % behind.len();
     for i in 0..shared.config.fanout.min(behind.len()) {
         let peer = behind[(start + i) % behind.len()];
+        if let Some(metrics) = &shared.metrics {
+            metrics.round_started();
+        }
         if let Err(err) = engine.sync_with(peer) {
             warn!(node = %engine.node_id(), %peer, error = %err, "anti-entropy failed");
         }
     }
 }
 
+/// Copies the node's status into the metrics recorder.
+fn publish_metrics(shared: &Shared) {
+    if let Some(metrics) = &shared.metrics {
+        let status = super::NodeHandle::status_of(shared);
+        metrics.publish(&status);
+    }
+}
+
+/// An inbound event with its message decoded (outside the engine lock).
+enum Decoded {
+    Message(NodeId, rhizo_txn::Result<EngineMessage>),
+    PeerUp(NodeId),
+    PeerDown(NodeId),
+}
+
 fn handle_events(shared: &Shared, batch: &mut Vec<Inbound>) {
-    let mut engine = shared.engine();
-    for event in batch.drain(..) {
-        match event {
+    let started = shared.metrics.as_ref().map(|_| std::time::Instant::now());
+    let decoded: Vec<Decoded> = batch
+        .drain(..)
+        .map(|event| match event {
             Inbound::Message { from, bytes, .. } => {
-                if let Err(err) = engine.receive_bytes(from, &bytes) {
+                let message = EngineMessage::decode(&bytes)
+                    .map_err(|e| TxnError::from(CoordinationFreeError::from(e)));
+                Decoded::Message(from, message)
+            }
+            Inbound::PeerUp { peer, .. } => Decoded::PeerUp(peer),
+            Inbound::PeerDown { peer } => Decoded::PeerDown(peer),
+        })
+        .collect();
+    let mut engine = shared.engine();
+    for event in decoded {
+        match event {
+            Decoded::Message(from, message) => {
+                if let (Some(metrics), Ok(message)) = (&shared.metrics, &message) {
+                    metrics.exchanged(Direction::Received, message);
+                }
+                if let Err(err) = message.and_then(|message| engine.receive(from, message)) {
                     debug!(node = %engine.node_id(), %from, error = %err, "message refused");
                 }
             }
             // A peer that came (back) up resyncs by digest: it may have restarted with less.
-            Inbound::PeerUp { peer, .. } => {
+            Decoded::PeerUp(peer) => {
                 if let Err(err) = engine.sync_with(peer) {
                     warn!(node = %engine.node_id(), %peer, error = %err, "resync failed");
                 }
             }
-            Inbound::PeerDown { peer } => engine.report_unreachable(peer),
+            Decoded::PeerDown(peer) => engine.report_unreachable(peer),
         }
+    }
+    drop(engine);
+    if let (Some(metrics), Some(started)) = (&shared.metrics, started) {
+        metrics.applied(started.elapsed());
     }
 }
 
@@ -126,6 +170,9 @@ fn send_out(shared: &Shared) {
             EngineMessage::Raft(_) => Lane::Control,
             EngineMessage::Replica(_) => Lane::Bulk,
         };
+        if let Some(metrics) = &shared.metrics {
+            metrics.exchanged(Direction::Sent, &message);
+        }
         let sent = shared.transport.send(to, lane, message.encode());
         if let Err(err) = sent
             && lane == Lane::Control

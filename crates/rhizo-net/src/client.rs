@@ -1,0 +1,373 @@
+//! Programs other than the one embedding a node reach it through its client listener: one
+//! request per transaction, read, status or column declaration, answered in order on one
+//! connection (`docs/protocol.md`, "Client protocol").
+//!
+//! [`AsyncClient`] is the async API; [`Client`] wraps it for blocking callers (the `rhizo`
+//! command line, the Python bindings). A refused request comes back as the same typed error as
+//! a local call's ([`NetError::Engine`] with the engine's `TxnError`), and changed nothing.
+//!
+//! ```no_run
+//! use rhizo_commit::Operations;
+//! use rhizo_net::{Client, ClientSecurity, ClientTls};
+//! use rhizo_txn::TransactionMode;
+//!
+//! let tls = ClientTls::new("certs/ca.crt").with_identity("certs/client.crt", "certs/client.key");
+//! let client = Client::connect("127.0.0.1:7101", &ClientSecurity::Tls(tls)).unwrap();
+//! let mut tx = rhizo_commit::AlgebraicTransaction::new();
+//! tx.increment("counters", "page_views", "value", 1);
+//! client.commit(TransactionMode::CoordinationFree, tx).unwrap();
+//! println!("{}", client.read("counters", "page_views", "value").unwrap());
+//! ```
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use rhizo_algebra::{AlgebraicValue, ColumnSpec, Schema};
+use rhizo_clock::NodeId;
+use rhizo_commit::AlgebraicTransaction;
+use rhizo_commit::wire::MAX_FRAME_LEN;
+use rhizo_txn::{CommitOutcome, TransactionMode};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use crate::socket::Io;
+use crate::{NetError, NodeStatus, Result};
+
+mod listener;
+pub(crate) mod protocol;
+#[cfg(test)]
+mod tests;
+mod words;
+
+pub use listener::ClientListenerConfig;
+pub(crate) use listener::{BoundClientListener, ClientListener};
+use protocol::{CLIENT_PROTOCOL_VERSION, Request, Response, decode, encode};
+pub use words::{OPERATION_SEPARATOR, transaction_from_words};
+
+/// How a client reaches a node.
+#[derive(Clone, Debug)]
+pub enum ClientSecurity {
+    /// TLS 1.3: the node's certificate must come from the cluster's CA; the client presents its
+    /// own (see [`ClientTls::with_identity`]), without which the node refuses it.
+    Tls(ClientTls),
+    /// Plaintext, for a node started with `Security::Insecure`.
+    Insecure,
+}
+
+/// The PEM files of a client's TLS identity.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// The cluster CA's certificate: the only root a node's certificate may chain to.
+    pub ca_cert: PathBuf,
+    /// The client's certificate and key, issued by the cluster's CA (`rhizo tls client NAME`).
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// The node the client means to reach: its certificate must name it. `None` accepts any
+    /// node of the cluster (the CA vouches for every certificate it issued).
+    pub node: Option<NodeId>,
+}
+
+impl ClientTls {
+    /// Trusting the cluster CA at `ca_cert`, with no client certificate yet.
+    pub fn new(ca_cert: impl Into<PathBuf>) -> Self {
+        Self {
+            ca_cert: ca_cert.into(),
+            identity: None,
+            node: None,
+        }
+    }
+
+    /// With the client certificate `cert` and its key `key`.
+    #[must_use]
+    pub fn with_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.identity = Some((cert.into(), key.into()));
+        self
+    }
+}
+
+type Conn = Framed<Box<dyn Io>, LengthDelimitedCodec>;
+
+/// A connection to one node, for async callers. Requests on one client are answered in order.
+///
+/// Connecting and each request are bounded by a timeout ([`AsyncClient::DEFAULT_TIMEOUT`],
+/// [`AsyncClient::set_timeout`]); a request that times out is [`NetError::Connection`], and may
+/// or may not have been done.
+pub struct AsyncClient {
+    conn: tokio::sync::Mutex<Conn>,
+    node: NodeId,
+    address: String,
+    timeout: std::time::Duration,
+    /// Set when an exchange was cut short (a timeout, a broken socket): an answer may still be
+    /// on its way, and would be taken for the next request's, so the connection is not used
+    /// again.
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for AsyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncClient")
+            .field("node", &self.node)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncClient {
+    /// Connects to the client listener at `address` (`host:port`) and reads the node's greeting.
+    /// A node that refuses this client's certificate (or its lack of one) is
+    /// [`NetError::Connection`].
+    pub async fn connect(address: &str, security: &ClientSecurity) -> Result<Self> {
+        let timeout = Self::DEFAULT_TIMEOUT;
+        match tokio::time::timeout(timeout, Self::open(address, security)).await {
+            Ok(opened) => opened.map(|(conn, node)| Self {
+                conn: tokio::sync::Mutex::new(conn),
+                node,
+                address: address.to_owned(),
+                timeout,
+                broken: std::sync::atomic::AtomicBool::new(false),
+            }),
+            Err(_) => Err(NetError::Connection {
+                address: address.to_owned(),
+                reason: format!("no greeting within {timeout:?}"),
+            }),
+        }
+    }
+
+    /// The longest a connection or a request waits by default: longer than a node's default
+    /// commit timeout, so a coordinated commit's own answer (committed, or undecided) arrives.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+    /// Bounds each later request by `timeout`.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        self.timeout = timeout;
+    }
+
+    async fn open(address: &str, security: &ClientSecurity) -> Result<(Conn, NodeId)> {
+        let connection = |reason: String| NetError::Connection {
+            address: address.to_owned(),
+            reason,
+        };
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|err| connection(err.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let stream: Box<dyn Io> = match security {
+            ClientSecurity::Tls(tls) => {
+                let (connector, name) = crate::tls::client_connector(tls)?;
+                let stream = connector
+                    .connect(name, stream)
+                    .await
+                    .map_err(|err| connection(format!("TLS: {err}")))?;
+                Box::new(stream)
+            }
+            ClientSecurity::Insecure => Box::new(stream),
+        };
+        let codec = LengthDelimitedCodec::builder()
+            .length_field_type::<u32>()
+            .max_frame_length(MAX_FRAME_LEN)
+            .new_codec();
+        let mut conn = Framed::new(stream, codec);
+        let node = match receive(&mut conn, address).await? {
+            Response::Ready {
+                protocol_version: CLIENT_PROTOCOL_VERSION,
+                node,
+            } => node,
+            Response::Ready {
+                protocol_version, ..
+            } => {
+                return Err(connection(format!(
+                    "the node speaks client protocol {protocol_version}, this client \
+                     {CLIENT_PROTOCOL_VERSION}"
+                )));
+            }
+            other => return Err(unexpected(&other)),
+        };
+        Ok((conn, node))
+    }
+
+    /// The node this client is connected to.
+    pub fn node_id(&self) -> NodeId {
+        self.node
+    }
+
+    async fn call(&self, request: &Request) -> Result<Response> {
+        let bytes = encode(request).map_err(|err| NetError::MalformedRequest {
+            reason: err.to_string(),
+        })?;
+        if bytes.len() > MAX_FRAME_LEN {
+            return Err(NetError::MessageTooLarge {
+                len: bytes.len(),
+                max: MAX_FRAME_LEN,
+            });
+        }
+        use std::sync::atomic::Ordering;
+        let mut conn = self.conn.lock().await;
+        if self.broken.load(Ordering::Acquire) {
+            return Err(NetError::Connection {
+                address: self.address.clone(),
+                reason: "an earlier request was cut short; connect again".into(),
+            });
+        }
+        // Marked broken until the exchange completes: a cancelled or failed one leaves it so.
+        self.broken.store(true, Ordering::Release);
+        let exchange = async {
+            conn.send(Bytes::from(bytes))
+                .await
+                .map_err(|err| NetError::Connection {
+                    address: self.address.clone(),
+                    reason: err.to_string(),
+                })?;
+            receive(&mut conn, &self.address).await
+        };
+        let answered = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| NetError::Connection {
+                address: self.address.clone(),
+                reason: format!("no answer within {:?}", self.timeout),
+            })?;
+        let answered = answered?;
+        self.broken.store(false, Ordering::Release);
+        match answered {
+            Response::Refused(refusal) => Err(refusal.into_net()),
+            response => Ok(response),
+        }
+    }
+
+    /// Commits `tx` on the node in `mode` (see `NodeHandle::commit`).
+    pub async fn commit(
+        &self,
+        mode: TransactionMode,
+        tx: AlgebraicTransaction,
+    ) -> Result<CommitOutcome> {
+        match self.call(&Request::Commit { mode, tx }).await? {
+            Response::Committed(outcome) => Ok(outcome),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Reads one cell on the node.
+    pub async fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
+        let request = Request::Read {
+            table: table.to_owned(),
+            row: row.to_owned(),
+            column: column.to_owned(),
+        };
+        match self.call(&request).await? {
+            Response::Value(value) => Ok(value),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<NodeStatus> {
+        match self.call(&Request::Status).await? {
+            Response::Status(status) => Ok(*status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Declares a column on the node (ordered through Raft on a cluster).
+    pub async fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
+        let request = Request::DeclareColumn {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            spec,
+        };
+        match self.call(&request).await? {
+            Response::Declared => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The schema in force on the node.
+    pub async fn schema(&self) -> Result<Schema> {
+        match self.call(&Request::Schema).await? {
+            Response::Schema(schema) => Ok(schema),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+async fn receive(conn: &mut Conn, address: &str) -> Result<Response> {
+    let lost = |reason: String| NetError::Connection {
+        address: address.to_owned(),
+        reason,
+    };
+    match conn.next().await {
+        None => Err(lost("the node closed the connection".into())),
+        Some(Err(err)) => Err(lost(err.to_string())),
+        Some(Ok(block)) => {
+            decode::<Response>(&block).map_err(|reason| NetError::MalformedResponse { reason })
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> NetError {
+    NetError::MalformedResponse {
+        reason: format!("an answer that does not fit the request: {response:?}"),
+    }
+}
+
+/// A connection to one node, for blocking callers: an [`AsyncClient`] on a runtime of its own.
+/// Cheap to clone; calls from several threads are answered one at a time, in order.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<AsyncClient>,
+    runtime: Arc<Mutex<tokio::runtime::Runtime>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Client {
+    /// Connects (see [`AsyncClient::connect`]). Must not be called from within an async runtime.
+    pub fn connect(address: &str, security: &ClientSecurity) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(NetError::Runtime)?;
+        let inner = runtime.block_on(AsyncClient::connect(address, security))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            runtime: Arc::new(Mutex::new(runtime)),
+        })
+    }
+
+    fn block_on<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let runtime = self.runtime.lock().unwrap_or_else(|e| e.into_inner());
+        runtime.block_on(call)
+    }
+
+    /// The node this client is connected to.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id()
+    }
+
+    /// See [`AsyncClient::commit`].
+    pub fn commit(&self, mode: TransactionMode, tx: AlgebraicTransaction) -> Result<CommitOutcome> {
+        self.block_on(self.inner.commit(mode, tx))
+    }
+
+    /// See [`AsyncClient::read`].
+    pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
+        self.block_on(self.inner.read(table, row, column))
+    }
+
+    /// See [`AsyncClient::status`].
+    pub fn status(&self) -> Result<NodeStatus> {
+        self.block_on(self.inner.status())
+    }
+
+    /// See [`AsyncClient::declare_column`].
+    pub fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
+        self.block_on(self.inner.declare_column(table, column, spec))
+    }
+
+    /// See [`AsyncClient::schema`].
+    pub fn schema(&self) -> Result<Schema> {
+        self.block_on(self.inner.schema())
+    }
+}
