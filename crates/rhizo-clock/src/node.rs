@@ -92,6 +92,11 @@ impl NodeId {
     }
 
     /// The node's name.
+    ///
+    /// ```
+    /// let n = rhizo_clock::NodeId::new("tokyo-1").unwrap();
+    /// assert_eq!(n.name().as_str(), "tokyo-1");
+    /// ```
     pub fn name(&self) -> NodeName {
         // Names hold no NUL, so the zero bytes at the end are exactly the padding.
         let padding = if self.lo != 0 {
