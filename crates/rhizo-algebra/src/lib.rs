@@ -43,7 +43,10 @@ mod error;
 mod merger;
 mod op;
 mod schema;
+// Bounded decoding of inline vectors, for the serde attributes of rhizo-commit's messages; not
+// part of the algebra's API.
 #[cfg(feature = "serde")]
+#[doc(hidden)]
 pub mod serde_bounded;
 mod state;
 mod value;

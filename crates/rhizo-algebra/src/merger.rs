@@ -59,6 +59,15 @@ impl AlgebraicMerger {
 
     /// The merge of any number of values under `op`; `Null` for none. The result depends only
     /// on the multiset of values, never on their order.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicMerger, AlgebraicValue, OpType};
+    /// let values = [AlgebraicValue::float(1e16), AlgebraicValue::float(1.0), AlgebraicValue::float(-1e16)];
+    /// let forward = AlgebraicMerger::merge_all(OpType::AbelianAdd, &values).unwrap();
+    /// let backward = AlgebraicMerger::merge_all(OpType::AbelianAdd, values.iter().rev()).unwrap();
+    /// assert_eq!(forward, backward); // floats are folded in one canonical order
+    /// assert_eq!(AlgebraicMerger::merge_all(OpType::SemilatticeMax, []).unwrap(), AlgebraicValue::Null);
+    /// ```
     pub fn merge_all<'a>(
         op: OpType,
         values: impl IntoIterator<Item = &'a AlgebraicValue>,

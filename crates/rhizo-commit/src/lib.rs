@@ -75,4 +75,3 @@ pub use txn::{
 
 #[cfg(test)]
 mod tests;
-

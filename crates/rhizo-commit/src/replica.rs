@@ -1240,7 +1240,7 @@ impl Replica {
                 }
                 Ok(id) => {
                     let mut cell = self.cells.state(id).clone();
-                    cell.merge_listed(incoming, 0).map_err(rejected)?;
+                    cell.merge_listed(incoming).map_err(rejected)?;
                     Join::Replace(id, cell)
                 }
                 Err(hash) => {
@@ -1259,7 +1259,7 @@ impl Replica {
                         Join::Adopt(hash)
                     } else {
                         let mut cell = empty.clone();
-                        cell.merge_listed(incoming, 0).map_err(rejected)?;
+                        cell.merge_listed(incoming).map_err(rejected)?;
                         Join::New(hash, cell)
                     }
                 }

@@ -689,7 +689,7 @@ proptest! {
         let complete = compacted_below(&world.state(theirs), &their_clock, &cuts[1..]);
         let mut joined = receiver.clone();
         joined.retract_collected(&complete, &their_clock);
-        joined.merge_beyond(&complete, &my_clock, 0).unwrap();
+        joined.merge_beyond(&complete, &my_clock).unwrap();
         same(&canonical(&joined), &expected)?;
         prop_assert_eq!(joined.value().unwrap(), world.state(&union).value().unwrap());
         // A delta: the sender's state restricted to what the receiver may lack, from a sender
@@ -697,13 +697,13 @@ proptest! {
         let base = my_clock.meet(&their_clock);
         let sender = compacted_below(&world.state(theirs), &base, &cuts);
         let mut joined = receiver.clone();
-        joined.merge_beyond(&sender.restricted(&base), &my_clock, 0).unwrap();
+        joined.merge_beyond(&sender.restricted(&base), &my_clock).unwrap();
         same(&canonical(&joined), &expected)?;
         // `merge_beyond` is the merge of the restricted state, listed or not.
         let mut plain = receiver.clone();
         plain.merge(&sender.restricted(&my_clock)).unwrap();
         let mut beyond = receiver.clone();
-        beyond.merge_beyond(&sender, &my_clock, 0).unwrap();
+        beyond.merge_beyond(&sender, &my_clock).unwrap();
         same(&plain, &beyond)?;
         let listed: StateList = [sender.clone()].into_iter().collect();
         let mut beyond = receiver;

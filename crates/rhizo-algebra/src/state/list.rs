@@ -20,6 +20,12 @@ use crate::Result;
 /// A list of states holds exactly what the same states one by one would hold: it is encoded
 /// as a sequence of [`CellState`]s (the same bytes), compares equal to a list of equal states
 /// however they were pushed, and [`ListedState::to_state`] gives each state back.
+///
+/// Hidden from the documentation, with [`ListedState`] and the `*_listed*` joins of
+/// [`CellState`]: it is how rhizo-commit's deltas hold their cells, which that crate needs from
+/// here (the entries' layout is private to this one); a user joins states with
+/// [`CellState::merge`] and [`CellState::merge_beyond`].
+#[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct StateList {
     items: Vec<Item>,
@@ -36,6 +42,7 @@ enum Item {
 }
 
 /// One state of a [`StateList`], borrowed.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct ListedState<'a>(Listed<'a>);
 
@@ -212,6 +219,7 @@ impl PartialEq for ListedState<'_> {
 
 impl CellState {
     /// [`CellState::merges_infallibly`] with a listed state.
+    #[doc(hidden)]
     pub fn merges_listed_infallibly(&self, other: ListedState<'_>) -> bool {
         match other.0 {
             Listed::IntSum(_) => matches!(self.kind, StateKind::SumInt(_)),
@@ -219,8 +227,18 @@ impl CellState {
         }
     }
 
+    /// [`CellState::merge`] of a listed state: the same join.
+    #[doc(hidden)]
+    pub fn merge_listed(&mut self, other: ListedState<'_>) -> Result<()> {
+        self.merge_listed_expecting(other, 0)
+    }
+
     /// [`CellState::merge_expecting`] of a listed state: the same join.
-    pub fn merge_listed(&mut self, other: ListedState<'_>, expected_origins: usize) -> Result<()> {
+    pub(crate) fn merge_listed_expecting(
+        &mut self,
+        other: ListedState<'_>,
+        expected_origins: usize,
+    ) -> Result<()> {
         match (other.0, &mut self.kind) {
             (Listed::IntSum(theirs), StateKind::SumInt(mine)) => {
                 mine.merge_entries(theirs, expected_origins);
@@ -233,7 +251,9 @@ impl CellState {
 }
 
 impl CellState {
-    /// [`CellState::merge_beyond`] of a listed state: the same join.
+    /// [`CellState::merge_beyond`] of a listed state: the same join. A replica passes its
+    /// member count as `expected_origins` (see [`CellState::merge_expecting`]).
+    #[doc(hidden)]
     pub fn merge_listed_beyond(
         &mut self,
         other: ListedState<'_>,
@@ -241,13 +261,14 @@ impl CellState {
         expected_origins: usize,
     ) -> Result<()> {
         match other.0 {
-            Listed::Whole(state) => self.merge_beyond(state, known, expected_origins),
+            Listed::Whole(state) => self.merge_beyond_expecting(state, known, expected_origins),
             // An integer sum holds no tombstone: what `known` covers joins as a no-op.
-            Listed::IntSum(_) => self.merge_listed(other, expected_origins),
+            Listed::IntSum(_) => self.merge_listed_expecting(other, expected_origins),
         }
     }
 
     /// [`CellState::retract_collected`] with a listed complete state.
+    #[doc(hidden)]
     pub fn retract_collected_listed(&mut self, complete: ListedState<'_>, clock: &VectorClock) {
         if let Listed::Whole(state) = complete.0 {
             self.retract_collected(state, clock);
@@ -431,13 +452,13 @@ mod tests {
                 base.merges_listed_infallibly(listed),
                 expected.merges_infallibly(state)
             );
-            let merged = base.merge_listed(listed, 8);
+            let merged = base.merge_listed_expecting(listed, 8);
             let reference = expected.merge(&state.restricted(&known));
             assert_eq!(merged.is_ok(), reference.is_ok());
             assert_eq!(base, expected);
         }
         let mut max = peak(1);
-        let err = max.merge_listed(list.get(0).unwrap(), 0).unwrap_err();
+        let err = max.merge_listed(list.get(0).unwrap()).unwrap_err();
         assert!(
             matches!(err, crate::AlgebraError::StateMismatch { .. }),
             "{err:?}"
