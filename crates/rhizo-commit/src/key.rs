@@ -36,6 +36,15 @@ impl CellKey {
     /// # Panics
     /// If `table` or `row` is 4 GiB or longer (no schema accepts such a name, and no transaction
     /// carrying such a row gets that far: the row key limit is far smaller).
+    ///
+    /// ```
+    /// use rhizo_commit::CellKey;
+    /// let key = CellKey::new("counters", "page_views", "value");
+    /// assert_eq!(key.parts(), ("counters", "page_views", "value"));
+    /// // Ordered by (table, row, column), as the three strings are.
+    /// assert!(key < CellKey::new("counters", "page_views", "value2"));
+    /// assert!(CellKey::new("a", "zz", "c") < CellKey::new("ab", "a", "c"));
+    /// ```
     pub fn new(table: &str, row: &str, column: &str) -> Self {
         let len = table.len() + row.len() + column.len();
         let joined = if len <= INLINE {
@@ -100,7 +109,7 @@ impl CellKey {
 
     /// Whether `other` is a cell of the same (table, column).
     #[inline]
-    pub fn same_column(&self, other: &CellKey) -> bool {
+    pub(crate) fn same_column(&self, other: &CellKey) -> bool {
         let (a, b) = (self.joined.as_bytes(), other.joined.as_bytes());
         let (a_table, b_table) = (self.table_len as usize, other.table_len as usize);
         let a_column = a_table + self.row_len as usize;

@@ -491,6 +491,27 @@ impl Replica {
     /// Refuses a row key longer than [`MAX_ROW_KEY_LEN`] and a table or column the schema lacks.
     /// Preparing changes nothing: the cell is created by the first commit to it, as on the
     /// string path.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::PreparedTransaction;
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let hits = replica.prepare_cell("counters", "hits", "value").unwrap(); // resolved once
+    /// for _ in 0..3 {
+    ///     let mut tx = PreparedTransaction::new();
+    ///     tx.increment(&hits, 1).unwrap(); // validated against the cached column as it is added
+    ///     replica.commit_prepared(tx).unwrap();
+    /// }
+    /// assert_eq!(replica.read_prepared(&hits).unwrap(), AlgebraicValue::Integer(3));
+    /// assert!(replica.prepare_cell("counters", "hits", "nope").is_err());
+    /// ```
     pub fn prepare_cell(&self, table: &str, row: &str, column: &str) -> Result<PreparedCell> {
         self.prepare_cell_key(CellKey::new(table, row, column))
     }
@@ -526,6 +547,30 @@ impl Replica {
     /// Commits a prepared transaction locally, exactly as [`Replica::commit`] commits the same
     /// operations: atomically, under one new dot, with the same record; on error nothing
     /// changes.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::PreparedTransaction;
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let cells: Vec<_> = ["r1", "r2"]
+    ///     .iter()
+    ///     .map(|row| replica.prepare_cell("counters", row, "value").unwrap())
+    ///     .collect();
+    /// let mut tx = PreparedTransaction::with_capacity(cells.len());
+    /// for cell in &cells {
+    ///     tx.increment(cell, 1).unwrap();
+    /// }
+    /// let receipt = replica.commit_prepared(tx).unwrap(); // one atomic commit
+    /// assert_eq!(receipt.dot.counter(), 1);
+    /// assert_eq!(replica.read("counters", "r2", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn commit_prepared(&mut self, tx: PreparedTransaction<'_>) -> Result<CommitReceipt> {
         let PreparedTransaction {
             only,

@@ -7,8 +7,7 @@ use raft::{INVALID_ID, ProgressState, RawNode, SnapshotStatus, StateRole};
 use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{Dot, NodeId};
 use rhizo_commit::{
-    AlgebraicTransaction, CellKey, Delta, LocalCommitError, Message, OrderedOutcome, Record,
-    Replica, SyncMessage, wire,
+    AlgebraicTransaction, CellKey, LocalCommitError, Message, OrderedOutcome, Record, Replica, wire,
 };
 use serde::{Deserialize, Serialize};
 
@@ -762,7 +761,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         };
         match wire::decode_record(&snapshot.data) {
             Ok(Record::Snapshot(image)) => {
-                image.id != self.id && self.manager.replica.is_stale(&image.clock)
+                image.id() != self.id && self.manager.replica.is_stale(image.clock())
             }
             // A snapshot that does not decode fails at install, with its reason.
             _ => false,
@@ -975,27 +974,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 reason: "snapshot data is not a replica snapshot".to_owned(),
             });
         };
-        let from = image.id;
-        if from != self.id {
-            let message = Message::Sync(SyncMessage {
-                clock: image.clock.clone(),
-                delta: Some(Delta {
-                    base: rhizo_clock::VectorClock::new(),
-                    clock: image.clock,
-                    snapshot: true,
-                    cells: image.cells.into_iter().collect(),
-                    origins: Vec::new(),
-                }),
-                reply_wanted: false,
-            });
-            self.manager
-                .replica
-                .step(from, message)
-                .map_err(|e| RaftError::Message {
-                    from,
-                    source: Box::new(e),
-                })?;
-        }
+        let from = image.id();
+        self.manager
+            .replica
+            .merge_snapshot(*image)
+            .map_err(|e| RaftError::Message {
+                from,
+                source: Box::new(e),
+            })?;
         let mut records: Vec<RaftRecord> = self
             .manager
             .replica
