@@ -93,7 +93,7 @@ impl Operation {
     ];
 
     /// The operation `verb` with its operand `value` (`compare_and_set` takes `expected` too;
-    /// every other verb ignores it). An unknown verb is [`LocalCommitError::UnknownVerb`].
+    /// every other verb ignores it). An unknown verb is [`crate::LocalCommitError::UnknownVerb`].
     ///
     /// ```
     /// use rhizo_algebra::AlgebraicValue;

@@ -295,6 +295,27 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Opens node `id` of the cluster `members` on its durable log `log`, whose `records`
     /// (empty for a fresh node) are replayed. Every node of a cluster must be given the same
     /// members and schema.
+    ///
+    /// ```
+    /// use rhizo_algebra::AlgebraicValue;
+    /// use rhizo_clock::NodeId;
+    /// use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// use rhizo_txn::default_schema;
+    /// use rhizo_txn::raft::{ClientOutcome, MemRaftLog, RaftConfig, RaftNode};
+    /// // A group of one: it elects itself, and a proposal commits at its next drain.
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut node = RaftNode::open(a, &[a], default_schema(), RaftConfig::default(), MemRaftLog::new(), &[]).unwrap();
+    /// while !node.is_leader() {
+    ///     node.tick();
+    ///     node.drain().unwrap();
+    /// }
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let id = node.propose(tx).unwrap();
+    /// let output = node.drain().unwrap(); // records persisted, then outcomes handed out
+    /// assert!(matches!(&output.outcomes[..], [ClientOutcome::Committed { id: done, .. }] if *done == id));
+    /// assert_eq!(node.replica().read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn open(
         id: NodeId,
         members: &[NodeId],
@@ -403,7 +424,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     /// The replica with the coordination-free manager's vocabulary.
-    pub fn manager(&self) -> &CoordinationFreeManager {
+    pub(crate) fn manager(&self) -> &CoordinationFreeManager {
         &self.manager
     }
 
@@ -414,7 +435,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     /// The durable log, to change it between steps (e.g. record a schema).
-    pub fn durable_log_mut(&mut self) -> &mut L {
+    pub(crate) fn durable_log_mut(&mut self) -> &mut L {
         &mut self.log
     }
 
@@ -554,7 +575,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Proposes a schema change: every member installs `schema` at the same place in the log,
     /// so no entry is applied under a schema one member has and another lacks. Answered by
     /// [`ClientOutcome::SchemaChanged`].
-    pub fn propose_schema(&mut self, schema: Schema) -> Result<ProposalId, RaftError> {
+    pub(crate) fn propose_schema(&mut self, schema: Schema) -> Result<ProposalId, RaftError> {
         let id = self.next_id();
         self.propose_command(Command::Schema {
             id,

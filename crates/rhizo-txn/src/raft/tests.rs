@@ -4,6 +4,7 @@ use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError, Operations, OrderedOutcome};
 
+use super::storage::RaftLogStore;
 use super::*;
 use crate::engine::tests::decide;
 use crate::{CommitPath, Engine, EngineConfig, TransactionMode};
