@@ -632,6 +632,22 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
     /// copies sent before the crash that arrive after a restart (they were addressed to the
     /// old life, like packets of a broken connection). Copies sent while it is down and due
     /// after the restart are delivered. Messages it already sent still arrive.
+    ///
+    /// ```
+    /// # use rhizo_sim::SimulationBuilder;
+    /// # use rhizo_sim::workload::schema;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// # use std::time::Duration;
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// let mut cluster = SimulationBuilder::new().nodes(2).seed(3).build_replicas(schema()).unwrap();
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "r0", "value", 1);
+    /// cluster.commit_on_node(1, tx).unwrap();
+    /// cluster.crash(1).unwrap(); // node 1 loses everything it had not made durable
+    /// assert!(cluster.is_crashed(1).unwrap());
+    /// cluster.restart(1).unwrap(); // ... and recovers what it had
+    /// assert_eq!(cluster.replica(1).unwrap().read("counters", "r0", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn crash(&mut self, node: impl Into<NodeRef>) -> Result<()> {
         let index = self.resolve(node)?;
         let id = self.directory.id(index);
