@@ -400,8 +400,8 @@ pub struct Replica {
     /// How many members (this replica aside) are not known to hold everything it holds: none
     /// reported, or reported a clock that does not dominate `clock`. Kept up to date wherever
     /// the clock, a reported clock or the members change, so that `is_idle`, which a driver
-    /// asks after every step, looks at no clock (at 100 members, looking at every member's
-    /// clock made it a tenth of a 100 x 1000 run). Local commits update it when their cells
+    /// asks after every step, looks at no clock (comparing every member's clock at every step
+    /// grows with the cluster's size). Local commits update it when their cells
     /// are sealed; while cells are open, it may be short of them (and `is_idle` does not read
     /// it).
     members_behind: usize,
@@ -643,8 +643,8 @@ impl Replica {
     /// only local operation that leaves tombstones.
     ///
     /// `apply` stays a call: inlining an integer add here (through a single call site or an
-    /// always-inlined dispatch) made the prepared 1-op commit ~30 instructions dearer, its frame
-    /// larger (callgrind).
+    /// always-inlined dispatch) makes this function's frame larger, and the one-operation
+    /// commit pays for that frame whatever the operation.
     #[inline]
     fn apply_one(
         &mut self,
@@ -709,8 +709,9 @@ impl Replica {
 
     /// Completes a local commit whose effects are applied (and whose cells are in
     /// `open_cells`): ticks the clock, emits the record (building the effects only then) and
-    /// queues the acknowledgement. Always inlined: with a fourth caller LLVM stopped inlining it
-    /// into the one-operation commit, which then cost ~35 more instructions (callgrind).
+    /// queues the acknowledgement. Always inlined: it has several callers, and LLVM's own
+    /// heuristic then leaves it a call from the one-operation commit, the path that can least
+    /// afford one.
     #[inline(always)]
     fn finish_local_commit(
         &mut self,
@@ -872,7 +873,7 @@ impl Replica {
 
     /// Bookkeeping for a cell whose effects were just installed: tombstones to compact later,
     /// and `touched`. Always inlined: it runs once per cell of every multi-cell commit, and as
-    /// a call its frame cost as much as its work (callgrind: ~45 -> ~25 instructions a cell).
+    /// a call its frame costs about as much as its work.
     #[inline(always)]
     fn note_installed(
         &mut self,
@@ -1547,8 +1548,7 @@ impl Replica {
     fn plan_joins(&self, from: NodeId, delta: &Delta) -> Result<(Vec<Join>, usize)> {
         let mut joins: Vec<Join> = Vec::with_capacity(delta.cells.len());
         // Cells arrive in key order, so new cells of one column come in runs: the column's
-        // spec is looked up, and its empty cell built, once per run (callgrind, a delta into an
-        // empty replica: 761 -> 700 instructions per new cell).
+        // spec is looked up, and its empty cell built, once per run rather than once per cell.
         let mut column: Option<(&CellKey, CellState)> = None;
         let mut new_cells = 0;
         for (key, incoming) in delta.cells.iter() {
@@ -1608,8 +1608,7 @@ impl Replica {
         // list that must grow makes room for the members at once (at most four times the
         // origins it then holds), instead of doubling as news of them spreads. The delta's
         // clock counts only for a replica given no members: clocks learn of origins as fast as
-        // the cells do, so alone they saved nothing. (Callgrind, 20 x 1000 scenario: 5,100
-        // reallocations of ~570 instructions each when doubling; 70.4 M -> 68.5 M in all.)
+        // the cells do, so the clock alone would not say more than the cell's own growth.
         let expected_origins = self.members.len().max(delta.clock.node_count());
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
         // Unless the delta is kept for the record, states held whole move into the new cells
@@ -1866,8 +1865,7 @@ impl Replica {
     pub fn take_ready_into(&mut self, out: &mut Ready) {
         // Called once per commit by the engine: the common case (one dot, no message, a record
         // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists, and
-        // no call (always inlined; callgrind, a prepared 1-op commit with this and `clear`:
-        // 388 -> 362 instructions).
+        // no call (always inlined).
         // An empty list of the caller's with no more room than ours trades places with it (both
         // keep their capacity); otherwise ours is appended, into room the caller may have made.
         fn hand_over<T>(ours: &mut Vec<T>, out: &mut Vec<T>) {
@@ -2226,8 +2224,8 @@ fn can_fail_on_apply(op: &CellOp) -> bool {
 
 /// The cells touched by local commits since the last seal, each listed once: a replica that
 /// commits to the same cells again and again (a hot counter, a 100-cell transaction) files each
-/// once per sync, not once per commit (callgrind, 100-op commits: sealing duplicates into the
-/// index cost ~35 instructions per operation).
+/// once per sync, not once per commit (sealing duplicates into the index would cost a search
+/// per operation of every commit).
 #[derive(Debug, Clone, Default)]
 struct OpenCells {
     ids: Vec<CellId>,

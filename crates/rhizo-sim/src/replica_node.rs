@@ -39,7 +39,7 @@ pub struct ReplicaNode {
     /// The durable log: every record made durable since the last snapshot record (included),
     /// in chunks of [`LOG_CHUNK`]; these are the full ones, and `ready.records` is the open one.
     /// Appending never moves what is already durable, where one growing list would copy every
-    /// record at each doubling (a tenth of the bench's commit phase, in wall time).
+    /// record at each doubling.
     log: Vec<Vec<Record>>,
     /// Problems the replica reported while being driven (a refused message, a failed recovery).
     /// A correct replica on this network reports none; checkers treat any as a violation.
@@ -266,17 +266,16 @@ impl ReplicaNode {
     /// the slowest answer this node has seen, and at most the sync interval shared among the
     /// round's exchanges.
     ///
-    /// Started together, every partner answered the same digest, so each sent much of what the
-    /// others sent too. Started in turn, each partner sends only what the ones before have not
-    /// brought. 20 x 1000 scenario (callgrind): 28 deltas that brought nothing become 4, bytes
-    /// 826 K -> 576 K, instructions 80.5 M -> 72.0 M, still 2 rounds. (An answer that comes
-    /// after its deadline is not timed: the node has moved on to the next exchange.)
+    /// Started together, every partner would answer the same digest, so each would send much of
+    /// what the others send too. Started in turn, each partner sends only what the ones before
+    /// have not brought. (An answer that comes after its deadline is not timed: the node has
+    /// moved on to the next exchange.)
     ///
-    /// The deadline keeps as many exchanges per round as before when messages are lost, and
-    /// early in the round. Chained on answers alone, one lost message ended the round's
-    /// exchanges: at 30 % loss, 100 nodes took 10-15 rounds to converge instead of 6-8. With a
-    /// fixed third of the interval per exchange, a lost answer held the next exchange back so
-    /// long that convergence often fell into the next round (6-9 rounds).
+    /// The deadline keeps a round's exchanges going when messages are lost: chained on answers
+    /// alone, one lost message would end the round's exchanges, and with a fixed share of the
+    /// interval per exchange, a lost answer would hold the next exchange back so long that
+    /// convergence falls into the next round. Scaling the deadline by the slowest answer seen
+    /// adapts it to the latency model instead.
     fn start_pull(&mut self, ctx: &mut NodeCtx<'_, Message>) {
         let Some(peer) = self.pulls.pop() else {
             return;

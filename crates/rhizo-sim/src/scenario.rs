@@ -156,9 +156,8 @@ pub fn run(spec: &ScenarioSpec) -> Result<ThroughputReport, SimError> {
     let mut drawn = WorkloadOps::new();
     // Node by node: every commit happens at virtual time zero and none depends on another
     // node's, so the order is free; taking one node's commits together keeps that replica's
-    // cells and log in cache, as each node's own processor would. Round-robin over the nodes
-    // evicted them at every commit (wall time of the 20 x 1000 commit phase: 4.5 -> 2.7 ms for
-    // the same instructions).
+    // cells and log in cache, as each node's own processor would; round-robin over the nodes
+    // would evict them at every commit.
     for node in 0..spec.nodes {
         for _ in 0..spec.ops_per_node {
             commit_next(

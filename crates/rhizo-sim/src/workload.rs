@@ -183,8 +183,7 @@ impl Workload {
     }
 
     /// [`next_ops`](Self::next_ops) into a list the caller keeps (cleared first): a loop that
-    /// draws millions of transactions moves and drops no list per draw (callgrind, 20 x 1000
-    /// scenario: 57 instructions a transaction, 82.1 M -> 80.9 M in all).
+    /// draws millions of transactions moves and drops no list per draw.
     pub(crate) fn next_ops_into(&mut self, rng: &mut ChaCha8Rng, ops: &mut WorkloadOps) {
         ops.clear();
         let m = self.mix;

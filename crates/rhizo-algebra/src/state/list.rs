@@ -1,12 +1,11 @@
 //! Cell states listed together, as a delta carries them, with the per-origin entries of every
 //! integer sum in one buffer.
 //!
-//! A delta carries a state for each cell it touches: restricting a replica's cells one by one
-//! allocated a list of entries per cell at the sender, and a receiver that keeps the delta in
-//! its durable log freed them one by one at the end (callgrind, 20 x 1000 scenario: 11,500
-//! cell states allocated and freed). Listed here, an integer sum's entries are a slice of the
-//! list's buffer: a list allocates a few times and frees a few buffers, however many cells it
-//! holds (that run: 68.5 M -> 62.7 M instructions).
+//! A delta carries a state for each cell it touches. Restricted into states of their own, the
+//! cells would each allocate a list of entries at the sender, and a receiver that keeps the
+//! delta in its durable log would free them one by one. Listed here, an integer sum's entries
+//! are a slice of the list's buffer: a list allocates a few times and frees a few buffers,
+//! however many cells it holds.
 
 use rhizo_clock::VectorClock;
 

@@ -210,9 +210,9 @@ fn sum_in_range(origins: &PerOrigin<i128>, amount: i64) -> Result<()> {
     }
 }
 
-/// `x` as an `i64`, if it is one: `i64::try_from` as a sign check of the high half (LLVM
-/// compiled `try_from` to an add-with-carry chain, 9 instructions against 4, in the loop of a
-/// 100-add commit).
+/// `x` as an `i64`, if it is one: `i64::try_from` written as a sign check of the high half,
+/// which compiles to a compare where `try_from` became an add-with-carry chain (this runs in
+/// the loop of a batch of counter bumps).
 #[inline(always)]
 pub(crate) fn narrow_i64(x: i128) -> Option<i64> {
     let low = x as i64;
@@ -754,8 +754,8 @@ impl CellState {
     #[inline]
     pub fn apply(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
         // The commonest effect, an integer added to a sum, inline in the caller; the others
-        // out of line, so that this stays small enough to inline (callgrind, with the same split
-        // of `check_integer_range`: ~45 fewer instructions per operation of a 100-op commit).
+        // out of line, so that this stays small enough to inline (as `check_integer_range` is
+        // split).
         if let (StateKind::SumInt(origins), CellOp::AddInt(v)) = (&mut self.kind, op) {
             return origins.apply(dot, |sum| add_int(sum, *v)).map(drop);
         }

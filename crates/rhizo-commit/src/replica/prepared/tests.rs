@@ -418,8 +418,7 @@ fn a_clone_does_not_trust_the_hints_its_original_gives() {
 }
 
 /// A prepared operation is three words and a one-operation transaction eight: both are moved
-/// on every commit (a `CellOp` inline made them 64 and 112 bytes; callgrind, a prepared 1-op
-/// commit in memory: 351 -> 321 instructions).
+/// on every commit (a `CellOp` held inline would make them 64 and 112 bytes).
 #[test]
 fn prepared_operations_stay_small() {
     assert_eq!(std::mem::size_of::<super::PreparedOp<'_>>(), 24);
