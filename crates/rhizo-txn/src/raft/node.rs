@@ -894,73 +894,13 @@ impl<L: DurableRaftLog> RaftNode<L> {
                     reason: e.to_string(),
                 })?;
             match command {
-                Command::Write { id, update } => {
-                    let Record::Ordered { update, .. } = *update else {
-                        return Err(RaftError::Corrupt {
-                            index: entry.index,
-                            reason: "a write entry without an ordered update".to_owned(),
-                        });
-                    };
-                    let outcome = self
-                        .manager
-                        .replica
-                        .apply_ordered(entry.index, &update)
-                        .map_err(|e| match e {
-                            LocalCommitError::SchemaBehind { .. } => RaftError::Message {
-                                from: self.id,
-                                source: Box::new(e),
-                            },
-                            other => RaftError::Corrupt {
-                                index: entry.index,
-                                reason: other.to_string(),
-                            },
-                        })?;
-                    if self.pending.remove(&id).is_some() {
-                        self.out.outcomes.push(match outcome {
-                            // Merged from a peer before this node applied it: whether its
-                            // conditions held is not known here (the consensus limit keeps this
-                            // from happening while the node waits for its proposals).
-                            OrderedOutcome::AlreadyApplied => ClientOutcome::Failed {
-                                id,
-                                error: RaftError::OutcomeUnknown { index: entry.index },
-                            },
-                            outcome => ClientOutcome::Committed {
-                                id,
-                                index: entry.index,
-                                outcome,
-                            },
-                        });
-                    }
-                }
+                Command::Write { id, update } => self.apply_write(entry.index, id, *update)?,
                 Command::Schema { id, schema } => {
-                    if schema.version() > self.manager.schema().version() {
-                        self.manager.set_schema((*schema).clone());
-                        records.push(RaftRecord::Schema(schema));
-                    }
-                    if self.pending.remove(&id).is_some() {
-                        self.out.outcomes.push(ClientOutcome::SchemaChanged {
-                            id,
-                            index: entry.index,
-                            version: self.manager.schema().version(),
-                        });
+                    if let Some(record) = self.apply_schema(entry.index, id, schema) {
+                        records.push(record);
                     }
                 }
-                Command::Read { id, keys } => {
-                    if self.pending.remove(&id).is_some() {
-                        let values = keys
-                            .into_iter()
-                            .map(|k| {
-                                let v = self.manager.replica.read_key(&k);
-                                (k, v)
-                            })
-                            .collect();
-                        self.out.outcomes.push(ClientOutcome::Read {
-                            id,
-                            index: entry.index,
-                            values,
-                        });
-                    }
-                }
+                Command::Read { id, keys } => self.serve_read(entry.index, id, keys),
             }
         }
         records.extend(
@@ -976,6 +916,84 @@ impl<L: DurableRaftLog> RaftNode<L> {
             records.push(RaftRecord::Applied(self.applied));
         }
         Ok(records)
+    }
+
+    /// Applies the coordinated transaction at log `index` (a `Record::Ordered`) to the replica
+    /// and, if this node proposed it, answers its client.
+    fn apply_write(&mut self, index: u64, id: ProposalId, update: Record) -> Result<(), RaftError> {
+        let Record::Ordered { update, .. } = update else {
+            return Err(RaftError::Corrupt {
+                index,
+                reason: "a write entry without an ordered update".to_owned(),
+            });
+        };
+        let outcome = self
+            .manager
+            .replica
+            .apply_ordered(index, &update)
+            .map_err(|e| match e {
+                LocalCommitError::SchemaBehind { .. } => RaftError::Message {
+                    from: self.id,
+                    source: Box::new(e),
+                },
+                other => RaftError::Corrupt {
+                    index,
+                    reason: other.to_string(),
+                },
+            })?;
+        if self.pending.remove(&id).is_some() {
+            self.out.outcomes.push(match outcome {
+                // Merged from a peer before this node applied it: whether its conditions held
+                // is not known here (the consensus limit keeps this from happening while the
+                // node waits for its proposals).
+                OrderedOutcome::AlreadyApplied => ClientOutcome::Failed {
+                    id,
+                    error: RaftError::OutcomeUnknown { index },
+                },
+                outcome => ClientOutcome::Committed { id, index, outcome },
+            });
+        }
+        Ok(())
+    }
+
+    /// Installs the schema ordered at log `index` if it is newer than the one in force (the
+    /// record that makes it durable is returned), and answers its proposer.
+    fn apply_schema(
+        &mut self,
+        index: u64,
+        id: ProposalId,
+        schema: Box<Schema>,
+    ) -> Option<RaftRecord> {
+        let mut record = None;
+        if schema.version() > self.manager.schema().version() {
+            self.manager.set_schema((*schema).clone());
+            record = Some(RaftRecord::Schema(schema));
+        }
+        if self.pending.remove(&id).is_some() {
+            self.out.outcomes.push(ClientOutcome::SchemaChanged {
+                id,
+                index,
+                version: self.manager.schema().version(),
+            });
+        }
+        record
+    }
+
+    /// Answers the linearizable read ordered at log `index`, if this node proposed it: the
+    /// values as of every entry before it.
+    fn serve_read(&mut self, index: u64, id: ProposalId, keys: Vec<CellKey>) {
+        if self.pending.remove(&id).is_some() {
+            let values = keys
+                .into_iter()
+                .map(|k| {
+                    let v = self.manager.replica.read_key(&k);
+                    (k, v)
+                })
+                .collect();
+            self.out
+                .outcomes
+                .push(ClientOutcome::Read { id, index, values });
+        }
     }
 
     /// A snapshot from the leader: merge its replica image into ours (coordination-free state
