@@ -49,6 +49,8 @@ mod schema;
 #[doc(hidden)]
 pub mod serde_bounded;
 mod state;
+#[cfg(test)]
+mod testkit;
 mod value;
 
 pub use decimal::Decimal;

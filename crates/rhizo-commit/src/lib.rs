@@ -73,4 +73,6 @@ pub use txn::{
 };
 
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;

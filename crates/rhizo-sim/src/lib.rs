@@ -65,6 +65,8 @@ pub mod rounds;
 pub mod scenario;
 pub mod seeds;
 mod stats;
+#[cfg(test)]
+mod testkit;
 mod time;
 mod trace;
 pub mod workload;

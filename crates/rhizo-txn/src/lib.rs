@@ -48,6 +48,8 @@ mod manager;
 mod mode;
 pub mod raft;
 mod storage;
+#[cfg(test)]
+mod testkit;
 mod transaction;
 
 pub use config::{Backend, DEFAULT_COLUMN, EngineConfig, SyncPolicy, default_schema};

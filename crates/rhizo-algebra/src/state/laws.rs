@@ -9,6 +9,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
+use crate::testkit::arb_i64;
 
 /// A small deterministic generator for shuffles, driven by a proptest-chosen seed.
 struct Shuffler(u64);
@@ -42,18 +43,6 @@ const ORIGINS: [&str; 4] = ["n2", "b", "alpha", "n10"];
 
 fn origin(i: usize) -> NodeId {
     NodeId::new(ORIGINS[i % ORIGINS.len()]).unwrap()
-}
-
-fn arb_i64() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        Just(i64::MIN),
-        Just(i64::MAX),
-        Just(0i64),
-        Just(1i64),
-        Just(-1i64),
-        -1000i64..1000,
-        any::<i64>(),
-    ]
 }
 
 fn arb_f64() -> impl Strategy<Value = f64> {
