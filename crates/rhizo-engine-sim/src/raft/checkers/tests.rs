@@ -114,7 +114,13 @@ fn lost_or_double_counted_writes_are_caught() {
     );
 }
 
-fn cas(key: &str, required: Option<i64>, v: i64, invoked: u64, completed: Option<u64>) -> RegisterOp {
+fn cas(
+    key: &str,
+    required: Option<i64>,
+    v: i64,
+    invoked: u64,
+    completed: Option<u64>,
+) -> RegisterOp {
     RegisterOp {
         key: key.to_owned(),
         write: Some(v),

@@ -268,7 +268,8 @@ impl Draw {
                 self.at(end, Action::Resume(node));
             }
             Episode::Isolate => {
-                let links = self.both_ways(self.node());
+                let node = self.node();
+                let links = self.both_ways(node);
                 self.cut_for(start, end, links, LinkMode::Partitioned);
             }
             Episode::OneWay => {

@@ -18,7 +18,10 @@ fn replay(schedule: &Schedule, duration: Duration, nodes: usize) -> Result<(), S
     let mut last = Duration::ZERO;
     for step in &schedule.steps {
         if step.at < last || step.at >= duration {
-            return Err(format!("step at {:?} out of order or past the end", step.at));
+            return Err(format!(
+                "step at {:?} out of order or past the end",
+                step.at
+            ));
         }
         last = step.at;
         let down = state.iter().filter(|s| **s != Node::Up).count();
@@ -88,10 +91,22 @@ proptest! {
 #[test]
 fn a_long_run_draws_every_kind_of_fault() {
     let schedule = Schedule::generate(7, Duration::from_secs(600), 3);
-    let printed: Vec<String> = schedule.steps.iter().map(|s| s.action.to_string()).collect();
+    let printed: Vec<String> = schedule
+        .steps
+        .iter()
+        .map(|s| s.action.to_string())
+        .collect();
     for kind in [
-        "kill -KILL", "restart", "kill -STOP", "kill -CONT", "partition", "blackhole", "delay",
-        "heal", "close connections", "reset connections",
+        "kill -KILL",
+        "restart",
+        "kill -STOP",
+        "kill -CONT",
+        "partition",
+        "blackhole",
+        "delay",
+        "heal",
+        "close connections",
+        "reset connections",
     ] {
         assert!(
             printed.iter().any(|line| line.starts_with(kind)),
@@ -100,9 +115,15 @@ fn a_long_run_draws_every_kind_of_fault() {
     }
     // A one-way partition: some partition step cuts a link without its reverse.
     let one_way = schedule.steps.iter().any(|step| match &step.action {
-        Action::SetLinks { links, mode: LinkMode::Partitioned } => links
-            .iter()
-            .any(|l| !links.contains(&Link { from: l.to, to: l.from })),
+        Action::SetLinks {
+            links,
+            mode: LinkMode::Partitioned,
+        } => links.iter().any(|l| {
+            !links.contains(&Link {
+                from: l.to,
+                to: l.from,
+            })
+        }),
         _ => false,
     });
     assert!(one_way, "no one-way partition in 600 s");

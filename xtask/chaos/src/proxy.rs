@@ -108,12 +108,10 @@ impl LinkProxy {
                     address: "127.0.0.1:0".into(),
                     source,
                 })?;
-        let address = listener
-            .local_addr()
-            .map_err(|source| ChaosError::Socket {
-                address: "127.0.0.1:0".into(),
-                source,
-            })?;
+        let address = listener.local_addr().map_err(|source| ChaosError::Socket {
+            address: "127.0.0.1:0".into(),
+            source,
+        })?;
         let (control, _) = watch::channel(Control {
             mode: LinkMode::HEALED,
             cuts: 0,
