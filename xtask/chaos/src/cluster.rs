@@ -180,6 +180,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// The pid of node `index`'s process, while it runs.
+    pub fn pid(&self, index: usize) -> Option<u32> {
+        self.agents[index].child.as_ref().map(Child::id)
+    }
+
     /// SIGKILLs node `index` (its process group) and reaps it.
     pub fn kill(&mut self, index: usize) -> Result<()> {
         let agent = &mut self.agents[index];
@@ -318,6 +323,76 @@ backoff_max_ms = 500
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a process with this pid exists (a reaped child does not).
+    fn alive(pid: u32) -> bool {
+        let pid = Pid::from_raw(pid as i32).expect("a pid is positive");
+        rustix::process::test_kill_process(pid).is_ok()
+    }
+
+    /// A cluster of three whose "rhizo" is a script that sleeps, in a fresh directory.
+    fn sleeping_cluster(dir: &Path) -> Cluster {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).unwrap();
+        let script = dir.join("fake-rhizo");
+        write_file(&script, "#!/bin/sh\nexec sleep 300\n").unwrap();
+        let status = Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let addresses: Vec<NodeAddresses> = (0..3)
+            .map(|_| NodeAddresses {
+                peer: free_address().unwrap(),
+                client: free_address().unwrap(),
+            })
+            .collect();
+        let peers = vec![addresses.iter().map(|a| a.peer).collect::<Vec<_>>(); 3];
+        Cluster::prepare(&script, dir, &addresses, &peers, 1).unwrap()
+    }
+
+    #[test]
+    fn the_guard_ends_every_agent_by_pid_also_when_the_harness_panics() {
+        let dir = std::env::temp_dir().join(format!("rhizo-chaos-guard-{}", std::process::id()));
+        let mut cluster = sleeping_cluster(&dir);
+        for index in 0..3 {
+            cluster.start(index).unwrap();
+        }
+        let pids: Vec<u32> = (0..3).map(|i| cluster.pid(i).unwrap()).collect();
+        assert!(pids.iter().all(|&pid| alive(pid)));
+        // Killed and paused nodes are ended too.
+        cluster.kill(0).unwrap();
+        assert!(!alive(pids[0]));
+        assert_eq!(cluster.pid(0), None);
+        cluster.set_paused(1, true).unwrap();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _owned = cluster;
+            panic!("a check panicked");
+        }));
+        assert!(unwound.is_err());
+        for pid in pids {
+            assert!(!alive(pid), "pid {pid} outlived the harness");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn restore_restarts_killed_nodes_and_resumes_paused_ones() {
+        let dir = std::env::temp_dir().join(format!("rhizo-chaos-restore-{}", std::process::id()));
+        let mut cluster = sleeping_cluster(&dir);
+        for index in 0..3 {
+            cluster.start(index).unwrap();
+        }
+        cluster.kill(0).unwrap();
+        cluster.set_paused(1, true).unwrap();
+        cluster.restore().unwrap();
+        assert!((0..3).all(|i| cluster.pid(i).is_some_and(alive)));
+        assert!(cluster.agents.iter().all(|agent| !agent.paused));
+        assert_eq!(cluster.exited(), Vec::<String>::new());
+        drop(cluster);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_config_names_the_proxies_as_peers_and_parses() {

@@ -49,7 +49,7 @@ pub struct Report {
     pub summary: String,
 }
 
-/// Runs the whole thing in a fresh runtime; SIGINT ends it (and its agents) early.
+/// Runs the whole thing in a fresh runtime; SIGINT or SIGTERM ends it (and its agents) early.
 pub fn run(options: &Options) -> Result<Report> {
     if options.run_dir.exists() {
         std::fs::remove_dir_all(&options.run_dir).map_err(|source| ChaosError::File {
@@ -82,9 +82,13 @@ pub fn run(options: &Options) -> Result<Report> {
         .build()
         .map_err(ChaosError::Runtime)?;
     runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).map_err(ChaosError::Runtime)?;
+        // Either signal ends the run here, and the cluster's guard ends the agents.
         tokio::select! {
             report = run_cluster(options) => report,
             _ = tokio::signal::ctrl_c() => Err(ChaosError::Interrupted),
+            _ = terminate.recv() => Err(ChaosError::Interrupted),
         }
     })
 }
