@@ -10,8 +10,8 @@ use super::RegisterOp;
 /// every read returns the latest write before it, and every compare-and-set (a write with a
 /// `read`) finds the value it required. A write whose outcome is unknown may take effect at any
 /// point after its invocation (a compare-and-set only where it finds its value), or never; a
-/// read whose outcome is unknown is ignored. `max_ops` bounds each register's history (the search is exponential in the worst
-/// case).
+/// read whose outcome is unknown is ignored. `max_ops` bounds each register's history (the
+/// search is exponential in the worst case).
 pub fn check_linearizable(ops: &[RegisterOp], max_ops: usize) -> Result<(), String> {
     let mut by_key: BTreeMap<&str, Vec<&RegisterOp>> = BTreeMap::new();
     for op in ops {
