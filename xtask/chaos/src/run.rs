@@ -96,6 +96,7 @@ pub fn run(options: &Options) -> Result<Report> {
 type Proxies = BTreeMap<Link, LinkProxy>;
 
 async fn run_cluster(options: &Options) -> Result<Report> {
+    let begun = Instant::now();
     let n = options.nodes;
     let addresses = (0..n)
         .map(|_| {
@@ -120,6 +121,7 @@ async fn run_cluster(options: &Options) -> Result<Report> {
     }
     wait_until_ready(&cluster, &addresses, &security).await?;
     let started = Instant::now();
+    let startup = started - begun;
     let register_keys = 8 + options.duration.as_secs() as usize / 5;
     let max_requests = REQUESTS_PER_SECOND * options.duration.as_secs().max(1);
     let load = Workload::new(security.clone(), started, max_requests, register_keys);
@@ -140,7 +142,9 @@ async fn run_cluster(options: &Options) -> Result<Report> {
     }
     let crashed = lock(&cluster).exited();
     lock(&cluster).restore()?;
+    let healed = Instant::now();
     let states = settle(&addresses, &security, &load).await;
+    let settled = healed.elapsed();
     let read_at = load.now();
     let history = load.history();
     let mut violations: Vec<Violation> = crashed
@@ -166,7 +170,13 @@ async fn run_cluster(options: &Options) -> Result<Report> {
             detail: detail.clone(),
         }),
     }
-    let summary = summarize(&history, load.requests(), &nemesis_log, &proxies);
+    let mut summary = format!(
+        "startup {:.1} s, workload {:.1} s, settle {:.1} s\n",
+        startup.as_secs_f64(),
+        (healed - started).as_secs_f64(),
+        settled.as_secs_f64()
+    );
+    summary += &summarize(&history, load.requests(), &nemesis_log, &proxies);
     drop(history);
     drop(proxies);
     // The agents end here (by pid) whatever the checks found.
