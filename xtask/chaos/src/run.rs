@@ -22,8 +22,9 @@ const STARTUP: Duration = Duration::from_secs(120);
 /// The longest the cluster may take to converge once every fault is healed. Generous: a loaded
 /// machine is slow, and only a cluster that never converges is a failure.
 const SETTLE: Duration = Duration::from_secs(180);
-/// Requests per second of run, at most, over all clients.
-const REQUESTS_PER_SECOND: u64 = 400;
+/// Requests per second of run, at most, over all clients: a bound above what the paced clients
+/// send, so that it ends a run that goes wrong rather than the load of a normal one.
+const REQUESTS_PER_SECOND: u64 = 1_000;
 
 /// What a run is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]

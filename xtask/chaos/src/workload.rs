@@ -318,7 +318,7 @@ impl Worker {
                     Outcome::Refused(_) => {}
                 }
             }
-            self.pace(2, 10).await;
+            self.pace(10, 30).await;
         }
     }
 
@@ -365,7 +365,7 @@ impl Worker {
                     remove: None,
                 });
             }
-            self.pace(2, 10).await;
+            self.pace(10, 30).await;
         }
     }
 
