@@ -390,8 +390,9 @@ impl Client {
             .enable_all()
             .build()
             .map_err(NetError::Runtime)?;
-        let inner =
-            runtime.block_on(AsyncClient::connect_with_timeout(address, security, timeout))?;
+        let inner = runtime.block_on(AsyncClient::connect_with_timeout(
+            address, security, timeout,
+        ))?;
         Ok(Self {
             inner: Arc::new(inner),
             runtime: Arc::new(Mutex::new(runtime)),

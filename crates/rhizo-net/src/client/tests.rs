@@ -272,9 +272,7 @@ fn a_read_into_a_transaction_through_the_client_joins_the_read_set_as_a_local_re
     let mut other = AlgebraicTransaction::new();
     other.put("kv", "r", "reg", 5);
     client.commit(TransactionMode::Coordinated, other).unwrap();
-    let refused = client
-        .commit(TransactionMode::Coordinated, tx)
-        .unwrap_err();
+    let refused = client.commit(TransactionMode::Coordinated, tx).unwrap_err();
     assert!(
         matches!(refused, NetError::Engine(TxnError::ReadConflict { .. })),
         "{refused:?}"
