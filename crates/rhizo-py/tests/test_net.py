@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from net_helpers import children, free_ports, wait_until
+from net_helpers import certificates, children, free_ports, wait_until
 
 import rhizo
 
@@ -141,6 +141,38 @@ def test_errors_through_a_client_are_the_local_classes() -> None:
     with pytest.raises(rhizo.StorageError) as refused_connection:
         rhizo.connect(address, insecure=True, timeout=2)
     assert refused_connection.value.kind == "Connection"
+
+
+def test_nodes_and_clients_over_tls_replicate_and_a_client_without_a_certificate_is_refused(
+    tmp_path: Path,
+) -> None:
+    certificates(tmp_path, ["n1", "n2"], ["app"])
+    addresses = members(["n1", "n2"])
+
+    def tls(name: str) -> rhizo.Tls:
+        return rhizo.Tls(tmp_path / "ca.crt", tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # secure: no warning
+        n1 = rhizo.start_node(
+            None, "n1", listen=addresses["n1"], peers={"n2": addresses["n2"]}, tls=tls("n1"),
+            client_listen="127.0.0.1:0",
+        )  # fmt: skip
+        n2 = rhizo.start_node(
+            None, "n2", listen=addresses["n2"], peers={"n1": addresses["n1"]}, tls=tls("n2")
+        )
+    try:
+        assert n1.client_address is not None
+        with rhizo.connect(n1.client_address, tls=tls("app")) as client:
+            with client.transaction(mode="coordination_free") as tx:
+                tx.increment("counters", "c", 3)
+            wait_until(lambda: n2.read("counters", "c") == 3)
+        with pytest.raises(rhizo.StorageError) as refused:
+            rhizo.connect(n1.client_address, tls=rhizo.Tls(tmp_path / "ca.crt"), timeout=5)
+        assert refused.value.kind == "Connection"
+    finally:
+        n1.close()
+        n2.close()
 
 
 def test_settings_are_checked_before_anything_starts(tmp_path: Path) -> None:
