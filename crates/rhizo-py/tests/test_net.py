@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from net_helpers import certificates, children, free_ports, wait_until
@@ -31,7 +32,7 @@ def members(names: list[str]) -> dict[str, str]:
 
 
 def start(
-    name: str, addresses: dict[str, str], data_dir: Path | None = None, **kw: object
+    name: str, addresses: dict[str, str], data_dir: Path | None = None, **kw: Any
 ) -> rhizo.Node:
     peers = {n: a for n, a in addresses.items() if n != name}
     return rhizo.start_node(
@@ -139,7 +140,7 @@ def test_errors_through_a_client_are_the_local_classes() -> None:
         with pytest.raises(rhizo.StorageError):
             client.read("kv", "r", "v")
     with pytest.raises(rhizo.StorageError) as refused_connection:
-        rhizo.connect(address, insecure=True, timeout=2)
+        rhizo.connect(str(address), insecure=True, timeout=2)
     assert refused_connection.value.kind == "Connection"
 
 
@@ -237,6 +238,7 @@ def test_a_killed_processs_node_restarted_on_its_directory_has_what_it_acknowled
                 acknowledged = int(line.split()[1])
     with rhizo.start_node(tmp_path, "n1", insecure=True) as node:
         count = node.read("counters", "c")
+    assert isinstance(count, int)
     # Everything acknowledged survived; at most the commit in flight at the kill more.
     assert acknowledged <= count <= acknowledged + 1, (acknowledged, count)
 
