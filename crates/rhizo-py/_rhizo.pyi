@@ -91,6 +91,9 @@ __all__ = [
     "VersionedUpdate",
     "__version__",
     "algebraic_merge",
+    "tls_ca",
+    "tls_client",
+    "tls_node",
 ]
 
 __version__: str
@@ -377,6 +380,19 @@ class PyAlgebraicValue:
     def __ne__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+# What `rhizo tls ca` writes: a new cluster CA (`ca.crt`, `ca.key`) in `directory`; returns
+# the certificate's and key's paths.
+def tls_ca(
+    directory: str | os.PathLike[str], cluster: str = "rhizo"
+) -> tuple[pathlib.Path, pathlib.Path]: ...
+
+# What `rhizo tls node NAME` writes: `NAME.crt` and `NAME.key`, signed by the CA in `directory`.
+def tls_node(directory: str | os.PathLike[str], name: str) -> tuple[pathlib.Path, pathlib.Path]: ...
+
+# What `rhizo tls client NAME` writes: a certificate for client authentication only.
+def tls_client(
+    directory: str | os.PathLike[str], name: str
+) -> tuple[pathlib.Path, pathlib.Path]: ...
 def algebraic_merge(
     op_type: PyOpType, value1: PyAlgebraicValue, value2: PyAlgebraicValue
 ) -> PyAlgebraicValue: ...

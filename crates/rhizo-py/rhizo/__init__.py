@@ -96,6 +96,9 @@ from _rhizo import (
     ValueOverflowError,
     VersionedUpdate,
     algebraic_merge,
+    tls_ca,
+    tls_client,
+    tls_node,
 )
 from _rhizo import __version__ as __version__
 
@@ -400,4 +403,7 @@ __all__ = [
     "open",
     "simulate",
     "start_node",
+    "tls_ca",
+    "tls_client",
+    "tls_node",
 ]

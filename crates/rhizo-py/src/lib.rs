@@ -70,5 +70,8 @@ fn _rhizo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<cluster::PyClusterNode>()?;
     m.add_class::<net::PyNode>()?;
     m.add_class::<net::PyClient>()?;
+    m.add_function(wrap_pyfunction!(net::tls_ca, m)?)?;
+    m.add_function(wrap_pyfunction!(net::tls_node, m)?)?;
+    m.add_function(wrap_pyfunction!(net::tls_client, m)?)?;
     Ok(())
 }

@@ -15,7 +15,8 @@ use pyo3::types::PyType;
 use rhizo_algebra::{AlgebraicValue, ColumnSpec};
 use rhizo_commit::AlgebraicTransaction;
 use rhizo_net::{
-    Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node, NodeConfig, NodeHandle, Security,
+    Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node, NodeConfig, NodeHandle,
+    Security, pki,
 };
 use rhizo_txn::{CommitOutcome, TransactionMode, default_schema};
 
@@ -543,4 +544,28 @@ impl PyClient {
         let state = if self.closed() { ", closed" } else { "" };
         format!("PyClient('{}'{state})", self.address)
     }
+}
+
+/// `rhizo.tls_ca(directory, cluster="rhizo")`: what `rhizo tls ca` writes (`ca.crt`, `ca.key`).
+#[pyfunction]
+#[pyo3(signature = (directory, cluster = "rhizo"))]
+pub(crate) fn tls_ca(directory: PathBuf, cluster: &str) -> PyResult<(PathBuf, PathBuf)> {
+    let issue = pki::Issue::Ca {
+        cluster: cluster.to_owned(),
+    };
+    pki::issue_into(&directory, &issue).py()
+}
+
+/// `rhizo.tls_node(directory, name)`: what `rhizo tls node NAME` writes, signed by the CA in
+/// `directory`.
+#[pyfunction]
+pub(crate) fn tls_node(directory: PathBuf, name: String) -> PyResult<(PathBuf, PathBuf)> {
+    pki::issue_into(&directory, &pki::Issue::Node { name }).py()
+}
+
+/// `rhizo.tls_client(directory, name)`: what `rhizo tls client NAME` writes, signed by the CA
+/// in `directory`.
+#[pyfunction]
+pub(crate) fn tls_client(directory: PathBuf, name: String) -> PyResult<(PathBuf, PathBuf)> {
+    pki::issue_into(&directory, &pki::Issue::Client { name }).py()
 }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+import rhizo
 
 
 def free_ports(count: int) -> list[int]:
@@ -140,27 +141,10 @@ def wait_until(predicate, timeout: float = 30.0, every: float = 0.02) -> None:  
 
 def certificates(directory: Path, nodes: list[str], clients: list[str]) -> None:
     """A cluster CA in `directory` (`ca.crt`), and for each name a certificate and key
-    (`NAME.crt`, `NAME.key`) naming it as a DNS name: nodes' good for both ends of a
-    connection, clients' for client authentication only — as `rhizo tls` issues them, made
-    here with the openssl command so the test needs no other build."""
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "the openssl command makes the test certificates"
-
-    def run(*args: str) -> None:
-        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
-
-    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    ca_cert, ca_key = str(directory / "ca.crt"), str(directory / "ca.key")
-    run("req", "-x509", *curve, "-keyout", ca_key, "-out", ca_cert, "-subj", "/CN=rhizo test CA",
-        "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign")  # fmt: skip
-    for name, usage in [(n, "serverAuth,clientAuth") for n in nodes] + [
-        (c, "clientAuth") for c in clients
-    ]:
-        request, extensions = directory / f"{name}.csr", directory / f"{name}.ext"
-        extensions.write_text(f"subjectAltName=DNS:{name}\nextendedKeyUsage={usage}\n")
-        run("req", *curve, "-keyout", str(directory / f"{name}.key"), "-out", str(request),
-            "-subj", f"/CN={name}")  # fmt: skip
-        run("x509", "-req", "-in", str(request), "-CA", ca_cert, "-CAkey", ca_key,
-            "-CAcreateserial", "-out", str(directory / f"{name}.crt"), "-days", "2",
-            "-extfile", str(extensions))  # fmt: skip
+    (`NAME.crt`, `NAME.key`): nodes' good for both ends of a connection, clients' for client
+    authentication only — what `rhizo tls` writes, through the package's own functions."""
+    rhizo.tls_ca(directory, cluster="rhizo test")
+    for name in nodes:
+        rhizo.tls_node(directory, name)
+    for name in clients:
+        rhizo.tls_client(directory, name)

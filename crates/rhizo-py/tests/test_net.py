@@ -355,3 +355,19 @@ def test_awaitable_commits_interleave_on_an_engine_and_through_a_client() -> Non
         assert engine.read("counters", "c") == 55
         assert node.read("counters", "c") == 155
         client.close()
+
+
+def test_tls_files_are_written_as_rhizo_tls_writes_them_and_bad_requests_are_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(rhizo.ConfigError, match=r"ca\.(crt|key)"):
+        rhizo.tls_node(tmp_path, "n1")  # no CA in the directory yet
+    ca_cert, ca_key = rhizo.tls_ca(tmp_path, cluster="demo")
+    assert (Path(ca_cert).name, Path(ca_key).name) == ("ca.crt", "ca.key")
+    assert Path(ca_cert).read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert Path(ca_key).stat().st_mode & 0o077 == 0  # the key is its owner's alone
+    node_cert, _ = rhizo.tls_node(tmp_path, "n1")
+    client_cert, _ = rhizo.tls_client(tmp_path, "app")
+    assert (Path(node_cert).name, Path(client_cert).name) == ("n1.crt", "app.crt")
+    with pytest.raises(rhizo.ConfigError, match="not a node id"):
+        rhizo.tls_node(tmp_path, "")
