@@ -176,9 +176,69 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
     let started = Instant::now();
     let root = Workspace::root_of_xtask();
     let mut steps = Vec::new();
+    let workspace = load_workspace(&root, &mut steps)?;
+    let wanted = |phase: Phase| options.phase.is_none_or(|only| only == phase);
+    let selected: Vec<&'static phase::PackageRule> = PACKAGE_RULES
+        .iter()
+        .filter(|rule| wanted(rule.phase) && workspace.package(rule.package).is_some())
+        .collect();
+    let python_dir = root.join(PYTHON_PACKAGE_DIR);
+    let python_enabled = wanted(Phase::Python) && python_dir.join("pyproject.toml").exists();
 
+    if options.lint {
+        steps.extend(lint(&root, options.phase.is_none(), &selected)?);
+    } else {
+        steps.push(StepReport::skipped("lint", "--no-lint"));
+    }
+    let mut collected = Collected {
+        steps,
+        ..Collected::default()
+    };
+    collected.run_tests(&workspace, &selected)?;
+    if wanted(Phase::Bench) && workspace.package("benches").is_some() {
+        collected.run_benches(&workspace)?;
+    }
+    if python_enabled {
+        collected.run_python(&root, &python_dir)?;
+    }
+
+    let Collected {
+        steps,
+        results,
+        mut problems,
+        unsaveable,
+        build_failed,
+        not_built,
+    } = collected;
+    let by_phase = file_by_phase(results, &mut problems);
+    let phases = phases_to_report(&root, &selected, python_enabled, options.phase);
+    let diffs = diff_phases(&root, &phases, &by_phase, &build_failed, &not_built)?;
+    print_report(&steps, &problems, &diffs);
+    if options.save {
+        println!();
+        save(
+            &root,
+            &diffs,
+            &by_phase,
+            &selected,
+            python_enabled,
+            &unsaveable,
+        )?;
+    }
+    Ok(print_summary(
+        options.save,
+        &diffs,
+        &steps,
+        &problems,
+        started,
+    ))
+}
+
+/// Reads the workspace's packages (a timed step) and refuses a package no phase claims, so a
+/// new crate cannot slip out of the suite unnoticed.
+fn load_workspace(root: &Path, steps: &mut Vec<StepReport>) -> Result<Workspace> {
     let metadata_started = Instant::now();
-    let workspace = Workspace::load(&root)?;
+    let workspace = Workspace::load(root)?;
     steps.push(StepReport {
         name: "cargo metadata".to_owned(),
         status: StepStatus::Passed,
@@ -197,83 +257,101 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
             unmapped.join(", ")
         )));
     }
+    Ok(workspace)
+}
 
-    let wanted = |phase: Phase| options.phase.is_none_or(|only| only == phase);
-    let selected: Vec<&'static phase::PackageRule> = PACKAGE_RULES
-        .iter()
-        .filter(|rule| wanted(rule.phase) && workspace.package(rule.package).is_some())
-        .collect();
-    let python_dir = root.join(PYTHON_PACKAGE_DIR);
-    let python_enabled = wanted(Phase::Python) && python_dir.join("pyproject.toml").exists();
+/// What the suite's steps produced, gathered before it is filed by phase and diffed.
+#[derive(Default)]
+struct Collected {
+    steps: Vec<StepReport>,
+    results: Vec<TestResult>,
+    problems: Vec<String>,
+    /// Phases whose results are incomplete for a reason other than failing tests.
+    unsaveable: BTreeSet<Phase>,
+    /// Selected packages that failed to compile.
+    build_failed: BTreeSet<String>,
+    /// Selected packages left out because something they depend on failed to compile.
+    not_built: BTreeSet<String>,
+}
 
-    if options.lint {
-        steps.extend(lint(&root, options.phase.is_none(), &selected)?);
-    } else {
-        steps.push(StepReport::skipped("lint", "--no-lint"));
-    }
-
-    let mut results = Vec::new();
-    let mut problems = Vec::new();
-    // Phases whose results are incomplete for a reason other than failing tests.
-    let mut unsaveable: BTreeSet<Phase> = BTreeSet::new();
-
-    let test_packages: BTreeSet<String> = selected
-        .iter()
-        .filter(|rule| rule.cargo_test)
-        .map(|rule| rule.package.to_owned())
-        .collect();
-    let mut tests = TestRun::default();
-    if !test_packages.is_empty() {
-        tests = cargo_test(&workspace, &test_packages)?;
+impl Collected {
+    /// One `cargo test` over the selected packages that have Rust tests.
+    fn run_tests(
+        &mut self,
+        workspace: &Workspace,
+        selected: &[&'static phase::PackageRule],
+    ) -> Result<()> {
+        let test_packages: BTreeSet<String> = selected
+            .iter()
+            .filter(|rule| rule.cargo_test)
+            .map(|rule| rule.package.to_owned())
+            .collect();
+        if test_packages.is_empty() {
+            return Ok(());
+        }
+        let mut tests = cargo_test(workspace, &test_packages)?;
         if matches!(tests.report.status, StepStatus::Failed(_))
             && tests.build_failed.is_empty()
             && tests.not_built.is_empty()
         {
-            unsaveable.extend(test_packages.iter().filter_map(|p| phase_of(p)));
+            self.unsaveable
+                .extend(test_packages.iter().filter_map(|p| phase_of(p)));
         }
         for package in tests.build_failed.iter().chain(&tests.not_built) {
-            unsaveable.extend(phase_of(package));
+            self.unsaveable.extend(phase_of(package));
         }
-        results.append(&mut tests.tests);
-        problems.append(&mut tests.problems);
-        steps.push(tests.report.clone());
+        self.results.append(&mut tests.tests);
+        self.problems.append(&mut tests.problems);
+        self.steps.push(tests.report);
+        self.build_failed.append(&mut tests.build_failed);
+        self.not_built.append(&mut tests.not_built);
+        Ok(())
     }
 
-    if wanted(Phase::Bench) && workspace.package("benches").is_some() {
-        let bench = bench_test(&workspace)?;
+    /// The criterion benches once in test mode, then `cargo xtask bench --quick` as a smoke
+    /// test.
+    fn run_benches(&mut self, workspace: &Workspace) -> Result<()> {
+        let bench = bench_test(workspace)?;
         if matches!(bench.report.status, StepStatus::Failed(_)) {
-            unsaveable.insert(Phase::Bench);
+            self.unsaveable.insert(Phase::Bench);
         }
-        tests.build_failed.extend(bench.build_failed);
-        results.extend(bench.tests);
-        problems.extend(bench.problems);
-        steps.push(bench.report);
-    }
+        self.build_failed.extend(bench.build_failed);
+        self.results.extend(bench.tests);
+        self.problems.extend(bench.problems);
+        self.steps.push(bench.report);
 
-    if wanted(Phase::Bench) && workspace.package("benches").is_some() {
-        let (report, result) = bench_smoke(&workspace)?;
+        let (report, result) = bench_smoke(workspace)?;
         if matches!(report.status, StepStatus::Failed(_)) {
-            unsaveable.insert(Phase::Bench);
+            self.unsaveable.insert(Phase::Bench);
         }
-        results.push(result);
-        steps.push(report);
+        self.results.push(result);
+        self.steps.push(report);
+        Ok(())
     }
 
-    if python_enabled {
-        let scratch = target_dir(&root).join("xtask");
-        let python = python::run(&root, &python_dir, &scratch)?;
+    /// The Python phase (venv, bindings, ruff, stubtest, pytest).
+    fn run_python(&mut self, root: &Path, python_dir: &Path) -> Result<()> {
+        let scratch = target_dir(root).join("xtask");
+        let python = python::run(root, python_dir, &scratch)?;
         if python
             .steps
             .iter()
             .any(|step| matches!(step.status, StepStatus::Failed(_)))
         {
-            unsaveable.insert(Phase::Python);
+            self.unsaveable.insert(Phase::Python);
         }
-        results.extend(python.tests);
-        steps.extend(python.steps);
+        self.results.extend(python.tests);
+        self.steps.extend(python.steps);
+        Ok(())
     }
+}
 
-    // File every result under its phase; a test reported twice keeps its worse outcome.
+/// Files every result under its phase; a test reported twice keeps its worse outcome. A result
+/// of a package that belongs to no phase is a problem.
+fn file_by_phase(
+    results: Vec<TestResult>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<Phase, BTreeMap<String, Outcome>> {
     let mut by_phase: BTreeMap<Phase, BTreeMap<String, Outcome>> = BTreeMap::new();
     for result in results {
         let Some(phase) = phase_of(&result.package) else {
@@ -286,61 +364,81 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
             *outcome = result.outcome;
         }
     }
+    by_phase
+}
 
-    // Phases that ran, plus every phase with a baseline (a whole phase can go missing).
+/// The phases that ran, plus every wanted phase with a baseline (a whole phase can go missing).
+fn phases_to_report(
+    root: &Path,
+    selected: &[&'static phase::PackageRule],
+    python_enabled: bool,
+    only: Option<Phase>,
+) -> BTreeSet<Phase> {
     let mut phases: BTreeSet<Phase> = selected.iter().map(|rule| rule.phase).collect();
     if python_enabled {
         phases.insert(Phase::Python);
     }
     for phase in Phase::ALL {
-        if wanted(phase) && baseline::path(&root, phase).exists() {
+        if only.is_none_or(|only| only == phase) && baseline::path(root, phase).exists() {
             phases.insert(phase);
         }
     }
+    phases
+}
+
+/// Each phase's results against its baseline.
+fn diff_phases(
+    root: &Path,
+    phases: &BTreeSet<Phase>,
+    by_phase: &BTreeMap<Phase, BTreeMap<String, Outcome>>,
+    build_failed: &BTreeSet<String>,
+    not_built: &BTreeSet<String>,
+) -> Result<Vec<PhaseDiff>> {
     let empty = BTreeMap::new();
     let mut diffs = Vec::new();
-    for &phase in &phases {
-        let saved = baseline::read(&root, phase)?;
+    for &phase in phases {
+        let saved = baseline::read(root, phase)?;
         let mut diff = report::diff_phase(
             phase,
             saved.as_ref(),
             by_phase.get(&phase).unwrap_or(&empty),
         );
-        diff.build_failed = in_phase(&tests.build_failed, phase);
-        diff.not_built = in_phase(&tests.not_built, phase);
+        diff.build_failed = in_phase(build_failed, phase);
+        diff.not_built = in_phase(not_built, phase);
         diffs.push(diff);
     }
+    Ok(diffs)
+}
 
+/// The steps, the results that could not be read, and each phase against its baseline.
+fn print_report(steps: &[StepReport], problems: &[String], diffs: &[PhaseDiff]) {
     println!("\n== regress: steps ==");
-    print!("{}", render_steps(&steps));
+    print!("{}", render_steps(steps));
     if !problems.is_empty() {
         println!("\n== regress: results that could not be read reliably ==");
-        for problem in &problems {
+        for problem in problems {
             println!("    {problem}");
         }
     }
     println!("\n== regress: tests by phase, baseline vs now ==");
-    print!("{}", report::render_table(&diffs));
-    for diff in &diffs {
+    print!("{}", report::render_table(diffs));
+    for diff in diffs {
         print!("{}", report::render_details(diff, report::LIST_LIMIT));
     }
+}
 
-    if options.save {
-        println!();
-        save(
-            &root,
-            &diffs,
-            &by_phase,
-            &selected,
-            python_enabled,
-            &unsaveable,
-        )?;
-    }
-
+/// Prints the last two lines and says whether everything passed. Saving accepts the missing
+/// tests into the new baseline, so they count only when not saving.
+fn print_summary(
+    saved: bool,
+    diffs: &[PhaseDiff],
+    steps: &[StepReport],
+    problems: &[String],
+    started: Instant,
+) -> bool {
     let passed: usize = diffs.iter().map(|diff| diff.passed).sum();
     let failed_tests: usize = diffs.iter().map(PhaseDiff::failed).sum();
-    // Saving accepts the missing tests into the new baseline.
-    let missing: usize = if options.save {
+    let missing: usize = if saved {
         0
     } else {
         diffs.iter().map(|diff| diff.missing.len()).sum()
@@ -362,7 +460,7 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
         process::seconds(started.elapsed())
     );
     println!("regress: {passed} passed, {failed} failed");
-    Ok(failed == 0)
+    failed == 0
 }
 
 fn phase_of(package: &str) -> Option<Phase> {

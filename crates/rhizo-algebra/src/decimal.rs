@@ -27,6 +27,14 @@ impl Decimal {
     pub const MAX_MANTISSA: i128 = 10i128.pow(Self::MAX_DIGITS) - 1;
 
     /// The decimal `mantissa × 10^-scale`.
+    ///
+    /// ```
+    /// use rhizo_algebra::Decimal;
+    /// let price = Decimal::new(1999, 2).unwrap();
+    /// assert_eq!(price.to_string(), "19.99");
+    /// assert_eq!("19.99".parse::<Decimal>().unwrap(), price);
+    /// assert!(Decimal::new(1, 19).is_err()); // at most 18 fractional digits
+    /// ```
     pub fn new(mantissa: i128, scale: u8) -> Result<Self> {
         if scale > Self::MAX_SCALE {
             return Err(AlgebraError::DecimalScale {
@@ -62,6 +70,13 @@ impl Decimal {
 
     /// The same number with `scale` fractional digits, exactly; refuses if digits would be lost
     /// or the mantissa would grow past [`Decimal::MAX_DIGITS`].
+    ///
+    /// ```
+    /// use rhizo_algebra::Decimal;
+    /// let d = Decimal::new(15, 1).unwrap(); // 1.5
+    /// assert_eq!(d.rescale(3).unwrap(), Decimal::new(1500, 3).unwrap());
+    /// assert!(d.rescale(0).is_err()); // 1.5 has no integer form
+    /// ```
     pub fn rescale(&self, scale: u8) -> Result<Self> {
         if scale > Self::MAX_SCALE {
             return Err(AlgebraError::DecimalScale {

@@ -43,9 +43,14 @@ mod error;
 mod merger;
 mod op;
 mod schema;
+// Bounded decoding of inline vectors, for the serde attributes of rhizo-commit's messages; not
+// part of the algebra's API.
 #[cfg(feature = "serde")]
+#[doc(hidden)]
 pub mod serde_bounded;
 mod state;
+#[cfg(test)]
+mod testkit;
 mod value;
 
 pub use decimal::Decimal;

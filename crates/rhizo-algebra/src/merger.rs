@@ -59,6 +59,15 @@ impl AlgebraicMerger {
 
     /// The merge of any number of values under `op`; `Null` for none. The result depends only
     /// on the multiset of values, never on their order.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicMerger, AlgebraicValue, OpType};
+    /// let values = [AlgebraicValue::float(1e16), AlgebraicValue::float(1.0), AlgebraicValue::float(-1e16)];
+    /// let forward = AlgebraicMerger::merge_all(OpType::AbelianAdd, &values).unwrap();
+    /// let backward = AlgebraicMerger::merge_all(OpType::AbelianAdd, values.iter().rev()).unwrap();
+    /// assert_eq!(forward, backward); // floats are folded in one canonical order
+    /// assert_eq!(AlgebraicMerger::merge_all(OpType::SemilatticeMax, []).unwrap(), AlgebraicValue::Null);
+    /// ```
     pub fn merge_all<'a>(
         op: OpType,
         values: impl IntoIterator<Item = &'a AlgebraicValue>,
@@ -66,25 +75,10 @@ impl AlgebraicMerger {
         if !op.is_conflict_free() {
             return Err(AlgebraError::NotConflictFree { op });
         }
-        let values: Vec<&AlgebraicValue> = values.into_iter().filter(|v| !v.is_null()).collect();
+        let values = non_null_of_one_kind(values)?;
         let Some(first) = values.first() else {
             return Ok(AlgebraicValue::Null);
         };
-        for v in &values {
-            if std::mem::discriminant(*v) != std::mem::discriminant(*first) {
-                return Err(AlgebraError::MixedKinds {
-                    first: first.kind_name().into(),
-                    other: v.kind_name().into(),
-                });
-            }
-            if let AlgebraicValue::Float(f) = v
-                && !f.0.is_finite()
-            {
-                return Err(AlgebraError::NonFiniteFloat {
-                    bits: f.0.to_bits(),
-                });
-            }
-        }
         let unsupported = || AlgebraError::UnsupportedType {
             op,
             found: first.kind_name().into(),
@@ -105,47 +99,11 @@ impl AlgebraicMerger {
                 Ok((*pick.expect("non-empty")).clone())
             }
             OpType::AbelianAdd => match first {
-                AlgebraicValue::Integer(_) => {
-                    let overflow = AlgebraError::Overflow {
-                        value_type: ValueType::Integer,
-                    };
-                    let mut total = WideInt::ZERO;
-                    for v in &values {
-                        let x = v.as_integer().expect("checked kind");
-                        total = total
-                            .checked_add(WideInt::from_i128(i128::from(x)))
-                            .ok_or_else(|| overflow.clone())?;
-                    }
-                    let total = total.to_i128().ok_or_else(|| overflow.clone())?;
-                    Ok(AlgebraicValue::Integer(
-                        i64::try_from(total).map_err(|_| overflow)?,
-                    ))
-                }
+                AlgebraicValue::Integer(_) => integer_sum(&values),
                 AlgebraicValue::Float(_) => {
                     float_fold(&values, -0.0, |acc, x| acc + x).map(AlgebraicValue::float)
                 }
-                AlgebraicValue::Decimal(_) => {
-                    let scale = values
-                        .iter()
-                        .filter_map(|v| v.as_decimal())
-                        .map(|d| d.scale())
-                        .max()
-                        .expect("non-empty");
-                    let overflow = AlgebraError::Overflow {
-                        value_type: ValueType::Decimal { scale },
-                    };
-                    let mut total = WideInt::ZERO;
-                    for v in &values {
-                        let d = v.as_decimal().expect("checked kind").rescale(scale)?;
-                        total = total
-                            .checked_add(WideInt::from_i128(d.mantissa()))
-                            .ok_or_else(|| overflow.clone())?;
-                    }
-                    let mantissa = total.to_i128().ok_or_else(|| overflow.clone())?;
-                    Ok(AlgebraicValue::Decimal(
-                        Decimal::new(mantissa, scale).map_err(|_| overflow)?,
-                    ))
-                }
+                AlgebraicValue::Decimal(_) => decimal_sum(&values),
                 _ => Err(unsupported()),
             },
             OpType::AbelianMultiply => match first {
@@ -187,6 +145,75 @@ impl AlgebraicMerger {
             }
         }
     }
+}
+
+/// The values that are not `Null`, refused unless all are of one kind and every float is
+/// finite (a merge of mixed kinds has no meaning, and NaN has no place in a total order).
+fn non_null_of_one_kind<'a>(
+    values: impl IntoIterator<Item = &'a AlgebraicValue>,
+) -> Result<Vec<&'a AlgebraicValue>> {
+    let values: Vec<&AlgebraicValue> = values.into_iter().filter(|v| !v.is_null()).collect();
+    let Some(first) = values.first() else {
+        return Ok(values);
+    };
+    for v in &values {
+        if std::mem::discriminant(*v) != std::mem::discriminant(*first) {
+            return Err(AlgebraError::MixedKinds {
+                first: first.kind_name().into(),
+                other: v.kind_name().into(),
+            });
+        }
+        if let AlgebraicValue::Float(f) = v
+            && !f.0.is_finite()
+        {
+            return Err(AlgebraError::NonFiniteFloat {
+                bits: f.0.to_bits(),
+            });
+        }
+    }
+    Ok(values)
+}
+
+/// The exact sum of integers (all of `values` are), refused only if it leaves `i64`.
+fn integer_sum(values: &[&AlgebraicValue]) -> Result<AlgebraicValue> {
+    let overflow = AlgebraError::Overflow {
+        value_type: ValueType::Integer,
+    };
+    let mut total = WideInt::ZERO;
+    for v in values {
+        let x = v.as_integer().expect("checked kind");
+        total = total
+            .checked_add(WideInt::from_i128(i128::from(x)))
+            .ok_or_else(|| overflow.clone())?;
+    }
+    let total = total.to_i128().ok_or_else(|| overflow.clone())?;
+    Ok(AlgebraicValue::Integer(
+        i64::try_from(total).map_err(|_| overflow)?,
+    ))
+}
+
+/// The exact sum of decimals (all of `values` are), at the largest scale among them.
+fn decimal_sum(values: &[&AlgebraicValue]) -> Result<AlgebraicValue> {
+    let scale = values
+        .iter()
+        .filter_map(|v| v.as_decimal())
+        .map(|d| d.scale())
+        .max()
+        .expect("non-empty");
+    let overflow = AlgebraError::Overflow {
+        value_type: ValueType::Decimal { scale },
+    };
+    let mut total = WideInt::ZERO;
+    for v in values {
+        let d = v.as_decimal().expect("checked kind").rescale(scale)?;
+        total = total
+            .checked_add(WideInt::from_i128(d.mantissa()))
+            .ok_or_else(|| overflow.clone())?;
+    }
+    let mantissa = total.to_i128().ok_or_else(|| overflow.clone())?;
+    Ok(AlgebraicValue::Decimal(
+        Decimal::new(mantissa, scale).map_err(|_| overflow)?,
+    ))
 }
 
 /// Folds floats in ascending total order, so the result depends only on the multiset.

@@ -52,6 +52,13 @@ impl OpType {
 
     /// Whether operations of this kind on a column of the matching [`MergeType`] commute with
     /// each other, so they may commit locally and merge later.
+    ///
+    /// ```
+    /// use rhizo_algebra::OpType;
+    /// assert!(OpType::AbelianAdd.is_conflict_free());
+    /// assert!(!OpType::GenericOverwrite.is_conflict_free());
+    /// assert_eq!("ADD".parse::<OpType>().unwrap(), OpType::AbelianAdd);
+    /// ```
     pub fn is_conflict_free(self) -> bool {
         self.is_semilattice() || self.is_abelian() || self.is_observed_remove()
     }
@@ -205,6 +212,13 @@ impl MergeType {
     /// Whether an operation of kind `op` may be applied to a column of this type.
     ///
     /// Each conflict-free type accepts exactly the operations that commute with one another on it.
+    ///
+    /// ```
+    /// use rhizo_algebra::{MergeType, OpType};
+    /// assert!(MergeType::Add.accepts(OpType::AbelianAdd));
+    /// assert!(!MergeType::Add.accepts(OpType::AbelianMultiply));
+    /// assert!(MergeType::ObservedRemoveSet.accepts(OpType::OrSetRemove));
+    /// ```
     pub fn accepts(self, op: OpType) -> bool {
         matches!(
             (self, op),

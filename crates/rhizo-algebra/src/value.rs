@@ -68,6 +68,13 @@ impl<T: Ord> SortedSet<T> {
 
     /// Wraps a vector that is already strictly increasing; refuses anything else, so a decoded
     /// set can never alias another.
+    ///
+    /// ```
+    /// use rhizo_algebra::SortedSet;
+    /// assert_eq!(SortedSet::from_sorted(vec![1, 2, 5]).unwrap().len(), 3);
+    /// assert!(SortedSet::from_sorted(vec![2, 1]).is_err());
+    /// assert!(SortedSet::from_sorted(vec![1, 1]).is_err());
+    /// ```
     pub fn from_sorted(items: Vec<T>) -> Result<Self> {
         if items.windows(2).all(|w| w[0] < w[1]) {
             Ok(Self { items })
@@ -353,6 +360,13 @@ impl AlgebraicValue {
     }
 
     /// A string set from any strings (sorted and deduplicated).
+    ///
+    /// ```
+    /// use rhizo_algebra::AlgebraicValue;
+    /// let tags = AlgebraicValue::string_set(["vip", "beta", "vip"]);
+    /// let elements: Vec<&String> = tags.as_string_set().unwrap().iter().collect();
+    /// assert_eq!(elements, ["beta", "vip"]);
+    /// ```
     pub fn string_set<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Self {
         AlgebraicValue::StringSet(items.into_iter().map(Into::into).collect())
     }

@@ -36,6 +36,11 @@ pub struct VectorClock {
 
 impl VectorClock {
     /// The clock that knows no events.
+    ///
+    /// ```
+    /// let clock = rhizo_clock::VectorClock::new();
+    /// assert!(clock.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -59,6 +64,13 @@ impl VectorClock {
     }
 
     /// How many events of `node` this clock knows (0 if none).
+    ///
+    /// ```
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let clock = VectorClock::new().with_node(a, 2);
+    /// assert_eq!((clock.get(a), clock.get(b)), (2, 0));
+    /// ```
     #[inline]
     pub fn get(&self, node: NodeId) -> u64 {
         match self.position(node) {
@@ -71,6 +83,10 @@ impl VectorClock {
     /// before; `hint` is updated to where it is now. A replica reads and advances its own entry
     /// on every commit, and the entry moves only when an entry of a smaller node is added, so
     /// the search is usually skipped.
+    ///
+    /// Hidden: the hint is an implementation detail of rhizo-commit's commit path, which lives
+    /// in another crate and so cannot reach a `pub(crate)` item; users call [`get`](Self::get).
+    #[doc(hidden)]
     #[inline]
     pub fn get_hinted(&self, node: NodeId, hint: &mut usize) -> u64 {
         match self.position_hinted(node, hint) {
@@ -80,7 +96,8 @@ impl VectorClock {
     }
 
     /// [`set`](Self::set), looking first at position `hint` as [`get_hinted`](Self::get_hinted)
-    /// does.
+    /// does. Hidden for the same reason; users call [`set`](Self::set).
+    #[doc(hidden)]
     #[inline]
     pub fn set_hinted(&mut self, node: NodeId, counter: u64, hint: &mut usize) {
         match self.position_hinted(node, hint) {
@@ -103,6 +120,16 @@ impl VectorClock {
     }
 
     /// Sets `node`'s entry to `counter`; setting 0 removes the entry.
+    ///
+    /// ```
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut clock = VectorClock::new();
+    /// clock.set(a, 5);
+    /// assert_eq!(clock.get(a), 5);
+    /// clock.set(a, 0);
+    /// assert_eq!(clock, VectorClock::new()); // canonical: no zero entries
+    /// ```
     #[inline]
     pub fn set(&mut self, node: NodeId, counter: u64) {
         // The commonest call, a replica advancing its own entry, inline in the caller.
@@ -129,7 +156,17 @@ impl VectorClock {
 
     /// Records one new event of `node` and returns the [`Dot`] that names it.
     ///
-    /// Only `node`'s entry changes, and it grows by exactly one.
+    /// Only `node`'s entry changes, and it grows by exactly one. A full counter is
+    /// [`ClockError::CounterOverflow`] (the clock is unchanged), so no dot is ever named twice.
+    ///
+    /// ```
+    /// use rhizo_clock::{Dot, NodeId, VectorClock};
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut clock = VectorClock::new();
+    /// assert_eq!(clock.tick(a).unwrap(), Dot::new(a, 1).unwrap());
+    /// assert_eq!(clock.tick(a).unwrap().counter(), 2);
+    /// assert!(VectorClock::new().with_node(a, u64::MAX).tick(a).is_err());
+    /// ```
     pub fn tick(&mut self, node: NodeId) -> Result<Dot> {
         let counter = match self.position(node) {
             Ok(i) => {
@@ -148,12 +185,28 @@ impl VectorClock {
     }
 
     /// Whether this clock knows the event `dot`.
+    ///
+    /// ```
+    /// use rhizo_clock::{Dot, NodeId, VectorClock};
+    /// let a = NodeId::new("a").unwrap();
+    /// let clock = VectorClock::new().with_node(a, 2);
+    /// assert!(clock.contains(Dot::new(a, 2).unwrap()));
+    /// assert!(!clock.contains(Dot::new(a, 3).unwrap()));
+    /// ```
     #[inline]
     pub fn contains(&self, dot: Dot) -> bool {
         dot.counter() <= self.get(dot.node())
     }
 
     /// Raises every entry to the larger of the two clocks' (the least upper bound).
+    ///
+    /// ```
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let mut clock = VectorClock::new().with_node(a, 3).with_node(b, 1);
+    /// clock.merge(&VectorClock::new().with_node(b, 4));
+    /// assert_eq!((clock.get(a), clock.get(b)), (3, 4));
+    /// ```
     pub fn merge(&mut self, other: &VectorClock) {
         let same_nodes = self.entries.len() == other.entries.len()
             && self
@@ -196,6 +249,14 @@ impl VectorClock {
     /// The clock that knows exactly the events both clocks know (the greatest lower bound).
     ///
     /// The meet of every member's clock is what every member has seen: the causally stable part.
+    ///
+    /// ```
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let left = VectorClock::new().with_node(a, 3).with_node(b, 1);
+    /// let right = VectorClock::new().with_node(a, 2);
+    /// assert_eq!(left.meet(&right), VectorClock::new().with_node(a, 2));
+    /// ```
     #[must_use]
     pub fn meet(&self, other: &VectorClock) -> VectorClock {
         let mut out = Entries::new();
@@ -237,6 +298,16 @@ impl VectorClock {
     }
 
     /// Compares two clocks causally.
+    ///
+    /// ```
+    /// use rhizo_clock::{CausalOrder, NodeId, VectorClock};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let old = VectorClock::new().with_node(a, 1);
+    /// let new = old.clone().with_node(b, 1);
+    /// assert_eq!(old.compare(&new), CausalOrder::Before);
+    /// assert_eq!(new.compare(&old), CausalOrder::After);
+    /// assert_eq!(old.clone().with_node(a, 2).compare(&new), CausalOrder::Concurrent);
+    /// ```
     pub fn compare(&self, other: &VectorClock) -> CausalOrder {
         // `less`: some entry of self is below other's; `greater`: some entry is above.
         let (mut less, mut greater) = (false, false);
@@ -285,6 +356,15 @@ impl VectorClock {
     }
 
     /// Whether every event this clock knows, `other` knows too (`self ≤ other`).
+    ///
+    /// ```
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// let a = NodeId::new("a").unwrap();
+    /// let one = VectorClock::new().with_node(a, 1);
+    /// assert!(one.dominated_by(&one));
+    /// assert!(one.dominated_by(&one.clone().with_node(a, 2)));
+    /// assert!(!one.dominated_by(&VectorClock::new()));
+    /// ```
     pub fn dominated_by(&self, other: &VectorClock) -> bool {
         // Not `compare`: this answer is known at the first entry of `self` above `other`'s,
         // which a replica asking "does this peer hold all I hold?" right after a local commit
@@ -322,6 +402,20 @@ impl VectorClock {
     /// Whether an update stamped `update` and named `dot` may take effect at a replica whose
     /// delivered history is `self`: it is the next event of its origin, and everything else it
     /// depends on has already been delivered (causal delivery).
+    ///
+    /// ```
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let delivered = VectorClock::new().with_node(a, 1);
+    /// // b's first event, made after seeing a's first: ready here.
+    /// let mut stamp = delivered.clone();
+    /// let dot = stamp.tick(b).unwrap();
+    /// assert!(delivered.causally_ready(dot, &stamp));
+    /// // b's second event, depending on a's second: not yet.
+    /// stamp.set(a, 2);
+    /// let later = stamp.tick(b).unwrap();
+    /// assert!(!delivered.causally_ready(later, &stamp));
+    /// ```
     pub fn causally_ready(&self, dot: Dot, update: &VectorClock) -> bool {
         if dot.counter() != self.get(dot.node()).wrapping_add(1) {
             return false;
@@ -361,7 +455,8 @@ impl VectorClock {
     /// Builds a clock from entries, which must be sorted by node, unique and non-zero — the form
     /// a decoder sees. Anything else is refused rather than repaired, so that malformed input can
     /// never alias a different clock.
-    pub fn from_canonical_entries(
+    #[cfg(feature = "serde")]
+    pub(crate) fn from_canonical_entries(
         entries: impl IntoIterator<Item = (NodeId, u64)>,
     ) -> Result<Self> {
         let entries: Entries = entries.into_iter().collect();

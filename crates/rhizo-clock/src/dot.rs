@@ -19,6 +19,14 @@ pub struct Dot {
 
 impl Dot {
     /// The `counter`-th event of `node`; refuses counter 0, which names no event.
+    ///
+    /// ```
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let a = NodeId::new("a").unwrap();
+    /// let dot = Dot::new(a, 3).unwrap();
+    /// assert_eq!((dot.node(), dot.counter()), (a, 3));
+    /// assert!(Dot::new(a, 0).is_err());
+    /// ```
     #[inline]
     pub fn new(node: NodeId, counter: u64) -> Result<Self> {
         if counter == 0 {

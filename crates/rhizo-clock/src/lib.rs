@@ -32,4 +32,7 @@ pub use clock::{CausalOrder, VectorClock};
 pub use dot::Dot;
 pub use error::{ClockError, Result};
 pub use node::NodeId;
+// Every crate of the workspace quotes user input in its error messages through these; they are
+// not part of the causality API, so they stay out of its documentation.
+#[doc(hidden)]
 pub use quote::{Bounded, QUOTE_LIMIT, Quoted};

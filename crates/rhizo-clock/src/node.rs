@@ -92,6 +92,11 @@ impl NodeId {
     }
 
     /// The node's name.
+    ///
+    /// ```
+    /// let n = rhizo_clock::NodeId::new("tokyo-1").unwrap();
+    /// assert_eq!(n.name().as_str(), "tokyo-1");
+    /// ```
     pub fn name(&self) -> NodeName {
         // Names hold no NUL, so the zero bytes at the end are exactly the padding.
         let padding = if self.lo != 0 {
@@ -172,8 +177,8 @@ mod serde_impl {
     ///
     /// Binary formats get the name's bytes: postcard writes bytes exactly as it writes a string
     /// (length, then the bytes), and skipping the UTF-8 check a `&str` needs matters because every
-    /// per-origin entry of every delta names its origin (measured: a tenth of the simulator's
-    /// message sizing). The name is valid UTF-8 by construction, and decoding checks it again.
+    /// per-origin entry of every delta names its origin, so sizing and encoding a message pays it
+    /// once per entry. The name is valid UTF-8 by construction, and decoding checks it again.
     impl Serialize for NodeId {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             let name = self.name();

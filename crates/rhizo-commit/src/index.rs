@@ -163,11 +163,11 @@ impl OriginIndex {
 /// An origin's index as it is made durable: which cells each of its untrimmed updates touched
 /// last, in canonical order (counters increasing, keys sorted within a counter).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexImage {
+pub(crate) struct IndexImage {
     /// Updates of the origin up to here are no longer indexed.
-    pub trimmed_upto: u64,
+    pub(crate) trimmed_upto: u64,
     /// The cells filed under each update counter.
-    pub entries: Vec<(u64, Vec<CellKey>)>,
+    pub(crate) entries: Vec<(u64, Vec<CellKey>)>,
 }
 
 #[cfg(test)]

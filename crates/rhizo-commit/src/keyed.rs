@@ -283,6 +283,21 @@ impl KeyedUpdate {
     /// Commits `tx` on `node` whose clock is `clock`: checks it as a local commit does, then
     /// ticks `clock` for `node` and returns the update, stamped with the ticked clock. On error
     /// `clock` is unchanged.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, OpType};
+    /// use rhizo_clock::{NodeId, VectorClock};
+    /// use rhizo_commit::keyed::{KeyedOperation, KeyedTransaction, KeyedUpdate};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let mut tx = KeyedTransaction::new();
+    /// tx.push(KeyedOperation::new("page_views", OpType::AbelianAdd, AlgebraicValue::Integer(1)));
+    /// let (mut on_a, mut on_b) = (VectorClock::new(), VectorClock::new());
+    /// let from_a = KeyedUpdate::commit(&tx, a, &mut on_a).unwrap();
+    /// let from_b = KeyedUpdate::commit(&tx, b, &mut on_b).unwrap();
+    /// let once = KeyedUpdate::merge([&from_a, &from_b]).unwrap();
+    /// let again = KeyedUpdate::merge([&once, &from_a]).unwrap(); // from_a is not counted twice
+    /// assert_eq!(again.operations()[0].value, AlgebraicValue::Integer(2));
+    /// ```
     pub fn commit(tx: &KeyedTransaction, node: NodeId, clock: &mut VectorClock) -> Result<Self> {
         let cells = tx.to_cell_transaction()?;
         validate_transaction(
@@ -413,6 +428,20 @@ pub struct KeyedValue {
 /// Every key among a replica's cell values ([`Replica::values`](crate::Replica::values)) of
 /// [`keyed_schema`], with its kind and value; a key written in two columns reads as
 /// [`LocalCommitError::ConflictingKeyColumns`]. Cells of other tables are left out.
+///
+/// ```
+/// use rhizo_algebra::{AlgebraicValue, OpType};
+/// use rhizo_clock::NodeId;
+/// use rhizo_commit::keyed::{keyed_schema, keyed_values, KeyedOperation, KeyedTransaction};
+/// use rhizo_commit::{Replica, ReplicaConfig};
+/// let mut replica = Replica::new(NodeId::new("a").unwrap(), keyed_schema().clone(), ReplicaConfig::default());
+/// let mut tx = KeyedTransaction::new();
+/// tx.push(KeyedOperation::new("page_views", OpType::AbelianAdd, AlgebraicValue::Integer(3)));
+/// replica.commit(tx.to_cell_transaction().unwrap()).unwrap();
+/// let values = keyed_values(replica.values());
+/// let views = values["page_views"].as_ref().unwrap();
+/// assert_eq!((views.op_type, &views.value), (OpType::AbelianAdd, &AlgebraicValue::Integer(3)));
+/// ```
 pub fn keyed_values(
     cells: BTreeMap<CellKey, Result<AlgebraicValue>>,
 ) -> BTreeMap<String, Result<KeyedValue>> {

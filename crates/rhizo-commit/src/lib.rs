@@ -58,20 +58,21 @@ mod txn;
 pub mod wire;
 
 pub use error::{ErrorList, LocalCommitError, OperationList, Result};
-pub use index::IndexImage;
 pub use key::CellKey;
 pub use protocol::{
     CellEffect, Effects, LocalCommitProtocol, MAX_OPS_PER_TRANSACTION, MAX_ROW_KEY_LEN,
     MergedState, OrderedUpdate, VersionedUpdate,
 };
 pub use replica::{
-    CONSENSUS_ORIGIN_NAME, CommitReceipt, CommitRecord, Delta, DeltaCells, Message, OrderedOutcome,
-    OriginRange, PreparedCell, PreparedTransaction, Ready, Record, Replica, ReplicaConfig,
-    ReplicaSnapshot, ReplicaStats, SyncMessage, consensus_origin,
+    CommitReceipt, CommitRecord, Delta, Message, OrderedOutcome, OriginRange, PreparedCell,
+    PreparedTransaction, Ready, Record, Replica, ReplicaConfig, ReplicaSnapshot, ReplicaStats,
+    SyncMessage, consensus_origin,
 };
 pub use txn::{
     AlgebraicOperation, AlgebraicTransaction, Elements, Operation, Operations, TransactionMetadata,
 };
 
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;

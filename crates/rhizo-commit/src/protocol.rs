@@ -263,6 +263,28 @@ pub struct LocalCommitProtocol {
 
 impl LocalCommitProtocol {
     /// The protocol of `node` under `schema`, with an empty clock.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// use rhizo_commit::{AlgebraicTransaction, LocalCommitProtocol, Operations};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let mut on_a = LocalCommitProtocol::new(a, schema.clone());
+    /// let mut on_b = LocalCommitProtocol::new(b, schema);
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 2);
+    /// assert!(on_a.can_commit_locally(&tx));
+    /// let from_a = on_a.commit_local(tx.clone()).unwrap();
+    /// let from_b = on_b.commit_local(tx).unwrap();
+    /// let merged = on_a.merge_updates(&from_a, &from_b).unwrap();
+    /// let key = rhizo_commit::CellKey::new("counters", "hits", "value");
+    /// assert_eq!(merged.get(&key), Some(Ok(AlgebraicValue::Integer(4))));
+    /// ```
     pub fn new(node: NodeId, schema: Schema) -> Self {
         Self {
             node,
@@ -305,6 +327,27 @@ impl LocalCommitProtocol {
 
     /// Commits `tx` locally: validates it, ticks the clock and returns the stamped update.
     /// On error nothing changes (the clock is not ticked).
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// use rhizo_commit::{AlgebraicTransaction, LocalCommitProtocol, Operations};
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut protocol = LocalCommitProtocol::new(a, schema);
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let update = protocol.commit_local(tx).unwrap();
+    /// assert_eq!((update.dot.node(), update.dot.counter()), (a, 1));
+    /// let mut put = AlgebraicTransaction::new();
+    /// put.put("counters", "hits", "value", 5); // an overwrite needs coordination
+    /// assert!(protocol.commit_local(put).is_err());
+    /// assert_eq!(protocol.clock().get(a), 1); // the refusal ticked nothing
+    /// ```
     pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<VersionedUpdate> {
         let metadata = tx.metadata.clone();
         let effects = validate_transaction(
@@ -340,6 +383,30 @@ impl LocalCommitProtocol {
     /// de-duplicated by dot and applied in (origin, counter) order, which respects each origin's
     /// order as causal delivery does. This is also the sequential oracle the replica is tested
     /// against.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitProtocol, Operations};
+    /// let mut protocol = LocalCommitProtocol::new(NodeId::new("a").unwrap(), schema);
+    /// let updates: Vec<_> = (1..=3)
+    ///     .map(|n| {
+    ///         let mut tx = AlgebraicTransaction::new();
+    ///         tx.increment("counters", "hits", "value", n);
+    ///         protocol.commit_local(tx).unwrap()
+    ///     })
+    ///     .collect();
+    /// let forward = protocol.merge_all(&updates).unwrap();
+    /// let backward = protocol.merge_all(updates.iter().rev().chain(&updates)).unwrap(); // any order, duplicates
+    /// let key = CellKey::new("counters", "hits", "value");
+    /// assert_eq!(forward.get(&key), Some(Ok(AlgebraicValue::Integer(6))));
+    /// assert_eq!(backward.get(&key), forward.get(&key));
+    /// ```
     pub fn merge_all<'a>(
         &self,
         updates: impl IntoIterator<Item = &'a VersionedUpdate>,

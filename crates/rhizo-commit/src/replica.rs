@@ -23,7 +23,7 @@ use crate::{AlgebraicTransaction, CellKey, LocalCommitError, Result, VersionedUp
 mod delta_cells;
 mod prepared;
 
-pub use delta_cells::DeltaCells;
+pub(crate) use delta_cells::DeltaCells;
 pub use prepared::{PreparedCell, PreparedTransaction};
 
 /// Where a cell of a commit is: held under this id, or absent and to be inserted under this
@@ -108,14 +108,34 @@ pub enum Message {
 
 /// The sender's clock (a digest of everything it holds), optionally what the sender believes
 /// the receiver lacks, and whether the sender wants the receiver to answer with what it lacks.
+///
+/// Built only by a [`Replica`] (or decoded, then checked by [`Replica::step`]): a delta's clock
+/// is the message's clock, so its fields are read through accessors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncMessage {
     /// Everything the sender has delivered.
-    pub clock: VectorClock,
+    pub(crate) clock: VectorClock,
     /// The sender's state beyond what it knew the receiver to hold.
-    pub delta: Option<Delta>,
+    pub(crate) delta: Option<Delta>,
     /// Whether the receiver should answer with its own clock and what the sender lacks.
-    pub reply_wanted: bool,
+    pub(crate) reply_wanted: bool,
+}
+
+impl SyncMessage {
+    /// Everything the sender has delivered.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// The sender's state beyond what it knew the receiver to hold, if it sent any.
+    pub fn delta(&self) -> Option<&Delta> {
+        self.delta.as_ref()
+    }
+
+    /// Whether the sender asks for what it lacks in return.
+    pub fn reply_wanted(&self) -> bool {
+        self.reply_wanted
+    }
 }
 
 /// A batch of state, applied atomically: the full states of every cell changed by the updates
@@ -123,31 +143,80 @@ pub struct SyncMessage {
 ///
 /// A replica applies a delta only if it holds `base` already; the union of two causally closed
 /// sets of updates is causally closed, so delivery stays causal without tracking single updates.
+///
+/// Its fields carry invariants (cells strictly increasing by key, origin ranges indexing them,
+/// a snapshot's base empty): a delta is built only by a replica, and one decoded from the wire
+/// is checked whole by [`Replica::step`] before any of it is applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     /// What the receiver must already hold. Empty for a snapshot.
-    pub base: VectorClock,
+    pub(crate) base: VectorClock,
     /// The sender's clock: after applying, the receiver holds at least this.
-    pub clock: VectorClock,
+    pub(crate) clock: VectorClock,
     /// Whether this is a full snapshot (sent when the receiver is behind the sender's index).
-    pub snapshot: bool,
+    pub(crate) snapshot: bool,
     /// Full cell states, strictly increasing by key.
-    pub cells: DeltaCells,
+    pub(crate) cells: DeltaCells,
     /// For each origin with updates beyond `base`, which of `cells` those updates touched — so
     /// the receiver can forward them to others later. Omitted for snapshots.
-    pub origins: Vec<OriginRange>,
+    pub(crate) origins: Vec<OriginRange>,
 }
 
-/// The cells an origin's updates in `(base[origin], hi]` touched, as indices into
-/// [`Delta::cells`].
+impl Delta {
+    /// What the receiver must already hold (empty for a snapshot).
+    pub fn base(&self) -> &VectorClock {
+        &self.base
+    }
+
+    /// The sender's clock: after applying the delta, the receiver holds at least this.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// Whether the delta is the sender's whole state (sent to a receiver too far behind for
+    /// the sender's index to say what it lacks).
+    pub fn is_snapshot(&self) -> bool {
+        self.snapshot
+    }
+
+    /// The keys of the cells it carries, strictly increasing.
+    pub fn keys(&self) -> &[CellKey] {
+        self.cells.keys()
+    }
+
+    /// For each origin with updates beyond [`Delta::base`], which cells those updates touched.
+    pub fn origins(&self) -> &[OriginRange] {
+        &self.origins
+    }
+}
+
+/// The cells an origin's updates in `(base[origin], hi]` touched, as indices into the delta's
+/// cells ([`Delta::keys`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginRange {
     /// The origin.
-    pub origin: NodeId,
+    pub(crate) origin: NodeId,
     /// The last of its updates covered.
-    pub hi: u64,
+    pub(crate) hi: u64,
     /// Indices into the delta's cells, each once, in no particular order.
-    pub cells: Vec<u32>,
+    pub(crate) cells: Vec<u32>,
+}
+
+impl OriginRange {
+    /// The origin whose updates these are.
+    pub fn origin(&self) -> NodeId {
+        self.origin
+    }
+
+    /// The last of its updates covered.
+    pub fn hi(&self) -> u64 {
+        self.hi
+    }
+
+    /// Indices into the delta's cells ([`Delta::keys`]), each once, in no particular order.
+    pub fn cells(&self) -> &[u32] {
+        &self.cells
+    }
 }
 
 /// What a replica asks its caller to make durable. Replaying a replica's records in order with
@@ -222,29 +291,57 @@ pub enum OrderedOutcome {
 /// The origin that names updates ordered by the consensus log: the entry at log index `i` is the
 /// dot `(consensus_origin(), i)` on every replica. Its "sequence" is the log's index, which may
 /// skip numbers (entries that carry no transaction); a replica's clock entry for it still
-/// describes a prefix — every entry up to it.
+/// describes a prefix — every entry up to it. Its name, `consensus-log`, is no replica's.
+///
+/// ```
+/// assert_eq!(rhizo_commit::consensus_origin().to_string(), "consensus-log");
+/// ```
 pub fn consensus_origin() -> NodeId {
     NodeId::new(CONSENSUS_ORIGIN_NAME).expect("a valid node name")
 }
 
 /// The name of [`consensus_origin`]; no replica may use it.
-pub const CONSENSUS_ORIGIN_NAME: &str = "consensus-log";
+pub(crate) const CONSENSUS_ORIGIN_NAME: &str = "consensus-log";
 
-/// A replica's durable image.
+/// A replica's durable image, made by [`Replica::snapshot`] and read back by
+/// [`Replica::recover`] (which checks it: cells strictly increasing by key, an index naming
+/// cells it holds, the stable point within the clock).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaSnapshot {
     /// Whose replica.
-    pub id: NodeId,
+    pub(crate) id: NodeId,
     /// Everything delivered.
-    pub clock: VectorClock,
+    pub(crate) clock: VectorClock,
     /// Every cell, strictly increasing by key.
-    pub cells: Vec<(CellKey, CellState)>,
+    pub(crate) cells: Vec<(CellKey, CellState)>,
     /// The per-origin index of which cells recent updates touched.
-    pub index: Vec<(NodeId, IndexImage)>,
+    pub(crate) index: Vec<(NodeId, IndexImage)>,
     /// The causally stable point the cells' tombstones were collected against (at most
     /// `clock`): restored with them, so that a restarted replica never moves it back and keeps
     /// refusing the stale deltas it refused before.
-    pub stable: VectorClock,
+    pub(crate) stable: VectorClock,
+}
+
+impl ReplicaSnapshot {
+    /// Whose replica this is an image of.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Everything that replica had delivered.
+    pub fn clock(&self) -> &VectorClock {
+        &self.clock
+    }
+
+    /// Every cell with its state, strictly increasing by key.
+    pub fn cells(&self) -> &[(CellKey, CellState)] {
+        &self.cells
+    }
+
+    /// The causally stable point its tombstones were collected against.
+    pub fn stable_clock(&self) -> &VectorClock {
+        &self.stable
+    }
 }
 
 /// Counters a replica keeps about itself (observability; not replicated, not durable).
@@ -303,8 +400,8 @@ pub struct Replica {
     /// How many members (this replica aside) are not known to hold everything it holds: none
     /// reported, or reported a clock that does not dominate `clock`. Kept up to date wherever
     /// the clock, a reported clock or the members change, so that `is_idle`, which a driver
-    /// asks after every step, looks at no clock (at 100 members, looking at every member's
-    /// clock made it a tenth of a 100 x 1000 run). Local commits update it when their cells
+    /// asks after every step, looks at no clock (comparing every member's clock at every step
+    /// grows with the cluster's size). Local commits update it when their cells
     /// are sealed; while cells are open, it may be short of them (and `is_idle` does not read
     /// it).
     members_behind: usize,
@@ -330,6 +427,22 @@ pub struct Replica {
 
 impl Replica {
     /// A fresh replica `id` with no state.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let a = NodeId::new("a").unwrap();
+    /// let replica = Replica::new(a, schema, ReplicaConfig::default());
+    /// assert_eq!(replica.id(), a);
+    /// assert!(replica.clock().is_empty());
+    /// assert_eq!(replica.members().collect::<Vec<_>>(), [a]); // a replica is always a member
+    /// ```
     pub fn new(id: NodeId, schema: Schema, config: ReplicaConfig) -> Self {
         let mut members: BTreeSet<NodeId> = config.members.iter().copied().collect();
         members.insert(id);
@@ -427,6 +540,24 @@ impl Replica {
     /// added back, whether or not every member counts it yet — gets the whole state of a
     /// replica that collected them, and joins it by clocks, which removes what that state shows
     /// removed (`docs/proofs/edge_cases.md`).
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let mut replica = Replica::new(a, schema, ReplicaConfig::default());
+    /// replica.add_member(b);
+    /// assert_eq!(replica.members().collect::<Vec<_>>(), [a, b]);
+    /// replica.remove_member(b);
+    /// replica.remove_member(a); // a replica stays a member of its own cluster
+    /// assert_eq!(replica.members().collect::<Vec<_>>(), [a]);
+    /// ```
     pub fn add_member(&mut self, node: NodeId) {
         self.members.insert(node);
         self.count_members_behind();
@@ -452,6 +583,31 @@ impl Replica {
     /// On error nothing changes: no effect applied, the clock not ticked, no record emitted.
     /// On success the commit is visible to reads at once; it may be acknowledged to its client
     /// once the records of the next [`Replica::take_ready`] are durable.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut replica = Replica::new(a, schema, ReplicaConfig::default());
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1)
+    ///     .increment("counters", "misses", "value", 1);
+    /// let receipt = replica.commit(tx).unwrap();
+    /// assert_eq!(receipt.dot.counter(), 1);
+    /// // Refused whole: nothing applied, the clock not ticked.
+    /// let mut bad = AlgebraicTransaction::new();
+    /// bad.increment("counters", "hits", "value", 1)
+    ///     .max("counters", "hits", "value", 9); // MAX on an ADD column
+    /// assert!(replica.commit(bad).is_err());
+    /// assert_eq!(replica.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// assert_eq!(replica.clock().get(a), 1);
+    /// ```
     pub fn commit(&mut self, tx: AlgebraicTransaction) -> Result<CommitReceipt> {
         let metadata = tx.metadata.clone();
         let ops = tx.into_local_operations()?;
@@ -487,8 +643,8 @@ impl Replica {
     /// only local operation that leaves tombstones.
     ///
     /// `apply` stays a call: inlining an integer add here (through a single call site or an
-    /// always-inlined dispatch) made the prepared 1-op commit ~30 instructions dearer, its frame
-    /// larger (callgrind).
+    /// always-inlined dispatch) makes this function's frame larger, and the one-operation
+    /// commit pays for that frame whatever the operation.
     #[inline]
     fn apply_one(
         &mut self,
@@ -553,8 +709,9 @@ impl Replica {
 
     /// Completes a local commit whose effects are applied (and whose cells are in
     /// `open_cells`): ticks the clock, emits the record (building the effects only then) and
-    /// queues the acknowledgement. Always inlined: with a fourth caller LLVM stopped inlining it
-    /// into the one-operation commit, which then cost ~35 more instructions (callgrind).
+    /// queues the acknowledgement. Always inlined: it has several callers, and LLVM's own
+    /// heuristic then leaves it a call from the one-operation commit, the path that can least
+    /// afford one.
     #[inline(always)]
     fn finish_local_commit(
         &mut self,
@@ -716,7 +873,7 @@ impl Replica {
 
     /// Bookkeeping for a cell whose effects were just installed: tombstones to compact later,
     /// and `touched`. Always inlined: it runs once per cell of every multi-cell commit, and as
-    /// a call its frame cost as much as its work (callgrind: ~45 -> ~25 instructions a cell).
+    /// a call its frame costs about as much as its work.
     #[inline(always)]
     fn note_installed(
         &mut self,
@@ -756,6 +913,26 @@ impl Replica {
     /// Validates a transaction for the consensus path — algebraic operations on their columns,
     /// OVERWRITE and COMPARE-AND-SET on register columns — resolving observed-removes against
     /// this replica's view. Nothing changes; propose the result to the log.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, OrderedOutcome, Operations, Replica, ReplicaConfig};
+    /// let schema = Schema::builder()
+    ///     .table("accounts")
+    ///     .column("owner", MergeType::Register, ValueType::Integer)
+    ///     .build()
+    ///     .unwrap();
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let mut claim = AlgebraicTransaction::new();
+    /// claim.compare_and_set("accounts", "42", "owner", AlgebraicValue::Null, 7);
+    /// let update = replica.prepare_ordered(claim).unwrap(); // validated; nothing changed yet
+    /// // The consensus log decides its place; every replica applies entry 1 alike.
+    /// assert!(matches!(replica.apply_ordered(1, &update).unwrap(), OrderedOutcome::Applied(_)));
+    /// assert_eq!(replica.read("accounts", "42", "owner").unwrap(), AlgebraicValue::Integer(7));
+    /// // The same claim at entry 2 finds the register taken: refused, on every replica.
+    /// assert!(matches!(replica.apply_ordered(2, &update).unwrap(), OrderedOutcome::Refused(_)));
+    /// ```
     pub fn prepare_ordered(&self, tx: AlgebraicTransaction) -> Result<OrderedUpdate> {
         let metadata = tx.metadata.clone();
         let (ops, reads) = tx.into_parts();
@@ -910,6 +1087,21 @@ impl Replica {
 
     /// The value of one cell as this replica sees it: the identity of its column if nothing
     /// was written (0 for sums, the empty set for sets, `Null` for MAX/MIN).
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// // Never written: the column's identity.
+    /// assert_eq!(replica.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(0));
+    /// assert!(replica.read("counters", "hits", "nope").is_err());
+    /// ```
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
         self.read_key(&CellKey::new(table, row, column))
     }
@@ -927,6 +1119,24 @@ impl Replica {
     }
 
     /// Every cell held and its value, in key order.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::CellKey;
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 3);
+    /// replica.commit(tx).unwrap();
+    /// let values = replica.values();
+    /// assert_eq!(values[&CellKey::new("counters", "hits", "value")], Ok(AlgebraicValue::Integer(3)));
+    /// ```
     pub fn values(&self) -> BTreeMap<CellKey, Result<AlgebraicValue>> {
         self.cells
             .iter()
@@ -1008,6 +1218,25 @@ impl Replica {
     /// then this replica's answer with exactly that. Every delta is computed against the clock
     /// its receiver sent in the message being answered, never against an older report, so a
     /// delta repeats only what reached its receiver by another path in the meantime.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::Message;
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let mut replica = Replica::new(a, schema, ReplicaConfig::default());
+    /// replica.sync_with(b);
+    /// let ready = replica.take_ready();
+    /// let (to, Message::Sync(digest)) = &ready.messages[0];
+    /// assert_eq!(*to, b);
+    /// assert!(digest.delta().is_none() && digest.reply_wanted()); // a digest asking for news
+    /// ```
     pub fn sync_with(&mut self, peer: NodeId) {
         if peer == self.id {
             return;
@@ -1024,6 +1253,35 @@ impl Replica {
 
     /// Whether, as far as this replica knows, every member holds everything it holds (so a
     /// sync would carry nothing new) and no delta waits in the buffer.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let config = ReplicaConfig { members: vec![a, b], ..ReplicaConfig::default() };
+    /// let mut on_a = Replica::new(a, schema.clone(), config.clone());
+    /// let mut on_b = Replica::new(b, schema, config);
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// on_a.commit(tx).unwrap();
+    /// assert!(!on_a.is_idle()); // b is not known to hold the commit
+    /// assert_eq!(on_a.peers_behind().collect::<Vec<_>>(), [b]);
+    /// // The first exchange brings b the commit; the second tells a that b has it.
+    /// for _ in 0..2 {
+    ///     on_a.sync_with(b);
+    ///     while on_a.has_ready() || on_b.has_ready() {
+    ///         for (_, msg) in on_a.take_ready().messages { on_b.step(a, msg).unwrap(); }
+    ///         for (_, msg) in on_b.take_ready().messages { on_a.step(b, msg).unwrap(); }
+    ///     }
+    /// }
+    /// assert!(on_a.is_idle() && on_b.is_idle());
+    /// ```
     pub fn is_idle(&self) -> bool {
         // Cells not yet sealed hold commits no delta has carried yet, so no peer holds them:
         // the answer right after a local commit, without looking at any peer's clock.
@@ -1055,6 +1313,28 @@ impl Replica {
     ///
     /// A delta that is malformed or does not fit this replica's schema is refused whole with an
     /// error, and nothing of it is applied; the replica stays usable.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let config = ReplicaConfig { members: vec![a, b], ..ReplicaConfig::default() };
+    /// let (mut on_a, mut on_b) = (Replica::new(a, schema.clone(), config.clone()), Replica::new(b, schema, config));
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// on_a.commit(tx).unwrap();
+    /// on_b.sync_with(a); // b's digest ...
+    /// for (_, msg) in on_b.take_ready().messages { on_a.step(b, msg).unwrap(); } // ... a answers with what b lacks
+    /// for (_, msg) in on_a.take_ready().messages { on_b.step(a, msg).unwrap(); }
+    /// assert_eq!(on_b.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// assert!(on_b.same_canonical_state(&on_a));
+    /// ```
     pub fn step(&mut self, from: NodeId, message: Message) -> Result<()> {
         if from == self.id {
             return Err(LocalCommitError::MalformedMessage {
@@ -1105,6 +1385,50 @@ impl Replica {
         // the last report of an exchange is what completes collection, not a later sync.
         self.collect_if_caught_up();
         Ok(())
+    }
+
+    /// Joins another replica's durable image into this one, as that replica's whole state sent
+    /// by anti-entropy would be (a snapshot delta): what only this replica holds stays, and its
+    /// clock covers the image's afterwards. The image is checked as any delta is; an image of
+    /// this replica itself changes nothing.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// use rhizo_clock::NodeId;
+    /// use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    ///
+    /// let schema = Schema::builder()
+    ///     .table("counters")
+    ///     .column("value", MergeType::Add, ValueType::Integer)
+    ///     .build()
+    ///     .unwrap();
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let config = ReplicaConfig { members: vec![a, b], ..ReplicaConfig::default() };
+    /// let mut on_a = Replica::new(a, schema.clone(), config.clone());
+    /// let mut on_b = Replica::new(b, schema, config);
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 2);
+    /// on_a.commit(tx.clone()).unwrap();
+    /// on_b.commit(tx).unwrap();
+    /// on_b.merge_snapshot(on_a.snapshot()).unwrap();
+    /// assert_eq!(on_b.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(4));
+    /// ```
+    pub fn merge_snapshot(&mut self, image: ReplicaSnapshot) -> Result<()> {
+        if image.id == self.id {
+            return Ok(());
+        }
+        let message = Message::Sync(SyncMessage {
+            clock: image.clock.clone(),
+            delta: Some(Delta {
+                base: VectorClock::new(),
+                clock: image.clock,
+                snapshot: true,
+                cells: image.cells.into_iter().collect(),
+                origins: Vec::new(),
+            }),
+            reply_wanted: false,
+        });
+        self.step(image.id, message)
     }
 
     /// Whether a delta or snapshot whose clock is `clock` would be ignored as older than what
@@ -1224,8 +1548,7 @@ impl Replica {
     fn plan_joins(&self, from: NodeId, delta: &Delta) -> Result<(Vec<Join>, usize)> {
         let mut joins: Vec<Join> = Vec::with_capacity(delta.cells.len());
         // Cells arrive in key order, so new cells of one column come in runs: the column's
-        // spec is looked up, and its empty cell built, once per run (callgrind, a delta into an
-        // empty replica: 761 -> 700 instructions per new cell).
+        // spec is looked up, and its empty cell built, once per run rather than once per cell.
         let mut column: Option<(&CellKey, CellState)> = None;
         let mut new_cells = 0;
         for (key, incoming) in delta.cells.iter() {
@@ -1240,7 +1563,7 @@ impl Replica {
                 }
                 Ok(id) => {
                     let mut cell = self.cells.state(id).clone();
-                    cell.merge_listed(incoming, 0).map_err(rejected)?;
+                    cell.merge_listed(incoming).map_err(rejected)?;
                     Join::Replace(id, cell)
                 }
                 Err(hash) => {
@@ -1259,7 +1582,7 @@ impl Replica {
                         Join::Adopt(hash)
                     } else {
                         let mut cell = empty.clone();
-                        cell.merge_listed(incoming, 0).map_err(rejected)?;
+                        cell.merge_listed(incoming).map_err(rejected)?;
                         Join::New(hash, cell)
                     }
                 }
@@ -1285,8 +1608,7 @@ impl Replica {
         // list that must grow makes room for the members at once (at most four times the
         // origins it then holds), instead of doubling as news of them spreads. The delta's
         // clock counts only for a replica given no members: clocks learn of origins as fast as
-        // the cells do, so alone they saved nothing. (Callgrind, 20 x 1000 scenario: 5,100
-        // reallocations of ~570 instructions each when doubling; 70.4 M -> 68.5 M in all.)
+        // the cells do, so the clock alone would not say more than the cell's own growth.
         let expected_origins = self.members.len().max(delta.clock.node_count());
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
         // Unless the delta is kept for the record, states held whole move into the new cells
@@ -1506,6 +1828,27 @@ impl Replica {
 
     /// Takes what the replica produced since the last call. Make `records` durable first, then
     /// send `messages` and acknowledge `committed`.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::Record;
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let receipt = replica.commit(tx).unwrap();
+    /// let ready = replica.take_ready();
+    /// assert!(matches!(ready.records[..], [Record::Commit(_)])); // make durable first,
+    /// assert!(ready.messages.is_empty()); // then send,
+    /// assert_eq!(ready.committed, [receipt.dot]); // then acknowledge
+    /// assert!(replica.take_ready().is_empty());
+    /// ```
     pub fn take_ready(&mut self) -> Ready {
         std::mem::take(&mut self.ready)
     }
@@ -1513,12 +1856,16 @@ impl Replica {
     /// [`Replica::take_ready`] into a `Ready` the caller keeps: appends what the replica produced
     /// to `out`. A caller that clears `out` after acting on it, and passes it again, drives the
     /// replica without allocating a `Ready` per step.
+    ///
+    /// Hidden: the engine, the simulator's node and the benches call it from other crates (so it
+    /// cannot be `pub(crate)`); it is [`Replica::take_ready`] without the allocations, and a
+    /// user's driver calls `take_ready`.
+    #[doc(hidden)]
     #[inline(always)]
     pub fn take_ready_into(&mut self, out: &mut Ready) {
         // Called once per commit by the engine: the common case (one dot, no message, a record
         // or none) must cost a few moves, not `append`'s out-of-line copies of empty lists, and
-        // no call (always inlined; callgrind, a prepared 1-op commit with this and `clear`:
-        // 388 -> 362 instructions).
+        // no call (always inlined).
         // An empty list of the caller's with no more room than ours trades places with it (both
         // keep their capacity); otherwise ours is appended, into room the caller may have made.
         fn hand_over<T>(ours: &mut Vec<T>, out: &mut Vec<T>) {
@@ -1555,6 +1902,27 @@ impl Replica {
     }
 
     /// The replica's durable image.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::Record;
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut replica = Replica::new(a, schema.clone(), ReplicaConfig::default());
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 5);
+    /// replica.commit(tx).unwrap();
+    /// let image = replica.snapshot();
+    /// assert_eq!((image.id(), image.cells().len()), (a, 1));
+    /// let restored = Replica::recover(a, schema, ReplicaConfig::default(), [Record::Snapshot(Box::new(image))]).unwrap();
+    /// assert!(restored.same_canonical_state(&replica));
+    /// ```
     pub fn snapshot(&self) -> ReplicaSnapshot {
         let mut own_sealed = None;
         if !self.open_cells.is_empty() {
@@ -1588,6 +1956,31 @@ impl Replica {
     /// from `records` (they are durable already; a driver that appended them again would log an
     /// old snapshot after newer records). Its snapshot cadence goes on from the records after
     /// the last snapshot in `records`, as if it had never stopped.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut replica = Replica::new(a, schema.clone(), ReplicaConfig::default());
+    /// let mut log = Vec::new();
+    /// for _ in 0..3 {
+    ///     let mut tx = AlgebraicTransaction::new();
+    ///     tx.increment("counters", "hits", "value", 1);
+    ///     replica.commit(tx).unwrap();
+    ///     log.extend(replica.take_ready().records); // what a driver made durable
+    /// }
+    /// let mut restarted = Replica::recover(a, schema, ReplicaConfig::default(), log).unwrap();
+    /// assert_eq!(restarted.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(3));
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// assert_eq!(restarted.commit(tx).unwrap().dot.counter(), 4); // no dot reused
+    /// ```
     pub fn recover(
         id: NodeId,
         schema: Schema,
@@ -1831,8 +2224,8 @@ fn can_fail_on_apply(op: &CellOp) -> bool {
 
 /// The cells touched by local commits since the last seal, each listed once: a replica that
 /// commits to the same cells again and again (a hot counter, a 100-cell transaction) files each
-/// once per sync, not once per commit (callgrind, 100-op commits: sealing duplicates into the
-/// index cost ~35 instructions per operation).
+/// once per sync, not once per commit (sealing duplicates into the index would cost a search
+/// per operation of every commit).
 #[derive(Debug, Clone, Default)]
 struct OpenCells {
     ids: Vec<CellId>,

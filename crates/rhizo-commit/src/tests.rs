@@ -1,9 +1,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use rhizo_algebra::{AlgebraError, AlgebraicValue, MergeType, OpType, Schema, ValueType};
+use rhizo_algebra::{AlgebraError, AlgebraicValue, OpType};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 
+use crate::testkit::{incr, node, schema};
 use crate::wire::{
     decode_message, decode_record, encode_message, encode_record, encoded_message_len,
     encoded_record_len,
@@ -13,24 +14,6 @@ use crate::*;
 mod metadata;
 mod net;
 mod recovery;
-
-fn schema() -> Schema {
-    Schema::builder()
-        .table("t")
-        .column("sum", MergeType::Add, ValueType::Integer)
-        .column("fsum", MergeType::Add, ValueType::Float)
-        .column("hi", MergeType::Max, ValueType::Integer)
-        .column("lo", MergeType::Min, ValueType::Float)
-        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
-        .column("seen", MergeType::Union, ValueType::IntSet)
-        .column("name", MergeType::Register, ValueType::StringSet)
-        .build()
-        .unwrap()
-}
-
-fn node(i: u32) -> NodeId {
-    NodeId::numbered(i)
-}
 
 fn cluster(n: u32) -> Vec<Replica> {
     let members: Vec<NodeId> = (0..n).map(node).collect();
@@ -42,12 +25,6 @@ fn cluster(n: u32) -> Vec<Replica> {
         .iter()
         .map(|&id| Replica::new(id, schema(), config.clone()))
         .collect()
-}
-
-fn incr(row: &str, amount: i64) -> AlgebraicTransaction {
-    let mut tx = AlgebraicTransaction::new();
-    tx.increment("t", row, "sum", amount);
-    tx
 }
 
 /// Carries every message between replicas, in order, and lets everyone sync with everyone
@@ -1182,7 +1159,7 @@ fn new_cells_adopt_the_incoming_state_whether_or_not_the_delta_is_recorded() {
 /// and then the entry applies as on every other replica.
 #[test]
 fn an_ordered_entry_needing_a_newer_schema_waits_instead_of_being_refused() {
-    let spec = rhizo_algebra::ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    let spec = rhizo_algebra::ColumnSpec::new(rhizo_algebra::MergeType::Add, rhizo_algebra::ValueType::Integer).unwrap();
     let wider = schema().with_column("t", "extra", spec).unwrap();
     let ahead = Replica::new(node(0), wider.clone(), ReplicaConfig::default());
     let mut behind = Replica::new(node(1), schema(), ReplicaConfig::default());

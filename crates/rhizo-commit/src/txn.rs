@@ -24,6 +24,14 @@ pub struct AlgebraicOperation {
 
 impl AlgebraicOperation {
     /// An operation of any kind.
+    ///
+    /// ```
+    /// use rhizo_algebra::OpType;
+    /// use rhizo_commit::{AlgebraicOperation, AlgebraicTransaction, CellKey};
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.push(AlgebraicOperation::new(CellKey::new("counters", "hits", "value"), OpType::AbelianAdd, 1));
+    /// assert_eq!(tx.operations()[0].op_type, OpType::AbelianAdd);
+    /// ```
     pub fn new(key: CellKey, op_type: OpType, value: impl Into<AlgebraicValue>) -> Self {
         Self {
             key,
@@ -85,7 +93,17 @@ impl Operation {
     ];
 
     /// The operation `verb` with its operand `value` (`compare_and_set` takes `expected` too;
-    /// every other verb ignores it). An unknown verb is [`LocalCommitError::UnknownVerb`].
+    /// every other verb ignores it). An unknown verb is [`crate::LocalCommitError::UnknownVerb`].
+    ///
+    /// ```
+    /// use rhizo_algebra::AlgebraicValue;
+    /// use rhizo_commit::{AlgebraicTransaction, Operation, Operations};
+    /// let op = Operation::named("increment", AlgebraicValue::Integer(1), None).unwrap();
+    /// assert_eq!(op.verb(), "increment");
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.operation("counters", "hits", "value", op); // the same as tx.increment(..)
+    /// assert!(Operation::named("incremnet", AlgebraicValue::Integer(1), None).is_err());
+    /// ```
     pub fn named(
         verb: &str,
         value: AlgebraicValue,
@@ -409,6 +427,17 @@ impl AlgebraicTransaction {
     /// reads of registers are recorded this way, which makes read-modify-write serializable.
     /// Only registers qualify (they change only in log order, so every replica decides the
     /// same); a transaction holding a read check never commits without coordination.
+    ///
+    /// ```
+    /// use rhizo_algebra::AlgebraicValue;
+    /// use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// // Read-modify-write on a register, serializable through the log: the write applies only if
+    /// // the balance still holds what was read.
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.expect("accounts", "42", "balance", 100)
+    ///     .put("accounts", "42", "balance", 90);
+    /// assert_eq!(tx.reads().len(), 1);
+    /// ```
     pub fn expect(
         &mut self,
         table: &str,

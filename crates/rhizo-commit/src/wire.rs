@@ -12,7 +12,7 @@ mod size;
 /// The format version this build writes and reads. Version 2: a commit record no longer
 /// carries its clock ([`crate::CommitRecord`]). Version 3: an observed-remove set holds one tag
 /// per element and origin (a state with two is refused), and a replica's snapshot carries its
-/// causally stable clock ([`crate::ReplicaSnapshot::stable`]).
+/// causally stable clock ([`crate::ReplicaSnapshot::stable_clock`]).
 pub const FORMAT_VERSION: u16 = 3;
 
 /// The largest frame any of Rhizo's byte streams carries: a frame of a node's log, a frame on
@@ -69,6 +69,25 @@ fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
 }
 
 /// Encodes a message between replicas.
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::wire;
+/// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+/// replica.sync_with(NodeId::new("b").unwrap());
+/// let (_, message) = replica.take_ready().messages.pop().unwrap();
+/// let bytes = wire::encode_message(&message);
+/// assert_eq!(wire::encoded_message_len(&message), bytes.len());
+/// assert_eq!(wire::decode_message(&bytes).unwrap(), message);
+/// assert!(wire::decode_message(&bytes[..bytes.len() - 1]).is_err()); // a typed error, no panic
+/// ```
 pub fn encode_message(message: &Message) -> Vec<u8> {
     encode(message)
 }
@@ -95,6 +114,24 @@ pub fn encoded_record_len(record: &Record) -> usize {
 }
 
 /// Encodes a durable record.
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::wire;
+/// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+/// let mut tx = AlgebraicTransaction::new();
+/// tx.increment("counters", "hits", "value", 1);
+/// replica.commit(tx).unwrap();
+/// let record = replica.take_ready().records.pop().unwrap();
+/// assert_eq!(wire::decode_record(&wire::encode_record(&record)).unwrap(), record);
+/// ```
 pub fn encode_record(record: &Record) -> Vec<u8> {
     encode(record)
 }
@@ -105,6 +142,23 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record> {
 }
 
 /// Encodes a versioned update (for shipping single updates, e.g. to a client).
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::{wire, LocalCommitProtocol};
+/// let mut protocol = LocalCommitProtocol::new(NodeId::new("a").unwrap(), schema);
+/// let mut tx = AlgebraicTransaction::new();
+/// tx.increment("counters", "hits", "value", 1);
+/// let update = protocol.commit_local(tx).unwrap();
+/// assert_eq!(wire::decode_update(&wire::encode_update(&update)).unwrap(), update);
+/// ```
 pub fn encode_update(update: &VersionedUpdate) -> Vec<u8> {
     encode(update)
 }

@@ -274,9 +274,9 @@ impl NodeMetrics {
             return;
         };
         let Message::Sync(sync) = &**message;
-        let kind = match &sync.delta {
+        let kind = match sync.delta() {
             None => 0,
-            Some(delta) if !delta.snapshot => 1,
+            Some(delta) if !delta.is_snapshot() => 1,
             Some(_) => 2,
         };
         self.anti_entropy[direction as usize][kind].increment(1);

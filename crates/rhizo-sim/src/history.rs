@@ -84,7 +84,7 @@ impl History {
     }
 
     /// Whether events are recorded (on by default; benchmarks turn it off).
-    pub fn is_recording(&self) -> bool {
+    pub(crate) fn is_recording(&self) -> bool {
         self.recording
     }
 
@@ -99,7 +99,7 @@ impl History {
     }
 
     /// Records a commit attempt.
-    pub fn record_attempt(
+    pub(crate) fn record_attempt(
         &mut self,
         at: SimTime,
         node: NodeId,
@@ -117,7 +117,12 @@ impl History {
     }
 
     /// Records an acknowledged commit.
-    pub fn record_acknowledged(&mut self, at: SimTime, node: NodeId, update: VersionedUpdate) {
+    pub(crate) fn record_acknowledged(
+        &mut self,
+        at: SimTime,
+        node: NodeId,
+        update: VersionedUpdate,
+    ) {
         let seq = self.seq();
         self.acknowledged.push(Acknowledged {
             seq,
@@ -128,7 +133,7 @@ impl History {
     }
 
     /// Records a read of a whole replica.
-    pub fn record_observation(
+    pub(crate) fn record_observation(
         &mut self,
         at: SimTime,
         node: NodeId,

@@ -65,6 +65,8 @@ pub mod rounds;
 pub mod scenario;
 pub mod seeds;
 mod stats;
+#[cfg(test)]
+mod testkit;
 mod time;
 mod trace;
 pub mod workload;
@@ -74,7 +76,6 @@ pub use cluster::SimulatedCluster;
 pub use error::{Result, SimError};
 pub use network::{GossipStrategy, LatencyModel, NetworkCondition, RegionMatrix};
 pub use node::{NodeCtx, NodeRef, SimulatedNode};
-pub use rand_chacha::ChaCha8Rng;
-pub use replica_node::{DurableLog, NodeCommit, NodeState, ReplicaNode, ReplicaTotals};
+pub use replica_node::{DurableLog, NodeCommit, NodeState, ReplicaNode};
 pub use stats::{NodeStats, SimStats};
 pub use time::SimTime;

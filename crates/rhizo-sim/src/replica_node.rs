@@ -39,7 +39,7 @@ pub struct ReplicaNode {
     /// The durable log: every record made durable since the last snapshot record (included),
     /// in chunks of [`LOG_CHUNK`]; these are the full ones, and `ready.records` is the open one.
     /// Appending never moves what is already durable, where one growing list would copy every
-    /// record at each doubling (a tenth of the bench's commit phase, in wall time).
+    /// record at each doubling.
     log: Vec<Vec<Record>>,
     /// Problems the replica reported while being driven (a refused message, a failed recovery).
     /// A correct replica on this network reports none; checkers treat any as a violation.
@@ -117,7 +117,7 @@ impl ReplicaNode {
 
     /// A spawn function for [`SimulationBuilder::build`](crate::SimulationBuilder::build):
     /// fresh replicas at build time, recovered ones after a crash.
-    pub fn spawner(
+    pub(crate) fn spawner(
         schema: Schema,
         config: ReplicaConfig,
     ) -> impl FnMut(NodeId, Option<DurableLog>) -> ReplicaNode + 'static {
@@ -266,17 +266,16 @@ impl ReplicaNode {
     /// the slowest answer this node has seen, and at most the sync interval shared among the
     /// round's exchanges.
     ///
-    /// Started together, every partner answered the same digest, so each sent much of what the
-    /// others sent too. Started in turn, each partner sends only what the ones before have not
-    /// brought. 20 x 1000 scenario (callgrind): 28 deltas that brought nothing become 4, bytes
-    /// 826 K -> 576 K, instructions 80.5 M -> 72.0 M, still 2 rounds. (An answer that comes
-    /// after its deadline is not timed: the node has moved on to the next exchange.)
+    /// Started together, every partner would answer the same digest, so each would send much of
+    /// what the others send too. Started in turn, each partner sends only what the ones before
+    /// have not brought. (An answer that comes after its deadline is not timed: the node has
+    /// moved on to the next exchange.)
     ///
-    /// The deadline keeps as many exchanges per round as before when messages are lost, and
-    /// early in the round. Chained on answers alone, one lost message ended the round's
-    /// exchanges: at 30 % loss, 100 nodes took 10-15 rounds to converge instead of 6-8. With a
-    /// fixed third of the interval per exchange, a lost answer held the next exchange back so
-    /// long that convergence often fell into the next round (6-9 rounds).
+    /// The deadline keeps a round's exchanges going when messages are lost: chained on answers
+    /// alone, one lost message would end the round's exchanges, and with a fixed share of the
+    /// interval per exchange, a lost answer would hold the next exchange back so long that
+    /// convergence falls into the next round. Scaling the deadline by the slowest answer seen
+    /// adapts it to the latency model instead.
     fn start_pull(&mut self, ctx: &mut NodeCtx<'_, Message>) {
         let Some(peer) = self.pulls.pop() else {
             return;
@@ -385,24 +384,37 @@ pub struct NodeState {
 
 /// Replica counters summed (or maximised) over the running nodes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReplicaTotals {
+pub(crate) struct ReplicaTotals {
     /// The most deltas that ever waited in one replica's buffer at once.
-    pub peak_buffered: u64,
+    pub(crate) peak_buffered: u64,
     /// Deltas waiting in buffers now.
-    pub buffered: u64,
+    pub(crate) buffered: u64,
     /// Deltas applied, summed.
-    pub deltas_applied: u64,
+    pub(crate) deltas_applied: u64,
     /// Deltas that held nothing new, summed.
-    pub deltas_redundant: u64,
+    pub(crate) deltas_redundant: u64,
     /// Buffered deltas dropped because a buffer was full, summed.
-    pub deltas_dropped: u64,
+    pub(crate) deltas_dropped: u64,
     /// Snapshots sent, summed.
-    pub snapshots_sent: u64,
+    pub(crate) snapshots_sent: u64,
 }
 
 impl crate::SimulationBuilder {
     /// Builds a cluster of replica nodes under `schema`, every node a member of every
     /// replica's configuration (the default [`ReplicaConfig`] otherwise).
+    ///
+    /// ```
+    /// # use rhizo_sim::SimulationBuilder;
+    /// # use rhizo_sim::workload::schema;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// # use std::time::Duration;
+    /// let mut cluster = SimulationBuilder::new().nodes(3).seed(7).build_replicas(schema()).unwrap();
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "r0", "value", 1);
+    /// cluster.commit_on_node(0, tx).unwrap(); // durable and acknowledged on node 0
+    /// cluster.run_until_converged(Duration::from_secs(1), Duration::from_millis(10)).unwrap();
+    /// cluster.verify_convergence().unwrap(); // every replica holds the same bytes
+    /// ```
     pub fn build_replicas(&self, schema: Schema) -> Result<SimulatedCluster<ReplicaNode>> {
         self.build_replicas_with(schema, ReplicaConfig::default())
     }
@@ -519,6 +531,25 @@ impl SimulatedCluster<ReplicaNode> {
 
     /// Runs until [`is_converged`](Self::is_converged) holds, checking every `resolution` of
     /// virtual time, for at most `max`. Returns the time at which it held (to that resolution).
+    ///
+    /// ```
+    /// # use rhizo_sim::SimulationBuilder;
+    /// # use rhizo_sim::workload::schema;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// # use std::time::Duration;
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// let mut cluster = SimulationBuilder::new().nodes(3).seed(1).build_replicas(schema()).unwrap();
+    /// cluster.partition(0, 1).unwrap();
+    /// cluster.partition(0, 2).unwrap();
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "r0", "value", 5);
+    /// cluster.commit_on_node(0, tx).unwrap();
+    /// cluster.run_for(Duration::from_millis(100));
+    /// assert_eq!(cluster.replica(1).unwrap().read("counters", "r0", "value").unwrap(), AlgebraicValue::Integer(0));
+    /// cluster.heal();
+    /// cluster.run_until_converged(Duration::from_secs(1), Duration::from_millis(10)).unwrap();
+    /// assert_eq!(cluster.replica(2).unwrap().read("counters", "r0", "value").unwrap(), AlgebraicValue::Integer(5));
+    /// ```
     pub fn run_until_converged(&mut self, max: Duration, resolution: Duration) -> Result<SimTime> {
         let start = self.now();
         let resolution = resolution.max(Duration::from_micros(1));
@@ -581,7 +612,7 @@ impl SimulatedCluster<ReplicaNode> {
     }
 
     /// Replica counters over the running nodes.
-    pub fn replica_totals(&self) -> ReplicaTotals {
+    pub(crate) fn replica_totals(&self) -> ReplicaTotals {
         let mut totals = ReplicaTotals::default();
         for (_, node) in self.running_nodes() {
             let r = node.replica();

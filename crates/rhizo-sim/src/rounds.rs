@@ -142,6 +142,18 @@ pub struct RoundCluster {
 
 impl RoundCluster {
     /// `nodes` fresh replicas (named `n0`, `n1`, …) under `config`.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, OpType};
+    /// use rhizo_commit::keyed::{KeyedOperation, KeyedTransaction};
+    /// use rhizo_sim::rounds::{RoundCluster, RoundConfig};
+    /// let mut cluster = RoundCluster::new(3, &RoundConfig::default()).unwrap();
+    /// let mut tx = KeyedTransaction::new();
+    /// tx.push(KeyedOperation::new("views", OpType::AbelianAdd, AlgebraicValue::Integer(1)));
+    /// cluster.commit_on_node(0, &tx).unwrap();
+    /// cluster.propagate_all();
+    /// assert!(cluster.values_converged());
+    /// ```
     pub fn new(nodes: usize, config: &RoundConfig) -> Result<Self> {
         let mut cluster = config
             .simulation(nodes)

@@ -98,14 +98,7 @@ pub fn sweep_with(
     let count = seeds.end - seeds.start;
     for seed in seeds {
         if let Err(reason) = run(seed) {
-            let failure = SweepError::SeedFailed {
-                seed,
-                reason,
-                package: name.package.to_owned(),
-                test: name.test.to_owned(),
-            };
-            eprintln!("{failure}");
-            return Err(failure);
+            return Err(seed_failed(name, seed, reason));
         }
     }
     Ok(count)
@@ -178,17 +171,21 @@ pub fn sweep_parallel_with(
     });
     match first_failure.into_inner().expect("threads have ended") {
         None => Ok(selected.len() as u64),
-        Some((seed, reason)) => {
-            let failure = SweepError::SeedFailed {
-                seed,
-                reason,
-                package: name.package.to_owned(),
-                test: name.test.to_owned(),
-            };
-            eprintln!("{failure}");
-            Err(failure)
-        }
+        Some((seed, reason)) => Err(seed_failed(name, seed, reason)),
     }
+}
+
+/// The failure of `seed`, printed as it is made: the line ends with the command that replays
+/// the seed, and a test harness that captures the error would otherwise hide it.
+fn seed_failed(name: SweepName<'_>, seed: u64, reason: String) -> SweepError {
+    let failure = SweepError::SeedFailed {
+        seed,
+        reason,
+        package: name.package.to_owned(),
+        test: name.test.to_owned(),
+    };
+    eprintln!("{failure}");
+    failure
 }
 
 #[cfg(test)]

@@ -155,6 +155,18 @@ impl Workload {
     }
 
     /// The next transaction, drawn from `rng`.
+    ///
+    /// ```
+    /// use rand_chacha::ChaCha8Rng;
+    /// use rand::SeedableRng;
+    /// use rhizo_sim::workload::{KeyDistribution, OpMix, Workload};
+    /// let mut workload = Workload::new(KeyDistribution::Uniform { keys: 100 }, OpMix::ALL);
+    /// let mut rng = ChaCha8Rng::seed_from_u64(1);
+    /// let tx = workload.next_transaction(&mut rng);
+    /// assert!(!tx.is_empty());
+    /// let mut again = Workload::new(KeyDistribution::Uniform { keys: 100 }, OpMix::ALL);
+    /// assert_eq!(again.next_transaction(&mut ChaCha8Rng::seed_from_u64(1)), tx); // seeded
+    /// ```
     pub fn next_transaction(&mut self, rng: &mut ChaCha8Rng) -> AlgebraicTransaction {
         let ops = self.next_ops(rng);
         self.transaction(&ops)
@@ -171,9 +183,8 @@ impl Workload {
     }
 
     /// [`next_ops`](Self::next_ops) into a list the caller keeps (cleared first): a loop that
-    /// draws millions of transactions moves and drops no list per draw (callgrind, 20 x 1000
-    /// scenario: 57 instructions a transaction, 82.1 M -> 80.9 M in all).
-    pub fn next_ops_into(&mut self, rng: &mut ChaCha8Rng, ops: &mut WorkloadOps) {
+    /// draws millions of transactions moves and drops no list per draw.
+    pub(crate) fn next_ops_into(&mut self, rng: &mut ChaCha8Rng, ops: &mut WorkloadOps) {
         ops.clear();
         let m = self.mix;
         let mut r = up_to(rng, u64::from(m.total() - 1)) as u32;

@@ -13,6 +13,25 @@ impl Engine {
     /// many transactions committed before it and which operation its own first one was: the
     /// transactions before it stay committed, so resuming from that operation applies every
     /// operation exactly once. A `per_transaction` of 0 is refused before anything commits.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_algebra::OpType;
+    /// use rhizo_commit::{AlgebraicOperation, CellKey};
+    /// use rhizo_txn::TxnError;
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// let add = |row: &str| AlgebraicOperation::new(CellKey::new("counters", row, "value"), OpType::AbelianAdd, 1);
+    /// let ops = vec![add("a"), add("b"), add("c"), AlgebraicOperation::new(CellKey::new("counters", "d", "nope"), OpType::AbelianAdd, 1)];
+    /// let err = engine.commit_batch(TransactionMode::CoordinationFree, ops, 2).unwrap_err();
+    /// // The first transaction (a, b) committed; the second (c and the bad operation) did not.
+    /// assert!(matches!(err, TxnError::BatchStopped { committed: 1, failed_at: 2, .. }));
+    /// assert_eq!(engine.read("counters", "b", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// assert_eq!(engine.read("counters", "c", "value").unwrap(), AlgebraicValue::Integer(0));
+    /// ```
     pub fn commit_batch(
         &mut self,
         mode: TransactionMode,

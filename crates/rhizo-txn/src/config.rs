@@ -22,6 +22,13 @@ pub enum Backend {
 
 impl Backend {
     /// The backend called `name`: `"single_node"`, or `"raft"` (with [`RaftConfig::default`]).
+    ///
+    /// ```
+    /// use rhizo_txn::Backend;
+    /// assert_eq!(Backend::named("single_node").unwrap(), Backend::SingleNode);
+    /// assert!(matches!(Backend::named("raft").unwrap(), Backend::Raft(_)));
+    /// assert!(Backend::named("paxos").is_err()); // the error lists the valid names
+    /// ```
     pub fn named(name: &str) -> Result<Self> {
         match name {
             "single_node" => Ok(Self::SingleNode),
@@ -62,6 +69,16 @@ pub enum SyncPolicy {
 impl SyncPolicy {
     /// The policy called `name`: `"every_commit"`, `"group"` (with these group settings) or
     /// `"none"`.
+    ///
+    /// ```
+    /// use rhizo_txn::SyncPolicy;
+    /// assert_eq!(SyncPolicy::named("every_commit", 0, 0).unwrap(), SyncPolicy::EveryCommit);
+    /// assert_eq!(
+    ///     SyncPolicy::named("group", 5, 64).unwrap(),
+    ///     SyncPolicy::Group { max_delay_ms: 5, max_records: 64 }
+    /// );
+    /// assert!(SyncPolicy::named("sometimes", 0, 0).is_err());
+    /// ```
     pub fn named(name: &str, max_delay_ms: u64, max_records: usize) -> Result<Self> {
         match name {
             "every_commit" => Ok(Self::EveryCommit),
@@ -109,6 +126,17 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Node `node_id` alone, an empty schema, sync on every commit, compaction at 64 MiB.
+    ///
+    /// ```
+    /// use rhizo_clock::NodeId;
+    /// use rhizo_txn::{default_schema, EngineConfig, SyncPolicy};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let config = EngineConfig::new(a)
+    ///     .with_members([b])
+    ///     .with_schema(default_schema())
+    ///     .with_sync(SyncPolicy::None);
+    /// assert_eq!(config.all_members(), [a, b]); // this node is always a member
+    /// ```
     pub fn new(node_id: NodeId) -> Self {
         Self {
             node_id,
@@ -123,6 +151,17 @@ impl EngineConfig {
     }
 
     /// Ordering coordinated transactions with Raft across every member.
+    ///
+    /// ```
+    /// use rhizo_clock::NodeId;
+    /// use rhizo_txn::raft::RaftConfig;
+    /// use rhizo_txn::{Backend, EngineConfig};
+    /// let members = [NodeId::new("a").unwrap(), NodeId::new("b").unwrap(), NodeId::new("c").unwrap()];
+    /// let config = EngineConfig::new(members[0])
+    ///     .with_members(members)
+    ///     .with_raft(RaftConfig::default());
+    /// assert!(matches!(config.backend, Backend::Raft(_)));
+    /// ```
     #[must_use]
     pub fn with_raft(mut self, raft: RaftConfig) -> Self {
         self.backend = Backend::Raft(raft);

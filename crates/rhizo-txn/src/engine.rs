@@ -55,6 +55,19 @@ pub enum Submission {
 
 impl Submission {
     /// The outcome, if decided.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let outcome = tx.commit().unwrap().committed().expect("a local commit is decided at once");
+    /// assert!(outcome.dot.is_some());
+    /// ```
     pub fn committed(self) -> Option<CommitOutcome> {
         match self {
             Self::Committed(outcome) => Some(outcome),
@@ -141,6 +154,23 @@ impl Engine {
 
     /// An engine whose log lives in memory ([`MemStorage`]): durable only as long as the
     /// storage handle lives. For tests and examples.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_txn::MemStorage;
+    /// let storage = MemStorage::new();
+    /// let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 2);
+    /// tx.commit().unwrap();
+    /// drop(engine);
+    /// let engine = Engine::open_in_memory_log(storage, config).unwrap(); // recovers from the log
+    /// assert_eq!(engine.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(2));
+    /// ```
     pub fn open_in_memory_log(storage: MemStorage, config: EngineConfig) -> Result<Self> {
         Self::open_with_storage(Box::new(storage), config)
     }
@@ -148,6 +178,19 @@ impl Engine {
     /// An engine with no log at all: nothing is persisted and a restart starts empty. The
     /// cheapest mode; every commit reports `durable: false`. (Under Raft the node still keeps
     /// its log, in memory: a member that forgot its vote or log could break consensus.)
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::Coordinated);
+    /// tx.add_to_set("users", "u1", "tags", "vip");
+    /// let outcome = tx.commit().unwrap().committed().unwrap();
+    /// assert!(!outcome.durable); // no log at all
+    /// ```
     pub fn in_memory(config: EngineConfig) -> Result<Self> {
         if matches!(config.backend, Backend::Raft(_)) {
             return Self::open_with_storage(Box::new(MemStorage::new()), config);
@@ -359,6 +402,23 @@ impl Engine {
     /// single-node backend the change is durable when this returns; under Raft it is ordered
     /// through the log, so that every member installs it at the same place (and the outcome may
     /// be [`Submission::Pending`]).
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_algebra::{MergeType, ValueType};
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// engine.declare_column("pages", "peak", MergeType::Max, ValueType::Integer).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.max("pages", "home", "peak", 7);
+    /// tx.commit().unwrap();
+    /// assert_eq!(engine.read("pages", "home", "peak").unwrap(), AlgebraicValue::Integer(7));
+    /// // A column keeps its merge type: replicas already hold states of it.
+    /// assert!(engine.declare_column("pages", "peak", MergeType::Min, ValueType::Integer).is_err());
+    /// ```
     pub fn declare_column(
         &mut self,
         table: &str,
@@ -409,6 +469,26 @@ impl Engine {
 
     /// Starts a transaction. It borrows the engine until it is committed or dropped, so its
     /// reads see one consistent state.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_algebra::{MergeType, ValueType};
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// engine.declare_column("accounts", "balance", MergeType::Register, ValueType::Integer).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::Coordinated);
+    /// tx.put("accounts", "42", "balance", 100);
+    /// tx.commit().unwrap();
+    /// // A read-modify-write: the read joins the transaction's read set.
+    /// let mut tx = engine.transaction(TransactionMode::Coordinated);
+    /// let balance = tx.read("accounts", "42", "balance").unwrap().as_integer().unwrap();
+    /// tx.put("accounts", "42", "balance", balance - 10);
+    /// tx.commit().unwrap();
+    /// assert_eq!(engine.read("accounts", "42", "balance").unwrap(), AlgebraicValue::Integer(90));
+    /// ```
     pub fn transaction(&mut self, mode: TransactionMode) -> Transaction<'_> {
         Transaction::new(self, mode)
     }
@@ -420,6 +500,25 @@ impl Engine {
     /// is ordered whole: on the single-node backend at once, in this node's order; under Raft,
     /// through the log — decided within the call for a group of one, otherwise
     /// [`Submission::Pending`].
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_commit::AlgebraicTransaction;
+    /// use rhizo_txn::TxnError;
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// assert!(engine.submit(TransactionMode::Auto, tx).unwrap().committed().is_some());
+    /// // A coordination-free transaction may not overwrite: refused whole, nothing changed.
+    /// let mut put = AlgebraicTransaction::new();
+    /// put.increment("counters", "hits", "value", 1).put("counters", "hits", "value", 5);
+    /// assert!(matches!(engine.submit(TransactionMode::CoordinationFree, put), Err(TxnError::NotAlgebraic { .. })));
+    /// assert_eq!(engine.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn submit(
         &mut self,
         mode: TransactionMode,
@@ -654,6 +753,26 @@ impl Engine {
     /// Rewrites the log as one checkpoint in a fresh segment (atomically: written aside,
     /// synced, read back, renamed) and deletes the old one. Everything committed becomes
     /// durable.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_txn::MemStorage;
+    /// let storage = MemStorage::new();
+    /// let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    /// for _ in 0..10 {
+    ///     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    ///     tx.increment("counters", "hits", "value", 1);
+    ///     tx.commit().unwrap();
+    /// }
+    /// engine.compact().unwrap(); // one checkpoint instead of ten records
+    /// engine.close().unwrap();
+    /// let engine = Engine::open_in_memory_log(storage, config).unwrap();
+    /// assert_eq!(engine.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(10));
+    /// ```
     pub fn compact(&mut self) -> Result<()> {
         self.check_usable()?;
         let marks = self.marks();
@@ -707,6 +826,23 @@ impl Engine {
     }
 
     /// Whether a commit is durable (it survives a power loss).
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_txn::{MemStorage, SyncPolicy};
+    /// let group = SyncPolicy::Group { max_delay_ms: 60_000, max_records: 100 };
+    /// let mut engine = Engine::open_in_memory_log(MemStorage::new(), config.with_sync(group)).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let outcome = tx.commit().unwrap().committed().unwrap();
+    /// assert!(!engine.is_durable(&outcome)); // waiting for its group
+    /// engine.flush().unwrap();
+    /// assert!(engine.is_durable(&outcome));
+    /// ```
     pub fn is_durable(&self, outcome: &CommitOutcome) -> bool {
         let log = match &self.core {
             // The Raft node persists everything before it answers, synced at once under
@@ -747,6 +883,17 @@ impl Engine {
     /// effect without its causes; atomic: all of a transaction's effects or none). Registers
     /// read as of the last log index this node applied. A poisoned engine refuses
     /// ([`TxnError::Poisoned`]): its memory may hold a commit whose record failed.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// let engine = Engine::in_memory(config).unwrap();
+    /// assert_eq!(engine.read("counters", "never", "value").unwrap(), AlgebraicValue::Integer(0));
+    /// assert!(engine.read("no_such_table", "r", "value").is_err());
+    /// ```
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
         self.check_usable()?;
         self.schema()
@@ -787,7 +934,7 @@ impl Engine {
 
     /// The coordination-free manager (replica) inside — under Raft, the one the Raft node
     /// drives.
-    pub fn manager(&self) -> &CoordinationFreeManager {
+    pub(crate) fn manager(&self) -> &CoordinationFreeManager {
         match &self.core {
             Core::Single { manager, .. } => manager,
             Core::Raft(node) => node.manager(),
@@ -952,6 +1099,27 @@ impl Engine {
     }
 
     /// [`Engine::take_messages`], encoded for a byte transport.
+    ///
+    /// ```
+    /// use rhizo_algebra::AlgebraicValue;
+    /// use rhizo_clock::NodeId;
+    /// use rhizo_commit::Operations;
+    /// use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let config = |me| EngineConfig::new(me).with_schema(default_schema()).with_members([a, b]);
+    /// let (mut on_a, mut on_b) = (Engine::in_memory(config(a)).unwrap(), Engine::in_memory(config(b)).unwrap());
+    /// let mut tx = on_a.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 1);
+    /// tx.commit().unwrap();
+    /// // Whatever carries bytes between the nodes: here, a loop.
+    /// on_b.sync_with(a).unwrap();
+    /// while on_a.has_messages() || on_b.has_messages() {
+    ///     for (to, bytes) in on_b.outgoing().unwrap() { assert_eq!(to, a); on_a.receive_bytes(b, &bytes).unwrap(); }
+    ///     for (to, bytes) in on_a.outgoing().unwrap() { assert_eq!(to, b); on_b.receive_bytes(a, &bytes).unwrap(); }
+    /// }
+    /// assert_eq!(on_b.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// assert_eq!(on_a.fingerprint(), on_b.fingerprint());
+    /// ```
     pub fn outgoing(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>> {
         Ok(self
             .take_messages()?

@@ -237,6 +237,12 @@ impl TxnError {
     /// proposal is undecided, timed out or was interrupted: it may still commit, so read
     /// before trying again). `false` for everything the engine refused on its merits (the
     /// same input fails the same way) and for storage failures (reopen the engine first).
+    ///
+    /// ```
+    /// use rhizo_txn::TxnError;
+    /// assert!(TxnError::NoLeader.is_retryable());
+    /// assert!(!TxnError::EmptyTransaction.is_retryable()); // the same input fails the same way
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::ReadConflict { .. } | Self::NoLeader | Self::Undecided { .. } => true,

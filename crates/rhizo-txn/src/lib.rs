@@ -14,7 +14,6 @@
 //! - [`Backend`]: who orders coordinated transactions — the single-node order (a node alone,
 //!   the default) or Raft ([`raft::RaftNode`] over a [`raft::FileRaftLog`] in the same
 //!   directory, for a cluster); messages of both kinds travel in one [`EngineMessage`].
-//! - [`CoordinationFreeManager`]: one node's coordination-free replica, without I/O.
 //!
 //! ```
 //! use rhizo_algebra::AlgebraicValue;
@@ -49,12 +48,15 @@ mod manager;
 mod mode;
 pub mod raft;
 mod storage;
+#[cfg(test)]
+mod testkit;
 mod transaction;
 
 pub use config::{Backend, DEFAULT_COLUMN, EngineConfig, SyncPolicy, default_schema};
 pub use engine::{CommitOutcome, Engine, EngineMessage, Submission};
 pub use error::{Finished, Result, TxnError};
-pub use manager::{CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager};
+pub use manager::CoordinationFreeError;
+pub(crate) use manager::{CoordinationFreeConfig, CoordinationFreeManager};
 pub use mode::{CommitPath, TransactionMode};
 pub use storage::{FsStorage, MemStorage, Storage};
 pub use transaction::Transaction;

@@ -1,36 +1,36 @@
 //! The coordination-free manager: one node's replica, committing algebraic transactions locally
 //! and merging peers' updates, with no I/O. The [`crate::Engine`] adds durability on top.
 
-use rhizo_algebra::{AlgebraicValue, OpType, Schema};
+use rhizo_algebra::{OpType, Schema};
 use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{
     AlgebraicTransaction, CellKey, CommitReceipt, LocalCommitError, Message, Ready, Record,
-    Replica, ReplicaConfig, ReplicaStats,
+    Replica, ReplicaConfig,
 };
 
 /// How a [`CoordinationFreeManager`] behaves.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CoordinationFreeConfig {
+pub(crate) struct CoordinationFreeConfig {
     /// This node.
-    pub node_id: NodeId,
+    pub(crate) node_id: NodeId,
     /// Every member of the cluster (this node included or not: it is added). Metadata is
     /// collected once every member has seen it.
-    pub members: Vec<NodeId>,
+    pub(crate) members: Vec<NodeId>,
     /// Tables and columns with their merge types.
-    pub schema: Schema,
+    pub(crate) schema: Schema,
     /// Whether the replica hands out records to make durable (the engine needs them; a purely
     /// in-memory node that is never restarted does not).
-    pub emit_records: bool,
+    pub(crate) emit_records: bool,
     /// After this many records the replica emits a full snapshot record. The engine compacts
     /// its log itself, so it sets this to `usize::MAX`.
-    pub snapshot_every: usize,
+    pub(crate) snapshot_every: usize,
     /// How many early deltas wait for their causal base before the oldest is dropped.
-    pub max_buffered_deltas: usize,
+    pub(crate) max_buffered_deltas: usize,
 }
 
 impl CoordinationFreeConfig {
     /// A manager for `node_id` under `schema`, alone in its cluster until members are added.
-    pub fn new(node_id: NodeId, schema: Schema) -> Self {
+    pub(crate) fn new(node_id: NodeId, schema: Schema) -> Self {
         let defaults = ReplicaConfig::default();
         Self {
             node_id,
@@ -44,7 +44,7 @@ impl CoordinationFreeConfig {
 
     /// The same configuration with these cluster members.
     #[must_use]
-    pub fn with_members(mut self, members: impl IntoIterator<Item = NodeId>) -> Self {
+    pub(crate) fn with_members(mut self, members: impl IntoIterator<Item = NodeId>) -> Self {
         self.members = members.into_iter().collect();
         self
     }
@@ -87,7 +87,7 @@ impl From<LocalCommitError> for CoordinationFreeError {
 /// Drive it like the replica: after each call, [`CoordinationFreeManager::take_ready`] and make
 /// the records durable before sending the messages.
 #[derive(Debug, Clone)]
-pub struct CoordinationFreeManager {
+pub(crate) struct CoordinationFreeManager {
     config: CoordinationFreeConfig,
     /// The Raft node drives the replica directly (its log order is the manager's business).
     pub(crate) replica: Replica,
@@ -95,7 +95,7 @@ pub struct CoordinationFreeManager {
 
 impl CoordinationFreeManager {
     /// A fresh manager with no state.
-    pub fn new(config: CoordinationFreeConfig) -> Self {
+    pub(crate) fn new(config: CoordinationFreeConfig) -> Self {
         let replica = Replica::new(
             config.node_id,
             config.schema.clone(),
@@ -105,7 +105,7 @@ impl CoordinationFreeManager {
     }
 
     /// Rebuilds a manager from the records its replica emitted, in order.
-    pub fn recover(
+    pub(crate) fn recover(
         config: CoordinationFreeConfig,
         records: impl IntoIterator<Item = Record>,
     ) -> Result<Self, CoordinationFreeError> {
@@ -124,29 +124,24 @@ impl CoordinationFreeManager {
     }
 
     /// This node.
-    pub fn node_id(&self) -> NodeId {
+    pub(crate) fn node_id(&self) -> NodeId {
         self.config.node_id
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &CoordinationFreeConfig {
-        &self.config
-    }
-
     /// The schema transactions are validated against.
-    pub fn schema(&self) -> &Schema {
+    pub(crate) fn schema(&self) -> &Schema {
         self.replica.schema()
     }
 
     /// Installs a newer schema (columns are only ever added).
-    pub fn set_schema(&mut self, schema: Schema) {
+    pub(crate) fn set_schema(&mut self, schema: Schema) {
         self.config.schema = schema.clone();
         self.replica.set_schema(schema);
     }
 
     /// Commits `tx` locally, at once, without asking any other node. Refused whole (nothing
     /// applied, the clock not ticked) if any operation is not algebraic or not valid.
-    pub fn commit_local(
+    pub(crate) fn commit_local(
         &mut self,
         tx: AlgebraicTransaction,
     ) -> Result<CommitReceipt, CoordinationFreeError> {
@@ -160,62 +155,65 @@ impl CoordinationFreeManager {
 
     /// Hands the manager a message from peer `from` (a remote update or an anti-entropy
     /// digest). A malformed message is refused whole.
-    pub fn receive(&mut self, from: NodeId, message: Message) -> Result<(), CoordinationFreeError> {
+    pub(crate) fn receive(
+        &mut self,
+        from: NodeId,
+        message: Message,
+    ) -> Result<(), CoordinationFreeError> {
         Ok(self.replica.step(from, message)?)
     }
 
     /// Starts an anti-entropy exchange with `peer` (a message appears in the next `Ready`).
-    pub fn sync_with(&mut self, peer: NodeId) {
+    pub(crate) fn sync_with(&mut self, peer: NodeId) {
         self.replica.sync_with(peer);
     }
 
     /// Takes the records to persist, messages to send and commits to acknowledge.
-    pub fn take_ready(&mut self) -> Ready {
+    #[cfg(test)]
+    pub(crate) fn take_ready(&mut self) -> Ready {
         self.replica.take_ready()
     }
 
     /// [`CoordinationFreeManager::take_ready`] into a `Ready` the caller keeps (appended).
-    pub fn take_ready_into(&mut self, ready: &mut Ready) {
+    pub(crate) fn take_ready_into(&mut self, ready: &mut Ready) {
         self.replica.take_ready_into(ready);
     }
 
     /// The local value of one cell (its column's identity if never written).
-    pub fn read(
+    #[cfg(test)]
+    pub(crate) fn read(
         &self,
         table: &str,
         row: &str,
         column: &str,
-    ) -> Result<AlgebraicValue, CoordinationFreeError> {
+    ) -> Result<rhizo_algebra::AlgebraicValue, CoordinationFreeError> {
         Ok(self.replica.read(table, row, column)?)
     }
 
     /// The node's vector clock: its own commits and every update it has merged.
-    pub fn clock(&self) -> &VectorClock {
+    pub(crate) fn clock(&self) -> &VectorClock {
         self.replica.clock()
     }
 
     /// How many distinct updates (local and remote) this node holds: the sum of its clock.
-    pub fn update_count(&self) -> u128 {
+    #[cfg(test)]
+    pub(crate) fn update_count(&self) -> u128 {
         self.replica.clock().sum()
     }
 
     /// How many transactions this node committed locally since it was created or recovered.
-    pub fn local_commit_count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn local_commit_count(&self) -> u64 {
         self.replica.stats().commits
     }
 
-    /// Counters about the replica.
-    pub fn stats(&self) -> ReplicaStats {
-        self.replica.stats()
-    }
-
     /// Whether every member is known to hold everything this node holds.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.replica.is_idle()
     }
 
     /// The underlying replica.
-    pub fn replica(&self) -> &Replica {
+    pub(crate) fn replica(&self) -> &Replica {
         &self.replica
     }
 }

@@ -40,7 +40,7 @@ pub trait Storage: Send {
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// A real directory, owned exclusively while this value lives: an OS advisory lock on its
-/// [`LOCK_FILE`] is taken at open and released at drop — or by the OS when the process dies, so
+/// `LOCK` file is taken at open and released at drop — or by the OS when the process dies, so
 /// no stale lock outlives its owner. Keeps the file last appended to open, so a commit costs one
 /// `write` and one `fdatasync`.
 #[derive(Debug)]
@@ -55,6 +55,16 @@ impl FsStorage {
     /// Opens the directory `dir` (created if missing) and locks it. Another owner, in this
     /// process or another, makes this fail at once with [`TxnError::DirectoryLocked`], before
     /// anything in the directory is read or changed.
+    ///
+    /// ```
+    /// use rhizo_txn::{FsStorage, TxnError};
+    /// let dir = std::env::temp_dir().join(format!("rhizo-fs-doc-{}", std::process::id()));
+    /// let owner = FsStorage::open(&dir).unwrap();
+    /// assert!(matches!(FsStorage::open(&dir), Err(TxnError::DirectoryLocked { .. })));
+    /// drop(owner);
+    /// assert!(FsStorage::open(&dir).is_ok());
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let io = |op: &'static str, source: io::Error| TxnError::Io {
@@ -192,6 +202,26 @@ impl MemStorage {
 
     /// Simulates a power loss: each file keeps its synced bytes, plus its unsynced ones when
     /// `keep_unsynced` (the kernel happened to write them back).
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// use rhizo_txn::{MemStorage, SyncPolicy};
+    /// let storage = MemStorage::new();
+    /// let config = config.with_sync(SyncPolicy::None); // written at each commit, synced on flush
+    /// let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 1);
+    /// tx.commit().unwrap();
+    /// let disk = storage.deep_clone(); // the files as they are at this instant ...
+    /// disk.power_loss(false); // ... after a power loss: the unsynced commit is gone
+    /// let restarted = Engine::open_in_memory_log(disk, config).unwrap();
+    /// assert_eq!(restarted.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(0));
+    /// # drop(engine);
+    /// ```
     pub fn power_loss(&self, keep_unsynced: bool) {
         for file in self.files().values_mut() {
             if !keep_unsynced {
@@ -208,7 +238,8 @@ impl MemStorage {
     }
 
     /// Replaces a file's content (marked synced): for tests that damage a log.
-    pub fn set_contents(&self, name: &str, data: Vec<u8>) {
+    #[cfg(test)]
+    pub(crate) fn set_contents(&self, name: &str, data: Vec<u8>) {
         let synced = data.len();
         self.files()
             .insert(name.to_owned(), MemFile { data, synced });

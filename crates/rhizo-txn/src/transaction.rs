@@ -72,5 +72,18 @@ impl<'e> Transaction<'e> {
     }
 
     /// Drops every operation; nothing is applied.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::Operations;
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 1);
+    /// tx.abort(); // nothing applied, nothing logged
+    /// assert_eq!(engine.read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(0));
+    /// ```
     pub fn abort(self) {}
 }

@@ -2,6 +2,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
+use crate::testkit::arb_i64;
 
 fn merge(
     op: OpType,
@@ -136,17 +137,6 @@ fn merge_all_is_exact_where_pairwise_checked_arithmetic_is_not() {
         AlgebraicMerger::merge_all(OpType::AbelianMultiply, &with_zero),
         Ok(0.into())
     );
-}
-
-fn arb_i64() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        Just(i64::MIN),
-        Just(i64::MAX),
-        Just(0i64),
-        Just(1i64),
-        Just(-1i64),
-        any::<i64>()
-    ]
 }
 
 fn arb_f64() -> impl Strategy<Value = f64> {

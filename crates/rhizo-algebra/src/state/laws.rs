@@ -9,6 +9,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::*;
+use crate::testkit::arb_i64;
 
 /// A small deterministic generator for shuffles, driven by a proptest-chosen seed.
 struct Shuffler(u64);
@@ -42,18 +43,6 @@ const ORIGINS: [&str; 4] = ["n2", "b", "alpha", "n10"];
 
 fn origin(i: usize) -> NodeId {
     NodeId::new(ORIGINS[i % ORIGINS.len()]).unwrap()
-}
-
-fn arb_i64() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        Just(i64::MIN),
-        Just(i64::MAX),
-        Just(0i64),
-        Just(1i64),
-        Just(-1i64),
-        -1000i64..1000,
-        any::<i64>(),
-    ]
 }
 
 fn arb_f64() -> impl Strategy<Value = f64> {
@@ -689,7 +678,7 @@ proptest! {
         let complete = compacted_below(&world.state(theirs), &their_clock, &cuts[1..]);
         let mut joined = receiver.clone();
         joined.retract_collected(&complete, &their_clock);
-        joined.merge_beyond(&complete, &my_clock, 0).unwrap();
+        joined.merge_beyond(&complete, &my_clock).unwrap();
         same(&canonical(&joined), &expected)?;
         prop_assert_eq!(joined.value().unwrap(), world.state(&union).value().unwrap());
         // A delta: the sender's state restricted to what the receiver may lack, from a sender
@@ -697,13 +686,13 @@ proptest! {
         let base = my_clock.meet(&their_clock);
         let sender = compacted_below(&world.state(theirs), &base, &cuts);
         let mut joined = receiver.clone();
-        joined.merge_beyond(&sender.restricted(&base), &my_clock, 0).unwrap();
+        joined.merge_beyond(&sender.restricted(&base), &my_clock).unwrap();
         same(&canonical(&joined), &expected)?;
         // `merge_beyond` is the merge of the restricted state, listed or not.
         let mut plain = receiver.clone();
         plain.merge(&sender.restricted(&my_clock)).unwrap();
         let mut beyond = receiver.clone();
-        beyond.merge_beyond(&sender, &my_clock, 0).unwrap();
+        beyond.merge_beyond(&sender, &my_clock).unwrap();
         same(&plain, &beyond)?;
         let listed: StateList = [sender.clone()].into_iter().collect();
         let mut beyond = receiver;

@@ -1,12 +1,11 @@
 //! Cell states listed together, as a delta carries them, with the per-origin entries of every
 //! integer sum in one buffer.
 //!
-//! A delta carries a state for each cell it touches: restricting a replica's cells one by one
-//! allocated a list of entries per cell at the sender, and a receiver that keeps the delta in
-//! its durable log freed them one by one at the end (callgrind, 20 x 1000 scenario: 11,500
-//! cell states allocated and freed). Listed here, an integer sum's entries are a slice of the
-//! list's buffer: a list allocates a few times and frees a few buffers, however many cells it
-//! holds (that run: 68.5 M -> 62.7 M instructions).
+//! A delta carries a state for each cell it touches. Restricted into states of their own, the
+//! cells would each allocate a list of entries at the sender, and a receiver that keeps the
+//! delta in its durable log would free them one by one. Listed here, an integer sum's entries
+//! are a slice of the list's buffer: a list allocates a few times and frees a few buffers,
+//! however many cells it holds.
 
 use rhizo_clock::VectorClock;
 
@@ -20,6 +19,12 @@ use crate::Result;
 /// A list of states holds exactly what the same states one by one would hold: it is encoded
 /// as a sequence of [`CellState`]s (the same bytes), compares equal to a list of equal states
 /// however they were pushed, and [`ListedState::to_state`] gives each state back.
+///
+/// Hidden from the documentation, with [`ListedState`] and the `*_listed*` joins of
+/// [`CellState`]: it is how rhizo-commit's deltas hold their cells, which that crate needs from
+/// here (the entries' layout is private to this one); a user joins states with
+/// [`CellState::merge`] and [`CellState::merge_beyond`].
+#[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct StateList {
     items: Vec<Item>,
@@ -36,6 +41,7 @@ enum Item {
 }
 
 /// One state of a [`StateList`], borrowed.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct ListedState<'a>(Listed<'a>);
 
@@ -212,6 +218,7 @@ impl PartialEq for ListedState<'_> {
 
 impl CellState {
     /// [`CellState::merges_infallibly`] with a listed state.
+    #[doc(hidden)]
     pub fn merges_listed_infallibly(&self, other: ListedState<'_>) -> bool {
         match other.0 {
             Listed::IntSum(_) => matches!(self.kind, StateKind::SumInt(_)),
@@ -219,8 +226,18 @@ impl CellState {
         }
     }
 
+    /// [`CellState::merge`] of a listed state: the same join.
+    #[doc(hidden)]
+    pub fn merge_listed(&mut self, other: ListedState<'_>) -> Result<()> {
+        self.merge_listed_expecting(other, 0)
+    }
+
     /// [`CellState::merge_expecting`] of a listed state: the same join.
-    pub fn merge_listed(&mut self, other: ListedState<'_>, expected_origins: usize) -> Result<()> {
+    pub(crate) fn merge_listed_expecting(
+        &mut self,
+        other: ListedState<'_>,
+        expected_origins: usize,
+    ) -> Result<()> {
         match (other.0, &mut self.kind) {
             (Listed::IntSum(theirs), StateKind::SumInt(mine)) => {
                 mine.merge_entries(theirs, expected_origins);
@@ -233,7 +250,9 @@ impl CellState {
 }
 
 impl CellState {
-    /// [`CellState::merge_beyond`] of a listed state: the same join.
+    /// [`CellState::merge_beyond`] of a listed state: the same join. A replica passes its
+    /// member count as `expected_origins` (see [`CellState::merge_expecting`]).
+    #[doc(hidden)]
     pub fn merge_listed_beyond(
         &mut self,
         other: ListedState<'_>,
@@ -241,13 +260,14 @@ impl CellState {
         expected_origins: usize,
     ) -> Result<()> {
         match other.0 {
-            Listed::Whole(state) => self.merge_beyond(state, known, expected_origins),
+            Listed::Whole(state) => self.merge_beyond_expecting(state, known, expected_origins),
             // An integer sum holds no tombstone: what `known` covers joins as a no-op.
-            Listed::IntSum(_) => self.merge_listed(other, expected_origins),
+            Listed::IntSum(_) => self.merge_listed_expecting(other, expected_origins),
         }
     }
 
     /// [`CellState::retract_collected`] with a listed complete state.
+    #[doc(hidden)]
     pub fn retract_collected_listed(&mut self, complete: ListedState<'_>, clock: &VectorClock) {
         if let Listed::Whole(state) = complete.0 {
             self.retract_collected(state, clock);
@@ -431,13 +451,13 @@ mod tests {
                 base.merges_listed_infallibly(listed),
                 expected.merges_infallibly(state)
             );
-            let merged = base.merge_listed(listed, 8);
+            let merged = base.merge_listed_expecting(listed, 8);
             let reference = expected.merge(&state.restricted(&known));
             assert_eq!(merged.is_ok(), reference.is_ok());
             assert_eq!(base, expected);
         }
         let mut max = peak(1);
-        let err = max.merge_listed(list.get(0).unwrap(), 0).unwrap_err();
+        let err = max.merge_listed(list.get(0).unwrap()).unwrap_err();
         assert!(
             matches!(err, crate::AlgebraError::StateMismatch { .. }),
             "{err:?}"

@@ -210,9 +210,9 @@ fn sum_in_range(origins: &PerOrigin<i128>, amount: i64) -> Result<()> {
     }
 }
 
-/// `x` as an `i64`, if it is one: `i64::try_from` as a sign check of the high half (LLVM
-/// compiled `try_from` to an add-with-carry chain, 9 instructions against 4, in the loop of a
-/// 100-add commit).
+/// `x` as an `i64`, if it is one: `i64::try_from` written as a sign check of the high half,
+/// which compiles to a compare where `try_from` became an add-with-carry chain (this runs in
+/// the loop of a batch of counter bumps).
 #[inline(always)]
 pub(crate) fn narrow_i64(x: i128) -> Option<i64> {
     let low = x as i64;
@@ -275,6 +275,16 @@ impl CellOp {
     /// `CONDITIONAL` needs an expected value ([`CellOp::compare_and_set`]) and `OR_REMOVE` the
     /// tags its writer observed ([`CellState::remove_op`]); both are refused here with
     /// [`AlgebraError::NeedsContext`].
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, ColumnSpec, MergeType, OpType, ValueType};
+    /// let peak = ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap();
+    /// let op = CellOp::new(&peak, OpType::SemilatticeMax, &AlgebraicValue::Integer(7)).unwrap();
+    /// assert_eq!(op.op_type(), OpType::SemilatticeMax);
+    /// // A MAX column takes no ADD, and an integer column no float.
+    /// assert!(CellOp::new(&peak, OpType::AbelianAdd, &AlgebraicValue::Integer(7)).is_err());
+    /// assert!(CellOp::new(&peak, OpType::SemilatticeMax, &AlgebraicValue::float(7.0)).is_err());
+    /// ```
     #[inline]
     pub fn new(spec: &ColumnSpec, op: OpType, value: &AlgebraicValue) -> Result<CellOp> {
         // The commonest operation, an integer added to an integer sum, is valid as it stands:
@@ -294,6 +304,10 @@ impl CellOp {
 
     /// Drops the operation. One that owns nothing (a number, the commonest) goes without the
     /// out-of-line drop every other needs.
+    ///
+    /// Hidden: a fast path of rhizo-commit's one-operation commit, which lives in another crate
+    /// and so cannot reach a `pub(crate)` item; dropping the operation means the same.
+    #[doc(hidden)]
     #[inline]
     pub fn discard(self) {
         match self {
@@ -359,6 +373,20 @@ impl CellOp {
 
     /// A compare-and-set on a register column: write `new` if the register holds `expected`.
     /// Either may be `Null` (an unset register holds `Null`).
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let spec = ColumnSpec::new(MergeType::Register, ValueType::Integer).unwrap();
+    /// let (unset, one) = (AlgebraicValue::Null, AlgebraicValue::Integer(1));
+    /// let claim = CellOp::compare_and_set(&spec, &unset, &one).unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// let log = NodeId::new("log").unwrap();
+    /// cell.apply(&claim, Dot::new(log, 1).unwrap()).unwrap();
+    /// assert_eq!(cell.value().unwrap(), one);
+    /// // The register no longer holds `Null`: the same claim fails, and changes nothing.
+    /// assert!(cell.apply(&claim, Dot::new(log, 2).unwrap()).is_err());
+    /// ```
     pub fn compare_and_set(
         spec: &ColumnSpec,
         expected: &AlgebraicValue,
@@ -402,6 +430,24 @@ struct Extremum {
 }
 
 impl Extremum {
+    /// [`CellState::apply_all`] on a Max (`keep_larger`) or Min column's state: all or nothing.
+    fn apply_all(&mut self, ops: &[CellOp], keep_larger: bool, state: &'static str) -> Result<()> {
+        let mut next = self.clone();
+        for op in ops {
+            match (op, keep_larger) {
+                (CellOp::Max(v), true) | (CellOp::Min(v), false) if next.accepts(v) => {
+                    next.raise(*v, keep_larger);
+                }
+                (CellOp::Max(v) | CellOp::Min(v), _) if !next.accepts(v) => {
+                    return Err(mismatch(state, v.kind()));
+                }
+                _ => return Err(mismatch(state, op.kind())),
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+
     fn raise(&mut self, candidate: Scalar, keep_larger: bool) {
         self.best = Some(match self.best {
             None => candidate,
@@ -445,6 +491,110 @@ struct Meet {
     set: Option<Elements>,
 }
 
+impl Meet {
+    /// [`CellState::apply_all`] on an Intersect column's state: every operation is checked
+    /// before any is applied.
+    fn apply_all(&mut self, ops: &[CellOp], state: &'static str) -> Result<()> {
+        let expected = Elements::empty_like(self.value_type).kind();
+        for op in ops {
+            match op {
+                CellOp::Intersect(e) if e.kind() == expected => {}
+                _ => return Err(mismatch(state, op.kind())),
+            }
+        }
+        for op in ops {
+            if let CellOp::Intersect(e) = op {
+                match &mut self.set {
+                    None => self.set = Some(e.clone()),
+                    Some(s) => s.intersect_with(e)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`CellState::apply_all`] on a Union column's state: every operation is checked before any
+/// is applied.
+fn union_all(set: &mut Elements, ops: &[CellOp], state: &'static str) -> Result<()> {
+    for op in ops {
+        match op {
+            CellOp::Union(e) if e.kind() == set.kind() => {}
+            _ => return Err(mismatch(state, op.kind())),
+        }
+    }
+    for op in ops {
+        if let CellOp::Union(e) = op {
+            set.union_with(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// What an observed-remove set of `E` takes from one operation.
+enum OrEffect<'a, E> {
+    /// Elements to add, tagged with the update's dot.
+    Add(&'a SortedSet<E>),
+    /// Observed tags to delete.
+    Remove(&'a SortedSet<(E, Dot)>),
+}
+
+/// The effect of `op` on a string observed-remove set; `None` for any other operation.
+fn string_effect(op: &CellOp) -> Option<OrEffect<'_, String>> {
+    match op {
+        CellOp::OrAdd(Elements::Strings(e)) => Some(OrEffect::Add(e)),
+        CellOp::OrRemove(ObservedTags::Strings(t)) => Some(OrEffect::Remove(t)),
+        _ => None,
+    }
+}
+
+/// The effect of `op` on an integer observed-remove set; `None` for any other operation.
+fn int_effect(op: &CellOp) -> Option<OrEffect<'_, i64>> {
+    match op {
+        CellOp::OrAdd(Elements::Ints(e)) => Some(OrEffect::Add(e)),
+        CellOp::OrRemove(ObservedTags::Ints(t)) => Some(OrEffect::Remove(t)),
+        _ => None,
+    }
+}
+
+/// [`CellState::apply_all`] on an observed-remove set: every operation must have an `effect`
+/// on it (else the first that has none is refused and nothing changes), then all are applied
+/// under `dot`.
+fn apply_or_set<E: Ord + Clone>(
+    set: &mut OrSet<E>,
+    ops: &[CellOp],
+    dot: Dot,
+    state: &'static str,
+    effect: impl Fn(&CellOp) -> Option<OrEffect<'_, E>>,
+) -> Result<()> {
+    if let Some(op) = ops.iter().find(|op| effect(op).is_none()) {
+        return Err(mismatch(state, op.kind()));
+    }
+    for op in ops {
+        match effect(op) {
+            Some(OrEffect::Add(elements)) => set.add(elements, dot),
+            Some(OrEffect::Remove(tags)) => set.remove(tags, dot),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Folds `ops` into one origin's partial aggregate with `step`, which gives the next partial
+/// for an operation of this state's kind and `None` for any other: such an operation refuses
+/// the update whole.
+#[inline]
+fn fold_ops<P>(
+    partial: P,
+    ops: &[CellOp],
+    state: &'static str,
+    step: impl Fn(P, &CellOp) -> Option<Result<P>>,
+) -> Result<P> {
+    ops.iter().try_fold(partial, |partial, op| {
+        step(partial, op).unwrap_or_else(|| Err(mismatch(state, op.kind())))
+    })
+}
+
 /// A register: written only through consensus, in log order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -452,6 +602,32 @@ struct Register {
     /// How many writes have been applied (the same on every replica at the same log position).
     version: u64,
     value: AlgebraicValue,
+}
+
+impl Register {
+    /// [`CellState::apply_all`] on a register: writes and compare-and-sets in order, each
+    /// counting as one write; a failed condition refuses them all.
+    fn apply_all(&mut self, ops: &[CellOp], state: &'static str) -> Result<()> {
+        let mut next = self.clone();
+        for op in ops {
+            match op {
+                CellOp::Overwrite(v) => next.value = (**v).clone(),
+                CellOp::CompareAndSet { expected, new } => {
+                    if next.value != **expected {
+                        return Err(AlgebraError::ConditionFailed {
+                            expected: expected.to_string(),
+                            found: next.value.to_string(),
+                        });
+                    }
+                    next.value = (**new).clone();
+                }
+                _ => return Err(mismatch(state, op.kind())),
+            }
+            next.version += 1;
+        }
+        *self = next;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,6 +672,14 @@ pub struct CellState {
 
 impl CellState {
     /// The initial state of a cell of column `spec`: the identity of its merge.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellState, ColumnSpec, MergeType, ValueType};
+    /// let sum = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    /// assert_eq!(CellState::new(&sum).value().unwrap(), AlgebraicValue::Integer(0));
+    /// let peak = ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap();
+    /// assert_eq!(CellState::new(&peak).value().unwrap(), AlgebraicValue::Null);
+    /// ```
     pub fn new(spec: &ColumnSpec) -> CellState {
         let value_type = spec.value_type();
         let kind = match (spec.merge(), value_type) {
@@ -559,11 +743,23 @@ impl CellState {
     /// ignored. All effects of one update on one cell must be applied together, with
     /// [`CellState::apply_all`]: a second `apply` under the same dot would be ignored.
     /// On error the state is unchanged.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    /// let add = CellOp::new(&spec, OpType::AbelianAdd, &AlgebraicValue::Integer(5)).unwrap();
+    /// let dot = Dot::new(NodeId::new("a").unwrap(), 1).unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// cell.apply(&add, dot).unwrap();
+    /// cell.apply(&add, dot).unwrap(); // the same update again: a duplicate, ignored
+    /// assert_eq!(cell.value().unwrap(), AlgebraicValue::Integer(5));
+    /// ```
     #[inline]
     pub fn apply(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
         // The commonest effect, an integer added to a sum, inline in the caller; the others
-        // out of line, so that this stays small enough to inline (callgrind, with the same split
-        // of `check_integer_range`: ~45 fewer instructions per operation of a 100-op commit).
+        // out of line, so that this stays small enough to inline (as `check_integer_range` is
+        // split).
         if let (StateKind::SumInt(origins), CellOp::AddInt(v)) = (&mut self.kind, op) {
             return origins.apply(dot, |sum| add_int(sum, *v)).map(drop);
         }
@@ -572,6 +768,11 @@ impl CellState {
 
     /// [`CellState::apply`] of `CellOp::AddInt(amount)`, for callers that hold the amount: no
     /// operation to build, and none to drop (a `CellOp`'s drop is an out-of-line call).
+    ///
+    /// Hidden, as the other `*_add_int` and `*_in_range` shortcuts below: rhizo-commit's commit
+    /// paths call them from another crate; users call [`CellState::apply`] and
+    /// [`CellState::check_integer_range`], which compute the same.
+    #[doc(hidden)]
     #[inline]
     pub fn apply_add_int(&mut self, amount: i64, dot: Dot) -> Result<()> {
         if let StateKind::SumInt(origins) = &mut self.kind {
@@ -589,11 +790,7 @@ impl CellState {
         // `apply_all` computes for a one-element slice (the law tests drive both).
         match (&mut self.kind, op) {
             (StateKind::SumFloat(origins), CellOp::AddFloat(v)) => {
-                origins.apply(dot, |sum| {
-                    let next = sum.0 + v.0;
-                    finite(next)?;
-                    Ok(TotalF64(next))
-                })?;
+                origins.apply(dot, |sum| finite_float(sum.0 + v.0))?;
             }
             (StateKind::ProductInt(origins), CellOp::MulInt(v)) => {
                 origins.apply(dot, |product| Ok(product.times(IntProduct::from_i64(*v))))?;
@@ -607,172 +804,81 @@ impl CellState {
 
     /// Applies all effects of the update named `dot` on this cell, in order, atomically:
     /// either all take effect or (on error) none.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    ///
+    /// let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    /// let add = |v| CellOp::new(&spec, OpType::AbelianAdd, &AlgebraicValue::Integer(v)).unwrap();
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// cell.apply_all(&[add(2), add(3)], Dot::new(a, 1).unwrap()).unwrap();
+    /// assert_eq!(cell.value().unwrap(), AlgebraicValue::Integer(5));
+    /// // A wrong kind anywhere refuses the whole update.
+    /// let max = CellOp::new(
+    ///     &ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap(),
+    ///     OpType::SemilatticeMax,
+    ///     &AlgebraicValue::Integer(9),
+    /// ).unwrap();
+    /// assert!(cell.apply_all(&[add(1), max], Dot::new(a, 2).unwrap()).is_err());
+    /// assert_eq!(cell.value().unwrap(), AlgebraicValue::Integer(5));
+    /// ```
     pub fn apply_all(&mut self, ops: &[CellOp], dot: Dot) -> Result<()> {
         let state = self.kind_name();
-        let is_max = matches!(self.kind, StateKind::Max(_));
-        let refuse = |op: &CellOp| mismatch(state, op.kind());
         match &mut self.kind {
             StateKind::SumInt(origins) => {
-                origins.apply(dot, |mut sum| {
-                    for op in ops {
-                        let CellOp::AddInt(v) = op else {
-                            return Err(refuse(op));
-                        };
-                        // |partial| < 2^127 for fewer than 2^64 i64 addends; checked anyway.
-                        sum = sum
-                            .checked_add(i128::from(*v))
-                            .ok_or_else(|| AlgebraError::overflow(ValueType::Integer))?;
-                    }
-                    Ok(sum)
+                origins.apply(dot, |sum| {
+                    fold_ops(sum, ops, state, |sum, op| match op {
+                        CellOp::AddInt(v) => Some(add_int(sum, *v)),
+                        _ => None,
+                    })
                 })?;
             }
             StateKind::SumFloat(origins) => {
-                origins.apply(dot, |mut sum| {
-                    for op in ops {
-                        let CellOp::AddFloat(v) = op else {
-                            return Err(refuse(op));
-                        };
-                        sum = TotalF64(sum.0 + v.0);
-                        finite(sum.0)?;
-                    }
-                    Ok(sum)
+                origins.apply(dot, |sum| {
+                    fold_ops(sum, ops, state, |sum, op| match op {
+                        CellOp::AddFloat(v) => Some(finite_float(sum.0 + v.0)),
+                        _ => None,
+                    })
                 })?;
             }
             StateKind::SumDecimal { scale, origins } => {
-                let scale = *scale;
-                origins.apply(dot, |mut sum| {
-                    for op in ops {
-                        let CellOp::AddDecimal(m) = op else {
-                            return Err(refuse(op));
-                        };
-                        sum = sum
-                            .checked_add(WideInt::from_i128(*m))
-                            .ok_or_else(|| AlgebraError::overflow(ValueType::Decimal { scale }))?;
-                    }
-                    Ok(sum)
+                let overflow = || AlgebraError::overflow(ValueType::Decimal { scale: *scale });
+                origins.apply(dot, |sum| {
+                    fold_ops(sum, ops, state, |sum, op| match op {
+                        CellOp::AddDecimal(m) => {
+                            Some(sum.checked_add(WideInt::from_i128(*m)).ok_or_else(overflow))
+                        }
+                        _ => None,
+                    })
                 })?;
             }
             StateKind::ProductInt(origins) => {
-                origins.apply(dot, |mut product| {
-                    for op in ops {
-                        let CellOp::MulInt(v) = op else {
-                            return Err(refuse(op));
-                        };
-                        product = product.times(IntProduct::from_i64(*v));
-                    }
-                    Ok(product)
+                origins.apply(dot, |product| {
+                    fold_ops(product, ops, state, |product, op| match op {
+                        CellOp::MulInt(v) => Some(Ok(product.times(IntProduct::from_i64(*v)))),
+                        _ => None,
+                    })
                 })?;
             }
             StateKind::ProductFloat(origins) => {
-                origins.apply(dot, |mut product| {
-                    for op in ops {
-                        let CellOp::MulFloat(v) = op else {
-                            return Err(refuse(op));
-                        };
-                        product = FloatProduct(TotalF64(product.0.0 * v.0));
-                        finite(product.0.0)?;
-                    }
-                    Ok(product)
+                origins.apply(dot, |product| {
+                    fold_ops(product, ops, state, |product, op| match op {
+                        CellOp::MulFloat(v) => {
+                            Some(finite_float(product.0.0 * v.0).map(FloatProduct))
+                        }
+                        _ => None,
+                    })
                 })?;
             }
-            StateKind::Max(ext) | StateKind::Min(ext) => {
-                let keep_larger = is_max;
-                let mut next = ext.clone();
-                for op in ops {
-                    match (op, keep_larger) {
-                        (CellOp::Max(v), true) | (CellOp::Min(v), false) if next.accepts(v) => {
-                            next.raise(*v, keep_larger);
-                        }
-                        (CellOp::Max(v) | CellOp::Min(v), _) if !next.accepts(v) => {
-                            return Err(mismatch(state, v.kind()));
-                        }
-                        _ => return Err(refuse(op)),
-                    }
-                }
-                *ext = next;
-            }
-            StateKind::Union(set) => {
-                for op in ops {
-                    match op {
-                        CellOp::Union(e) if e.kind() == set.kind() => {}
-                        _ => return Err(refuse(op)),
-                    }
-                }
-                for op in ops {
-                    if let CellOp::Union(e) = op {
-                        set.union_with(e)?;
-                    }
-                }
-            }
-            StateKind::Intersect(meet) => {
-                let expected = Elements::empty_like(meet.value_type).kind();
-                for op in ops {
-                    match op {
-                        CellOp::Intersect(e) if e.kind() == expected => {}
-                        _ => return Err(refuse(op)),
-                    }
-                }
-                for op in ops {
-                    if let CellOp::Intersect(e) = op {
-                        match &mut meet.set {
-                            None => meet.set = Some(e.clone()),
-                            Some(s) => s.intersect_with(e)?,
-                        }
-                    }
-                }
-            }
-            StateKind::OrSetStrings(set) => {
-                for op in ops {
-                    match op {
-                        CellOp::OrAdd(Elements::Strings(_))
-                        | CellOp::OrRemove(ObservedTags::Strings(_)) => {}
-                        _ => return Err(refuse(op)),
-                    }
-                }
-                for op in ops {
-                    match op {
-                        CellOp::OrAdd(Elements::Strings(e)) => set.add(e, dot),
-                        CellOp::OrRemove(ObservedTags::Strings(t)) => set.remove(t, dot),
-                        _ => {}
-                    }
-                }
-            }
-            StateKind::OrSetInts(set) => {
-                for op in ops {
-                    match op {
-                        CellOp::OrAdd(Elements::Ints(_))
-                        | CellOp::OrRemove(ObservedTags::Ints(_)) => {}
-                        _ => return Err(refuse(op)),
-                    }
-                }
-                for op in ops {
-                    match op {
-                        CellOp::OrAdd(Elements::Ints(e)) => set.add(e, dot),
-                        CellOp::OrRemove(ObservedTags::Ints(t)) => set.remove(t, dot),
-                        _ => {}
-                    }
-                }
-            }
-            StateKind::Register(reg) => {
-                let mut next = reg.clone();
-                for op in ops {
-                    match op {
-                        CellOp::Overwrite(v) => next.value = (**v).clone(),
-                        CellOp::CompareAndSet { expected, new } => {
-                            if next.value != **expected {
-                                return Err(AlgebraError::ConditionFailed {
-                                    expected: expected.to_string(),
-                                    found: next.value.to_string(),
-                                });
-                            }
-                            next.value = (**new).clone();
-                        }
-                        _ => return Err(refuse(op)),
-                    }
-                    next.version += 1;
-                }
-                *reg = next;
-            }
+            StateKind::Max(ext) => ext.apply_all(ops, true, state)?,
+            StateKind::Min(ext) => ext.apply_all(ops, false, state)?,
+            StateKind::Union(set) => union_all(set, ops, state)?,
+            StateKind::Intersect(meet) => meet.apply_all(ops, state)?,
+            StateKind::OrSetStrings(set) => apply_or_set(set, ops, dot, state, string_effect)?,
+            StateKind::OrSetInts(set) => apply_or_set(set, ops, dot, state, int_effect)?,
+            StateKind::Register(reg) => reg.apply_all(ops, state)?,
         }
         Ok(())
     }
@@ -780,6 +886,7 @@ impl CellState {
     /// [`CellState::check_integer_range`] of `op`, then [`CellState::apply`]: the committer's
     /// step for one operation. An integer added to a sum takes one pass over its origins for
     /// both. On error nothing changes.
+    #[doc(hidden)]
     #[inline]
     pub fn apply_in_range(&mut self, op: &CellOp, dot: Dot) -> Result<()> {
         if let (StateKind::SumInt(origins), CellOp::AddInt(v)) = (&mut self.kind, op) {
@@ -790,6 +897,7 @@ impl CellState {
 
     /// [`CellState::apply_in_range`] of `CellOp::AddInt(amount)`, for callers that hold the
     /// amount: the committer's step for the commonest operation, with nothing to build or drop.
+    #[doc(hidden)]
     #[inline]
     pub fn add_int_in_range(&mut self, amount: i64, dot: Dot) -> Result<()> {
         if let StateKind::SumInt(origins) = &mut self.kind {
@@ -813,6 +921,17 @@ impl CellState {
     /// whatever they receive; this is the committer's check, so that a node does not
     /// acknowledge a write it could not read back. A cell already out of range (through updates
     /// of others) is left to its reads. Other kinds have nothing to check.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    /// let add = |v| CellOp::new(&spec, OpType::AbelianAdd, &AlgebraicValue::Integer(v)).unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// cell.apply(&add(i64::MAX), Dot::new(NodeId::new("a").unwrap(), 1).unwrap()).unwrap();
+    /// assert!(cell.check_integer_range(&[add(1)]).is_err());
+    /// assert!(cell.check_integer_range(&[add(-1)]).is_ok());
+    /// ```
     #[inline]
     pub fn check_integer_range(&self, ops: &[CellOp]) -> Result<()> {
         // One integer added to a sum: the common commit, checked inline without the general
@@ -825,6 +944,7 @@ impl CellState {
 
     /// [`CellState::check_integer_range`] of `[CellOp::AddInt(amount)]`, for callers that
     /// hold the amount (as [`CellState::apply_add_int`]).
+    #[doc(hidden)]
     #[inline]
     pub fn check_add_int(&self, amount: i64) -> Result<()> {
         if let StateKind::SumInt(origins) = &self.kind {
@@ -895,6 +1015,22 @@ impl CellState {
 
     /// Joins `other` into this state: the least upper bound of the two, so merging is
     /// commutative, associative and idempotent. Both must be states of the same column kind.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let spec = ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap();
+    /// let max = |v| CellOp::new(&spec, OpType::SemilatticeMax, &AlgebraicValue::Integer(v)).unwrap();
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let (mut on_a, mut on_b) = (CellState::new(&spec), CellState::new(&spec));
+    /// on_a.apply(&max(3), Dot::new(a, 1).unwrap()).unwrap();
+    /// on_b.apply(&max(8), Dot::new(b, 1).unwrap()).unwrap();
+    /// let mut joined = on_a.clone();
+    /// joined.merge(&on_b).unwrap();
+    /// on_b.merge(&on_a).unwrap();
+    /// assert_eq!(joined, on_b); // commutative
+    /// assert_eq!(joined.value().unwrap(), AlgebraicValue::Integer(8));
+    /// ```
     pub fn merge(&mut self, other: &CellState) -> Result<()> {
         self.merge_expecting(other, 0)
     }
@@ -903,7 +1039,11 @@ impl CellState {
     /// `expected_origins` origins (its replica's members, say): a per-origin list that must grow
     /// makes room for them at once, up to four times the origins it then holds, rather than
     /// doubling once per merge as news of them spreads. The result is the same.
-    pub fn merge_expecting(&mut self, other: &CellState, expected_origins: usize) -> Result<()> {
+    pub(crate) fn merge_expecting(
+        &mut self,
+        other: &CellState,
+        expected_origins: usize,
+    ) -> Result<()> {
         let state = self.kind_name();
         let is_max = matches!(self.kind, StateKind::Max(_));
         let refuse = || Err(mismatch(state, other.kind_name()));
@@ -966,6 +1106,18 @@ impl CellState {
     /// beyond the finite range) this returns [`AlgebraError::Overflow`] — the same on every
     /// replica holding the same updates. Unwritten Max/Min cells and untouched Intersect cells
     /// read `Null`; unwritten sums read 0 and products 1 (their identities).
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraError, AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    /// let add = CellOp::new(&spec, OpType::AbelianAdd, &AlgebraicValue::Integer(i64::MAX)).unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// cell.apply(&add, Dot::new(NodeId::new("a").unwrap(), 1).unwrap()).unwrap();
+    /// cell.apply(&add, Dot::new(NodeId::new("b").unwrap(), 1).unwrap()).unwrap();
+    /// // The state holds the exact sum; a read outside i64 says so.
+    /// assert!(matches!(cell.value(), Err(AlgebraError::Overflow { .. })));
+    /// ```
     pub fn value(&self) -> Result<AlgebraicValue> {
         Ok(match &self.kind {
             StateKind::Max(e) | StateKind::Min(e) => e.value()?,
@@ -1045,6 +1197,21 @@ impl CellState {
 
     /// Builds the remove of the elements in `value` (a set) from an observed-remove set column:
     /// it deletes exactly the tags of those elements this state has observed.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, ElementRef, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId};
+    /// let spec = ColumnSpec::new(MergeType::ObservedRemoveSet, ValueType::StringSet).unwrap();
+    /// let vip = AlgebraicValue::string_set(["vip"]);
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// cell.apply(&CellOp::new(&spec, OpType::OrSetAdd, &vip).unwrap(), Dot::new(a, 1).unwrap()).unwrap();
+    /// assert_eq!(cell.observed(ElementRef::Str("vip")), [Dot::new(a, 1).unwrap()]);
+    /// let remove = cell.remove_op(&spec, &vip).unwrap();
+    /// cell.apply(&remove, Dot::new(a, 2).unwrap()).unwrap();
+    /// assert_eq!(cell.value().unwrap(), AlgebraicValue::string_set(Vec::<String>::new()));
+    /// assert_eq!(cell.tombstone_count(), 1); // kept until every member has seen the remove
+    /// ```
     pub fn remove_op(&self, spec: &ColumnSpec, value: &AlgebraicValue) -> Result<CellOp> {
         spec.validate(OpType::OrSetRemove, value)?;
         match (&self.kind, value) {
@@ -1071,6 +1238,22 @@ impl CellState {
     ///
     /// After compaction this state must only meet updates and states that are not older than
     /// `stable`; the replica layer guarantees that by delivering each update once.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId, VectorClock};
+    /// let spec = ColumnSpec::new(MergeType::ObservedRemoveSet, ValueType::IntSet).unwrap();
+    /// let seven = AlgebraicValue::int_set([7]);
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut cell = CellState::new(&spec);
+    /// cell.apply(&CellOp::new(&spec, OpType::OrSetAdd, &seven).unwrap(), Dot::new(a, 1).unwrap()).unwrap();
+    /// let remove = cell.remove_op(&spec, &seven).unwrap();
+    /// cell.apply(&remove, Dot::new(a, 2).unwrap()).unwrap();
+    /// cell.compact(&VectorClock::new().with_node(a, 1)); // the remove is not yet stable
+    /// assert_eq!(cell.tombstone_count(), 1);
+    /// cell.compact(&VectorClock::new().with_node(a, 2));
+    /// assert_eq!(cell.tombstone_count(), 0);
+    /// ```
     pub fn compact(&mut self, stable: &VectorClock) {
         match &mut self.kind {
             StateKind::OrSetStrings(set) => set.compact(stable),
@@ -1086,6 +1269,23 @@ impl CellState {
     /// state `s` built from updates of a causally closed set and a replica state `r` that
     /// reflects every update in `known`, `r.merge(&s.restricted(known))` equals `r.merge(&s)`:
     /// this is what lets a delta carry only what its receiver lacks.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId, VectorClock};
+    /// let spec = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+    /// let add = CellOp::new(&spec, OpType::AbelianAdd, &AlgebraicValue::Integer(1)).unwrap();
+    /// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+    /// let mut sender = CellState::new(&spec);
+    /// sender.apply(&add, Dot::new(a, 1).unwrap()).unwrap();
+    /// sender.apply(&add, Dot::new(b, 1).unwrap()).unwrap();
+    /// // A receiver that holds a's update already gets only b's.
+    /// let mut receiver = CellState::new(&spec);
+    /// receiver.apply(&add, Dot::new(a, 1).unwrap()).unwrap();
+    /// let known = VectorClock::new().with_node(a, 1);
+    /// receiver.merge(&sender.restricted(&known)).unwrap();
+    /// assert_eq!(receiver, sender);
+    /// ```
     pub fn restricted(&self, known: &VectorClock) -> CellState {
         let kind = match &self.kind {
             StateKind::SumInt(o) => StateKind::SumInt(o.restricted(known)),
@@ -1111,7 +1311,29 @@ impl CellState {
     /// collected — so the tags of those updates that `other` still holds can only be stale
     /// copies, and joining them whole would bring a collected remove's element back. For a
     /// state that has collected no tombstone it is the same as `merge`.
-    pub fn merge_beyond(
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId, VectorClock};
+    /// let spec = ColumnSpec::new(MergeType::ObservedRemoveSet, ValueType::StringSet).unwrap();
+    /// let x = AlgebraicValue::string_set(["x"]);
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut stale = CellState::new(&spec); // a peer that saw the add but not the remove
+    /// stale.apply(&CellOp::new(&spec, OpType::OrSetAdd, &x).unwrap(), Dot::new(a, 1).unwrap()).unwrap();
+    /// let mut mine = stale.clone();
+    /// let remove = mine.remove_op(&spec, &x).unwrap();
+    /// mine.apply(&remove, Dot::new(a, 2).unwrap()).unwrap();
+    /// mine.compact(&VectorClock::new().with_node(a, 2)); // tombstone collected
+    /// mine.merge_beyond(&stale, &VectorClock::new().with_node(a, 2)).unwrap();
+    /// assert_eq!(mine.value().unwrap(), AlgebraicValue::string_set(Vec::<String>::new()));
+    /// ```
+    pub fn merge_beyond(&mut self, other: &CellState, known: &VectorClock) -> Result<()> {
+        self.merge_beyond_expecting(other, known, 0)
+    }
+
+    /// [`CellState::merge_beyond`], expecting `expected_origins` origins as
+    /// [`CellState::merge_expecting`] does.
+    pub(crate) fn merge_beyond_expecting(
         &mut self,
         other: &CellState,
         known: &VectorClock,
@@ -1137,6 +1359,24 @@ impl CellState {
     /// given what each has delivered: it is what lets a replica collect a tombstone before a
     /// replica that lacks the remove (a member joining, one re-added) has it, and hand that
     /// replica its whole state instead.
+    ///
+    /// ```
+    /// use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, MergeType, OpType, ValueType};
+    /// use rhizo_clock::{Dot, NodeId, VectorClock};
+    /// let spec = ColumnSpec::new(MergeType::ObservedRemoveSet, ValueType::StringSet).unwrap();
+    /// let x = AlgebraicValue::string_set(["x"]);
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut behind = CellState::new(&spec); // holds the add, never saw the remove
+    /// behind.apply(&CellOp::new(&spec, OpType::OrSetAdd, &x).unwrap(), Dot::new(a, 1).unwrap()).unwrap();
+    /// let mut complete = behind.clone(); // removed x and collected the tombstone
+    /// let remove = complete.remove_op(&spec, &x).unwrap();
+    /// complete.apply(&remove, Dot::new(a, 2).unwrap()).unwrap();
+    /// let clock = VectorClock::new().with_node(a, 2);
+    /// complete.compact(&clock);
+    /// behind.retract_collected(&complete, &clock);
+    /// behind.merge(&complete).unwrap();
+    /// assert_eq!(behind, complete);
+    /// ```
     pub fn retract_collected(&mut self, complete: &CellState, clock: &VectorClock) {
         match (&mut self.kind, &complete.kind) {
             (StateKind::OrSetStrings(mine), StateKind::OrSetStrings(theirs)) => {
@@ -1195,6 +1435,12 @@ impl CellState {
             | StateKind::Register(_) => Ok(()),
         }
     }
+}
+
+/// `x` as a float partial, if it is finite.
+#[inline]
+fn finite_float(x: f64) -> Result<TotalF64> {
+    finite(x).map(|()| TotalF64(x))
 }
 
 fn finite(x: f64) -> Result<()> {

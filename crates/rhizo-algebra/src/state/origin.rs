@@ -20,10 +20,9 @@ pub(crate) trait Partial: Copy + Ord {
 /// all of its updates up to that counter.
 ///
 /// Packed to 8-byte alignment: an `i128` partial would align the entry to 16 bytes and pad it
-/// from 40 to 48, and entries are what every delta restricts, sizes, merges and keeps
-/// (callgrind, 20 x 1000 scenario: 81.0 M -> 80.1 M instructions, and each entry list a sixth
-/// smaller). Its fields are only ever copied: the compiler refuses a reference to a field of a
-/// packed struct, so no misaligned reference can exist.
+/// from 40 to 48, and entries are what every delta restricts, sizes, merges and keeps, so the
+/// padding would be copied and stored everywhere. Its fields are only ever copied: the compiler
+/// refuses a reference to a field of a packed struct, so no misaligned reference can exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(C, packed(8))]
@@ -69,8 +68,7 @@ impl<P: Partial> PerOrigin<P> {
         out: &mut Vec<OriginEntry<P>>,
     ) {
         // Both lists are sorted by node: walk them together instead of searching per entry (a
-        // delta restricts every cell it carries; callgrind: ~1,200 -> ~500 instructions for a
-        // 20-origin cell).
+        // delta restricts every cell it carries, so this runs once per entry of every cell).
         let known = known.as_slice();
         out.reserve(self.entries.len());
         let mut j = 0;
@@ -138,9 +136,9 @@ impl<P: Partial> PerOrigin<P> {
 
     /// [`PerOrigin::merge`] of another list's entries.
     pub(crate) fn merge_entries(&mut self, theirs: &[OriginEntry<P>], expected_origins: usize) {
-        // In place, without allocating unless `other` brings new origins (a delta's restricted
-        // cell usually brings news of origins this cell has: callgrind, a 20-origin cell merged
-        // through a fresh list cost ~1,000 instructions).
+        // In place, without allocating unless `other` brings new origins: a delta's restricted
+        // cell usually brings news of origins this cell has, and building a fresh list for it
+        // would allocate and free once per merge.
         // Pass 1: origins both hold take the higher entry; count those only `other` holds.
         let mine = &mut self.entries;
         let mut missing = 0;
@@ -164,13 +162,11 @@ impl<P: Partial> PerOrigin<P> {
         }
         // Pass 2: room for the new origins, then one merge in place. A cell's list grows as
         // `Vec` grows, to the next power of two, so later merges usually find room: a fresh list
-        // of exactly the joined length for every growth cost an allocation and a free per merge
-        // (callgrind, 20 x 1000 scenario: 1,111 -> 826 instructions per merge, 85.2 M -> 82.1 M
-        // in all). A list holds at most twice its origins, or, when told how many origins to
+        // of exactly the joined length for every growth would cost an allocation and a free per
+        // merge. A list holds at most twice its origins, or, when told how many origins to
         // expect, room for them up to four times its origins; local updates grow it as `Vec`
-        // does.
-        // Growing in place and merging once costs 0.24 M more in that run than merging forward
-        // into a new list when there is no room, and needs one merge loop, not two.
+        // does. Growing in place and merging backward from the end needs one merge loop, where
+        // merging forward into a new list when there is no room would need a second.
         let joined_len = mine.len() + missing;
         if mine.capacity() < joined_len {
             let room = joined_len
@@ -246,8 +242,7 @@ impl PerOrigin<i128> {
     /// [`PerOrigin::apply`] of an integer added to `dot`'s origin's partial.
     #[inline]
     pub(crate) fn add(&mut self, dot: Dot, amount: i64) -> Result<bool> {
-        // A cell only the adder has written: no search (callgrind, a 100-add prepared commit:
-        // ~14 instructions an add).
+        // A cell only the adder has written (a counter bumped by one server): no search.
         if let [entry] = self.entries.as_mut_slice()
             && entry.node == dot.node()
         {
@@ -269,10 +264,9 @@ impl PerOrigin<i128> {
     pub(crate) fn add_in_range(&mut self, dot: Dot, amount: i64) -> Result<bool> {
         let overflow = || AlgebraError::overflow(crate::ValueType::Integer);
         // A cell only its committer has written, the commonest: its one partial is the total,
-        // so there is nothing to sum or search (callgrind, a prepared 1-op commit in memory:
-        // 418 -> 388 instructions), and with the total in `i64` (as it is unless others'
-        // updates took it out) the range check is an `i64` add and the new partial cannot
-        // overflow. The same checks, in the same order, as `add_in_range_searched`.
+        // so there is nothing to sum or search, and with the total in `i64` (as it is unless
+        // others' updates took it out) the range check is an `i64` add and the new partial
+        // cannot overflow. The same checks, in the same order, as `add_in_range_searched`.
         if let [entry] = self.entries.as_mut_slice()
             && entry.node == dot.node()
             && let Some(total) = super::narrow_i64(entry.partial)
@@ -289,13 +283,12 @@ impl PerOrigin<i128> {
     }
 
     /// [`PerOrigin::add_in_range`] of any cell but one only `dot`'s origin has written: out of
-    /// line, so that the one-origin path inlines into the commit without this one's frame
-    /// (callgrind, a prepared 1-op commit in memory: 361 -> 351 instructions).
+    /// line, so that the one-origin path inlines into the commit without this one's frame.
     #[inline(never)]
     fn add_in_range_searched(&mut self, dot: Dot, amount: i64) -> Result<bool> {
         let overflow = || AlgebraError::overflow(crate::ValueType::Integer);
-        // Two tight passes beat one pass that tracks both (callgrind: ~100 -> ~40 instructions
-        // for a one-origin cell): the total with an overflow flag, and a binary search.
+        // Two tight passes, each simple enough for the compiler to keep in registers, rather
+        // than one pass that tracks both: the total with an overflow flag, and a binary search.
         // The flag is set exactly when `checked_add` would have failed at some step, since
         // wrapping sums agree with the exact ones up to the first overflow.
         let (total, wrapped) =

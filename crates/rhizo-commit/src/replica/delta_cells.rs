@@ -14,19 +14,19 @@ use crate::CellKey;
 /// keeps the delta in its durable log frees a few buffers when it drops it. Encoded as a list of
 /// `(key, state)` pairs, as a list of [`CellState`]s with their keys would be.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct DeltaCells {
+pub(crate) struct DeltaCells {
     keys: Vec<CellKey>,
     states: StateList,
 }
 
 impl DeltaCells {
     /// No cells.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// No cells, with room for `cells`.
-    pub fn with_capacity(cells: usize) -> Self {
+    pub(crate) fn with_capacity(cells: usize) -> Self {
         Self {
             keys: Vec::with_capacity(cells),
             states: StateList::with_capacity(cells),
@@ -34,32 +34,27 @@ impl DeltaCells {
     }
 
     /// How many cells.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// The keys, in order.
-    pub fn keys(&self) -> &[CellKey] {
+    pub(crate) fn keys(&self) -> &[CellKey] {
         &self.keys
     }
 
     /// The `index`th cell.
-    pub fn get(&self, index: usize) -> Option<(&CellKey, ListedState<'_>)> {
+    pub(crate) fn get(&self, index: usize) -> Option<(&CellKey, ListedState<'_>)> {
         Some((self.keys.get(index)?, self.states.get(index)?))
     }
 
     /// The cells, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&CellKey, ListedState<'_>)> + '_ {
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = (&CellKey, ListedState<'_>)> + '_ {
         self.keys.iter().zip(self.states.iter())
     }
 
     /// Appends a cell.
-    pub fn push(&mut self, key: CellKey, state: CellState) {
+    pub(crate) fn push(&mut self, key: CellKey, state: CellState) {
         self.keys.push(key);
         self.states.push(state);
     }
@@ -89,7 +84,8 @@ impl DeltaCells {
     }
 
     /// The cells, owned, in order.
-    pub fn into_cells(self) -> impl ExactSizeIterator<Item = (CellKey, CellState)> {
+    #[cfg(test)]
+    pub(crate) fn into_cells(self) -> impl ExactSizeIterator<Item = (CellKey, CellState)> {
         self.keys.into_iter().zip(self.states.into_states())
     }
 }

@@ -104,8 +104,8 @@ impl PreparedCell {
 /// transaction's list of [`OtherEffect`]s. A `CellOp` is 48 bytes (16-byte aligned, for its
 /// `i128` decimals), and a transaction is moved into the commit and its operations pushed one
 /// by one; the integer ones are all the commonest transactions hold. With nothing to drop, a
-/// list of operations is freed without being walked (callgrind, a 100-add commit: 6
-/// instructions an add went to checking each operation for a payload).
+/// list of operations is freed without being walked (a payload to drop would mean checking
+/// every operation for one).
 #[derive(Debug, Clone, Copy)]
 enum PreparedEffect {
     /// `CellOp::AddInt`, the commonest.
@@ -274,8 +274,8 @@ impl<'c> PreparedTransaction<'c> {
 
     /// The effect of any operation but an integer added to an integer sum, validated as the
     /// string path validates it; the payload of an [`PreparedEffect::Other`] goes to `others`
-    /// (here, out of line: with that push inlined, adding an operation was no longer inlined
-    /// into the caller's loop, and building a 100-add transaction took four times as long).
+    /// (here, out of line: with that push inlined, adding an operation grows too large to be
+    /// inlined into the caller's loop, which then pays a call for every integer add too).
     #[inline(never)]
     fn checked_effect(
         cell: &PreparedCell,
@@ -418,8 +418,7 @@ impl<'c> PreparedTransaction<'c> {
 /// hint, from elsewhere, or of a cell created since the last ranking), for the general check
 /// to decide.
 ///
-/// Out of line, with the slices passed in, for the same reason as [`apply_adds`] (callgrind, a
-/// 100-add commit in memory: 140.8 -> 128.0 instructions an add).
+/// Out of line, with the slices passed in, for the same reason as [`apply_adds`].
 #[inline(never)]
 fn ranked_add_batch(
     ops: &[PreparedOp<'_>],
@@ -463,9 +462,8 @@ fn ranked_add_batch(
 /// Applies a batch of integer adds [`Replica::integer_add_batch`] accepted, filing each cell
 /// as open; on error, the add's place in the batch and why (the check makes it unreachable).
 ///
-/// Out of line, with the slices passed in: inside the commit, the loop ran short of registers
-/// and reloaded the dot from the stack at every add (callgrind, a 100-add commit in memory:
-/// 147.4 -> 140.8 instructions an add).
+/// Out of line, with the slices passed in: inside the commit, the loop runs short of registers
+/// and reloads the dot from the stack at every add.
 #[inline(never)]
 fn apply_adds(
     states: &mut [CellState],
@@ -491,6 +489,27 @@ impl Replica {
     /// Refuses a row key longer than [`MAX_ROW_KEY_LEN`] and a table or column the schema lacks.
     /// Preparing changes nothing: the cell is created by the first commit to it, as on the
     /// string path.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::PreparedTransaction;
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let hits = replica.prepare_cell("counters", "hits", "value").unwrap(); // resolved once
+    /// for _ in 0..3 {
+    ///     let mut tx = PreparedTransaction::new();
+    ///     tx.increment(&hits, 1).unwrap(); // validated against the cached column as it is added
+    ///     replica.commit_prepared(tx).unwrap();
+    /// }
+    /// assert_eq!(replica.read_prepared(&hits).unwrap(), AlgebraicValue::Integer(3));
+    /// assert!(replica.prepare_cell("counters", "hits", "nope").is_err());
+    /// ```
     pub fn prepare_cell(&self, table: &str, row: &str, column: &str) -> Result<PreparedCell> {
         self.prepare_cell_key(CellKey::new(table, row, column))
     }
@@ -526,6 +545,30 @@ impl Replica {
     /// Commits a prepared transaction locally, exactly as [`Replica::commit`] commits the same
     /// operations: atomically, under one new dot, with the same record; on error nothing
     /// changes.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// # use rhizo_commit::PreparedTransaction;
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let cells: Vec<_> = ["r1", "r2"]
+    ///     .iter()
+    ///     .map(|row| replica.prepare_cell("counters", row, "value").unwrap())
+    ///     .collect();
+    /// let mut tx = PreparedTransaction::with_capacity(cells.len());
+    /// for cell in &cells {
+    ///     tx.increment(cell, 1).unwrap();
+    /// }
+    /// let receipt = replica.commit_prepared(tx).unwrap(); // one atomic commit
+    /// assert_eq!(receipt.dot.counter(), 1);
+    /// assert_eq!(replica.read("counters", "r2", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn commit_prepared(&mut self, tx: PreparedTransaction<'_>) -> Result<CommitReceipt> {
         let PreparedTransaction {
             only,
@@ -610,8 +653,7 @@ impl Replica {
             return Err(LocalCommitError::InvalidOperations { errors });
         }
         // Grouped (cells in key order, each once) unless the transaction says otherwise; cells
-        // that exist compare by rank, so checking costs integer comparisons, not key ones
-        // (callgrind, 100 ops: ~75 instructions per operation went to comparing keys).
+        // that exist compare by rank, so checking costs integer comparisons, not key ones.
         let grouped = effects
             .windows(2)
             .zip(slots.windows(2))
@@ -658,13 +700,12 @@ impl Replica {
         mut batch: Vec<(CellId, i64)>,
     ) -> (bool, Vec<(CellId, i64)>) {
         // A list, not a small vector: pushing to a spilled `SmallVec` checks where its items
-        // are on every push (callgrind, a 100-add commit: ~20 instructions an add).
+        // are on every push.
         batch.reserve(ops.len());
         // The previous cell's rank: each cell's rank is looked up once, to compare with the
         // next. `FIRST` before the first cell; `UNRANKED` for a cell created since the last
         // refresh, which compares by key (the previous cell is then the batch's last). One
-        // integer, not an `Option` of a pair: the loop keeps it in a register (callgrind, a
-        // 100-add commit: 148 -> 147 instructions an add).
+        // integer, not an `Option` of a pair: the loop keeps it in a register.
         const FIRST: i64 = -1;
         const UNRANKED: i64 = i64::MAX;
         let mut last_rank = FIRST;
@@ -673,7 +714,7 @@ impl Replica {
                 return (false, batch);
             };
             // The steady state first, anything else through `resolve` (which checks the hint
-            // first too, but calling it for every cell cost 11 instructions an add more).
+            // first too, but as a call for every cell, with its general result to unpack).
             let Some(id) = self.hinted(cell).or_else(|| match self.resolve(cell) {
                 Ok(Ok(id)) => Some(id),
                 _ => None,
@@ -704,8 +745,7 @@ impl Replica {
 
     /// Commits a batch [`Replica::integer_add_batch`] accepted (`ops` are its operations, for
     /// their keys): what `commit_effects` does with the same grouped effects, without building
-    /// them unless a record needs them (callgrind, a 100-add commit: 504 -> 300 instructions an
-    /// add in memory, 504 -> 395 with the record).
+    /// them unless a record needs them (a replica in memory never does).
     fn commit_integer_adds(
         &mut self,
         batch: &[(CellId, i64)],

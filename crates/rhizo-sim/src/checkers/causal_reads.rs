@@ -17,7 +17,7 @@ use rhizo_algebra::{AlgebraicValue, CellState, Schema};
 use rhizo_clock::{Dot, NodeId, VectorClock};
 use rhizo_commit::{CellKey, VersionedUpdate};
 
-use crate::history::History;
+use crate::history::{History, Observation};
 
 /// How a read broke causality.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -82,10 +82,30 @@ pub enum CausalViolation {
     },
 }
 
+/// Acknowledged updates of one origin, with their positions in the history, in dot order.
+type ByOrigin<'h> = BTreeMap<NodeId, Vec<(u64, &'h VersionedUpdate)>>;
+
 /// Checks every recorded read.
 pub fn check(history: &History, schema: &Schema) -> Result<(), CausalViolation> {
-    // Acknowledged updates per origin, in dot order.
-    let mut by_origin: BTreeMap<NodeId, Vec<(u64, &VersionedUpdate)>> = BTreeMap::new();
+    let by_origin = acknowledged_by_origin(history);
+    let protocol = Oracle { schema };
+    let mut views: BTreeMap<NodeId, View> = BTreeMap::new();
+    for obs in history.observations() {
+        let view = views.entry(obs.node).or_default();
+        if !view.clock.dominated_by(&obs.clock) {
+            *view = View::default();
+        }
+        check_causally_closed(obs, view, &by_origin)?;
+        check_own_writes(obs, &by_origin)?;
+        view.advance(&protocol, &by_origin, &obs.clock);
+        check_values(obs, view)?;
+    }
+    Ok(())
+}
+
+/// The history's acknowledged updates, grouped by origin in dot order.
+fn acknowledged_by_origin(history: &History) -> ByOrigin<'_> {
+    let mut by_origin: ByOrigin<'_> = BTreeMap::new();
     for ack in history.acknowledged() {
         by_origin
             .entry(ack.update.origin())
@@ -95,97 +115,107 @@ pub fn check(history: &History, schema: &Schema) -> Result<(), CausalViolation> 
     for updates in by_origin.values_mut() {
         updates.sort_unstable_by_key(|(_, u)| u.dot.counter());
     }
-    let protocol = Oracle { schema };
-    let mut views: BTreeMap<NodeId, View> = BTreeMap::new();
-    for obs in history.observations() {
-        let view = views.entry(obs.node).or_default();
-        if !view.clock.dominated_by(&obs.clock) {
-            *view = View::default();
-        }
-        for (origin, counter) in obs.clock.iter() {
-            let updates = by_origin.get(&origin).map_or(&[][..], Vec::as_slice);
-            let shown = updates.partition_point(|(_, u)| u.dot.counter() <= counter);
-            if shown as u64 != counter {
-                // Dots are dense per origin: some counter up to `counter` has no update.
-                let missing = (1..=counter)
-                    .zip(
-                        updates
-                            .iter()
-                            .map(|(_, u)| u.dot.counter())
-                            .chain(std::iter::repeat(0)),
-                    )
-                    .find(|(want, have)| want != have)
-                    .map_or(counter, |(want, _)| want);
-                return Err(CausalViolation::UnknownDot {
-                    node: obs.node,
-                    seq: obs.seq,
-                    dot: Dot::new(origin, missing).expect("counter is at least 1"),
-                });
-            }
-            // Updates the previous read of this replica showed were checked then; its clock
-            // has only grown since, so they stay causally closed.
-            let checked =
-                updates.partition_point(|(_, u)| u.dot.counter() <= view.clock.get(origin));
-            for (_, update) in &updates[checked..shown] {
-                if !update.clock.dominated_by(&obs.clock) {
-                    return Err(CausalViolation::NotCausallyClosed {
-                        node: obs.node,
-                        seq: obs.seq,
-                        dot: update.dot,
-                        depends_on: update.clock.clone(),
-                        clock: obs.clock.clone(),
-                    });
-                }
-            }
-        }
-        // Own updates are acknowledged in dot order, so the last one before the read suffices.
-        if let Some((_, own)) = by_origin.get(&obs.node).and_then(|updates| {
-            updates
-                .iter()
-                .rev()
-                .find(|(seq, _)| *seq < obs.seq)
-                .filter(|(_, u)| !obs.clock.contains(u.dot))
-        }) {
-            return Err(CausalViolation::OwnWriteMissing {
+    by_origin
+}
+
+/// Every dot the read's clock names is an acknowledged update, and every such update's own
+/// dependencies are in the clock too. Updates the replica's previous read showed (`view`) were
+/// checked then; its clock has only grown since, so they stay causally closed.
+fn check_causally_closed(
+    obs: &Observation,
+    view: &View,
+    by_origin: &ByOrigin<'_>,
+) -> Result<(), CausalViolation> {
+    for (origin, counter) in obs.clock.iter() {
+        let updates = by_origin.get(&origin).map_or(&[][..], Vec::as_slice);
+        let shown = updates.partition_point(|(_, u)| u.dot.counter() <= counter);
+        if shown as u64 != counter {
+            // Dots are dense per origin: some counter up to `counter` has no update.
+            let missing = (1..=counter)
+                .zip(
+                    updates
+                        .iter()
+                        .map(|(_, u)| u.dot.counter())
+                        .chain(std::iter::repeat(0)),
+                )
+                .find(|(want, have)| want != have)
+                .map_or(counter, |(want, _)| want);
+            return Err(CausalViolation::UnknownDot {
                 node: obs.node,
                 seq: obs.seq,
-                dot: own.dot,
+                dot: Dot::new(origin, missing).expect("counter is at least 1"),
             });
         }
-        view.advance(&protocol, &by_origin, &obs.clock);
-        let mismatch = |key: &CellKey| {
-            // A failed read (an exact sum out of range) must fail in the oracle too; the two
-            // errors are worded by different layers, so only their failing is compared.
-            let read = obs.values.get(key).map(|r| r.as_ref().ok().cloned());
-            let expected = match view.cells.get(key) {
-                Some(Ok(cell)) => Some(cell.value().ok()),
-                Some(Err(reason)) => {
-                    return Some(CausalViolation::OracleRefused {
-                        node: obs.node,
-                        seq: obs.seq,
-                        reason: reason.clone(),
-                    });
-                }
-                None => None,
-            };
-            (read != expected).then(|| CausalViolation::StateNotExplained {
-                node: obs.node,
-                seq: obs.seq,
-                key: key.clone(),
-                read,
-                expected,
-            })
-        };
-        if let Some(violation) = view
-            .cells
-            .keys()
-            .chain(obs.values.keys())
-            .find_map(mismatch)
-        {
-            return Err(violation);
+        let checked = updates.partition_point(|(_, u)| u.dot.counter() <= view.clock.get(origin));
+        for (_, update) in &updates[checked..shown] {
+            if !update.clock.dominated_by(&obs.clock) {
+                return Err(CausalViolation::NotCausallyClosed {
+                    node: obs.node,
+                    seq: obs.seq,
+                    dot: update.dot,
+                    depends_on: update.clock.clone(),
+                    clock: obs.clock.clone(),
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// A replica reads its own acknowledged writes. Own updates are acknowledged in dot order, so
+/// the last one before the read suffices.
+fn check_own_writes(obs: &Observation, by_origin: &ByOrigin<'_>) -> Result<(), CausalViolation> {
+    if let Some((_, own)) = by_origin.get(&obs.node).and_then(|updates| {
+        updates
+            .iter()
+            .rev()
+            .find(|(seq, _)| *seq < obs.seq)
+            .filter(|(_, u)| !obs.clock.contains(u.dot))
+    }) {
+        return Err(CausalViolation::OwnWriteMissing {
+            node: obs.node,
+            seq: obs.seq,
+            dot: own.dot,
+        });
+    }
+    Ok(())
+}
+
+/// Every cell the read shows (and every cell the oracle holds) reads as the oracle of the
+/// read's clock says.
+fn check_values(obs: &Observation, view: &View) -> Result<(), CausalViolation> {
+    let mismatch = |key: &CellKey| {
+        // A failed read (an exact sum out of range) must fail in the oracle too; the two
+        // errors are worded by different layers, so only their failing is compared.
+        let read = obs.values.get(key).map(|r| r.as_ref().ok().cloned());
+        let expected = match view.cells.get(key) {
+            Some(Ok(cell)) => Some(cell.value().ok()),
+            Some(Err(reason)) => {
+                return Some(CausalViolation::OracleRefused {
+                    node: obs.node,
+                    seq: obs.seq,
+                    reason: reason.clone(),
+                });
+            }
+            None => None,
+        };
+        (read != expected).then(|| CausalViolation::StateNotExplained {
+            node: obs.node,
+            seq: obs.seq,
+            key: key.clone(),
+            read,
+            expected,
+        })
+    };
+    match view
+        .cells
+        .keys()
+        .chain(obs.values.keys())
+        .find_map(mismatch)
+    {
+        Some(violation) => Err(violation),
+        None => Ok(()),
+    }
 }
 
 /// The sequential oracle of the updates a replica's clock contains, kept per replica and

@@ -71,6 +71,23 @@ pub fn check_safety(history: &History, schema: &Schema) -> Result<(), Violation>
 /// Runs every checker: replica faults, the safety checkers over the history, then (for a
 /// cluster whose faults were healed and which converged) convergence, oracle equality and the
 /// final-state parts of counter bounds, set-full and atomic visibility.
+///
+/// ```
+/// # use rhizo_sim::SimulationBuilder;
+/// # use rhizo_sim::workload::schema;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations};
+/// # use std::time::Duration;
+/// use rhizo_sim::checkers::check_all;
+/// let mut cluster = SimulationBuilder::new().nodes(3).seed(9).build_replicas(schema()).unwrap();
+/// for node in 0..3 {
+///     let mut tx = AlgebraicTransaction::new();
+///     tx.increment("counters", "r0", "value", 1);
+///     cluster.commit_on_node(node, tx).unwrap();
+///     cluster.observe(); // record what every replica shows now
+/// }
+/// cluster.run_until_converged(Duration::from_secs(1), Duration::from_millis(10)).unwrap();
+/// check_all(&cluster).unwrap();
+/// ```
 pub fn check_all(cluster: &SimulatedCluster<ReplicaNode>) -> Result<(), Violation> {
     if let Some((node, fault)) = cluster.node_faults().into_iter().next() {
         return Err(Violation::ReplicaFault { node, fault });

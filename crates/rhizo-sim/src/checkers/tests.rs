@@ -11,6 +11,7 @@ use rhizo_commit::{AlgebraicTransaction, CellKey};
 
 use super::*;
 use crate::history::CellRead;
+use crate::testkit::incr;
 use crate::workload::{self, KeyDistribution, OpMix, PAIR_COLUMN, PAIR_TABLES, Workload};
 use crate::{SimTime, SimulationBuilder};
 use rhizo_commit::Operations;
@@ -35,12 +36,6 @@ fn values(cells: &[(CellKey, i64)]) -> BTreeMap<CellKey, CellRead> {
         .iter()
         .map(|(k, v)| (k.clone(), Ok(AlgebraicValue::Integer(*v))))
         .collect()
-}
-
-fn incr(row: &str, amount: i64) -> AlgebraicTransaction {
-    let mut tx = AlgebraicTransaction::new();
-    tx.increment(workload::COUNTERS, row, "value", amount);
-    tx
 }
 
 /// A healthy run, so that every checker passes before it is broken.

@@ -104,6 +104,14 @@ fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
     rng
 }
 
+/// Why [`SimulatedCluster::step_until`] stopped (when not for its event budget).
+enum Stopped {
+    /// The condition held.
+    Done,
+    /// No event is due by the deadline; `queued` says whether a later one is.
+    NothingDue { queued: bool },
+}
+
 impl<N: SimulatedNode> SimulatedCluster<N> {
     pub(crate) fn new(nodes: usize, seed: u64, config: NetConfig, mut spawn: Spawn<N>) -> Self {
         let directory = Directory::numbered(nodes);
@@ -422,13 +430,30 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
         &mut self,
         until: SimTime,
         max_events: usize,
-        mut done: impl FnMut(&Self) -> bool,
+        done: impl FnMut(&Self) -> bool,
     ) -> Option<Result<SimTime>> {
         let deadline = until.as_micros();
+        match self.step_until(deadline, max_events, done)? {
+            Stopped::Done => Some(Ok(self.now())),
+            Stopped::NothingDue { .. } => {
+                self.now = self.now.max(deadline);
+                Some(Err(SimError::DeadlineReached { at: self.now() }))
+            }
+        }
+    }
+
+    /// Steps the events due by `deadline` (in microseconds) until `done` holds or none is due;
+    /// `None` if `max_events` events ran first. The clock is left at the last event.
+    fn step_until(
+        &mut self,
+        deadline: u64,
+        max_events: usize,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Option<Stopped> {
         let mut budget = max_events;
         loop {
             if done(self) {
-                return Some(Ok(self.now()));
+                return Some(Stopped::Done);
             }
             match self.queue.peek() {
                 Some(&Reverse((at, _, _))) if at <= deadline => {
@@ -438,9 +463,10 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
                     budget -= 1;
                     self.step();
                 }
-                _ => {
-                    self.now = self.now.max(deadline);
-                    return Some(Err(SimError::DeadlineReached { at: self.now() }));
+                next => {
+                    return Some(Stopped::NothingDue {
+                        queued: next.is_some(),
+                    });
                 }
             }
         }
@@ -468,30 +494,18 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
     ) -> Option<Result<SimTime>> {
         self.refresh_idle();
         let deadline = until.as_micros();
-        let mut budget = max_events;
-        loop {
-            if self.is_quiescent() {
-                return Some(Ok(self.now()));
-            }
-            match self.queue.peek() {
-                Some(&Reverse((at, _, _))) if at <= deadline => {
-                    if budget == 0 {
-                        return None;
-                    }
-                    budget -= 1;
-                    self.step();
+        match self.step_until(deadline, max_events, Self::is_quiescent)? {
+            Stopped::Done => Some(Ok(self.now())),
+            Stopped::NothingDue { queued } => {
+                // With nothing queued, time would not help: report now.
+                if queued {
+                    self.now = self.now.max(deadline);
                 }
-                next => {
-                    // With nothing queued, time would not help: report now.
-                    if next.is_some() {
-                        self.now = self.now.max(deadline);
-                    }
-                    return Some(Err(SimError::NotQuiescent {
-                        at: self.now(),
-                        in_flight: self.in_flight_count,
-                        busy_nodes: self.busy,
-                    }));
-                }
+                Some(Err(SimError::NotQuiescent {
+                    at: self.now(),
+                    in_flight: self.in_flight_count,
+                    busy_nodes: self.busy,
+                }))
             }
         }
     }
@@ -632,6 +646,22 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
     /// copies sent before the crash that arrive after a restart (they were addressed to the
     /// old life, like packets of a broken connection). Copies sent while it is down and due
     /// after the restart are delivered. Messages it already sent still arrive.
+    ///
+    /// ```
+    /// # use rhizo_sim::SimulationBuilder;
+    /// # use rhizo_sim::workload::schema;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// # use std::time::Duration;
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// let mut cluster = SimulationBuilder::new().nodes(2).seed(3).build_replicas(schema()).unwrap();
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "r0", "value", 1);
+    /// cluster.commit_on_node(1, tx).unwrap();
+    /// cluster.crash(1).unwrap(); // node 1 loses everything it had not made durable
+    /// assert!(cluster.is_crashed(1).unwrap());
+    /// cluster.restart(1).unwrap(); // ... and recovers what it had
+    /// assert_eq!(cluster.replica(1).unwrap().read("counters", "r0", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn crash(&mut self, node: impl Into<NodeRef>) -> Result<()> {
         let index = self.resolve(node)?;
         let id = self.directory.id(index);

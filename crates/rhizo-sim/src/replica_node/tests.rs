@@ -6,6 +6,7 @@ use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, ReplicaConfig};
 
 use crate::checkers::check_all;
+use crate::testkit::incr;
 use crate::workload::{self, KeyDistribution, OpMix, Workload};
 use crate::{
     GossipStrategy, NetworkCondition, ReplicaNode, SimError, SimTime, SimulatedCluster,
@@ -22,12 +23,6 @@ fn cluster(nodes: usize, seed: u64, condition: NetworkCondition) -> SimulatedClu
         .network_condition(condition)
         .build_replicas(workload::schema())
         .unwrap()
-}
-
-fn incr(row: &str, amount: i64) -> AlgebraicTransaction {
-    let mut tx = AlgebraicTransaction::new();
-    tx.increment(workload::COUNTERS, row, "value", amount);
-    tx
 }
 
 fn counter(cluster: &SimulatedCluster<ReplicaNode>, node: usize, row: &str) -> AlgebraicValue {

@@ -1,22 +1,11 @@
 //! The roadmap's ten manager tests, each meaning what its name says.
 
-use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
+use rhizo_algebra::AlgebraicValue;
 use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, CellKey, Operations};
 
 use super::*;
-
-fn schema() -> Schema {
-    Schema::builder()
-        .table("counters")
-        .column("value", MergeType::Add, ValueType::Integer)
-        .column("peak", MergeType::Max, ValueType::Integer)
-        .table("users")
-        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
-        .column("email", MergeType::Register, ValueType::StringSet)
-        .build()
-        .unwrap()
-}
+use crate::testkit::schema;
 
 fn node(name: &str) -> NodeId {
     NodeId::new(name).unwrap()

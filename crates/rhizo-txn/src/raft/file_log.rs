@@ -11,15 +11,13 @@
 //! the owner, those two records, the snapshot and the rest of its batch; the old segment is
 //! deleted. The log thus stays proportional to the state plus the entries after the snapshot.
 
-use std::path::Path;
-
 use rhizo_algebra::Schema;
 use rhizo_clock::NodeId;
 
 use super::RaftError;
 use super::storage::{DurableRaftLog, RaftRecord};
 use crate::log::{Entry, LogWriter, RAFT_PREFIX, RaftMeta};
-use crate::storage::{FsStorage, Storage};
+use crate::storage::Storage;
 use crate::{Result, TxnError};
 
 /// A [`DurableRaftLog`] in a data directory. `persist` returns once its records are written
@@ -50,26 +48,26 @@ impl std::fmt::Debug for FileRaftLog {
 
 /// A [`FileRaftLog`] as opened: the log and what it held.
 #[derive(Debug)]
-pub struct OpenedRaftLog {
+pub(crate) struct OpenedRaftLog {
     /// The log, ready to append.
-    pub log: FileRaftLog,
+    pub(crate) log: FileRaftLog,
     /// The records to replay (`RaftNode::open`'s `records`), oldest first.
-    pub records: Vec<RaftRecord>,
+    pub(crate) records: Vec<RaftRecord>,
     /// The node the log belongs to and its schema, if an owner was recorded.
-    pub owner: Option<(NodeId, Schema)>,
+    pub(crate) owner: Option<(NodeId, Schema)>,
 }
 
 impl FileRaftLog {
     /// Opens the Raft log in directory `dir` (created if missing).
-    pub fn open_dir(dir: impl AsRef<Path>) -> Result<OpenedRaftLog> {
-        let dir = dir.as_ref();
-        let storage = FsStorage::open(dir)?;
+    #[cfg(test)]
+    pub(crate) fn open_dir(dir: impl AsRef<std::path::Path>) -> Result<OpenedRaftLog> {
+        let storage = crate::storage::FsStorage::open(dir.as_ref())?;
         Self::open(Box::new(storage))
     }
 
     /// Opens the Raft log in `storage`, or starts an empty one. A torn last frame is cut off;
     /// any other damage is [`TxnError::Corrupt`].
-    pub fn open(storage: Box<dyn Storage>) -> Result<OpenedRaftLog> {
+    pub(crate) fn open(storage: Box<dyn Storage>) -> Result<OpenedRaftLog> {
         let (mut writer, entries) = LogWriter::open_prefixed(storage, RAFT_PREFIX)?;
         let mut log_records = Vec::new();
         let mut meta: Option<RaftMeta> = None;
@@ -144,13 +142,13 @@ impl FileRaftLog {
     /// Raft's own records (hard state, entries, snapshots) are always synced before `persist`
     /// returns (unless syncing is off): Raft counts them as persisted from then on.
     #[must_use]
-    pub fn with_replica_sync(mut self, sync_replica: bool) -> Self {
+    pub(crate) fn with_replica_sync(mut self, sync_replica: bool) -> Self {
         self.sync_replica = sync_replica && self.sync;
         self
     }
 
     /// Records the owner and schema (durably, before this returns).
-    pub fn set_owner(&mut self, node: NodeId, schema: &Schema) -> Result<(), RaftError> {
+    pub(crate) fn set_owner(&mut self, node: NodeId, schema: &Schema) -> Result<(), RaftError> {
         self.check()?;
         let meta = RaftMeta {
             node,
@@ -170,18 +168,13 @@ impl FileRaftLog {
     }
 
     /// Whether records were written that are not durable yet (only without syncing).
-    pub fn is_dirty(&self) -> bool {
+    pub(crate) fn is_dirty(&self) -> bool {
         self.writer.is_dirty()
     }
 
     /// Bytes appended since the segment began (since the last snapshot).
-    pub fn tail_bytes(&self) -> u64 {
+    pub(crate) fn tail_bytes(&self) -> u64 {
         self.writer.tail_len()
-    }
-
-    /// Whether a write failed (the log refuses further writes; reopen it).
-    pub fn is_poisoned(&self) -> bool {
-        self.poisoned.is_some()
     }
 
     fn check(&self) -> Result<(), RaftError> {

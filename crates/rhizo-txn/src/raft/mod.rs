@@ -11,7 +11,7 @@
 //! - **Durability.** Every Raft output (hard state, entries, snapshots, and the replica records
 //!   of applied entries) goes through [`DurableRaftLog::persist`] *before* any message of the
 //!   same step leaves and before any client learns an outcome; a restarted node replays its
-//!   records ([`RecoveredRaft`]).
+//!   records when it opens ([`RaftNode::open`]).
 //! - **Proposals.** Any node accepts one; a follower's proposal is forwarded to the leader by
 //!   `raft` itself. With no known leader the proposal is refused at once with
 //!   [`RaftError::NoLeader`] ("retry"). The proposer answers its client when the entry is
@@ -38,9 +38,9 @@ mod file_log;
 mod node;
 mod storage;
 
-pub use file_log::{FileRaftLog, OpenedRaftLog};
+pub use file_log::FileRaftLog;
 pub use node::{ClientOutcome, NodeOutput, ProposalId, RaftConfig, RaftNode, RaftWire, Submitted};
-pub use storage::{DurableRaftLog, LogEntry, MemRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
+pub use storage::{DurableRaftLog, LogEntry, MemRaftLog, RaftRecord};
 
 use rhizo_clock::NodeId;
 use rhizo_commit::LocalCommitError;

@@ -7,8 +7,7 @@ use raft::{INVALID_ID, ProgressState, RawNode, SnapshotStatus, StateRole};
 use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{Dot, NodeId};
 use rhizo_commit::{
-    AlgebraicTransaction, CellKey, Delta, LocalCommitError, Message, OrderedOutcome, Record,
-    Replica, SyncMessage, wire,
+    AlgebraicTransaction, CellKey, LocalCommitError, Message, OrderedOutcome, Record, Replica, wire,
 };
 use serde::{Deserialize, Serialize};
 
@@ -324,6 +323,27 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Opens node `id` of the cluster `members` on its durable log `log`, whose `records`
     /// (empty for a fresh node) are replayed. Every node of a cluster must be given the same
     /// members and schema.
+    ///
+    /// ```
+    /// use rhizo_algebra::AlgebraicValue;
+    /// use rhizo_clock::NodeId;
+    /// use rhizo_commit::{AlgebraicTransaction, Operations};
+    /// use rhizo_txn::default_schema;
+    /// use rhizo_txn::raft::{ClientOutcome, MemRaftLog, RaftConfig, RaftNode};
+    /// // A group of one: it elects itself, and a proposal commits at its next drain.
+    /// let a = NodeId::new("a").unwrap();
+    /// let mut node = RaftNode::open(a, &[a], default_schema(), RaftConfig::default(), MemRaftLog::new(), &[]).unwrap();
+    /// while !node.is_leader() {
+    ///     node.tick();
+    ///     node.drain().unwrap();
+    /// }
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let id = node.propose(tx).unwrap();
+    /// let output = node.drain().unwrap(); // records persisted, then outcomes handed out
+    /// assert!(matches!(&output.outcomes[..], [ClientOutcome::Committed { id: done, .. }] if *done == id));
+    /// assert_eq!(node.replica().read("counters", "hits", "value").unwrap(), AlgebraicValue::Integer(1));
+    /// ```
     pub fn open(
         id: NodeId,
         members: &[NodeId],
@@ -434,7 +454,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     /// The replica with the coordination-free manager's vocabulary.
-    pub fn manager(&self) -> &CoordinationFreeManager {
+    pub(crate) fn manager(&self) -> &CoordinationFreeManager {
         &self.manager
     }
 
@@ -445,7 +465,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     /// The durable log, to change it between steps (e.g. record a schema).
-    pub fn durable_log_mut(&mut self) -> &mut L {
+    pub(crate) fn durable_log_mut(&mut self) -> &mut L {
         &mut self.log
     }
 
@@ -585,7 +605,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Proposes a schema change: every member installs `schema` at the same place in the log,
     /// so no entry is applied under a schema one member has and another lacks. Answered by
     /// [`ClientOutcome::SchemaChanged`].
-    pub fn propose_schema(&mut self, schema: Schema) -> Result<ProposalId, RaftError> {
+    pub(crate) fn propose_schema(&mut self, schema: Schema) -> Result<ProposalId, RaftError> {
         let id = self.next_id();
         self.propose_command(Command::Schema {
             id,
@@ -792,7 +812,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         };
         match SnapshotData::decode(&snapshot.data).map(|decoded| decoded.image) {
             Ok(Record::Snapshot(image)) => {
-                image.id != self.id && self.manager.replica.is_stale(&image.clock)
+                image.id() != self.id && self.manager.replica.is_stale(image.clock())
             }
             // A snapshot that does not decode fails at install, with its reason.
             _ => false,
@@ -904,83 +924,13 @@ impl<L: DurableRaftLog> RaftNode<L> {
                     reason: e.to_string(),
                 })?;
             match command {
-                Command::Write { id, update } => {
-                    if !self.applied_writes.admit(id) {
-                        // A repeat or an overtaken proposal: skipped alike on every member.
-                        if self.pending.remove(&id).is_some() {
-                            self.out.outcomes.push(ClientOutcome::Failed {
-                                id,
-                                error: RaftError::Overtaken { index: entry.index },
-                            });
-                        }
-                        continue;
-                    }
-                    let Record::Ordered { update, .. } = *update else {
-                        return Err(RaftError::Corrupt {
-                            index: entry.index,
-                            reason: "a write entry without an ordered update".to_owned(),
-                        });
-                    };
-                    let outcome = self
-                        .manager
-                        .replica
-                        .apply_ordered(entry.index, &update)
-                        .map_err(|e| match e {
-                            LocalCommitError::SchemaBehind { .. } => RaftError::Message {
-                                from: self.id,
-                                source: Box::new(e),
-                            },
-                            other => RaftError::Corrupt {
-                                index: entry.index,
-                                reason: other.to_string(),
-                            },
-                        })?;
-                    if self.pending.remove(&id).is_some() {
-                        self.out.outcomes.push(match outcome {
-                            // Merged from a peer before this node applied it: whether its
-                            // conditions held is not known here (the consensus limit keeps this
-                            // from happening while the node waits for its proposals).
-                            OrderedOutcome::AlreadyApplied => ClientOutcome::Failed {
-                                id,
-                                error: RaftError::OutcomeUnknown { index: entry.index },
-                            },
-                            outcome => ClientOutcome::Committed {
-                                id,
-                                index: entry.index,
-                                outcome,
-                            },
-                        });
-                    }
-                }
+                Command::Write { id, update } => self.apply_write(entry.index, id, *update)?,
                 Command::Schema { id, schema } => {
-                    if schema.version() > self.manager.schema().version() {
-                        self.manager.set_schema((*schema).clone());
-                        records.push(RaftRecord::Schema(schema));
-                    }
-                    if self.pending.remove(&id).is_some() {
-                        self.out.outcomes.push(ClientOutcome::SchemaChanged {
-                            id,
-                            index: entry.index,
-                            version: self.manager.schema().version(),
-                        });
+                    if let Some(record) = self.apply_schema(entry.index, id, schema) {
+                        records.push(record);
                     }
                 }
-                Command::Read { id, keys } => {
-                    if self.pending.remove(&id).is_some() {
-                        let values = keys
-                            .into_iter()
-                            .map(|k| {
-                                let v = self.manager.replica.read_key(&k);
-                                (k, v)
-                            })
-                            .collect();
-                        self.out.outcomes.push(ClientOutcome::Read {
-                            id,
-                            index: entry.index,
-                            values,
-                        });
-                    }
-                }
+                Command::Read { id, keys } => self.serve_read(entry.index, id, keys),
             }
         }
         records.extend(
@@ -996,6 +946,94 @@ impl<L: DurableRaftLog> RaftNode<L> {
             records.push(RaftRecord::Applied(self.applied));
         }
         Ok(records)
+    }
+
+    /// Applies the coordinated transaction at log `index` (a `Record::Ordered`) to the replica
+    /// and, if this node proposed it, answers its client.
+    fn apply_write(&mut self, index: u64, id: ProposalId, update: Record) -> Result<(), RaftError> {
+        if !self.applied_writes.admit(id) {
+            // A repeat or an overtaken proposal: skipped alike on every member.
+            if self.pending.remove(&id).is_some() {
+                self.out.outcomes.push(ClientOutcome::Failed {
+                    id,
+                    error: RaftError::Overtaken { index },
+                });
+            }
+            return Ok(());
+        }
+        let Record::Ordered { update, .. } = update else {
+            return Err(RaftError::Corrupt {
+                index,
+                reason: "a write entry without an ordered update".to_owned(),
+            });
+        };
+        let outcome = self
+            .manager
+            .replica
+            .apply_ordered(index, &update)
+            .map_err(|e| match e {
+                LocalCommitError::SchemaBehind { .. } => RaftError::Message {
+                    from: self.id,
+                    source: Box::new(e),
+                },
+                other => RaftError::Corrupt {
+                    index,
+                    reason: other.to_string(),
+                },
+            })?;
+        if self.pending.remove(&id).is_some() {
+            self.out.outcomes.push(match outcome {
+                // Merged from a peer before this node applied it: whether its conditions held
+                // is not known here (the consensus limit keeps this from happening while the
+                // node waits for its proposals).
+                OrderedOutcome::AlreadyApplied => ClientOutcome::Failed {
+                    id,
+                    error: RaftError::OutcomeUnknown { index },
+                },
+                outcome => ClientOutcome::Committed { id, index, outcome },
+            });
+        }
+        Ok(())
+    }
+
+    /// Installs the schema ordered at log `index` if it is newer than the one in force (the
+    /// record that makes it durable is returned), and answers its proposer.
+    fn apply_schema(
+        &mut self,
+        index: u64,
+        id: ProposalId,
+        schema: Box<Schema>,
+    ) -> Option<RaftRecord> {
+        let mut record = None;
+        if schema.version() > self.manager.schema().version() {
+            self.manager.set_schema((*schema).clone());
+            record = Some(RaftRecord::Schema(schema));
+        }
+        if self.pending.remove(&id).is_some() {
+            self.out.outcomes.push(ClientOutcome::SchemaChanged {
+                id,
+                index,
+                version: self.manager.schema().version(),
+            });
+        }
+        record
+    }
+
+    /// Answers the linearizable read ordered at log `index`, if this node proposed it: the
+    /// values as of every entry before it.
+    fn serve_read(&mut self, index: u64, id: ProposalId, keys: Vec<CellKey>) {
+        if self.pending.remove(&id).is_some() {
+            let values = keys
+                .into_iter()
+                .map(|k| {
+                    let v = self.manager.replica.read_key(&k);
+                    (k, v)
+                })
+                .collect();
+            self.out
+                .outcomes
+                .push(ClientOutcome::Read { id, index, values });
+        }
     }
 
     /// A snapshot from the leader: merge its replica image into ours (coordination-free state
@@ -1026,27 +1064,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.manager.set_schema(schema.clone());
             records.push(RaftRecord::Schema(Box::new(schema)));
         }
-        let from = image.id;
-        if from != self.id {
-            let message = Message::Sync(SyncMessage {
-                clock: image.clock.clone(),
-                delta: Some(Delta {
-                    base: rhizo_clock::VectorClock::new(),
-                    clock: image.clock,
-                    snapshot: true,
-                    cells: image.cells.into_iter().collect(),
-                    origins: Vec::new(),
-                }),
-                reply_wanted: false,
-            });
-            self.manager
-                .replica
-                .step(from, message)
-                .map_err(|e| RaftError::Message {
-                    from,
-                    source: Box::new(e),
-                })?;
-        }
+        let from = image.id();
+        self.manager
+            .replica
+            .merge_snapshot(*image)
+            .map_err(|e| RaftError::Message {
+                from,
+                source: Box::new(e),
+            })?;
         records.extend(
             self.manager
                 .replica

@@ -170,7 +170,7 @@ impl DurableRaftLog for MemRaftLog {
 /// `raft`'s request for a snapshot is answered "temporarily unavailable" and noted; the node
 /// takes a fresh one ([`RaftLogStore::take_snapshot_request`]) and `raft` asks again.
 #[derive(Debug, Clone, Default)]
-pub struct RaftLogStore {
+pub(crate) struct RaftLogStore {
     hard_state: HardState,
     conf_state: ConfState,
     /// The latest snapshot (its metadata says which prefix of the log it replaces).
@@ -186,7 +186,7 @@ pub struct RaftLogStore {
 impl RaftLogStore {
     /// A log for a cluster of `voters` that has never run: every node starts from the same
     /// empty state, so no bootstrap snapshot is needed.
-    pub fn new(voters: Vec<u64>) -> Self {
+    pub(crate) fn new(voters: Vec<u64>) -> Self {
         let mut store = Self::default();
         store.conf_state.voters = voters.clone();
         store.snapshot.mut_metadata().mut_conf_state().voters = voters;
@@ -194,17 +194,17 @@ impl RaftLogStore {
     }
 
     /// The hard state.
-    pub fn hard_state(&self) -> &HardState {
+    pub(crate) fn hard_state(&self) -> &HardState {
         &self.hard_state
     }
 
     /// The snapshot held (index 0 when none was taken).
-    pub fn snapshot_ref(&self) -> &Snapshot {
+    pub(crate) fn snapshot_ref(&self) -> &Snapshot {
         &self.snapshot
     }
 
     /// The entries after the snapshot.
-    pub fn entries_ref(&self) -> &[Entry] {
+    pub(crate) fn entries_ref(&self) -> &[Entry] {
         &self.entries
     }
 
@@ -219,7 +219,7 @@ impl RaftLogStore {
     }
 
     /// Sets the hard state; returns its record.
-    pub fn set_hard_state(&mut self, hs: HardState) -> RaftRecord {
+    pub(crate) fn set_hard_state(&mut self, hs: HardState) -> RaftRecord {
         self.hard_state = hs;
         RaftRecord::HardState {
             term: self.hard_state.term,
@@ -229,14 +229,14 @@ impl RaftLogStore {
     }
 
     /// Raises the commit index (from a light ready); returns the hard state's record.
-    pub fn set_commit(&mut self, commit: u64) -> RaftRecord {
+    pub(crate) fn set_commit(&mut self, commit: u64) -> RaftRecord {
         let mut hs = self.hard_state.clone();
         hs.commit = commit;
         self.set_hard_state(hs)
     }
 
     /// Appends entries, replacing any conflicting suffix; returns their record.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<RaftRecord, RaftError> {
+    pub(crate) fn append(&mut self, entries: &[Entry]) -> Result<RaftRecord, RaftError> {
         if let Some(first) = entries.first() {
             if first.index < self.first() || first.index > self.last() + 1 {
                 return Err(RaftError::Storage {
@@ -259,7 +259,7 @@ impl RaftLogStore {
 
     /// Installs a snapshot (one received from the leader, or this node's own): entries it
     /// covers are dropped, later ones kept if they agree with it. Returns the records to persist.
-    pub fn install_snapshot(&mut self, snapshot: Snapshot) -> Vec<RaftRecord> {
+    pub(crate) fn install_snapshot(&mut self, snapshot: Snapshot) -> Vec<RaftRecord> {
         let meta = snapshot.get_metadata();
         let (index, term) = (meta.index, meta.term);
         // The entries after the snapshot stay if the log agrees with it at its index — also when
@@ -302,17 +302,17 @@ impl RaftLogStore {
 
     /// Whether `raft` asked for a snapshot since the last call (then take a fresh one and
     /// [`RaftLogStore::mark_fresh`] it).
-    pub fn take_snapshot_request(&self) -> bool {
+    pub(crate) fn take_snapshot_request(&self) -> bool {
         self.snapshot_wanted.replace(false)
     }
 
     /// Marks the snapshot held as taken for a pending request: `raft` may send it once.
-    pub fn mark_fresh(&self) {
+    pub(crate) fn mark_fresh(&self) {
         self.snapshot_fresh.set(true);
     }
 
     /// The term of entry `index`, if the log holds it.
-    pub fn term_of(&self, index: u64) -> Option<u64> {
+    pub(crate) fn term_of(&self, index: u64) -> Option<u64> {
         if index == self.snapshot.get_metadata().index {
             return Some(self.snapshot.get_metadata().term);
         }
@@ -394,24 +394,24 @@ impl raft::Storage for RaftLogStore {
 
 /// A node's state as replayed from its durable records.
 #[derive(Debug, Default)]
-pub struct RecoveredRaft {
+pub(crate) struct RecoveredRaft {
     /// The Raft log.
-    pub store: RaftLogStore,
+    pub(crate) store: RaftLogStore,
     /// The replica's records (starting with its snapshot, if one was taken).
-    pub replica: Vec<Record>,
+    pub(crate) replica: Vec<Record>,
     /// The last entry applied to the replica.
-    pub applied: u64,
+    pub(crate) applied: u64,
     /// The last incarnation recorded.
-    pub incarnation: u64,
+    pub(crate) incarnation: u64,
     /// The newest schema the log ordered, if it ordered one.
-    pub schema: Option<Schema>,
+    pub(crate) schema: Option<Schema>,
     /// The newest write applied from each proposer, as of the snapshot.
     pub(crate) applied_writes: AppliedWrites,
 }
 
 impl RecoveredRaft {
     /// Replays `records` over a fresh log for `voters`.
-    pub fn replay(voters: Vec<u64>, records: &[RaftRecord]) -> Result<Self, RaftError> {
+    pub(crate) fn replay(voters: Vec<u64>, records: &[RaftRecord]) -> Result<Self, RaftError> {
         let mut out = Self {
             store: RaftLogStore::new(voters),
             ..Self::default()

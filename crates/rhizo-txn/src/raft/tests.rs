@@ -4,22 +4,13 @@ use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError, Operations, OrderedOutcome};
 
+use super::storage::RaftLogStore;
 use super::*;
 use crate::engine::tests::decide;
+use crate::testkit::schema;
 use crate::{CommitPath, Engine, EngineConfig, TransactionMode};
 
 mod at_most_once;
-
-/// Registers `kv.reg` and counters `counters.value`.
-fn schema() -> Schema {
-    Schema::builder()
-        .table("counters")
-        .column("value", MergeType::Add, ValueType::Integer)
-        .table("kv")
-        .column("reg", MergeType::Register, ValueType::Integer)
-        .build()
-        .unwrap()
-}
 
 fn solo(config: RaftConfig, log: MemRaftLog) -> RaftNode<MemRaftLog> {
     let records = log.records().to_vec();

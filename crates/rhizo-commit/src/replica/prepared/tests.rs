@@ -2,21 +2,8 @@ use proptest::prelude::*;
 use rhizo_algebra::{AlgebraError, AlgebraicValue, MergeType, OpType, Schema, ValueType};
 use rhizo_clock::NodeId;
 
+use crate::testkit::schema;
 use crate::*;
-
-fn schema() -> Schema {
-    Schema::builder()
-        .table("t")
-        .column("sum", MergeType::Add, ValueType::Integer)
-        .column("fsum", MergeType::Add, ValueType::Float)
-        .column("hi", MergeType::Max, ValueType::Integer)
-        .column("lo", MergeType::Min, ValueType::Integer)
-        .column("tags", MergeType::ObservedRemoveSet, ValueType::StringSet)
-        .column("seen", MergeType::Union, ValueType::StringSet)
-        .column("name", MergeType::Register, ValueType::StringSet)
-        .build()
-        .unwrap()
-}
 
 fn replica(i: u32) -> Replica {
     Replica::new(NodeId::numbered(i), schema(), ReplicaConfig::default())
@@ -40,9 +27,9 @@ impl Op {
             Op::Add(r, _) => (r, "sum"),
             Op::FloatAdd(r, _) => (r, "fsum"),
             Op::Max(r, _) => (r, "hi"),
-            Op::Min(r, _) => (r, "lo"),
+            Op::Min(r, _) => (r, "ilo"),
             Op::Tag(r, _) | Op::Untag(r, _) => (r, "tags"),
-            Op::Seen(r, _) => (r, "seen"),
+            Op::Seen(r, _) => (r, "words"),
         };
         CellKey::new("t", &format!("r{row}"), column)
     }
@@ -418,8 +405,7 @@ fn a_clone_does_not_trust_the_hints_its_original_gives() {
 }
 
 /// A prepared operation is three words and a one-operation transaction eight: both are moved
-/// on every commit (a `CellOp` inline made them 64 and 112 bytes; callgrind, a prepared 1-op
-/// commit in memory: 351 -> 321 instructions).
+/// on every commit (a `CellOp` held inline would make them 64 and 112 bytes).
 #[test]
 fn prepared_operations_stay_small() {
     assert_eq!(std::mem::size_of::<super::PreparedOp<'_>>(), 24);

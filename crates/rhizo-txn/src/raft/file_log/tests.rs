@@ -7,10 +7,10 @@ use rhizo_algebra::{MergeType, Schema, ValueType};
 use rhizo_commit::{AlgebraicTransaction, CellKey, Operations, OrderedOutcome};
 
 use super::*;
-use crate::MemStorage;
 use crate::TransactionMode;
 use crate::raft::{ClientOutcome, RaftConfig, RaftNode, Submitted};
 use crate::storage::fault::{Fault, FaultyStorage};
+use crate::{FsStorage, MemStorage};
 
 /// Registers `kv.reg` and counters `counters.value`.
 fn sim_schema() -> Schema {

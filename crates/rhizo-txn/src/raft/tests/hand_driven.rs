@@ -33,7 +33,7 @@ fn is_delta(message: &EngineMessage) -> bool {
     match message {
         RaftWire::Replica(m) => {
             let Message::Sync(sync) = &**m;
-            sync.delta.is_some()
+            sync.delta().is_some()
         }
         RaftWire::Raft(_) => false,
     }
