@@ -14,6 +14,8 @@
 //! length does not depend on how fast the machine is that day.
 
 mod load;
+pub(crate) mod plot;
+pub(crate) mod report;
 mod rhizo;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,9 @@ use rhizo::{NODES, ServingCluster};
 
 /// The client counts every operation runs at.
 pub(crate) const CLIENTS: [usize; 3] = [1, 16, 64];
+/// The client counts of a quick run (regress's smoke test): 64 clients of a coordinated path
+/// on a loaded two-core machine make a smoke test slow for no more coverage.
+const QUICK_CLIENTS: [usize; 2] = [1, 16];
 
 /// The longest one etcd request waits for its answer before a client tries again.
 const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +45,10 @@ const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 struct Plan {
     warmup: Duration,
     measured: Duration,
+    /// The longest installing etcd may take when it is missing.
+    install: Duration,
+    /// The client counts each operation runs at.
+    clients: &'static [usize],
 }
 
 impl Plan {
@@ -48,11 +57,15 @@ impl Plan {
             Self {
                 warmup: Duration::from_millis(200),
                 measured: Duration::from_millis(800),
+                install: Duration::from_secs(90),
+                clients: &QUICK_CLIENTS,
             }
         } else {
             Self {
                 warmup: Duration::from_millis(1_500),
                 measured: Duration::from_secs(8),
+                install: Duration::from_secs(300),
+                clients: &CLIENTS,
             }
         }
     }
@@ -72,7 +85,7 @@ pub(crate) fn comparison(quick: bool) -> Result<NetComparison, String> {
         seconds_per_row: plan.measured.as_secs_f64(),
         ..NetComparison::default()
     };
-    match etcd::locate_or_install().and_then(|binary| etcd_rows(&binary, plan)) {
+    match etcd::locate_or_install(plan.install).and_then(|binary| etcd_rows(&binary, plan)) {
         Ok(rows) => comparison.rows.extend(rows),
         Err(reason) => {
             eprintln!("rhizo-bench: the etcd rows are skipped: {reason}");
@@ -89,7 +102,14 @@ pub(crate) fn comparison(quick: bool) -> Result<NetComparison, String> {
 }
 
 /// A row of `load`, for the columns every path has.
-fn row(system: &str, path: &str, operation: &str, durability: &str, clients: usize, load: &Load) -> CompareRow {
+fn row(
+    system: &str,
+    path: &str,
+    operation: &str,
+    durability: &str,
+    clients: usize,
+    load: &Load,
+) -> CompareRow {
     let row = CompareRow {
         system: system.to_owned(),
         path: path.to_owned(),
@@ -191,7 +211,7 @@ fn etcd_rows(binary: &etcd::Binary, plan: Plan) -> Result<Vec<CompareRow>, Strin
     let client = |c: usize| EtcdClient::new(&urls[c % urls.len()], ETCD_REQUEST_TIMEOUT);
     let durability = "each log entry fsynced on a quorum before the answer (etcd's default)";
     let mut rows = Vec::new();
-    for clients in CLIENTS {
+    for &clients in plan.clients {
         let mut workers: Vec<EtcdPut> = (0..clients)
             .map(|index| EtcdPut {
                 client: client(index),
@@ -199,15 +219,29 @@ fn etcd_rows(binary: &etcd::Binary, plan: Plan) -> Result<Vec<CompareRow>, Strin
             })
             .collect();
         let load = plan.measure(&mut workers)?;
-        rows.push(row(&binary.version, "raft", "put", durability, clients, &load));
+        rows.push(row(
+            &binary.version,
+            "raft",
+            "put",
+            durability,
+            clients,
+            &load,
+        ));
     }
-    for clients in CLIENTS {
+    for &clients in plan.clients {
         let mut workers = (0..clients)
             .map(|c| EtcdCompareAndSet::new(client(c), format!("r{clients}-{c}")))
             .collect::<Result<Vec<_>, _>>()?;
         let load = plan.measure(&mut workers)?;
         let operation = "compare_and_set";
-        rows.push(row(&binary.version, "raft", operation, durability, clients, &load));
+        rows.push(row(
+            &binary.version,
+            "raft",
+            operation,
+            durability,
+            clients,
+            &load,
+        ));
     }
     Ok(rows)
 }
@@ -218,20 +252,34 @@ fn coordinated_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
     let cluster = ServingCluster::start(SyncPolicy::EveryCommit)?;
     let durability = "durable on a quorum before the answer (every_commit)";
     let mut rows = Vec::new();
-    for clients in CLIENTS {
+    for &clients in plan.clients {
         let mut workers: Vec<rhizo::Put> = (0..clients)
             .map(|c| rhizo::Put::new(cluster.connection(c), c))
             .collect();
         let load = plan.measure(&mut workers)?;
-        rows.push(row("rhizo", "coordinated", "put", durability, clients, &load));
+        rows.push(row(
+            "rhizo",
+            "coordinated",
+            "put",
+            durability,
+            clients,
+            &load,
+        ));
     }
-    for clients in CLIENTS {
+    for &clients in plan.clients {
         let mut workers = (0..clients)
             .map(|c| rhizo::CompareAndSet::new(cluster.connection(c), format!("r{clients}-{c}")))
             .collect::<Result<Vec<_>, _>>()?;
         let load = plan.measure(&mut workers)?;
         let operation = "compare_and_set";
-        rows.push(row("rhizo", "coordinated", operation, durability, clients, &load));
+        rows.push(row(
+            "rhizo",
+            "coordinated",
+            operation,
+            durability,
+            clients,
+            &load,
+        ));
     }
     Ok(rows)
 }
@@ -249,7 +297,7 @@ fn coordination_free_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
     let mut increments = 0i64;
     let mut probe_keys = Vec::new();
     let mut probed = 0i64;
-    for clients in CLIENTS {
+    for &clients in plan.clients {
         let mut workers: Vec<rhizo::Increment> = (0..clients)
             .map(|c| rhizo::Increment::new(cluster.connection(c), c))
             .collect();
@@ -270,7 +318,14 @@ fn coordination_free_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
         increments += load.latencies_ms.len() as i64;
         probed += probes;
         probe_keys.push(probe_key);
-        let mut row = row("rhizo", "coordination_free", "increment", durability, clients, &load);
+        let mut row = row(
+            "rhizo",
+            "coordination_free",
+            "increment",
+            durability,
+            clients,
+            &load,
+        );
         row.visibility_p50_ms = Some(percentile(&lags, 0.5));
         row.visibility_p99_ms = Some(percentile(&lags, 0.99));
         rows.push(row);
@@ -285,7 +340,12 @@ fn coordination_free_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
 }
 
 /// The row of `path`'s `operation` at `clients` clients.
-fn find<'a>(rows: &'a [CompareRow], path: &str, operation: &str, clients: usize) -> Option<&'a CompareRow> {
+fn find<'a>(
+    rows: &'a [CompareRow],
+    path: &str,
+    operation: &str,
+    clients: usize,
+) -> Option<&'a CompareRow> {
     rows.iter()
         .find(|r| r.path == path && r.operation == operation && r.clients == clients)
 }
@@ -310,7 +370,10 @@ pub(crate) fn targets(rows: &[CompareRow]) -> Vec<TargetCheck> {
             format!("coordinated put throughput ≥ etcd put throughput ({most} clients)"),
             coordinated_put.zip(etcd_put),
             |(ours, etcd)| {
-                let measured = format!("{:.0} against {:.0} ops/s", ours.ops_per_sec, etcd.ops_per_sec);
+                let measured = format!(
+                    "{:.0} against {:.0} ops/s",
+                    ours.ops_per_sec, etcd.ops_per_sec
+                );
                 (measured, ours.ops_per_sec >= etcd.ops_per_sec)
             },
         ),
@@ -329,7 +392,7 @@ pub(crate) fn targets(rows: &[CompareRow]) -> Vec<TargetCheck> {
     ];
     for clients in CLIENTS {
         checks.push(compare(
-            format!("coordination-free commit p99 ≤ 0.2 ms ({clients} clients)"),
+            format!("coordination-free commit p99 ≤ 0.2 ms (clients: {clients})"),
             find(rows, "coordination_free", "increment", clients),
             |ours| (format!("{:.3} ms", ours.p99_ms), ours.p99_ms <= 0.2),
         ));
@@ -338,7 +401,11 @@ pub(crate) fn targets(rows: &[CompareRow]) -> Vec<TargetCheck> {
 }
 
 /// A target judged by `judge` on the rows it needs, or not judged when one is missing.
-fn compare<T>(target: String, rows: Option<T>, judge: impl FnOnce(T) -> (String, bool)) -> TargetCheck {
+fn compare<T>(
+    target: String,
+    rows: Option<T>,
+    judge: impl FnOnce(T) -> (String, bool),
+) -> TargetCheck {
     match rows {
         Some(rows) => {
             let (measured, holds) = judge(rows);

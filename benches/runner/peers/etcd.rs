@@ -26,9 +26,6 @@ pub(crate) const MEMBERS: usize = 3;
 /// What to do when etcd is missing, for the reason a skipped row gives.
 const HOW_TO_INSTALL: &str =
     "install it with `apt-get install etcd-server` (as root), or put an etcd 3.4 binary on PATH";
-/// The longest installing etcd may take. apt-get is stopped (by its pid) after that, and the
-/// rows are skipped: a bench must not wait forever on a package mirror.
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a new cluster has to elect a leader and accept a write through every member.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A port found free may be taken by another process before etcd binds it; starting is tried
@@ -39,7 +36,7 @@ const START_ATTEMPTS: usize = 3;
 #[derive(Debug, Clone)]
 pub(crate) struct Binary {
     path: PathBuf,
-    /// The first line `etcd --version` prints, e.g. "etcd Version: 3.4.23".
+    /// "etcd" and the version `etcd --version` prints, e.g. "etcd 3.4.23".
     pub(crate) version: String,
 }
 
@@ -50,21 +47,24 @@ pub(crate) fn locate() -> Result<Binary, String> {
         .arg("--version")
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let version = String::from_utf8_lossy(&output.stdout)
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let version = printed
         .lines()
-        .next()
-        .unwrap_or("etcd, version unknown")
-        .trim()
-        .to_owned();
+        .find_map(|line| line.trim().strip_prefix("etcd Version:"))
+        .map_or_else(
+            || "etcd, version unknown".to_owned(),
+            |v| format!("etcd {}", v.trim()),
+        );
     Ok(Binary { path, version })
 }
 
 /// The `etcd` on PATH; when there is none, Debian's `etcd-server` is installed with apt-get if
-/// this process runs as root on a system that has apt-get. `Err` says why etcd cannot be used
-/// and how to get it: the etcd rows are skipped with that reason.
-pub(crate) fn locate_or_install() -> Result<Binary, String> {
+/// this process runs as root on a system that has apt-get, within `install_timeout` (apt-get is
+/// stopped by its pid after that: a bench must not wait forever on a package mirror). `Err`
+/// says why etcd cannot be used and how to get it: the etcd rows are skipped with that reason.
+pub(crate) fn locate_or_install(install_timeout: Duration) -> Result<Binary, String> {
     if on_path("etcd").is_none() {
-        install()?;
+        install(install_timeout)?;
     }
     locate()
 }
@@ -88,16 +88,17 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-fn install() -> Result<(), String> {
+fn install(timeout: Duration) -> Result<(), String> {
     if !running_as_root() {
         return Err(format!(
             "etcd is not installed and this process is not root: {HOW_TO_INSTALL}"
         ));
     }
-    let apt = on_path("apt-get")
-        .ok_or_else(|| format!("etcd is not installed and there is no apt-get: {HOW_TO_INSTALL}"))?;
+    let apt = on_path("apt-get").ok_or_else(|| {
+        format!("etcd is not installed and there is no apt-get: {HOW_TO_INSTALL}")
+    })?;
     eprintln!("rhizo-bench: etcd is not installed; installing Debian's etcd-server with apt-get");
-    let deadline = Instant::now() + INSTALL_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let install = [
         "install",
         "-y",
@@ -143,7 +144,7 @@ fn run_until(program: &Path, args: &[&str], deadline: Instant) -> Result<(), Str
             None if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{described}: still running after {INSTALL_TIMEOUT:?}"));
+                return Err(format!("{described}: still running at its deadline"));
             }
             None => std::thread::sleep(Duration::from_millis(100)),
         }
@@ -154,7 +155,11 @@ fn run_until(program: &Path, args: &[&str], deadline: Instant) -> Result<(), Str
 fn tail(path: &Path, chars: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let skip = text.chars().count().saturating_sub(chars);
-    text.chars().skip(skip).collect::<String>().trim().to_owned()
+    text.chars()
+        .skip(skip)
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// `count` distinct ports free on 127.0.0.1 at the moment of asking: all bound at once (so the
@@ -242,7 +247,11 @@ impl Cluster {
                 .arg(format!("--initial-advertise-peer-urls={}", peer_url(i)))
                 .arg(format!("--initial-cluster={initial_cluster}"))
                 .arg(format!("--initial-cluster-token={token}"))
-                .args(["--initial-cluster-state=new", "--logger=zap", "--log-level=warn"])
+                .args([
+                    "--initial-cluster-state=new",
+                    "--logger=zap",
+                    "--log-level=warn",
+                ])
                 .stdin(Stdio::null())
                 .stdout(sink(&file)?)
                 .stderr(sink(&file)?)
