@@ -276,7 +276,7 @@ impl Cluster {
             .iter()
             .map(|m| EtcdClient::new(&m.client_url, Duration::from_secs(2)))
             .collect();
-        let mut ready = vec![false; MEMBERS];
+        let mut ready = [false; MEMBERS];
         while Instant::now() < deadline {
             for (i, member) in self.members.iter_mut().enumerate() {
                 if let Ok(Some(status)) = member.child.try_wait() {
