@@ -47,15 +47,20 @@ pub(crate) fn locate() -> Result<Binary, String> {
         .arg("--version")
         .output()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let printed = String::from_utf8_lossy(&output.stdout);
-    let version = printed
+    let version = version_of(&String::from_utf8_lossy(&output.stdout));
+    Ok(Binary { path, version })
+}
+
+/// "etcd 3.4.23" from what `etcd --version` prints ("etcd Version: 3.4.23", then the git sha,
+/// Go version and platform, one a line).
+fn version_of(printed: &str) -> String {
+    printed
         .lines()
         .find_map(|line| line.trim().strip_prefix("etcd Version:"))
         .map_or_else(
             || "etcd, version unknown".to_owned(),
             |v| format!("etcd {}", v.trim()),
-        );
-    Ok(Binary { path, version })
+        )
 }
 
 /// The `etcd` on PATH; when there is none, Debian's `etcd-server` is installed with apt-get if

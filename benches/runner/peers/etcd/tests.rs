@@ -60,6 +60,14 @@ fn busy_or_leaderless_answers_are_retryable_and_others_are_not() {
 }
 
 #[test]
+fn the_version_is_read_from_its_line() {
+    let printed = "etcd Version: 3.4.23\nGit SHA: Not provided (use ./build instead of go build)\n\
+                   Go Version: go1.19.8\nGo OS/Arch: linux/amd64\n";
+    assert_eq!(version_of(printed), "etcd 3.4.23");
+    assert_eq!(version_of("something else\n"), "etcd, version unknown");
+}
+
+#[test]
 fn free_ports_are_distinct() {
     let ports = free_ports(6).expect("ports");
     let mut unique = ports.clone();
