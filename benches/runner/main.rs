@@ -15,6 +15,10 @@ mod net;
 mod net_compare;
 mod peers;
 mod plots;
+mod python_net;
+// Self-contained, so that other peer rows can share it.
+#[path = "peers/redis.rs"]
+mod redis_peer;
 mod report;
 mod results;
 mod scenarios;
@@ -185,6 +189,11 @@ fn run(options: &Options) -> Result<(), String> {
         None
     } else {
         report::python_overhead()
+    };
+    results.python_net = if options.quick || options.no_python || options.net_only {
+        None
+    } else {
+        python_net::python_network_rows()
     };
     results
         .stage_seconds

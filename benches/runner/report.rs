@@ -300,6 +300,10 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
         }
     }
 
+    if let Some(n) = &r.python_net {
+        python_net_lines(&mut s, n);
+    }
+
     if !plots.is_empty() {
         let _ = writeln!(s, "\n## Plots\n");
         for plot in plots {
@@ -311,4 +315,46 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
         let _ = writeln!(s, "- {stage}: {secs:.1} s");
     }
     s
+}
+
+/// The networked Python rows of `report.md`.
+fn python_net_lines(s: &mut String, n: &crate::results::PythonNetRow) {
+    let _ = writeln!(
+        s,
+        "\nA 1-op coordination-free commit from Python, {} timed calls each, load average {} \
+         at the start:\n",
+        n.samples, n.load_average
+    );
+    let _ = writeln!(s, "| through | p50 µs | p99 µs |");
+    let _ = writeln!(s, "|---|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| a networked node (`rhizo.start_node`, in memory) | {:.2} | {:.2} |",
+        n.node_p50_us, n.node_p99_us
+    );
+    let _ = writeln!(
+        s,
+        "| `rhizo.connect()` on loopback | {:.2} | {:.2} |",
+        n.client_p50_us, n.client_p99_us
+    );
+    match (n.redis_p50_us, n.redis_p99_us) {
+        (Some(p50), Some(p99)) => {
+            let _ = writeln!(
+                s,
+                "| Redis INCR (`redis` client, `redis-server` on loopback) | {p50:.2} | {p99:.2} |"
+            );
+            let _ = writeln!(
+                s,
+                "\n`connect()` p50 / Redis INCR p50: {:.2}×.",
+                n.client_p50_us / p50
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                s,
+                "\nRedis INCR not measured: {}.",
+                n.redis_skipped.as_deref().unwrap_or("no reason recorded")
+            );
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub(crate) struct Results {
     pub(crate) success_scenario: Option<SuccessScenario>,
     /// The Python front's overhead.
     pub(crate) python: Option<PythonRow>,
+    /// Python through a networked node and a client, beside Redis.
+    #[serde(default)]
+    pub(crate) python_net: Option<PythonNetRow>,
     /// Real nodes over TLS on this machine.
     #[serde(default)]
     pub(crate) net: Vec<NetRow>,
@@ -233,4 +236,28 @@ pub(crate) struct PythonRow {
     pub(crate) batch_ops_per_sec: f64,
     /// How it was measured.
     pub(crate) note: String,
+}
+
+/// A 1-op commit from Python through a networked node, through a client on loopback, and a
+/// Redis INCR from Python on the same machine, in microseconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PythonNetRow {
+    /// Coordination-free commit through `rhizo.start_node(...)`'s node, p50.
+    pub(crate) node_p50_us: f64,
+    /// The same, p99.
+    pub(crate) node_p99_us: f64,
+    /// Coordination-free commit through `rhizo.connect(...)` on loopback, p50.
+    pub(crate) client_p50_us: f64,
+    /// The same, p99.
+    pub(crate) client_p99_us: f64,
+    /// Redis INCR through the `redis` client on loopback, p50 (`None` when skipped).
+    pub(crate) redis_p50_us: Option<f64>,
+    /// The same, p99.
+    pub(crate) redis_p99_us: Option<f64>,
+    /// Why the Redis row was not measured, if it was not.
+    pub(crate) redis_skipped: Option<String>,
+    /// Timed calls per row.
+    pub(crate) samples: u64,
+    /// /proc/loadavg (1, 5, 15 minutes) when the measurement started.
+    pub(crate) load_average: String,
 }

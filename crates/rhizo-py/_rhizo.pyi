@@ -16,6 +16,7 @@
 #
 # Durations of the simulator are Python numbers of milliseconds of virtual time.
 
+import asyncio
 import decimal
 import os
 import pathlib
@@ -48,6 +49,7 @@ __all__ = [
     "PyAlgebraicTransaction",
     "PyAlgebraicValue",
     "PyCausalOrder",
+    "PyClient",
     "PyClusterNode",
     "PyCommitOutcome",
     "PyDot",
@@ -57,6 +59,7 @@ __all__ = [
     "PyMergeType",
     "PyMergedState",
     "PyNetworkCondition",
+    "PyNode",
     "PyNodeId",
     "PyOpType",
     "PySchema",
@@ -88,6 +91,9 @@ __all__ = [
     "VersionedUpdate",
     "__version__",
     "algebraic_merge",
+    "tls_ca",
+    "tls_client",
+    "tls_node",
 ]
 
 __version__: str
@@ -374,6 +380,19 @@ class PyAlgebraicValue:
     def __ne__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
+# What `rhizo tls ca` writes: a new cluster CA (`ca.crt`, `ca.key`) in `directory`; returns
+# the certificate's and key's paths.
+def tls_ca(
+    directory: str | os.PathLike[str], cluster: str = "rhizo"
+) -> tuple[pathlib.Path, pathlib.Path]: ...
+
+# What `rhizo tls node NAME` writes: `NAME.crt` and `NAME.key`, signed by the CA in `directory`.
+def tls_node(directory: str | os.PathLike[str], name: str) -> tuple[pathlib.Path, pathlib.Path]: ...
+
+# What `rhizo tls client NAME` writes: a certificate for client authentication only.
+def tls_client(
+    directory: str | os.PathLike[str], name: str
+) -> tuple[pathlib.Path, pathlib.Path]: ...
 def algebraic_merge(
     op_type: PyOpType, value1: PyAlgebraicValue, value2: PyAlgebraicValue
 ) -> PyAlgebraicValue: ...
@@ -583,6 +602,7 @@ class PyEngine:
         group_max_records: int = 256,
     ) -> Self: ...
     def transaction(self, mode: _Mode = "coordinated") -> PyTransaction: ...
+    def atransaction(self, mode: _Mode = "coordinated") -> PyTransaction: ...
     def commit_batch(
         self,
         operations: Iterable[_BatchOperation],
@@ -657,10 +677,99 @@ class PyTransaction:
     @property
     def retryable(self) -> bool: ...
     def __len__(self) -> int: ...
+    # Awaitable forms, for asyncio: the commit runs on the running loop's default executor with
+    # the GIL released, so the loop keeps running while a coordinated commit waits.
+    def acommit(self) -> asyncio.Future[PyCommitOutcome]: ...
+    def __aenter__(self) -> asyncio.Future[Self]: ...
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _tb: TracebackType | None = None,
+    ) -> asyncio.Future[bool]: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _tb: TracebackType | None = None,
+    ) -> bool: ...
+
+# A networked node in this process (rhizo.start_node builds one): the engine's transaction API,
+# the network on Rust threads. `settings` is JSON in the configuration file's shape
+# (docs/config.md); `config` a configuration file's path. Every call releases the GIL while it
+# waits. A node started insecure warns (UserWarning).
+@final
+class PyNode:
+    def __new__(
+        cls,
+        settings: str | None = None,
+        *,
+        config: str | os.PathLike[str] | None = None,
+        schema: PySchema | None = None,
+    ) -> Self: ...
+    def transaction(self, mode: _Mode = "coordinated") -> PyTransaction: ...
+    def atransaction(self, mode: _Mode = "coordinated") -> PyTransaction: ...
+    def read(self, table: str, row: str, column: str = "value") -> _Value: ...
+    def declare_column(
+        self, table: str, column: str, merge: _MergeTypeLike, value_type: _ValueTypeLike
+    ) -> int: ...
+    def status(self) -> dict[str, Any]: ...
+    def fingerprint(self) -> int: ...
+    @property
+    def node_id(self) -> PyNodeId: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def client_address(self) -> str | None: ...
+    @property
+    def schema(self) -> PySchema: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
+        _exc: BaseException | None = None,
+        _tb: TracebackType | None = None,
+    ) -> bool: ...
+
+# A connection to a running node's client listener (rhizo.connect builds one). A transaction's
+# operations travel in one request at commit; the node's typed errors raise the same classes as
+# locally; a broken connection raises StorageError (kind "Connection").
+@final
+class PyClient:
+    def __new__(
+        cls,
+        address: str,
+        *,
+        ca: str | os.PathLike[str] | None = None,
+        cert: str | os.PathLike[str] | None = None,
+        key: str | os.PathLike[str] | None = None,
+        timeout: float = 10.0,
+    ) -> Self: ...
+    def transaction(self, mode: _Mode = "coordinated") -> PyTransaction: ...
+    def atransaction(self, mode: _Mode = "coordinated") -> PyTransaction: ...
+    def read(self, table: str, row: str, column: str = "value") -> _Value: ...
+    def declare_column(
+        self, table: str, column: str, merge: _MergeTypeLike, value_type: _ValueTypeLike
+    ) -> int: ...
+    def status(self) -> dict[str, Any]: ...
+    def fingerprint(self) -> int: ...
+    @property
+    def schema(self) -> PySchema: ...
+    @property
+    def node_id(self) -> PyNodeId: ...
+    @property
+    def address(self) -> str: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: type[BaseException] | None = None,
         _exc: BaseException | None = None,
         _tb: TracebackType | None = None,
     ) -> bool: ...

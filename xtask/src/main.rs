@@ -5,6 +5,7 @@
 //! the project's test suite.
 
 mod bench;
+mod chaos;
 mod process;
 mod regress;
 mod workspace;
@@ -22,6 +23,8 @@ enum Command {
     Regress(regress::Options),
     /// Run the distributed benchmark and write results, plots and the report.
     Bench(bench::Options),
+    /// Run real agents under real faults and check what the clients were told.
+    Chaos(chaos::Options),
 }
 
 /// A failure of xtask itself (a command that could not start, a file that could not be written,
@@ -55,6 +58,7 @@ cargo xtask: developer commands of the Rhizo workspace
 USAGE:
     cargo xtask regress [--phase P] [--save] [--no-lint]
     cargo xtask bench [--quick] [--net] [--out DIR] [--criterion]
+    cargo xtask chaos [--seed S] [--duration SECS] [--nodes N] [--dev]
     cargo xtask help
 
 bench       The main job: the distributed benchmark on the embedded simulator â€”
@@ -66,6 +70,15 @@ bench       The main job: the distributed benchmark on the embedded simulator â€
             --net runs only those networked stages. --quick is the short run (used
             by regress as a smoke test); --criterion also runs the criterion suite
             (cargo bench -p benches).
+
+chaos       Real processes under real faults (docs/chaos.md): builds `rhizo`
+            (release; --dev: the dev profile), starts N (3-5, default 3) agents
+            on 127.0.0.1 with every peer link through a fault proxy, runs a mixed
+            workload for SECS (default 60) while a nemesis drawn from seed S
+            (default 0) kills, pauses and partitions, heals, lets the cluster
+            settle and checks convergence, counters, sets and registers
+            (linearizable). A failure keeps target/chaos/S with the nodes' logs
+            and prints the command that replays it.
 
 regress     The project's test suite. Runs `cargo fmt --check`, `cargo clippy
             --all-targets --all-features -- -D warnings`, every `cargo test` of the
@@ -100,6 +113,7 @@ fn parse_args(args: &[String]) -> std::result::Result<Command, Error> {
         "help" | "--help" | "-h" => Ok(Command::Help),
         "regress" => regress::Options::parse(rest).map(Command::Regress),
         "bench" => bench::Options::parse(rest).map(Command::Bench),
+        "chaos" => chaos::Options::parse(rest).map(Command::Chaos),
         other => Err(Error::new(format!("unknown command `{other}`"))),
     }
 }
@@ -125,6 +139,18 @@ fn main() -> ExitCode {
                 Ok(false) => ExitCode::FAILURE,
                 Err(error) => {
                     eprintln!("xtask bench: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Chaos(options) => {
+            let root = workspace::Workspace::root_of_xtask();
+            let target = regress::target_dir(&root);
+            match chaos::run(&root, &target, &options) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => {
+                    eprintln!("xtask chaos: {error}");
                     ExitCode::FAILURE
                 }
             }

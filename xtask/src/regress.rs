@@ -195,6 +195,9 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
         ..Collected::default()
     };
     collected.run_tests(&workspace, &selected)?;
+    if wanted(CHAOS_PHASE) && workspace.package("rhizo-chaos").is_some() {
+        collected.run_chaos(&workspace)?;
+    }
     if wanted(Phase::Bench) && workspace.package("benches").is_some() {
         collected.run_benches(&workspace)?;
     }
@@ -323,6 +326,17 @@ impl Collected {
         let (report, result) = bench_smoke(workspace)?;
         if matches!(report.status, StepStatus::Failed(_)) {
             self.unsaveable.insert(Phase::Bench);
+        }
+        self.results.push(result);
+        self.steps.push(report);
+        Ok(())
+    }
+
+    /// The short chaos run: real agents under real faults, checked.
+    fn run_chaos(&mut self, workspace: &Workspace) -> Result<()> {
+        let (report, result) = chaos_smoke(workspace)?;
+        if matches!(report.status, StepStatus::Failed(_)) {
+            self.unsaveable.insert(CHAOS_PHASE);
         }
         self.results.push(result);
         self.steps.push(report);
@@ -476,7 +490,7 @@ fn in_phase(packages: &BTreeSet<String>, phase: Phase) -> Vec<String> {
 }
 
 /// The directory cargo builds into, for xtask's own scratch files.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
@@ -778,6 +792,49 @@ fn bench_smoke(workspace: &Workspace) -> Result<(StepReport, TestResult)> {
     let result = TestResult {
         package: "benches".to_owned(),
         id: "benches::xtask-bench::quick".to_owned(),
+        outcome,
+    };
+    Ok((report, result))
+}
+
+/// The phase of the chaos run: it tests the networked node (rhizo-net, rhizo-cli), whose tests
+/// are the transactions phase's.
+const CHAOS_PHASE: Phase = Phase::Txn;
+
+/// The chaos run regress makes: a fixed seed, a minute, three nodes, the dev-profile `rhizo`
+/// that the tests built (no release build). Its bounds are on waiting, not on throughput, so a
+/// slow machine makes it do less, not fail.
+fn chaos_options() -> crate::chaos::Options {
+    crate::chaos::Options {
+        seed: 1,
+        duration_secs: 60,
+        nodes: 3,
+        dev: true,
+    }
+}
+
+/// `cargo xtask chaos --seed 1 --duration 60 --dev`, recorded as the test
+/// `rhizo-chaos::xtask-chaos::seed-1`.
+fn chaos_smoke(workspace: &Workspace) -> Result<(StepReport, TestResult)> {
+    let options = chaos_options();
+    let target = target_dir(&workspace.root);
+    let show = |_: &str| true;
+    let build = crate::chaos::build_command(&workspace.root, &options);
+    let (mut report, _) = run_step("cargo build rhizo (chaos)", build, &show)?;
+    if matches!(report.status, StepStatus::Passed) {
+        let runner = crate::chaos::runner_command(&workspace.root, &target, &options);
+        let built = report.elapsed;
+        (report, _) = run_step(&options.replay(), runner, &show)?;
+        report.elapsed += built;
+    }
+    let outcome = if matches!(report.status, StepStatus::Passed) {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    };
+    let result = TestResult {
+        package: "rhizo-chaos".to_owned(),
+        id: format!("rhizo-chaos::xtask-chaos::seed-{}", options.seed),
         outcome,
     };
     Ok((report, result))

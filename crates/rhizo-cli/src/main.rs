@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use rhizo_clock::NodeId;
-use rhizo_net::pki::CertificateAuthority;
+use rhizo_net::pki::Issue;
 use rhizo_net::{Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node};
 use rhizo_txn::{CommitOutcome, CommitPath, DEFAULT_COLUMN, TransactionMode};
 use tracing::info;
@@ -219,21 +218,12 @@ impl StopSignals {
 }
 
 fn tls(what: TlsCommand, dir: &Path) -> Result<(), NetError> {
-    let load_ca = || CertificateAuthority::load(&dir.join("ca.crt"), &dir.join("ca.key"));
-    let (issued, stem) = match what {
-        TlsCommand::Ca { cluster } => (
-            CertificateAuthority::generate(&cluster)?.pem(),
-            "ca".to_owned(),
-        ),
-        TlsCommand::Node { name } => {
-            let node = NodeId::new(&name).map_err(|err| NetError::Usage {
-                reason: format!("{name:?} is not a node id: {err}"),
-            })?;
-            (load_ca()?.issue(node)?, name)
-        }
-        TlsCommand::Client { name } => (load_ca()?.issue_client(&name)?, name),
+    let issue = match what {
+        TlsCommand::Ca { cluster } => Issue::Ca { cluster },
+        TlsCommand::Node { name } => Issue::Node { name },
+        TlsCommand::Client { name } => Issue::Client { name },
     };
-    let (cert, key) = issued.write(dir, &stem)?;
+    let (cert, key) = rhizo_net::pki::issue_into(dir, &issue)?;
     println!("wrote {} and {}", cert.display(), key.display());
     Ok(())
 }

@@ -1686,7 +1686,14 @@ impl Replica {
                     .get(&origin)
                     .is_none_or(|i| seen < i.trimmed_upto())
         });
-        if behind_index {
+        // A peer that lacks updates at or below the stable point may lack removes whose
+        // tombstones were collected: a delta would not carry them, so it gets a whole state
+        // (joined by clocks, which retracts what it shows removed). The index alone does not
+        // say so: cells replayed at recovery stay open, outside the index, while the stable
+        // point passes them (a member not counted yet, or removed and added back, is behind
+        // it).
+        let behind_stable = !self.stable.dominated_by(known);
+        if behind_index || behind_stable {
             self.stats.snapshots_sent += 1;
             return Some(self.snapshot_delta());
         }

@@ -1159,7 +1159,11 @@ fn new_cells_adopt_the_incoming_state_whether_or_not_the_delta_is_recorded() {
 /// and then the entry applies as on every other replica.
 #[test]
 fn an_ordered_entry_needing_a_newer_schema_waits_instead_of_being_refused() {
-    let spec = rhizo_algebra::ColumnSpec::new(rhizo_algebra::MergeType::Add, rhizo_algebra::ValueType::Integer).unwrap();
+    let spec = rhizo_algebra::ColumnSpec::new(
+        rhizo_algebra::MergeType::Add,
+        rhizo_algebra::ValueType::Integer,
+    )
+    .unwrap();
     let wider = schema().with_column("t", "extra", spec).unwrap();
     let ahead = Replica::new(node(0), wider.clone(), ReplicaConfig::default());
     let mut behind = Replica::new(node(1), schema(), ReplicaConfig::default());

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use rhizo_algebra::{AlgebraicValue, ColumnSpec, Schema};
+use rhizo_algebra::{AlgebraicValue, ColumnSpec, MergeType, Schema};
 use rhizo_clock::NodeId;
 use rhizo_commit::AlgebraicTransaction;
 use rhizo_commit::wire::MAX_FRAME_LEN;
@@ -101,6 +101,10 @@ pub struct AsyncClient {
     /// on its way, and would be taken for the next request's, so the connection is not used
     /// again.
     broken: std::sync::atomic::AtomicBool,
+    /// The node's schema as last fetched, for [`AsyncClient::read_into`] to tell registers from
+    /// other columns. A column's merge type never changes once declared, so a cached answer
+    /// stays true; a column the cache lacks makes it fetch again.
+    schema: std::sync::Mutex<Option<Schema>>,
 }
 
 impl std::fmt::Debug for AsyncClient {
@@ -117,7 +121,16 @@ impl AsyncClient {
     /// A node that refuses this client's certificate (or its lack of one) is
     /// [`NetError::Connection`].
     pub async fn connect(address: &str, security: &ClientSecurity) -> Result<Self> {
-        let timeout = Self::DEFAULT_TIMEOUT;
+        Self::connect_with_timeout(address, security, Self::DEFAULT_TIMEOUT).await
+    }
+
+    /// [`AsyncClient::connect`], with `timeout` bounding the connection and each later request
+    /// (instead of [`AsyncClient::DEFAULT_TIMEOUT`]).
+    pub async fn connect_with_timeout(
+        address: &str,
+        security: &ClientSecurity,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
         match tokio::time::timeout(timeout, Self::open(address, security)).await {
             Ok(opened) => opened.map(|(conn, node)| Self {
                 conn: tokio::sync::Mutex::new(conn),
@@ -125,6 +138,7 @@ impl AsyncClient {
                 address: address.to_owned(),
                 timeout,
                 broken: std::sync::atomic::AtomicBool::new(false),
+                schema: std::sync::Mutex::new(None),
             }),
             Err(_) => Err(NetError::Connection {
                 address: address.to_owned(),
@@ -266,6 +280,43 @@ impl AsyncClient {
         }
     }
 
+    /// Reads one cell on the node for transaction `tx`, as `NodeTransaction::read` does on an
+    /// embedded node: in a coordinated transaction a register's value joins `tx`'s read set,
+    /// which the log validates (the commit is refused with `ReadConflict` if the register
+    /// changed in between); other reads leave `tx` as it was.
+    pub async fn read_into(
+        &self,
+        mode: TransactionMode,
+        tx: &mut AlgebraicTransaction,
+        table: &str,
+        row: &str,
+        column: &str,
+    ) -> Result<AlgebraicValue> {
+        let value = self.read(table, row, column).await?;
+        if mode == TransactionMode::Coordinated && self.is_register(table, column).await? {
+            tx.expect(table, row, column, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// Whether `table.column` is a register on the node, from the cached schema or, when it
+    /// lacks the column, a fresh one.
+    async fn is_register(&self, table: &str, column: &str) -> Result<bool> {
+        let merge_in = |schema: &Schema| schema.column(table, column).ok().map(ColumnSpec::merge);
+        let cache = || self.schema.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = cache().as_ref().and_then(merge_in);
+        let merge = match cached {
+            Some(merge) => Some(merge),
+            None => {
+                let schema = self.schema().await?;
+                let merge = merge_in(&schema);
+                *cache() = Some(schema);
+                merge
+            }
+        };
+        Ok(merge == Some(MergeType::Register))
+    }
+
     /// Declares a column on the node (ordered through Raft on a cluster).
     pub async fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
         let request = Request::DeclareColumn {
@@ -325,11 +376,23 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects (see [`AsyncClient::connect`]). Must not be called from within an async runtime.
     pub fn connect(address: &str, security: &ClientSecurity) -> Result<Self> {
+        Self::connect_with_timeout(address, security, AsyncClient::DEFAULT_TIMEOUT)
+    }
+
+    /// See [`AsyncClient::connect_with_timeout`]. Must not be called from within an async
+    /// runtime.
+    pub fn connect_with_timeout(
+        address: &str,
+        security: &ClientSecurity,
+        timeout: std::time::Duration,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(NetError::Runtime)?;
-        let inner = runtime.block_on(AsyncClient::connect(address, security))?;
+        let inner = runtime.block_on(AsyncClient::connect_with_timeout(
+            address, security, timeout,
+        ))?;
         Ok(Self {
             inner: Arc::new(inner),
             runtime: Arc::new(Mutex::new(runtime)),
@@ -354,6 +417,18 @@ impl Client {
     /// See [`AsyncClient::read`].
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
         self.block_on(self.inner.read(table, row, column))
+    }
+
+    /// See [`AsyncClient::read_into`].
+    pub fn read_into(
+        &self,
+        mode: TransactionMode,
+        tx: &mut AlgebraicTransaction,
+        table: &str,
+        row: &str,
+        column: &str,
+    ) -> Result<AlgebraicValue> {
+        self.block_on(self.inner.read_into(mode, tx, table, row, column))
     }
 
     /// See [`AsyncClient::status`].

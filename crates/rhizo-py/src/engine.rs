@@ -253,6 +253,13 @@ impl PyEngine {
         Ok(PyTransaction::new(Target::Engine(slf.unbind()), mode))
     }
 
+    /// The same transaction, for `async with`: its commit runs on a worker thread of the
+    /// event loop's executor with the GIL released, so the loop keeps running while it waits.
+    #[pyo3(signature = (mode = "coordinated"))]
+    fn atransaction(slf: Bound<'_, Self>, mode: &str) -> PyResult<PyTransaction> {
+        Self::transaction(slf, mode)
+    }
+
     /// Commits many operations in one call, `ops_per_transaction` to a transaction (each
     /// transaction atomic; `None`: all in one). Each operation is a tuple
     /// `(verb, table, row, column, value)` with verb `"increment"`, `"multiply"`, `"max"`,
@@ -462,10 +469,26 @@ fn batch_op(item: &Bound<'_, PyAny>) -> PyResult<AlgebraicOperation> {
     Ok(Operation::named(&verb, operand, None).py()?.on(cell))
 }
 
+/// The running asyncio event loop (a `RuntimeError` outside one, as asyncio raises).
+fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    py.import("asyncio")?.call_method0("get_running_loop")
+}
+
+/// A future of the running loop already resolved to `value`.
+fn resolved<'py>(py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let future = running_loop(py)?.call_method0("create_future")?;
+    future.call_method1("set_result", (value,))?;
+    Ok(future)
+}
+
 /// What a `PyTransaction` commits to: an engine, or one node of a simulated cluster.
 pub(crate) enum Target {
     Engine(Py<PyEngine>),
     Node(Py<PyEngineCluster>, NodeRef),
+    /// A networked node in this process.
+    Net(Py<crate::net::PyNode>),
+    /// A running node, through its client listener.
+    Remote(Py<crate::net::PyClient>),
 }
 
 /// A commit that failed: the error to raise, and whether a new attempt may succeed.
@@ -480,6 +503,13 @@ impl Refusal {
             error: err.to_raise().retryable(retryable).into_pyerr(),
             retryable,
         }
+    }
+}
+
+impl Refusal {
+    fn of_net(err: rhizo_net::NetError) -> Self {
+        let retryable = crate::net::is_retryable(&err);
+        Self::of(err, retryable)
     }
 }
 
@@ -509,6 +539,8 @@ impl Target {
                 .get()
                 .with(py, |c| c.read_into(*node, mode, tx, table, row, column))
                 .py(),
+            Self::Net(node) => node.get().read_into(py, mode, tx, cell),
+            Self::Remote(client) => client.get().read_into(py, mode, tx, cell),
         }
     }
 
@@ -548,6 +580,8 @@ impl Target {
                     let retryable = err.is_retryable();
                     Refusal::of(err, retryable)
                 }),
+            Self::Net(node) => node.get().commit(py, mode, tx)?.map_err(Refusal::of_net),
+            Self::Remote(client) => client.get().commit(py, mode, tx)?.map_err(Refusal::of_net),
         }
     }
 }
@@ -852,6 +886,46 @@ impl PyTransaction {
 
     fn __len__(&self) -> usize {
         self.tx.len()
+    }
+
+    /// Commits like `commit`, as an awaitable: the commit runs on the running event loop's
+    /// default executor (the GIL released while it waits), so other tasks run meanwhile.
+    fn acommit<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        running_loop(py)?.call_method1("run_in_executor", (py.None(), slf.getattr("commit")?))
+    }
+
+    /// `async with`: the transaction itself.
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        resolved(slf.py(), slf.clone().into_any())
+    }
+
+    /// `async with`: as `__exit__`, the commit awaited on the loop's default executor (see
+    /// `acommit`); an abort or an empty block finishes at once.
+    #[pyo3(signature = (exc_type = None, _exc = None, _tb = None))]
+    fn __aexit__<'py>(
+        slf: &Bound<'py, Self>,
+        exc_type: Option<&Bound<'py, PyType>>,
+        _exc: Option<&Bound<'py, PyAny>>,
+        _tb: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let commits = {
+            let tx = slf.borrow();
+            tx.finished.is_none() && exc_type.is_none() && !tx.tx.is_empty()
+        };
+        if commits {
+            let exit = slf.getattr("__exit__")?;
+            running_loop(py)?.call_method1("run_in_executor", (py.None(), exit))
+        } else {
+            let suppressed = slf.borrow_mut().__exit__(py, exc_type, None, None)?;
+            resolved(
+                py,
+                pyo3::types::PyBool::new(py, suppressed)
+                    .to_owned()
+                    .into_any(),
+            )
+        }
     }
 
     fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {

@@ -22,6 +22,7 @@ mod convert;
 mod engine;
 mod errors;
 mod keyed;
+mod net;
 mod rounds;
 mod sim;
 
@@ -67,5 +68,10 @@ fn _rhizo(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sim::PyReplicaCluster>()?;
     m.add_class::<cluster::PyEngineCluster>()?;
     m.add_class::<cluster::PyClusterNode>()?;
+    m.add_class::<net::PyNode>()?;
+    m.add_class::<net::PyClient>()?;
+    m.add_function(wrap_pyfunction!(net::tls_ca, m)?)?;
+    m.add_function(wrap_pyfunction!(net::tls_node, m)?)?;
+    m.add_function(wrap_pyfunction!(net::tls_client, m)?)?;
     Ok(())
 }

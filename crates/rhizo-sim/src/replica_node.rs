@@ -176,6 +176,23 @@ impl ReplicaNode {
         Ok((receipt, acknowledged))
     }
 
+    /// Counts `member` among the replica's members ([`Replica::add_member`]) and carries out
+    /// what that emits. Membership is the driver's configuration, not part of the durable log:
+    /// a restarted node starts from its configured members, and whoever drives membership
+    /// changes applies them again after a restart.
+    pub fn add_member(&mut self, member: NodeId, ctx: &mut NodeCtx<'_, Message>) {
+        self.replica.add_member(member);
+        self.drain(ctx);
+    }
+
+    /// Stops counting `member` ([`Replica::remove_member`], which collects what the remaining
+    /// members have seen) and carries out what that emits. See [`add_member`](Self::add_member)
+    /// on restarts.
+    pub fn remove_member(&mut self, member: NodeId, ctx: &mut NodeCtx<'_, Message>) {
+        self.replica.remove_member(member);
+        self.drain(ctx);
+    }
+
     /// Starts an anti-entropy exchange with `peer` now (outside the timer) and sends it.
     pub fn sync_with(&mut self, peer: NodeId, ctx: &mut NodeCtx<'_, Message>) {
         self.replica.sync_with(peer);
@@ -487,6 +504,28 @@ impl SimulatedCluster<ReplicaNode> {
                 Err(SimError::Commit { node: id, source })
             }
         }
+    }
+
+    /// Makes `node` count `member` among its members ([`ReplicaNode::add_member`]); what it
+    /// sends is routed now.
+    pub fn add_member_on_node(
+        &mut self,
+        node: impl Into<NodeRef>,
+        member: impl Into<NodeRef>,
+    ) -> Result<()> {
+        let member = self.node_id(member)?;
+        self.with_node(node, |n, ctx| n.add_member(member, ctx))
+    }
+
+    /// Makes `node` stop counting `member` ([`ReplicaNode::remove_member`]); what it sends is
+    /// routed now.
+    pub fn remove_member_on_node(
+        &mut self,
+        node: impl Into<NodeRef>,
+        member: impl Into<NodeRef>,
+    ) -> Result<()> {
+        let member = self.node_id(member)?;
+        self.with_node(node, |n, ctx| n.remove_member(member, ctx))
     }
 
     /// A running node's replica.

@@ -18,6 +18,7 @@ use crate::{
     GossipStrategy, LatencyModel, ReplicaNode, SimError, SimulatedCluster, SimulationBuilder,
 };
 
+pub mod membership;
 #[cfg(test)]
 mod tests;
 
@@ -406,26 +407,58 @@ pub fn chaos(seed: u64, ops: usize) -> Result<ChaosReport, ChaosFailure> {
 
 /// [`chaos`] with the given settings (for instance a seed's, with the other commit path).
 pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, ChaosFailure> {
-    let ops = settings.ops;
+    run_chaos(seed, settings, None)
+}
+
+/// A [`chaos`] run, with membership changes when `membership` is given (see [`membership`]).
+fn run_chaos(
+    seed: u64,
+    settings: ChaosSettings,
+    mut membership: Option<&mut membership::Membership>,
+) -> Result<ChaosReport, ChaosFailure> {
     let mut cluster = settings.builder(seed).build_replicas(workload::schema())?;
+    if let Some(membership) = membership.as_deref_mut() {
+        membership.start(&mut cluster)?;
+    }
+    let fault_actions = safety_phase(&mut cluster, &settings, membership.as_deref_mut())?;
+    liveness_phase(cluster, settings, fault_actions, membership)
+}
+
+/// The safety phase of [`chaos`]: the workload under the seed's faults (and membership
+/// changes). Returns how many fault actions were taken.
+fn safety_phase(
+    cluster: &mut SimulatedCluster<ReplicaNode>,
+    settings: &ChaosSettings,
+    mut membership: Option<&mut membership::Membership>,
+) -> Result<u64, ChaosFailure> {
     let mut workload = Workload::new(settings.keys, OpMix::ALL);
     let mut prepared: Vec<PreparedRows> =
         (0..settings.nodes).map(|_| PreparedRows::new()).collect();
     let mut drawn = WorkloadOps::new();
     let mut fault_actions = 0;
-    for op in 1..=ops {
+    for op in 1..=settings.ops {
         let gap = up_to(cluster.workload_rng(), 2 * CHAOS_MEAN_GAP_MICROS);
         cluster.run_for(Duration::from_micros(gap));
+        if let Some(membership) = membership.as_deref_mut() {
+            membership.at_op(op, cluster)?;
+        }
         if up_to(cluster.workload_rng(), u64::from(settings.fault_every) - 1) == 0 {
             fault_actions += 1;
-            fault_action(&mut cluster)?;
+            match membership.as_deref_mut() {
+                None => fault_action(cluster, None)?,
+                Some(membership) => {
+                    let crashed = crashed_nodes(cluster);
+                    fault_action(cluster, membership.held_down())?;
+                    membership.after_restarts(cluster, &crashed)?;
+                }
+            }
         }
         let running: Vec<usize> = (0..settings.nodes)
             .filter(|&i| cluster.is_crashed(i) == Ok(false))
             .collect();
         let node = running[up_to(cluster.workload_rng(), running.len() as u64 - 1) as usize];
         commit_next(
-            &mut cluster,
+            cluster,
             &mut workload,
             &mut prepared,
             &mut drawn,
@@ -437,12 +470,30 @@ pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, Cha
         }
     }
     cluster.observe();
+    Ok(fault_actions)
+}
 
+/// The liveness phase of [`chaos`]: calm the network, restart every crashed node (and, with
+/// membership changes, make every member count every other), require convergence and
+/// quiescence within the bound, then run every checker (and, with membership changes, the
+/// metadata checker: every view agrees by then).
+fn liveness_phase(
+    mut cluster: SimulatedCluster<ReplicaNode>,
+    settings: ChaosSettings,
+    fault_actions: u64,
+    mut membership: Option<&mut membership::Membership>,
+) -> Result<ChaosReport, ChaosFailure> {
     cluster.calm();
     for node in 0..settings.nodes {
         if cluster.is_crashed(node)? {
             cluster.restart(node)?;
+            if let Some(membership) = membership.as_deref_mut() {
+                membership.restored(&mut cluster, node)?;
+            }
         }
+    }
+    if let Some(membership) = membership.as_deref_mut() {
+        membership.count_everyone(&mut cluster)?;
     }
     let healed = cluster.now();
     let bound = settings.sync_interval * CHAOS_CONVERGENCE_ROUNDS as u32;
@@ -455,6 +506,10 @@ pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, Cha
     let quiet = cluster.run_until_quiescent(bound)?;
     cluster.observe();
     checkers::check_all(&cluster)?;
+    if let Some(membership) = membership {
+        checkers::metadata::check(&cluster).map_err(Violation::from)?;
+        membership.snapshots_sent = cluster.replica_totals().snapshots_sent;
+    }
     let time_to_converge = converged.saturating_since(healed);
     Ok(ChaosReport {
         acknowledged: cluster.history().acknowledged().len() as u64,
@@ -472,16 +527,25 @@ pub fn chaos_with(seed: u64, settings: ChaosSettings) -> Result<ChaosReport, Cha
     })
 }
 
-/// One fault action drawn from the workload stream.
-fn fault_action(cluster: &mut SimulatedCluster<ReplicaNode>) -> Result<(), SimError> {
+/// The nodes crashed now, in index order.
+fn crashed_nodes(cluster: &SimulatedCluster<ReplicaNode>) -> Vec<usize> {
+    (0..cluster.node_count())
+        .filter(|&i| cluster.is_crashed(i) == Ok(true))
+        .collect()
+}
+
+/// One fault action drawn from the workload stream. A restart never picks `held_down` (a node
+/// kept down on purpose); the draws are the same whatever it is.
+fn fault_action(
+    cluster: &mut SimulatedCluster<ReplicaNode>,
+    held_down: Option<usize>,
+) -> Result<(), SimError> {
     let nodes = cluster.node_count() as u64;
     let rng = cluster.workload_rng();
     let a = up_to(rng, nodes - 1) as usize;
     let b = (a + 1 + up_to(rng, nodes - 2) as usize) % nodes as usize;
     let action = up_to(rng, 13);
-    let crashed: Vec<usize> = (0..nodes as usize)
-        .filter(|&i| cluster.is_crashed(i) == Ok(true))
-        .collect();
+    let crashed = crashed_nodes(cluster);
     match action {
         0..=2 => cluster.partition(a, b),
         3 | 4 => cluster.partition_one_way(a, b),
@@ -499,7 +563,7 @@ fn fault_action(cluster: &mut SimulatedCluster<ReplicaNode>) -> Result<(), SimEr
                 cluster.crash(a)
             }
         }
-        _ => match crashed.first() {
+        _ => match crashed.iter().find(|&&node| Some(node) != held_down) {
             Some(&node) => cluster.restart(node),
             None => Ok(()),
         },

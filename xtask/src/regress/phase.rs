@@ -81,6 +81,9 @@ pub(crate) const PACKAGE_RULES: &[PackageRule] = &[
     rule("rhizo-net", Phase::Txn),
     // The node program runs the networked node: its tests join the same phase.
     rule("rhizo-cli", Phase::Txn),
+    // The chaos harness drives the networked node (rhizo-net, rhizo-cli): its unit tests and
+    // its short run join their phase.
+    rule("rhizo-chaos", Phase::Txn),
     rule("benches", Phase::Bench),
     rule("xtask", Phase::Bench),
     PackageRule {
@@ -172,7 +175,8 @@ mod tests {
         assert_eq!(
             phase_table(),
             "    2   rhizo-clock\n    3   rhizo-algebra, rhizo-commit\n    4   rhizo-sim\n    \
-             5   rhizo-txn, rhizo-engine-sim, rhizo-net, rhizo-cli\n    6   benches, xtask\n    \
+             5   rhizo-txn, rhizo-engine-sim, rhizo-net, rhizo-cli, rhizo-chaos\n    6   benches, \
+             xtask\n    \
              py  rhizo-py (pytest, ruff, stubtest)\n"
         );
     }

@@ -162,6 +162,32 @@ fn a_member_removed_while_down_and_re_added_converges() {
     assert!(net.converged());
 }
 
+/// A replica that restarts replays its own commits into open cells, outside the index; a
+/// membership change then moves its stable point past them (alone among its members, it
+/// collects at once) and a peer behind that point asks it for news. The peer must get a whole
+/// state, not a delta of the touched cells, which no longer shows the collected remove.
+/// (Found by the membership sweep of rhizo-sim, seed 5.)
+#[test]
+fn a_peer_behind_the_stable_point_of_a_recovered_replica_gets_a_whole_state() {
+    let mut net = Net::uniform(2, ReplicaConfig::default());
+    net.commit(1, add("u", "x"));
+    net.settle(2);
+    net.commit(0, remove("u", "x"));
+    net.crash(0);
+    net.restart(0);
+    net.replica_mut(0).remove_member(node(1));
+    assert_eq!(
+        net.replica(0).tombstones(),
+        0,
+        "alone, n0 collected the tombstone"
+    );
+    net.replica_mut(0).add_member(node(1));
+    assert_eq!(net.tags(1, "u"), AlgebraicValue::string_set(["x"]));
+    net.settle(4);
+    assert_eq!(net.tags(1, "u"), none(), "n1 kept the removed element");
+    assert!(net.converged());
+}
+
 /// A replica with no peers needs nobody's acknowledgement: its tombstones go as soon as it
 /// removes, and after a restart too, without any sync.
 #[test]

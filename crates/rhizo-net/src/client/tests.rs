@@ -233,6 +233,61 @@ fn a_client_without_a_certificate_of_the_cluster_ca_is_refused() {
     assert_eq!(node.0.status().clock.iter().count(), 0);
 }
 
+/// A read through the client leaves a transaction's read set as the same read on the node does:
+/// a coordinated transaction's register read is validated by the log, other reads are not; a
+/// register declared after the client cached the schema is known as one.
+#[test]
+fn a_read_into_a_transaction_through_the_client_joins_the_read_set_as_a_local_read_does() {
+    let (node, address) = start(Security::Insecure);
+    let client = Client::connect(&address, &ClientSecurity::Insecure).unwrap();
+    let mut put = AlgebraicTransaction::new();
+    put.put("kv", "r", "reg", 1);
+    client.commit(TransactionMode::Coordinated, put).unwrap();
+    let cells = [("kv", "r", "reg"), ("counters", "c", "value")];
+    for mode in [
+        TransactionMode::Coordinated,
+        TransactionMode::CoordinationFree,
+        TransactionMode::Auto,
+    ] {
+        let (mut remote, mut local) = (AlgebraicTransaction::new(), AlgebraicTransaction::new());
+        for (table, row, column) in cells {
+            let read = client
+                .read_into(mode, &mut remote, table, row, column)
+                .unwrap();
+            let expected = node
+                .0
+                .with_engine(|e| e.read_into(mode, &mut local, table, row, column))
+                .unwrap();
+            assert_eq!(read, expected);
+        }
+        assert_eq!(remote.reads(), local.reads(), "{mode:?}");
+    }
+
+    let mut tx = AlgebraicTransaction::new();
+    let read = client
+        .read_into(TransactionMode::Coordinated, &mut tx, "kv", "r", "reg")
+        .unwrap();
+    assert_eq!(read, counter(1));
+    tx.put("kv", "r", "reg", 2);
+    let mut other = AlgebraicTransaction::new();
+    other.put("kv", "r", "reg", 5);
+    client.commit(TransactionMode::Coordinated, other).unwrap();
+    let refused = client.commit(TransactionMode::Coordinated, tx).unwrap_err();
+    assert!(
+        matches!(refused, NetError::Engine(TxnError::ReadConflict { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(node.0.read("kv", "r", "reg").unwrap(), counter(5));
+
+    let spec = rhizo_algebra::ColumnSpec::new(MergeType::Register, ValueType::Integer).unwrap();
+    node.0.declare_column("kv", "late", spec).unwrap();
+    let mut tx = AlgebraicTransaction::new();
+    client
+        .read_into(TransactionMode::Coordinated, &mut tx, "kv", "r", "late")
+        .unwrap();
+    assert_eq!(tx.reads().len(), 1, "the new register joined the read set");
+}
+
 /// Reads one length-prefixed frame, `None` when the node closed the connection.
 fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
     let mut len = [0u8; 4];

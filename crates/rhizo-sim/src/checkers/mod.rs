@@ -16,6 +16,7 @@ pub mod atomic_visibility;
 pub mod causal_reads;
 pub mod convergence;
 pub mod counter_bounds;
+pub mod metadata;
 pub mod oracle;
 pub mod set_full;
 
@@ -42,6 +43,9 @@ pub enum Violation {
     /// See [`convergence`].
     #[error("convergence: {0}")]
     Convergence(#[from] convergence::ConvergenceViolation),
+    /// See [`metadata`].
+    #[error("metadata: {0}")]
+    Metadata(#[from] metadata::MetadataViolation),
     /// See [`oracle`].
     #[error("oracle: {0}")]
     Oracle(#[from] oracle::OracleViolation),

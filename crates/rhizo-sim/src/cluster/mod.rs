@@ -708,6 +708,12 @@ impl<N: SimulatedNode> SimulatedCluster<N> {
         self.directory.resolve(node.into())
     }
 
+    /// The id of a node of this cluster, running or crashed.
+    pub fn node_id(&self, node: impl Into<NodeRef>) -> Result<NodeId> {
+        let index = self.resolve(node)?;
+        Ok(self.directory.id(index))
+    }
+
     /// Runs `f` on a running node with a context at the current time (for example to commit a
     /// transaction); what it sends is routed when `f` returns.
     pub fn with_node<R>(

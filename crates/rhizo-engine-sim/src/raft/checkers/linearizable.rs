@@ -7,10 +7,11 @@ use super::RegisterOp;
 
 /// Checks every register's history: there is a total order of its operations, consistent with
 /// real time (an operation that completed before another was invoked comes first), in which
-/// every read returns the latest write before it. A write whose outcome is unknown may take
-/// effect at any point after its invocation, or never; a read whose outcome is unknown is
-/// ignored. `max_ops` bounds each register's history (the search is exponential in the worst
-/// case).
+/// every read returns the latest write before it, and every compare-and-set (a write with a
+/// `read`) finds the value it required. A write whose outcome is unknown may take effect at any
+/// point after its invocation (a compare-and-set only where it finds its value), or never; a
+/// read whose outcome is unknown is ignored. `max_ops` bounds each register's history (the
+/// search is exponential in the worst case).
 pub fn check_linearizable(ops: &[RegisterOp], max_ops: usize) -> Result<(), String> {
     let mut by_key: BTreeMap<&str, Vec<&RegisterOp>> = BTreeMap::new();
     for op in ops {
@@ -71,7 +72,8 @@ impl Search<'_> {
                 continue;
             }
             let next = match (op.write, op.read) {
-                (Some(v), _) => Some(v),
+                (Some(v), None) => Some(v),
+                (Some(v), Some(required)) if required == value => Some(v),
                 (None, Some(seen)) if seen == value => value,
                 _ => continue,
             };
@@ -100,7 +102,9 @@ fn describe(history: &[&RegisterOp]) -> String {
         .iter()
         .map(|op| {
             let what = match (op.write, op.read) {
-                (Some(v), _) => format!("write {v}"),
+                (Some(v), None) => format!("write {v}"),
+                (Some(v), Some(Some(required))) => format!("cas {required}->{v}"),
+                (Some(v), Some(None)) => format!("cas nil->{v}"),
                 (None, Some(Some(v))) => format!("read {v}"),
                 (None, _) => "read nil".to_owned(),
             };

@@ -23,7 +23,9 @@ pub struct RegisterOp {
     pub key: String,
     /// `Some(v)` for a write of `v`; `None` for a read.
     pub write: Option<i64>,
-    /// For a completed read: the value seen (`None` = never written).
+    /// For a completed read: the value seen (`None` = never written). Beside a write: the
+    /// value the write required — a compare-and-set that took effect (or, with an unknown
+    /// outcome, may have), which reads that value and writes its own in one step.
     pub read: Option<Option<i64>>,
     /// Invocation, virtual µs.
     pub invoked: u64,

@@ -113,3 +113,56 @@ fn lost_or_double_counted_writes_are_caught() {
             .contains("nowhere")
     );
 }
+
+fn cas(
+    key: &str,
+    required: Option<i64>,
+    v: i64,
+    invoked: u64,
+    completed: Option<u64>,
+) -> RegisterOp {
+    RegisterOp {
+        key: key.to_owned(),
+        write: Some(v),
+        read: Some(required),
+        invoked,
+        completed,
+    }
+}
+
+#[test]
+fn a_compare_and_set_must_find_the_value_it_required() {
+    // A chain of compare-and-sets, each finding the one before it.
+    let chain = vec![
+        cas("a", None, 1, 0, Some(10)),
+        cas("a", Some(1), 2, 11, Some(20)),
+        read("a", Some(2), 21, 30),
+    ];
+    check_linearizable(&chain, 64).unwrap();
+    // Two overlapping compare-and-sets from the same value cannot both take effect.
+    let both = vec![
+        write("a", 1, 0, Some(10)),
+        cas("a", Some(1), 2, 11, Some(30)),
+        cas("a", Some(1), 3, 12, Some(31)),
+    ];
+    assert!(
+        check_linearizable(&both, 64)
+            .unwrap_err()
+            .contains("cas 1->3")
+    );
+    // A compare-and-set of an unknown outcome takes effect only where it finds its value: here
+    // the register never held 5, so the read of 9 names a write that cannot have happened.
+    let never = vec![
+        write("a", 1, 0, Some(10)),
+        cas("a", Some(5), 9, 11, None),
+        read("a", Some(9), 40, 50),
+    ];
+    assert!(check_linearizable(&never, 64).is_err());
+    // ...and it may take effect late, once the value it required is there.
+    let late = vec![
+        cas("a", Some(1), 9, 0, None),
+        write("a", 1, 5, Some(10)),
+        read("a", Some(9), 40, 50),
+    ];
+    check_linearizable(&late, 64).unwrap();
+}
