@@ -6,12 +6,14 @@
 //! deterministic (one seed each).
 //!
 //! ```text
-//! rhizo-bench [--quick] [--no-python] [--out DIR]
+//! rhizo-bench [--quick] [--no-python] [--net] [--out DIR]
 //! rhizo-bench child-throughput NODES OPS_PER_NODE SEED   (one throughput row as JSON)
 //! rhizo-bench net [--quick]                               (the networked rows alone, as JSON)
 //! ```
 
 mod net;
+mod net_compare;
+mod peers;
 mod plots;
 mod python_net;
 // Self-contained, so that other peer rows can share it.
@@ -33,6 +35,8 @@ struct Options {
     quick: bool,
     /// Skip the Python probe (the bindings in ./.venv are not this revision's release build).
     no_python: bool,
+    /// Only the networked stages: real nodes on this machine, and etcd beside them.
+    net_only: bool,
     out: PathBuf,
 }
 
@@ -40,6 +44,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         quick: false,
         no_python: false,
+        net_only: false,
         out: PathBuf::from("target/bench"),
     };
     let mut it = args.iter();
@@ -47,6 +52,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         match arg.as_str() {
             "--quick" => options.quick = true,
             "--no-python" => options.no_python = true,
+            "--net" => options.net_only = true,
             "--out" => options.out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -80,7 +86,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(error) => {
             eprintln!(
-                "rhizo-bench: {error}\nusage: rhizo-bench [--quick] [--no-python] [--out DIR]"
+                "rhizo-bench: {error}\nusage: rhizo-bench [--quick] [--no-python] [--net] [--out DIR]"
             );
             return ExitCode::from(2);
         }
@@ -150,16 +156,65 @@ fn stage(name: &str, steps: u64) -> ProgressBar {
     bar
 }
 
+/// The simulated runs' seed.
+const SEED: u64 = 7;
+
 fn run(options: &Options) -> Result<(), String> {
     std::fs::create_dir_all(&options.out).map_err(|e| format!("{}: {e}", options.out.display()))?;
     let mut results = Results {
         git_rev: report::git_rev(),
         machine: report::machine(),
-        mode: if options.quick { "quick" } else { "full" }.into(),
+        mode: match (options.net_only, options.quick) {
+            (false, false) => "full",
+            (false, true) => "quick",
+            (true, false) => "net",
+            (true, true) => "net-quick",
+        }
+        .into(),
         ..Results::default()
     };
-    let seed = 7;
+    if !options.net_only {
+        latency_stage(&mut results, options)?;
+        throughput_stage(&mut results, options)?;
+        convergence_stage(&mut results, options)?;
+        success_stage(&mut results, options)?;
+    }
+    net_stages(&mut results, options)?;
 
+    // Python overhead, when the bindings are built into ./.venv. A quick run (regress's smoke
+    // test) skips it, and so does `--no-python` (`cargo xtask bench` passes it when it could not
+    // build this revision's release bindings): a stale or debug build is not a measurement.
+    let started = Instant::now();
+    results.python = if options.quick || options.no_python || options.net_only {
+        None
+    } else {
+        report::python_overhead()
+    };
+    results.python_net = if options.quick || options.no_python || options.net_only {
+        None
+    } else {
+        python_net::python_network_rows()
+    };
+    results
+        .stage_seconds
+        .push(("python".into(), started.elapsed().as_secs_f64()));
+
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    std::fs::write(options.out.join("results.json"), json).map_err(|e| e.to_string())?;
+    let plots = plots::write_all(&results, &options.out).map_err(|e| e.to_string())?;
+    let report = report::markdown(&results, &plots);
+    std::fs::write(options.out.join("report.md"), report).map_err(|e| e.to_string())?;
+    println!(
+        "rhizo-bench: wrote {}/results.json, report.md and {} plots",
+        options.out.display(),
+        plots.len()
+    );
+    Ok(())
+}
+
+/// Commit latency of both paths on the simulated networks.
+fn latency_stage(results: &mut Results, options: &Options) -> Result<(), String> {
+    let seed = SEED;
     // Latency: the coordination-free path (local; the network plays no part) …
     let started = Instant::now();
     let commits = if options.quick { 20_000 } else { 200_000 };
@@ -177,7 +232,12 @@ fn run(options: &Options) -> Result<(), String> {
     results
         .stage_seconds
         .push(("latency".into(), started.elapsed().as_secs_f64()));
+    Ok(())
+}
 
+/// Commit-then-converge throughput at each cluster size, each row in processes of its own.
+fn throughput_stage(results: &mut Results, options: &Options) -> Result<(), String> {
+    let seed = SEED;
     // Throughput scaling.
     let started = Instant::now();
     let sizes: Vec<(usize, usize)> = if options.quick {
@@ -231,7 +291,12 @@ fn run(options: &Options) -> Result<(), String> {
     results
         .stage_seconds
         .push(("throughput".into(), started.elapsed().as_secs_f64()));
+    Ok(())
+}
 
+/// Rounds to converge after writes and after a partition heals.
+fn convergence_stage(results: &mut Results, options: &Options) -> Result<(), String> {
+    let seed = SEED;
     // Convergence.
     let started = Instant::now();
     let mut runs: Vec<(usize, usize, f64)> = Vec::new();
@@ -273,7 +338,12 @@ fn run(options: &Options) -> Result<(), String> {
     results
         .stage_seconds
         .push(("convergence".into(), started.elapsed().as_secs_f64()));
+    Ok(())
+}
 
+/// The roadmap's success scenario on both paths.
+fn success_stage(results: &mut Results, options: &Options) -> Result<(), String> {
+    let seed = SEED;
     // The roadmap's success scenario: 5 nodes × 10 K transactions each, both paths.
     let started = Instant::now();
     let bar = stage("success", 2);
@@ -308,7 +378,11 @@ fn run(options: &Options) -> Result<(), String> {
     results
         .stage_seconds
         .push(("success".into(), started.elapsed().as_secs_f64()));
+    Ok(())
+}
 
+/// Real nodes over TLS on this machine, and etcd beside them.
+fn net_stages(results: &mut Results, options: &Options) -> Result<(), String> {
     // Real nodes over TLS on this machine.
     let started = Instant::now();
     let bar = stage("net", 1);
@@ -319,33 +393,14 @@ fn run(options: &Options) -> Result<(), String> {
         .stage_seconds
         .push(("net".into(), started.elapsed().as_secs_f64()));
 
-    // Python overhead, when the bindings are built into ./.venv. A quick run (regress's smoke
-    // test) skips it, and so does `--no-python` (`cargo xtask bench` passes it when it could not
-    // build this revision's release bindings): a stale or debug build is not a measurement.
+    // etcd beside Rhizo's two paths, driven by the same clients over the network.
     let started = Instant::now();
-    results.python = if options.quick || options.no_python {
-        None
-    } else {
-        report::python_overhead()
-    };
-    results.python_net = if options.quick || options.no_python {
-        None
-    } else {
-        python_net::python_network_rows()
-    };
+    let bar = stage("versus etcd", 1);
+    results.net_compare = Some(net_compare::comparison(options.quick)?);
+    bar.inc(1);
+    bar.finish_with_message("done");
     results
         .stage_seconds
-        .push(("python".into(), started.elapsed().as_secs_f64()));
-
-    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
-    std::fs::write(options.out.join("results.json"), json).map_err(|e| e.to_string())?;
-    let plots = plots::write_all(&results, &options.out).map_err(|e| e.to_string())?;
-    let report = report::markdown(&results, &plots);
-    std::fs::write(options.out.join("report.md"), report).map_err(|e| e.to_string())?;
-    println!(
-        "rhizo-bench: wrote {}/results.json, report.md and {} plots",
-        options.out.display(),
-        plots.len()
-    );
+        .push(("net_compare".into(), started.elapsed().as_secs_f64()));
     Ok(())
 }

@@ -94,7 +94,8 @@ fn start(sync: SyncPolicy) -> Result<Cluster, String> {
     })
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// The `q` quantile (0 to 1) of sorted values, by the nearest rank; 0 for none.
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

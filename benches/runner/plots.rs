@@ -38,6 +38,10 @@ pub(crate) fn write_all(
         convergence(results, &dir.join("convergence.svg"))?;
         written.push("convergence.svg".to_string());
     }
+    if let Some(comparison) = results.net_compare.as_ref().filter(|c| !c.rows.is_empty()) {
+        crate::net_compare::plot::write(comparison, &dir.join("versus_etcd.svg"))?;
+        written.push("versus_etcd.svg".to_string());
+    }
     Ok(written)
 }
 

@@ -277,6 +277,10 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
         }
     }
 
+    if let Some(comparison) = &r.net_compare {
+        s.push_str(&crate::net_compare::report::markdown(comparison));
+    }
+
     let _ = writeln!(s, "\n## Python\n");
     match &r.python {
         Some(p) => {

@@ -27,6 +27,9 @@ pub(crate) struct Results {
     /// Real nodes over TLS on this machine.
     #[serde(default)]
     pub(crate) net: Vec<NetRow>,
+    /// etcd and Rhizo's two paths driven by the same clients over the network, in this run.
+    #[serde(default)]
+    pub(crate) net_compare: Option<NetComparison>,
     /// Wall-clock seconds each stage took.
     pub(crate) stage_seconds: Vec<(String, f64)>,
 }
@@ -60,6 +63,75 @@ pub(crate) struct NetRow {
     pub(crate) bytes_per_op: f64,
     /// Frames the transports wrote per operation.
     pub(crate) frames_per_op: f64,
+}
+
+/// etcd and Rhizo side by side: three members or nodes on 127.0.0.1 each, the same closed-loop
+/// clients and operations, in one run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct NetComparison {
+    /// One row per system, operation and client count.
+    pub(crate) rows: Vec<CompareRow>,
+    /// Systems whose rows are missing, and why (for instance: etcd is not installed).
+    pub(crate) skipped: Vec<SkippedSystem>,
+    /// The targets, each with the figures it was judged on.
+    pub(crate) targets: Vec<TargetCheck>,
+    /// How long each client count ran, seconds (after a warm-up that is not counted).
+    pub(crate) seconds_per_row: f64,
+}
+
+/// One operation at one client count on one system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CompareRow {
+    /// "etcd 3.4.23" (its version) or "rhizo".
+    pub(crate) system: String,
+    /// "raft" (etcd), "coordinated" or "coordination_free" (Rhizo).
+    pub(crate) path: String,
+    /// "put", "compare_and_set" or "increment".
+    pub(crate) operation: String,
+    /// When a commit is durable relative to its acknowledgement.
+    pub(crate) durability: String,
+    /// Members or nodes.
+    pub(crate) nodes: usize,
+    /// Closed-loop clients, each with one connection, spread over the nodes in turn.
+    pub(crate) clients: usize,
+    /// Operations acknowledged within the measured time.
+    pub(crate) ops: usize,
+    /// Attempts beyond the first that retryable failures took.
+    pub(crate) retries: u64,
+    /// Acknowledged operations per second.
+    pub(crate) ops_per_sec: f64,
+    /// Median latency from call to acknowledgement (retries included), milliseconds.
+    pub(crate) p50_ms: f64,
+    /// 99th percentile of the same, milliseconds.
+    pub(crate) p99_ms: f64,
+    /// Coordination-free only: median time from a commit's acknowledgement until a client of
+    /// another node reads it, milliseconds.
+    pub(crate) visibility_p50_ms: Option<f64>,
+    /// 99th percentile of the same.
+    pub(crate) visibility_p99_ms: Option<f64>,
+    /// Coordination-free only: whether every node ended with every acknowledged increment and
+    /// the same state.
+    pub(crate) converged: Option<bool>,
+}
+
+/// A system measured in no row of this run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SkippedSystem {
+    /// The system.
+    pub(crate) system: String,
+    /// Why, and how to make it run.
+    pub(crate) reason: String,
+}
+
+/// One of the targets, judged on this run's rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TargetCheck {
+    /// The target, in words.
+    pub(crate) target: String,
+    /// The figures compared.
+    pub(crate) measured: String,
+    /// Whether it holds; `None` when a row it needs is missing.
+    pub(crate) holds: Option<bool>,
 }
 
 /// One latency measurement.

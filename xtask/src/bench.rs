@@ -2,8 +2,10 @@
 //!
 //! Builds and runs `rhizo-bench` (package `benches`) in release mode: every scenario on the
 //! embedded simulator — the coordination-free path and Raft on one simulated network — writing
-//! `results.json`, SVG plots and `report.md` into the output directory. With `--criterion` it
-//! then runs the criterion suite (`cargo bench -p benches`), peers included.
+//! `results.json`, SVG plots and `report.md` into the output directory — and real nodes on this
+//! machine beside a three-member etcd cluster driven by the same clients (`--net` runs only
+//! those networked stages). With `--criterion` it then runs the criterion suite
+//! (`cargo bench -p benches`), peers included.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,6 +22,8 @@ pub(crate) struct Options {
     pub(crate) out: Option<PathBuf>,
     /// Also run the criterion suite afterwards.
     pub(crate) criterion: bool,
+    /// Only the networked stages: Rhizo nodes over TLS and etcd beside them.
+    pub(crate) net: bool,
 }
 
 impl Options {
@@ -28,12 +32,14 @@ impl Options {
             quick: false,
             out: None,
             criterion: false,
+            net: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--criterion" => options.criterion = true,
+                "--net" => options.net = true,
                 "--out" => {
                     let dir = args
                         .next()
@@ -77,11 +83,15 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<bool> {
     // the Python figures are neither stale nor a debug build. Without them the row is omitted.
     let python_dir = root.join(crate::regress::PYTHON_PACKAGE_DIR);
     let python_built = !options.quick
+        && !options.net
         && python_dir.join("pyproject.toml").exists()
         && crate::regress::python::build_release_bindings(root, &python_dir)?;
     let mut command = runner_command(root, options.quick, &out);
     if !python_built {
         command.arg("--no-python");
+    }
+    if options.net {
+        command.arg("--net");
     }
     println!("==> {}", process::describe(&command));
     let status = command
@@ -137,6 +147,25 @@ pub(crate) fn check_results(json: &str) -> std::result::Result<(), String> {
     if value["success_scenario"]["converged"] != true {
         return Err("the success scenario did not converge".into());
     }
+    check_versus_etcd(&value["net_compare"])
+}
+
+/// The networked comparison holds Rhizo's rows on both paths, and etcd's rows or the reason
+/// they were skipped (a machine without etcd, or without the right to install it, skips them).
+fn check_versus_etcd(comparison: &serde_json::Value) -> std::result::Result<(), String> {
+    let rows = comparison["rows"].as_array().cloned().unwrap_or_default();
+    for path in ["coordinated", "coordination_free"] {
+        if !rows.iter().any(|r| r["path"] == path) {
+            return Err(format!("no networked rows for rhizo's {path} path"));
+        }
+    }
+    let etcd_measured = rows.iter().any(|r| r["path"] == "raft");
+    let etcd_skipped = comparison["skipped"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["system"] == "etcd"));
+    if !etcd_measured && !etcd_skipped {
+        return Err("no etcd rows and no reason for their absence".into());
+    }
     Ok(())
 }
 
@@ -146,7 +175,7 @@ mod tests {
 
     #[test]
     fn options_parse() {
-        let args: Vec<String> = ["--quick", "--out", "x", "--criterion"]
+        let args: Vec<String> = ["--quick", "--out", "x", "--criterion", "--net"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -155,7 +184,8 @@ mod tests {
             Options {
                 quick: true,
                 out: Some(PathBuf::from("x")),
-                criterion: true
+                criterion: true,
+                net: true,
             }
         );
         assert!(Options::parse(&["--nope".to_string()]).is_err());
@@ -167,12 +197,22 @@ mod tests {
         let good = r#"{"git_rev":"a","machine":"m","mode":"quick",
             "latency":[{"path":"coordination_free"},{"path":"raft"}],
             "throughput":[{"nodes":20,"ops_per_node":1000,"converged":true}],
-            "convergence":[],"success_scenario":{"converged":true}}"#;
+            "convergence":[],"success_scenario":{"converged":true},
+            "net_compare":{"rows":[{"path":"coordinated"},{"path":"coordination_free"}],
+                "skipped":[{"system":"etcd","reason":"not installed"}]}}"#;
         assert_eq!(check_results(good), Ok(()));
         let diverged = good.replace(
             r#""ops_per_node":1000,"converged":true"#,
             r#""ops_per_node":1000,"converged":false"#,
         );
         assert!(check_results(&diverged).unwrap_err().contains("converge"));
+        let unexplained = good.replace(r#""system":"etcd""#, r#""system":"redis""#);
+        assert!(check_results(&unexplained).unwrap_err().contains("etcd"));
+        let no_free = good.replace(r#"{"path":"coordination_free"}"#, r#"{"path":"x"}"#);
+        assert!(
+            check_results(&no_free)
+                .unwrap_err()
+                .contains("coordination_free")
+        );
     }
 }

@@ -57,15 +57,19 @@ cargo xtask: developer commands of the Rhizo workspace
 
 USAGE:
     cargo xtask regress [--phase P] [--save] [--no-lint]
-    cargo xtask bench [--quick] [--out DIR] [--criterion]
+    cargo xtask bench [--quick] [--net] [--out DIR] [--criterion]
     cargo xtask chaos [--seed S] [--duration SECS] [--nodes N] [--dev]
     cargo xtask help
 
 bench       The main job: the distributed benchmark on the embedded simulator —
             coordination-free commits and Raft on the same simulated network —
             writing results.json, SVG plots and report.md to target/bench (or
-            --out DIR). --quick is the short run (used by regress as a smoke test);
-            --criterion also runs the criterion suite (cargo bench -p benches).
+            --out DIR) — and three real nodes over TLS beside a three-member etcd
+            cluster (installed with apt-get when absent and run as root; otherwise
+            its rows are skipped with the reason), driven by the same clients.
+            --net runs only those networked stages. --quick is the short run (used
+            by regress as a smoke test); --criterion also runs the criterion suite
+            (cargo bench -p benches).
 
 chaos       Real processes under real faults (docs/chaos.md): builds `rhizo`
             (release; --dev: the dev profile), starts N (3-5, default 3) agents
