@@ -877,13 +877,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         // Coordination-free commits and anti-entropy: records first, then messages.
         let ready = self.manager.replica.take_ready();
         if !ready.records.is_empty() {
-            self.log.persist(
-                ready
-                    .records
-                    .into_iter()
-                    .map(|r| RaftRecord::Replica(Box::new(r)))
-                    .collect(),
-            )?;
+            self.log.persist(replica_records(ready.records).collect())?;
         }
         for (to, message) in ready.messages {
             self.out
@@ -933,14 +927,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 Command::Read { id, keys } => self.serve_read(entry.index, id, keys),
             }
         }
-        records.extend(
-            self.manager
-                .replica
-                .take_ready()
-                .records
-                .into_iter()
-                .map(|r| RaftRecord::Replica(Box::new(r))),
-        );
+        records.extend(replica_records(self.manager.replica.take_ready().records));
         if let Some(last) = last {
             self.applied = self.applied.max(last);
             records.push(RaftRecord::Applied(self.applied));
@@ -1072,14 +1059,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 from,
                 source: Box::new(e),
             })?;
-        records.extend(
-            self.manager
-                .replica
-                .take_ready()
-                .records
-                .into_iter()
-                .map(|r| RaftRecord::Replica(Box::new(r))),
-        );
+        records.extend(replica_records(self.manager.replica.take_ready().records));
         self.applied_writes.join(&applied_writes);
         let own = self.own_snapshot(meta.index, meta.term, meta.get_conf_state().clone());
         records.extend(self.raw.mut_store().install_snapshot(own));
@@ -1128,4 +1108,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
         records.push(RaftRecord::Applied(self.applied));
         self.log.persist(records)
     }
+}
+
+/// The replica's records, as records of the Raft node's log (which keeps both kinds in order).
+fn replica_records(records: Vec<Record>) -> impl Iterator<Item = RaftRecord> {
+    records
+        .into_iter()
+        .map(|r| RaftRecord::Replica(Box::new(r)))
 }
