@@ -17,8 +17,6 @@ mod peers;
 mod plots;
 mod python_net;
 // Self-contained, so that other peer rows can share it.
-#[path = "peers/redis.rs"]
-mod redis_peer;
 mod report;
 mod results;
 mod scenarios;

@@ -10,14 +10,14 @@
 //!   latency from call to acknowledgement (durable on a quorum).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_clock::NodeId;
 use rhizo_commit::Operations;
 use rhizo_net::pki::CertificateAuthority;
-use rhizo_net::{Node, NodeConfig, NodeHandle, Security, TlsFiles};
+use rhizo_net::{ClientListenerConfig, Node, NodeConfig, NodeHandle, Security, TlsFiles};
 use rhizo_txn::{SyncPolicy, TransactionMode};
 
 use crate::results::NetRow;
@@ -29,7 +29,8 @@ fn node(i: u32) -> NodeId {
     NodeId::numbered(i)
 }
 
-fn schema() -> Schema {
+/// Counters (`counters.value`, ADD) and registers (`kv.reg`): what every networked row writes.
+pub(crate) fn schema() -> Schema {
     Schema::builder()
         .table("counters")
         .column("value", MergeType::Add, ValueType::Integer)
@@ -40,8 +41,12 @@ fn schema() -> Schema {
 }
 
 /// Three nodes over TLS, shut down when dropped.
-struct Cluster {
-    handles: Vec<NodeHandle>,
+pub(crate) struct Cluster {
+    pub(crate) handles: Vec<NodeHandle>,
+    /// The cluster's certificate authority, for certificates issued after the start (clients').
+    pub(crate) ca: CertificateAuthority,
+    /// Where the CA's and the nodes' certificates are (`ca.crt`, `NODE.crt`, `NODE.key`).
+    pub(crate) certs: PathBuf,
     _dirs: tempfile::TempDir,
 }
 
@@ -61,7 +66,9 @@ fn tls(dir: &Path, of: NodeId) -> Security {
     })
 }
 
-fn start(sync: SyncPolicy) -> Result<Cluster, String> {
+/// Starts the three nodes under `sync`, each on a data directory of its own; with
+/// `client_listeners`, each also serves clients on a port of its own (`client_addr`).
+pub(crate) fn start(sync: SyncPolicy, client_listeners: bool) -> Result<Cluster, String> {
     let dirs = tempfile::tempdir().map_err(|e| e.to_string())?;
     let certs = dirs.path().join("tls");
     let ca = CertificateAuthority::generate("bench").map_err(|e| e.to_string())?;
@@ -82,14 +89,19 @@ fn start(sync: SyncPolicy) -> Result<Cluster, String> {
     let mut handles = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
         let id = node(i as u32);
-        let config = NodeConfig::new(id, "bench", members.clone(), tls(&certs, id))
+        let mut config = NodeConfig::new(id, "bench", members.clone(), tls(&certs, id))
             .with_schema(schema())
             .with_sync(sync)
             .with_data_dir(dirs.path().join(id.to_string()));
+        if client_listeners {
+            config.client = Some(ClientListenerConfig::new("127.0.0.1:0"));
+        }
         handles.push(Node::start_listening(config, listener).map_err(|e| e.to_string())?);
     }
     Ok(Cluster {
         handles,
+        ca,
+        certs,
         _dirs: dirs,
     })
 }
@@ -299,7 +311,7 @@ pub(crate) fn net_rows(quick: bool) -> Result<Vec<NetRow>, String> {
         max_delay_ms: 2,
         max_records: 1024,
     };
-    let cluster = start(sync)?;
+    let cluster = start(sync, false)?;
     let per_node = if quick { 50_000 } else { 500_000 };
     // A first, shorter pass warms the page cache and allocator, as criterion's warm-up does.
     cf_throughput(&cluster, "warm", per_node / 10)?;
@@ -323,7 +335,7 @@ pub(crate) fn net_rows(quick: bool) -> Result<Vec<NetRow>, String> {
     drop(cluster);
     // The Raft path under the default policy: every commit durable on a quorum before its
     // acknowledgement.
-    let cluster = start(SyncPolicy::EveryCommit)?;
+    let cluster = start(SyncPolicy::EveryCommit, false)?;
     for clients in [1usize, 16] {
         let per_client = if quick {
             200 / clients.min(4)

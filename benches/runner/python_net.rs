@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::redis_peer::RedisServer;
+use crate::peers::redis::RedisServer;
 use crate::results::PythonNetRow;
 
 /// The probe, a script of the Python package (it runs by hand as well).

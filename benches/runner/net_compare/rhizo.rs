@@ -2,19 +2,12 @@
 //! own, and the clients that drive them: `rhizo_net::Client` connections over the network, as
 //! etcd's clients reach etcd.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
-use rhizo_clock::NodeId;
+use rhizo_algebra::AlgebraicValue;
 use rhizo_commit::{AlgebraicTransaction, Operations};
-use rhizo_net::pki::CertificateAuthority;
-use rhizo_net::{
-    Client, ClientListenerConfig, ClientSecurity, ClientTls, NetError, Node, NodeConfig,
-    NodeHandle, Security, TlsFiles,
-};
+use rhizo_net::{Client, ClientSecurity, ClientTls, NetError};
 use rhizo_txn::{SyncPolicy, TransactionMode, TxnError};
 
 use super::load::{Attempt, Worker, with_retries};
@@ -31,88 +24,41 @@ const REGISTERS: (&str, &str) = ("kv", "reg");
 /// never a slow moment of a loaded machine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn schema() -> Schema {
-    Schema::builder()
-        .table(COUNTERS.0)
-        .column(COUNTERS.1, MergeType::Add, ValueType::Integer)
-        .table(REGISTERS.0)
-        .column(REGISTERS.1, MergeType::Register, ValueType::Integer)
-        .build()
-        .expect("a valid schema")
-}
-
-/// Three nodes with client listeners, shut down when dropped.
+/// Three nodes with client listeners (shut down when dropped, with their cluster).
 pub(crate) struct ServingCluster {
-    handles: Vec<NodeHandle>,
+    nodes: crate::net::Cluster,
     client_addrs: Vec<String>,
     client_security: ClientSecurity,
-    _dirs: tempfile::TempDir,
-}
-
-impl Drop for ServingCluster {
-    fn drop(&mut self) {
-        for handle in &self.handles {
-            let _ = handle.shutdown();
-        }
-    }
-}
-
-fn tls(dir: &Path, of: NodeId) -> Security {
-    Security::Tls(TlsFiles {
-        ca_cert: dir.join("ca.crt"),
-        node_cert: dir.join(format!("{of}.crt")),
-        node_key: dir.join(format!("{of}.key")),
-    })
 }
 
 impl ServingCluster {
     /// Starts the nodes under `sync`, each on a data directory of its own, with a client
     /// certificate from the cluster's CA for the bench's clients.
     pub(crate) fn start(sync: SyncPolicy) -> Result<Self, String> {
-        let dirs = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let certs = dirs.path().join("tls");
-        let ca = CertificateAuthority::generate("bench").map_err(|e| e.to_string())?;
-        ca.pem().write(&certs, "ca").map_err(|e| e.to_string())?;
-        let (client_cert, client_key) = ca
+        let nodes = crate::net::start(sync, true)?;
+        let (client_cert, client_key) = nodes
+            .ca
             .issue_client("bench-client")
-            .and_then(|issued| issued.write(&certs, "bench-client"))
+            .and_then(|issued| issued.write(&nodes.certs, "bench-client"))
             .map_err(|e| e.to_string())?;
-        let listeners: Vec<std::net::TcpListener> = (0..NODES)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())?;
-        let mut members = BTreeMap::new();
-        for (i, listener) in listeners.iter().enumerate() {
-            let id = NodeId::numbered(i as u32);
-            let address = listener.local_addr().map_err(|e| e.to_string())?;
-            members.insert(id, address.to_string());
-            ca.issue(id)
-                .and_then(|issued| issued.write(&certs, &id.to_string()))
-                .map_err(|e| e.to_string())?;
-        }
-        let mut cluster = Self {
-            handles: Vec::with_capacity(NODES),
-            client_addrs: Vec::with_capacity(NODES),
-            client_security: ClientSecurity::Tls(
-                ClientTls::new(certs.join("ca.crt")).with_identity(client_cert, client_key),
-            ),
-            _dirs: dirs,
-        };
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let id = NodeId::numbered(i as u32);
-            let mut config = NodeConfig::new(id, "bench", members.clone(), tls(&certs, id))
-                .with_schema(schema())
-                .with_sync(sync)
-                .with_data_dir(cluster._dirs.path().join(id.to_string()));
-            config.client = Some(ClientListenerConfig::new("127.0.0.1:0"));
-            let handle = Node::start_listening(config, listener).map_err(|e| e.to_string())?;
-            let address = handle
-                .client_addr()
-                .ok_or("a node started without its client listener")?;
-            cluster.client_addrs.push(address.to_string());
-            cluster.handles.push(handle);
-        }
-        Ok(cluster)
+        let client_addrs = nodes
+            .handles
+            .iter()
+            .map(|handle| {
+                handle
+                    .client_addr()
+                    .map(|address| address.to_string())
+                    .ok_or_else(|| "a node started without its client listener".to_owned())
+            })
+            .collect::<Result<_, _>>()?;
+        let client_security = ClientSecurity::Tls(
+            ClientTls::new(nodes.certs.join("ca.crt")).with_identity(client_cert, client_key),
+        );
+        Ok(Self {
+            nodes,
+            client_addrs,
+            client_security,
+        })
     }
 
     /// A connection to node `node`'s client listener (connected on first use).
@@ -135,6 +81,7 @@ impl ServingCluster {
         let deadline = Instant::now() + timeout;
         loop {
             let clocks: Vec<_> = self
+                .nodes
                 .handles
                 .iter()
                 .map(|h| h.with_engine(|e| e.clock().clone()))
@@ -142,7 +89,7 @@ impl ServingCluster {
             if clocks.windows(2).all(|w| w[0] == w[1]) {
                 let mut sum = 0i64;
                 for key in keys {
-                    if let AlgebraicValue::Integer(v) = self.handles[0]
+                    if let AlgebraicValue::Integer(v) = self.nodes.handles[0]
                         .read(COUNTERS.0, key, COUNTERS.1)
                         .map_err(|e| e.to_string())?
                     {
@@ -150,6 +97,7 @@ impl ServingCluster {
                     }
                 }
                 let prints: Vec<u64> = self
+                    .nodes
                     .handles
                     .iter()
                     .map(|h| h.with_engine(rhizo_txn::Engine::fingerprint))

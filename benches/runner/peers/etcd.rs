@@ -12,13 +12,15 @@
 //! etcd on this machine is never touched.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
+
+use super::{free_ports, install_package, on_path, tail};
 
 /// Members of the cluster.
 pub(crate) const MEMBERS: usize = 3;
@@ -69,116 +71,9 @@ fn version_of(printed: &str) -> String {
 /// says why etcd cannot be used and how to get it: the etcd rows are skipped with that reason.
 pub(crate) fn locate_or_install(install_timeout: Duration) -> Result<Binary, String> {
     if on_path("etcd").is_none() {
-        install(install_timeout)?;
+        install_package("etcd", "etcd-server", HOW_TO_INSTALL, install_timeout)?;
     }
     locate()
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Whether this process's effective user is root (from /proc: no `libc` call, no unsafe code).
-fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-            // Real, effective, saved and filesystem ids: the effective one decides.
-            line.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
-}
-
-fn install(timeout: Duration) -> Result<(), String> {
-    if !running_as_root() {
-        return Err(format!(
-            "etcd is not installed and this process is not root: {HOW_TO_INSTALL}"
-        ));
-    }
-    let apt = on_path("apt-get").ok_or_else(|| {
-        format!("etcd is not installed and there is no apt-get: {HOW_TO_INSTALL}")
-    })?;
-    eprintln!("rhizo-bench: etcd is not installed; installing Debian's etcd-server with apt-get");
-    let deadline = Instant::now() + timeout;
-    let install = [
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-        "-o",
-        "DPkg::Lock::Timeout=60",
-        "etcd-server",
-    ];
-    if run_until(&apt, &install, deadline).is_ok() {
-        return Ok(());
-    }
-    // A fresh machine may have no package lists yet, or stale ones: refresh them once.
-    run_until(&apt, &["update", "-q"], deadline)
-        .and_then(|()| run_until(&apt, &install, deadline))
-        .map_err(|e| format!("installing etcd-server failed ({e}); {HOW_TO_INSTALL}"))
-}
-
-/// Runs `program args` to completion or until `deadline`, when it is killed by its pid. Its
-/// output goes to a temporary file (a pipe nobody reads could fill and stall it), whose end is
-/// quoted when it fails.
-fn run_until(program: &Path, args: &[&str], deadline: Instant) -> Result<(), String> {
-    let described = format!("{} {}", program.display(), args.join(" "));
-    let output = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    let sink = |file: &File| file.try_clone().map(Stdio::from).map_err(|e| e.to_string());
-    let mut child = Command::new(program)
-        .args(args)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .stdout(sink(output.as_file())?)
-        .stderr(sink(output.as_file())?)
-        .spawn()
-        .map_err(|e| format!("{described}: {e}"))?;
-    loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) if status.success() => return Ok(()),
-            Some(status) => {
-                return Err(format!(
-                    "{described}: {status}: {}",
-                    tail(output.path(), 600)
-                ));
-            }
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{described}: still running at its deadline"));
-            }
-            None => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
-
-/// The last `chars` characters of a file (a log), for an error message.
-fn tail(path: &Path, chars: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let skip = text.chars().count().saturating_sub(chars);
-    text.chars()
-        .skip(skip)
-        .collect::<String>()
-        .trim()
-        .to_owned()
-}
-
-/// `count` distinct ports free on 127.0.0.1 at the moment of asking: all bound at once (so the
-/// system hands out distinct ones), then released for the caller to use.
-fn free_ports(count: usize) -> Result<Vec<u16>, String> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("finding free ports: {e}"))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("finding free ports: {e}"))
 }
 
 struct Member {

@@ -2,9 +2,16 @@
 //! absent and this process runs as root), started on 127.0.0.1 on a port the OS reports free,
 //! with persistence off, and stopped by its pid when dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::{free_ports, install_package, on_path};
+
+/// What to do when Redis is missing, for the reason a skipped row gives.
+const HOW_TO_INSTALL: &str = "install it with `apt-get install redis-server` (as root)";
+/// The longest apt-get may take to install it (a bench must not wait on a mirror for ever).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A running `redis-server`, ours alone: killed by pid and reaped on drop.
 pub(crate) struct RedisServer {
@@ -19,8 +26,19 @@ impl RedisServer {
     /// Starts a server (installing the package first if needed and possible). The error says
     /// why there is none, for the report's skipped row.
     pub(crate) fn start() -> Result<Self, String> {
-        let program = ensure_installed()?;
-        let port = free_port()?;
+        if on_path("redis-server").is_none() {
+            install_package(
+                "redis-server",
+                "redis-server",
+                HOW_TO_INSTALL,
+                INSTALL_TIMEOUT,
+            )?;
+        }
+        let program = on_path("redis-server")
+            .ok_or_else(|| format!("redis-server is not installed: {HOW_TO_INSTALL}"))?
+            .display()
+            .to_string();
+        let port = free_ports(1)?[0];
         let child = Command::new(&program)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             // In memory only: no snapshot, no append-only file, nothing left on disk.
@@ -62,45 +80,4 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `redis-server`'s path: found on PATH, or installed with apt-get when running as root.
-fn ensure_installed() -> Result<String, String> {
-    if let Some(path) = which("redis-server") {
-        return Ok(path);
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        return Err("redis-server is not installed and this user cannot apt-get install it".into());
-    }
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", "-q", "redis-server"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("apt-get could not run: {e}"))?;
-    if !installed.success() {
-        return Err(format!("apt-get install redis-server failed ({installed})"));
-    }
-    which("redis-server").ok_or_else(|| "redis-server absent after apt-get install".into())
-}
-
-fn which(program: &str) -> Option<String> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
-        .map(|path| path.display().to_string())
-}
-
-/// A port the OS reports free on 127.0.0.1 now.
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
 }
