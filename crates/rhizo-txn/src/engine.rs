@@ -1176,7 +1176,8 @@ fn client_answer(
             };
             (id, result)
         }
-        ClientOutcome::SchemaChanged { id, index, .. } => (id, Ok(decided(index, None))),
+        ClientOutcome::SchemaChanged { id, index, .. }
+        | ClientOutcome::MembershipChanged { id, index, .. } => (id, Ok(decided(index, None))),
         ClientOutcome::Failed { id, error } => (id, Err(TxnError::from_raft(error))),
         ClientOutcome::Read { .. } => return None,
     })
