@@ -8,11 +8,11 @@ use rhizo_algebra::AlgebraicValue;
 use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, Operations, OrderedOutcome};
 
-use crate::TransactionMode;
 use crate::raft::{
     ClientOutcome, MemRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
 };
 use crate::testkit::schema;
+use crate::{Engine, EngineConfig, TransactionMode, TxnError};
 
 /// Raft nodes on a network that delivers everything, in order, once per round.
 struct Group {
@@ -358,4 +358,46 @@ fn a_removed_member_is_refused_and_its_clock_is_collected_everywhere() {
     ));
     assert_eq!(node.members(), members_before);
     assert_eq!(node.pending(), 0);
+}
+
+#[test]
+fn an_engine_changes_members_through_raft_and_a_single_node_engine_refuses() {
+    let (a, b) = (NodeId::numbered(0), NodeId::numbered(1));
+    let mut single = Engine::in_memory(EngineConfig::new(a).with_schema(schema())).unwrap();
+    assert!(matches!(
+        single.add_member(b, "10.0.0.1:7000".into()),
+        Err(TxnError::Config { .. })
+    ));
+    let config = EngineConfig::new(a)
+        .with_schema(schema())
+        .with_raft(RaftConfig::default());
+    let mut lone = Engine::in_memory(config).unwrap();
+    for _ in 0..100 {
+        lone.tick().unwrap();
+        if lone.raft().unwrap().is_leader() {
+            break;
+        }
+    }
+    let submission = lone.add_member(b, "10.0.0.1:7000".into()).unwrap();
+    assert!(
+        submission.committed().is_some(),
+        "a lone leader decides at once"
+    );
+    let raft = lone.raft().unwrap();
+    assert_eq!(raft.members(), [a, b]);
+    let added = raft.membership().get(b).unwrap();
+    assert!(!added.voter, "a newcomer is a learner until it catches up");
+    assert_eq!(added.address, "10.0.0.1:7000");
+    assert!(lone.replica().members().any(|m| m == b));
+    // The only voter cannot go, even with a learner beside it.
+    let refused = lone.remove_member(a).unwrap_err();
+    assert!(
+        matches!(&refused, TxnError::Raft(e) if matches!(**e, RaftError::LastVoter { .. })),
+        "{refused}"
+    );
+    assert!(!refused.is_retryable());
+    let submission = lone.remove_member(b).unwrap();
+    assert!(submission.committed().is_some());
+    assert_eq!(lone.raft().unwrap().members(), [a]);
+    assert!(!lone.replica().members().any(|m| m == b));
 }
