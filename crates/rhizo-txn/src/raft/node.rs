@@ -349,10 +349,28 @@ fn replay_applied_writes(recovered: &RecoveredRaft) -> Result<AppliedWrites, Raf
     Ok(table)
 }
 
+/// Refuses timing settings `raft` cannot run with.
+fn check_config(config: &RaftConfig) -> Result<(), RaftError> {
+    if config.election_tick <= config.heartbeat_tick || config.heartbeat_tick == 0 {
+        return Err(RaftError::Config {
+            reason: "election_tick must exceed heartbeat_tick >= 1".to_owned(),
+        });
+    }
+    if config.compact_after_entries == 0 || config.proposal_timeout_ticks == 0 {
+        return Err(RaftError::Config {
+            reason: "compact_after_entries and proposal_timeout_ticks must be >= 1".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 impl<L: DurableRaftLog> RaftNode<L> {
     /// Opens node `id` of the cluster `members` on its durable log `log`, whose `records`
     /// (empty for a fresh node) are replayed. Every node of a cluster must be given the same
-    /// members and schema.
+    /// members and schema at its first start; from then on the membership is the log's (changed
+    /// by [`RaftNode::propose_add_member`] / [`RaftNode::propose_remove_member`]), which wins
+    /// over `members` at a restart. With [`RaftConfig::join`], `members` names the running
+    /// group and `id`, and the node starts as no member of it.
     ///
     /// ```
     /// use rhizo_algebra::AlgebraicValue;
@@ -388,16 +406,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let Some(position) = members.iter().position(|m| *m == id) else {
             return Err(RaftError::UnknownMember { node: id });
         };
-        if config.election_tick <= config.heartbeat_tick || config.heartbeat_tick == 0 {
-            return Err(RaftError::Config {
-                reason: "election_tick must exceed heartbeat_tick >= 1".to_owned(),
-            });
-        }
-        if config.compact_after_entries == 0 || config.proposal_timeout_ticks == 0 {
-            return Err(RaftError::Config {
-                reason: "compact_after_entries and proposal_timeout_ticks must be >= 1".to_owned(),
-            });
-        }
+        check_config(&config)?;
         // A joining node's group is the others; it is added by a configuration change.
         let configured: Vec<NodeId> = members
             .iter()
