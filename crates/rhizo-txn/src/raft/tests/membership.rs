@@ -12,7 +12,7 @@ use crate::raft::{
     ClientOutcome, MemRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
 };
 use crate::testkit::schema;
-use crate::{Engine, EngineConfig, TransactionMode, TxnError};
+use crate::{Engine, EngineConfig, MemStorage, TransactionMode, TxnError};
 
 /// Raft nodes on a network that delivers everything, in order, once per round.
 struct Group {
@@ -400,4 +400,45 @@ fn an_engine_changes_members_through_raft_and_a_single_node_engine_refuses() {
     assert!(submission.committed().is_some());
     assert_eq!(lone.raft().unwrap().members(), [a]);
     assert!(!lone.replica().members().any(|m| m == b));
+}
+
+/// Opens `a`'s Raft engine on `storage`, ticking until it leads.
+fn leading_engine(storage: &MemStorage, members: &[NodeId]) -> Engine {
+    let config = EngineConfig::new(members[0])
+        .with_members(members.iter().copied())
+        .with_schema(schema())
+        .with_raft(RaftConfig::default());
+    let mut engine = Engine::open_in_memory_log(storage.clone(), config).unwrap();
+    for _ in 0..100 {
+        engine.tick().unwrap();
+        if engine.raft().unwrap().is_leader() {
+            break;
+        }
+    }
+    engine
+}
+
+#[test]
+fn an_engine_reopened_from_its_log_keeps_the_membership_the_log_changed() {
+    let (a, b) = (NodeId::numbered(0), NodeId::numbered(1));
+    let storage = MemStorage::new();
+    let mut engine = leading_engine(&storage, &[a]);
+    let added = engine.add_member(b, "10.0.0.1:7000".into()).unwrap();
+    assert!(added.committed().is_some());
+    engine.close().unwrap();
+    // Reopened with the static configuration of one: the log's membership (an addition is
+    // followed by a snapshot, which carries it).
+    let mut engine = leading_engine(&storage, &[a]);
+    let raft = engine.raft().unwrap();
+    assert_eq!(raft.members(), [a, b]);
+    assert_eq!(raft.membership().get(b).unwrap().address, "10.0.0.1:7000");
+    assert!(engine.replica().members().any(|m| m == b));
+    // A removal is recorded after the snapshot; reopened with b still configured, the log's
+    // membership wins again.
+    let removed = engine.remove_member(b).unwrap();
+    assert!(removed.committed().is_some());
+    engine.close().unwrap();
+    let engine = leading_engine(&storage, &[a, b]);
+    assert_eq!(engine.raft().unwrap().members(), [a]);
+    assert!(!engine.replica().members().any(|m| m == b));
 }
