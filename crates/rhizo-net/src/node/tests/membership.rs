@@ -3,7 +3,7 @@
 //! added), added through the log, caught up and converged; then removed: refused at the
 //! handshake, and its reported clock dropped by every remaining member.
 //!
-//! `RHIZO_MEMBERSHIP_SEEDS=N` runs N seeds (default 4); `RHIZO_MEMBERSHIP_SEED=S` runs seed S.
+//! `RHIZO_MEMBERSHIP_SEEDS=N` runs N seeds (default 20); `RHIZO_MEMBERSHIP_SEED=S` runs seed S.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -296,7 +296,7 @@ fn seeds() -> Vec<u64> {
     let count = std::env::var("RHIZO_MEMBERSHIP_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(20);
     (0..count).collect()
 }
 
