@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use rhizo_clock::NodeId;
 use rhizo_net::pki::Issue;
-use rhizo_net::{Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node};
+use rhizo_net::{Client, ClientSecurity, ClientTls, ConfigFile, MembershipChange, NetError, Node};
 use rhizo_txn::{CommitOutcome, CommitPath, DEFAULT_COLUMN, TransactionMode};
 use tracing::info;
 
@@ -66,6 +67,37 @@ enum Command {
     },
     /// A node's view: members, who is behind, Raft leader, term and commit index, queues.
     Status {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Lists the cluster's members, or changes them through Raft (docs/protocol.md).
+    Members {
+        #[command(subcommand)]
+        what: MembersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// The members as the node has applied them: id, voter or learner, address.
+    List {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Adds a node, which its peers reach at ADDR; returns once the node asked applied it. The
+    /// new node runs with `join = true` and is refused by the others until then.
+    Add {
+        /// The new member's node id.
+        id: String,
+        /// Where the new member listens for peers (its `listen`).
+        address: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Removes a member; from then on the others refuse it.
+    Remove {
+        /// The member's node id.
+        id: String,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -149,6 +181,7 @@ fn main() -> ExitCode {
             println!("{}", client.status()?);
             Ok(())
         }),
+        Command::Members { what } => members(what),
     };
     match ran {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,6 +193,43 @@ fn main() -> ExitCode {
 }
 
 /// Runs the node until SIGTERM or Ctrl-C, then shuts it down (flushing its log).
+fn members(what: MembersCommand) -> Result<(), NetError> {
+    let node_id = |id: &str| {
+        NodeId::new(id).map_err(|err| NetError::Usage {
+            reason: format!("{id:?} is not a node id: {err}"),
+        })
+    };
+    match what {
+        MembersCommand::List { node } => {
+            for member in node.connect()?.members()? {
+                let role = if member.voter { "voter" } else { "learner" };
+                let address = if member.address.is_empty() {
+                    "(configured)"
+                } else {
+                    &member.address
+                };
+                println!("{} {role} {address}", member.node);
+            }
+        }
+        MembersCommand::Add { id, address, node } => {
+            let change = MembershipChange::Add {
+                node: node_id(&id)?,
+                address,
+            };
+            node.connect()?.change_members(change)?;
+            println!("added {id}");
+        }
+        MembersCommand::Remove { id, node } => {
+            let change = MembershipChange::Remove {
+                node: node_id(&id)?,
+            };
+            node.connect()?.change_members(change)?;
+            println!("removed {id}");
+        }
+    }
+    Ok(())
+}
+
 fn agent(config_path: &Path) -> Result<(), NetError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -248,6 +248,128 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
     );
 }
 
+/// `rhizo ARGS`, retried (bounded) until it succeeds: a cluster just started may still be
+/// electing its leader. Its standard output.
+fn rhizo_eventually(dir: &Path, args: &[&str]) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let output = rhizo(dir, args);
+        if output.status.success() {
+            return String::from_utf8(output.stdout).unwrap();
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(Instant::now() < deadline, "rhizo {args:?}: {stderr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_fourth_agent_is_added_with_rhizo_members_then_removed_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["n1", "n2", "n3", "n4"];
+    certificates(dir.path(), &names);
+    let ports: BTreeMap<&str, (u16, u16)> = names
+        .iter()
+        .map(|n| (*n, (free_port(), free_port())))
+        .collect();
+    let group: BTreeMap<&str, (u16, u16)> = ports
+        .iter()
+        .filter(|(n, _)| **n != "n4")
+        .map(|(n, p)| (*n, *p))
+        .collect();
+    for name in ["n1", "n2", "n3"] {
+        write_config(dir.path(), name, &group, "");
+    }
+    // The newcomer names the group and itself, and joins.
+    write_config(dir.path(), "n4", &ports, "[raft]\njoin = true\n");
+    let _agents: Vec<Running> = names
+        .iter()
+        .map(|n| agent(dir.path(), &format!("{n}.toml")))
+        .collect();
+    let client = |name: &str| format!("127.0.0.1:{}", ports[name].1);
+    let (c1, c4) = (client("n1"), client("n4"));
+    for name in names {
+        wait_for_listener(&client(name));
+    }
+
+    let peer4 = format!("127.0.0.1:{}", ports["n4"].0);
+    let added = rhizo_eventually(
+        dir.path(),
+        &members_command("add", &c1, &["n4", peer4.as_str()]),
+    );
+    assert_eq!(added.trim(), "added n4");
+    let listed = rhizo_ok(dir.path(), &members_command("list", &c1, &[]));
+    assert!(listed.lines().any(|l| l.starts_with("n4 ")), "{listed}");
+    rhizo_eventually(
+        dir.path(),
+        &client_command(
+            "tx",
+            &c1,
+            &[
+                "--mode",
+                "coordinated",
+                "increment",
+                "counters",
+                "hits",
+                "3",
+            ],
+        ),
+    );
+    // The newcomer catches up: the value is read on it.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let read = rhizo(
+            dir.path(),
+            &client_command("read", &c4, &["counters", "hits"]),
+        );
+        if String::from_utf8_lossy(&read.stdout).trim() == "3" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "n4 never read the value: {read:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let log_before = std::fs::read_to_string(dir.path().join("n1.toml.log"))
+        .unwrap()
+        .len();
+    let removed = rhizo_eventually(dir.path(), &members_command("remove", &c1, &["n4"]));
+    assert_eq!(removed.trim(), "removed n4");
+    let listed = rhizo_ok(dir.path(), &members_command("list", &c1, &[]));
+    assert!(!listed.lines().any(|l| l.starts_with("n4 ")), "{listed}");
+    // Removing it again is refused with the engine's typed error.
+    let again = rhizo(dir.path(), &members_command("remove", &c1, &["n4"]));
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("n4 is not a member"),
+        "{again:?}"
+    );
+    // The removed node keeps dialling its old peers; n1 refuses it at the handshake.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let log = std::fs::read_to_string(dir.path().join("n1.toml.log")).unwrap();
+        let after = &log[log_before.min(log.len())..];
+        if after
+            .lines()
+            .any(|l| l.contains("refused an inbound connection") && l.contains("n4"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n1 never refused n4:\n{after}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `rhizo members WHAT <client flags> REST…`.
+fn members_command<'a>(what: &'a str, address: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["members", what];
+    args.extend(client_args(address));
+    args.extend_from_slice(rest);
+    args
+}
+
 /// Reads the whole scrape of the endpoint at `address`.
 fn scrape(address: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(address) else {

@@ -504,6 +504,12 @@ impl Replica {
         &self.stable
     }
 
+    /// The latest clock `node` reported to this replica, if it is a member that has reported
+    /// one. A removed member's report is dropped with it ([`Replica::remove_member`]).
+    pub fn peer_clock(&self, node: NodeId) -> Option<&VectorClock> {
+        self.peer_clocks.get(&node)
+    }
+
     /// Counters about this replica.
     pub fn stats(&self) -> ReplicaStats {
         self.stats

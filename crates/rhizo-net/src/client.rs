@@ -32,7 +32,7 @@ use rhizo_txn::{CommitOutcome, TransactionMode};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::socket::Io;
-use crate::{NetError, NodeStatus, Result};
+use crate::{MemberInfo, MembershipChange, NetError, NodeStatus, Result};
 
 mod listener;
 pub(crate) mod protocol;
@@ -337,6 +337,24 @@ impl AsyncClient {
             other => Err(unexpected(&other)),
         }
     }
+
+    /// The cluster's members as the node has applied them.
+    pub async fn members(&self) -> Result<Vec<MemberInfo>> {
+        match self.call(&Request::Members).await? {
+            Response::Members(members) => Ok(members),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Changes the cluster's membership through the node (see
+    /// [`crate::NodeHandle::change_members_async`]); returns once the node applied it. The
+    /// node's refusals arrive typed: an unknown member, one already a member, the last voter.
+    pub async fn change_members(&self, change: MembershipChange) -> Result<()> {
+        match self.call(&Request::ChangeMembers(change)).await? {
+            Response::MembersChanged => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
 }
 
 async fn receive(conn: &mut Conn, address: &str) -> Result<Response> {
@@ -444,5 +462,15 @@ impl Client {
     /// See [`AsyncClient::schema`].
     pub fn schema(&self) -> Result<Schema> {
         self.block_on(self.inner.schema())
+    }
+
+    /// See [`AsyncClient::members`].
+    pub fn members(&self) -> Result<Vec<MemberInfo>> {
+        self.block_on(self.inner.members())
+    }
+
+    /// See [`AsyncClient::change_members`].
+    pub fn change_members(&self, change: MembershipChange) -> Result<()> {
+        self.block_on(self.inner.change_members(change))
     }
 }

@@ -148,6 +148,8 @@ pub struct RaftSection {
     pub check_quorum: Option<bool>,
     /// Whether candidates check they could win first.
     pub pre_vote: Option<bool>,
+    /// Whether this node joins a running cluster (added with `rhizo members add`).
+    pub join: Option<bool>,
 }
 
 /// `[transport]`.
@@ -359,6 +361,7 @@ impl RaftSection {
             seed,
             check_quorum,
             pre_vote,
+            join,
         } = self.clone();
         raft.election_tick = election_tick.unwrap_or(raft.election_tick);
         raft.heartbeat_tick = heartbeat_tick.unwrap_or(raft.heartbeat_tick);
@@ -367,6 +370,7 @@ impl RaftSection {
         raft.seed = seed.unwrap_or(raft.seed);
         raft.check_quorum = check_quorum.unwrap_or(raft.check_quorum);
         raft.pre_vote = pre_vote.unwrap_or(raft.pre_vote);
+        raft.join = join.unwrap_or(raft.join);
     }
 }
 

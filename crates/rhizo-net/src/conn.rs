@@ -94,10 +94,8 @@ pub(crate) async fn dial_handshake(
         None => Box::new(stream),
     };
     let (mut reader, mut writer) = framed(stream, shared.config.max_frame_bytes);
-    let counters = &shared
-        .lane(peer, lane)
-        .ok_or(RefusalReason::NotAMember)?
-        .counters;
+    let peer_state = shared.peer(peer).ok_or(RefusalReason::NotAMember)?;
+    let counters = &peer_state.lane(lane).counters;
     let sent = write_frame(&mut writer, &Frame::Hello(own_hello(shared, lane)))
         .await
         .map_err(|error| refusal_of(&error))?;
@@ -204,7 +202,7 @@ pub(crate) async fn accept_handshake(
     if let Err((reason, detail)) = check_hello(shared, &hello, certificate.as_ref()) {
         warn!(peer = %hello.node, ?reason, detail, "refused an inbound connection");
         refuse(&mut writer, reason, &detail).await;
-        let member = shared.peers.contains_key(&hello.node).then_some(hello.node);
+        let member = shared.is_peer(hello.node).then_some(hello.node);
         return Err(InboundRefusal {
             peer: member,
             reason,
@@ -242,7 +240,7 @@ fn check_hello(
         let detail = format!("this node belongs to cluster {:?}", config.cluster_id);
         return Err((RefusalReason::ClusterId, detail));
     }
-    if !shared.peers.contains_key(&hello.node) {
+    if !shared.is_peer(hello.node) {
         let detail = format!("{} is not a member of this node's cluster", hello.node);
         return Err((RefusalReason::NotAMember, detail));
     }
@@ -391,9 +389,10 @@ impl Delivery<'_> {
 /// listener's side.
 pub(crate) async fn read_messages(reader: &mut FrameReader, delivery: Delivery<'_>) -> CloseReason {
     let config = &delivery.shared.config;
-    let Some(state) = delivery.shared.lane(delivery.from, delivery.lane) else {
-        return CloseReason::MalformedFrame;
+    let Some(peer_state) = delivery.shared.peer(delivery.from) else {
+        return CloseReason::Removed;
     };
+    let state = peer_state.lane(delivery.lane);
     let mut reassembler = Reassembler::new(config.max_message_bytes);
     loop {
         let block = match tokio::time::timeout(config.idle_timeout, read_block(reader)).await {

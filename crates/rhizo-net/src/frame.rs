@@ -101,6 +101,8 @@ pub enum CloseReason {
     Replaced,
     /// This transport is shutting down.
     Shutdown,
+    /// The peer is no longer a member (a membership change removed it).
+    Removed,
 }
 
 /// The first frame each side sends on a connection.

@@ -109,7 +109,10 @@ pub use config_file::{
 pub use error::{NetError, Result};
 pub use frame::{CloseReason, Lane, PROTOCOL_VERSION, RefusalReason};
 pub use metrics::MetricsConfig;
-pub use node::{Node, NodeConfig, NodeHandle, NodeStatus, NodeTransaction, RaftStatus};
+pub use node::{
+    MemberInfo, MembershipChange, Node, NodeConfig, NodeHandle, NodeStatus, NodeTransaction,
+    RaftStatus,
+};
 #[cfg(feature = "turmoil")]
 pub use socket::TurmoilNetwork;
 pub use socket::{Io, Listener, Network, TokioNetwork};

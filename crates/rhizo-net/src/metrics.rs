@@ -368,6 +368,8 @@ pub(crate) enum RequestKind {
     Status,
     DeclareColumn,
     Schema,
+    Members,
+    ChangeMembers,
 }
 
 impl RequestKind {
@@ -378,6 +380,8 @@ impl RequestKind {
             Request::Status => Self::Status,
             Request::DeclareColumn { .. } => Self::DeclareColumn,
             Request::Schema => Self::Schema,
+            Request::Members => Self::Members,
+            Request::ChangeMembers(_) => Self::ChangeMembers,
         }
     }
 
@@ -388,6 +392,8 @@ impl RequestKind {
             Self::Status => "status",
             Self::DeclareColumn => "declare_column",
             Self::Schema => "schema",
+            Self::Members => "members",
+            Self::ChangeMembers => "change_members",
         }
     }
 }

@@ -154,6 +154,23 @@ impl NodeConfig {
     }
 }
 
+/// Warns when the Raft log's membership is not the configuration's: membership changes at run
+/// time are the log's, which wins (the transport follows it once the node runs).
+fn warn_if_membership_moved(config: &NodeConfig, engine: &Engine) {
+    let Some(raft) = engine.raft() else { return };
+    let configured: Vec<NodeId> = config.transport.members.keys().copied().collect();
+    let joining = matches!(&config.engine.backend, Backend::Raft(r) if r.join);
+    if raft.members() != configured && !(joining && raft.members().len() + 1 == configured.len()) {
+        tracing::warn!(
+            node = %config.transport.node,
+            configured = ?configured,
+            logged = ?raft.members(),
+            "the members in the configuration differ from those the Raft log holds; the log's \
+             are used (membership changed at run time)"
+        );
+    }
+}
+
 /// A node's incarnation: larger at every start of the same node (the wall clock, in
 /// nanoseconds), so that peers tell a restart from a reconnection.
 fn fresh_incarnation() -> u64 {
@@ -183,6 +200,34 @@ impl Waiter {
             }
         }
     }
+}
+
+/// A change of the cluster's membership ([`NodeHandle::change_members_async`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MembershipChange {
+    /// Add `node`, which its peers reach at `address`.
+    Add {
+        /// The node.
+        node: NodeId,
+        /// Where it listens for peers.
+        address: String,
+    },
+    /// Remove `node`.
+    Remove {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+/// One member, as [`NodeHandle::members`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberInfo {
+    /// The member.
+    pub node: NodeId,
+    /// The address its addition named (empty for a member of the static configuration).
+    pub address: String,
+    /// Whether it votes (a newcomer is a learner until it has caught up).
+    pub voter: bool,
 }
 
 /// Where outcomes of coordinated commits go: to the caller waiting for each.
@@ -343,6 +388,7 @@ impl Node {
         listener: N::Listener,
     ) -> Result<NodeHandle> {
         config.check()?;
+        warn_if_membership_moved(&config, &engine);
         let client = bind_client_listener(&config)?;
         let metrics = start_metrics(&config)?;
         let (transport, inbound) =
@@ -692,6 +738,74 @@ impl NodeHandle {
         Ok(pending)
     }
 
+    /// The cluster's members as this node has applied them: each with the address the change
+    /// that added it named (empty for a member of the static configuration) and whether it
+    /// votes. A node without Raft (a cluster of one) lists itself.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let engine = self.shared.engine();
+        match engine.raft() {
+            Some(raft) => raft
+                .membership()
+                .iter()
+                .map(|(node, member)| MemberInfo {
+                    node,
+                    address: member.address.clone(),
+                    voter: member.voter,
+                })
+                .collect(),
+            None => vec![MemberInfo {
+                node: engine.node_id(),
+                address: String::new(),
+                voter: true,
+            }],
+        }
+    }
+
+    /// Changes the cluster's membership through the Raft log and returns once this node has
+    /// applied the change: an added node joins as a learner and the leader makes it a voter once
+    /// it has caught up; a removed node is refused by every member from the index where they
+    /// apply it. While no leader is known, or another change is in flight, it retries until the
+    /// commit timeout. Refusals (an unknown member, one already a member, the last voter) change
+    /// nothing.
+    pub async fn change_members_async(&self, change: MembershipChange) -> Result<()> {
+        let timeout = self.shared.config.commit_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (sender, receiver) = oneshot::channel();
+            let proposed = {
+                if self.shared.stopping.load(Ordering::Acquire) {
+                    return Err(NetError::ShutDown);
+                }
+                let mut engine = self.shared.engine();
+                let proposed = match &change {
+                    MembershipChange::Add { node, address } => {
+                        engine.add_member(*node, address.clone())
+                    }
+                    MembershipChange::Remove { node } => engine.remove_member(*node),
+                };
+                if let Ok(Submission::Pending(id)) = &proposed {
+                    self.shared.waiters().insert(*id, Waiter::Task(sender));
+                }
+                proposed
+            };
+            self.shared.wake.notify_one();
+            match proposed {
+                Ok(Submission::Committed(_)) => return Ok(()),
+                Ok(Submission::Pending(id)) => {
+                    return match tokio::time::timeout(timeout, receiver).await {
+                        Ok(Ok(outcome)) => outcome.map(drop).map_err(NetError::from),
+                        Ok(Err(_)) => Err(NetError::ShutDown),
+                        Err(_) => Err(TxnError::Undecided { proposal: id }.into()),
+                    };
+                }
+                Err(err) if err.is_retryable() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(self.shared.config.tick).await;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
     /// What this node knows of itself and the cluster.
     pub fn status(&self) -> NodeStatus {
         Self::status_of(&self.shared)
@@ -702,7 +816,10 @@ impl NodeHandle {
         let engine = shared.engine();
         NodeStatus {
             node: engine.node_id(),
-            members: engine.config().all_members(),
+            members: engine.raft().map_or_else(
+                || engine.config().all_members(),
+                |raft| raft.members().to_vec(),
+            ),
             clock: engine.clock().clone(),
             peers_behind: engine.peers_behind(),
             raft: engine.raft().map(|raft| RaftStatus {

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use bytes::Bytes;
 use rhizo_clock::NodeId;
@@ -17,7 +17,10 @@ use crate::{CloseReason, Lane, NetError, QueueLimits, RefusalReason, Result, Tra
 /// Everything the tasks and the handles share.
 pub(crate) struct Shared {
     pub(crate) config: TransportConfig,
-    pub(crate) peers: BTreeMap<NodeId, PeerState>,
+    /// The current peers: the configuration's, then as membership changes add and remove
+    /// them ([`Shared::add_peer`], [`Shared::remove_peer`]). A node not here is refused at the
+    /// handshake and sent nothing.
+    peers: RwLock<BTreeMap<NodeId, Arc<PeerState>>>,
     pub(crate) unattributed_failures: ReasonCounts<RefusalReason>,
     pub(crate) closes: ReasonCounts<CloseReason>,
     pub(crate) shutdown: CancellationToken,
@@ -28,27 +31,17 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: TransportConfig) -> Arc<Self> {
+        let shutdown = CancellationToken::new();
         let peers = config
             .peers()
-            .map(|(id, _)| {
-                let lanes = Lane::ALL.map(|lane| LaneState::new(config.queue_limits(lane)));
-                let (incarnation, _) = watch::channel(0);
-                let state = PeerState {
-                    lanes,
-                    connections: AtomicU64::new(0),
-                    handshake_failures: ReasonCounts::new(),
-                    newest_incarnation: incarnation,
-                    last_up: Mutex::new(None),
-                };
-                (id, state)
-            })
+            .map(|(id, _)| (id, Arc::new(PeerState::new(&config, &shutdown))))
             .collect();
         Arc::new(Self {
             config,
-            peers,
+            peers: RwLock::new(peers),
             unattributed_failures: ReasonCounts::new(),
             closes: ReasonCounts::new(),
-            shutdown: CancellationToken::new(),
+            shutdown,
             closing: AtomicBool::new(false),
             tasks: TaskTracker::new(),
         })
@@ -59,13 +52,69 @@ impl Shared {
         matches!(self.config.security, crate::Security::Tls(_))
     }
 
-    pub(crate) fn lane(&self, peer: NodeId, lane: Lane) -> Option<&LaneState> {
-        self.peers.get(&peer).map(|state| state.lane(lane))
+    /// The peers, read-locked (the lock is held only to look up or copy).
+    fn peers(&self) -> RwLockReadGuard<'_, BTreeMap<NodeId, Arc<PeerState>>> {
+        // The map is whole between statements; a panic elsewhere cannot break it.
+        self.peers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The peer `node`, if it is one now.
+    pub(crate) fn peer(&self, node: NodeId) -> Option<Arc<PeerState>> {
+        self.peers().get(&node).cloned()
+    }
+
+    /// Whether `node` is a peer now.
+    pub(crate) fn is_peer(&self, node: NodeId) -> bool {
+        self.peers().contains_key(&node)
+    }
+
+    /// The peers now, in id order.
+    pub(crate) fn peer_ids(&self) -> Vec<NodeId> {
+        self.peers().keys().copied().collect()
+    }
+
+    /// Makes `node` a peer; its state if it was not one (the caller starts its diallers).
+    pub(crate) fn add_peer(&self, node: NodeId) -> Option<Arc<PeerState>> {
+        if node == self.config.node || self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut peers = self
+            .peers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if peers.contains_key(&node) {
+            return None;
+        }
+        let state = Arc::new(PeerState::new(&self.config, &self.shutdown));
+        peers.insert(node, state.clone());
+        Some(state)
+    }
+
+    /// Stops treating `node` as a peer: nothing more is sent to it, its handshakes are refused,
+    /// and every task serving it (diallers, inbound connections) ends. Whether it was one.
+    pub(crate) fn remove_peer(&self, node: NodeId) -> bool {
+        let removed = self
+            .peers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&node);
+        match removed {
+            Some(state) => {
+                for lane in Lane::ALL {
+                    state.lane(lane).connected.store(false, Ordering::Release);
+                }
+                state.removed.cancel();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Counts a failed handshake under the peer when it is a member, else unattributed.
     pub(crate) fn handshake_failed(&self, peer: Option<NodeId>, reason: RefusalReason) {
-        match peer.and_then(|peer| self.peers.get(&peer)) {
+        match peer.and_then(|peer| self.peer(peer)) {
             Some(state) => state.handshake_failures.add(reason),
             None => self.unattributed_failures.add(reason),
         }
@@ -82,9 +131,8 @@ impl Shared {
                 max: self.config.max_message_bytes,
             });
         }
-        let state = self
-            .lane(peer, lane)
-            .ok_or(NetError::UnknownPeer { peer })?;
+        let peer_state = self.peer(peer).ok_or(NetError::UnknownPeer { peer })?;
+        let state = peer_state.lane(lane);
         if !state.connected.load(Ordering::Acquire) {
             state.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(NetError::PeerUnreachable { peer, lane });
@@ -103,7 +151,7 @@ impl Shared {
 
     /// Whether every lane whose connection is up has written all it queued.
     pub(crate) fn drained(&self) -> bool {
-        self.peers.values().all(|peer| {
+        self.peers().values().all(|peer| {
             Lane::ALL.iter().all(|lane| {
                 let state = peer.lane(*lane);
                 !state.connected.load(Ordering::Acquire) || state.queue().front().is_none()
@@ -113,7 +161,7 @@ impl Shared {
 
     pub(crate) fn stats(&self) -> TransportStats {
         let peers = self
-            .peers
+            .peers()
             .iter()
             .map(|(id, state)| (*id, state.stats()))
             .collect();
@@ -135,9 +183,23 @@ pub(crate) struct PeerState {
     pub(crate) newest_incarnation: watch::Sender<u64>,
     /// The incarnation reported in the last `PeerUp`, to flag restarts.
     pub(crate) last_up: Mutex<Option<u64>>,
+    /// Cancelled when the peer is removed (or the transport shuts down): its tasks end.
+    pub(crate) removed: CancellationToken,
 }
 
 impl PeerState {
+    fn new(config: &TransportConfig, shutdown: &CancellationToken) -> Self {
+        let (incarnation, _) = watch::channel(0);
+        Self {
+            lanes: Lane::ALL.map(|lane| LaneState::new(config.queue_limits(lane))),
+            connections: AtomicU64::new(0),
+            handshake_failures: ReasonCounts::new(),
+            newest_incarnation: incarnation,
+            last_up: Mutex::new(None),
+            removed: shutdown.child_token(),
+        }
+    }
+
     pub(crate) fn lane(&self, lane: Lane) -> &LaneState {
         &self.lanes[lane.index()]
     }

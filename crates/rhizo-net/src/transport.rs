@@ -101,6 +101,10 @@ impl Channels {
     }
 }
 
+/// Starts the diallers of a peer added at run time ([`TransportHandle::add_peer`]); holds the
+/// transport's runtime weakly, so a handle outliving the transport starts nothing.
+type Dialler = Box<dyn Fn(NodeId, String) + Send + Sync>;
+
 /// What every task of one transport needs.
 struct Runtime<N> {
     shared: Arc<Shared>,
@@ -180,14 +184,19 @@ impl Transport {
         });
         spawn(&shared, accept_loop(runtime.clone(), listener));
         for (peer, address) in peers {
-            for lane in Lane::ALL {
-                spawn(
-                    &shared,
-                    dial_loop(runtime.clone(), peer, address.clone(), lane),
-                );
-            }
+            start_diallers(&runtime, peer, &address);
         }
-        let handle = TransportHandle { shared, local_addr };
+        let weak = Arc::downgrade(&runtime);
+        let dialler: Dialler = Box::new(move |peer, address| {
+            if let Some(runtime) = weak.upgrade() {
+                start_diallers(&runtime, peer, &address);
+            }
+        });
+        let handle = TransportHandle {
+            shared,
+            local_addr,
+            dialler: Arc::new(dialler),
+        };
         Ok((handle, InboundReceiver { control, bulk }))
     }
 }
@@ -197,6 +206,7 @@ impl Transport {
 pub struct TransportHandle {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    dialler: Arc<Dialler>,
 }
 
 impl std::fmt::Debug for TransportHandle {
@@ -222,8 +232,36 @@ impl TransportHandle {
     /// Whether sends to `peer` on `lane` are queued now.
     pub fn is_connected(&self, peer: NodeId, lane: Lane) -> bool {
         self.shared
-            .lane(peer, lane)
-            .is_some_and(|state| state.connected.load(Ordering::Acquire))
+            .peer(peer)
+            .is_some_and(|state| state.lane(lane).connected.load(Ordering::Acquire))
+    }
+
+    /// The peers now (every member but this node), in id order.
+    pub fn peers(&self) -> Vec<NodeId> {
+        self.shared.peer_ids()
+    }
+
+    /// Makes `peer`, listening at `address`, a peer from now on: its handshakes are accepted
+    /// and it is dialled on both lanes, as a member of the configuration is. Whether it was
+    /// not a peer already (adding a peer again, or this node, changes nothing).
+    pub fn add_peer(&self, peer: NodeId, address: &str) -> bool {
+        if self.shared.add_peer(peer).is_none() {
+            return false;
+        }
+        (self.dialler)(peer, address.to_owned());
+        info!(node = %self.shared.config.node, %peer, address, "peer added");
+        true
+    }
+
+    /// Stops treating `peer` as a peer: sends to it are refused ([`NetError::UnknownPeer`]),
+    /// its handshakes are refused as a non-member's, and its connections are closed. Whether it
+    /// was a peer.
+    pub fn remove_peer(&self, peer: NodeId) -> bool {
+        let removed = self.shared.remove_peer(peer);
+        if removed {
+            info!(node = %self.shared.config.node, %peer, "peer removed");
+        }
+        removed
     }
 
     /// A snapshot of the counters.
@@ -257,11 +295,31 @@ impl TransportHandle {
         self.shared.shutdown.cancel();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
-        for state in self.shared.peers.values() {
-            for lane in Lane::ALL {
-                state.lane(lane).connected.store(false, Ordering::Release);
+        for peer in self.shared.peer_ids() {
+            if let Some(state) = self.shared.peer(peer) {
+                for lane in Lane::ALL {
+                    state.lane(lane).connected.store(false, Ordering::Release);
+                }
             }
         }
+    }
+}
+
+/// Starts the diallers of `peer` on both lanes; they end when it is removed.
+fn start_diallers<N: Network>(runtime: &Arc<Runtime<N>>, peer: NodeId, address: &str) {
+    let Some(state) = runtime.shared.peer(peer) else {
+        return;
+    };
+    for lane in Lane::ALL {
+        let dial = dial_loop(runtime.clone(), peer, address.to_owned(), lane);
+        let removed = state.removed.clone();
+        spawn(&runtime.shared, async move {
+            tokio::select! {
+                biased;
+                _ = removed.cancelled() => {}
+                _ = dial => {}
+            }
+        });
     }
 }
 
@@ -333,7 +391,7 @@ async fn inbound_connection<N: Network>(
         }
     };
     let (peer, lane) = (hello.node, hello.lane);
-    let Some(peer_state) = shared.peers.get(&peer) else {
+    let Some(peer_state) = shared.peer(peer) else {
         return;
     };
     if peer_state.saw_incarnation(hello.incarnation) {
@@ -359,6 +417,7 @@ async fn inbound_connection<N: Network>(
     let keepalive = shared.config.idle_timeout / 3;
     let reason = tokio::select! {
         biased;
+        _ = peer_state.removed.cancelled() => CloseReason::Removed,
         reason = read_messages(&mut reader, delivery) => reason,
         reason = ping_forever(&mut writer, &lane_state.counters, keepalive) => reason,
     };
@@ -428,7 +487,7 @@ async fn run_outbound<N: Network>(
     established: Established,
 ) {
     let shared = &runtime.shared;
-    let Some(peer_state) = shared.peers.get(&peer) else {
+    let Some(peer_state) = shared.peer(peer) else {
         return;
     };
     let Established {

@@ -461,6 +461,36 @@ impl Engine {
         }))
     }
 
+    /// Proposes adding `node`, which listens at `address`, to the Raft group: it joins as a
+    /// learner, and the leader makes it a voter once it has caught up
+    /// ([`RaftNode::propose_add_member`]). The submission is decided when the addition applies
+    /// here. Refused, changing nothing, by an engine without the Raft backend.
+    pub fn add_member(&mut self, node: NodeId, address: String) -> Result<Submission> {
+        self.change_members(|raft| raft.propose_add_member(node, address))
+    }
+
+    /// Proposes removing `node` from the Raft group ([`RaftNode::propose_remove_member`]).
+    pub fn remove_member(&mut self, node: NodeId) -> Result<Submission> {
+        self.change_members(|raft| raft.propose_remove_member(node))
+    }
+
+    fn change_members(
+        &mut self,
+        propose: impl FnOnce(&mut RaftNode<FileRaftLog>) -> std::result::Result<ProposalId, RaftError>,
+    ) -> Result<Submission> {
+        self.check_usable()?;
+        let Core::Raft(node) = &mut self.core else {
+            return Err(TxnError::Config {
+                reason: "membership changes go through Raft; this engine runs the single-node \
+                         backend (EngineConfig::with_raft)"
+                    .to_owned(),
+            });
+        };
+        let id = propose(node).map_err(TxnError::from_raft)?;
+        self.pump()?;
+        self.decided(id)
+    }
+
     fn has_log(&self) -> bool {
         matches!(self.core, Core::Raft(_) | Core::Single { log: Some(_), .. })
     }
@@ -1176,7 +1206,8 @@ fn client_answer(
             };
             (id, result)
         }
-        ClientOutcome::SchemaChanged { id, index, .. } => (id, Ok(decided(index, None))),
+        ClientOutcome::SchemaChanged { id, index, .. }
+        | ClientOutcome::MembershipChanged { id, index, .. } => (id, Ok(decided(index, None))),
         ClientOutcome::Failed { id, error } => (id, Err(TxnError::from_raft(error))),
         ClientOutcome::Read { .. } => return None,
     })

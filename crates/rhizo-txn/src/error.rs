@@ -253,6 +253,8 @@ impl TxnError {
                     | RaftError::OutcomeUnknown { .. }
                     | RaftError::Overtaken { .. }
                     | RaftError::Interrupted
+                    | RaftError::MembershipPending
+                    | RaftError::LeaderTransfer { .. }
             ),
             Self::BatchStopped { source, .. } => source.is_retryable(),
             _ => false,

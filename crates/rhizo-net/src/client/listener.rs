@@ -270,6 +270,11 @@ async fn answer(node: &NodeHandle, request: Request) -> Response {
             .await
             .map(|()| Response::Declared),
         Request::Schema => Ok(Response::Schema(node.with_engine(|e| e.schema().clone()))),
+        Request::Members => Ok(Response::Members(node.members())),
+        Request::ChangeMembers(change) => node
+            .change_members_async(change)
+            .await
+            .map(|()| Response::MembersChanged),
     };
     crate::metrics::client_request(node.node_id(), kind, answered.is_ok());
     answered.unwrap_or_else(|err| Response::Refused(WireError::of(&err)))

@@ -10,7 +10,7 @@ use rhizo_txn::raft::{ProposalId, RaftError};
 use rhizo_txn::{CommitOutcome, CoordinationFreeError, Finished, TransactionMode, TxnError};
 use serde::{Deserialize, Serialize};
 
-use crate::{NetError, NodeStatus};
+use crate::{MemberInfo, MembershipChange, NetError, NodeStatus};
 
 /// The client protocol's version; the node names it in its greeting.
 pub const CLIENT_PROTOCOL_VERSION: u32 = 1;
@@ -39,6 +39,10 @@ pub(crate) enum Request {
     },
     /// The schema in force on the node.
     Schema,
+    /// The cluster's members as the node has applied them.
+    Members,
+    /// Change the membership through Raft (answered once the node applied the change).
+    ChangeMembers(MembershipChange),
 }
 
 /// One response. The variant order is the wire format: append, never reorder.
@@ -58,6 +62,10 @@ pub(crate) enum Response {
     Schema(Schema),
     /// The request was refused; nothing it asked for changed.
     Refused(WireError),
+    /// The cluster's members.
+    Members(Vec<MemberInfo>),
+    /// The membership change applied on the node.
+    MembersChanged,
 }
 
 /// The serializable form of what a node can answer a request with instead of doing it: the
@@ -139,6 +147,24 @@ pub(crate) enum WireError {
     /// `io::Error`, a Raft library error): its message.
     NodeFailure {
         reason: String,
+    },
+    /// A membership change named a node that is not a member.
+    UnknownMember {
+        node: NodeId,
+    },
+    /// A membership change would add a member again.
+    AlreadyMember {
+        node: NodeId,
+    },
+    /// A membership change would remove the last voter.
+    LastVoter {
+        node: NodeId,
+    },
+    /// Another membership change was in flight until the node's commit timeout.
+    MembershipPending,
+    /// The leader was asked to remove itself and hands leadership to `to` first.
+    LeaderTransfer {
+        to: NodeId,
     },
 }
 
@@ -301,6 +327,11 @@ impl WireError {
                 RaftError::OutcomeUnknown { index } => Self::RaftOutcomeUnknown { index: *index },
                 RaftError::Interrupted => Self::RaftInterrupted,
                 RaftError::Overtaken { index } => Self::RaftOvertaken { index: *index },
+                RaftError::UnknownMember { node } => Self::UnknownMember { node: *node },
+                RaftError::AlreadyMember { node } => Self::AlreadyMember { node: *node },
+                RaftError::LastVoter { node } => Self::LastVoter { node: *node },
+                RaftError::MembershipPending => Self::MembershipPending,
+                RaftError::LeaderTransfer { to } => Self::LeaderTransfer { to: *to },
                 _ => failure(),
             },
             TxnError::DirectoryLocked { dir } => Self::DirectoryLocked { dir: dir.clone() },
@@ -375,6 +406,17 @@ impl WireError {
             }
             Self::DirectoryLocked { dir } => TxnError::DirectoryLocked { dir },
             Self::WrongNode { expected, found } => TxnError::WrongNode { expected, found },
+            Self::UnknownMember { node } => {
+                TxnError::Raft(Box::new(RaftError::UnknownMember { node }))
+            }
+            Self::AlreadyMember { node } => {
+                TxnError::Raft(Box::new(RaftError::AlreadyMember { node }))
+            }
+            Self::LastVoter { node } => TxnError::Raft(Box::new(RaftError::LastVoter { node })),
+            Self::MembershipPending => TxnError::Raft(Box::new(RaftError::MembershipPending)),
+            Self::LeaderTransfer { to } => {
+                TxnError::Raft(Box::new(RaftError::LeaderTransfer { to }))
+            }
         };
         NetError::Engine(txn)
     }

@@ -65,6 +65,46 @@ fn tick_engine(shared: &Shared) {
     if let Err(err) = shared.engine().tick() {
         warn!(node = %shared.config.engine.node_id, error = %err, "engine tick failed");
     }
+    follow_membership(shared);
+}
+
+/// Makes the transport's peers the Raft group's members (but this node): a member added by the
+/// log is dialled and accepted, a removed one refused and cut off. The log's membership is the
+/// same on every member at the same index, so every node changes its peers alike, each as soon
+/// as it has applied the change.
+fn follow_membership(shared: &Shared) {
+    let wanted: Vec<(NodeId, String)> = {
+        let engine = shared.engine();
+        let Some(raft) = engine.raft() else { return };
+        raft.membership()
+            .iter()
+            .map(|(node, member)| (node, member.address.clone()))
+            .collect()
+    };
+    let own = shared.config.engine.node_id;
+    let current = shared.transport.peers();
+    for (node, address) in &wanted {
+        if *node == own || current.contains(node) {
+            continue;
+        }
+        // A member of the static configuration has its address there, not in the log.
+        let address = if address.is_empty() {
+            shared.config.transport.members.get(node).cloned()
+        } else {
+            Some(address.clone())
+        };
+        match address {
+            Some(address) => {
+                shared.transport.add_peer(*node, &address);
+            }
+            None => warn!(node = %own, member = %node, "a member without an address"),
+        }
+    }
+    for peer in current {
+        if !wanted.iter().any(|(node, _)| *node == peer) {
+            shared.transport.remove_peer(peer);
+        }
+    }
 }
 
 /// Syncs with up to `fanout` of the peers this node believes behind, rotating through them

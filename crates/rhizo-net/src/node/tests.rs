@@ -13,6 +13,7 @@ use super::*;
 use crate::pki::CertificateAuthority;
 use crate::{Backoff, TlsFiles};
 
+mod membership;
 mod process;
 mod sim;
 mod sockets;

@@ -15,6 +15,7 @@ use rhizo_clock::NodeId;
 use rhizo_commit::{Record, wire};
 use serde::{Deserialize, Serialize};
 
+use super::membership::Membership;
 use super::node::ProposalId;
 
 /// The newest write applied from each proposer: `(incarnation, seq)` by node.
@@ -59,6 +60,8 @@ pub(crate) struct SnapshotData {
     pub(crate) schema: Schema,
     /// The newest write applied from each proposer up to the snapshot.
     pub(crate) applied_writes: AppliedWrites,
+    /// The group's membership at the snapshot.
+    pub(crate) membership: Membership,
 }
 
 /// A snapshot's payload, decoded.
@@ -70,6 +73,8 @@ pub(crate) struct DecodedSnapshot {
     pub(crate) schema: Schema,
     /// The applied-writes table at the snapshot.
     pub(crate) applied_writes: AppliedWrites,
+    /// The membership at the snapshot.
+    pub(crate) membership: Membership,
 }
 
 impl SnapshotData {
@@ -88,6 +93,7 @@ impl SnapshotData {
             image,
             schema: data.schema,
             applied_writes: data.applied_writes,
+            membership: data.membership,
         })
     }
 }

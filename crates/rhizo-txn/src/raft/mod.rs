@@ -35,10 +35,12 @@
 
 mod applied_writes;
 mod file_log;
+mod membership;
 mod node;
 mod storage;
 
 pub use file_log::FileRaftLog;
+pub use membership::{ChangeKind, Member, Membership, raft_id_of};
 pub use node::{ClientOutcome, NodeOutput, ProposalId, RaftConfig, RaftNode, RaftWire, Submitted};
 pub use storage::{DurableRaftLog, LogEntry, MemRaftLog, RaftRecord};
 
@@ -112,6 +114,29 @@ pub enum RaftError {
     UnknownMember {
         /// The node.
         node: NodeId,
+    },
+    /// A membership change would add a node that is already a member (or promote a voter).
+    #[error("{node} is already a member of this Raft group")]
+    AlreadyMember {
+        /// The node.
+        node: NodeId,
+    },
+    /// A membership change would remove the group's last voter, which no Raft group survives.
+    #[error("{node} is the last voter of this Raft group; it cannot be removed")]
+    LastVoter {
+        /// The node.
+        node: NodeId,
+    },
+    /// Another membership change is in flight (Raft applies one at a time). Nothing was
+    /// proposed; retry once it has applied.
+    #[error("another membership change is in flight; nothing was proposed, retry")]
+    MembershipPending,
+    /// The leader was asked to remove itself: it hands leadership to `to` first. Nothing was
+    /// proposed; retry (the new leader will propose it).
+    #[error("this node leads; leadership is moving to {to}: nothing was proposed, retry")]
+    LeaderTransfer {
+        /// The voter leadership moves to.
+        to: NodeId,
     },
     /// A message from a peer was refused by the replica.
     #[error("message from {from} refused: {source}")]

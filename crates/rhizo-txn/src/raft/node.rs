@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use raft::eraftpb::{ConfState, Entry, EntryType, Message as RaftMessage, Snapshot};
+use raft::eraftpb::{Entry, EntryType, Message as RaftMessage, Snapshot};
 use raft::{INVALID_ID, ProgressState, RawNode, SnapshotStatus, StateRole};
 use rhizo_algebra::{AlgebraicValue, Schema};
 use rhizo_clock::{Dot, NodeId};
@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RaftError;
 use super::applied_writes::{AppliedWrites, DecodedSnapshot, SnapshotData};
+use super::membership::{ChangeKind, MemberChange, Membership, raft_id_of};
 use super::storage::{DurableRaftLog, RaftLogStore, RaftRecord, RecoveredRaft};
 use crate::{CommitPath, CoordinationFreeConfig, CoordinationFreeManager, TransactionMode};
 
@@ -38,6 +39,11 @@ pub struct RaftConfig {
     /// Whether candidates first check they could win (avoids term inflation by a node that
     /// rejoins after a partition).
     pub pre_vote: bool,
+    /// Whether this node joins a running group: on a fresh log it starts as no member of the
+    /// group (the other nodes given to [`RaftNode::open`] are its voters), so it neither votes
+    /// nor campaigns, and peers refuse it until a change adding it commits; it then catches up
+    /// from a snapshot. Ignored once the log holds a membership.
+    pub join: bool,
 }
 
 impl Default for RaftConfig {
@@ -50,6 +56,7 @@ impl Default for RaftConfig {
             seed: 0,
             check_quorum: true,
             pre_vote: true,
+            join: false,
         }
     }
 }
@@ -204,6 +211,15 @@ pub enum ClientOutcome {
         /// The schema version in force after it.
         version: u64,
     },
+    /// A membership change the log ordered at `index`; `members` is the group after it.
+    MembershipChanged {
+        /// The proposal.
+        id: ProposalId,
+        /// Its log index.
+        index: u64,
+        /// The group's members after it, sorted.
+        members: Vec<NodeId>,
+    },
     /// No outcome: see the error (a timeout means "unknown", not "failed").
     Failed {
         /// The proposal.
@@ -220,6 +236,7 @@ impl ClientOutcome {
             Self::Committed { id, .. }
             | Self::Read { id, .. }
             | Self::SchemaChanged { id, .. }
+            | Self::MembershipChanged { id, .. }
             | Self::Failed { id, .. } => *id,
         }
     }
@@ -235,6 +252,11 @@ pub struct NodeOutput {
     /// Entries applied in this drain, `(index, term, command bytes)` — for checkers.
     pub applied: Vec<(u64, u64, Vec<u8>)>,
 }
+
+/// How far behind the commit index a learner's log may be and still be promoted to voter: far
+/// enough that a learner under steady load is promoted, near enough that the new voter does not
+/// hold up commits while it fetches the rest.
+const LEARNER_CATCH_UP_SLACK: u64 = 64;
 
 /// The node's own stream of election timeouts: splitmix64 over the seed, so that a simulated
 /// run replays exactly from its seed on every platform (and no thread RNG is involved).
@@ -258,7 +280,15 @@ impl Jitter {
 /// One node: a Raft group member and the replica its log drives.
 pub struct RaftNode<L: DurableRaftLog> {
     id: NodeId,
+    /// The group's members (the table's nodes), sorted.
     members: Vec<NodeId>,
+    /// Who is a member, under which Raft id, and whether it votes: changed only by applied
+    /// configuration entries, in log order.
+    membership: Membership,
+    /// Whether an applied addition asks for a snapshot now, so that the newcomer, whose log is
+    /// empty, is sent the group's state (with its membership) rather than entries it could
+    /// not place.
+    compact_for_newcomer: bool,
     raw: RawNode<RaftLogStore>,
     manager: CoordinationFreeManager,
     log: L,
@@ -319,10 +349,28 @@ fn replay_applied_writes(recovered: &RecoveredRaft) -> Result<AppliedWrites, Raf
     Ok(table)
 }
 
+/// Refuses timing settings `raft` cannot run with.
+fn check_config(config: &RaftConfig) -> Result<(), RaftError> {
+    if config.election_tick <= config.heartbeat_tick || config.heartbeat_tick == 0 {
+        return Err(RaftError::Config {
+            reason: "election_tick must exceed heartbeat_tick >= 1".to_owned(),
+        });
+    }
+    if config.compact_after_entries == 0 || config.proposal_timeout_ticks == 0 {
+        return Err(RaftError::Config {
+            reason: "compact_after_entries and proposal_timeout_ticks must be >= 1".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 impl<L: DurableRaftLog> RaftNode<L> {
     /// Opens node `id` of the cluster `members` on its durable log `log`, whose `records`
     /// (empty for a fresh node) are replayed. Every node of a cluster must be given the same
-    /// members and schema.
+    /// members and schema at its first start; from then on the membership is the log's (changed
+    /// by [`RaftNode::propose_add_member`] / [`RaftNode::propose_remove_member`]), which wins
+    /// over `members` at a restart. With [`RaftConfig::join`], `members` names the running
+    /// group and `id`, and the node starts as no member of it.
     ///
     /// ```
     /// use rhizo_algebra::AlgebraicValue;
@@ -358,18 +406,18 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let Some(position) = members.iter().position(|m| *m == id) else {
             return Err(RaftError::UnknownMember { node: id });
         };
-        if config.election_tick <= config.heartbeat_tick || config.heartbeat_tick == 0 {
-            return Err(RaftError::Config {
-                reason: "election_tick must exceed heartbeat_tick >= 1".to_owned(),
-            });
-        }
-        if config.compact_after_entries == 0 || config.proposal_timeout_ticks == 0 {
-            return Err(RaftError::Config {
-                reason: "compact_after_entries and proposal_timeout_ticks must be >= 1".to_owned(),
-            });
-        }
-        let voters: Vec<u64> = (1..=members.len() as u64).collect();
-        let recovered = RecoveredRaft::replay(voters, records)?;
+        check_config(&config)?;
+        // A joining node's group is the others; it is added by a configuration change.
+        let configured: Vec<NodeId> = members
+            .iter()
+            .copied()
+            .filter(|m| !config.join || *m != id)
+            .collect();
+        let configured = Membership::voters(&configured)?;
+        configured.check_id_free(id)?;
+        let recovered = RecoveredRaft::replay(configured.conf_state().voters, records)?;
+        // The log's membership wins over the configuration's: it is what the group agreed.
+        let membership = recovered.membership.clone().unwrap_or(configured);
         let applied_writes = replay_applied_writes(&recovered)?;
         let incarnation = recovered.incarnation + 1;
         // The log's schema, if it ordered a newer one than the owner record names.
@@ -378,7 +426,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             _ => schema,
         };
         let mut manager_config =
-            CoordinationFreeConfig::new(id, schema.clone()).with_members(members.iter().copied());
+            CoordinationFreeConfig::new(id, schema.clone()).with_members(membership.nodes());
         manager_config.emit_records = true;
         // The node compacts through Raft snapshots; the replica never emits its own.
         manager_config.snapshot_every = usize::MAX;
@@ -400,7 +448,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             config.seed ^ (position as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ incarnation,
         );
         let raft_config = raft::Config {
-            id: position as u64 + 1,
+            id: raft_id_of(id),
             election_tick: config.election_tick,
             heartbeat_tick: config.heartbeat_tick,
             applied: recovered.applied,
@@ -418,7 +466,9 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let seen_role = (u64::MAX, StateRole::Leader);
         let mut node = Self {
             id,
-            members,
+            members: membership.nodes(),
+            membership,
+            compact_for_newcomer: false,
             raw,
             manager,
             log,
@@ -443,9 +493,16 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.id
     }
 
-    /// The cluster, sorted.
+    /// The group's members (voters and learners), sorted: those of the log's latest applied
+    /// membership, else those [`RaftNode::open`] was given. A node that joins is not among them
+    /// until the change adding it applies here; a removed node no longer is.
     pub fn members(&self) -> &[NodeId] {
         &self.members
+    }
+
+    /// The group's membership: each member's Raft id, address and whether it votes.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
     }
 
     /// The replica (reads here are local: causal, not linearizable; use [`RaftNode::read`]).
@@ -536,14 +593,14 @@ impl<L: DurableRaftLog> RaftNode<L> {
         if raft_id == INVALID_ID {
             return None;
         }
-        self.members.get(raft_id as usize - 1).copied()
+        self.membership.node_of(raft_id)
     }
 
     fn raft_id(&self, node: NodeId) -> Result<u64, RaftError> {
-        self.members
-            .binary_search(&node)
-            .map(|i| i as u64 + 1)
-            .map_err(|_| RaftError::UnknownMember { node })
+        self.membership
+            .get(node)
+            .map(|m| m.raft_id)
+            .ok_or(RaftError::UnknownMember { node })
     }
 
     // ------------------------------------------------------------------ clients
@@ -632,6 +689,162 @@ impl<L: DurableRaftLog> RaftNode<L> {
         Ok(id)
     }
 
+    /// Proposes adding `node`, reachable at `address`, to the group. It joins as a learner
+    /// (it receives the log but does not vote, so a newcomer far behind cannot stall commits);
+    /// the leader promotes it to voter once it has caught up. Answered by
+    /// [`ClientOutcome::MembershipChanged`] when the addition applies here. Refused at once,
+    /// proposing nothing, if `node` is already a member ([`RaftError::AlreadyMember`]) or its
+    /// Raft id is a member's ([`RaftError::Config`]).
+    pub fn propose_add_member(
+        &mut self,
+        node: NodeId,
+        address: String,
+    ) -> Result<ProposalId, RaftError> {
+        self.propose_member_change(ChangeKind::AddLearner, node, address)
+    }
+
+    /// Proposes removing `node` from the group: every member stops counting it at the same log
+    /// index (Raft's quorum, the replica's causal stability, the peers it talks to). Refused at
+    /// once if it is not a member ([`RaftError::UnknownMember`]) or is the last voter
+    /// ([`RaftError::LastVoter`]); a leader asked to remove itself hands leadership to another
+    /// voter first and answers [`RaftError::LeaderTransfer`] (retry).
+    pub fn propose_remove_member(&mut self, node: NodeId) -> Result<ProposalId, RaftError> {
+        if node == self.id && self.is_leader() {
+            let to = self
+                .membership
+                .iter()
+                .find(|(other, m)| *other != self.id && m.voter)
+                .map(|(other, m)| (other, m.raft_id));
+            let Some((to, raft_id)) = to else {
+                return Err(RaftError::LastVoter { node });
+            };
+            self.raw.transfer_leader(raft_id);
+            return Err(RaftError::LeaderTransfer { to });
+        }
+        self.propose_member_change(ChangeKind::Remove, node, String::new())
+    }
+
+    fn propose_member_change(
+        &mut self,
+        kind: ChangeKind,
+        node: NodeId,
+        address: String,
+    ) -> Result<ProposalId, RaftError> {
+        if self.raw.raft.leader_id == INVALID_ID {
+            return Err(RaftError::NoLeader);
+        }
+        if self.is_leader() && self.raw.raft.has_pending_conf() {
+            return Err(RaftError::MembershipPending);
+        }
+        let change = MemberChange {
+            id: self.next_id(),
+            kind,
+            node,
+            address,
+        };
+        self.membership.check(&change)?;
+        self.propose_change(&change)?;
+        self.pending.insert(
+            change.id,
+            self.ticks + u64::from(self.config.proposal_timeout_ticks),
+        );
+        self.note_role();
+        Ok(change.id)
+    }
+
+    fn propose_change(&mut self, change: &MemberChange) -> Result<(), RaftError> {
+        let (raft_change, context) = change.to_raft();
+        match self.raw.propose_conf_change(context, raft_change) {
+            Ok(()) => Ok(()),
+            Err(raft::Error::ProposalDropped) => Err(RaftError::NoLeader),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// As leader, proposes making a learner a voter once it holds the log up to the commit
+    /// index less [`LEARNER_CATCH_UP_SLACK`] (one change at a time, as Raft requires).
+    fn promote_caught_up_learners(&mut self) {
+        if !self.is_leader() || self.raw.raft.has_pending_conf() {
+            return;
+        }
+        let committed = self.raw.raft.raft_log.committed;
+        let caught_up = self.membership.iter().find(|(_, member)| {
+            !member.voter
+                && self.raw.raft.prs().get(member.raft_id).is_some_and(|p| {
+                    p.state == ProgressState::Replicate
+                        && p.matched + LEARNER_CATCH_UP_SLACK >= committed
+                })
+        });
+        let Some((node, _)) = caught_up else {
+            return;
+        };
+        let change = MemberChange {
+            id: self.next_id(),
+            kind: ChangeKind::Promote,
+            node,
+            address: String::new(),
+        };
+        // Nobody waits for it: a dropped promotion is proposed again at a later tick.
+        let _ = self.propose_change(&change);
+    }
+
+    /// Applies the configuration entry at log `index` if the membership allows it (the same
+    /// check on every member, so all take or skip it alike): Raft's configuration, the table,
+    /// and the replica's members change together. Returns the record to persist, if any.
+    fn apply_member_change(&mut self, entry: &Entry) -> Result<Option<RaftRecord>, RaftError> {
+        let index = entry.index;
+        let (raft_change, change) = MemberChange::decode(index, &entry.data, &entry.context)?;
+        if let Err(error) = self.membership.check(&change) {
+            if self.pending.remove(&change.id).is_some() {
+                self.out.outcomes.push(ClientOutcome::Failed {
+                    id: change.id,
+                    error,
+                });
+            }
+            return Ok(None);
+        }
+        self.raw.apply_conf_change(&raft_change)?;
+        self.membership.apply(&change);
+        self.members = self.membership.nodes();
+        match change.kind {
+            ChangeKind::AddLearner => {
+                self.manager.replica.add_member(change.node);
+                self.compact_for_newcomer = true;
+            }
+            ChangeKind::Promote => {}
+            ChangeKind::Remove => self.manager.replica.remove_member(change.node),
+        }
+        self.raw
+            .mut_store()
+            .set_conf_state(self.membership.conf_state());
+        if self.pending.remove(&change.id).is_some() {
+            self.out.outcomes.push(ClientOutcome::MembershipChanged {
+                id: change.id,
+                index,
+                members: self.members.clone(),
+            });
+        }
+        Ok(Some(RaftRecord::Membership(Box::new(
+            self.membership.clone(),
+        ))))
+    }
+
+    /// Makes the replica count exactly the table's members (after a snapshot replaced the
+    /// table): the same calls a member makes when it applies the changes one by one.
+    fn align_replica_members(&mut self) {
+        let counted: Vec<NodeId> = self.manager.replica.members().collect();
+        for node in &counted {
+            if self.membership.get(*node).is_none() {
+                self.manager.replica.remove_member(*node);
+            }
+        }
+        for node in self.membership.nodes() {
+            if !counted.contains(&node) {
+                self.manager.replica.add_member(node);
+            }
+        }
+    }
+
     fn next_id(&mut self) -> ProposalId {
         self.next_seq += 1;
         ProposalId {
@@ -693,6 +906,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.raw.tick();
         self.note_role();
         self.unstick_snapshots();
+        self.promote_caught_up_learners();
         let now = self.ticks;
         let expired: Vec<ProposalId> = self
             .pending
@@ -867,6 +1081,9 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.queue_raft_messages(light.take_messages());
             self.raw.advance_apply();
             self.note_role();
+            if std::mem::take(&mut self.compact_for_newcomer) {
+                self.snapshot_at_applied()?;
+            }
             self.maybe_compact()?;
             self.limit_consensus()?;
         }
@@ -909,8 +1126,15 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.out
                 .applied
                 .push((entry.index, entry.term, entry.data.to_vec()));
-            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
-                continue; // a new leader's empty entry, or a (static) configuration entry
+            match entry.get_entry_type() {
+                EntryType::EntryConfChangeV2 => {
+                    records.extend(self.apply_member_change(&entry)?);
+                    continue;
+                }
+                // Never proposed here (changes are `ConfChangeV2`); skipped alike everywhere.
+                EntryType::EntryConfChange => continue,
+                EntryType::EntryNormal if entry.data.is_empty() => continue, // a new leader's
+                EntryType::EntryNormal => {}
             }
             let command: Command =
                 postcard::from_bytes(&entry.data).map_err(|e| RaftError::Corrupt {
@@ -1034,6 +1258,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             image,
             schema,
             applied_writes,
+            membership,
         } = SnapshotData::decode(&snapshot.data).map_err(|reason| RaftError::Corrupt {
             index: meta.index,
             reason,
@@ -1059,23 +1284,31 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 from,
                 source: Box::new(e),
             })?;
+        self.membership = membership;
+        self.members = self.membership.nodes();
+        self.align_replica_members();
+        records.push(RaftRecord::Membership(Box::new(self.membership.clone())));
         records.extend(replica_records(self.manager.replica.take_ready().records));
         self.applied_writes.join(&applied_writes);
-        let own = self.own_snapshot(meta.index, meta.term, meta.get_conf_state().clone());
+        let own = self.own_snapshot(meta.index, meta.term);
         records.extend(self.raw.mut_store().install_snapshot(own));
         self.applied = self.applied.max(meta.index);
         records.push(RaftRecord::Applied(self.applied));
         Ok(records)
     }
 
-    fn own_snapshot(&self, index: u64, term: u64, conf_state: ConfState) -> Snapshot {
+    /// This node's snapshot at `index`: the replica, schema, applied-writes table and
+    /// membership as applied up to there (the caller snapshots only at its applied index).
+    fn own_snapshot(&self, index: u64, term: u64) -> Snapshot {
         let data = SnapshotData {
             image: wire::encode_record(&Record::Snapshot(Box::new(
                 self.manager.replica.snapshot(),
             ))),
             schema: self.manager.schema().clone(),
             applied_writes: self.applied_writes.clone(),
+            membership: self.membership.clone(),
         };
+        let conf_state = self.membership.conf_state();
         let mut snapshot = Snapshot {
             data: data.encode().into(),
             ..Snapshot::default()
@@ -1102,8 +1335,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let Some(term) = store.term_of(self.applied) else {
             return Ok(());
         };
-        let conf_state = store.snapshot_ref().get_metadata().get_conf_state().clone();
-        let snapshot = self.own_snapshot(self.applied, term, conf_state);
+        let snapshot = self.own_snapshot(self.applied, term);
         let mut records = self.raw.mut_store().install_snapshot(snapshot);
         records.push(RaftRecord::Applied(self.applied));
         self.log.persist(records)

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RaftError;
 use super::applied_writes::{AppliedWrites, SnapshotData};
+use super::membership::Membership;
 
 /// One Raft log entry in its durable form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +100,8 @@ pub enum RaftRecord {
     Incarnation(u64),
     /// A schema change the log ordered, applied at this point.
     Schema(Box<Schema>),
+    /// The group's membership after a configuration change applied at this point.
+    Membership(Box<Membership>),
 }
 
 /// Where a Raft node's records go. `persist` returns once the records survive a crash.
@@ -191,6 +194,11 @@ impl RaftLogStore {
         store.conf_state.voters = voters.clone();
         store.snapshot.mut_metadata().mut_conf_state().voters = voters;
         store
+    }
+
+    /// Sets the configuration a restart of `raft` starts from (after an applied change).
+    pub(crate) fn set_conf_state(&mut self, conf_state: ConfState) {
+        self.conf_state = conf_state;
     }
 
     /// The hard state.
@@ -407,6 +415,8 @@ pub(crate) struct RecoveredRaft {
     pub(crate) schema: Option<Schema>,
     /// The newest write applied from each proposer, as of the snapshot.
     pub(crate) applied_writes: AppliedWrites,
+    /// The membership the log last set (by a snapshot or an applied change), if it set one.
+    pub(crate) membership: Option<Membership>,
 }
 
 impl RecoveredRaft {
@@ -431,10 +441,7 @@ impl RecoveredRaft {
                     out.store.append(&entries)?;
                 }
                 RaftRecord::Snapshot {
-                    index,
-                    term,
-                    voters,
-                    data,
+                    index, term, data, ..
                 } => {
                     let mut snapshot = Snapshot {
                         data: data.clone().into(),
@@ -443,13 +450,15 @@ impl RecoveredRaft {
                     let meta = snapshot.mut_metadata();
                     meta.index = *index;
                     meta.term = *term;
-                    meta.mut_conf_state().voters = voters.clone();
+                    let decoded = SnapshotData::decode(data)
+                        .map_err(|reason| RaftError::Storage { reason })?;
+                    // The payload's membership names learners too, which `voters` does not.
+                    meta.set_conf_state(decoded.membership.conf_state());
                     let hard_state = out.store.hard_state.clone();
                     out.store.install_snapshot(snapshot);
                     // The hard state recorded after the snapshot wins; keep the newest so far.
                     out.store.hard_state.vote = hard_state.vote;
-                    let decoded = SnapshotData::decode(data)
-                        .map_err(|reason| RaftError::Storage { reason })?;
+                    out.membership = Some(decoded.membership);
                     out.replica = vec![decoded.image];
                     out.applied_writes = decoded.applied_writes;
                     if out
@@ -465,6 +474,10 @@ impl RecoveredRaft {
                 RaftRecord::Applied(index) => out.applied = *index,
                 RaftRecord::Incarnation(n) => out.incarnation = *n,
                 RaftRecord::Schema(schema) => out.schema = Some((**schema).clone()),
+                RaftRecord::Membership(membership) => {
+                    out.store.conf_state = membership.conf_state();
+                    out.membership = Some((**membership).clone());
+                }
             }
         }
         if out.applied > out.store.hard_state.commit {
