@@ -346,8 +346,9 @@ fn throughput_stage(results: &mut Results, options: &Options) -> Result<(), Stri
             hot(50, 1000),
             hot(100, 1000),
             hot(100, 10_000),
+            // 100 x 10 K over 100,000 keys is left out while its peak memory is unbounded
+            // by design (issue 32): it would take most of the machine's memory.
             wide(20, 1000),
-            wide(100, 10_000),
         ]
     };
     // The host's speed varies from run to run by more than a change is worth: each size runs

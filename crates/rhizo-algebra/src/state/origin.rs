@@ -94,7 +94,9 @@ impl<P: Partial> PerOrigin<P> {
     }
 
     /// [`PerOrigin::restricted`]'s entries, appended to `out`.
-    #[inline]
+    // Always: restricting runs once per cell of every delta, and inlined into the delta's loop
+    // it keeps the known clock's slice in registers across cells.
+    #[inline(always)]
     pub(crate) fn restricted_into(
         &self,
         known: &rhizo_clock::VectorClock,
@@ -103,9 +105,10 @@ impl<P: Partial> PerOrigin<P> {
         // Both lists are sorted by node: walk them together instead of searching per entry (a
         // delta restricts every cell it carries, so this runs once per entry of every cell).
         let known = known.as_slice();
-        out.reserve(self.entries.len());
+        let entries = self.entries.as_slice();
+        out.reserve(entries.len());
         let mut j = 0;
-        for entry in &self.entries {
+        for entry in entries {
             while j < known.len() && known[j].0 < entry.node {
                 j += 1;
             }
@@ -173,7 +176,9 @@ impl<P: Partial> PerOrigin<P> {
         // cell usually brings news of origins this cell has, and building a fresh list for it
         // would allocate and free once per merge.
         // Pass 1: origins both hold take the higher entry; count those only `other` holds.
-        let mine = &mut self.entries;
+        // Indexing works on slices taken once: each index of the `SmallVec` itself would ask
+        // again whether it is inline.
+        let mine = self.entries.as_mut_slice();
         let mut missing = 0;
         let mut i = 0;
         for entry in theirs {
@@ -200,18 +205,22 @@ impl<P: Partial> PerOrigin<P> {
         // expect, room for them up to four times its origins; local updates grow it as `Vec`
         // does. Growing in place and merging backward from the end needs one merge loop, where
         // merging forward into a new list when there is no room would need a second.
-        let joined_len = mine.len() + missing;
-        if mine.capacity() < joined_len {
+        let list = &mut self.entries;
+        let old_len = list.len();
+        let joined_len = old_len + missing;
+        if list.capacity() < joined_len {
             let room = joined_len
                 .next_power_of_two()
                 .max(expected_origins.min(4 * joined_len));
-            mine.reserve_exact(room - mine.len());
+            list.reserve_exact(room - old_len);
         }
         // Backward from the end, so that each entry of ours moves once, to its final place,
         // before anything overwrites it (ours fill the front, and a slot is written only after
         // the entry of ours that was there has moved further back).
-        let old_len = mine.len();
-        mine.resize(joined_len, theirs[0]);
+        // The new slots are all overwritten below; `missing` of their entries fill them with a
+        // copy (`SmallVec::resize` would push them one at a time).
+        list.extend_from_slice(&theirs[..missing]);
+        let mine = list.as_mut_slice();
         let (mut write, mut i, mut j) = (joined_len, old_len, theirs.len());
         while j > 0 {
             write -= 1;
