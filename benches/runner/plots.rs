@@ -130,20 +130,21 @@ fn throughput(results: &Results, path: &Path) -> PlotResult {
         .x_desc("nodes")
         .y_desc("operations per second")
         .draw()?;
-    let mut by_ops: Vec<usize> = rows.iter().map(|r| r.ops_per_node).collect();
+    // One line per workload: transactions per node and key space.
+    let mut by_ops: Vec<(usize, usize)> = rows.iter().map(|r| (r.ops_per_node, r.keys)).collect();
     by_ops.sort_unstable();
     by_ops.dedup();
-    for (i, ops) in by_ops.iter().enumerate() {
+    for (i, &(ops, keys)) in by_ops.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let mut points: Vec<(f64, f64)> = rows
             .iter()
-            .filter(|r| r.ops_per_node == *ops)
+            .filter(|r| (r.ops_per_node, r.keys) == (ops, keys))
             .map(|r| (r.nodes as f64, r.ops_per_sec.max(1e3)))
             .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(format!("{ops} ops per node"))
+            .label(format!("{ops} ops per node, {keys} keys"))
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });

@@ -157,15 +157,17 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
     );
     let _ = writeln!(
         s,
-        "| nodes | ops/node | ops/s | cold ops/s | msgs/op | bytes/op | peak memory | rounds | converged |"
+        "| nodes | ops/node | keys | path | ops/s | cold ops/s | msgs/op | bytes/op | peak memory | rounds | converged |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(s, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
     for row in &r.throughput {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.3} | {:.1} | {:.1} MiB | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.1} | {:.1} MiB | {} | {} |",
             row.nodes,
             row.ops_per_node,
+            row.keys,
+            row.commit_path,
             fmt_rate(row.ops_per_sec),
             fmt_rate(row.cold_ops_per_sec),
             row.messages_per_op,
@@ -175,6 +177,8 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
             row.converged
         );
     }
+
+    memory_lines(&mut s, &r.memory);
 
     let _ = writeln!(s, "\n## Convergence\n");
     let _ = writeln!(
@@ -318,6 +322,47 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
 }
 
 /// The networked Python rows of `report.md`.
+/// The memory-per-key table: one engine's rows and Redis's, from one run.
+fn memory_lines(s: &mut String, rows: &[crate::results::MemoryRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Memory per key\n");
+    let _ = writeln!(
+        s,
+        "One store holding distinct counters, one increment each, by name (the same names for \
+         both). Rhizo: one `Engine` on a fresh directory, in a process of its own.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| system | sync | keys | bytes/key | increments/s | measured by |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---|");
+    for row in rows {
+        match &row.skipped {
+            Some(reason) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | skipped | | {reason} |",
+                    row.system, row.sync, row.keys
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.1} | {} | {} |",
+                    row.system,
+                    row.sync,
+                    row.keys,
+                    row.bytes_per_key,
+                    fmt_rate(row.ops_per_sec),
+                    row.measure
+                );
+            }
+        }
+    }
+}
+
 fn python_net_lines(s: &mut String, n: &crate::results::PythonNetRow) {
     let _ = writeln!(
         s,

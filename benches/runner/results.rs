@@ -30,6 +30,9 @@ pub(crate) struct Results {
     /// etcd and Rhizo's two paths driven by the same clients over the network, in this run.
     #[serde(default)]
     pub(crate) net_compare: Option<NetComparison>,
+    /// Memory per key of one engine holding many counters, and Redis holding the same.
+    #[serde(default)]
+    pub(crate) memory: Vec<MemoryRow>,
     /// Wall-clock seconds each stage took.
     pub(crate) stage_seconds: Vec<(String, f64)>,
 }
@@ -162,6 +165,13 @@ pub(crate) struct ThroughputRow {
     pub(crate) nodes: usize,
     /// Transactions committed per node (one ADD each).
     pub(crate) ops_per_node: usize,
+    /// Distinct rows the increments are drawn from, uniformly.
+    #[serde(default = "default_keys")]
+    pub(crate) keys: usize,
+    /// How the transactions reach the replicas: "prepared" (through prepared cells) or
+    /// "by_name" (keys looked up per commit).
+    #[serde(default = "default_commit_path")]
+    pub(crate) commit_path: String,
     /// Committed operations per second of wall-clock time, commits and convergence included:
     /// the median of five runs after the first in its process (the first warms the allocator
     /// and the page tables, as criterion's warm-up does).
@@ -182,6 +192,35 @@ pub(crate) struct ThroughputRow {
     pub(crate) rounds: u64,
     /// Wall-clock seconds of the run.
     pub(crate) wall_seconds: f64,
+}
+
+/// Memory per key: one store holding `keys` counters, one increment each, by name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MemoryRow {
+    /// "rhizo" (one `Engine`) or "redis".
+    pub(crate) system: String,
+    /// The engine's sync policy ("none" or "group"; Redis runs with persistence off).
+    pub(crate) sync: String,
+    /// Distinct counters.
+    pub(crate) keys: usize,
+    /// Bytes held per counter.
+    pub(crate) bytes_per_key: f64,
+    /// How the bytes were measured.
+    pub(crate) measure: String,
+    /// Increments per second while loading.
+    pub(crate) ops_per_sec: f64,
+    /// Why the row was not measured, if it was not.
+    pub(crate) skipped: Option<String>,
+}
+
+/// The key space of throughput rows measured before rows carried one.
+fn default_keys() -> usize {
+    100
+}
+
+/// The commit path of throughput rows measured before rows carried one.
+fn default_commit_path() -> String {
+    "prepared".into()
 }
 
 /// One convergence measurement.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, Ready, Replica, ReplicaConfig};
-use rhizo_sim::scenario::{self, ScenarioSpec};
+use rhizo_sim::scenario::{self, CommitPath, ScenarioSpec};
 use rhizo_sim::workload::{self, KeyDistribution, OpMix, Workload};
 use rhizo_sim::{GossipStrategy, LatencyModel, RegionMatrix, SimulationBuilder};
 
@@ -106,17 +106,71 @@ pub(crate) fn coordination_free_rows(commits: usize) -> Vec<LatencyRow> {
     rows
 }
 
+/// One throughput row's workload: cluster size, key space and commit path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ThroughputSize {
+    /// Nodes.
+    pub(crate) nodes: usize,
+    /// Transactions (one increment each) per node.
+    pub(crate) ops_per_node: usize,
+    /// Rows drawn uniformly.
+    pub(crate) keys: usize,
+    /// Keys given by name (`Replica::commit`) rather than through prepared cells.
+    pub(crate) by_name: bool,
+}
+
+impl ThroughputSize {
+    /// The published rows' workload: 100 rows through prepared cells.
+    pub(crate) fn hot(nodes: usize, ops_per_node: usize) -> Self {
+        Self {
+            nodes,
+            ops_per_node,
+            keys: 100,
+            by_name: false,
+        }
+    }
+
+    /// An application's key space: 100,000 rows, by name.
+    pub(crate) fn wide(nodes: usize, ops_per_node: usize) -> Self {
+        Self {
+            nodes,
+            ops_per_node,
+            keys: 100_000,
+            by_name: true,
+        }
+    }
+
+    /// "prepared" or "by_name", as rows name the path.
+    pub(crate) fn commit_path(&self) -> &'static str {
+        if self.by_name { "by_name" } else { "prepared" }
+    }
+}
+
 /// Timed runs after the first in a throughput child process; the median is reported.
 const WARM_RUNS: usize = 5;
 
 /// Commit-then-converge on the simulated LAN (run in a child process for its own peak memory),
 /// `1 + WARM_RUNS` times: the first run is reported as cold, the median of the others as the
 /// steady state.
-pub(crate) fn throughput(nodes: usize, ops_per_node: usize, seed: u64) -> ThroughputRow {
+pub(crate) fn throughput(size: ThroughputSize, seed: u64) -> ThroughputRow {
+    let ThroughputSize {
+        nodes,
+        ops_per_node,
+        keys,
+        by_name,
+    } = size;
     // Push-pull gossip with fanout 3: each round a node exchanges digests and deltas with three
     // seeded peers, so messages grow with N·log N rather than N².
     let mut spec = ScenarioSpec::new(nodes, ops_per_node, seed);
     spec.gossip = GossipStrategy::PushPull { fanout: 3 };
+    spec.keys = KeyDistribution::Uniform {
+        keys: u32::try_from(keys).expect("a key space under 2^32 rows"),
+    };
+    spec.commits = if by_name {
+        CommitPath::Keys
+    } else {
+        CommitPath::Prepared
+    };
     let ops = (nodes * ops_per_node) as f64;
     let timed = || {
         let started = Instant::now();
@@ -148,6 +202,8 @@ pub(crate) fn throughput(nodes: usize, ops_per_node: usize, seed: u64) -> Throug
         Ok(report) => ThroughputRow {
             nodes,
             ops_per_node,
+            keys,
+            commit_path: size.commit_path().into(),
             ops_per_sec: ops / wall,
             cold_ops_per_sec: ops / cold_wall,
             messages_per_op: report.messages_per_op,
@@ -162,6 +218,8 @@ pub(crate) fn throughput(nodes: usize, ops_per_node: usize, seed: u64) -> Throug
             ThroughputRow {
                 nodes,
                 ops_per_node,
+                keys,
+                commit_path: size.commit_path().into(),
                 ops_per_sec: 0.0,
                 cold_ops_per_sec: 0.0,
                 messages_per_op: 0.0,

@@ -650,6 +650,9 @@ enum StateKind {
     Register(Register),
 }
 
+// Every cell of a replica holds one; the inline origin entry of a counter fits in it.
+const _: () = assert!(std::mem::size_of::<CellState>() == 64);
+
 /// The state one cell converges to. Every replica that has applied the same updates — in any
 /// order, in any grouping, through any mix of [`CellState::apply`] and [`CellState::merge`] —
 /// holds an equal state (`==` compares floats by bits, and equal states encode to equal bytes).

@@ -6,6 +6,7 @@
 //! `NodeId` order, which no arrival order can change.
 
 use rhizo_clock::{Dot, NodeId};
+use smallvec::SmallVec;
 
 use crate::{AlgebraError, Result};
 
@@ -14,6 +15,10 @@ use crate::{AlgebraError, Result};
 /// dot, which the replica layer forbids; the tie-break keeps merge commutative anyway).
 pub(crate) trait Partial: Copy + Ord {
     const IDENTITY: Self;
+    /// The entries a list holds without a heap allocation: one where that keeps the list no
+    /// larger than a cell state's other kinds (a counter written by one origin, the commonest
+    /// cell, then allocates nothing), none where a wide partial would make every state larger.
+    type Inline: smallvec::Array<Item = OriginEntry<Self>>;
 }
 
 /// One origin's contribution to a cell: the highest dot counter applied and the aggregate of
@@ -34,18 +39,45 @@ pub(crate) struct OriginEntry<P: Copy> {
 
 // The size the packing above is for.
 const _: () = assert!(std::mem::size_of::<OriginEntry<i128>>() == 40);
+// A list holding one integer entry inline is no larger than the largest other kind of state.
+const _: () = assert!(std::mem::size_of::<PerOrigin<i128>>() == 48);
 
 /// Partial aggregates by origin, sorted by `NodeId`, one entry per origin.
+///
+/// Encoded as a sequence of entries, exactly as a `Vec` of them is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub(crate) struct PerOrigin<P: Copy> {
-    entries: Vec<OriginEntry<P>>,
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "P: serde::Serialize",
+        deserialize = "P: serde::Deserialize<'de>"
+    ))
+)]
+pub(crate) struct PerOrigin<P: Partial> {
+    #[cfg_attr(
+        feature = "serde",
+        serde(deserialize_with = "deserialize_entries::<_, P>")
+    )]
+    entries: SmallVec<P::Inline>,
 }
 
-impl<P: Copy> Default for PerOrigin<P> {
+/// A list's entries, read as a `Vec` is: serde preallocates at most a bounded amount for a
+/// length the bytes claim, where `SmallVec`'s own reader reserves the whole claimed length.
+#[cfg(feature = "serde")]
+fn deserialize_entries<'de, D, P>(deserializer: D) -> Result<SmallVec<P::Inline>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    P: Partial + serde::Deserialize<'de>,
+{
+    let entries = <Vec<OriginEntry<P>> as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(SmallVec::from_slice(&entries))
+}
+
+impl<P: Partial> Default for PerOrigin<P> {
     fn default() -> Self {
         Self {
-            entries: Vec::new(),
+            entries: SmallVec::new(),
         }
     }
 }
@@ -56,12 +88,15 @@ impl<P: Partial> PerOrigin<P> {
         let mut entries = Vec::new();
         self.restricted_into(known, &mut entries);
         // Room for every entry was made at once; a kept state holds only its own.
-        entries.shrink_to_fit();
-        Self { entries }
+        Self {
+            entries: SmallVec::from_slice(&entries),
+        }
     }
 
     /// [`PerOrigin::restricted`]'s entries, appended to `out`.
-    #[inline]
+    // Always: restricting runs once per cell of every delta, and inlined into the delta's loop
+    // it keeps the known clock's slice in registers across cells.
+    #[inline(always)]
     pub(crate) fn restricted_into(
         &self,
         known: &rhizo_clock::VectorClock,
@@ -70,9 +105,10 @@ impl<P: Partial> PerOrigin<P> {
         // Both lists are sorted by node: walk them together instead of searching per entry (a
         // delta restricts every cell it carries, so this runs once per entry of every cell).
         let known = known.as_slice();
-        out.reserve(self.entries.len());
+        let entries = self.entries.as_slice();
+        out.reserve(entries.len());
         let mut j = 0;
-        for entry in &self.entries {
+        for entry in entries {
             while j < known.len() && known[j].0 < entry.node {
                 j += 1;
             }
@@ -94,7 +130,7 @@ impl<P: Partial> PerOrigin<P> {
     /// A list holding `entries` (sorted by origin, each origin once, as a list's own are).
     pub(crate) fn from_entries(entries: &[OriginEntry<P>]) -> Self {
         Self {
-            entries: entries.to_vec(),
+            entries: SmallVec::from_slice(entries),
         }
     }
 
@@ -140,7 +176,9 @@ impl<P: Partial> PerOrigin<P> {
         // cell usually brings news of origins this cell has, and building a fresh list for it
         // would allocate and free once per merge.
         // Pass 1: origins both hold take the higher entry; count those only `other` holds.
-        let mine = &mut self.entries;
+        // Indexing works on slices taken once: each index of the `SmallVec` itself would ask
+        // again whether it is inline.
+        let mine = self.entries.as_mut_slice();
         let mut missing = 0;
         let mut i = 0;
         for entry in theirs {
@@ -167,18 +205,22 @@ impl<P: Partial> PerOrigin<P> {
         // expect, room for them up to four times its origins; local updates grow it as `Vec`
         // does. Growing in place and merging backward from the end needs one merge loop, where
         // merging forward into a new list when there is no room would need a second.
-        let joined_len = mine.len() + missing;
-        if mine.capacity() < joined_len {
+        let list = &mut self.entries;
+        let old_len = list.len();
+        let joined_len = old_len + missing;
+        if list.capacity() < joined_len {
             let room = joined_len
                 .next_power_of_two()
                 .max(expected_origins.min(4 * joined_len));
-            mine.reserve_exact(room - mine.len());
+            list.reserve_exact(room - old_len);
         }
         // Backward from the end, so that each entry of ours moves once, to its final place,
         // before anything overwrites it (ours fill the front, and a slot is written only after
         // the entry of ours that was there has moved further back).
-        let old_len = mine.len();
-        mine.resize(joined_len, theirs[0]);
+        // The new slots are all overwritten below; `missing` of their entries fill them with a
+        // copy (`SmallVec::resize` would push them one at a time).
+        list.extend_from_slice(&theirs[..missing]);
+        let mine = list.as_mut_slice();
         let (mut write, mut i, mut j) = (joined_len, old_len, theirs.len());
         while j > 0 {
             write -= 1;
@@ -333,11 +375,13 @@ impl PerOrigin<i128> {
 
 impl Partial for i128 {
     const IDENTITY: Self = 0;
+    type Inline = [OriginEntry<Self>; 1];
 }
 
 impl Partial for crate::TotalF64 {
     /// `-0.0` is the identity of IEEE addition: `-0.0 + x == x` bit for bit, for every `x`.
     const IDENTITY: Self = crate::TotalF64(-0.0);
+    type Inline = [OriginEntry<Self>; 1];
 }
 
 /// The identity of float multiplication, wrapped so it can be a distinct partial type.
@@ -348,6 +392,7 @@ pub(crate) struct FloatProduct(pub(crate) crate::TotalF64);
 
 impl Partial for FloatProduct {
     const IDENTITY: Self = FloatProduct(crate::TotalF64(1.0));
+    type Inline = [OriginEntry<Self>; 1];
 }
 
 /// A 256-bit two's-complement integer, `hi · 2^128 + lo`: wide enough that sums of decimal
@@ -389,6 +434,7 @@ impl WideInt {
 
 impl Partial for WideInt {
     const IDENTITY: Self = WideInt::ZERO;
+    type Inline = [OriginEntry<Self>; 0];
 }
 
 /// An exact integer product in an order-independent form: the sign and the magnitude, the
@@ -437,6 +483,7 @@ impl Partial for IntProduct {
         negative: false,
         magnitude: 1,
     };
+    type Inline = [OriginEntry<Self>; 0];
 }
 
 #[cfg(test)]
@@ -459,9 +506,55 @@ mod tests {
             })
             .collect();
         entries.sort_by_key(|e| e.node);
+        let mut entries = SmallVec::from_vec(entries);
         entries.shrink_to_fit();
         entries.reserve_exact(spare);
         PerOrigin { entries }
+    }
+
+    #[test]
+    fn one_origin_sums_hold_their_entry_inline_and_a_second_origin_moves_it_to_the_heap() {
+        let (a, b) = (NodeId::numbered(1), NodeId::numbered(2));
+        let mut sum = PerOrigin::<i128>::default();
+        assert!(sum.add_in_range(Dot::new(a, 1).unwrap(), 5).unwrap());
+        assert!(sum.add(Dot::new(a, 2).unwrap(), 1).unwrap());
+        assert!(!sum.entries.spilled(), "one origin allocates nothing");
+        assert_eq!(sum.only_partial(), Some(6));
+        assert!(sum.add(Dot::new(b, 1).unwrap(), 10).unwrap());
+        assert!(sum.entries.spilled());
+        assert_eq!(sum.partials().collect::<Vec<_>>(), vec![6, 10]);
+        let restricted = sum.restricted(&rhizo_clock::VectorClock::new());
+        assert_eq!(restricted, sum);
+        let mut one = PerOrigin::<crate::TotalF64>::default();
+        one.apply(Dot::new(b, 1).unwrap(), |p| Ok(crate::TotalF64(p.0 + 1.5)))
+            .unwrap();
+        assert!(!one.entries.spilled());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn a_list_claiming_more_entries_than_its_bytes_hold_is_an_error_not_an_allocation() {
+        // A length of 2^40 entries (40 TiB), then nothing: refused from the bytes that are
+        // there, without reserving room for the claim.
+        let mut bytes = Vec::new();
+        let mut claim: u64 = 1 << 40;
+        while claim >= 0x80 {
+            bytes.push((claim as u8) | 0x80);
+            claim >>= 7;
+        }
+        bytes.push(claim as u8);
+        assert!(postcard::from_bytes::<PerOrigin<i128>>(&bytes).is_err());
+        let one = PerOrigin::<i128>::from_entries(&[OriginEntry {
+            node: NodeId::numbered(3),
+            seq: 2,
+            partial: -4,
+        }]);
+        let encoded = postcard::to_allocvec(&one).unwrap();
+        let as_vec = postcard::to_allocvec(&one.entries().to_vec()).unwrap();
+        assert_eq!(encoded, as_vec, "encoded as a Vec of its entries is");
+        let decoded: PerOrigin<i128> = postcard::from_bytes(&encoded).unwrap();
+        assert_eq!(decoded, one);
+        assert!(!decoded.entries.spilled());
     }
 
     proptest::proptest! {
