@@ -885,6 +885,10 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// its messages that need the records durable, and passes it back to raft-rs as written but
     /// not persisted.
     fn stage(&mut self) -> Result<(), RaftError> {
+        // Coordination-free commits and merges made since the last drain are persisted under
+        // their own policy first: the records of applying entries below are not synced, and a
+        // snapshot must not cover a record written after it.
+        self.persist_replica_ready()?;
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             self.staged_ready = ready.number();
@@ -913,6 +917,10 @@ impl<L: DurableRaftLog> RaftNode<L> {
             let committed = ready.take_committed_entries();
             records.extend(self.apply_entries(committed)?);
             self.awaiting.extend(ready.take_persisted_messages());
+            // A schema the log ordered is synced as soon as it is applied: a member that forgot
+            // one it had applied would refuse its peers' state in the new columns until it
+            // applied the entry again (the mixed sweep's seed 47 finds it).
+            self.unsynced |= records.iter().any(|r| matches!(r, RaftRecord::Schema(_)));
             self.log.write_unsynced(records)?;
             self.raw.advance_append_async(ready);
             self.note_role();
@@ -948,11 +956,17 @@ impl<L: DurableRaftLog> RaftNode<L> {
             let early = std::mem::take(&mut self.early);
             self.out.messages.extend(early);
         }
+        self.persist_replica_ready()?;
         if self.raw.store().take_snapshot_request() {
             self.snapshot_at_applied()?;
             self.raw.store().mark_fresh();
         }
-        // Coordination-free commits and anti-entropy: records first, then messages.
+        Ok(())
+    }
+
+    /// The replica's own output (coordination-free commits, merges, anti-entropy): records
+    /// persisted under the sync policy first, then its messages queued.
+    fn persist_replica_ready(&mut self) -> Result<(), RaftError> {
         let ready = self.manager.replica.take_ready();
         if !ready.records.is_empty() {
             self.log.persist(replica_records(ready.records).collect())?;
