@@ -543,14 +543,16 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     /// Whether a [`RaftNode::drain`] has something to do: Raft holds a ready (proposals, received
-    /// messages, elections), a staged ready waits for its sync, or the replica has records or
-    /// messages.
+    /// messages, elections), a staged ready waits for its sync, output waits to be handed out,
+    /// or the replica has records or messages.
     pub fn has_work(&self) -> bool {
         self.raw.has_ready()
             || self.persisted_ready < self.staged_ready
             || self.unsynced
             || !self.awaiting.is_empty()
             || !self.early.is_empty()
+            || !self.out.messages.is_empty()
+            || !self.out.outcomes.is_empty()
             || self.manager.replica.has_ready()
     }
 
