@@ -336,7 +336,7 @@ pub(crate) fn net_rows(quick: bool) -> Result<Vec<NetRow>, String> {
     // The Raft path under the default policy: every commit durable on a quorum before its
     // acknowledgement.
     let cluster = start(SyncPolicy::EveryCommit, false)?;
-    for clients in [1usize, 16] {
+    for clients in [1usize, 16, 64] {
         let per_client = if quick {
             200 / clients.min(4)
         } else {

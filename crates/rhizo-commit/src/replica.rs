@@ -1366,7 +1366,9 @@ impl Replica {
         let reported = self.peer_clocks.entry(from).or_default();
         reported.merge(&sync.clock);
         if was_behind && self.clock.dominated_by(reported) && self.members.contains(&from) {
-            self.members_behind -= 1;
+            // Counted afresh rather than decremented: while cells are open the count may be
+            // short of the members behind (see `collect_if_caught_up`), possibly 0 already.
+            self.count_members_behind();
         }
         let bare_digest = sync.delta.is_none();
         if let Some(delta) = sync.delta {

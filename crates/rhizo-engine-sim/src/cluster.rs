@@ -170,9 +170,11 @@ impl EngineNode {
 
     /// Hands the engine's decided proposals to the cluster and its messages to the network.
     fn after(&mut self, ctx: &mut NodeCtx<'_, Vec<u8>>) {
+        // Messages first: taking them drains the Raft node, which decides outcomes.
+        let outgoing = self.engine.outgoing();
         let outcomes = self.engine.take_outcomes();
         lock(&self.shared).outcomes.extend(outcomes);
-        match self.engine.outgoing() {
+        match outgoing {
             Ok(messages) => {
                 for (to, bytes) in messages {
                     // Only members are addressed, and every member is a simulated node.

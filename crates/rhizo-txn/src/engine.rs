@@ -614,8 +614,14 @@ impl Engine {
         let manager = match &mut self.core {
             Core::Raft(node) => {
                 let id = node.propose(tx).map_err(TxnError::from_raft)?;
-                self.pump()?;
-                return self.decided(id);
+                // A group of one decides at once. In a cluster the proposal waits for the next
+                // drain (`take_messages`, `tick`), so that every proposal made meanwhile shares
+                // its log append and sync: one fsync per batch rather than per proposal.
+                if node.members().len() == 1 {
+                    self.pump()?;
+                    return self.decided(id);
+                }
+                return Ok(Submission::Pending(id));
             }
             Core::Single { manager, .. } => manager,
         };
@@ -1084,8 +1090,9 @@ impl Engine {
                 stepped.map_err(TxnError::from)
             }
             Core::Raft(node) => {
+                // Drained at the next `take_messages` or `tick`: the messages received meanwhile
+                // share one log append and sync (nothing leaves, no outcome is known, before it).
                 let stepped = node.step(from, message);
-                self.pump()?;
                 stepped.map_err(|e| match e {
                     RaftError::Message { source, .. } => {
                         TxnError::from(CoordinationFreeError::from(*source))
@@ -1104,19 +1111,54 @@ impl Engine {
     }
 
     /// Messages for peers, once every record they depend on is durable (this syncs the log
-    /// if needed, which also makes waiting group commits durable).
+    /// if needed, which also makes waiting group commits durable). On the Raft backend this
+    /// first drains what proposals and received messages left ready.
     pub fn take_messages(&mut self) -> Result<Vec<(NodeId, EngineMessage)>> {
         self.check_usable()?;
+        if self.raft_has_work() {
+            self.pump()?;
+        }
         if self.outbox.is_empty() {
             return Ok(Vec::new());
         }
-        self.flush()?;
+        // Raft's messages leave the drain only once the records they depend on are synced; a
+        // replica message carries the replica's clock, so everything it covers (records of
+        // applied entries, which the drain need not sync, included) is synced first.
+        let replica = self
+            .outbox
+            .iter()
+            .any(|(_, m)| matches!(m, RaftWire::Replica(_)));
+        if replica || !matches!(self.core, Core::Raft(_)) {
+            self.flush()?;
+        }
         Ok(std::mem::take(&mut self.outbox))
+    }
+
+    /// On the Raft backend, the messages that may leave before this node's log is synced: a
+    /// leader's appends and heartbeats, which its peers persist while it syncs its own copy
+    /// (the leader counts its copy only once synced). A driver sends them, then calls
+    /// [`Engine::take_messages`] at once, which syncs and returns the rest. Empty on the
+    /// single-node backend.
+    pub fn take_messages_before_sync(&mut self) -> Result<Vec<(NodeId, EngineMessage)>> {
+        self.check_usable()?;
+        let Core::Raft(node) = &mut self.core else {
+            return Ok(Vec::new());
+        };
+        let staged = node
+            .take_messages_before_sync()
+            .map_err(TxnError::from_raft);
+        self.note_io(staged)
     }
 
     /// Whether messages wait for [`Engine::take_messages`] (a driver's cue to send).
     pub fn has_messages(&self) -> bool {
-        !self.outbox.is_empty()
+        !self.outbox.is_empty() || self.raft_has_work()
+    }
+
+    /// Whether the Raft node holds proposals or received messages not drained yet (the next
+    /// [`Engine::take_messages`] drains them).
+    fn raft_has_work(&self) -> bool {
+        matches!(&self.core, Core::Raft(node) if node.has_work())
     }
 
     /// Tells the engine that a message to `peer` could not be sent (the peer is unreachable or
@@ -1167,7 +1209,7 @@ impl Engine {
     /// Whether every member is known to hold everything this node holds and no message waits
     /// (a Raft leader still heartbeats at every tick).
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_empty()
+        !self.has_messages()
             && self.manager().is_idle()
             && self.raft().is_none_or(|node| node.pending() == 0)
     }

@@ -185,6 +185,16 @@ fn handle_events(shared: &Shared, batch: &mut Vec<Inbound>) {
 /// Sends what the engine produced (after making its records durable) and hands decided
 /// outcomes to their waiters. Messages are encoded outside the engine lock.
 fn send_out(shared: &Shared) {
+    // A leader's appends leave first, so the followers persist them while it syncs its own
+    // copy; the lock is released between, so that commits arriving meanwhile join this sync.
+    let early = match shared.engine().take_messages_before_sync() {
+        Ok(messages) => messages,
+        Err(err) => {
+            warn!(node = %shared.config.engine.node_id, error = %err, "messages withheld");
+            Vec::new()
+        }
+    };
+    send(shared, early);
     let (messages, outcomes) = {
         let mut engine = shared.engine();
         let messages = match engine.take_messages() {
@@ -204,6 +214,11 @@ fn send_out(shared: &Shared) {
             }
         }
     }
+    send(shared, messages);
+}
+
+/// Encodes and sends `messages`; reports peers Raft could not reach.
+fn send(shared: &Shared, messages: Vec<(NodeId, EngineMessage)>) {
     let mut unreachable: Vec<NodeId> = Vec::new();
     for (to, message) in messages {
         let lane = match message {

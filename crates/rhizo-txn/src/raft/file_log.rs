@@ -214,8 +214,14 @@ impl FileRaftLog {
     }
 }
 
-impl DurableRaftLog for FileRaftLog {
-    fn persist(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
+impl FileRaftLog {
+    /// Appends `records` (a snapshot among them starts a new segment, synced) and syncs them
+    /// when `sync` says so for a batch of this kind.
+    fn append(
+        &mut self,
+        records: Vec<RaftRecord>,
+        sync: impl FnOnce(&Self, &[RaftRecord]) -> bool,
+    ) -> Result<(), RaftError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -247,13 +253,7 @@ impl DurableRaftLog for FileRaftLog {
                 for record in &records {
                     self.writer.frames().push_raft(record);
                 }
-                let replica_only = records.iter().all(|r| matches!(r, RaftRecord::Replica(_)));
-                let sync = if replica_only {
-                    self.sync_replica
-                } else {
-                    self.sync
-                };
-                if sync {
+                if sync(self, &records) {
                     self.writer.sync()
                 } else {
                     self.writer.write_out()
@@ -261,6 +261,27 @@ impl DurableRaftLog for FileRaftLog {
             }
         };
         self.note(written)
+    }
+}
+
+impl DurableRaftLog for FileRaftLog {
+    fn persist(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
+        self.append(records, |log, records| {
+            let replica_only = records.iter().all(|r| matches!(r, RaftRecord::Replica(_)));
+            if replica_only {
+                log.sync_replica
+            } else {
+                log.sync
+            }
+        })
+    }
+
+    fn write_unsynced(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
+        self.append(records, |_, _| false)
+    }
+
+    fn sync_written(&mut self) -> Result<(), RaftError> {
+        if self.sync { self.sync() } else { Ok(()) }
     }
 }
 

@@ -307,6 +307,16 @@ pub struct RaftNode<L: DurableRaftLog> {
     /// seen there (see [`RaftNode::unstick_snapshots`]).
     snapshot_since: BTreeMap<u64, u64>,
     out: NodeOutput,
+    /// Messages that may leave before the log's sync (see [`RaftNode::take_messages_before_sync`]).
+    early: Vec<(NodeId, RaftWire)>,
+    /// Messages raft-rs holds back until the records of their ready are durable.
+    awaiting: Vec<RaftMessage>,
+    /// Whether records were written that must be durable before raft-rs counts their ready
+    /// persisted and `awaiting` leaves (entries, snapshots, a new term or vote).
+    unsynced: bool,
+    /// The newest ready handled, and the newest reported persisted to raft-rs.
+    staged_ready: u64,
+    persisted_ready: u64,
 }
 
 impl<L: DurableRaftLog> std::fmt::Debug for RaftNode<L> {
@@ -483,6 +493,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
             seen_role,
             snapshot_since: BTreeMap::new(),
             out: NodeOutput::default(),
+            early: Vec::new(),
+            awaiting: Vec::new(),
+            unsynced: false,
+            staged_ready: 0,
+            persisted_ready: 0,
         };
         node.note_role();
         Ok(node)
@@ -582,6 +597,20 @@ impl<L: DurableRaftLog> RaftNode<L> {
             .entries_ref()
             .get(usize::try_from(index.checked_sub(first)?).ok()?)?;
         Some((entry.term, entry.data.to_vec()))
+    }
+
+    /// Whether a [`RaftNode::drain`] has something to do: Raft holds a ready (proposals, received
+    /// messages, elections), a staged ready waits for its sync, output waits to be handed out,
+    /// or the replica has records or messages.
+    pub fn has_work(&self) -> bool {
+        self.raw.has_ready()
+            || self.persisted_ready < self.staged_ready
+            || self.unsynced
+            || !self.awaiting.is_empty()
+            || !self.early.is_empty()
+            || !self.out.messages.is_empty()
+            || !self.out.outcomes.is_empty()
+            || self.manager.replica.has_ready()
     }
 
     /// Proposals waiting for an outcome.
@@ -1047,39 +1076,69 @@ impl<L: DurableRaftLog> RaftNode<L> {
     }
 
     /// Processes everything Raft and the replica have ready: persists it (through the durable
-    /// log, before anything leaves), applies committed entries, and returns the messages and
-    /// outcomes — all of which may be acted on at once.
+    /// log, before anything that depends on it leaves), applies committed entries, and returns
+    /// the messages and outcomes — all of which may be acted on at once.
     pub fn drain(&mut self) -> Result<NodeOutput, RaftError> {
+        self.stage()?;
+        let early = std::mem::take(&mut self.early);
+        self.out.messages.splice(0..0, early);
+        self.complete()?;
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Handles everything Raft has ready without waiting for the log's sync, and returns the
+    /// messages that may leave before it: a leader's appends and heartbeats (Raft thesis
+    /// §10.2.1 — the leader counts its own copy only once [`RaftNode::drain`] synced it, so an
+    /// entry commits only when a quorum holds it durably). Everything else waits for the next
+    /// [`RaftNode::drain`], which a caller must make next.
+    pub fn take_messages_before_sync(&mut self) -> Result<Vec<(NodeId, RaftWire)>, RaftError> {
+        self.stage()?;
+        Ok(std::mem::take(&mut self.early))
+    }
+
+    /// Writes each ready's records (unsynced), applies its committed entries (all of them
+    /// durable here already: raft-rs hands out only entries this node reported persisted), holds
+    /// its messages that need the records durable, and passes it back to raft-rs as written but
+    /// not persisted.
+    fn stage(&mut self) -> Result<(), RaftError> {
+        // Coordination-free commits and merges made since the last drain are persisted under
+        // their own policy first: the records of applying entries below are not synced, and a
+        // snapshot must not cover a record written after it.
+        self.persist_replica_ready()?;
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
+            self.staged_ready = ready.number();
+            let early = ready.take_messages();
+            self.queue_raft_messages(early, true);
             let mut records = Vec::new();
-            let mut messages = ready.take_messages();
             if !ready.snapshot().is_empty() {
                 let snapshot = ready.snapshot().clone();
                 records.extend(self.install_received_snapshot(snapshot)?);
+                self.unsynced = true;
             }
-            let committed = ready.take_committed_entries();
-            records.extend(self.apply_entries(committed)?);
             if !ready.entries().is_empty() {
                 records.push(self.raw.mut_store().append(ready.entries())?);
+                self.unsynced = true;
             }
             if let Some(hs) = ready.hs() {
+                // A new term or vote must be durable before the messages that reveal it leave;
+                // a commit index alone is learnt again from the leader (rule 6 of
+                // docs/proofs/coordinated_path.md).
+                let durable = self.raw.store().hard_state();
+                self.unsynced |= hs.term != durable.term || hs.vote != durable.vote;
                 records.push(self.raw.mut_store().set_hard_state(hs.clone()));
             }
-            messages.extend(ready.take_persisted_messages());
-            self.log.persist(records)?;
-            self.queue_raft_messages(messages);
-
-            let mut light = self.raw.advance(ready);
-            let mut records = Vec::new();
-            if let Some(commit) = light.commit_index() {
-                records.push(self.raw.mut_store().set_commit(commit));
-            }
-            let committed = light.take_committed_entries();
+            // After the entries and the commit index they depend on: a durable `Applied(i)`
+            // implies both are durable (the log keeps a prefix), as recovery requires.
+            let committed = ready.take_committed_entries();
             records.extend(self.apply_entries(committed)?);
-            self.log.persist(records)?;
-            self.queue_raft_messages(light.take_messages());
-            self.raw.advance_apply();
+            self.awaiting.extend(ready.take_persisted_messages());
+            // A schema the log ordered is synced as soon as it is applied: a member that forgot
+            // one it had applied would refuse its peers' state in the new columns until it
+            // applied the entry again (the mixed sweep's seed 47 finds it).
+            self.unsynced |= records.iter().any(|r| matches!(r, RaftRecord::Schema(_)));
+            self.log.write_unsynced(records)?;
+            self.raw.advance_append_async(ready);
             self.note_role();
             if std::mem::take(&mut self.compact_for_newcomer) {
                 self.snapshot_at_applied()?;
@@ -1087,11 +1146,46 @@ impl<L: DurableRaftLog> RaftNode<L> {
             self.maybe_compact()?;
             self.limit_consensus()?;
         }
+        Ok(())
+    }
+
+    /// Syncs what [`RaftNode::stage`] wrote, tells raft-rs it is persisted (only now does a
+    /// leader count its own copy), releases the messages that waited for it, and handles what
+    /// that made ready (commits, applies) until nothing is left; then the replica's own records
+    /// (made durable) and messages.
+    fn complete(&mut self) -> Result<(), RaftError> {
+        loop {
+            if self.unsynced {
+                self.log.sync_written()?;
+                self.unsynced = false;
+            }
+            if self.persisted_ready < self.staged_ready {
+                self.persisted_ready = self.staged_ready;
+                self.raw.on_persist_ready(self.persisted_ready);
+            }
+            // raft-rs accepts an applied index only up to what it knows persisted (a received
+            // snapshot included), so the entries applied while staging are reported here.
+            self.raw.advance_apply();
+            let awaiting = std::mem::take(&mut self.awaiting);
+            self.queue_raft_messages(awaiting, false);
+            if !self.raw.has_ready() {
+                break;
+            }
+            self.stage()?;
+            let early = std::mem::take(&mut self.early);
+            self.out.messages.extend(early);
+        }
+        self.persist_replica_ready()?;
         if self.raw.store().take_snapshot_request() {
             self.snapshot_at_applied()?;
             self.raw.store().mark_fresh();
         }
-        // Coordination-free commits and anti-entropy: records first, then messages.
+        Ok(())
+    }
+
+    /// The replica's own output (coordination-free commits, merges, anti-entropy): records
+    /// persisted under the sync policy first, then its messages queued.
+    fn persist_replica_ready(&mut self) -> Result<(), RaftError> {
         let ready = self.manager.replica.take_ready();
         if !ready.records.is_empty() {
             self.log.persist(replica_records(ready.records).collect())?;
@@ -1101,15 +1195,19 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 .messages
                 .push((to, RaftWire::Replica(Box::new(message))));
         }
-        Ok(std::mem::take(&mut self.out))
+        Ok(())
     }
 
-    fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>) {
+    /// Queues Raft's messages: `early` ones may leave before the log's sync.
+    fn queue_raft_messages(&mut self, messages: Vec<RaftMessage>, early: bool) {
         for message in messages {
             if let Some(to) = self.member_of(message.to) {
-                self.out
-                    .messages
-                    .push((to, RaftWire::Raft(Box::new(message))));
+                let queue = if early {
+                    &mut self.early
+                } else {
+                    &mut self.out.messages
+                };
+                queue.push((to, RaftWire::Raft(Box::new(message))));
             }
         }
     }

@@ -105,9 +105,24 @@ pub enum RaftRecord {
 }
 
 /// Where a Raft node's records go. `persist` returns once the records survive a crash.
+///
+/// Records are kept in the order given, across calls: whatever a crash keeps is a prefix of what
+/// was written, so a durable record implies that every record written before it is durable.
 pub trait DurableRaftLog: std::fmt::Debug {
     /// Makes `records` durable, in order.
     fn persist(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError>;
+
+    /// Writes `records` after everything written before, without waiting for them to be
+    /// durable: they are once [`DurableRaftLog::sync_written`] (or a later `persist`) returns.
+    /// A log whose writes are durable at once keeps the default, `persist`.
+    fn write_unsynced(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
+        self.persist(records)
+    }
+
+    /// Makes every record written so far durable.
+    fn sync_written(&mut self) -> Result<(), RaftError> {
+        Ok(())
+    }
 }
 
 /// A [`DurableRaftLog`] in memory: "durable" for as long as the value lives. The simulator
@@ -234,13 +249,6 @@ impl RaftLogStore {
             vote: self.hard_state.vote,
             commit: self.hard_state.commit,
         }
-    }
-
-    /// Raises the commit index (from a light ready); returns the hard state's record.
-    pub(crate) fn set_commit(&mut self, commit: u64) -> RaftRecord {
-        let mut hs = self.hard_state.clone();
-        hs.commit = commit;
-        self.set_hard_state(hs)
     }
 
     /// Appends entries, replacing any conflicting suffix; returns their record.

@@ -11,6 +11,7 @@ use crate::testkit::schema;
 use crate::{CommitPath, Engine, EngineConfig, TransactionMode};
 
 mod at_most_once;
+mod durability;
 mod membership;
 
 fn solo(config: RaftConfig, log: MemRaftLog) -> RaftNode<MemRaftLog> {
