@@ -94,6 +94,8 @@ pub mod pki;
 mod socket;
 mod state;
 mod stats;
+#[cfg(test)]
+mod testkit;
 mod tls;
 mod transport;
 

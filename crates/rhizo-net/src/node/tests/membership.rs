@@ -287,17 +287,7 @@ fn run_seed(seed: u64) -> Result<(), String> {
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("RHIZO_MEMBERSHIP_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return vec![seed];
-    }
-    let count = std::env::var("RHIZO_MEMBERSHIP_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    (0..count).collect()
+    crate::testkit::sweep_seeds("RHIZO_MEMBERSHIP_SEED", "RHIZO_MEMBERSHIP_SEEDS", 20)
 }
 
 #[test]

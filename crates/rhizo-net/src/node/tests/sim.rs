@@ -350,17 +350,7 @@ fn check(world: &World) -> Result<(), String> {
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("RHIZO_NODE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return vec![seed];
-    }
-    let count = std::env::var("RHIZO_NODE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    (0..count).collect()
+    crate::testkit::sweep_seeds("RHIZO_NODE_SEED", "RHIZO_NODE_SEEDS", 200)
 }
 
 #[test]

@@ -399,17 +399,7 @@ fn check(record: &Record) -> Result<(), String> {
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("RHIZO_NET_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        return vec![seed];
-    }
-    let count = std::env::var("RHIZO_NET_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    (0..count).collect()
+    crate::testkit::sweep_seeds("RHIZO_NET_SEED", "RHIZO_NET_SEEDS", 200)
 }
 
 /// Every seed: at most once and in order per lane, nothing lost on the healed network, queues
