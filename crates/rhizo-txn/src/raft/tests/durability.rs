@@ -128,6 +128,23 @@ fn with_sender(from: NodeId, messages: Vec<(NodeId, RaftWire)>) -> InFlight {
     messages.into_iter().map(|(to, m)| (from, to, m)).collect()
 }
 
+/// Delivers the leader's `messages` to the follower, checks that the follower answers no client
+/// (the leader's copy is not synced), and delivers the follower's replies back to the leader.
+fn unanswered_round_trip(
+    nodes: &mut [RaftNode<WrittenLog>],
+    (l, f): (usize, usize),
+    messages: InFlight,
+) {
+    let (leader, follower) = (members()[l], members()[f]);
+    deliver(nodes, leader, f, messages);
+    let output = nodes[f].drain().unwrap();
+    assert!(
+        output.outcomes.is_empty(),
+        "answered before the leader's copy was synced"
+    );
+    deliver(nodes, follower, l, with_sender(follower, output.messages));
+}
+
 /// A follower's proposal, with the third member cut off, commits only once the leader synced
 /// its own copy: the appends leave before the leader's sync, the follower syncs and acknowledges
 /// them, but until the leader's sync returned it holds the entry on one member alone — a
@@ -157,31 +174,9 @@ fn synced_before_persisted_is_reported() {
     for _ in 0..5 {
         // Whatever the follower and the leader exchange without the leader's drain completing,
         // the follower never answers its client.
-        deliver(&mut nodes, leader, f, appends.clone());
-        let output = nodes[f].drain().unwrap();
-        assert!(
-            output.outcomes.is_empty(),
-            "answered before the leader's copy was synced"
-        );
-        deliver(
-            &mut nodes,
-            follower,
-            l,
-            with_sender(follower, output.messages),
-        );
+        unanswered_round_trip(&mut nodes, (l, f), appends.clone());
         let more = with_sender(leader, nodes[l].take_messages_before_sync().unwrap());
-        deliver(&mut nodes, leader, f, more);
-        let output = nodes[f].drain().unwrap();
-        assert!(
-            output.outcomes.is_empty(),
-            "answered before the leader's copy was synced"
-        );
-        deliver(
-            &mut nodes,
-            follower,
-            l,
-            with_sender(follower, output.messages),
-        );
+        unanswered_round_trip(&mut nodes, (l, f), more);
     }
     // The leader's drain syncs, then counts its copy: the entry commits and the follower answers.
     let mut answered = None;
