@@ -70,6 +70,7 @@ fn own_hello(shared: &Shared, lane: Lane) -> Hello {
         node: shared.config.node,
         incarnation: shared.config.incarnation,
         lane,
+        member_at: shared.member_at(),
     }
 }
 
@@ -241,6 +242,13 @@ fn check_hello(
         return Err((RefusalReason::ClusterId, detail));
     }
     if !shared.is_peer(hello.node) {
+        if shared.removed_since(hello.node, hello.member_at) {
+            let detail = format!(
+                "{} was removed from the cluster after log index {}",
+                hello.node, hello.member_at
+            );
+            return Err((RefusalReason::Removed, detail));
+        }
         let detail = format!("{} is not a member of this node's cluster", hello.node);
         return Err((RefusalReason::NotAMember, detail));
     }

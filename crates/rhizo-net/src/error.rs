@@ -74,6 +74,14 @@ pub enum NetError {
     /// The transport (or the node) has been shut down.
     #[error("the node is shut down")]
     ShutDown,
+    /// A membership change removed this node from its cluster: it takes no more writes (no
+    /// member would take them from it) and should be stopped. Its reads still answer, from what
+    /// it held when it learned of its removal.
+    #[error("this node was removed from its cluster (learned from {by}); it takes no writes")]
+    Removed {
+        /// The member whose log showed the removal (this node itself when its own log did).
+        by: NodeId,
+    },
     /// The node's engine refused (a transaction's typed error, a storage failure…): nothing of
     /// what was refused changed.
     #[error(transparent)]

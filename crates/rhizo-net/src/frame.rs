@@ -8,7 +8,7 @@ use rhizo_clock::NodeId;
 use serde::{Deserialize, Serialize};
 
 /// The one protocol version this crate speaks. A peer that speaks another is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes a frame adds around its payload: the variant tag (one byte) and the payload's length
 /// (a varint of at most five bytes for a `u32`), rounded up. A payload of
@@ -77,6 +77,11 @@ pub enum RefusalReason {
     TooManyPendingHandshakes,
     /// The connection could not be opened (refused, unreachable, reset).
     Connect,
+    /// The dialer is no longer a member: the listener's log removed it at or after the index
+    /// where the dialer's own log last showed it a member (its Hello's `member_at`). The dialer
+    /// takes this as word of its removal; a node the listener merely does not know yet is
+    /// refused with [`RefusalReason::NotAMember`].
+    Removed,
 }
 
 /// Why an established connection was closed; counted in the stats and logged.
@@ -114,6 +119,9 @@ pub(crate) struct Hello {
     pub(crate) node: NodeId,
     pub(crate) incarnation: u64,
     pub(crate) lane: Lane,
+    /// The applied log index at which the sender's own log last showed it a member of the
+    /// cluster; 0 when it has no such log (no Raft group) or never saw itself a member.
+    pub(crate) member_at: u64,
 }
 
 /// A run of bytes written as one length-prefixed block and read back without copying.

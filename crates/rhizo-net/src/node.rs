@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rhizo_algebra::{AlgebraicValue, ColumnSpec, Schema};
@@ -241,6 +241,9 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) waiters: Mutex<Waiters>,
     pub(crate) stopping: AtomicBool,
+    /// Set once, when this node learns a membership change removed it: writes are refused
+    /// from then on ([`NetError::Removed`]); the member named told it (or this node's own log).
+    pub(crate) removed: OnceLock<NodeId>,
     /// The loop's task, until shutdown takes it.
     pub(crate) driver: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The runtime a blocking start made (none when started on the caller's runtime).
@@ -256,6 +259,17 @@ impl Shared {
     pub(crate) fn engine(&self) -> MutexGuard<'_, Engine> {
         // A panic while the engine was held leaves it as the last completed call left it.
         self.engine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this node takes writes: not while it stops, nor once it was removed.
+    pub(crate) fn writable(&self) -> Result<()> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(NetError::ShutDown);
+        }
+        match self.removed.get() {
+            Some(by) => Err(NetError::Removed { by: *by }),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn waiters(&self) -> MutexGuard<'_, Waiters> {
@@ -399,6 +413,7 @@ impl Node {
             wake: Notify::new(),
             waiters: Mutex::new(BTreeMap::new()),
             stopping: AtomicBool::new(false),
+            removed: OnceLock::new(),
             driver: Mutex::new(None),
             runtime: Mutex::new(None),
             config,
@@ -472,6 +487,9 @@ pub struct NodeStatus {
     pub transport: TransportStats,
     /// A digest of the replicated state: equal on nodes holding the same updates.
     pub fingerprint: u64,
+    /// When a membership change removed this node: the member that told it (this node itself
+    /// when its own log did). A removed node takes no writes.
+    pub removed_by: Option<NodeId>,
 }
 
 /// What `rhizo status` prints: members, who is behind, Raft's view, queue depths per peer.
@@ -515,6 +533,12 @@ impl std::fmt::Display for NodeStatus {
                     lane_stats.dropped
                 )?;
             }
+        }
+        if let Some(by) = self.removed_by {
+            writeln!(
+                f,
+                "removed   from the cluster (learned from {by}): no writes taken"
+            )?;
         }
         write!(f, "state     {:016x}", self.fingerprint)
     }
@@ -655,9 +679,7 @@ impl NodeHandle {
         tx: AlgebraicTransaction,
         wait: Wait,
     ) -> Result<Decision> {
-        if self.shared.stopping.load(Ordering::Acquire) {
-            return Err(NetError::ShutDown);
-        }
+        self.shared.writable()?;
         let mut engine = self.shared.engine();
         let decision = match engine.submit(mode, tx) {
             Ok(Submission::Committed(outcome)) => Decision::Now(outcome),
@@ -721,9 +743,7 @@ impl NodeHandle {
         spec: ColumnSpec,
         waiter: Waiter,
     ) -> Result<Option<ProposalId>> {
-        if self.shared.stopping.load(Ordering::Acquire) {
-            return Err(NetError::ShutDown);
-        }
+        self.shared.writable()?;
         let pending = {
             let mut engine = self.shared.engine();
             match engine.declare_column_spec(table, column, spec)? {
@@ -773,9 +793,7 @@ impl NodeHandle {
         loop {
             let (sender, receiver) = oneshot::channel();
             let proposed = {
-                if self.shared.stopping.load(Ordering::Acquire) {
-                    return Err(NetError::ShutDown);
-                }
+                self.shared.writable()?;
                 let mut engine = self.shared.engine();
                 let proposed = match &change {
                     MembershipChange::Add { node, address } => {
@@ -830,6 +848,7 @@ impl NodeHandle {
             }),
             transport,
             fingerprint: engine.fingerprint(),
+            removed_by: shared.removed.get().copied(),
         }
     }
 

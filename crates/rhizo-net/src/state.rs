@@ -1,7 +1,7 @@
 //! The state shared by the handle and the transport's tasks: per peer and lane, the outbound
 //! queue, whether the connection is up, the counters, and the inbound delivery slot.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -27,6 +27,23 @@ pub(crate) struct Shared {
     /// Set when shutdown begins: sends are refused while the queues drain.
     pub(crate) closing: AtomicBool,
     pub(crate) tasks: TaskTracker,
+    /// What the node's log last said of membership ([`Shared::publish_membership`]).
+    membership: Mutex<MembershipView>,
+}
+
+/// The node's log's membership as the node last published it: what tells a member removed by
+/// the log from a node not known yet, on either side of a handshake.
+#[derive(Debug, Default)]
+struct MembershipView {
+    /// The applied log index `members` is the membership at; 0 before anything was published.
+    applied: u64,
+    /// The members at `applied` (this node included when it is one).
+    members: BTreeSet<NodeId>,
+    /// The last applied index at which this node saw itself among the members; 0 if never.
+    member_at: u64,
+    /// Who told this node it was removed: a peer that refused its handshake as `Removed`, or
+    /// this node itself when its own log dropped it after showing it a member.
+    removed_by: Option<NodeId>,
 }
 
 impl Shared {
@@ -44,7 +61,51 @@ impl Shared {
             shutdown,
             closing: AtomicBool::new(false),
             tasks: TaskTracker::new(),
+            membership: Mutex::new(MembershipView::default()),
         })
+    }
+
+    fn membership(&self) -> MutexGuard<'_, MembershipView> {
+        // Each update is whole between statements; a panic elsewhere cannot break it.
+        self.membership
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the membership the node's log holds at `applied`. Must be read from the log in
+    /// one piece (the members *at* that index), or a refusal as `Removed` could be unsound.
+    pub(crate) fn publish_membership(&self, applied: u64, members: BTreeSet<NodeId>) {
+        let own = self.config.node;
+        let mut view = self.membership();
+        if applied < view.applied {
+            return;
+        }
+        if members.contains(&own) {
+            view.member_at = applied;
+        } else if view.member_at > 0 && view.removed_by.is_none() {
+            view.removed_by = Some(own);
+        }
+        view.applied = applied;
+        view.members = members;
+    }
+
+    /// The `member_at` of this node's Hello.
+    pub(crate) fn member_at(&self) -> u64 {
+        self.membership().member_at
+    }
+
+    /// Whether the log, as published, removed `node` after `member_at` — the index where
+    /// `node`'s own log last showed it a member. Sound because both memberships are the same
+    /// log's at their indices: a member at `member_at` that is not one at a later applied index
+    /// was removed by a change committed between.
+    pub(crate) fn removed_since(&self, node: NodeId, member_at: u64) -> bool {
+        let view = self.membership();
+        member_at > 0 && view.applied >= member_at && !view.members.contains(&node)
+    }
+
+    /// Who told this node it is no longer a member, if anyone has.
+    pub(crate) fn removed_by(&self) -> Option<NodeId> {
+        self.membership().removed_by
     }
 
     /// Whether peers must present certificates.
@@ -114,6 +175,11 @@ impl Shared {
 
     /// Counts a failed handshake under the peer when it is a member, else unattributed.
     pub(crate) fn handshake_failed(&self, peer: Option<NodeId>, reason: RefusalReason) {
+        if let (RefusalReason::Removed, Some(peer)) = (reason, peer) {
+            // Only a dialer names the peer with this reason: it came in the peer's `Refuse`,
+            // over a connection whose certificate named that peer.
+            self.membership().removed_by.get_or_insert(peer);
+        }
         match peer.and_then(|peer| self.peer(peer)) {
             Some(state) => state.handshake_failures.add(reason),
             None => self.unattributed_failures.add(reason),

@@ -264,6 +264,25 @@ impl TransportHandle {
         removed
     }
 
+    /// Tells the transport the membership this node's log holds at log index `applied` (read
+    /// in one piece: the members at that index, this node included when it is one). From it the
+    /// transport tells peers whether they were removed (a dialler the log dropped after the
+    /// index where its own log last showed it a member is refused as
+    /// [`RefusalReason::Removed`], others as [`RefusalReason::NotAMember`]), and this node
+    /// learns its own removal ([`TransportHandle::removed_by`]). A node without a replicated
+    /// log of membership never calls it, and is never told it was removed.
+    pub fn publish_membership(&self, applied: u64, members: impl IntoIterator<Item = NodeId>) {
+        self.shared
+            .publish_membership(applied, members.into_iter().collect());
+    }
+
+    /// Who told this node it is no longer a member: a peer that refused its handshake as
+    /// [`RefusalReason::Removed`], or this node itself, when its own log (as published) dropped
+    /// it after showing it a member. `None` while it is one, or not one yet.
+    pub fn removed_by(&self) -> Option<NodeId> {
+        self.shared.removed_by()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> TransportStats {
         self.shared.stats()

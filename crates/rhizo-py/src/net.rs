@@ -42,6 +42,8 @@ impl ToRaise for NetError {
             E::Runtime(_) => Raise::new(Exc::Storage, "Runtime", message),
             // The node stopped, like a closed engine.
             E::ShutDown => Raise::new(Exc::Storage, "ShutDown", message),
+            // The node left its cluster: like a stopped one, it takes no writes.
+            E::Removed { .. } => Raise::new(Exc::Storage, "Removed", message),
             // A request in flight when the connection broke may or may not have been done:
             // not retryable blindly (read first), as an undecided outcome.
             E::Connection { .. } => Raise::new(Exc::Storage, "Connection", message),

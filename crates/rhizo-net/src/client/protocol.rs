@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::{MemberInfo, MembershipChange, NetError, NodeStatus};
 
 /// The client protocol's version; the node names it in its greeting.
-pub const CLIENT_PROTOCOL_VERSION: u32 = 1;
+pub const CLIENT_PROTOCOL_VERSION: u32 = 2;
 
 /// One request. The variant order is the wire format: append, never reorder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +166,10 @@ pub(crate) enum WireError {
     LeaderTransfer {
         to: NodeId,
     },
+    /// A membership change removed the node: it takes no writes (`by` told it).
+    Removed {
+        by: NodeId,
+    },
 }
 
 /// The replica's refusals a request can meet.
@@ -251,6 +255,7 @@ impl WireError {
         match err {
             NetError::Engine(txn) => Self::of_txn(txn),
             NetError::ShutDown => Self::ShutDown,
+            NetError::Removed { by } => Self::Removed { by: *by },
             other => Self::NodeFailure {
                 reason: other.to_string(),
             },
@@ -350,6 +355,7 @@ impl WireError {
     pub(crate) fn into_net(self) -> NetError {
         let txn = match self {
             Self::ShutDown => return NetError::ShutDown,
+            Self::Removed { by } => return NetError::Removed { by },
             Self::MalformedRequest { reason } => return NetError::MalformedRequest { reason },
             Self::NodeFailure { reason } => return NetError::NodeFailure { reason },
             Self::EmptyTransaction => TxnError::EmptyTransaction,

@@ -11,6 +11,7 @@ fn hello() -> Hello {
         node: NodeId::numbered(3),
         incarnation: 42,
         lane: Lane::Bulk,
+        member_at: 17,
     }
 }
 
@@ -22,9 +23,9 @@ fn frames_encode_as_the_protocol_document_says() {
     let whole = Frame::Whole(Payload(b"abc")).encode().unwrap();
     assert_eq!(&whole[..], &[2, 3, b'a', b'b', b'c']);
     let hello = Frame::Hello(hello()).encode().unwrap();
-    let mut expected = vec![0, 1, 7];
+    let mut expected = vec![0, 2, 7];
     expected.extend_from_slice(b"prod-eu");
-    expected.extend_from_slice(&[2, b'n', b'3', 42, 1]);
+    expected.extend_from_slice(&[2, b'n', b'3', 42, 1, 17]);
     assert_eq!(&hello[..], &expected[..]);
     assert_eq!(hello_version(&hello), Some(PROTOCOL_VERSION));
     let refuse = Frame::Refuse {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use rhizo_clock::NodeId;
 use rhizo_txn::{CoordinationFreeError, EngineMessage, TxnError};
 use tokio::time::{MissedTickBehavior, interval};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::Shared;
 use crate::metrics::Direction;
@@ -71,18 +71,29 @@ fn tick_engine(shared: &Shared) {
 /// Makes the transport's peers the Raft group's members (but this node): a member added by the
 /// log is dialled and accepted, a removed one refused and cut off. The log's membership is the
 /// same on every member at the same index, so every node changes its peers alike, each as soon
-/// as it has applied the change.
+/// as it has applied the change. The membership is published to the transport with its index,
+/// so that it tells a removed dialler from an unknown one; and once this node learns its own
+/// removal (from its log, or from a peer's refusal) it drops every peer and takes no writes.
 fn follow_membership(shared: &Shared) {
-    let wanted: Vec<(NodeId, String)> = {
+    let (applied, wanted): (u64, Vec<(NodeId, String)>) = {
         let engine = shared.engine();
         let Some(raft) = engine.raft() else { return };
-        raft.membership()
-            .iter()
-            .map(|(node, member)| (node, member.address.clone()))
-            .collect()
+        // Read under one hold of the lock: the members *at* the applied index.
+        let members = raft.membership().iter();
+        let wanted = members.map(|(node, member)| (node, member.address.clone()));
+        (raft.applied(), wanted.collect())
     };
+    let transport = &shared.transport;
+    transport.publish_membership(applied, wanted.iter().map(|(node, _)| *node));
+    if shared.removed.get().is_some() {
+        return;
+    }
+    if let Some(by) = transport.removed_by() {
+        leave(shared, by);
+        return;
+    }
     let own = shared.config.engine.node_id;
-    let current = shared.transport.peers();
+    let current = transport.peers();
     for (node, address) in &wanted {
         if *node == own || current.contains(node) {
             continue;
@@ -95,21 +106,41 @@ fn follow_membership(shared: &Shared) {
         };
         match address {
             Some(address) => {
-                shared.transport.add_peer(*node, &address);
+                transport.add_peer(*node, &address);
             }
             None => warn!(node = %own, member = %node, "a member without an address"),
         }
     }
     for peer in current {
         if !wanted.iter().any(|(node, _)| *node == peer) {
-            shared.transport.remove_peer(peer);
+            transport.remove_peer(peer);
         }
+    }
+}
+
+/// This node was removed from its cluster (`by` said so): from now on it refuses writes, since
+/// no member would take them from it, and it stops dialling members that refuse it anyway. Its
+/// state stays readable; the operator stops it.
+fn leave(shared: &Shared, by: NodeId) {
+    if shared.removed.set(by).is_err() {
+        return;
+    }
+    let own = shared.config.engine.node_id;
+    error!(
+        node = %own, %by,
+        "this node was removed from its cluster: it refuses writes from now on; stop it"
+    );
+    for peer in shared.transport.peers() {
+        shared.transport.remove_peer(peer);
     }
 }
 
 /// Syncs with up to `fanout` of the peers this node believes behind, rotating through them
 /// round by round so that each is reached.
 fn anti_entropy(shared: &Shared, round: usize) {
+    if shared.removed.get().is_some() {
+        return;
+    }
     let mut engine = shared.engine();
     let behind = engine.peers_behind();
     if behind.is_empty() {

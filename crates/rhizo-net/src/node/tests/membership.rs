@@ -1,7 +1,8 @@
 //! Membership changes at run time under turmoil, with the real node loop and transport: three
 //! nodes under coordination-free and coordinated load, a fourth started to join (refused until
 //! added), added through the log, caught up and converged; then removed: refused at the
-//! handshake, and its reported clock dropped by every remaining member.
+//! handshake, its reported clock dropped by every remaining member, and the removed node itself
+//! told (by its log or a member's refusal), after which it refuses writes.
 //!
 //! `RHIZO_MEMBERSHIP_SEEDS=N` runs N seeds (default 20); `RHIZO_MEMBERSHIP_SEED=S` runs seed S.
 
@@ -209,6 +210,12 @@ fn removal_done(world: &World) -> Result<(), String> {
             ));
         }
     }
+    let removed = world.handles[STARTING]
+        .as_ref()
+        .ok_or("the newcomer is not running")?;
+    if removed.status().removed_by.is_none() {
+        return Err(format!("{newcomer} has not learned its removal"));
+    }
     let prints: Vec<u64> = remaining.iter().map(|h| h.status().fingerprint).collect();
     if prints.len() != STARTING || prints.windows(2).any(|w| w[0] != w[1]) {
         return Err(format!("the remaining members differ: {prints:?}"));
@@ -271,6 +278,15 @@ fn run_seed(seed: u64) -> Result<(), String> {
         other => return Err(format!("the removal: {other:?}")),
     }
     last?;
+    let removed = world.handles[STARTING]
+        .as_ref()
+        .expect("checked in removal_done");
+    let mut tx = removed.transaction(TransactionMode::CoordinationFree);
+    tx.increment("counters", "c", "value", 1);
+    match tx.commit() {
+        Err(NetError::Removed { .. }) => {}
+        other => return Err(format!("a commit on the removed node: {other:?}")),
+    }
     for handle in world.handles.iter().flatten() {
         check_acknowledged(handle, &world)?;
     }

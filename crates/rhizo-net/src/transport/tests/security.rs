@@ -197,6 +197,7 @@ fn hello_from(node: NodeId, version: u32, lane: Lane) -> Hello {
         node,
         incarnation: 1,
         lane,
+        member_at: 0,
     }
 }
 
@@ -219,11 +220,13 @@ async fn a_protocol_version_mismatch_is_refused_with_a_reason_the_other_side_see
             ..
         })
     ));
-    // Version 2's Hello with fields this version cannot read.
+    // The next version's Hello with fields this version cannot read (the version, a one-byte
+    // varint, is the only field this version can).
     let stream = TcpStream::connect(&address).await.unwrap();
     let (mut reader, mut writer) = framed(Box::new(stream), 64 << 10);
+    let next = u8::try_from(PROTOCOL_VERSION + 1).expect("a one-byte varint");
     writer
-        .send(Bytes::from_static(&[0, 2, 0xff, 0xff]))
+        .send(Bytes::from(vec![0, next, 0xff, 0xff]))
         .await
         .unwrap();
     let answer = reader.next().await.unwrap().unwrap();

@@ -148,6 +148,7 @@ async fn a_peer_that_stops_reading_keeps_the_queue_bounded() {
                 node: NodeId::numbered(1),
                 incarnation: 1,
                 lane: theirs.lane,
+                member_at: 0,
             };
             let _ = writer.send(Frame::Hello(hello).encode().unwrap()).await;
             held.push((reader, writer));
@@ -226,6 +227,7 @@ async fn raw_peer(
         node,
         incarnation,
         lane,
+        member_at: 0,
     };
     writer
         .send(Frame::Hello(hello).encode().unwrap())
@@ -307,6 +309,7 @@ async fn a_newer_connection_replaces_the_older_one() {
         node: nodes[1],
         incarnation: 4,
         lane: Lane::Bulk,
+        member_at: 0,
     };
     writer
         .send(Frame::Hello(stale).encode().unwrap())
