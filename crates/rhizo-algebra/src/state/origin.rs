@@ -230,7 +230,11 @@ pub(crate) struct PerOrigin<P: Partial> {
 
 impl<P: Partial + std::fmt::Debug> std::fmt::Debug for PerOrigin<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.entries.as_slice()).finish()
+        // As the derived form of a struct holding the entries: which form holds them is not
+        // part of the value.
+        f.debug_struct("PerOrigin")
+            .field("entries", &self.entries.as_slice())
+            .finish()
     }
 }
 
