@@ -19,8 +19,8 @@ use crate::raft::{
 use crate::storage::{FsStorage, MemStorage, Storage};
 
 /// Under [`SyncPolicy::None`], the bytes of frames the log gathers before one `write` hands them
-/// to the file: a `write` per commit would cost more than the commit itself, and a process crash
-/// loses at most this much of the newest commits (see [`SyncPolicy::None`]).
+/// to the file: one system call per batch rather than per commit, while a process crash loses at
+/// most this much of the newest commits (see [`SyncPolicy::None`]).
 const NONE_WRITE_BATCH: usize = 64 * 1024;
 use crate::{
     Backend, CommitPath, CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager,
