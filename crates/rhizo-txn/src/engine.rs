@@ -18,14 +18,15 @@ use crate::raft::{
 };
 use crate::storage::{FsStorage, MemStorage, Storage};
 
-/// Under [`SyncPolicy::None`], the bytes of frames the log gathers before one `write` hands them
-/// to the file: one system call per batch rather than per commit, while a process crash loses at
-/// most this much of the newest commits (see [`SyncPolicy::None`]).
-const NONE_WRITE_BATCH: usize = 64 * 1024;
 use crate::{
     Backend, CommitPath, CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager,
     EngineConfig, Result, SyncPolicy, Transaction, TransactionMode, TxnError,
 };
+
+/// Under [`SyncPolicy::None`], the bytes of frames the log gathers before one `write` hands them
+/// to the file: one system call per batch rather than per commit, while a process crash loses at
+/// most this much of the newest commits (see [`SyncPolicy::None`]).
+const NONE_WRITE_BATCH: usize = 64 * 1024;
 
 /// What engines exchange: Raft's messages and the replicas' anti-entropy, in one envelope
 /// ([`RaftWire::encode`] / [`RaftWire::decode`] for byte transports).
