@@ -17,7 +17,6 @@ use crate::raft::{
     ClientOutcome, FileRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire,
 };
 use crate::storage::{FsStorage, MemStorage, Storage};
-
 use crate::{
     Backend, CommitPath, CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager,
     EngineConfig, Result, SyncPolicy, Transaction, TransactionMode, TxnError,
