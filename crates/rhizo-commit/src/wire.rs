@@ -136,6 +136,39 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
     encode(record)
 }
 
+/// [`encode_record`]'s bytes, appended to `out`: a caller that encodes a record per commit (the
+/// engine's log) reuses one buffer, where a fresh vector would grow and reallocate as the
+/// encoder writes.
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::wire;
+/// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+/// let mut tx = AlgebraicTransaction::new();
+/// tx.increment("counters", "hits", "value", 1);
+/// replica.commit(tx).unwrap();
+/// let record = replica.take_ready().records.pop().unwrap();
+/// let mut out = b"kept".to_vec();
+/// wire::encode_record_into(&record, &mut out);
+/// assert_eq!(&out[..4], b"kept");
+/// assert_eq!(out[4..], wire::encode_record(&record)[..]);
+/// ```
+pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
+    let envelope = EnvelopeRef {
+        version: FORMAT_VERSION,
+        body: record,
+    };
+    *out = postcard::to_extend(&envelope, std::mem::take(out))
+        .expect("encoding to memory cannot fail");
+}
+
 /// Decodes a durable record.
 pub fn decode_record(bytes: &[u8]) -> Result<Record> {
     decode(bytes)

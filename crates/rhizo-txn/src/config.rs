@@ -60,9 +60,12 @@ pub enum SyncPolicy {
         /// The most commits one sync covers.
         max_records: usize,
     },
-    /// Frames are written at each commit (they survive a process crash) but synced only by
-    /// [`crate::Engine::flush`], compaction, [`crate::Engine::close`] and before any message
-    /// leaves: a power loss may lose recent commits.
+    /// Frames are buffered and written to the file in batches of 64 KiB (and by
+    /// [`crate::Engine::tick`]), and synced only by [`crate::Engine::flush`], compaction,
+    /// [`crate::Engine::close`] and before any message leaves. A process crash may lose the
+    /// newest commits whose frames were not yet written (at most one batch, and nothing older
+    /// than the last tick); a power loss may lose every commit since the last sync. Dropping
+    /// the engine writes and syncs what it holds, as `close` does.
     None,
 }
 

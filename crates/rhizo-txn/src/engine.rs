@@ -22,6 +22,11 @@ use crate::{
     EngineConfig, Result, SyncPolicy, Transaction, TransactionMode, TxnError,
 };
 
+/// Under [`SyncPolicy::None`], the bytes of frames the log gathers before one `write` hands them
+/// to the file: one system call per batch rather than per commit, while a process crash loses at
+/// most this much of the newest commits (see [`SyncPolicy::None`]).
+const NONE_WRITE_BATCH: usize = 64 * 1024;
+
 /// What engines exchange: Raft's messages and the replicas' anti-entropy, in one envelope
 /// ([`RaftWire::encode`] / [`RaftWire::decode`] for byte transports).
 pub type EngineMessage = RaftWire;
@@ -744,7 +749,7 @@ impl Engine {
                 max_records,
             } => log.join_group(max_records, Duration::from_millis(max_delay_ms))?,
             SyncPolicy::None => {
-                log.write_out()?;
+                log.write_out_batched(NONE_WRITE_BATCH)?;
                 false
             }
         };
@@ -769,8 +774,10 @@ impl Engine {
                 frames.push_replica(record);
             }
         })?;
-        if !matches!(self.config.sync, SyncPolicy::Group { .. }) {
-            log.write_out()?;
+        match self.config.sync {
+            SyncPolicy::EveryCommit => log.write_out()?,
+            SyncPolicy::None => log.write_out_batched(NONE_WRITE_BATCH)?,
+            SyncPolicy::Group { .. } => {}
         }
         self.maybe_compact()
     }
@@ -1006,7 +1013,8 @@ impl Engine {
 
     /// Advances the engine's logical time by one tick: Raft's elections, heartbeats and
     /// proposal timeouts (call it at a steady interval, e.g. every 10 ms); an engine without a
-    /// background flusher syncs its waiting group commit.
+    /// background flusher syncs its waiting group commit; under [`SyncPolicy::None`] the frames
+    /// the log buffers are written to the file.
     pub fn tick(&mut self) -> Result<()> {
         self.check_usable()?;
         match &mut self.core {
@@ -1023,9 +1031,12 @@ impl Engine {
                 }
                 Ok(())
             }
-            Core::Single { log: Some(log), .. } => {
-                log.flush_due_group(!self.config.background_flush)
-            }
+            Core::Single { log: Some(log), .. } => match self.config.sync {
+                // Buffered frames reach the file at least once a tick, so an application that
+                // ticks bounds in time, too, what a process crash may lose.
+                SyncPolicy::None => log.write_out(),
+                _ => log.flush_due_group(!self.config.background_flush),
+            },
             Core::Single { log: None, .. } => Ok(()),
         }
     }

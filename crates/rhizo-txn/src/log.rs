@@ -155,6 +155,9 @@ pub(crate) struct Frames {
     bytes: Vec<u8>,
     /// Records framed (a record in parts counts once).
     records: usize,
+    /// A record's body while it is encoded, kept from one record to the next so that encoding
+    /// a commit's record allocates nothing.
+    scratch: Vec<u8>,
 }
 
 impl Frames {
@@ -165,6 +168,7 @@ impl Frames {
             durable,
             bytes: Vec::new(),
             records: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -203,7 +207,11 @@ impl Frames {
     }
 
     pub(crate) fn push_replica(&mut self, record: &Record) {
-        self.push(KIND_REPLICA, &wire::encode_record(record));
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        wire::encode_record_into(record, &mut body);
+        self.push(KIND_REPLICA, &body);
+        self.scratch = body;
     }
 
     pub(crate) fn push_coordinated(&mut self, entry: &CoordinatedEntry) {
@@ -529,6 +537,11 @@ impl LogWriter {
     /// Frames are built here, then written by [`LogWriter::write_out`].
     pub(crate) fn frames(&mut self) -> &mut Frames {
         &mut self.pending
+    }
+
+    /// Bytes of frames built but not yet handed to the file.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Whether something is not yet durable.

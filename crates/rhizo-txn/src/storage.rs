@@ -211,7 +211,7 @@ impl MemStorage {
     /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
     /// use rhizo_txn::{MemStorage, SyncPolicy};
     /// let storage = MemStorage::new();
-    /// let config = config.with_sync(SyncPolicy::None); // written at each commit, synced on flush
+    /// let config = config.with_sync(SyncPolicy::None); // written in batches, synced on flush
     /// let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
     /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
     /// tx.increment("counters", "hits", "value", 1);

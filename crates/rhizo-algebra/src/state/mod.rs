@@ -426,7 +426,53 @@ impl CellOp {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Extremum {
     value_type: ValueType,
-    best: Option<Scalar>,
+    best: Option<Packed<Scalar>>,
+}
+
+/// A copyable value held at 8-byte alignment: a [`Scalar`]'s `i128` would align, and so pad,
+/// every [`CellState`] to 16 bytes. Encoded as the value it holds; its value is only ever
+/// copied out (no reference to a packed field can exist).
+#[derive(Clone, Copy)]
+#[repr(C, packed(8))]
+struct Packed<T: Copy>(T);
+
+impl<T: Copy> Packed<T> {
+    fn get(self) -> T {
+        self.0
+    }
+}
+
+impl<T: Copy + std::fmt::Debug> std::fmt::Debug for Packed<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<T: Copy + PartialEq> PartialEq for Packed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl<T: Copy + Eq> Eq for Packed<T> {}
+
+#[cfg(feature = "serde")]
+impl<T: Copy + serde::Serialize> serde::Serialize for Packed<T> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, T: Copy + serde::Deserialize<'de>> serde::Deserialize<'de> for Packed<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Packed)
+    }
 }
 
 impl Extremum {
@@ -449,11 +495,11 @@ impl Extremum {
     }
 
     fn raise(&mut self, candidate: Scalar, keep_larger: bool) {
-        self.best = Some(match self.best {
+        self.best = Some(Packed(match self.best.map(Packed::get) {
             None => candidate,
             Some(b) if keep_larger => b.max(candidate),
             Some(b) => b.min(candidate),
-        });
+        }));
     }
 
     fn accepts(&self, v: &Scalar) -> bool {
@@ -467,7 +513,7 @@ impl Extremum {
     }
 
     fn value(&self) -> Result<AlgebraicValue> {
-        Ok(match self.best {
+        Ok(match self.best.map(Packed::get) {
             None => AlgebraicValue::Null,
             Some(Scalar::Integer(v)) => AlgebraicValue::Integer(v),
             Some(Scalar::Float(v)) => AlgebraicValue::Float(v),
@@ -601,7 +647,9 @@ fn fold_ops<P>(
 struct Register {
     /// How many writes have been applied (the same on every replica at the same log position).
     version: u64,
-    value: AlgebraicValue,
+    /// Boxed: an `AlgebraicValue` is 16-byte aligned and would pad every [`CellState`] to 64
+    /// bytes, and registers are rare beside counters. Encoded as the value itself.
+    value: Box<AlgebraicValue>,
 }
 
 impl Register {
@@ -611,15 +659,15 @@ impl Register {
         let mut next = self.clone();
         for op in ops {
             match op {
-                CellOp::Overwrite(v) => next.value = (**v).clone(),
+                CellOp::Overwrite(v) => *next.value = (**v).clone(),
                 CellOp::CompareAndSet { expected, new } => {
-                    if next.value != **expected {
+                    if *next.value != **expected {
                         return Err(AlgebraError::ConditionFailed {
                             expected: expected.to_string(),
                             found: next.value.to_string(),
                         });
                     }
-                    next.value = (**new).clone();
+                    *next.value = (**new).clone();
                 }
                 _ => return Err(mismatch(state, op.kind())),
             }
@@ -650,8 +698,9 @@ enum StateKind {
     Register(Register),
 }
 
-// Every cell of a replica holds one; the inline origin entry of a counter fits in it.
-const _: () = assert!(std::mem::size_of::<CellState>() == 64);
+// Every cell of a replica holds one; the inline origin entry of a counter fits in it, and
+// every other kind fits beside the kind's tag.
+const _: () = assert!(std::mem::size_of::<CellState>() == 48);
 
 /// The state one cell converges to. Every replica that has applied the same updates — in any
 /// order, in any grouping, through any mix of [`CellState::apply`] and [`CellState::merge`] —
@@ -715,7 +764,7 @@ impl CellState {
             (MergeType::ObservedRemoveSet, _) => StateKind::OrSetStrings(OrSet::default()),
             (MergeType::Register, _) => StateKind::Register(Register {
                 version: 0,
-                value: AlgebraicValue::Null,
+                value: Box::new(AlgebraicValue::Null),
             }),
         };
         CellState { kind }
@@ -1056,7 +1105,7 @@ impl CellState {
                     return refuse();
                 }
                 if let Some(v) = b.best {
-                    a.raise(v, is_max);
+                    a.raise(v.get(), is_max);
                 }
             }
             (StateKind::SumInt(a), StateKind::SumInt(b)) => a.merge(b, expected_origins),
@@ -1184,7 +1233,7 @@ impl CellState {
                 .map_or(AlgebraicValue::Null, Elements::to_value),
             StateKind::OrSetStrings(set) => AlgebraicValue::StringSet(set.elements()),
             StateKind::OrSetInts(set) => AlgebraicValue::IntSet(set.elements()),
-            StateKind::Register(reg) => reg.value.clone(),
+            StateKind::Register(reg) => (*reg.value).clone(),
         })
     }
 

@@ -5,8 +5,9 @@
 //! every replica that has seen the same prefix of its updates. Reading folds the partials in
 //! `NodeId` order, which no arrival order can change.
 
+use std::num::NonZeroU64;
+
 use rhizo_clock::{Dot, NodeId};
-use smallvec::SmallVec;
 
 use crate::{AlgebraError, Result};
 
@@ -15,10 +16,18 @@ use crate::{AlgebraError, Result};
 /// dot, which the replica layer forbids; the tie-break keeps merge commutative anyway).
 pub(crate) trait Partial: Copy + Ord {
     const IDENTITY: Self;
-    /// The entries a list holds without a heap allocation: one where that keeps the list no
-    /// larger than a cell state's other kinds (a counter written by one origin, the commonest
-    /// cell, then allocates nothing), none where a wide partial would make every state larger.
-    type Inline: smallvec::Array<Item = OriginEntry<Self>>;
+    /// Where a list keeps its entries: [`OneOrMany`] (one entry inline) where that keeps the
+    /// list no larger than a cell state's other kinds (a counter written by one origin, the
+    /// commonest cell, then allocates nothing), a `Vec` where a wide partial would make every
+    /// state larger.
+    type List: EntryList<Self>;
+}
+
+/// The sequence number of the update named `dot` (dots count from 1).
+#[inline]
+pub(crate) fn seq_of(dot: Dot) -> NonZeroU64 {
+    // `Dot::new` refuses counter 0, so the fallback is never taken.
+    NonZeroU64::new(dot.counter()).unwrap_or(NonZeroU64::MIN)
 }
 
 /// One origin's contribution to a cell: the highest dot counter applied and the aggregate of
@@ -28,56 +37,255 @@ pub(crate) trait Partial: Copy + Ord {
 /// from 40 to 48, and entries are what every delta restricts, sizes, merges and keeps, so the
 /// padding would be copied and stored everywhere. Its fields are only ever copied: the compiler
 /// refuses a reference to a field of a packed struct, so no misaligned reference can exist.
+///
+/// `seq` is last and never zero: [`OneOrMany`] marks its heap form by a zero there, so a list
+/// holding one entry inline is no larger than the entry. Encoded as `(node, seq, partial)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[repr(C, packed(8))]
 pub(crate) struct OriginEntry<P: Copy> {
     pub(crate) node: NodeId,
-    pub(crate) seq: u64,
     pub(crate) partial: P,
+    pub(crate) seq: NonZeroU64,
+}
+
+/// [`OriginEntry`]'s encoding: its fields in this order, the sequence number as a plain integer.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "OriginEntry")]
+struct EncodedEntry<P> {
+    node: NodeId,
+    seq: u64,
+    partial: P,
+}
+
+#[cfg(feature = "serde")]
+impl<P: Copy + serde::Serialize> serde::Serialize for OriginEntry<P> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        let Self { node, partial, seq } = *self;
+        EncodedEntry {
+            node,
+            seq: seq.get(),
+            partial,
+        }
+        .serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, P: Copy + serde::Deserialize<'de>> serde::Deserialize<'de> for OriginEntry<P> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let EncodedEntry { node, seq, partial } = EncodedEntry::deserialize(deserializer)?;
+        let seq = NonZeroU64::new(seq).ok_or_else(|| {
+            serde::de::Error::custom("an origin entry's sequence number starts at 1")
+        })?;
+        Ok(Self { node, partial, seq })
+    }
 }
 
 // The size the packing above is for.
 const _: () = assert!(std::mem::size_of::<OriginEntry<i128>>() == 40);
-// A list holding one integer entry inline is no larger than the largest other kind of state.
-const _: () = assert!(std::mem::size_of::<PerOrigin<i128>>() == 48);
+// A list holding one integer entry inline is no larger than the entry, so that a cell state
+// holding it is 48 bytes.
+const _: () = assert!(std::mem::size_of::<PerOrigin<i128>>() == 40);
+
+/// The storage operations a [`PerOrigin`] list needs, over a `Vec` or a [`OneOrMany`].
+pub(crate) trait EntryList<P: Copy>: Default + Clone {
+    fn as_slice(&self) -> &[OriginEntry<P>];
+    fn as_mut_slice(&mut self) -> &mut [OriginEntry<P>];
+    fn from_slice(entries: &[OriginEntry<P>]) -> Self;
+    fn insert(&mut self, at: usize, entry: OriginEntry<P>);
+    /// How many entries fit without allocating.
+    fn capacity(&self) -> usize;
+    fn reserve_exact(&mut self, additional: usize);
+    fn extend_from_slice(&mut self, entries: &[OriginEntry<P>]);
+}
+
+impl<P: Copy> EntryList<P> for Vec<OriginEntry<P>> {
+    fn as_slice(&self) -> &[OriginEntry<P>] {
+        self
+    }
+    fn as_mut_slice(&mut self) -> &mut [OriginEntry<P>] {
+        self
+    }
+    fn from_slice(entries: &[OriginEntry<P>]) -> Self {
+        entries.to_vec()
+    }
+    fn insert(&mut self, at: usize, entry: OriginEntry<P>) {
+        Vec::insert(self, at, entry);
+    }
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn reserve_exact(&mut self, additional: usize) {
+        Vec::reserve_exact(self, additional);
+    }
+    fn extend_from_slice(&mut self, entries: &[OriginEntry<P>]) {
+        Vec::extend_from_slice(self, entries);
+    }
+}
+
+/// One entry inline, or any number on the heap: a cell only one origin wrote allocates
+/// nothing, and the list is as large as one entry (the heap form fits beside the entry's
+/// never-zero `seq`, whose zero marks it).
+///
+/// Which form holds a list is not part of its value: equality and encoding see the entries.
+#[derive(Clone)]
+pub(crate) enum OneOrMany<P: Copy> {
+    One(OriginEntry<P>),
+    /// Empty lists are this form without an allocation, which still has room for one entry
+    /// (it becomes `One` when it gets it).
+    Many(Vec<OriginEntry<P>>),
+}
+
+impl<P: Copy> Default for OneOrMany<P> {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
+}
+
+impl<P: Copy> OneOrMany<P> {
+    /// Moves the entries to the heap, with room for `additional` more.
+    fn spill(&mut self, additional: usize) -> &mut Vec<OriginEntry<P>> {
+        if let OneOrMany::One(entry) = *self {
+            let mut heap = Vec::with_capacity(1 + additional);
+            heap.push(entry);
+            *self = OneOrMany::Many(heap);
+        }
+        match self {
+            OneOrMany::Many(heap) => heap,
+            // Just replaced above.
+            OneOrMany::One(_) => unreachable!("spilled to the heap"),
+        }
+    }
+
+    /// Whether the entries are on the heap.
+    #[cfg(test)]
+    pub(crate) fn spilled(&self) -> bool {
+        matches!(self, OneOrMany::Many(heap) if heap.capacity() > 0)
+    }
+}
+
+impl<P: Copy> EntryList<P> for OneOrMany<P> {
+    #[inline]
+    fn as_slice(&self) -> &[OriginEntry<P>] {
+        match self {
+            OneOrMany::One(entry) => std::slice::from_ref(entry),
+            OneOrMany::Many(heap) => heap,
+        }
+    }
+    #[inline]
+    fn as_mut_slice(&mut self) -> &mut [OriginEntry<P>] {
+        match self {
+            OneOrMany::One(entry) => std::slice::from_mut(entry),
+            OneOrMany::Many(heap) => heap,
+        }
+    }
+    fn from_slice(entries: &[OriginEntry<P>]) -> Self {
+        match entries {
+            [one] => OneOrMany::One(*one),
+            _ => OneOrMany::Many(entries.to_vec()),
+        }
+    }
+    fn insert(&mut self, at: usize, entry: OriginEntry<P>) {
+        match self {
+            OneOrMany::Many(heap) if heap.capacity() == 0 => *self = OneOrMany::One(entry),
+            _ => self.spill(1).insert(at, entry),
+        }
+    }
+    fn capacity(&self) -> usize {
+        match self {
+            OneOrMany::One(_) => 1,
+            OneOrMany::Many(heap) => heap.capacity().max(1),
+        }
+    }
+    fn reserve_exact(&mut self, additional: usize) {
+        let len = self.as_slice().len();
+        if len + additional > self.capacity() {
+            self.spill(additional).reserve_exact(additional);
+        }
+    }
+    fn extend_from_slice(&mut self, entries: &[OriginEntry<P>]) {
+        match (&*self, entries) {
+            (_, []) => {}
+            (OneOrMany::Many(heap), [one]) if heap.capacity() == 0 => {
+                *self = OneOrMany::One(*one);
+            }
+            _ => self.spill(entries.len()).extend_from_slice(entries),
+        }
+    }
+}
 
 /// Partial aggregates by origin, sorted by `NodeId`, one entry per origin.
 ///
 /// Encoded as a sequence of entries, exactly as a `Vec` of them is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(bound(
-        serialize = "P: serde::Serialize",
-        deserialize = "P: serde::Deserialize<'de>"
-    ))
-)]
+#[derive(Clone)]
 pub(crate) struct PerOrigin<P: Partial> {
-    #[cfg_attr(
-        feature = "serde",
-        serde(deserialize_with = "deserialize_entries::<_, P>")
-    )]
-    entries: SmallVec<P::Inline>,
+    entries: P::List,
+}
+
+impl<P: Partial + std::fmt::Debug> std::fmt::Debug for PerOrigin<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // As the derived form of a struct holding the entries: which form holds them is not
+        // part of the value.
+        f.debug_struct("PerOrigin")
+            .field("entries", &self.entries.as_slice())
+            .finish()
+    }
+}
+
+impl<P: Partial> PartialEq for PerOrigin<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries.as_slice() == other.entries.as_slice()
+    }
+}
+
+impl<P: Partial> Eq for PerOrigin<P> {}
+
+/// [`PerOrigin`]'s encoding: a struct of one field, its entries as a sequence.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename = "PerOrigin")]
+struct EncodedList<L> {
+    entries: L,
+}
+
+#[cfg(feature = "serde")]
+impl<P: Partial + serde::Serialize> serde::Serialize for PerOrigin<P> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        EncodedList {
+            entries: self.entries.as_slice(),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A list's entries, read as a `Vec` is: serde preallocates at most a bounded amount for a
-/// length the bytes claim, where `SmallVec`'s own reader reserves the whole claimed length.
+/// length the bytes claim.
 #[cfg(feature = "serde")]
-fn deserialize_entries<'de, D, P>(deserializer: D) -> Result<SmallVec<P::Inline>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    P: Partial + serde::Deserialize<'de>,
-{
-    let entries = <Vec<OriginEntry<P>> as serde::Deserialize>::deserialize(deserializer)?;
-    Ok(SmallVec::from_slice(&entries))
+impl<'de, P: Partial + serde::Deserialize<'de>> serde::Deserialize<'de> for PerOrigin<P> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let EncodedList { entries } =
+            EncodedList::<Vec<OriginEntry<P>>>::deserialize(deserializer)?;
+        Ok(Self {
+            entries: P::List::from_slice(&entries),
+        })
+    }
 }
 
 impl<P: Partial> Default for PerOrigin<P> {
     fn default() -> Self {
         Self {
-            entries: SmallVec::new(),
+            entries: P::List::default(),
         }
     }
 }
@@ -89,7 +297,7 @@ impl<P: Partial> PerOrigin<P> {
         self.restricted_into(known, &mut entries);
         // Room for every entry was made at once; a kept state holds only its own.
         Self {
-            entries: SmallVec::from_slice(&entries),
+            entries: P::List::from_slice(&entries),
         }
     }
 
@@ -116,7 +324,7 @@ impl<P: Partial> PerOrigin<P> {
                 Some(&(node, counter)) if node == entry.node => counter,
                 _ => 0,
             };
-            if entry.seq > seen {
+            if entry.seq.get() > seen {
                 out.push(*entry);
             }
         }
@@ -124,13 +332,13 @@ impl<P: Partial> PerOrigin<P> {
 
     /// The entries, sorted by origin.
     pub(crate) fn entries(&self) -> &[OriginEntry<P>] {
-        &self.entries
+        self.entries.as_slice()
     }
 
     /// A list holding `entries` (sorted by origin, each origin once, as a list's own are).
     pub(crate) fn from_entries(entries: &[OriginEntry<P>]) -> Self {
         Self {
-            entries: SmallVec::from_slice(entries),
+            entries: P::List::from_slice(entries),
         }
     }
 
@@ -140,14 +348,18 @@ impl<P: Partial> PerOrigin<P> {
     /// contributed (a duplicate delivery). If `step` fails, nothing changes.
     #[inline]
     pub(crate) fn apply(&mut self, dot: Dot, step: impl FnOnce(P) -> Result<P>) -> Result<bool> {
-        match self.entries.binary_search_by(|e| e.node.cmp(&dot.node())) {
+        match self
+            .entries
+            .as_slice()
+            .binary_search_by(|e| e.node.cmp(&dot.node()))
+        {
             Ok(i) => {
-                let entry = &mut self.entries[i];
-                if dot.counter() <= entry.seq {
+                let entry = &mut self.entries.as_mut_slice()[i];
+                if dot.counter() <= entry.seq.get() {
                     return Ok(false);
                 }
                 entry.partial = step(entry.partial)?;
-                entry.seq = dot.counter();
+                entry.seq = seq_of(dot);
             }
             Err(i) => {
                 let partial = step(P::IDENTITY)?;
@@ -155,7 +367,7 @@ impl<P: Partial> PerOrigin<P> {
                     i,
                     OriginEntry {
                         node: dot.node(),
-                        seq: dot.counter(),
+                        seq: seq_of(dot),
                         partial,
                     },
                 );
@@ -167,7 +379,7 @@ impl<P: Partial> PerOrigin<P> {
     /// The join: for each origin, the entry with the higher sequence number (an origin's
     /// history is a chain, so the longer prefix contains the shorter).
     pub(crate) fn merge(&mut self, other: &PerOrigin<P>, expected_origins: usize) {
-        self.merge_entries(&other.entries, expected_origins);
+        self.merge_entries(other.entries.as_slice(), expected_origins);
     }
 
     /// [`PerOrigin::merge`] of another list's entries.
@@ -176,7 +388,7 @@ impl<P: Partial> PerOrigin<P> {
         // cell usually brings news of origins this cell has, and building a fresh list for it
         // would allocate and free once per merge.
         // Pass 1: origins both hold take the higher entry; count those only `other` holds.
-        // Indexing works on slices taken once: each index of the `SmallVec` itself would ask
+        // Indexing works on slices taken once: each index of the list itself would ask
         // again whether it is inline.
         let mine = self.entries.as_mut_slice();
         let mut missing = 0;
@@ -206,7 +418,7 @@ impl<P: Partial> PerOrigin<P> {
         // does. Growing in place and merging backward from the end needs one merge loop, where
         // merging forward into a new list when there is no room would need a second.
         let list = &mut self.entries;
-        let old_len = list.len();
+        let old_len = list.as_slice().len();
         let joined_len = old_len + missing;
         if list.capacity() < joined_len {
             let room = joined_len
@@ -218,7 +430,7 @@ impl<P: Partial> PerOrigin<P> {
         // before anything overwrites it (ours fill the front, and a slot is written only after
         // the entry of ours that was there has moved further back).
         // The new slots are all overwritten below; `missing` of their entries fill them with a
-        // copy (`SmallVec::resize` would push them one at a time).
+        // copy (a resize would push them one at a time).
         list.extend_from_slice(&theirs[..missing]);
         let mine = list.as_mut_slice();
         let (mut write, mut i, mut j) = (joined_len, old_len, theirs.len());
@@ -242,7 +454,7 @@ impl<P: Partial> PerOrigin<P> {
 
     /// The partials in `NodeId` order (the canonical fold order).
     pub(crate) fn partials(&self) -> impl ExactSizeIterator<Item = P> + '_ {
-        self.entries.iter().map(|e| e.partial)
+        self.entries.as_slice().iter().map(|e| e.partial)
     }
 
     /// The partial of the one origin, if exactly one has contributed.
@@ -257,25 +469,27 @@ impl<P: Partial> PerOrigin<P> {
     /// The highest counter applied from `node` (0 if none).
     pub(crate) fn seq(&self, node: NodeId) -> u64 {
         self.entries
+            .as_slice()
             .binary_search_by(|e| e.node.cmp(&node))
-            .map_or(0, |i| self.entries[i].seq)
+            .map_or(0, |i| self.entries.as_slice()[i].seq.get())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.as_slice().is_empty()
     }
 
     pub(crate) fn check_canonical(&self) -> Result<()> {
-        if !self.entries.windows(2).all(|w| w[0].node < w[1].node) {
+        if !self
+            .entries
+            .as_slice()
+            .windows(2)
+            .all(|w| w[0].node < w[1].node)
+        {
             return Err(AlgebraError::NonCanonical {
                 reason: "origins must be strictly increasing".into(),
             });
         }
-        if self.entries.iter().any(|e| e.seq == 0) {
-            return Err(AlgebraError::NonCanonical {
-                reason: "an origin entry's sequence number starts at 1".into(),
-            });
-        }
+        // Sequence numbers start at 1: the entry's type holds no zero, and decoding refuses one.
         Ok(())
     }
 }
@@ -288,11 +502,11 @@ impl PerOrigin<i128> {
         if let [entry] = self.entries.as_mut_slice()
             && entry.node == dot.node()
         {
-            if dot.counter() <= entry.seq {
+            if dot.counter() <= entry.seq.get() {
                 return Ok(false);
             }
             entry.partial = super::add_int(entry.partial, amount)?;
-            entry.seq = dot.counter();
+            entry.seq = seq_of(dot);
             return Ok(true);
         }
         self.apply(dot, |partial| super::add_int(partial, amount))
@@ -314,11 +528,11 @@ impl PerOrigin<i128> {
             && let Some(total) = super::narrow_i64(entry.partial)
         {
             let sum = total.checked_add(amount).ok_or_else(overflow)?;
-            if dot.counter() <= entry.seq {
+            if dot.counter() <= entry.seq.get() {
                 return Ok(false);
             }
             entry.partial = i128::from(sum);
-            entry.seq = dot.counter();
+            entry.seq = seq_of(dot);
             return Ok(true);
         }
         self.add_in_range_searched(dot, amount)
@@ -335,6 +549,7 @@ impl PerOrigin<i128> {
         // wrapping sums agree with the exact ones up to the first overflow.
         let (total, wrapped) =
             self.entries
+                .as_slice()
                 .iter()
                 .fold((0i128, false), |(total, wrapped), entry| {
                     let (sum, overflowed) = total.overflowing_add(entry.partial);
@@ -347,24 +562,27 @@ impl PerOrigin<i128> {
         {
             return Err(AlgebraError::overflow(crate::ValueType::Integer));
         }
-        let at = self.entries.binary_search_by(|e| e.node.cmp(&dot.node()));
+        let at = self
+            .entries
+            .as_slice()
+            .binary_search_by(|e| e.node.cmp(&dot.node()));
         match at {
             Ok(i) => {
-                let entry = &mut self.entries[i];
-                if dot.counter() <= entry.seq {
+                let entry = &mut self.entries.as_mut_slice()[i];
+                if dot.counter() <= entry.seq.get() {
                     return Ok(false);
                 }
                 entry.partial = entry
                     .partial
                     .checked_add(i128::from(amount))
                     .ok_or_else(overflow)?;
-                entry.seq = dot.counter();
+                entry.seq = seq_of(dot);
             }
             Err(i) => self.entries.insert(
                 i,
                 OriginEntry {
                     node: dot.node(),
-                    seq: dot.counter(),
+                    seq: seq_of(dot),
                     partial: i128::from(amount),
                 },
             ),
@@ -375,13 +593,13 @@ impl PerOrigin<i128> {
 
 impl Partial for i128 {
     const IDENTITY: Self = 0;
-    type Inline = [OriginEntry<Self>; 1];
+    type List = OneOrMany<Self>;
 }
 
 impl Partial for crate::TotalF64 {
     /// `-0.0` is the identity of IEEE addition: `-0.0 + x == x` bit for bit, for every `x`.
     const IDENTITY: Self = crate::TotalF64(-0.0);
-    type Inline = [OriginEntry<Self>; 1];
+    type List = OneOrMany<Self>;
 }
 
 /// The identity of float multiplication, wrapped so it can be a distinct partial type.
@@ -392,7 +610,7 @@ pub(crate) struct FloatProduct(pub(crate) crate::TotalF64);
 
 impl Partial for FloatProduct {
     const IDENTITY: Self = FloatProduct(crate::TotalF64(1.0));
-    type Inline = [OriginEntry<Self>; 1];
+    type List = OneOrMany<Self>;
 }
 
 /// A 256-bit two's-complement integer, `hi · 2^128 + lo`: wide enough that sums of decimal
@@ -434,7 +652,7 @@ impl WideInt {
 
 impl Partial for WideInt {
     const IDENTITY: Self = WideInt::ZERO;
-    type Inline = [OriginEntry<Self>; 0];
+    type List = Vec<OriginEntry<Self>>;
 }
 
 /// An exact integer product in an order-independent form: the sign and the magnitude, the
@@ -483,7 +701,7 @@ impl Partial for IntProduct {
         negative: false,
         magnitude: 1,
     };
-    type Inline = [OriginEntry<Self>; 0];
+    type List = Vec<OriginEntry<Self>>;
 }
 
 #[cfg(test)]
@@ -501,13 +719,12 @@ mod tests {
             .filter(|(_, (seq, _))| *seq > 0)
             .map(|(i, &(seq, partial))| OriginEntry {
                 node: NodeId::numbered(i as u32),
-                seq,
+                seq: NonZeroU64::new(seq).unwrap(),
                 partial: i128::from(partial),
             })
             .collect();
         entries.sort_by_key(|e| e.node);
-        let mut entries = SmallVec::from_vec(entries);
-        entries.shrink_to_fit();
+        let mut entries = OneOrMany::from_slice(&entries);
         entries.reserve_exact(spare);
         PerOrigin { entries }
     }
@@ -546,7 +763,7 @@ mod tests {
         assert!(postcard::from_bytes::<PerOrigin<i128>>(&bytes).is_err());
         let one = PerOrigin::<i128>::from_entries(&[OriginEntry {
             node: NodeId::numbered(3),
-            seq: 2,
+            seq: NonZeroU64::new(2).unwrap(),
             partial: -4,
         }]);
         let encoded = postcard::to_allocvec(&one).unwrap();
@@ -555,6 +772,38 @@ mod tests {
         let decoded: PerOrigin<i128> = postcard::from_bytes(&encoded).unwrap();
         assert_eq!(decoded, one);
         assert!(!decoded.entries.spilled());
+    }
+
+    #[test]
+    fn a_list_of_one_entry_is_the_same_value_inline_or_on_the_heap() {
+        let entry = OriginEntry {
+            node: NodeId::numbered(1),
+            partial: 7i128,
+            seq: NonZeroU64::new(3).unwrap(),
+        };
+        let inline = PerOrigin::<i128>::from_entries(&[entry]);
+        let mut heap = PerOrigin::<i128> {
+            entries: OneOrMany::Many(Vec::with_capacity(4)),
+        };
+        heap.merge_entries(&[entry], 0);
+        assert!(!inline.entries.spilled() && heap.entries.spilled());
+        assert_eq!(inline, heap);
+        assert_eq!(format!("{inline:?}"), format!("{heap:?}"));
+        #[cfg(feature = "serde")]
+        assert_eq!(
+            postcard::to_allocvec(&inline).unwrap(),
+            postcard::to_allocvec(&heap).unwrap()
+        );
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn an_entry_of_sequence_number_zero_is_refused_when_decoded() {
+        let encoded = |seq: u64| postcard::to_allocvec(&(1usize, NodeId::numbered(1), seq, 5i128));
+        let one: PerOrigin<i128> = postcard::from_bytes(&encoded(1).unwrap()).unwrap();
+        assert_eq!(one.seq(NodeId::numbered(1)), 1);
+        let err = postcard::from_bytes::<PerOrigin<i128>>(&encoded(0).unwrap()).unwrap_err();
+        assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
     }
 
     proptest::proptest! {
@@ -592,7 +841,7 @@ mod tests {
             proptest::prop_assert_eq!(roomy.entries.capacity(), capacity, "merged in place");
             // A list that grew holds room for at most four times its origins, or the next
             // power of two (as `Vec` grows).
-            let len = tight.entries.len();
+            let len = tight.entries.as_slice().len();
             let bound = len.next_power_of_two().max(4 * len).max(4);
             let before = per_origin(&mine, 0).entries.capacity();
             proptest::prop_assert!(tight.entries.capacity() <= bound.max(before));

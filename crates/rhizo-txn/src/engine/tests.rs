@@ -400,43 +400,59 @@ fn group_commit_acknowledges_in_batches_and_never_sends_ahead_of_the_log() {
     assert_eq!(recovered.read("counters", "c", "value").unwrap(), int(4));
 }
 
+/// The counter `counters/c/value` an engine reopened on `storage` after a crash reads: a power
+/// loss when `keep_unsynced` is false, a process crash (the file holds what was written) when true.
+fn after_crash(storage: &MemStorage, keep_unsynced: bool, config: &EngineConfig) -> AlgebraicValue {
+    let disk = storage.deep_clone();
+    disk.power_loss(keep_unsynced);
+    Engine::open_in_memory_log(disk, config.clone())
+        .unwrap()
+        .read("counters", "c", "value")
+        .unwrap()
+}
+
 #[test]
-fn sync_policy_none_writes_without_syncing_until_flush() {
+fn sync_policy_none_buffers_until_tick_and_syncs_only_on_flush() {
     let storage = MemStorage::new();
     let config = config().with_sync(SyncPolicy::None);
     let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    let written = log_bytes(&storage);
     let mut tx = engine.transaction(TransactionMode::CoordinationFree);
     tx.increment("counters", "c", "value", 1);
     assert!(!decide(tx).unwrap().durable);
-    // Written (a process crash keeps it), not synced (a power loss may not).
-    let kept = storage.deep_clone();
-    kept.power_loss(true);
-    assert_eq!(
-        Engine::open_in_memory_log(kept, config.clone())
-            .unwrap()
-            .read("counters", "c", "value")
-            .unwrap(),
-        int(1)
-    );
-    let lost = storage.deep_clone();
-    lost.power_loss(false);
-    assert_eq!(
-        Engine::open_in_memory_log(lost, config.clone())
-            .unwrap()
-            .read("counters", "c", "value")
-            .unwrap(),
-        int(0)
-    );
+    // Buffered: not in the file yet, so a process crash loses it.
+    assert_eq!(log_bytes(&storage), written);
+    assert_eq!(after_crash(&storage, true, &config), int(0));
+    // A tick writes it (a process crash keeps it), without syncing (a power loss does not).
+    engine.tick().unwrap();
+    assert!(log_bytes(&storage) > written);
+    assert_eq!(after_crash(&storage, true, &config), int(1));
+    assert_eq!(after_crash(&storage, false, &config), int(0));
     engine.flush().unwrap();
-    let lost = storage.deep_clone();
-    lost.power_loss(false);
-    assert_eq!(
-        Engine::open_in_memory_log(lost, config)
-            .unwrap()
-            .read("counters", "c", "value")
-            .unwrap(),
-        int(1)
-    );
+    assert_eq!(after_crash(&storage, false, &config), int(1));
+}
+
+#[test]
+fn sync_policy_none_writes_each_full_batch_without_a_tick() {
+    let storage = MemStorage::new();
+    let config = config().with_sync(SyncPolicy::None);
+    let mut engine = Engine::open_in_memory_log(storage.clone(), config.clone()).unwrap();
+    let written = log_bytes(&storage);
+    // Enough commits that their frames outgrow one batch several times over.
+    let commits = 5_000;
+    for _ in 0..commits {
+        let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+        tx.increment("counters", "c", "value", 1);
+        decide(tx).unwrap();
+    }
+    let in_file = log_bytes(&storage) - written;
+    assert!(in_file >= NONE_WRITE_BATCH, "{in_file} bytes written");
+    // A process crash keeps every written batch: a prefix of the commits, all but fewer than
+    // one batch's worth of the newest.
+    let kept = after_crash(&storage, true, &config).as_integer().unwrap();
+    assert!(kept > 0 && kept < commits, "{kept} of {commits} kept");
+    engine.tick().unwrap();
+    assert_eq!(after_crash(&storage, true, &config), int(commits));
 }
 
 #[test]

@@ -167,6 +167,19 @@ impl SharedLog {
         state.note(&self.shared, written)
     }
 
+    /// Hands what is logged to the file once at least `batch` bytes of frames wait: one
+    /// `write` per batch rather than per commit. Frames below the batch stay in memory, where a
+    /// process crash loses them (see [`crate::SyncPolicy::None`]).
+    pub(crate) fn write_out_batched(&self, batch: usize) -> Result<()> {
+        let mut state = self.shared.lock();
+        state.check()?;
+        if state.writer.pending_len() < batch {
+            return Ok(());
+        }
+        let written = state.writer.write_out();
+        state.note(&self.shared, written)
+    }
+
     /// Makes everything logged durable now.
     pub(crate) fn sync(&self) -> Result<()> {
         self.shared.lock().sync(&self.shared)
