@@ -37,6 +37,11 @@ type Slots = SmallVec<[Slot; 4]>;
 /// this many.
 const OPEN_CELLS_LIMIT: usize = 4096;
 
+/// Half the fewest cells the records since the last snapshot carry before their size alone calls
+/// for a snapshot (see [`ReplicaConfig::snapshot_every`]): a small replica's records are cheap,
+/// and snapshotting it at every delta would copy its state for nothing.
+const SNAPSHOT_MIN_CELLS: usize = 4096;
+
 /// How a replica behaves. The defaults suit a replica whose caller persists records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaConfig {
@@ -48,7 +53,11 @@ pub struct ReplicaConfig {
     /// is never restarted (a crash then loses everything it had).
     pub emit_records: bool,
     /// After this many records, the replica emits a [`Record::Snapshot`] that supersedes every
-    /// record before it, so a log of records stays proportional to the state.
+    /// record before it, so a log of records stays proportional to the state. It emits one
+    /// sooner once the records since the last snapshot carry more than twice the cells the
+    /// replica holds (and more than 8,192): a few large deltas then cost no more log than a
+    /// small multiple of the state they built, however few records they are, and the copy a
+    /// snapshot makes is paid once per twice its size in records.
     pub snapshot_every: usize,
     /// How many early deltas (whose base this replica has not reached yet) wait in the buffer;
     /// older ones are dropped, and anti-entropy sends their content again.
@@ -244,6 +253,36 @@ pub enum Record {
     Snapshot(Box<ReplicaSnapshot>),
 }
 
+impl Record {
+    /// How many cells the record carries: what replaying it touches, and the measure of its
+    /// size the replica's snapshot cadence weighs against the cells a snapshot would hold.
+    ///
+    /// ```
+    /// # use rhizo_algebra::{MergeType, Schema, ValueType};
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+    /// # let schema = Schema::builder()
+    /// #     .table("counters")
+    /// #     .column("value", MergeType::Add, ValueType::Integer)
+    /// #     .build()
+    /// #     .unwrap();
+    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// tx.increment("counters", "misses", "value", 1);
+    /// replica.commit(tx).unwrap();
+    /// assert_eq!(replica.take_ready().records[0].cells(), 2);
+    /// ```
+    pub fn cells(&self) -> usize {
+        match self {
+            Record::Commit(update) => update.effects.len(),
+            Record::Merge { delta, .. } => delta.cells.len(),
+            Record::Ordered { update, .. } => update.effects.len(),
+            Record::Snapshot(snapshot) => snapshot.cells.len(),
+        }
+    }
+}
+
 /// A local commit as its replica records it: a [`VersionedUpdate`] without the clock.
 ///
 /// The clock is not stored because replaying the records in order rebuilds it: a local commit's
@@ -419,6 +458,8 @@ pub struct Replica {
     consensus_limit: Option<u64>,
     ready: Ready,
     records_since_snapshot: usize,
+    /// Cells the records since the last snapshot carry ([`Record::cells`]).
+    cells_since_snapshot: usize,
     stats: ReplicaStats,
     /// The list a batch of counter bumps is checked into, kept between commits so that a
     /// 100-add commit allocates nothing of its own (scratch: empty between calls).
@@ -466,6 +507,7 @@ impl Replica {
             consensus_limit: None,
             ready: Ready::default(),
             records_since_snapshot: 0,
+            cells_since_snapshot: 0,
             stats: ReplicaStats::default(),
             add_batch: Vec::new(),
         }
@@ -1612,12 +1654,7 @@ impl Replica {
         record: bool,
     ) -> Vec<CellId> {
         self.cells.reserve(new_cells);
-        // A counter every member bumps comes to hold an entry per member: a cell's per-origin
-        // list that must grow makes room for the members at once (at most four times the
-        // origins it then holds), instead of doubling as news of them spreads. The delta's
-        // clock counts only for a replica given no members: clocks learn of origins as fast as
-        // the cells do, so the clock alone would not say more than the cell's own growth.
-        let expected_origins = self.members.len().max(delta.clock.node_count());
+        let expected_origins = self.expected_origins(&delta.clock, self.cells.len() + new_cells);
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
         // Unless the delta is kept for the record, states held whole move into the new cells
         // (an integer sum's entries are copied out of the delta's shared buffer either way).
@@ -1662,6 +1699,27 @@ impl Replica {
             ids.push(id);
         }
         ids
+    }
+
+    /// How many origins a cell that a delta with `clock` grows is expected to come to hold, once
+    /// the replica holds `cells` cells: the room its per-origin list makes when it must grow.
+    ///
+    /// A counter every member bumps comes to hold an entry per member: its list makes room for
+    /// the members at once (at most four times the origins it then holds), instead of doubling
+    /// as news of them spreads. The delta's clock counts only for a replica given no members:
+    /// clocks learn of origins as fast as the cells do, so the clock alone would not say more
+    /// than the cell's own growth. But a cell cannot come to hold more origins than it has
+    /// updates, and over a wide key space each cell sees few: the updates this replica and the
+    /// delta know of, shared among the cells it will hold, bound the expectation, so that a
+    /// hundred members writing a hundred thousand counters do not reserve a hundred entries
+    /// in each for the ten it gets.
+    fn expected_origins(&self, clock: &VectorClock, cells: usize) -> usize {
+        let members = self.members.len().max(clock.node_count());
+        let mut known = self.clock.clone();
+        known.merge(clock);
+        let updates: u64 = known.iter().map(|(_, counter)| counter).sum();
+        let per_cell = updates / cells.max(1) as u64;
+        members.min(usize::try_from(per_cell).unwrap_or(usize::MAX).max(1))
     }
 
     /// Moves the cells touched by local commits since the last sync into the index.
@@ -1904,15 +1962,21 @@ impl Replica {
     }
 
     fn push_record(&mut self, record: Record) {
+        self.cells_since_snapshot += record.cells();
         self.ready.records.push(record);
         self.records_since_snapshot += 1;
-        if self.records_since_snapshot >= self.config.snapshot_every.max(1) {
+        if self.records_since_snapshot >= self.config.snapshot_every.max(1)
+            || self.cells_since_snapshot > 2 * self.cells.len().max(SNAPSHOT_MIN_CELLS)
+        {
             self.seal_open_cells();
+            // Ranked, the cells are placed in key order rather than compared.
+            self.cells.refresh_ranks();
             let snapshot = self.snapshot();
             self.ready
                 .records
                 .push(Record::Snapshot(Box::new(snapshot)));
             self.records_since_snapshot = 0;
+            self.cells_since_snapshot = 0;
         }
     }
 
@@ -2004,16 +2068,17 @@ impl Replica {
     ) -> Result<Self> {
         let mut replica = Replica::new(id, schema, config);
         let emit_records = std::mem::replace(&mut replica.config.emit_records, false);
-        let mut since_snapshot = 0;
+        let (mut since_snapshot, mut cells_since) = (0, 0);
         for (index, record) in records.into_iter().enumerate() {
-            since_snapshot = match record {
-                Record::Snapshot(_) => 0,
-                _ => since_snapshot + 1,
+            (since_snapshot, cells_since) = match record {
+                Record::Snapshot(_) => (0, 0),
+                _ => (since_snapshot + 1, cells_since + record.cells()),
             };
             replica.replay(index, record)?;
         }
         replica.config.emit_records = emit_records;
         replica.records_since_snapshot = since_snapshot;
+        replica.cells_since_snapshot = cells_since;
         debug_assert!(replica.ready.is_empty(), "replaying emits nothing");
         replica.collect_if_caught_up();
         Ok(replica)

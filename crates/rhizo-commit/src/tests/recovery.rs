@@ -245,3 +245,45 @@ proptest! {
         prop_assert!(recovered.same_canonical_state(&oracle.replica));
     }
 }
+
+/// A few deltas that carry many cells are snapshotted by size, not only after `snapshot_every`
+/// records: a receiver's records since its last snapshot never carry more than twice the cells
+/// it holds, and its log still recovers it.
+#[test]
+fn large_deltas_are_snapshotted_by_their_size() {
+    const ROWS: usize = 5000;
+    let config = ReplicaConfig {
+        members: vec![node(0), node(1)],
+        snapshot_every: 4096,
+        ..ReplicaConfig::default()
+    };
+    let mut writer = Replica::new(node(0), schema(), config.clone());
+    let mut receiver = Replica::new(node(1), schema(), config.clone());
+    let mut log = Vec::new();
+    // Five deltas, each bringing news of every row: five records, five times the cells held.
+    for _ in 0..5 {
+        for row in 0..ROWS {
+            writer.commit(incr(&format!("r{row}"), 1)).unwrap();
+        }
+        writer.take_ready();
+        let delta = super::request(&mut writer, &mut receiver);
+        receiver.step(node(0), delta).unwrap();
+        log.extend(receiver.take_ready().records);
+    }
+    let last_snapshot = log
+        .iter()
+        .rposition(|record| matches!(record, Record::Snapshot(_)))
+        .expect("the deltas' size called for a snapshot");
+    let carried: usize = log[last_snapshot + 1..].iter().map(Record::cells).sum();
+    assert_eq!(receiver.cell_count(), ROWS);
+    assert!(
+        carried <= 2 * ROWS,
+        "{carried} cells logged since the last snapshot"
+    );
+    let recovered = Replica::recover(node(1), schema(), config, log).unwrap();
+    assert_eq!(recovered.canonical_state(), receiver.canonical_state());
+    assert_eq!(
+        recovered.read("t", "r0", "sum").unwrap(),
+        AlgebraicValue::Integer(5)
+    );
+}
