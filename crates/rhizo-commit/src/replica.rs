@@ -37,11 +37,6 @@ type Slots = SmallVec<[Slot; 4]>;
 /// this many.
 const OPEN_CELLS_LIMIT: usize = 4096;
 
-/// Half the fewest cells the records since the last snapshot carry before their size alone calls
-/// for a snapshot (see [`ReplicaConfig::snapshot_every`]): a small replica's records are cheap,
-/// and snapshotting it at every delta would copy its state for nothing.
-const SNAPSHOT_MIN_CELLS: usize = 4096;
-
 /// How a replica behaves. The defaults suit a replica whose caller persists records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicaConfig {
@@ -53,11 +48,7 @@ pub struct ReplicaConfig {
     /// is never restarted (a crash then loses everything it had).
     pub emit_records: bool,
     /// After this many records, the replica emits a [`Record::Snapshot`] that supersedes every
-    /// record before it, so a log of records stays proportional to the state. It emits one
-    /// sooner once the records since the last snapshot carry more than twice the cells the
-    /// replica holds (and more than 8,192): a few large deltas then cost no more log than a
-    /// small multiple of the state they built, however few records they are, and the copy a
-    /// snapshot makes is paid once per twice its size in records.
+    /// record before it, so a log of records stays proportional to the state.
     pub snapshot_every: usize,
     /// How many early deltas (whose base this replica has not reached yet) wait in the buffer;
     /// older ones are dropped, and anti-entropy sends their content again.
@@ -253,36 +244,6 @@ pub enum Record {
     Snapshot(Box<ReplicaSnapshot>),
 }
 
-impl Record {
-    /// How many cells the record carries: what replaying it touches, and the measure of its
-    /// size the replica's snapshot cadence weighs against the cells a snapshot would hold.
-    ///
-    /// ```
-    /// # use rhizo_algebra::{MergeType, Schema, ValueType};
-    /// # use rhizo_clock::NodeId;
-    /// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
-    /// # let schema = Schema::builder()
-    /// #     .table("counters")
-    /// #     .column("value", MergeType::Add, ValueType::Integer)
-    /// #     .build()
-    /// #     .unwrap();
-    /// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
-    /// let mut tx = AlgebraicTransaction::new();
-    /// tx.increment("counters", "hits", "value", 1);
-    /// tx.increment("counters", "misses", "value", 1);
-    /// replica.commit(tx).unwrap();
-    /// assert_eq!(replica.take_ready().records[0].cells(), 2);
-    /// ```
-    pub fn cells(&self) -> usize {
-        match self {
-            Record::Commit(update) => update.effects.len(),
-            Record::Merge { delta, .. } => delta.cells.len(),
-            Record::Ordered { update, .. } => update.effects.len(),
-            Record::Snapshot(snapshot) => snapshot.cells.len(),
-        }
-    }
-}
-
 /// A local commit as its replica records it: a [`VersionedUpdate`] without the clock.
 ///
 /// The clock is not stored because replaying the records in order rebuilds it: a local commit's
@@ -458,8 +419,6 @@ pub struct Replica {
     consensus_limit: Option<u64>,
     ready: Ready,
     records_since_snapshot: usize,
-    /// Cells the records since the last snapshot carry ([`Record::cells`]).
-    cells_since_snapshot: usize,
     stats: ReplicaStats,
     /// The list a batch of counter bumps is checked into, kept between commits so that a
     /// 100-add commit allocates nothing of its own (scratch: empty between calls).
@@ -507,7 +466,6 @@ impl Replica {
             consensus_limit: None,
             ready: Ready::default(),
             records_since_snapshot: 0,
-            cells_since_snapshot: 0,
             stats: ReplicaStats::default(),
             add_batch: Vec::new(),
         }
@@ -1962,12 +1920,9 @@ impl Replica {
     }
 
     fn push_record(&mut self, record: Record) {
-        self.cells_since_snapshot += record.cells();
         self.ready.records.push(record);
         self.records_since_snapshot += 1;
-        if self.records_since_snapshot >= self.config.snapshot_every.max(1)
-            || self.cells_since_snapshot > 2 * self.cells.len().max(SNAPSHOT_MIN_CELLS)
-        {
+        if self.records_since_snapshot >= self.config.snapshot_every.max(1) {
             self.seal_open_cells();
             // Ranked, the cells are placed in key order rather than compared.
             self.cells.refresh_ranks();
@@ -1976,7 +1931,6 @@ impl Replica {
                 .records
                 .push(Record::Snapshot(Box::new(snapshot)));
             self.records_since_snapshot = 0;
-            self.cells_since_snapshot = 0;
         }
     }
 
@@ -2068,17 +2022,16 @@ impl Replica {
     ) -> Result<Self> {
         let mut replica = Replica::new(id, schema, config);
         let emit_records = std::mem::replace(&mut replica.config.emit_records, false);
-        let (mut since_snapshot, mut cells_since) = (0, 0);
+        let mut since_snapshot = 0;
         for (index, record) in records.into_iter().enumerate() {
-            (since_snapshot, cells_since) = match record {
-                Record::Snapshot(_) => (0, 0),
-                _ => (since_snapshot + 1, cells_since + record.cells()),
+            since_snapshot = match record {
+                Record::Snapshot(_) => 0,
+                _ => since_snapshot + 1,
             };
             replica.replay(index, record)?;
         }
         replica.config.emit_records = emit_records;
         replica.records_since_snapshot = since_snapshot;
-        replica.cells_since_snapshot = cells_since;
         debug_assert!(replica.ready.is_empty(), "replaying emits nothing");
         replica.collect_if_caught_up();
         Ok(replica)
@@ -2441,5 +2394,39 @@ mod open_cells_tests {
         assert!(open.is_empty());
         open.file(5);
         assert_eq!(open.iter().collect::<Vec<_>>(), [5]);
+    }
+}
+
+#[cfg(test)]
+mod expected_origins_tests {
+    use rhizo_clock::VectorClock;
+
+    use super::{Replica, ReplicaConfig};
+    use crate::testkit::{node, schema};
+
+    /// A cell expects every member only when the known updates are many per cell: over a
+    /// key space wider than the updates, a cell that must grow expects the few it can get.
+    #[test]
+    fn a_cell_expects_no_more_origins_than_updates_per_cell() {
+        let members: Vec<_> = (0..100).map(node).collect();
+        let config = ReplicaConfig {
+            members: members.clone(),
+            ..ReplicaConfig::default()
+        };
+        let replica = Replica::new(node(0), schema(), config);
+        let mut clock = VectorClock::new();
+        for &member in &members {
+            clock.set(member, 10);
+        }
+        // 1,000 updates known.
+        assert_eq!(replica.expected_origins(&clock, 100_000), 1);
+        assert_eq!(replica.expected_origins(&clock, 100), 10);
+        assert_eq!(replica.expected_origins(&clock, 10), 100);
+        assert_eq!(
+            replica.expected_origins(&clock, 1),
+            100,
+            "never beyond the members"
+        );
+        assert_eq!(replica.expected_origins(&VectorClock::new(), 0), 1);
     }
 }
