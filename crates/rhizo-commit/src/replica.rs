@@ -1612,12 +1612,7 @@ impl Replica {
         record: bool,
     ) -> Vec<CellId> {
         self.cells.reserve(new_cells);
-        // A counter every member bumps comes to hold an entry per member: a cell's per-origin
-        // list that must grow makes room for the members at once (at most four times the
-        // origins it then holds), instead of doubling as news of them spreads. The delta's
-        // clock counts only for a replica given no members: clocks learn of origins as fast as
-        // the cells do, so the clock alone would not say more than the cell's own growth.
-        let expected_origins = self.members.len().max(delta.clock.node_count());
+        let expected_origins = self.expected_origins(&delta.clock, self.cells.len() + new_cells);
         let mut ids: Vec<CellId> = Vec::with_capacity(joins.len());
         // Unless the delta is kept for the record, states held whole move into the new cells
         // (an integer sum's entries are copied out of the delta's shared buffer either way).
@@ -1662,6 +1657,27 @@ impl Replica {
             ids.push(id);
         }
         ids
+    }
+
+    /// How many origins a cell that a delta with `clock` grows is expected to come to hold, once
+    /// the replica holds `cells` cells: the room its per-origin list makes when it must grow.
+    ///
+    /// A counter every member bumps comes to hold an entry per member: its list makes room for
+    /// the members at once (at most four times the origins it then holds), instead of doubling
+    /// as news of them spreads. The delta's clock counts only for a replica given no members:
+    /// clocks learn of origins as fast as the cells do, so the clock alone would not say more
+    /// than the cell's own growth. But a cell cannot come to hold more origins than it has
+    /// updates, and over a wide key space each cell sees few: the updates this replica and the
+    /// delta know of, shared among the cells it will hold, bound the expectation, so that a
+    /// hundred members writing a hundred thousand counters do not reserve a hundred entries
+    /// in each for the ten it gets.
+    fn expected_origins(&self, clock: &VectorClock, cells: usize) -> usize {
+        let members = self.members.len().max(clock.node_count());
+        let mut known = self.clock.clone();
+        known.merge(clock);
+        let updates: u64 = known.iter().map(|(_, counter)| counter).sum();
+        let per_cell = updates / cells.max(1) as u64;
+        members.min(usize::try_from(per_cell).unwrap_or(usize::MAX).max(1))
     }
 
     /// Moves the cells touched by local commits since the last sync into the index.
@@ -1908,6 +1924,8 @@ impl Replica {
         self.records_since_snapshot += 1;
         if self.records_since_snapshot >= self.config.snapshot_every.max(1) {
             self.seal_open_cells();
+            // Ranked, the cells are placed in key order rather than compared.
+            self.cells.refresh_ranks();
             let snapshot = self.snapshot();
             self.ready
                 .records
@@ -2376,5 +2394,39 @@ mod open_cells_tests {
         assert!(open.is_empty());
         open.file(5);
         assert_eq!(open.iter().collect::<Vec<_>>(), [5]);
+    }
+}
+
+#[cfg(test)]
+mod expected_origins_tests {
+    use rhizo_clock::VectorClock;
+
+    use super::{Replica, ReplicaConfig};
+    use crate::testkit::{node, schema};
+
+    /// A cell expects every member only when the known updates are many per cell: over a
+    /// key space wider than the updates, a cell that must grow expects the few it can get.
+    #[test]
+    fn a_cell_expects_no_more_origins_than_updates_per_cell() {
+        let members: Vec<_> = (0..100).map(node).collect();
+        let config = ReplicaConfig {
+            members: members.clone(),
+            ..ReplicaConfig::default()
+        };
+        let replica = Replica::new(node(0), schema(), config);
+        let mut clock = VectorClock::new();
+        for &member in &members {
+            clock.set(member, 10);
+        }
+        // 1,000 updates known.
+        assert_eq!(replica.expected_origins(&clock, 100_000), 1);
+        assert_eq!(replica.expected_origins(&clock, 100), 10);
+        assert_eq!(replica.expected_origins(&clock, 10), 100);
+        assert_eq!(
+            replica.expected_origins(&clock, 1),
+            100,
+            "never beyond the members"
+        );
+        assert_eq!(replica.expected_origins(&VectorClock::new(), 0), 1);
     }
 }
