@@ -1,7 +1,11 @@
 //! The cells a delta carries: keys with the states listed together.
 
-use rhizo_algebra::{CellState, ListedState, StateList};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use rhizo_algebra::{CellState, ListedState, MAX_NAME_LEN, StateList};
 use rhizo_clock::VectorClock;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::CellKey;
@@ -11,8 +15,8 @@ use crate::CellKey;
 ///
 /// The states are a [`StateList`]: the entries of every integer sum live in one buffer, so a
 /// delta of a hundred counters allocates a few times rather than a hundred, and a receiver that
-/// keeps the delta in its durable log frees a few buffers when it drops it. Encoded as a list of
-/// `(key, state)` pairs, as a list of [`CellState`]s with their keys would be.
+/// keeps the delta in its durable log frees a few buffers when it drops it. Encoded with a column
+/// dictionary (see the `Serialize` impl): table and column names once per delta, not per cell.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct DeltaCells {
     keys: Vec<CellKey>,
@@ -100,37 +104,158 @@ impl FromIterator<(CellKey, CellState)> for DeltaCells {
     }
 }
 
-impl Serialize for DeltaCells {
+/// The distinct `(table, column)` pairs of `keys`, in order of first appearance, and for each
+/// key the position of its pair: the dictionary a delta's encoding names columns by.
+fn column_dictionary(keys: &[CellKey]) -> (Vec<(&str, &str)>, Vec<u32>) {
+    let mut columns: Vec<(&str, &str)> = Vec::new();
+    let mut positions: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut of_key = Vec::with_capacity(keys.len());
+    // Keys are sorted by (table, row, column): the cells of one column of one table come in
+    // runs whenever a row has one cell, so the previous key's pair is tried before the map.
+    let mut last: Option<((&str, &str), u32)> = None;
+    for key in keys {
+        let pair = (key.table(), key.column());
+        let position = match last {
+            Some((seen, position)) if seen == pair => position,
+            _ => {
+                let next = columns.len() as u32;
+                let position = *positions.entry(pair).or_insert(next);
+                if position == next {
+                    columns.push(pair);
+                }
+                position
+            }
+        };
+        last = Some((pair, position));
+        of_key.push(position);
+    }
+    (columns, of_key)
+}
+
+/// One cell as the wire carries it: its column by position in the delta's dictionary, its row,
+/// its state.
+#[derive(Serialize)]
+struct CellRef<'a> {
+    column: u32,
+    row: &'a str,
+    state: ListedState<'a>,
+}
+
+/// A delta's cells by reference, their columns named by position in `columns`.
+struct CellsRef<'a> {
+    cells: &'a DeltaCells,
+    columns: &'a [u32],
+}
+
+impl Serialize for CellsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
+        serializer.collect_seq(self.cells.iter().zip(self.columns).map(
+            |((key, state), &column)| CellRef {
+                column,
+                row: key.row(),
+                state,
+            },
+        ))
     }
 }
 
-/// Decoded as a list of `(key, state)` pairs, each checked as a lone key and state are.
+/// Written as the column dictionary — the distinct `(table, column)` pairs, each once — then the
+/// cells, each as `(column position, row, state)`: a delta of many cells of few columns carries
+/// each table and column name once rather than once per cell.
+impl Serialize for DeltaCells {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let (columns, of_key) = column_dictionary(&self.keys);
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&columns)?;
+        tuple.serialize_element(&CellsRef {
+            cells: self,
+            columns: &of_key,
+        })?;
+        tuple.end()
+    }
+}
+
+/// A cell as decoded: the row borrowed from the input where the format allows.
+#[derive(Deserialize)]
+struct DecodedCell<'a> {
+    column: u32,
+    #[serde(borrow)]
+    row: Cow<'a, str>,
+    state: CellState,
+}
+
+/// Decodes the cells against the dictionary decoded before them.
+struct CellsSeed<'c> {
+    columns: &'c [(String, String)],
+}
+
+impl<'de> DeserializeSeed<'de> for CellsSeed<'_> {
+    type Value = DeltaCells;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<DeltaCells, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CellsSeed<'_> {
+    type Value = DeltaCells;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a sequence of (column, row, cell state)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DeltaCells, A::Error> {
+        // Room for what the input claims, up to a mebibyte (as serde's own lists reserve): a
+        // claim the bytes cannot back reserves little.
+        let claimed = seq.size_hint().unwrap_or(0);
+        let cap = (1 << 20) / std::mem::size_of::<(CellKey, CellState)>();
+        let mut cells = DeltaCells::with_capacity(claimed.min(cap));
+        while let Some(cell) = seq.next_element::<DecodedCell<'de>>()? {
+            let Some((table, column)) = self.columns.get(cell.column as usize) else {
+                return Err(serde::de::Error::custom(
+                    "a cell names a column the delta's dictionary does not hold",
+                ));
+            };
+            if u32::try_from(cell.row.len()).is_err() {
+                return Err(serde::de::Error::custom("a row key of 4 GiB or more"));
+            }
+            cells.push(CellKey::new(table, &cell.row, column), cell.state);
+        }
+        Ok(cells)
+    }
+}
+
+/// Decoded as the dictionary, then the cells, each checked as a lone key and state are.
 impl<'de> Deserialize<'de> for DeltaCells {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct CellsVisitor;
-        impl<'de> serde::de::Visitor<'de> for CellsVisitor {
+        struct DeltaCellsVisitor;
+        impl<'de> Visitor<'de> for DeltaCellsVisitor {
             type Value = DeltaCells;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence of (key, cell state) pairs")
+                f.write_str("a column dictionary and a sequence of cells")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<DeltaCells, A::Error> {
-                // Room for what the input claims, up to a mebibyte (as serde's own lists
-                // reserve): a claim the bytes cannot back reserves little.
-                let claimed = seq.size_hint().unwrap_or(0);
-                let cap = (1 << 20) / std::mem::size_of::<(CellKey, CellState)>();
-                let mut cells = DeltaCells::with_capacity(claimed.min(cap));
-                while let Some((key, state)) = seq.next_element::<(CellKey, CellState)>()? {
-                    cells.push(key, state);
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DeltaCells, A::Error> {
+                let columns: Vec<(String, String)> = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                // Every cell copies its pair's names into its key: names no schema accepts
+                // would let a few bytes per cell decode to far more.
+                if columns.iter().any(|(table, column)| {
+                    table.len() > MAX_NAME_LEN || column.len() > MAX_NAME_LEN
+                }) {
+                    return Err(serde::de::Error::custom(
+                        "a table or column name longer than a schema allows",
+                    ));
                 }
-                Ok(cells)
+                seq.next_element_seed(CellsSeed { columns: &columns })?
+                    .ok_or_else(|| serde::de::Error::invalid_length(1, &self))
             }
         }
-        deserializer.deserialize_seq(CellsVisitor)
+        deserializer.deserialize_tuple(2, DeltaCellsVisitor)
     }
 }
 
@@ -162,10 +287,21 @@ mod tests {
     }
 
     #[test]
-    fn cells_encode_as_a_list_of_pairs_and_come_back() {
+    fn cells_encode_with_a_column_dictionary_and_come_back() {
         let listed: DeltaCells = cells().into_iter().collect();
         let bytes = postcard::to_allocvec(&listed).unwrap();
-        assert_eq!(bytes, postcard::to_allocvec(&cells()).unwrap());
+        // The dictionary holds each (table, column) pair once, in order of first appearance;
+        // each cell names its pair by position.
+        let states: Vec<CellState> = cells().into_iter().map(|(_, state)| state).collect();
+        let expected = (
+            vec![("t", "n"), ("t", "tags")],
+            vec![
+                (0u32, "a", &states[0]),
+                (1, "b", &states[1]),
+                (0, "c", &states[2]),
+            ],
+        );
+        assert_eq!(bytes, postcard::to_allocvec(&expected).unwrap());
         let decoded: DeltaCells = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, listed);
         assert_eq!(decoded.into_cells().collect::<Vec<_>>(), cells());
@@ -177,6 +313,63 @@ mod tests {
             (&cells()[2].0, cells()[2].1.clone())
         );
         assert!(listed.get(3).is_none());
+    }
+
+    #[test]
+    fn no_cells_encode_as_two_empty_lists() {
+        let bytes = postcard::to_allocvec(&DeltaCells::new()).unwrap();
+        assert_eq!(bytes, [0, 0]);
+        let decoded: DeltaCells = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, DeltaCells::new());
+    }
+
+    #[test]
+    fn a_cell_naming_a_column_beyond_the_dictionary_is_refused() {
+        let states: Vec<CellState> = cells().into_iter().map(|(_, state)| state).collect();
+        let beyond = (
+            vec![("t", "n")],
+            vec![(0u32, "a", &states[0]), (1, "c", &states[2])],
+        );
+        let bytes = postcard::to_allocvec(&beyond).unwrap();
+        let err = postcard::from_bytes::<DeltaCells>(&bytes).unwrap_err();
+        assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+        // Names longer than any schema allows are refused before any cell copies them.
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        for dictionary in [vec![(long.as_str(), "n")], vec![("t", long.as_str())]] {
+            let bytes =
+                postcard::to_allocvec(&(dictionary, vec![(0u32, "a", &states[0])])).unwrap();
+            let err = postcard::from_bytes::<DeltaCells>(&bytes).unwrap_err();
+            assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+        }
+        // A dictionary with nothing behind it is truncated, not empty.
+        let bytes = postcard::to_allocvec(&vec![("t", "n")]).unwrap();
+        assert!(postcard::from_bytes::<DeltaCells>(&bytes).is_err());
+    }
+
+    #[test]
+    fn many_cells_of_few_columns_carry_each_name_once() {
+        let sum = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+        let mut state = CellState::new(&sum);
+        state
+            .apply_add_int(1, Dot::new(NodeId::numbered(0), 1).unwrap())
+            .unwrap();
+        let mut rows: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        rows.sort();
+        let listed: DeltaCells = rows
+            .iter()
+            .map(|row| (CellKey::new("counters", row, "value"), state.clone()))
+            .collect();
+        let pairs: Vec<(CellKey, CellState)> = listed.clone().into_cells().collect();
+        let compact = postcard::to_allocvec(&listed).unwrap();
+        let whole_keys = postcard::to_allocvec(&pairs).unwrap();
+        // Each cell saves the two names and their lengths, less its column position.
+        let saved = "counters".len() + 1 + "value".len() + 1 - 1;
+        let dictionary = 1 + "counters".len() + 1 + "value".len() + 1;
+        assert_eq!(compact.len() + 100 * saved, whole_keys.len() + dictionary);
+        assert_eq!(
+            postcard::from_bytes::<DeltaCells>(&compact).unwrap(),
+            listed
+        );
     }
 
     #[test]

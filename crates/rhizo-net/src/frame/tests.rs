@@ -22,7 +22,7 @@ fn frames_encode_as_the_protocol_document_says() {
     let whole = Frame::Whole(Payload(b"abc")).encode().unwrap();
     assert_eq!(&whole[..], &[2, 3, b'a', b'b', b'c']);
     let hello = Frame::Hello(hello()).encode().unwrap();
-    let mut expected = vec![0, 1, 7];
+    let mut expected = vec![0, 2, 7];
     expected.extend_from_slice(b"prod-eu");
     expected.extend_from_slice(&[2, b'n', b'3', 42, 1]);
     assert_eq!(&hello[..], &expected[..]);
@@ -38,9 +38,9 @@ fn frames_encode_as_the_protocol_document_says() {
 /// version, so the refusal says "version" rather than "garbage".
 #[test]
 fn a_later_hello_still_tells_its_version() {
-    let block = [0u8, 2, 0xff, 0xff, 0xff];
+    let block = [0u8, 3, 0xff, 0xff, 0xff];
     assert!(Frame::decode(&block).is_none());
-    assert_eq!(hello_version(&block), Some(2));
+    assert_eq!(hello_version(&block), Some(3));
     assert_eq!(hello_version(&[2, 0]), None);
 }
 
