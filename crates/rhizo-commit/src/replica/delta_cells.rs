@@ -259,6 +259,65 @@ impl<'de> Deserialize<'de> for DeltaCells {
     }
 }
 
+/// The encoding of an origin's cell positions ([`super::OriginRange`]): strictly increasing, so
+/// written as the first position, then each next one as its distance from the one before less
+/// one — a byte each while an origin touched one cell in 128 or more, where whole positions
+/// take two or three bytes in a delta of thousands of cells.
+pub(crate) mod ascending_positions {
+    use serde::de::{SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    /// Writes `positions`, which must be strictly increasing (as a delta builds them).
+    pub(crate) fn serialize<S: Serializer>(
+        positions: &[u32],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        debug_assert!(positions.windows(2).all(|w| w[0] < w[1]));
+        let mut previous: Option<u32> = None;
+        serializer.collect_seq(positions.iter().map(|&position| {
+            let gap = match previous {
+                None => position,
+                // Wrapping only on input that breaks the invariant; such bytes then decode to
+                // a position past any delta's cells, which the receiver refuses.
+                Some(before) => position.wrapping_sub(before).wrapping_sub(1),
+            };
+            previous = Some(position);
+            gap
+        }))
+    }
+
+    /// Reads positions written by [`serialize`]; a position past `u32::MAX` is an error.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u32>, D::Error> {
+        struct GapsVisitor;
+        impl<'de> Visitor<'de> for GapsVisitor {
+            type Value = Vec<u32>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of gaps between increasing positions")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u32>, A::Error> {
+                // Room for what the input claims, up to a mebibyte: a claim the bytes cannot
+                // back reserves little.
+                let claimed = seq.size_hint().unwrap_or(0);
+                let mut positions: Vec<u32> = Vec::with_capacity(claimed.min((1 << 20) / 4));
+                while let Some(gap) = seq.next_element::<u32>()? {
+                    let next = match positions.last() {
+                        None => Some(gap),
+                        Some(&before) => before.checked_add(gap).and_then(|p| p.checked_add(1)),
+                    };
+                    let Some(next) = next else {
+                        return Err(serde::de::Error::custom("a cell position past u32::MAX"));
+                    };
+                    positions.push(next);
+                }
+                Ok(positions)
+            }
+        }
+        deserializer.deserialize_seq(GapsVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use rhizo_algebra::{AlgebraicValue, CellOp, ColumnSpec, MergeType, OpType, ValueType};
@@ -388,5 +447,41 @@ mod tests {
             .map(|(key, state)| (key, state.restricted(&known)))
             .collect();
         assert_eq!(listed.into_cells().collect::<Vec<_>>(), expected);
+    }
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Positions(#[serde(with = "ascending_positions")] Vec<u32>);
+
+    #[test]
+    fn positions_travel_as_gaps_and_come_back() {
+        let positions = Positions(vec![3, 4, 5, 200, 70_000]);
+        let bytes = postcard::to_allocvec(&positions).unwrap();
+        // 3, then gaps 0, 0, 194 and 69,799 as varints.
+        let gaps = postcard::to_allocvec(&vec![3u32, 0, 0, 194, 69_799]).unwrap();
+        assert_eq!(bytes, gaps);
+        assert_eq!(
+            postcard::from_bytes::<Positions>(&bytes).unwrap(),
+            positions
+        );
+        let empty = postcard::to_allocvec(&Positions(Vec::new())).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Positions>(&empty).unwrap(),
+            Positions(Vec::new())
+        );
+        // Gaps that add up past u32::MAX are refused.
+        let past = postcard::to_allocvec(&vec![u32::MAX - 1, 0, 0]).unwrap();
+        let err = postcard::from_bytes::<Positions>(&past).unwrap_err();
+        assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    }
+
+    proptest::proptest! {
+        /// Any strictly increasing positions come back as they went, in at most the bytes of
+        /// the positions themselves.
+        #[test]
+        fn prop_positions_round_trip(set in proptest::collection::btree_set(proptest::prelude::any::<u32>(), 0..64)) {
+            let positions = Positions(set.into_iter().collect());
+            let bytes = postcard::to_allocvec(&positions).unwrap();
+            proptest::prop_assert!(bytes.len() <= postcard::to_allocvec(&positions.0).unwrap().len());
+            proptest::prop_assert_eq!(postcard::from_bytes::<Positions>(&bytes).unwrap(), positions);
+        }
     }
 }
