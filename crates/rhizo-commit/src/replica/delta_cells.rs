@@ -4,9 +4,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rhizo_algebra::{CellState, ListedState, MAX_NAME_LEN, StateList};
-use rhizo_clock::VectorClock;
+use rhizo_clock::{NodeId, VectorClock};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::CellKey;
 
@@ -16,7 +17,8 @@ use crate::CellKey;
 /// The states are a [`StateList`]: the entries of every integer sum live in one buffer, so a
 /// delta of a hundred counters allocates a few times rather than a hundred, and a receiver that
 /// keeps the delta in its durable log frees a few buffers when it drops it. Encoded with a column
-/// dictionary (see the `Serialize` impl): table and column names once per delta, not per cell.
+/// and an origin dictionary (see the `Serialize` impl): table and column names, and the origins
+/// of counters' entries, once per delta, not per cell.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct DeltaCells {
     keys: Vec<CellKey>,
@@ -132,48 +134,163 @@ fn column_dictionary(keys: &[CellKey]) -> (Vec<(&str, &str)>, Vec<u32>) {
     (columns, of_key)
 }
 
+/// The distinct origins of the integer sums' entries, in order of first appearance: the
+/// dictionary a delta's encoding names them by.
+#[derive(Default)]
+struct OriginDictionary {
+    nodes: Vec<NodeId>,
+    positions: HashMap<NodeId, u32>,
+}
+
+impl OriginDictionary {
+    fn of(states: &StateList) -> Self {
+        let mut dictionary = Self::default();
+        for state in states.iter() {
+            for (node, _, _) in state.int_sum_entries().into_iter().flatten() {
+                if dictionary.find(node).is_none() {
+                    dictionary
+                        .positions
+                        .insert(node, dictionary.nodes.len() as u32);
+                    dictionary.nodes.push(node);
+                }
+            }
+        }
+        dictionary
+    }
+
+    fn find(&self, node: NodeId) -> Option<u32> {
+        // A delta names few origins: a short list is searched faster than it is hashed.
+        if self.nodes.len() <= 8 {
+            self.nodes.iter().position(|n| *n == node).map(|i| i as u32)
+        } else {
+            self.positions.get(&node).copied()
+        }
+    }
+
+    fn position(&self, node: NodeId) -> u32 {
+        // `of` listed every entry's origin, over the same states; a position past the
+        // dictionary would make the receiver refuse the delta, never misread it.
+        self.find(node).unwrap_or(u32::MAX)
+    }
+}
+
+/// How a cell's state travels: an integer sum as its entries with their origins named by
+/// position in the delta's origin dictionary, any other state as itself.
+enum StateRef<'a> {
+    IntSum {
+        state: ListedState<'a>,
+        origins: &'a OriginDictionary,
+    },
+    Other(ListedState<'a>),
+}
+
+/// `WireState`'s variants, in the order [`DecodedState`] declares them.
+const INT_SUM: u32 = 0;
+const OTHER: u32 = 1;
+
+impl Serialize for StateRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StateRef::IntSum { state, origins } => {
+                let entries = EntriesRef {
+                    state: *state,
+                    origins,
+                };
+                serializer.serialize_newtype_variant("WireState", INT_SUM, "IntSum", &entries)
+            }
+            StateRef::Other(state) => {
+                serializer.serialize_newtype_variant("WireState", OTHER, "Other", state)
+            }
+        }
+    }
+}
+
+/// An integer sum's entries as `(origin position, dot counter, partial sum)`.
+struct EntriesRef<'a> {
+    state: ListedState<'a>,
+    origins: &'a OriginDictionary,
+}
+
+impl Serialize for EntriesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Postcard writes a sequence's length first: the iterators must know theirs.
+        match self.state.int_sum_entries() {
+            Some(entries) => serializer.collect_seq(
+                entries.map(|(node, seq, partial)| (self.origins.position(node), seq, partial)),
+            ),
+            None => serializer.collect_seq(std::iter::empty::<(u32, u64, i128)>()),
+        }
+    }
+}
+
 /// One cell as the wire carries it: its column by position in the delta's dictionary, its row,
 /// its state.
 #[derive(Serialize)]
 struct CellRef<'a> {
     column: u32,
     row: &'a str,
-    state: ListedState<'a>,
+    state: StateRef<'a>,
 }
 
-/// A delta's cells by reference, their columns named by position in `columns`.
+/// A delta's cells by reference, their columns and origins named by position.
 struct CellsRef<'a> {
     cells: &'a DeltaCells,
     columns: &'a [u32],
+    origins: &'a OriginDictionary,
 }
 
 impl Serialize for CellsRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.cells.iter().zip(self.columns).map(
-            |((key, state), &column)| CellRef {
+        let cells = self.cells.iter().zip(self.columns);
+        serializer.collect_seq(cells.map(|((key, state), &column)| {
+            let state = if state.int_sum_entries().is_some() {
+                StateRef::IntSum {
+                    state,
+                    origins: self.origins,
+                }
+            } else {
+                StateRef::Other(state)
+            };
+            CellRef {
                 column,
                 row: key.row(),
                 state,
-            },
-        ))
+            }
+        }))
     }
 }
 
-/// Written as the column dictionary — the distinct `(table, column)` pairs, each once — then the
-/// cells, each as `(column position, row, state)`: a delta of many cells of few columns carries
-/// each table and column name once rather than once per cell.
+/// Written as two dictionaries — the distinct `(table, column)` pairs, then the distinct
+/// origins of the integer sums' entries, each once — then the cells, each as `(column position,
+/// row, state)`, an integer sum's state as its entries `(origin position, dot counter, partial
+/// sum)`: a delta of many counters of few columns carries each name once rather than once per
+/// cell.
 impl Serialize for DeltaCells {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
         let (columns, of_key) = column_dictionary(&self.keys);
-        let mut tuple = serializer.serialize_tuple(2)?;
+        let origins = OriginDictionary::of(&self.states);
+        let mut tuple = serializer.serialize_tuple(3)?;
         tuple.serialize_element(&columns)?;
+        tuple.serialize_element(&origins.nodes)?;
         tuple.serialize_element(&CellsRef {
             cells: self,
             columns: &of_key,
+            origins: &origins,
         })?;
         tuple.end()
     }
+}
+
+/// A state as decoded: an integer sum's entries name their origins by position.
+#[derive(Deserialize)]
+#[serde(rename = "WireState")]
+enum DecodedState {
+    IntSum(
+        #[serde(deserialize_with = "rhizo_algebra::serde_bounded::smallvec")]
+        SmallVec<[(u32, u64, i128); 2]>,
+    ),
+    Other(CellState),
 }
 
 /// A cell as decoded: the row borrowed from the input where the format allows.
@@ -182,12 +299,13 @@ struct DecodedCell<'a> {
     column: u32,
     #[serde(borrow)]
     row: Cow<'a, str>,
-    state: CellState,
+    state: DecodedState,
 }
 
-/// Decodes the cells against the dictionary decoded before them.
+/// Decodes the cells against the dictionaries decoded before them.
 struct CellsSeed<'c> {
     columns: &'c [(String, String)],
+    origins: &'c [NodeId],
 }
 
 impl<'de> DeserializeSeed<'de> for CellsSeed<'_> {
@@ -198,6 +316,42 @@ impl<'de> DeserializeSeed<'de> for CellsSeed<'_> {
         deserializer: D,
     ) -> Result<DeltaCells, D::Error> {
         deserializer.deserialize_seq(self)
+    }
+}
+
+impl CellsSeed<'_> {
+    /// Appends a decoded cell, refusing positions beyond the dictionaries.
+    fn push(&self, cells: &mut DeltaCells, cell: DecodedCell<'_>) -> Result<(), String> {
+        let Some((table, column)) = self.columns.get(cell.column as usize) else {
+            return Err("a cell names a column the delta's dictionary does not hold".into());
+        };
+        if u32::try_from(cell.row.len()).is_err() {
+            return Err("a row key of 4 GiB or more".into());
+        }
+        let key = CellKey::new(table, &cell.row, column);
+        match cell.state {
+            DecodedState::Other(state) => {
+                cells.push(key, state);
+                Ok(())
+            }
+            DecodedState::IntSum(entries) => {
+                let mut named = SmallVec::<[(NodeId, u64, i128); 2]>::new();
+                for (origin, seq, partial) in entries {
+                    let Some(&node) = self.origins.get(origin as usize) else {
+                        return Err(
+                            "an entry names an origin the delta's dictionary does not hold".into(),
+                        );
+                    };
+                    named.push((node, seq, partial));
+                }
+                cells
+                    .states
+                    .push_int_sum_entries(named)
+                    .map_err(|e| e.to_string())?;
+                cells.keys.push(key);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -215,28 +369,21 @@ impl<'de> Visitor<'de> for CellsSeed<'_> {
         let cap = (1 << 20) / std::mem::size_of::<(CellKey, CellState)>();
         let mut cells = DeltaCells::with_capacity(claimed.min(cap));
         while let Some(cell) = seq.next_element::<DecodedCell<'de>>()? {
-            let Some((table, column)) = self.columns.get(cell.column as usize) else {
-                return Err(serde::de::Error::custom(
-                    "a cell names a column the delta's dictionary does not hold",
-                ));
-            };
-            if u32::try_from(cell.row.len()).is_err() {
-                return Err(serde::de::Error::custom("a row key of 4 GiB or more"));
-            }
-            cells.push(CellKey::new(table, &cell.row, column), cell.state);
+            self.push(&mut cells, cell)
+                .map_err(serde::de::Error::custom)?;
         }
         Ok(cells)
     }
 }
 
-/// Decoded as the dictionary, then the cells, each checked as a lone key and state are.
+/// Decoded as the dictionaries, then the cells, each checked as a lone key and state are.
 impl<'de> Deserialize<'de> for DeltaCells {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct DeltaCellsVisitor;
         impl<'de> Visitor<'de> for DeltaCellsVisitor {
             type Value = DeltaCells;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a column dictionary and a sequence of cells")
+                f.write_str("a column dictionary, an origin dictionary and a sequence of cells")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<DeltaCells, A::Error> {
                 let columns: Vec<(String, String)> = seq
@@ -251,11 +398,18 @@ impl<'de> Deserialize<'de> for DeltaCells {
                         "a table or column name longer than a schema allows",
                     ));
                 }
-                seq.next_element_seed(CellsSeed { columns: &columns })?
-                    .ok_or_else(|| serde::de::Error::invalid_length(1, &self))
+                let origins: Vec<NodeId> = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(1, &self))?;
+                let seed = CellsSeed {
+                    columns: &columns,
+                    origins: &origins,
+                };
+                seq.next_element_seed(seed)?
+                    .ok_or_else(|| serde::de::Error::invalid_length(2, &self))
             }
         }
-        deserializer.deserialize_tuple(2, DeltaCellsVisitor)
+        deserializer.deserialize_tuple(3, DeltaCellsVisitor)
     }
 }
 
@@ -345,19 +499,33 @@ mod tests {
         ]
     }
 
+    /// How the tests write a state by hand: the variants of the wire's `WireState`, in order.
+    #[derive(Serialize)]
+    enum WireState<'a> {
+        IntSum(Vec<(u32, u64, i128)>),
+        Other(&'a CellState),
+    }
+
     #[test]
-    fn cells_encode_with_a_column_dictionary_and_come_back() {
+    fn cells_encode_with_dictionaries_and_come_back() {
         let listed: DeltaCells = cells().into_iter().collect();
         let bytes = postcard::to_allocvec(&listed).unwrap();
-        // The dictionary holds each (table, column) pair once, in order of first appearance;
-        // each cell names its pair by position.
+        // The dictionaries hold each (table, column) pair and each origin once, in order of
+        // first appearance; each cell names its pair, and each counter entry its origin, by
+        // position.
         let states: Vec<CellState> = cells().into_iter().map(|(_, state)| state).collect();
+        let counter = || WireState::IntSum(vec![(0, 1, 1), (1, 1, 2), (2, 1, 3)]);
         let expected = (
             vec![("t", "n"), ("t", "tags")],
             vec![
-                (0u32, "a", &states[0]),
-                (1, "b", &states[1]),
-                (0, "c", &states[2]),
+                NodeId::numbered(0),
+                NodeId::numbered(1),
+                NodeId::numbered(2),
+            ],
+            vec![
+                (0u32, "a", counter()),
+                (1, "b", WireState::Other(&states[1])),
+                (0, "c", counter()),
             ],
         );
         assert_eq!(bytes, postcard::to_allocvec(&expected).unwrap());
@@ -375,38 +543,53 @@ mod tests {
     }
 
     #[test]
-    fn no_cells_encode_as_two_empty_lists() {
+    fn no_cells_encode_as_three_empty_lists() {
         let bytes = postcard::to_allocvec(&DeltaCells::new()).unwrap();
-        assert_eq!(bytes, [0, 0]);
+        assert_eq!(bytes, [0, 0, 0]);
         let decoded: DeltaCells = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, DeltaCells::new());
     }
 
+    fn refused(bytes: &[u8]) {
+        let err = postcard::from_bytes::<DeltaCells>(bytes).unwrap_err();
+        assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    }
+
     #[test]
-    fn a_cell_naming_a_column_beyond_the_dictionary_is_refused() {
-        let states: Vec<CellState> = cells().into_iter().map(|(_, state)| state).collect();
+    fn positions_beyond_the_dictionaries_and_uncanonical_sums_are_refused() {
+        let n0 = vec![NodeId::numbered(0)];
+        let one = |origin| WireState::IntSum(vec![(origin, 1, 1)]);
         let beyond = (
             vec![("t", "n")],
-            vec![(0u32, "a", &states[0]), (1, "c", &states[2])],
+            &n0,
+            vec![(0u32, "a", one(0)), (1, "c", one(0))],
         );
-        let bytes = postcard::to_allocvec(&beyond).unwrap();
-        let err = postcard::from_bytes::<DeltaCells>(&bytes).unwrap_err();
-        assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+        refused(&postcard::to_allocvec(&beyond).unwrap());
+        let beyond = (vec![("t", "n")], &n0, vec![(0u32, "a", one(1))]);
+        refused(&postcard::to_allocvec(&beyond).unwrap());
+        // Entries out of origin order, or with sequence number 0, are not a canonical sum.
+        let two = vec![NodeId::numbered(0), NodeId::numbered(1)];
+        let backwards = WireState::IntSum(vec![(1, 1, 1), (0, 1, 1)]);
+        refused(
+            &postcard::to_allocvec(&(vec![("t", "n")], &two, vec![(0u32, "a", backwards)]))
+                .unwrap(),
+        );
+        let unborn = WireState::IntSum(vec![(0, 0, 1)]);
+        refused(
+            &postcard::to_allocvec(&(vec![("t", "n")], &n0, vec![(0u32, "a", unborn)])).unwrap(),
+        );
         // Names longer than any schema allows are refused before any cell copies them.
         let long = "x".repeat(MAX_NAME_LEN + 1);
         for dictionary in [vec![(long.as_str(), "n")], vec![("t", long.as_str())]] {
-            let bytes =
-                postcard::to_allocvec(&(dictionary, vec![(0u32, "a", &states[0])])).unwrap();
-            let err = postcard::from_bytes::<DeltaCells>(&bytes).unwrap_err();
-            assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+            refused(&postcard::to_allocvec(&(dictionary, &n0, vec![(0u32, "a", one(0))])).unwrap());
         }
-        // A dictionary with nothing behind it is truncated, not empty.
-        let bytes = postcard::to_allocvec(&vec![("t", "n")]).unwrap();
+        // Dictionaries with nothing behind them are truncated, not empty.
+        let bytes = postcard::to_allocvec(&(vec![("t", "n")], &n0)).unwrap();
         assert!(postcard::from_bytes::<DeltaCells>(&bytes).is_err());
     }
 
     #[test]
-    fn many_cells_of_few_columns_carry_each_name_once() {
+    fn many_counters_of_one_column_carry_each_name_and_origin_once() {
         let sum = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
         let mut state = CellState::new(&sum);
         state
@@ -420,11 +603,12 @@ mod tests {
             .collect();
         let pairs: Vec<(CellKey, CellState)> = listed.clone().into_cells().collect();
         let compact = postcard::to_allocvec(&listed).unwrap();
-        let whole_keys = postcard::to_allocvec(&pairs).unwrap();
-        // Each cell saves the two names and their lengths, less its column position.
-        let saved = "counters".len() + 1 + "value".len() + 1 - 1;
-        let dictionary = 1 + "counters".len() + 1 + "value".len() + 1;
-        assert_eq!(compact.len() + 100 * saved, whole_keys.len() + dictionary);
+        let whole = postcard::to_allocvec(&pairs).unwrap();
+        // Each cell saves the two names and their lengths less its column position, and its
+        // entry's origin ("n0" and its length) less the origin's position.
+        let saved = ("counters".len() + 1 + "value".len() + 1 - 1) + (2 + 1 - 1);
+        let dictionaries = (1 + "counters".len() + 1 + "value".len() + 1) + (1 + 2 + 1);
+        assert_eq!(compact.len() + 100 * saved, whole.len() + dictionaries);
         assert_eq!(
             postcard::from_bytes::<DeltaCells>(&compact).unwrap(),
             listed
