@@ -219,11 +219,12 @@ async fn a_protocol_version_mismatch_is_refused_with_a_reason_the_other_side_see
             ..
         })
     ));
-    // Version 2's Hello with fields this version cannot read.
+    // A later version's Hello with fields this version cannot read.
+    let later = u8::try_from(PROTOCOL_VERSION + 1).unwrap();
     let stream = TcpStream::connect(&address).await.unwrap();
     let (mut reader, mut writer) = framed(Box::new(stream), 64 << 10);
     writer
-        .send(Bytes::from_static(&[0, 2, 0xff, 0xff]))
+        .send(Bytes::copy_from_slice(&[0, later, 0xff, 0xff]))
         .await
         .unwrap();
     let answer = reader.next().await.unwrap().unwrap();
