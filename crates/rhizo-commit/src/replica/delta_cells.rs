@@ -431,8 +431,8 @@ pub(crate) mod ascending_positions {
         serializer.collect_seq(positions.iter().map(|&position| {
             let gap = match previous {
                 None => position,
-                // Wrapping only on input that breaks the invariant; such bytes then decode to
-                // a position past any delta's cells, which the receiver refuses.
+                // Wraps only on positions that break the invariant; their bytes then decode to
+                // a position past `u32::MAX` or past the delta's cells, and are refused.
                 Some(before) => position.wrapping_sub(before).wrapping_sub(1),
             };
             previous = Some(position);
