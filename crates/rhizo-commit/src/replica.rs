@@ -198,7 +198,8 @@ pub struct OriginRange {
     pub(crate) origin: NodeId,
     /// The last of its updates covered.
     pub(crate) hi: u64,
-    /// Indices into the delta's cells, each once, in no particular order.
+    /// Indices into the delta's cells, strictly increasing.
+    #[serde(with = "delta_cells::ascending_positions")]
     pub(crate) cells: Vec<u32>,
 }
 
@@ -213,7 +214,7 @@ impl OriginRange {
         self.hi
     }
 
-    /// Indices into the delta's cells ([`Delta::keys`]), each once, in no particular order.
+    /// Indices into the delta's cells ([`Delta::keys`]), strictly increasing.
     pub fn cells(&self) -> &[u32] {
         &self.cells
     }
@@ -1754,14 +1755,15 @@ impl Replica {
         for (i, id) in all.iter().enumerate() {
             position.set(*id, i as u32);
         }
-        // An origin's positions are listed in the order its index holds them: the receiver
-        // only files them, and sorting them would cost more than the rest of the delta.
+        // An origin's positions are sorted so that the wire carries each as its small distance
+        // from the one before (`delta_cells::ascending_positions`).
         let origins = per_origin
             .into_iter()
-            .map(|(origin, hi, range)| OriginRange {
-                origin,
-                hi,
-                cells: touched[range].iter().map(|id| position.get(*id)).collect(),
+            .map(|(origin, hi, range)| {
+                let mut cells: Vec<u32> =
+                    touched[range].iter().map(|id| position.get(*id)).collect();
+                cells.sort_unstable();
+                OriginRange { origin, hi, cells }
             })
             .collect();
         // Each cell carries only what a replica holding `base` may lack.
@@ -2348,6 +2350,9 @@ fn check_delta_shape(from: NodeId, delta: &Delta) -> Result<()> {
         }
         if range.cells.iter().any(|&i| i as usize >= delta.cells.len()) {
             return malformed("origin range names a cell the delta does not hold");
+        }
+        if !range.cells.windows(2).all(|w| w[0] < w[1]) {
+            return malformed("origin range positions are not strictly increasing");
         }
     }
     Ok(())

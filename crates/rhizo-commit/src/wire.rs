@@ -12,8 +12,11 @@ mod size;
 /// The format version this build writes and reads. Version 2: a commit record no longer
 /// carries its clock ([`crate::CommitRecord`]). Version 3: an observed-remove set holds one tag
 /// per element and origin (a state with two is refused), and a replica's snapshot carries its
-/// causally stable clock ([`crate::ReplicaSnapshot::stable_clock`]).
-pub const FORMAT_VERSION: u16 = 3;
+/// causally stable clock ([`crate::ReplicaSnapshot::stable_clock`]). Version 4: a delta's cells
+/// name their table and column, and their integer sums' entries their origin, by position in
+/// dictionaries the delta carries once, and an origin's cell positions travel sorted, as gaps
+/// (`docs/protocol.md`, "Anti-entropy messages").
+pub const FORMAT_VERSION: u16 = 4;
 
 /// The largest frame any of Rhizo's byte streams carries: a frame of a node's log, a frame on
 /// the network. A record or message larger than this travels as several frames and is

@@ -7,7 +7,10 @@ use bytes::{Bytes, BytesMut};
 use rhizo_clock::NodeId;
 use serde::{Deserialize, Serialize};
 
-/// The one protocol version this crate speaks. A peer that speaks another is refused.
+/// The one protocol version this crate speaks. A peer that speaks another is refused. Version 2:
+/// the Hello carries `member_at` (so a removed member is told so), and the anti-entropy messages
+/// inside the frames are of `rhizo_commit::wire` format 4 (deltas with a column dictionary),
+/// neither of which a node of version 1 can read.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes a frame adds around its payload: the variant tag (one byte) and the payload's length

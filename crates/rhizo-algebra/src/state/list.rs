@@ -7,10 +7,10 @@
 //! are a slice of the list's buffer: a list allocates a few times and frees a few buffers,
 //! however many cells it holds.
 
-use rhizo_clock::VectorClock;
+use rhizo_clock::{NodeId, VectorClock};
 
 use super::{CellState, OriginEntry, PerOrigin, StateKind, mismatch};
-use crate::Result;
+use crate::{AlgebraError, Result};
 
 /// Cell states in order. A state restricted or copied into the list
 /// ([`StateList::push_restricted`], [`StateList::push_cloned`]) that is an integer sum keeps its
@@ -120,6 +120,39 @@ impl StateList {
         }
     }
 
+    /// Appends the integer sum of `entries` (as [`ListedState::int_sum_entries`] gives them),
+    /// checked as a decoded state is: origins strictly increasing, sequence numbers from 1. On
+    /// an error nothing is appended.
+    pub fn push_int_sum_entries(
+        &mut self,
+        entries: impl IntoIterator<Item = (NodeId, u64, i128)>,
+    ) -> Result<()> {
+        let start = self.int_entries.len();
+        self.int_entries
+            .extend(entries.into_iter().map(|(node, seq, partial)| OriginEntry {
+                node,
+                seq,
+                partial,
+            }));
+        let added = &self.int_entries[start..];
+        let canonical = if !added.windows(2).all(|w| w[0].node < w[1].node) {
+            Err("origins must be strictly increasing")
+        } else if added.iter().any(|e| e.seq == 0) {
+            Err("an origin entry's sequence number starts at 1")
+        } else {
+            Ok(())
+        };
+        if let Err(reason) = canonical {
+            self.int_entries.truncate(start);
+            return Err(AlgebraError::NonCanonical {
+                reason: reason.into(),
+            });
+        }
+        let end = self.int_entries.len();
+        self.items.push(Item::IntSum { start, end });
+        Ok(())
+    }
+
     fn push_int_sum(&mut self, fill: impl FnOnce(&mut Vec<OriginEntry<i128>>)) {
         let start = self.int_entries.len();
         fill(&mut self.int_entries);
@@ -184,6 +217,22 @@ impl<'a> ListedState<'a> {
             },
             Listed::Whole(state) => state.clone(),
         }
+    }
+
+    /// An integer sum's entries as `(origin, highest dot counter applied, partial sum)`, sorted
+    /// by origin; `None` for any other kind of state. For a wire format that writes integer sums
+    /// its own way (rhizo-commit's deltas name origins by position in a dictionary).
+    pub fn int_sum_entries(
+        self,
+    ) -> Option<impl ExactSizeIterator<Item = (NodeId, u64, i128)> + 'a> {
+        let entries: &'a [OriginEntry<i128>] = match self.0 {
+            Listed::IntSum(entries) => entries,
+            Listed::Whole(CellState {
+                kind: StateKind::SumInt(origins),
+            }) => origins.entries(),
+            Listed::Whole(_) => return None,
+        };
+        Some(entries.iter().map(|e| (e.node, e.seq, e.partial)))
     }
 
     fn kind_name(self) -> &'static str {
@@ -484,5 +533,56 @@ mod tests {
         let mut huge = sorted.clone();
         huge.splice(0..1, [0xff, 0xff, 0xff, 0x0f]);
         assert!(postcard::from_bytes::<StateList>(&huge).is_err());
+    }
+    #[test]
+    fn int_sum_entries_come_back_through_push_int_sum_entries() {
+        let owned: StateList = states().into_iter().collect();
+        let mut cloned = StateList::new();
+        for state in &states() {
+            cloned.push_cloned(state);
+        }
+        for list in [&owned, &cloned] {
+            let mut rebuilt = StateList::new();
+            for listed in list.iter() {
+                match listed.int_sum_entries() {
+                    Some(entries) => rebuilt.push_int_sum_entries(entries).unwrap(),
+                    None => rebuilt.push(listed.to_state()),
+                }
+            }
+            assert_eq!(&rebuilt, list);
+            assert!(
+                !whole(rebuilt.get(0).unwrap()),
+                "entries live in the buffer"
+            );
+        }
+        assert!(owned.get(1).unwrap().int_sum_entries().is_none());
+        let entries: Vec<_> = owned.get(0).unwrap().int_sum_entries().unwrap().collect();
+        assert_eq!(
+            entries,
+            [(NodeId::numbered(0), 1, 5), (NodeId::numbered(1), 2, -3)]
+        );
+    }
+
+    #[test]
+    fn uncanonical_entries_are_refused_and_append_nothing() {
+        let (n0, n1) = (NodeId::numbered(0), NodeId::numbered(1));
+        let mut list = StateList::new();
+        list.push_int_sum_entries([(n0, 1, 1)]).unwrap();
+        for bad in [
+            vec![(n1, 1, 1), (n0, 1, 1)],
+            vec![(n0, 1, 1), (n0, 2, 1)],
+            vec![(n0, 0, 1)],
+        ] {
+            let err = list.push_int_sum_entries(bad).unwrap_err();
+            assert!(matches!(err, AlgebraError::NonCanonical { .. }), "{err:?}");
+        }
+        let mut expected = StateList::new();
+        expected.push(sum(&[(0, 1, 1)]));
+        assert_eq!(list, expected);
+        assert_eq!(
+            list.int_entries.len(),
+            1,
+            "refused entries leave the buffer"
+        );
     }
 }

@@ -39,9 +39,9 @@ fn frames_encode_as_the_protocol_document_says() {
 /// version, so the refusal says "version" rather than "garbage".
 #[test]
 fn a_later_hello_still_tells_its_version() {
-    let block = [0u8, 2, 0xff, 0xff, 0xff];
+    let block = [0u8, 3, 0xff, 0xff, 0xff];
     assert!(Frame::decode(&block).is_none());
-    assert_eq!(hello_version(&block), Some(2));
+    assert_eq!(hello_version(&block), Some(3));
     assert_eq!(hello_version(&[2, 0]), None);
 }
 
