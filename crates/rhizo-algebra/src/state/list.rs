@@ -128,17 +128,20 @@ impl StateList {
         entries: impl IntoIterator<Item = (NodeId, u64, i128)>,
     ) -> Result<()> {
         let start = self.int_entries.len();
+        let mut zero_seq = false;
         self.int_entries
-            .extend(entries.into_iter().map(|(node, seq, partial)| OriginEntry {
-                node,
-                seq,
-                partial,
+            .extend(entries.into_iter().filter_map(|(node, seq, partial)| {
+                let Some(seq) = std::num::NonZeroU64::new(seq) else {
+                    zero_seq = true;
+                    return None;
+                };
+                Some(OriginEntry { node, seq, partial })
             }));
         let added = &self.int_entries[start..];
-        let canonical = if !added.windows(2).all(|w| w[0].node < w[1].node) {
-            Err("origins must be strictly increasing")
-        } else if added.iter().any(|e| e.seq == 0) {
+        let canonical = if zero_seq {
             Err("an origin entry's sequence number starts at 1")
+        } else if !added.windows(2).all(|w| w[0].node < w[1].node) {
+            Err("origins must be strictly increasing")
         } else {
             Ok(())
         };
@@ -232,7 +235,7 @@ impl<'a> ListedState<'a> {
             }) => origins.entries(),
             Listed::Whole(_) => return None,
         };
-        Some(entries.iter().map(|e| (e.node, e.seq, e.partial)))
+        Some(entries.iter().map(|e| (e.node, e.seq.get(), e.partial)))
     }
 
     fn kind_name(self) -> &'static str {
