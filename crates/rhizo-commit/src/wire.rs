@@ -40,11 +40,19 @@ struct Envelope<T> {
 }
 
 fn encode<T: Serialize>(body: &T) -> Vec<u8> {
-    postcard::to_allocvec(&EnvelopeRef {
+    let mut out = Vec::new();
+    encode_into(body, &mut out);
+    out
+}
+
+/// `body` in its versioned envelope, appended to `out`.
+fn encode_into<T: Serialize>(body: &T, out: &mut Vec<u8>) {
+    let envelope = EnvelopeRef {
         version: FORMAT_VERSION,
         body,
-    })
-    .expect("encoding to memory cannot fail")
+    };
+    *out = postcard::to_extend(&envelope, std::mem::take(out))
+        .expect("encoding to memory cannot fail");
 }
 
 fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
@@ -164,12 +172,7 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
 /// assert_eq!(out[4..], wire::encode_record(&record)[..]);
 /// ```
 pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
-    let envelope = EnvelopeRef {
-        version: FORMAT_VERSION,
-        body: record,
-    };
-    *out = postcard::to_extend(&envelope, std::mem::take(out))
-        .expect("encoding to memory cannot fail");
+    encode_into(record, out);
 }
 
 /// Decodes a durable record.

@@ -430,13 +430,19 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn a_list_gives_back_what_was_pushed_however_it_was_pushed() {
+    /// The same states in two lists: collected whole, and pushed one by one as clones.
+    fn owned_and_cloned() -> [StateList; 2] {
         let owned: StateList = states().into_iter().collect();
         let mut cloned = StateList::new();
         for state in &states() {
             cloned.push_cloned(state);
         }
+        [owned, cloned]
+    }
+
+    #[test]
+    fn a_list_gives_back_what_was_pushed_however_it_was_pushed() {
+        let [owned, cloned] = owned_and_cloned();
         assert_eq!(owned, cloned, "equal states, held whole or in the buffer");
         for list in [&owned, &cloned] {
             assert_eq!(list.len(), 4);
@@ -539,11 +545,7 @@ mod tests {
     }
     #[test]
     fn int_sum_entries_come_back_through_push_int_sum_entries() {
-        let owned: StateList = states().into_iter().collect();
-        let mut cloned = StateList::new();
-        for state in &states() {
-            cloned.push_cloned(state);
-        }
+        let [owned, cloned] = owned_and_cloned();
         for list in [&owned, &cloned] {
             let mut rebuilt = StateList::new();
             for listed in list.iter() {
