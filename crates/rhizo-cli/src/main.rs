@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use rhizo_clock::NodeId;
 use rhizo_net::pki::Issue;
 use rhizo_net::{Client, ClientSecurity, ClientTls, ConfigFile, MembershipChange, NetError, Node};
-use rhizo_txn::{CommitOutcome, CommitPath, DEFAULT_COLUMN, TransactionMode};
+use rhizo_txn::{CommitOutcome, CommitPath, DEFAULT_COLUMN, ReadConsistency, TransactionMode};
 use tracing::info;
 
 #[derive(Parser)]
@@ -64,6 +64,10 @@ enum Command {
         /// The column.
         #[arg(default_value = DEFAULT_COLUMN)]
         column: String,
+        /// `local` (the node's state at once) or `linearizable` (first waits until the node
+        /// holds every coordinated transaction acknowledged anywhere before the read).
+        #[arg(long, default_value = "local")]
+        consistency: String,
     },
     /// A node's view: members, who is behind, Raft leader, term and commit index, queues.
     Status {
@@ -173,10 +177,8 @@ fn main() -> ExitCode {
             table,
             row,
             column,
-        } => node.connect().and_then(|client| {
-            println!("{}", client.read(&table, &row, &column)?);
-            Ok(())
-        }),
+            consistency,
+        } => read(&node, &consistency, (&table, &row, &column)),
         Command::Status { node } => node.connect().and_then(|client| {
             println!("{}", client.status()?);
             Ok(())
@@ -304,6 +306,14 @@ fn tx(node: &NodeArgs, mode: &str, words: &[String]) -> Result<(), NetError> {
     let tx = rhizo_net::transaction_from_words(words, &client.schema()?)?;
     let outcome = client.commit(mode, tx)?;
     println!("{}", describe(&outcome));
+    Ok(())
+}
+
+fn read(node: &NodeArgs, consistency: &str, cell: (&str, &str, &str)) -> Result<(), NetError> {
+    let consistency: ReadConsistency = consistency.parse()?;
+    let client = node.connect()?;
+    let (table, row, column) = cell;
+    println!("{}", client.read_with(consistency, table, row, column)?);
     Ok(())
 }
 

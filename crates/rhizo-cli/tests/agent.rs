@@ -315,6 +315,17 @@ fn a_fourth_agent_is_added_with_rhizo_members_then_removed_and_told() {
             ],
         ),
     );
+    // Acknowledged through n1: a linearizable read on the newcomer sees it, however far
+    // behind the newcomer's own state is.
+    let linearizable = rhizo_eventually(
+        dir.path(),
+        &client_command(
+            "read",
+            &c4,
+            &["--consistency", "linearizable", "counters", "hits"],
+        ),
+    );
+    assert_eq!(linearizable.trim(), "3");
     // The newcomer catches up: the value is read on it, and its own log holds its addition
     // (anti-entropy alone can bring the value; a node removed before its log showed it a member
     // cannot tell its removal from not being added yet).

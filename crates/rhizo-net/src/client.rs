@@ -26,9 +26,9 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use rhizo_algebra::{AlgebraicValue, ColumnSpec, MergeType, Schema};
 use rhizo_clock::NodeId;
-use rhizo_commit::AlgebraicTransaction;
 use rhizo_commit::wire::MAX_FRAME_LEN;
-use rhizo_txn::{CommitOutcome, TransactionMode};
+use rhizo_commit::{AlgebraicTransaction, CellKey};
+use rhizo_txn::{CommitOutcome, ReadConsistency, TransactionMode};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::socket::Io;
@@ -272,6 +272,38 @@ impl AsyncClient {
         }
     }
 
+    /// Reads `keys` on the node from one state, with `consistency` (see
+    /// `NodeHandle::read_cells`): the values in the order of `keys`.
+    pub async fn read_cells(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+    ) -> Result<Vec<AlgebraicValue>> {
+        let request = Request::ReadCells {
+            consistency,
+            keys: keys.to_vec(),
+        };
+        match self.call(&request).await? {
+            Response::Values(values) if values.len() == keys.len() => Ok(values),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Reads one cell on the node with `consistency` (see [`AsyncClient::read_cells`]).
+    pub async fn read_with(
+        &self,
+        consistency: ReadConsistency,
+        table: &str,
+        row: &str,
+        column: &str,
+    ) -> Result<AlgebraicValue> {
+        let key = CellKey::new(table, row, column);
+        let mut values = self
+            .read_cells(consistency, std::slice::from_ref(&key))
+            .await?;
+        Ok(values.remove(0))
+    }
+
     /// The node's status.
     pub async fn status(&self) -> Result<NodeStatus> {
         match self.call(&Request::Status).await? {
@@ -435,6 +467,26 @@ impl Client {
     /// See [`AsyncClient::read`].
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
         self.block_on(self.inner.read(table, row, column))
+    }
+
+    /// See [`AsyncClient::read_cells`].
+    pub fn read_cells(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+    ) -> Result<Vec<AlgebraicValue>> {
+        self.block_on(self.inner.read_cells(consistency, keys))
+    }
+
+    /// See [`AsyncClient::read_with`].
+    pub fn read_with(
+        &self,
+        consistency: ReadConsistency,
+        table: &str,
+        row: &str,
+        column: &str,
+    ) -> Result<AlgebraicValue> {
+        self.block_on(self.inner.read_with(consistency, table, row, column))
     }
 
     /// See [`AsyncClient::read_into`].

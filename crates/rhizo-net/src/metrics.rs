@@ -16,7 +16,7 @@ use metrics::{Counter, Histogram, Unit, counter, gauge, histogram};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use rhizo_clock::NodeId;
 use rhizo_commit::Message;
-use rhizo_txn::EngineMessage;
+use rhizo_txn::{EngineMessage, ReadConsistency};
 
 use crate::client::protocol::Request;
 use crate::{Lane, LaneStats, NetError, NodeStatus, Result};
@@ -365,6 +365,7 @@ fn publish_lane(node: &str, peer: &str, lane: Lane, stats: &LaneStats) {
 pub(crate) enum RequestKind {
     Commit,
     Read,
+    ReadLinearizable,
     Status,
     DeclareColumn,
     Schema,
@@ -377,6 +378,10 @@ impl RequestKind {
         match request {
             Request::Commit { .. } => Self::Commit,
             Request::Read { .. } => Self::Read,
+            Request::ReadCells { consistency, .. } => match consistency {
+                ReadConsistency::Linearizable => Self::ReadLinearizable,
+                _ => Self::Read,
+            },
             Request::Status => Self::Status,
             Request::DeclareColumn { .. } => Self::DeclareColumn,
             Request::Schema => Self::Schema,
@@ -389,6 +394,7 @@ impl RequestKind {
         match self {
             Self::Commit => "commit",
             Self::Read => "read",
+            Self::ReadLinearizable => "read_linearizable",
             Self::Status => "status",
             Self::DeclareColumn => "declare_column",
             Self::Schema => "schema",

@@ -17,11 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rhizo_algebra::{AlgebraicValue, ColumnSpec, Schema};
 use rhizo_clock::{NodeId, VectorClock};
-use rhizo_commit::{AlgebraicTransaction, Operation, Operations};
+use rhizo_commit::{AlgebraicTransaction, CellKey, Operation, Operations};
 use rhizo_txn::raft::{ProposalId, RaftConfig};
 use rhizo_txn::{
-    Backend, CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, Storage, Submission,
-    SyncPolicy, TransactionMode, TxnError,
+    Backend, CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, ReadConsistency, Storage,
+    Submission, SyncPolicy, TransactionMode, TxnError,
 };
 use tokio::sync::{Notify, oneshot};
 
@@ -610,14 +610,39 @@ impl NodeHandle {
     ) -> Result<CommitOutcome> {
         if mode == TransactionMode::CoordinationFree {
             // The fast path: decided under the lock, nothing to wait for, nothing to retry.
-            return match self.submit(mode, tx, Wait::Thread)? {
+            return match self.submit(Wait::Thread, |engine| engine.submit(mode, tx))? {
                 Decision::Now(outcome) => Ok(outcome),
                 _ => unreachable!("a coordination-free commit is decided at once"),
             };
         }
+        self.decide_blocking(|engine| engine.submit(mode, tx.clone()))
+    }
+
+    /// [`NodeHandle::commit`] for async callers (on any runtime, the node's own included).
+    pub async fn commit_async(
+        &self,
+        mode: TransactionMode,
+        tx: AlgebraicTransaction,
+    ) -> Result<CommitOutcome> {
+        let started = std::time::Instant::now();
+        let committed = self
+            .decide_async(|engine| engine.submit(mode, tx.clone()))
+            .await;
+        if let (Some(metrics), Ok(outcome)) = (&self.shared.metrics, &committed) {
+            metrics.committed(outcome.path, started.elapsed());
+        }
+        committed
+    }
+
+    /// Submits through `submit` and waits, blocking this thread, for the decision: while no
+    /// leader is known it submits again, up to the commit timeout.
+    fn decide_blocking(
+        &self,
+        mut submit: impl FnMut(&mut Engine) -> rhizo_txn::Result<Submission>,
+    ) -> Result<CommitOutcome> {
         let deadline = std::time::Instant::now() + self.shared.config.commit_timeout;
         loop {
-            match self.submit(mode, tx.clone(), Wait::Thread)? {
+            match self.submit(Wait::Thread, &mut submit)? {
                 Decision::Now(outcome) => return Ok(outcome),
                 Decision::Later(id, Waiting::Thread(receiver)) => {
                     return wait_blocking(id, &receiver, self.shared.config.commit_timeout);
@@ -631,29 +656,15 @@ impl NodeHandle {
         }
     }
 
-    /// [`NodeHandle::commit`] for async callers (on any runtime, the node's own included).
-    pub async fn commit_async(
+    /// [`NodeHandle::decide_blocking`] for async callers.
+    async fn decide_async(
         &self,
-        mode: TransactionMode,
-        tx: AlgebraicTransaction,
-    ) -> Result<CommitOutcome> {
-        let started = std::time::Instant::now();
-        let committed = self.commit_waiting(mode, tx).await;
-        if let (Some(metrics), Ok(outcome)) = (&self.shared.metrics, &committed) {
-            metrics.committed(outcome.path, started.elapsed());
-        }
-        committed
-    }
-
-    async fn commit_waiting(
-        &self,
-        mode: TransactionMode,
-        tx: AlgebraicTransaction,
+        mut submit: impl FnMut(&mut Engine) -> rhizo_txn::Result<Submission>,
     ) -> Result<CommitOutcome> {
         let timeout = self.shared.config.commit_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match self.submit(mode, tx.clone(), Wait::Task)? {
+            match self.submit(Wait::Task, &mut submit)? {
                 Decision::Now(outcome) => return Ok(outcome),
                 Decision::Later(_, Waiting::Thread(_)) => unreachable!("asked for a task's wait"),
                 Decision::Later(id, Waiting::Task(receiver)) => {
@@ -671,17 +682,17 @@ impl NodeHandle {
         }
     }
 
-    /// Submits under the engine lock; a pending proposal's waiter is registered before the lock
-    /// is released, so the loop cannot decide it unseen.
+    /// Submits under the engine lock (a removed or stopping node refuses); a pending
+    /// proposal's waiter is registered before the lock is released, so the loop cannot decide
+    /// it unseen.
     fn submit(
         &self,
-        mode: TransactionMode,
-        tx: AlgebraicTransaction,
         wait: Wait,
+        submit: impl FnOnce(&mut Engine) -> rhizo_txn::Result<Submission>,
     ) -> Result<Decision> {
         self.shared.writable()?;
         let mut engine = self.shared.engine();
-        let decision = match engine.submit(mode, tx) {
+        let decision = match submit(&mut engine) {
             Ok(Submission::Committed(outcome)) => Decision::Now(outcome),
             Ok(Submission::Pending(id)) => {
                 let (waiter, waiting) = wait.channel();
@@ -699,20 +710,61 @@ impl NodeHandle {
         Ok(decision)
     }
 
-    /// Reads one cell on this node: causal and atomic (see [`Engine::read`]).
+    /// Reads one cell on this node: causal and atomic (see [`Engine::read`]), answered at
+    /// once; it may not yet hold a coordinated write another node acknowledged
+    /// ([`NodeHandle::read_cells`] with [`ReadConsistency::Linearizable`] waits for those).
     pub fn read(&self, table: &str, row: &str, column: &str) -> Result<AlgebraicValue> {
         Ok(self.shared.engine().read(table, row, column)?)
     }
 
-    /// Declares a column. On the Raft backend the change is ordered through the log and this
-    /// returns once the log decided it. Must not be called on the node's own runtime (it
-    /// blocks); async callers use [`NodeHandle::declare_column_async`].
-    pub fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-        match self.propose_column(table, column, spec, Waiter::Thread(sender))? {
-            Some(id) => wait_blocking(id, &receiver, self.shared.config.commit_timeout).map(drop),
-            None => Ok(()),
+    /// Reads `keys` from one state of this node (atomic across them; see
+    /// [`Engine::read_cells`]). With [`ReadConsistency::Linearizable`] that state holds every
+    /// coordinated transaction acknowledged anywhere in the cluster before this call: the read
+    /// is ordered through the Raft log first (see [`Engine::start_linearizable_read`]), and
+    /// this returns once this node has applied the log up to it, or fails as a coordinated
+    /// commit does (no leader within the commit timeout, undecided, removed). Must not be
+    /// called on the node's own runtime when linearizable (it blocks); async callers use
+    /// [`NodeHandle::read_cells_async`].
+    ///
+    /// ```no_run
+    /// # fn example(node: &rhizo_net::NodeHandle) -> rhizo_net::Result<()> {
+    /// use rhizo_commit::CellKey;
+    /// use rhizo_txn::ReadConsistency;
+    /// let keys = [CellKey::new("accounts", "ada", "owner"), CellKey::new("accounts", "bob", "owner")];
+    /// let owners = node.read_cells(ReadConsistency::Linearizable, &keys)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_cells(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+    ) -> Result<Vec<AlgebraicValue>> {
+        if consistency == ReadConsistency::Linearizable {
+            self.decide_blocking(|engine| engine.start_linearizable_read(keys))?;
         }
+        Ok(self.shared.engine().read_cells(keys)?)
+    }
+
+    /// [`NodeHandle::read_cells`] for async callers (on any runtime, the node's own included).
+    pub async fn read_cells_async(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+    ) -> Result<Vec<AlgebraicValue>> {
+        if consistency == ReadConsistency::Linearizable {
+            self.decide_async(|engine| engine.start_linearizable_read(keys))
+                .await?;
+        }
+        Ok(self.shared.engine().read_cells(keys)?)
+    }
+
+    /// Declares a column. On the Raft backend the change is ordered through the log and this
+    /// returns once the log decided it (while no leader is known it retries, up to the commit
+    /// timeout). Must not be called on the node's own runtime (it blocks); async callers use
+    /// [`NodeHandle::declare_column_async`].
+    pub fn declare_column(&self, table: &str, column: &str, spec: ColumnSpec) -> Result<()> {
+        self.decide_blocking(|engine| engine.declare_column_spec(table, column, spec))
+            .map(drop)
     }
 
     /// [`NodeHandle::declare_column`] for async callers (on any runtime, the node's own
@@ -723,39 +775,9 @@ impl NodeHandle {
         column: &str,
         spec: ColumnSpec,
     ) -> Result<()> {
-        let (sender, receiver) = oneshot::channel();
-        let Some(id) = self.propose_column(table, column, spec, Waiter::Task(sender))? else {
-            return Ok(());
-        };
-        match tokio::time::timeout(self.shared.config.commit_timeout, receiver).await {
-            Ok(Ok(outcome)) => outcome.map(drop).map_err(NetError::from),
-            Ok(Err(_)) => Err(NetError::ShutDown),
-            Err(_) => Err(TxnError::Undecided { proposal: id }.into()),
-        }
-    }
-
-    /// Declares under the engine lock; a pending change's waiter is registered before the lock
-    /// is released, so the loop cannot decide it unseen.
-    fn propose_column(
-        &self,
-        table: &str,
-        column: &str,
-        spec: ColumnSpec,
-        waiter: Waiter,
-    ) -> Result<Option<ProposalId>> {
-        self.shared.writable()?;
-        let pending = {
-            let mut engine = self.shared.engine();
-            match engine.declare_column_spec(table, column, spec)? {
-                Submission::Pending(id) => {
-                    self.shared.waiters().insert(id, waiter);
-                    Some(id)
-                }
-                Submission::Committed(_) => None,
-            }
-        };
-        self.shared.wake.notify_one();
-        Ok(pending)
+        self.decide_async(|engine| engine.declare_column_spec(table, column, spec))
+            .await
+            .map(drop)
     }
 
     /// The cluster's members as this node has applied them: each with the address the change

@@ -13,12 +13,12 @@ use pyo3::exceptions::PyUserWarning;
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 use rhizo_algebra::{AlgebraicValue, ColumnSpec};
-use rhizo_commit::AlgebraicTransaction;
+use rhizo_commit::{AlgebraicTransaction, CellKey};
 use rhizo_net::{
     Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node, NodeConfig, NodeHandle,
     Security, pki,
 };
-use rhizo_txn::{CommitOutcome, TransactionMode, default_schema};
+use rhizo_txn::{CommitOutcome, ReadConsistency, TransactionMode, default_schema};
 
 use crate::algebra::{MergeTypeArg, PySchema, ValueTypeArg};
 use crate::clock::PyNodeId;
@@ -224,16 +224,37 @@ impl PyNode {
         Self::transaction(slf, mode)
     }
 
-    /// Reads one cell on this node (`column` defaults to `"value"`).
-    #[pyo3(signature = (table, row, column = "value"))]
+    /// Reads one cell on this node (`column` defaults to `"value"`): `consistency="local"`
+    /// answers from this node at once; `"linearizable"` first waits until this node holds
+    /// every coordinated transaction acknowledged anywhere before the call.
+    #[pyo3(signature = (table, row, column = "value", *, consistency = "local"))]
     fn read<'py>(
         &self,
         py: Python<'py>,
         table: &str,
         row: &str,
         column: &str,
+        consistency: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        value_to_py(py, &self.with(py, |n| n.read(table, row, column))?)
+        let consistency = parse_consistency(consistency)?;
+        let key = [CellKey::new(table, row, column)];
+        let values = self.with(py, |n| n.read_cells(consistency, &key))?;
+        value_to_py(py, &values[0])
+    }
+
+    /// Reads several `(table, row, column)` cells from one state of this node (a transaction
+    /// that wrote some of them is seen whole or not at all), with `consistency` as in `read`.
+    #[pyo3(signature = (cells, *, consistency = "local"))]
+    fn read_many<'py>(
+        &self,
+        py: Python<'py>,
+        cells: Vec<(String, String, String)>,
+        consistency: &str,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let consistency = parse_consistency(consistency)?;
+        let keys = cell_keys(cells);
+        let values = self.with(py, |n| n.read_cells(consistency, &keys))?;
+        values.iter().map(|value| value_to_py(py, value)).collect()
     }
 
     /// Declares `table.column` on the cluster (ordered through Raft when there are several
@@ -459,16 +480,34 @@ impl PyClient {
         Self::transaction(slf, mode)
     }
 
-    /// Reads one cell on the node (`column` defaults to `"value"`).
-    #[pyo3(signature = (table, row, column = "value"))]
+    /// Reads one cell on the node (`column` defaults to `"value"`), with `consistency` as in
+    /// `PyNode.read`.
+    #[pyo3(signature = (table, row, column = "value", *, consistency = "local"))]
     fn read<'py>(
         &self,
         py: Python<'py>,
         table: &str,
         row: &str,
         column: &str,
+        consistency: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        value_to_py(py, &self.with(py, |c| c.read(table, row, column))?)
+        let consistency = parse_consistency(consistency)?;
+        let value = self.with(py, |c| c.read_with(consistency, table, row, column))?;
+        value_to_py(py, &value)
+    }
+
+    /// Reads several cells from one state of the node (see `PyNode.read_many`).
+    #[pyo3(signature = (cells, *, consistency = "local"))]
+    fn read_many<'py>(
+        &self,
+        py: Python<'py>,
+        cells: Vec<(String, String, String)>,
+        consistency: &str,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let consistency = parse_consistency(consistency)?;
+        let keys = cell_keys(cells);
+        let values = self.with(py, |c| c.read_cells(consistency, &keys))?;
+        values.iter().map(|value| value_to_py(py, value)).collect()
     }
 
     /// Declares `table.column` on the node; returns the node's schema version then.
@@ -570,4 +609,16 @@ pub(crate) fn tls_node(directory: PathBuf, name: String) -> PyResult<(PathBuf, P
 #[pyfunction]
 pub(crate) fn tls_client(directory: PathBuf, name: String) -> PyResult<(PathBuf, PathBuf)> {
     pki::issue_into(&directory, &pki::Issue::Client { name }).py()
+}
+
+/// A read consistency argument, by the name `rhizo_txn::ReadConsistency` parses.
+fn parse_consistency(name: &str) -> PyResult<ReadConsistency> {
+    name.parse::<ReadConsistency>().py()
+}
+
+fn cell_keys(cells: Vec<(String, String, String)>) -> Vec<CellKey> {
+    cells
+        .into_iter()
+        .map(|(table, row, column)| CellKey::new(&table, &row, &column))
+        .collect()
 }

@@ -107,6 +107,39 @@ def test_a_client_connected_to_one_node_sees_a_commit_made_on_another() -> None:
         n2.close()
 
 
+def test_a_linearizable_read_sees_a_put_acknowledged_on_another_node() -> None:
+    addresses = members(["n1", "n2", "n3"])
+    nodes = [
+        start(name, addresses, client_listen="127.0.0.1:0" if name == "n3" else None)
+        for name in addresses
+    ]
+    try:
+        n1, n2, n3 = nodes
+        n1.declare_column("kv", "v", "REGISTER", "integer")
+        assert n3.client_address is not None
+        client = rhizo.connect(n3.client_address, insecure=True)
+        for value in range(1, 4):
+            with n1.transaction(mode="coordinated") as tx:
+                tx.put("kv", "r", "v", value)
+                tx.increment("counters", "c", 1)
+            # Acknowledged on n1: every linearizable read that starts now sees it, on any node.
+            assert n2.read("kv", "r", "v", consistency="linearizable") == value
+            assert client.read("kv", "r", "v", consistency="linearizable") == value
+            cells = [("kv", "r", "v"), ("counters", "c", "value")]
+            assert n3.read_many(cells, consistency="linearizable") == [value, value]
+            assert client.read_many(cells, consistency="linearizable") == [value, value]
+        assert n2.read_many([]) == []
+        with pytest.raises(rhizo.ConfigError) as unknown:
+            n2.read("kv", "r", "v", consistency="strong")
+        assert unknown.value.kind == "UnknownName"
+        with pytest.raises(rhizo.UnknownCellError):
+            client.read_many([("kv", "r", "v"), ("nowhere", "r", "v")], consistency="linearizable")
+        client.close()
+    finally:
+        for node in nodes:
+            node.close()
+
+
 def test_errors_through_a_client_are_the_local_classes() -> None:
     with rhizo.start_node(None, "n1", insecure=True, client_listen="127.0.0.1:0") as node:
         address = node.client_address

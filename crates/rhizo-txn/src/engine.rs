@@ -970,6 +970,90 @@ impl Engine {
         Ok(value)
     }
 
+    /// Reads several cells from one state of this node: all of them as of the same moment,
+    /// so a transaction that wrote some of them is seen whole or not at all. Refused whole,
+    /// reading nothing, if a cell names a table or column the schema lacks.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{CellKey, Operations};
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, TransactionMode};
+    /// # let config = EngineConfig::new(NodeId::new("a").unwrap()).with_schema(default_schema());
+    /// let mut engine = Engine::in_memory(config).unwrap();
+    /// let mut tx = engine.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "a", "value", 1).increment("counters", "b", "value", 2);
+    /// tx.commit().unwrap();
+    /// let keys = [CellKey::new("counters", "a", "value"), CellKey::new("counters", "b", "value")];
+    /// assert_eq!(
+    ///     engine.read_cells(&keys).unwrap(),
+    ///     [AlgebraicValue::Integer(1), AlgebraicValue::Integer(2)]
+    /// );
+    /// ```
+    pub fn read_cells(&self, keys: &[CellKey]) -> Result<Vec<AlgebraicValue>> {
+        self.check_usable()?;
+        self.check_readable(keys)?;
+        keys.iter()
+            .map(|key| {
+                self.replica()
+                    .read_key(key)
+                    .map_err(|e| TxnError::from_manager(e.into()))
+            })
+            .collect()
+    }
+
+    /// Starts a linearizable read of `keys` ([`ReadConsistency::Linearizable`]): once the
+    /// returned submission is decided, [`Engine::read_cells`] on this engine sees every
+    /// coordinated transaction acknowledged anywhere before this call.
+    ///
+    /// On a Raft group of several members the read is ordered through the log
+    /// ([`Submission::Pending`]; its outcome arrives in [`Engine::take_outcomes`] with no dot
+    /// and the read's log index as `sequence`, or as an error to retry — a read changes
+    /// nothing). A node that orders every coordinated transaction itself (the single-node
+    /// backend, a Raft group of one) acknowledges none it has not applied, so its state
+    /// already holds them: decided at once. `keys` are checked first: a cell the schema lacks
+    /// is refused and nothing is proposed.
+    ///
+    /// [`ReadConsistency::Linearizable`]: crate::ReadConsistency::Linearizable
+    pub fn start_linearizable_read(&mut self, keys: &[CellKey]) -> Result<Submission> {
+        self.check_usable()?;
+        self.check_readable(keys)?;
+        let decided_here = CommitOutcome {
+            dot: None,
+            sequence: Some(self.last_sequence()),
+            durable: false,
+            path: CommitPath::Consensus,
+        };
+        let Core::Raft(node) = &mut self.core else {
+            return Ok(Submission::Committed(decided_here));
+        };
+        if node.members().len() == 1 {
+            return Ok(Submission::Committed(decided_here));
+        }
+        // The log entry carries no keys: the values are read from this node's state once it
+        // has applied the entry, so any number of cells share one entry.
+        let id = node.read(Vec::new()).map_err(TxnError::from_raft)?;
+        Ok(Submission::Pending(id))
+    }
+
+    /// Refuses, naming every offending cell, a read of a table or column the schema lacks.
+    fn check_readable(&self, keys: &[CellKey]) -> Result<()> {
+        let errors: Vec<_> = keys
+            .iter()
+            .filter_map(|key| {
+                self.schema()
+                    .column(key.table(), key.column())
+                    .err()
+                    .map(|source| (key.clone(), source))
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(TxnError::InvalidOperations { errors })
+        }
+    }
+
     /// This node's vector clock.
     pub fn clock(&self) -> &VectorClock {
         self.manager().clock()
@@ -1061,7 +1145,8 @@ impl Engine {
 
     /// Outcomes of transactions and schema changes that [`Engine::submit`] left
     /// [`Submission::Pending`], as the cluster decided them (or timed out: a
-    /// [`RaftError::Timeout`] means the outcome is unknown).
+    /// [`RaftError::Timeout`] means the outcome is unknown), and of linearizable reads
+    /// [`Engine::start_linearizable_read`] left pending.
     pub fn take_outcomes(&mut self) -> Vec<(ProposalId, Result<CommitOutcome>)> {
         std::mem::take(&mut self.outcomes)
     }
@@ -1235,7 +1320,7 @@ impl Core {
     }
 }
 
-/// A client's answer from a Raft node's outcome (reads are not the engine's).
+/// A client's answer from a Raft node's outcome.
 fn client_answer(
     outcome: ClientOutcome,
     durable: bool,
@@ -1262,7 +1347,9 @@ fn client_answer(
         ClientOutcome::SchemaChanged { id, index, .. }
         | ClientOutcome::MembershipChanged { id, index, .. } => (id, Ok(decided(index, None))),
         ClientOutcome::Failed { id, error } => (id, Err(TxnError::from_raft(error))),
-        ClientOutcome::Read { .. } => return None,
+        // The engine's linearizable reads carry no keys: decided means "applied up to
+        // `index`", and the values are read from the engine's state.
+        ClientOutcome::Read { id, index, .. } => (id, Ok(decided(index, None))),
     })
 }
 

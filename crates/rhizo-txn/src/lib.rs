@@ -57,6 +57,6 @@ pub use engine::{CommitOutcome, Engine, EngineMessage, Submission};
 pub use error::{Finished, Result, TxnError};
 pub use manager::CoordinationFreeError;
 pub(crate) use manager::{CoordinationFreeConfig, CoordinationFreeManager};
-pub use mode::{CommitPath, TransactionMode};
+pub use mode::{CommitPath, ReadConsistency, TransactionMode};
 pub use storage::{FsStorage, MemStorage, Storage};
 pub use transaction::Transaction;

@@ -71,6 +71,59 @@ impl FromStr for TransactionMode {
     }
 }
 
+/// How fresh a read must be.
+///
+/// Every read is atomic (a reader never sees part of a transaction) and causal (it sees
+/// everything this node has seen before). They differ in what they promise about other nodes:
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[non_exhaustive]
+pub enum ReadConsistency {
+    /// This node's state as it stands: answered at once without asking anyone, and may lag a
+    /// coordinated transaction another node has already acknowledged.
+    #[default]
+    Local,
+    /// Sees every coordinated transaction acknowledged anywhere in the cluster before the read
+    /// began: the read is ordered through the Raft log like a transaction (one round trip to
+    /// the leader and its quorum) and answered from this node's state once that state holds
+    /// the log up to the read's place. Coordination-free updates are those this node holds,
+    /// as with [`ReadConsistency::Local`]: they have no order to be linearized in.
+    Linearizable,
+}
+
+impl ReadConsistency {
+    /// The consistency's name as the Python API and the `rhizo` program spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Linearizable => "linearizable",
+        }
+    }
+}
+
+impl fmt::Display for ReadConsistency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ReadConsistency {
+    type Err = TxnError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(Self::Local),
+            "linearizable" => Ok(Self::Linearizable),
+            other => Err(TxnError::UnknownName {
+                what: "read consistency",
+                name: other.to_owned(),
+                valid: "\"local\", \"linearizable\"",
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +141,21 @@ mod tests {
         assert!(matches!(
             "automatic".parse::<TransactionMode>(),
             Err(TxnError::UnknownMode { name }) if name == "automatic"
+        ));
+    }
+
+    #[test]
+    fn read_consistency_names_round_trip_and_unknown_names_are_refused() {
+        assert_eq!(ReadConsistency::default(), ReadConsistency::Local);
+        for consistency in [ReadConsistency::Local, ReadConsistency::Linearizable] {
+            assert_eq!(
+                consistency.name().parse::<ReadConsistency>().unwrap(),
+                consistency
+            );
+        }
+        assert!(matches!(
+            "strong".parse::<ReadConsistency>(),
+            Err(TxnError::UnknownName { what: "read consistency", name, .. }) if name == "strong"
         ));
     }
 }

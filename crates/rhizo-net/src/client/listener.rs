@@ -260,6 +260,10 @@ async fn answer(node: &NodeHandle, request: Request) -> Response {
         Request::Read { table, row, column } => {
             node.read(&table, &row, &column).map(Response::Value)
         }
+        Request::ReadCells { consistency, keys } => node
+            .read_cells_async(consistency, &keys)
+            .await
+            .map(Response::Values),
         Request::Status => Ok(Response::Status(Box::new(node.status()))),
         Request::DeclareColumn {
             table,

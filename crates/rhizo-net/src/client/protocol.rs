@@ -7,13 +7,15 @@ use rhizo_algebra::{AlgebraError, AlgebraicValue, ColumnSpec, OpType, Schema, Va
 use rhizo_clock::NodeId;
 use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError};
 use rhizo_txn::raft::{ProposalId, RaftError};
-use rhizo_txn::{CommitOutcome, CoordinationFreeError, Finished, TransactionMode, TxnError};
+use rhizo_txn::{
+    CommitOutcome, CoordinationFreeError, Finished, ReadConsistency, TransactionMode, TxnError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{MemberInfo, MembershipChange, NetError, NodeStatus};
 
 /// The client protocol's version; the node names it in its greeting.
-pub const CLIENT_PROTOCOL_VERSION: u32 = 2;
+pub const CLIENT_PROTOCOL_VERSION: u32 = 3;
 
 /// One request. The variant order is the wire format: append, never reorder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +45,11 @@ pub(crate) enum Request {
     Members,
     /// Change the membership through Raft (answered once the node applied the change).
     ChangeMembers(MembershipChange),
+    /// Read several cells from one state of the node (see `NodeHandle::read_cells`).
+    ReadCells {
+        consistency: ReadConsistency,
+        keys: Vec<CellKey>,
+    },
 }
 
 /// One response. The variant order is the wire format: append, never reorder.
@@ -66,6 +73,8 @@ pub(crate) enum Response {
     Members(Vec<MemberInfo>),
     /// The membership change applied on the node.
     MembersChanged,
+    /// The cells' values, in the order the request named them.
+    Values(Vec<AlgebraicValue>),
 }
 
 /// The serializable form of what a node can answer a request with instead of doing it: the

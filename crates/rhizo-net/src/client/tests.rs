@@ -8,7 +8,7 @@ use std::net::TcpStream;
 
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_commit::Operations;
-use rhizo_txn::{TransactionMode, TxnError};
+use rhizo_txn::{ReadConsistency, TransactionMode, TxnError};
 
 use super::*;
 use crate::pki::CertificateAuthority;
@@ -121,6 +121,36 @@ fn requests_are_answered_as_the_node_answers_them() {
     put.put("kv", "r", "reg", 7);
     client.commit(TransactionMode::Coordinated, put).unwrap();
     assert_eq!(node.0.read("kv", "r", "reg").unwrap(), counter(7));
+
+    let cells = [
+        CellKey::new("counters", "page_views", "value"),
+        CellKey::new("kv", "r", "reg"),
+        CellKey::new("counters", "never", "value"),
+    ];
+    for consistency in [ReadConsistency::Local, ReadConsistency::Linearizable] {
+        assert_eq!(
+            client.read_cells(consistency, &cells).unwrap(),
+            [counter(2), counter(7), counter(0)],
+            "{consistency}"
+        );
+        assert_eq!(
+            client
+                .read_with(consistency, "counters", "clicks", "value")
+                .unwrap(),
+            counter(1)
+        );
+    }
+    let unknown = [
+        CellKey::new("counters", "page_views", "value"),
+        CellKey::new("nope", "r", "value"),
+    ];
+    let refused = client
+        .read_cells(ReadConsistency::Linearizable, &unknown)
+        .unwrap_err();
+    assert!(
+        matches!(&refused, NetError::Engine(TxnError::InvalidOperations { errors }) if errors.len() == 1),
+        "{refused}"
+    );
 
     let spec = rhizo_algebra::ColumnSpec::new(MergeType::Max, ValueType::Integer).unwrap();
     client.declare_column("scores", "best", spec).unwrap();

@@ -10,6 +10,7 @@ use crate::MemStorage;
 
 mod crash;
 mod durability;
+mod linearizable;
 mod stale;
 
 pub(super) fn node(i: u32) -> NodeId {

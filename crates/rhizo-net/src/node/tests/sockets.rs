@@ -50,6 +50,17 @@ fn three_nodes_over_tls_replicate_both_paths() {
     tx.put("kv", "r", "reg", 7);
     let put = tx.commit().unwrap();
     assert!(put.sequence.is_some());
+    // Acknowledged on `b`: a linearizable read on any node sees it at once, with no waiting
+    // for the node to catch up by itself.
+    let register = [rhizo_commit::CellKey::new("kv", "r", "reg")];
+    for handle in [a, c] {
+        assert_eq!(
+            handle
+                .read_cells(ReadConsistency::Linearizable, &register)
+                .unwrap(),
+            [AlgebraicValue::Integer(7)]
+        );
+    }
     let mut tx = c.transaction(TransactionMode::Coordinated);
     tx.compare_and_set("kv", "r", "reg", 1, 2);
     let refused = tx.commit().unwrap_err();
