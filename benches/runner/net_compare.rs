@@ -196,6 +196,22 @@ impl Worker for EtcdCompareAndSet {
     }
 }
 
+/// Linearizable gets over the keys the puts wrote, through one member.
+struct EtcdGet {
+    client: EtcdClient,
+    index: usize,
+}
+
+impl Worker for EtcdGet {
+    fn attempt(&mut self, op: u64, _previous_attempts: u32) -> Result<(), Attempt> {
+        let key = format!("k{}", rhizo::key_of(self.index, op));
+        self.client
+            .get(key.as_bytes())
+            .map(drop)
+            .map_err(etcd_attempt)
+    }
+}
+
 fn etcd_attempt(failure: etcd::Failure) -> Attempt {
     if failure.retryable {
         Attempt::Retry(failure.reason)
@@ -243,8 +259,28 @@ fn etcd_rows(binary: &etcd::Binary, plan: Plan) -> Result<Vec<CompareRow>, Strin
             &load,
         ));
     }
+    for &clients in plan.clients {
+        let mut workers: Vec<EtcdGet> = (0..clients)
+            .map(|index| EtcdGet {
+                client: client(index),
+                index,
+            })
+            .collect();
+        let load = plan.measure(&mut workers)?;
+        rows.push(row(
+            &binary.version,
+            "raft",
+            LINEARIZABLE_READ,
+            "linearizable: the member confirms its leader's commit index (etcd's default range)",
+            clients,
+            &load,
+        ));
+    }
     Ok(rows)
 }
+
+/// The read rows' operation: a read that sees every write acknowledged before it started.
+const LINEARIZABLE_READ: &str = "linearizable_read";
 
 /// Rhizo's coordinated rows: the same puts and compare-and-sets, through Raft, every commit
 /// durable on a quorum before its acknowledgement.
@@ -277,6 +313,20 @@ fn coordinated_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
             "coordinated",
             operation,
             durability,
+            clients,
+            &load,
+        ));
+    }
+    for &clients in plan.clients {
+        let mut workers: Vec<rhizo::LinearizableRead> = (0..clients)
+            .map(|c| rhizo::LinearizableRead::new(cluster.connection(c), c))
+            .collect();
+        let load = plan.measure(&mut workers)?;
+        rows.push(row(
+            "rhizo",
+            "coordinated",
+            LINEARIZABLE_READ,
+            "linearizable: a read entry through the Raft log, answered once applied",
             clients,
             &load,
         ));

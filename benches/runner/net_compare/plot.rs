@@ -7,13 +7,15 @@ use plotters::prelude::*;
 
 use crate::results::{CompareRow, NetComparison};
 
-const COLORS: [RGBColor; 6] = [
+const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
 ];
 
 /// A line's name: "etcd put", "rhizo coordinated compare_and_set", ….

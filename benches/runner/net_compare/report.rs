@@ -59,7 +59,7 @@ pub(crate) fn markdown(c: &NetComparison) -> String {
                 .map_or("–", |c| if c { "yes" } else { "**no**" }),
         );
     }
-    let _ = writeln!(s, "\nDurability of each path:\n");
+    let _ = writeln!(s, "\nDurability (of a read: consistency) of each path:\n");
     let mut durabilities: Vec<(&str, &str)> = c
         .rows
         .iter()

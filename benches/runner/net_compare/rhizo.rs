@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rhizo_algebra::AlgebraicValue;
 use rhizo_commit::{AlgebraicTransaction, Operations};
 use rhizo_net::{Client, ClientSecurity, ClientTls, NetError};
-use rhizo_txn::{SyncPolicy, TransactionMode, TxnError};
+use rhizo_txn::{ReadConsistency, SyncPolicy, TransactionMode, TxnError};
 
 use super::load::{Attempt, Worker, with_retries};
 
@@ -189,6 +189,35 @@ impl Worker for Put {
         self.connection
             .commit(TransactionMode::Coordinated, tx)
             .map_err(classify)
+    }
+}
+
+/// Linearizable reads of the registers the puts wrote, over [`KEYS`] keys.
+pub(crate) struct LinearizableRead {
+    connection: Connection,
+    client: usize,
+}
+
+impl LinearizableRead {
+    /// Client number `client`, through `connection`.
+    pub(crate) fn new(connection: Connection, client: usize) -> Self {
+        Self { connection, client }
+    }
+}
+
+impl Worker for LinearizableRead {
+    fn attempt(&mut self, op: u64, _previous_attempts: u32) -> Result<(), Attempt> {
+        let key = format!("k{}", key_of(self.client, op));
+        // A read changes nothing: any retryable failure is simply retried.
+        let read = self.connection.client().and_then(|c| {
+            c.read_with(
+                ReadConsistency::Linearizable,
+                REGISTERS.0,
+                &key,
+                REGISTERS.1,
+            )
+        });
+        self.connection.after(read).map(drop).map_err(classify)
     }
 }
 

@@ -236,6 +236,7 @@ pub(crate) struct EtcdClient {
     agent: ureq::Agent,
     put_url: String,
     txn_url: String,
+    range_url: String,
 }
 
 impl EtcdClient {
@@ -252,6 +253,7 @@ impl EtcdClient {
             agent: config.into(),
             put_url: format!("{client_url}/v3/kv/put"),
             txn_url: format!("{client_url}/v3/kv/txn"),
+            range_url: format!("{client_url}/v3/kv/range"),
         }
     }
 
@@ -259,6 +261,14 @@ impl EtcdClient {
     pub(crate) fn put(&self, key: &[u8], value: &[u8]) -> Result<(), Failure> {
         let body = json!({ "key": BASE64.encode(key), "value": BASE64.encode(value) });
         self.post(&self.put_url, &body).map(drop)
+    }
+
+    /// Reads `key` linearizably (etcd's default range: the member confirms with the leader
+    /// that it holds everything committed before answering): its value, `None` if absent.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
+        let body = json!({ "key": BASE64.encode(key) });
+        let answer = self.post(&self.range_url, &body)?;
+        parse_range(&answer)
     }
 
     /// Writes `new` under `key` if it holds `expected`, in one transaction; otherwise reads what
@@ -357,17 +367,31 @@ fn parse_swap(answer: &Value) -> Result<Swap, Failure> {
         .and_then(|r| r.get(0))
         .and_then(|r| r.get("response_range").or_else(|| r.get("responseRange")))
         .ok_or_else(|| malformed("without the read of the failure branch"))?;
+    range_value(range)
+        .map(Swap::Held)
+        .map_err(|()| malformed("whose value is not base64"))
+}
+
+/// The value a range answer holds for its key (`None`: no such key); `Err` if not base64.
+fn range_value(range: &Value) -> Result<Option<Vec<u8>>, ()> {
     let value = range
         .get("kvs")
         .and_then(|kvs| kvs.get(0))
         .map(|kv| kv.get("value").and_then(Value::as_str).unwrap_or(""));
-    match value {
-        None => Ok(Swap::Held(None)),
-        Some(encoded) => BASE64
-            .decode(encoded)
-            .map(|bytes| Swap::Held(Some(bytes)))
-            .map_err(|_| malformed("whose value is not base64")),
-    }
+    value
+        .map(|encoded| BASE64.decode(encoded).map_err(drop))
+        .transpose()
+}
+
+/// A `/v3/kv/range` answer's value.
+fn parse_range(answer: &Value) -> Result<Option<Vec<u8>>, Failure> {
+    range_value(answer).map_err(|()| Failure {
+        retryable: false,
+        reason: format!(
+            "a range answer whose value is not base64: {}",
+            answer.to_string().chars().take(300).collect::<String>()
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,15 @@ fn a_swap_answer_is_read_with_proto3_defaults_left_out() {
 }
 
 #[test]
+fn a_range_answer_gives_the_value_or_none_and_refuses_what_is_not_base64() {
+    let found = json!({ "header": {}, "kvs": [{ "key": BASE64.encode(b"k"), "value": BASE64.encode(b"9") }], "count": "1" });
+    assert_eq!(parse_range(&found), Ok(Some(b"9".to_vec())));
+    assert_eq!(parse_range(&json!({ "header": {} })), Ok(None));
+    let malformed = parse_range(&json!({ "kvs": [{ "value": "%%%" }] })).expect_err("malformed");
+    assert!(!malformed.retryable, "{malformed:?}");
+}
+
+#[test]
 fn a_malformed_swap_answer_is_a_failure_not_to_retry() {
     for answer in [
         json!({ "header": {} }),
