@@ -326,7 +326,7 @@ fn coordinated_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
             "rhizo",
             "coordinated",
             LINEARIZABLE_READ,
-            "linearizable: a read entry through the Raft log, answered once applied",
+            "linearizable: the leader's commit index confirmed by a quorum (Raft's read index), answered once applied here",
             clients,
             &load,
         ));

@@ -720,7 +720,7 @@ impl NodeHandle {
     /// Reads `keys` from one state of this node (atomic across them; see
     /// [`Engine::read_cells`]). With [`ReadConsistency::Linearizable`] that state holds every
     /// coordinated transaction acknowledged anywhere in the cluster before this call: the read
-    /// is ordered through the Raft log first (see [`Engine::start_linearizable_read`]), and
+    /// is confirmed with the Raft leader first (see [`Engine::start_linearizable_read`]), and
     /// this returns once this node has applied the log up to it, or fails as a coordinated
     /// commit does (no leader within the commit timeout, undecided, removed). Must not be
     /// called on the node's own runtime when linearizable (it blocks); async callers use
@@ -740,7 +740,16 @@ impl NodeHandle {
         keys: &[CellKey],
     ) -> Result<Vec<AlgebraicValue>> {
         if consistency == ReadConsistency::Linearizable {
-            self.decide_blocking(|engine| engine.start_linearizable_read(keys))?;
+            let deadline = std::time::Instant::now() + self.shared.config.commit_timeout;
+            // A read changes nothing: one the leader never answered (it lost leadership) is
+            // asked again, up to the commit timeout.
+            while let Err(err) = self.decide_blocking(|engine| engine.start_linearizable_read(keys))
+            {
+                if !is_retryable(&err) || std::time::Instant::now() >= deadline {
+                    return Err(err);
+                }
+                std::thread::sleep(self.shared.config.tick);
+            }
         }
         Ok(self.shared.engine().read_cells(keys)?)
     }
@@ -752,8 +761,16 @@ impl NodeHandle {
         keys: &[CellKey],
     ) -> Result<Vec<AlgebraicValue>> {
         if consistency == ReadConsistency::Linearizable {
-            self.decide_async(|engine| engine.start_linearizable_read(keys))
-                .await?;
+            let deadline = tokio::time::Instant::now() + self.shared.config.commit_timeout;
+            while let Err(err) = self
+                .decide_async(|engine| engine.start_linearizable_read(keys))
+                .await
+            {
+                if !is_retryable(&err) || tokio::time::Instant::now() >= deadline {
+                    return Err(err);
+                }
+                tokio::time::sleep(self.shared.config.tick).await;
+            }
         }
         Ok(self.shared.engine().read_cells(keys)?)
     }
@@ -964,6 +981,11 @@ impl Wait {
             }
         }
     }
+}
+
+/// Whether asking again may succeed where `err` failed (the engine's retryable errors).
+fn is_retryable(err: &NetError) -> bool {
+    matches!(err, NetError::Engine(engine) if engine.is_retryable())
 }
 
 /// Waits (blocking this thread) for a pending proposal's outcome.

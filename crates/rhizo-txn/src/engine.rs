@@ -1006,9 +1006,10 @@ impl Engine {
     /// returned submission is decided, [`Engine::read_cells`] on this engine sees every
     /// coordinated transaction acknowledged anywhere before this call.
     ///
-    /// On a Raft group of several members the read is ordered through the log
-    /// ([`Submission::Pending`]; its outcome arrives in [`Engine::take_outcomes`] with no dot
-    /// and the read's log index as `sequence`, or as an error to retry — a read changes
+    /// On a Raft group of several members the leader confirms its commit index with a quorum
+    /// (Raft's read index: nothing is written to the log) and this member applies the log up
+    /// to it ([`Submission::Pending`]; its outcome arrives in [`Engine::take_outcomes`] with
+    /// no dot and that index as `sequence`, or as an error to retry — a read changes
     /// nothing). A node that orders every coordinated transaction itself (the single-node
     /// backend, a Raft group of one) acknowledges none it has not applied, so its state
     /// already holds them: decided at once. `keys` are checked first: a cell the schema lacks
@@ -1030,9 +1031,9 @@ impl Engine {
         if node.members().len() == 1 {
             return Ok(Submission::Committed(decided_here));
         }
-        // The log entry carries no keys: the values are read from this node's state once it
-        // has applied the entry, so any number of cells share one entry.
-        let id = node.read(Vec::new()).map_err(TxnError::from_raft)?;
+        // Raft's read index writes nothing to the log; the values are read from this node's
+        // state once it has applied the log up to the index the leader confirmed.
+        let id = node.read_index().map_err(TxnError::from_raft)?;
         Ok(Submission::Pending(id))
     }
 

@@ -85,9 +85,9 @@ pub enum ReadConsistency {
     #[default]
     Local,
     /// Sees every coordinated transaction acknowledged anywhere in the cluster before the read
-    /// began: the read is ordered through the Raft log like a transaction (one round trip to
-    /// the leader and its quorum) and answered from this node's state once that state holds
-    /// the log up to the read's place. Coordination-free updates are those this node holds,
+    /// began: the Raft leader confirms its commit index with a quorum (one round trip to the
+    /// leader and its quorum; nothing is written to the log) and the read is answered from
+    /// this node's state once that state holds the log up to that index. Coordination-free updates are those this node holds,
     /// as with [`ReadConsistency::Local`]: they have no order to be linearized in.
     Linearizable,
 }

@@ -297,6 +297,9 @@ pub struct RaftNode<L: DurableRaftLog> {
     next_seq: u64,
     /// Proposals of this node awaiting their outcome, with the tick they time out at.
     pending: BTreeMap<ProposalId, u64>,
+    /// Read-index reads the leader has answered, with the commit index each must see applied
+    /// here before it is served (see [`RaftNode::read_index`]).
+    confirmed_reads: Vec<(u64, ProposalId)>,
     ticks: u64,
     applied: u64,
     /// The newest write applied from each proposer (at most once; see `applied_writes`).
@@ -486,6 +489,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             incarnation,
             next_seq: 0,
             pending: BTreeMap::new(),
+            confirmed_reads: Vec::new(),
             ticks: 0,
             applied,
             applied_writes,
@@ -716,6 +720,62 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let id = self.next_id();
         self.propose_command(Command::Read { id, keys })?;
         Ok(id)
+    }
+
+    /// Starts a linearizable read by Raft's read index (Raft thesis §6.4), writing nothing to
+    /// the log: the leader notes its commit index, confirms with a quorum's heartbeat answers
+    /// that it is still the leader (and has committed an entry of its term), and sends the
+    /// index back; the read is answered ([`ClientOutcome::Read`] with no values and that index)
+    /// once this node has applied the log up to it. Every transaction acknowledged before this
+    /// call was committed at or below that index. Refused with [`RaftError::NoLeader`] while no
+    /// leader is known; a request the leader never answers (it lost leadership) times out as a
+    /// proposal does, and may simply be retried.
+    pub fn read_index(&mut self) -> Result<ProposalId, RaftError> {
+        if self.raw.raft.leader_id == INVALID_ID {
+            return Err(RaftError::NoLeader);
+        }
+        let id = self.next_id();
+        let context = postcard::to_allocvec(&id).expect("encoding to a Vec cannot fail");
+        self.raw.read_index(context);
+        self.pending.insert(
+            id,
+            self.ticks + u64::from(self.config.proposal_timeout_ticks),
+        );
+        self.note_role();
+        self.limit_consensus()?;
+        Ok(id)
+    }
+
+    /// Notes the read indexes the leader confirmed, then serves those this node has applied.
+    fn note_read_states(&mut self, states: Vec<raft::ReadState>) {
+        for state in states {
+            // Only this node's own requests come back to it; a context that is not one of its
+            // ids (or one that timed out meanwhile) has nobody waiting.
+            if let Ok(id) = postcard::from_bytes::<ProposalId>(&state.request_ctx)
+                && self.pending.contains_key(&id)
+            {
+                self.confirmed_reads.push((state.index, id));
+            }
+        }
+        self.serve_confirmed_reads();
+    }
+
+    /// Answers every confirmed read whose index this node has applied.
+    fn serve_confirmed_reads(&mut self) {
+        let applied = self.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed_reads)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.confirmed_reads = waiting;
+        for (index, id) in ready {
+            if self.pending.remove(&id).is_some() {
+                self.out.outcomes.push(ClientOutcome::Read {
+                    id,
+                    index,
+                    values: Vec::new(),
+                });
+            }
+        }
     }
 
     /// Proposes adding `node`, reachable at `address`, to the group. It joins as a learner
@@ -1132,6 +1192,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             // implies both are durable (the log keeps a prefix), as recovery requires.
             let committed = ready.take_committed_entries();
             records.extend(self.apply_entries(committed)?);
+            self.note_read_states(ready.take_read_states());
             self.awaiting.extend(ready.take_persisted_messages());
             // A schema the log ordered is synced as soon as it is applied: a member that forgot
             // one it had applied would refuse its peers' state in the new columns until it
