@@ -435,6 +435,14 @@ pub(crate) struct LogWriter {
     handle: Option<(u64, Arc<dyn SyncHandle>)>,
 }
 
+impl OutsideSync {
+    /// The segment's file name, for messages (built only then: the flusher that makes these
+    /// syncs allocates nothing on its way).
+    pub(crate) fn name(&self) -> String {
+        prefixed_segment_name(self.prefix, self.segment)
+    }
+}
+
 /// How the bytes written so far are to be made durable ([`LogWriter::plan_sync`]).
 #[derive(Debug)]
 pub(crate) enum SyncPlan {
@@ -450,8 +458,8 @@ pub(crate) enum SyncPlan {
 #[derive(Debug)]
 pub(crate) struct OutsideSync {
     pub(crate) segment: u64,
-    /// The segment's file name, for messages.
-    pub(crate) name: String,
+    /// The file-name prefix of the segment's log.
+    prefix: &'static str,
     pub(crate) len: u64,
     pub(crate) handle: Arc<dyn SyncHandle>,
 }
@@ -639,7 +647,7 @@ impl LogWriter {
         };
         Ok(SyncPlan::Outside(OutsideSync {
             segment: self.segment,
-            name: self.name.clone(),
+            prefix: self.prefix,
             len: self.len,
             handle,
         }))

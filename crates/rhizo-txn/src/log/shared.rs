@@ -22,6 +22,10 @@ use super::{Entry, Frames, LogWriter, OutsideSync, SyncPlan};
 use crate::storage::Storage;
 use crate::{Result, TxnError};
 
+/// The bytes of frames logged after a group was handed to the flusher that the committer writes
+/// to the file itself rather than wait for the flusher to take them.
+const HANDED_OFF_WRITE_BATCH: usize = 64 * 1024;
+
 /// How far the log reaches: this node's own dot counter and the coordinated sequence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Marks {
@@ -262,9 +266,14 @@ impl SharedLog {
         };
         let full = state.waiting >= max_records;
         if self.flusher.is_some() {
-            if full && !state.handed_off {
+            // Frames logged after the hand-off, before the flusher takes them, also go to the
+            // file in batches: a flusher kept off the CPU must not let them pile up in memory.
+            let overdue = state.handed_off && state.writer.pending_len() >= HANDED_OFF_WRITE_BATCH;
+            if (full && !state.handed_off) || overdue {
                 let written = state.writer.write_out();
                 state.note(&self.shared, written)?;
+            }
+            if full && !state.handed_off {
                 state.handed_off = true;
                 self.shared.wake.notify_one();
             }
@@ -380,7 +389,7 @@ fn sync_outside_lock<'a>(
         .sync_data(sync.len)
         .map_err(|source| TxnError::Io {
             op: "sync",
-            name: sync.name.clone(),
+            name: sync.name(),
             source,
         });
     let mut state = shared.lock();
