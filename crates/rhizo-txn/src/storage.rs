@@ -390,3 +390,6 @@ impl SyncHandle for MemSyncHandle {
 
 #[cfg(test)]
 pub(crate) mod fault;
+
+#[cfg(test)]
+mod tests;
