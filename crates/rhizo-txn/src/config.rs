@@ -51,9 +51,13 @@ pub enum SyncPolicy {
     EveryCommit,
     /// Group commit: frames accumulate in memory and are written and synced together once
     /// `max_records` commits wait, or by the engine's background flusher once the first of
-    /// them has waited `max_delay_ms` (see [`EngineConfig::background_flush`]). A commit is
-    /// durable only when [`crate::Engine::is_durable`] says so; messages never leave before the
-    /// records they depend on are durable.
+    /// them has waited `max_delay_ms` (see [`EngineConfig::background_flush`]). With the
+    /// flusher, the commit that fills a group writes it to the file and hands its sync to the
+    /// flusher, which syncs outside the log's lock while later commits go on (so one sync may
+    /// cover several groups when the disk is slower than the commits); without it, that commit
+    /// syncs the group itself and returns durable. A commit is durable only when
+    /// [`crate::Engine::is_durable`] says so, which is only after a sync covering it returned;
+    /// messages never leave before the records they depend on are durable.
     Group {
         /// The longest a commit waits for its sync, in milliseconds.
         max_delay_ms: u64,
@@ -121,7 +125,7 @@ pub struct EngineConfig {
     /// Which backend orders coordinated transactions.
     pub backend: Backend,
     /// Whether a background thread syncs a waiting group commit once its `max_delay_ms` passed
-    /// (the default). Without it, a waiting group is synced only by the next commit that fills
+    /// or once it is full (the default). Without it, a waiting group is synced only by the next commit that fills
     /// it, `tick`, `poll`, `flush` or `take_messages` — for engines in virtual time (the
     /// simulator), whose runs must not depend on the wall clock.
     pub background_flush: bool,

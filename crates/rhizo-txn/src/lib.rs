@@ -58,5 +58,5 @@ pub use error::{Finished, Result, TxnError};
 pub use manager::CoordinationFreeError;
 pub(crate) use manager::{CoordinationFreeConfig, CoordinationFreeManager};
 pub use mode::{CommitPath, ReadConsistency, TransactionMode};
-pub use storage::{FsStorage, MemStorage, Storage};
+pub use storage::{FsStorage, MemStorage, Storage, SyncHandle};
 pub use transaction::Transaction;

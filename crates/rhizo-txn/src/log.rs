@@ -33,8 +33,10 @@ use rhizo_clock::NodeId;
 use rhizo_commit::{Record, wire};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::raft::RaftRecord;
-use crate::storage::Storage;
+use crate::storage::{Storage, SyncHandle};
 use crate::{Result, TxnError};
 
 mod shared;
@@ -429,6 +431,37 @@ pub(crate) struct LogWriter {
     pending: Frames,
     /// Bytes of the segment's first record (its checkpoint).
     base_len: u64,
+    /// The storage's [`SyncHandle`] for the segment numbered here, once asked for.
+    handle: Option<(u64, Arc<dyn SyncHandle>)>,
+}
+
+impl OutsideSync {
+    /// The segment's file name, for messages (built only then: the flusher that makes these
+    /// syncs allocates nothing on its way).
+    pub(crate) fn name(&self) -> String {
+        prefixed_segment_name(self.prefix, self.segment)
+    }
+}
+
+/// How the bytes written so far are to be made durable ([`LogWriter::plan_sync`]).
+#[derive(Debug)]
+pub(crate) enum SyncPlan {
+    /// Every byte written is durable already.
+    Done,
+    /// The storage gives no [`SyncHandle`]: sync through [`LogWriter::sync`].
+    Here,
+    /// Sync through the handle, outside any lock, then report [`LogWriter::synced`].
+    Outside(OutsideSync),
+}
+
+/// A sync to make outside the log's lock: the first `len` bytes of segment `segment`.
+#[derive(Debug)]
+pub(crate) struct OutsideSync {
+    pub(crate) segment: u64,
+    /// The file-name prefix of the segment's log.
+    prefix: &'static str,
+    pub(crate) len: u64,
+    pub(crate) handle: Arc<dyn SyncHandle>,
 }
 
 impl std::fmt::Debug for LogWriter {
@@ -472,6 +505,7 @@ impl LogWriter {
                 durable_len: 0,
                 pending: Frames::new(0, 0, 0),
                 base_len: 0,
+                handle: None,
             };
             return Ok((writer, None));
         };
@@ -495,6 +529,7 @@ impl LogWriter {
             durable_len: 0,
             pending: Frames::new(newest, len, 0),
             base_len: scan.first_record_end as u64,
+            handle: None,
         };
         if scan.torn {
             // Never append after a cut: rewrite what is valid into a fresh segment.
@@ -586,6 +621,45 @@ impl LogWriter {
             self.pending.durable = self.len;
         }
         Ok(())
+    }
+
+    /// Hands pending frames to the file and says how to make them durable: when the storage
+    /// gives a [`SyncHandle`], the caller may sync through it without holding the writer, while
+    /// appends go on; the handle covers the bytes written up to here.
+    pub(crate) fn plan_sync(&mut self) -> Result<SyncPlan> {
+        self.write_out()?;
+        if self.durable_len >= self.len {
+            return Ok(SyncPlan::Done);
+        }
+        let handle = match &self.handle {
+            Some((segment, handle)) if *segment == self.segment => Arc::clone(handle),
+            _ => {
+                let handle = self
+                    .storage
+                    .sync_handle(&self.name)
+                    .map_err(io_err("sync", &self.name))?;
+                let Some(handle) = handle else {
+                    return Ok(SyncPlan::Here);
+                };
+                self.handle = Some((self.segment, Arc::clone(&handle)));
+                handle
+            }
+        };
+        Ok(SyncPlan::Outside(OutsideSync {
+            segment: self.segment,
+            prefix: self.prefix,
+            len: self.len,
+            handle,
+        }))
+    }
+
+    /// Records that a sync planned by [`LogWriter::plan_sync`] made its bytes durable. A sync of
+    /// a segment rotated away since changes nothing: the rotation made everything durable.
+    pub(crate) fn synced(&mut self, sync: &OutsideSync) {
+        if sync.segment == self.segment && sync.len > self.durable_len {
+            self.durable_len = sync.len;
+            self.pending.durable = sync.len;
+        }
     }
 
     /// Starts a new segment holding the records `fill` frames (which supersede everything

@@ -5,15 +5,26 @@
 //! (its own dot counter and the coordinated sequence); a sync makes every mark noted before it
 //! durable. A failed write or sync poisons the log for good: what reached the disk is unknown,
 //! so the engine refuses reads and writes until it is reopened and recovers.
+//!
+//! **The flusher syncs outside the lock.** It takes the lock only to hand pending frames to the
+//! file and note how far they reach (bytes and marks), syncs those bytes through the storage's
+//! [`crate::SyncHandle`] without the lock, then takes the lock again to publish them as durable.
+//! So commits append while the disk works, and what must hold is the order: the durable marks
+//! (what [`SharedLog::durable`] and every acknowledgement read) move only after the sync that
+//! covers them returned.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Entry, Frames, LogWriter};
+use super::{Entry, Frames, LogWriter, OutsideSync, SyncPlan};
 use crate::storage::Storage;
 use crate::{Result, TxnError};
+
+/// The bytes of frames logged after a group was handed to the flusher that the committer writes
+/// to the file itself rather than wait for the flusher to take them.
+const HANDED_OFF_WRITE_BATCH: usize = 64 * 1024;
 
 /// How far the log reaches: this node's own dot counter and the coordinated sequence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +44,8 @@ struct State {
     /// Commits of the group waiting for its sync, and when it is due.
     waiting: usize,
     deadline: Option<Instant>,
+    /// A full group was handed to the flusher, which has not started its sync yet.
+    handed_off: bool,
     stop: bool,
 }
 
@@ -59,9 +72,54 @@ impl State {
         let synced = self.writer.sync();
         self.note(shared, synced)?;
         self.durable = self.logged;
+        self.end_group();
+        Ok(())
+    }
+
+    /// Everything logged is covered by a sync made or under way: no group waits.
+    fn end_group(&mut self) {
         self.waiting = 0;
         self.deadline = None;
-        Ok(())
+        self.handed_off = false;
+    }
+
+    /// Starts the flusher's sync of everything logged: returns the sync to make outside the
+    /// lock, or `None` when it is already made (nothing to sync, or a storage without a
+    /// [`crate::SyncHandle`], synced here).
+    fn begin_sync(&mut self, shared: &Shared) -> Result<Option<(OutsideSync, Marks)>> {
+        self.check()?;
+        let plan = self.writer.plan_sync();
+        let plan = self.note(shared, plan)?;
+        let marks = self.logged;
+        self.end_group();
+        match plan {
+            SyncPlan::Done => {
+                self.durable = marks;
+                Ok(None)
+            }
+            SyncPlan::Here => self.sync(shared).map(|()| None),
+            SyncPlan::Outside(sync) => Ok(Some((sync, marks))),
+        }
+    }
+
+    /// Publishes a sync made outside the lock: its bytes and the marks logged when it began are
+    /// durable (unless it failed, which poisons the log).
+    fn finish_sync(
+        &mut self,
+        shared: &Shared,
+        sync: &OutsideSync,
+        marks: Marks,
+        result: Result<()>,
+    ) {
+        if self.note(shared, result).is_err() {
+            return;
+        }
+        self.writer.synced(sync);
+        // A sync under the lock (a flush, a rotation) may have published later marks meanwhile.
+        self.durable = Marks {
+            counter: self.durable.counter.max(marks.counter),
+            sequence: self.durable.sequence.max(marks.sequence),
+        };
     }
 }
 
@@ -101,6 +159,7 @@ impl SharedLog {
             durable: Marks::default(),
             waiting: 0,
             deadline: None,
+            handed_off: false,
             stop: false,
         };
         let log = Self {
@@ -185,9 +244,10 @@ impl SharedLog {
         self.shared.lock().sync(&self.shared)
     }
 
-    /// A commit joins the waiting group; the group is synced now if it holds `max_records`
-    /// commits, or if its `max_delay` passed and no flusher runs. Returns whether everything
-    /// logged is durable.
+    /// A commit joins the waiting group. Once the group holds `max_records` commits it is
+    /// handed to the flusher, if one runs (its frames go to the file now; the flusher syncs them
+    /// while commits go on), or synced now; without a flusher it is also synced now once its
+    /// `max_delay` passed. Returns whether everything logged is durable.
     pub(crate) fn join_group(&self, max_records: usize, max_delay: Duration) -> Result<bool> {
         let mut state = self.shared.lock();
         state.check()?;
@@ -204,8 +264,22 @@ impl SharedLog {
                 deadline
             }
         };
-        let due = self.flusher.is_none() && now >= deadline;
-        if state.waiting >= max_records || due {
+        let full = state.waiting >= max_records;
+        if self.flusher.is_some() {
+            // Frames logged after the hand-off, before the flusher takes them, also go to the
+            // file in batches: a flusher kept off the CPU must not let them pile up in memory.
+            let overdue = state.handed_off && state.writer.pending_len() >= HANDED_OFF_WRITE_BATCH;
+            if (full && !state.handed_off) || overdue {
+                let written = state.writer.write_out();
+                state.note(&self.shared, written)?;
+            }
+            if full && !state.handed_off {
+                state.handed_off = true;
+                self.shared.wake.notify_one();
+            }
+            return Ok(false);
+        }
+        if full || now >= deadline {
             state.sync(&self.shared)?;
             return Ok(true);
         }
@@ -244,8 +318,7 @@ impl SharedLog {
         state.note(&self.shared, rotated)?;
         state.logged = marks;
         state.durable = marks;
-        state.waiting = 0;
-        state.deadline = None;
+        state.end_group();
         Ok(())
     }
 
@@ -273,25 +346,22 @@ impl Drop for SharedLog {
     }
 }
 
-/// The flusher thread: sleeps until a group waits, then until its deadline, then syncs it.
+/// The flusher thread: sleeps until a group is handed to it or a waiting group's deadline
+/// passes, then syncs everything logged.
 fn flush_groups(shared: &Shared) {
     let mut state = shared.lock();
     loop {
         if state.stop {
             return;
         }
-        state = match state.deadline {
-            None => shared.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
-            Some(deadline) => {
-                let now = Instant::now();
-                if now >= deadline {
-                    // A failure poisons the log (the engine reports it at its next call) and
-                    // ends the group: nothing more will be synced.
-                    if state.sync(shared).is_err() {
-                        state.deadline = None;
-                    }
-                    state
-                } else {
+        let now = Instant::now();
+        let due = state.handed_off || state.deadline.is_some_and(|deadline| now >= deadline);
+        state = if due {
+            sync_outside_lock(shared, state)
+        } else {
+            match state.deadline {
+                None => shared.wake.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
                     shared
                         .wake
                         .wait_timeout(state, deadline - now)
@@ -301,4 +371,28 @@ fn flush_groups(shared: &Shared) {
             }
         };
     }
+}
+
+/// Syncs everything logged, releasing the lock while the storage syncs. A failure poisons the
+/// log (the engine reports it at its next call) and ends the group: nothing more is synced.
+fn sync_outside_lock<'a>(
+    shared: &'a Shared,
+    mut state: MutexGuard<'a, State>,
+) -> MutexGuard<'a, State> {
+    let Ok(Some((sync, marks))) = state.begin_sync(shared) else {
+        state.end_group();
+        return state;
+    };
+    drop(state);
+    let result = sync
+        .handle
+        .sync_data(sync.len)
+        .map_err(|source| TxnError::Io {
+            op: "sync",
+            name: sync.name(),
+            source,
+        });
+    let mut state = shared.lock();
+    state.finish_sync(shared, &sync, marks, result);
+    state
 }

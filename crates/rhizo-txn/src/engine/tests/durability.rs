@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::raft::{FileRaftLog, RaftConfig};
-use crate::storage::fault::{Fault, FaultyStorage};
+use crate::storage::fault::{Fault, FaultyStorage, SyncGate};
 
 /// Every file of a directory with its bytes, by name.
 fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -336,6 +336,92 @@ fn a_waiting_group_is_synced_by_its_deadline_without_help() {
     lost.power_loss(false);
     let reopened = Engine::open_in_memory_log(lost, config).unwrap();
     assert_eq!(reopened.read("counters", "c", "value").unwrap(), int(1));
+}
+
+/// An engine whose group commits (of three) are synced by its flusher through a storage
+/// handle held at `gate`, on the in-memory disk `disk`.
+fn gated_group_engine(disk: &MemStorage, gate: &SyncGate) -> (Engine, EngineConfig) {
+    let config = config().with_sync(SyncPolicy::Group {
+        max_delay_ms: 60_000,
+        max_records: 3,
+    });
+    let storage = FaultyStorage::new(disk.clone(), None, Fault::Fail).with_sync_gate(gate.clone());
+    let engine = Engine::open_with_storage(Box::new(storage), config.clone()).unwrap();
+    (engine, config)
+}
+
+/// The counter `c` after a power loss that keeps only what was synced.
+fn after_power_loss(disk: &MemStorage, config: &EngineConfig) -> AlgebraicValue {
+    let lost = disk.deep_clone();
+    lost.power_loss(false);
+    let reopened = Engine::open_in_memory_log(lost, config.clone()).unwrap();
+    reopened.read("counters", "c", "value").unwrap()
+}
+
+#[test]
+fn a_full_group_is_acknowledged_durable_only_after_the_flusher_s_sync_returns() {
+    let (disk, gate) = (MemStorage::new(), SyncGate::default());
+    let (mut engine, config) = gated_group_engine(&disk, &gate);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(increment(&mut engine, "c").unwrap());
+    }
+    // The third commit filled the group and handed it to the flusher: it returns at once.
+    assert!(outcomes.iter().all(|o| !o.durable));
+    assert!(
+        gate.wait_for_a_sync(Duration::from_secs(30)),
+        "no sync began"
+    );
+    // The sync is held: nothing may be acknowledged, and a power loss now would lose the group.
+    assert!(!engine.is_durable(&outcomes[2]));
+    assert_eq!(after_power_loss(&disk, &config), int(0));
+    // The flusher holds no lock while it syncs: commits go on (a commit behind the held sync
+    // would wait out the gate's hold and fail with the sync's error).
+    let started = Instant::now();
+    let fourth = increment(&mut engine, "c").unwrap();
+    assert!(started.elapsed() < SyncGate::HOLD / 2);
+    assert!(!engine.is_durable(&outcomes[0]) && !fourth.durable);
+    gate.open();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !engine.is_durable(&outcomes[2]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(
+        engine.is_durable(&outcomes[2]),
+        "not durable 30 s after the gate opened"
+    );
+    assert!(!engine.is_durable(&fourth));
+    // What is acknowledged survives; the fourth commit, logged after the sync began, need not.
+    assert_eq!(after_power_loss(&disk, &config), int(3));
+    engine.flush().unwrap();
+    assert!(engine.is_durable(&fourth));
+    assert_eq!(after_power_loss(&disk, &config), int(4));
+}
+
+#[test]
+fn a_failed_sync_outside_the_lock_acknowledges_nothing_and_poisons_the_engine() {
+    let (disk, gate) = (MemStorage::new(), SyncGate::default());
+    let (mut engine, config) = gated_group_engine(&disk, &gate);
+    let outcomes: Vec<CommitOutcome> = (0..3)
+        .map(|_| increment(&mut engine, "c").unwrap())
+        .collect();
+    assert!(
+        gate.wait_for_a_sync(Duration::from_secs(30)),
+        "no sync began"
+    );
+    gate.fail();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(engine.poll(), Err(TxnError::Poisoned { .. })) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(matches!(engine.poll(), Err(TxnError::Poisoned { .. })));
+    assert!(outcomes.iter().all(|o| !engine.is_durable(o)));
+    assert!(matches!(
+        increment(&mut engine, "c"),
+        Err(TxnError::Poisoned { .. })
+    ));
+    drop(engine);
+    assert_eq!(after_power_loss(&disk, &config), int(0));
 }
 
 /// Two Raft members on memory logs with the given policy: `n1` learns `n0`'s commit (and, with
