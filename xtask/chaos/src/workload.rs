@@ -1,6 +1,7 @@
 //! The clients: per node, one task committing coordination-free increments on counters, one
 //! adding and removing unique elements of observed-remove sets, one writing registers through
-//! consensus (put, or compare-and-set from the value it read). Each records what it was told:
+//! consensus (put, or compare-and-set from the value it read) and reading them linearizably.
+//! Each records what it was told:
 //! acknowledged, refused (a typed error that says nothing changed), or unknown.
 
 use std::collections::BTreeMap;
@@ -16,7 +17,7 @@ use rhizo_commit::{AlgebraicTransaction, Operations};
 use rhizo_engine_sim::raft::RegisterOp;
 use rhizo_net::{AsyncClient, ClientSecurity, NetError};
 use rhizo_txn::raft::RaftError;
-use rhizo_txn::{CommitOutcome, TransactionMode, TxnError};
+use rhizo_txn::{CommitOutcome, ReadConsistency, TransactionMode, TxnError};
 
 use crate::cluster::{COLUMN, COUNTERS, REGISTERS, SETS};
 
@@ -377,6 +378,10 @@ impl Worker {
             if self.workload.history().registers_on(&key) >= MAX_OPS_PER_REGISTER {
                 continue;
             }
+            if self.rng.random_bool(0.3) {
+                self.read_register(key).await;
+                continue;
+            }
             let Some(client) = self.client().await else {
                 continue;
             };
@@ -422,6 +427,45 @@ impl Worker {
                 completed,
             });
         }
+    }
+}
+
+impl Worker {
+    /// A linearizable read of register `key`: recorded with the value it saw when the node
+    /// answered, for the checker to place between its invocation and its answer.
+    async fn read_register(&mut self, key: String) {
+        let workload = Arc::clone(&self.workload);
+        let Some(client) = self.client().await else {
+            return;
+        };
+        let invoked = workload.now();
+        let read = client
+            .read_with(ReadConsistency::Linearizable, REGISTERS, &key, COLUMN)
+            .await;
+        let completed = workload.now();
+        let seen = match read {
+            Ok(AlgebraicValue::Integer(value)) => Some(value),
+            Ok(_) => None,
+            Err(err) => {
+                // A read changes nothing: a failed one is left out of the history.
+                if !matches!(err, NetError::Engine(_)) {
+                    self.client = None;
+                }
+                self.workload
+                    .history()
+                    .tally("register read", &Outcome::Unknown(kind(&err)));
+                return;
+            }
+        };
+        let mut history = self.workload.history();
+        history.tally("register read", &Outcome::Acknowledged);
+        history.registers.push(RegisterOp {
+            key,
+            write: None,
+            read: Some(seen),
+            invoked,
+            completed: Some(completed),
+        });
     }
 }
 
