@@ -297,6 +297,12 @@ pub struct RaftNode<L: DurableRaftLog> {
     next_seq: u64,
     /// Proposals of this node awaiting their outcome, with the tick they time out at.
     pending: BTreeMap<ProposalId, u64>,
+    /// Linearizable reads started since this node last asked the leader for a read index:
+    /// the next request answers all of them (each began before it was sent).
+    unasked_reads: Vec<ProposalId>,
+    /// Read-index requests sent and not answered, by the id their context carries: the reads
+    /// each answers.
+    asked_reads: BTreeMap<ProposalId, Vec<ProposalId>>,
     /// Read-index reads the leader has answered, with the commit index each must see applied
     /// here before it is served (see [`RaftNode::read_index`]).
     confirmed_reads: Vec<(u64, ProposalId)>,
@@ -489,6 +495,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
             incarnation,
             next_seq: 0,
             pending: BTreeMap::new(),
+            unasked_reads: Vec::new(),
+            asked_reads: BTreeMap::new(),
             confirmed_reads: Vec::new(),
             ticks: 0,
             applied,
@@ -608,6 +616,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// or the replica has records or messages.
     pub fn has_work(&self) -> bool {
         self.raw.has_ready()
+            || !self.unasked_reads.is_empty()
             || self.persisted_ready < self.staged_ready
             || self.unsynced
             || !self.awaiting.is_empty()
@@ -727,34 +736,49 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// that it is still the leader (and has committed an entry of its term), and sends the
     /// index back; the read is answered ([`ClientOutcome::Read`] with no values and that index)
     /// once this node has applied the log up to it. Every transaction acknowledged before this
-    /// call was committed at or below that index. Refused with [`RaftError::NoLeader`] while no
-    /// leader is known; a request the leader never answers (it lost leadership) times out as a
-    /// proposal does, and may simply be retried.
+    /// call was committed at or below that index. The reads started between two drains share
+    /// one request (one heartbeat round), sent at the next drain. Refused with
+    /// [`RaftError::NoLeader`] while no leader is known; a request the leader never answers (it
+    /// lost leadership) times out as a proposal does, and may simply be retried.
     pub fn read_index(&mut self) -> Result<ProposalId, RaftError> {
         if self.raw.raft.leader_id == INVALID_ID {
             return Err(RaftError::NoLeader);
         }
         let id = self.next_id();
-        let context = postcard::to_allocvec(&id).expect("encoding to a Vec cannot fail");
-        self.raw.read_index(context);
+        self.unasked_reads.push(id);
         self.pending.insert(
             id,
             self.ticks + u64::from(self.config.proposal_timeout_ticks),
         );
-        self.note_role();
         self.limit_consensus()?;
         Ok(id)
+    }
+
+    /// Asks the leader for one read index on behalf of every read started since the last
+    /// request (kept for later while no leader is known).
+    fn ask_read_index(&mut self) {
+        if self.unasked_reads.is_empty() || self.raw.raft.leader_id == INVALID_ID {
+            return;
+        }
+        let reads = std::mem::take(&mut self.unasked_reads);
+        let key = reads[0];
+        let context = postcard::to_allocvec(&key).expect("encoding to a Vec cannot fail");
+        self.raw.read_index(context);
+        self.asked_reads.insert(key, reads);
     }
 
     /// Notes the read indexes the leader confirmed, then serves those this node has applied.
     fn note_read_states(&mut self, states: Vec<raft::ReadState>) {
         for state in states {
-            // Only this node's own requests come back to it; a context that is not one of its
-            // ids (or one that timed out meanwhile) has nobody waiting.
-            if let Ok(id) = postcard::from_bytes::<ProposalId>(&state.request_ctx)
-                && self.pending.contains_key(&id)
-            {
-                self.confirmed_reads.push((state.index, id));
+            // Only this node's own requests come back to it; a context that names no request
+            // of its (or one whose reads all timed out) has nobody waiting.
+            let Ok(key) = postcard::from_bytes::<ProposalId>(&state.request_ctx) else {
+                continue;
+            };
+            for id in self.asked_reads.remove(&key).unwrap_or_default() {
+                if self.pending.contains_key(&id) {
+                    self.confirmed_reads.push((state.index, id));
+                }
             }
         }
         self.serve_confirmed_reads();
@@ -1003,6 +1027,11 @@ impl<L: DurableRaftLog> RaftNode<L> {
             .filter(|(_, deadline)| **deadline <= now)
             .map(|(id, _)| *id)
             .collect();
+        // A request whose reads all timed out is answered to nobody.
+        let expired_now = |id: &ProposalId| self.pending.get(id).is_none_or(|d| *d <= now);
+        self.asked_reads
+            .retain(|_, reads| !reads.iter().all(expired_now));
+        self.unasked_reads.retain(|id| !expired_now(id));
         for id in expired {
             self.pending.remove(&id);
             self.out.outcomes.push(ClientOutcome::Failed {
@@ -1165,6 +1194,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         // their own policy first: the records of applying entries below are not synced, and a
         // snapshot must not cover a record written after it.
         self.persist_replica_ready()?;
+        self.ask_read_index();
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             self.staged_ready = ready.number();

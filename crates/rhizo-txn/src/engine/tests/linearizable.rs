@@ -223,3 +223,54 @@ fn a_node_that_orders_alone_decides_a_linearizable_read_at_once() {
     );
     assert_eq!(alone.read_cells(&score).unwrap(), [int(8)]);
 }
+
+#[test]
+fn reads_started_between_two_drains_share_one_read_index_request() {
+    let mut engines: Vec<Engine> = (0..MEMBERS).map(|i| raft_member(node(i))).collect();
+    let leader = elect(&mut engines);
+    put_score(&mut engines, leader, 4, &[]);
+    let follower = (leader + 1) % engines.len();
+    let score = [CellKey::new("users", "ada", "score")];
+    let ids: Vec<ProposalId> = (0..3)
+        .map(
+            |_| match engines[follower].start_linearizable_read(&score).unwrap() {
+                Submission::Pending(id) => id,
+                decided => panic!("a follower must ask the leader: {decided:?}"),
+            },
+        )
+        .collect();
+    assert!(
+        engines[follower].has_messages(),
+        "the request waits to be sent"
+    );
+    let sent = engines[follower].take_messages().unwrap();
+    let requests = sent
+        .iter()
+        .filter(|(_, m)| {
+            matches!(m, RaftWire::Raft(m) if m.get_msg_type() == raft::prelude::MessageType::MsgReadIndex)
+        })
+        .count();
+    assert_eq!(requests, 1, "{sent:?}");
+    let follower_id = engines[follower].node_id();
+    for (to, message) in sent {
+        let to = engines.iter().position(|e| e.node_id() == to).unwrap();
+        engines[to].receive(follower_id, message).unwrap();
+    }
+    let mut decided = std::collections::BTreeMap::new();
+    for _ in 0..100 {
+        carry(&mut engines, &[]);
+        for (id, outcome) in engines[follower].take_outcomes() {
+            decided.insert(id, outcome.unwrap().sequence);
+        }
+        if decided.len() == ids.len() {
+            break;
+        }
+        for engine in engines.iter_mut() {
+            engine.tick().unwrap();
+        }
+    }
+    assert_eq!(decided.keys().copied().collect::<Vec<_>>(), ids);
+    let sequences: Vec<_> = decided.values().collect();
+    assert!(sequences.windows(2).all(|w| w[0] == w[1]), "{decided:?}");
+    assert_eq!(engines[follower].read_cells(&score).unwrap(), [int(4)]);
+}
