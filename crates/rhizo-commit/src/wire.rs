@@ -103,6 +103,32 @@ pub fn encode_message(message: &Message) -> Vec<u8> {
     encode(message)
 }
 
+/// [`encode_message`]'s bytes, appended to `out`: a caller that puts its own bytes before the
+/// message (a transport's tag) encodes into its buffer rather than copying a whole delta from a
+/// second one.
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{Replica, ReplicaConfig};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::wire;
+/// let mut replica = Replica::new(NodeId::new("a").unwrap(), schema, ReplicaConfig::default());
+/// replica.sync_with(NodeId::new("b").unwrap());
+/// let (_, message) = replica.take_ready().messages.pop().unwrap();
+/// let mut out = vec![7];
+/// wire::encode_message_into(&message, &mut out);
+/// assert_eq!(out[0], 7);
+/// assert_eq!(out[1..], wire::encode_message(&message)[..]);
+/// ```
+pub fn encode_message_into(message: &Message, out: &mut Vec<u8>) {
+    encode_into(message, out);
+}
+
 /// Decodes a message between replicas.
 pub fn decode_message(bytes: &[u8]) -> Result<Message> {
     decode(bytes)

@@ -20,13 +20,32 @@ use crate::log::{Entry, LogWriter, RAFT_PREFIX, RaftMeta};
 use crate::storage::Storage;
 use crate::{Result, TxnError};
 
+/// How many bytes of frames of replica records left for a group sync wait in memory before they
+/// are written to the file. What waits is not acknowledged as durable (the log counts it dirty),
+/// and a group sync writes it first, so a process crash loses only commits of the group waiting
+/// for its sync, as [`crate::SyncPolicy::Group`] allows.
+pub(crate) const REPLICA_WRITE_BATCH: usize = 64 * 1024;
+
+/// What [`FileRaftLog::append`] does with a batch once its frames are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landing {
+    /// Written and synced before `append` returns.
+    Synced,
+    /// Written to the file (survives a process crash, not a power loss).
+    Written,
+    /// Left in memory until a batch's worth waits or the next sync: a group commit's records.
+    Batched,
+}
+
 /// A [`DurableRaftLog`] in a data directory. `persist` returns once its records are written
 /// and (unless syncing was turned off) synced.
 pub struct FileRaftLog {
     writer: LogWriter,
     sync: bool,
     /// Whether records of the replica alone (coordination-free commits, merges) are synced at
-    /// once too, or may wait for the next sync (a group commit).
+    /// once too, or may wait for the next sync (a group commit). Waiting, they also stay in
+    /// memory until [`REPLICA_WRITE_BATCH`] bytes of frames wait or the log is synced: one
+    /// `write` per batch rather than per commit or merge.
     sync_replica: bool,
     meta: Option<RaftMeta>,
     /// The newest hard state and incarnation: what a snapshot does not supersede.
@@ -138,7 +157,8 @@ impl FileRaftLog {
     }
 
     /// Whether a batch holding only the replica's records (coordination-free commits and
-    /// merges) is synced at once (the default) or left for the next sync — a group commit.
+    /// merges) is synced at once (the default) or left for the next sync — a group commit,
+    /// whose frames wait in memory until the sync (or until [`REPLICA_WRITE_BATCH`] bytes wait).
     /// Raft's own records (hard state, entries, snapshots) are always synced before `persist`
     /// returns (unless syncing is off): Raft counts them as persisted from then on.
     #[must_use]
@@ -220,7 +240,7 @@ impl FileRaftLog {
     fn append(
         &mut self,
         records: Vec<RaftRecord>,
-        sync: impl FnOnce(&Self, &[RaftRecord]) -> bool,
+        landing: impl FnOnce(&Self, &[RaftRecord]) -> Landing,
     ) -> Result<(), RaftError> {
         if records.is_empty() {
             return Ok(());
@@ -234,6 +254,11 @@ impl FileRaftLog {
         self.remember(&records[..snapshot_at.unwrap_or(records.len())]);
         let written = match snapshot_at {
             Some(first) => {
+                // Batched records of the old segment reach its file first: the new segment
+                // replaces the old one only once complete, and until then the old one must hold
+                // everything logged before.
+                let written = self.writer.write_out();
+                self.note(written)?;
                 let (meta, kept) = (&self.meta, [&self.incarnation, &self.hard_state]);
                 let rotated = self.writer.rotate(|frames| {
                     if let Some(meta) = meta {
@@ -253,10 +278,13 @@ impl FileRaftLog {
                 for record in &records {
                     self.writer.frames().push_raft(record);
                 }
-                if sync(self, &records) {
-                    self.writer.sync()
-                } else {
-                    self.writer.write_out()
+                match landing(self, &records) {
+                    Landing::Synced => self.writer.sync(),
+                    Landing::Written => self.writer.write_out(),
+                    Landing::Batched if self.writer.pending_len() >= REPLICA_WRITE_BATCH => {
+                        self.writer.write_out()
+                    }
+                    Landing::Batched => Ok(()),
                 }
             }
         };
@@ -268,16 +296,17 @@ impl DurableRaftLog for FileRaftLog {
     fn persist(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
         self.append(records, |log, records| {
             let replica_only = records.iter().all(|r| matches!(r, RaftRecord::Replica(_)));
-            if replica_only {
-                log.sync_replica
-            } else {
-                log.sync
+            match (log.sync, replica_only && !log.sync_replica) {
+                (false, _) => Landing::Written,
+                // A group commit: synced with the group, so written with it too.
+                (true, true) => Landing::Batched,
+                (true, false) => Landing::Synced,
             }
         })
     }
 
     fn write_unsynced(&mut self, records: Vec<RaftRecord>) -> Result<(), RaftError> {
-        self.append(records, |_, _| false)
+        self.append(records, |_, _| Landing::Written)
     }
 
     fn sync_written(&mut self) -> Result<(), RaftError> {

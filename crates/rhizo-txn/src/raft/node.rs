@@ -122,7 +122,7 @@ impl RaftWire {
         match self {
             Self::Replica(message) => {
                 let mut out = vec![WIRE_REPLICA];
-                out.extend(wire::encode_message(message));
+                wire::encode_message_into(message, &mut out);
                 out
             }
             Self::Raft(message) => {

@@ -356,3 +356,73 @@ fn a_schema_the_log_ordered_survives_a_reopen_and_the_next_snapshot() {
     assert_eq!(schema.version(), wider.version());
     assert!(schema.column("counters", "extra").is_ok());
 }
+
+/// Bytes in every file of `disk`, written or synced.
+fn bytes_on(disk: &MemStorage) -> usize {
+    let names = disk.clone().list().unwrap();
+    names
+        .iter()
+        .map(|name| disk.contents(name).map_or(0, |bytes| bytes.len()))
+        .sum()
+}
+
+/// A coordination-free commit's record, as the replica logs it.
+fn commit_record(replica: &mut rhizo_commit::Replica, row: &str) -> RaftRecord {
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("counters", row, "value", 1);
+    replica.commit(tx).unwrap();
+    let record = replica.take_ready().records.pop().unwrap();
+    RaftRecord::Replica(Box::new(record))
+}
+
+#[test]
+fn a_group_commits_replica_records_wait_in_memory_for_the_sync_or_a_full_batch() {
+    let disk = MemStorage::new();
+    let opened = FileRaftLog::open(Box::new(disk.clone())).unwrap();
+    let mut log = opened.log.with_replica_sync(false);
+    let mut replica =
+        rhizo_commit::Replica::new(me(), sim_schema(), rhizo_commit::ReplicaConfig::default());
+    let empty = bytes_on(&disk);
+    log.persist(vec![commit_record(&mut replica, "k0")])
+        .unwrap();
+    assert_eq!(
+        bytes_on(&disk),
+        empty,
+        "a group's record is not written alone"
+    );
+    assert!(log.is_dirty(), "and is not counted durable");
+    log.sync().unwrap();
+    let synced = bytes_on(&disk);
+    assert!(synced > empty && !log.is_dirty());
+    let reopened = FileRaftLog::open(Box::new(disk.clone())).unwrap();
+    let replicas = reopened.records.iter();
+    assert_eq!(
+        replicas
+            .filter(|r| matches!(r, RaftRecord::Replica(_)))
+            .count(),
+        1
+    );
+    // Records pile up in memory until a batch's worth waits; then they reach the file.
+    let mut rows = 1;
+    while bytes_on(&disk) == synced {
+        log.persist(vec![commit_record(&mut replica, &format!("k{rows}"))])
+            .unwrap();
+        rows += 1;
+        assert!(rows < REPLICA_WRITE_BATCH, "a full batch is never written");
+    }
+    assert!(bytes_on(&disk) - synced >= REPLICA_WRITE_BATCH);
+    assert!(log.is_dirty(), "written is not synced");
+}
+
+#[test]
+fn records_synced_at_once_reach_the_file_at_once() {
+    let disk = MemStorage::new();
+    let opened = FileRaftLog::open(Box::new(disk.clone())).unwrap();
+    let mut log = opened.log;
+    let mut replica =
+        rhizo_commit::Replica::new(me(), sim_schema(), rhizo_commit::ReplicaConfig::default());
+    let empty = bytes_on(&disk);
+    log.persist(vec![commit_record(&mut replica, "k0")])
+        .unwrap();
+    assert!(bytes_on(&disk) > empty && !log.is_dirty());
+}
