@@ -1014,7 +1014,7 @@ impl Replica {
             Err(refusal) => return Ok(OrderedOutcome::Refused(refusal)),
         };
         self.clock.set(origin, index);
-        self.count_members_behind();
+        self.count_members_behind_after_growth();
         self.index.entry(origin).or_default().record(index, touched);
         if self.config.emit_records {
             self.push_record(Record::Ordered {
@@ -1305,6 +1305,18 @@ impl Replica {
         self.members_behind = self.peers_behind().count();
     }
 
+    /// [`Replica::count_members_behind`] after this replica's clock grew and nothing else did:
+    /// a member behind stays behind (its reported clock has not moved), so once every peer is
+    /// counted behind there is nothing to count. That is the common case while news spreads,
+    /// where a count compares every peer's clock with this replica's at every delta applied.
+    /// (The count is never above the members behind, and `members` always holds this replica:
+    /// a count of all the others is exact.)
+    fn count_members_behind_after_growth(&mut self) {
+        if self.members_behind < self.members.len() - 1 {
+            self.count_members_behind();
+        }
+    }
+
     /// The members this replica believes lack something it holds (or has never heard from).
     pub fn peers_behind(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.iter().copied().filter(move |m| {
@@ -1539,7 +1551,7 @@ impl Replica {
             }
         }
         self.clock.merge(&delta.clock);
-        self.count_members_behind();
+        self.count_members_behind_after_growth();
         self.stats.deltas_applied += 1;
         if record && self.config.emit_records {
             self.push_record(Record::Merge {
@@ -1694,7 +1706,7 @@ impl Replica {
         // the open cells, and the commit path stays as short as it was. (Not simply "every
         // member": a replica recovered from its records reopens cells whose commits its peers
         // may already hold.)
-        self.count_members_behind();
+        self.count_members_behind_after_growth();
     }
 
     /// Everything this replica holds beyond `known`, or `None` if it holds nothing more.
