@@ -199,15 +199,15 @@ impl ReplicaNode {
     /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
     /// (a commit acknowledges exactly one).
     fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<Box<VersionedUpdate>> {
-        self.replica.take_ready_into(&mut self.ready);
+        let start = self.log.take_ready(&mut self.replica, &mut self.ready);
         let Ready {
-            records,
             messages,
             committed,
+            ..
         } = &mut self.ready;
         let mut acknowledged = None;
         if self.recording {
-            for record in records.iter() {
+            for record in self.log.unsettled(start) {
                 if let Record::Commit(update) = record
                     && committed.contains(&update.dot)
                 {
@@ -217,17 +217,7 @@ impl ReplicaNode {
                 }
             }
         }
-        // A snapshot supersedes every earlier record.
-        if let Some(at) = records
-            .iter()
-            .rposition(|record| matches!(record, Record::Snapshot(_)))
-        {
-            self.log.clear();
-            records.drain(..at);
-        }
-        for record in records.drain(..) {
-            self.log.push(record);
-        }
+        self.log.settle(start);
         // A commit sends nothing: skip building (and dropping) a drain of an empty list.
         if !messages.is_empty() {
             for (to, msg) in messages.drain(..) {
