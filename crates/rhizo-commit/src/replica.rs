@@ -406,6 +406,11 @@ pub struct Replica {
     /// are sealed; while cells are open, it may be short of them (and `is_idle` does not read
     /// it).
     members_behind: usize,
+    /// The members (this replica aside) counted as holding everything it holds: the others
+    /// are `members_behind`. Listed so that when the clock grows, only these are compared
+    /// again (a member behind stays behind: its reported clock has not moved), not every
+    /// member; no member twice.
+    caught_up: Vec<NodeId>,
     stable: VectorClock,
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
     tombstoned: BTreeSet<CellId>,
@@ -458,6 +463,7 @@ impl Replica {
             index: BTreeMap::new(),
             open_cells: OpenCells::default(),
             members_behind: members.len() - 1,
+            caught_up: Vec::new(),
             members,
             peer_clocks: BTreeMap::new(),
             stable: VectorClock::new(),
@@ -1300,21 +1306,33 @@ impl Replica {
         self.buffer.is_empty() && self.members_behind == 0
     }
 
-    /// Counts `members_behind` afresh (after the clock or the members changed).
+    /// Counts `members_behind` afresh (after the members or the stored clock changed).
     fn count_members_behind(&mut self) {
-        self.members_behind = self.peers_behind().count();
+        let mut caught_up = std::mem::take(&mut self.caught_up);
+        caught_up.clear();
+        let (id, clock, peer_clocks) = (self.id, &self.clock, &self.peer_clocks);
+        caught_up.extend(self.members.iter().copied().filter(|m| {
+            *m != id
+                && peer_clocks
+                    .get(m)
+                    .is_some_and(|known| clock.dominated_by(known))
+        }));
+        self.caught_up = caught_up;
+        self.members_behind = self.members.len() - 1 - self.caught_up.len();
     }
 
     /// [`Replica::count_members_behind`] after this replica's clock grew and nothing else did:
-    /// a member behind stays behind (its reported clock has not moved), so once every peer is
-    /// counted behind there is nothing to count. That is the common case while news spreads,
-    /// where a count compares every peer's clock with this replica's at every delta applied.
-    /// (The count is never above the members behind, and `members` always holds this replica:
-    /// a count of all the others is exact.)
+    /// only the members counted caught up are compared again. While news spreads, a replica
+    /// applies a delta at almost every step, and a full count compared every member's clock
+    /// with its own each time.
     fn count_members_behind_after_growth(&mut self) {
-        if self.members_behind < self.members.len() - 1 {
-            self.count_members_behind();
-        }
+        let (clock, peer_clocks) = (&self.clock, &self.peer_clocks);
+        self.caught_up.retain(|peer| {
+            peer_clocks
+                .get(peer)
+                .is_some_and(|known| clock.dominated_by(known))
+        });
+        self.members_behind = self.members.len() - 1 - self.caught_up.len();
     }
 
     /// The members this replica believes lack something it holds (or has never heard from).
@@ -1379,9 +1397,12 @@ impl Replica {
         let reported = self.peer_clocks.entry(from).or_default();
         reported.merge(&sync.clock);
         if was_behind && self.clock.dominated_by(reported) && self.members.contains(&from) {
-            // Counted afresh rather than decremented: while cells are open the count may be
-            // short of the members behind (see `collect_if_caught_up`), possibly 0 already.
-            self.count_members_behind();
+            // While cells are open, a count may have left it listed already (the count is then
+            // short of the members behind; see `collect_if_caught_up`).
+            if !self.caught_up.contains(&from) {
+                self.caught_up.push(from);
+            }
+            self.members_behind = self.members.len() - 1 - self.caught_up.len();
         }
         let bare_digest = sync.delta.is_none();
         if let Some(delta) = sync.delta {
