@@ -2468,3 +2468,87 @@ mod expected_origins_tests {
         assert_eq!(replica.expected_origins(&VectorClock::new(), 0), 1);
     }
 }
+
+#[cfg(test)]
+mod members_behind_tests {
+    use proptest::prelude::*;
+
+    use super::{Message, Replica, ReplicaConfig};
+    use crate::testkit::{incr, node, schema};
+
+    /// One step of a schedule among a few replicas.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Commit { on: usize, row: u8 },
+        Sync { from: usize, to: usize },
+        Deliver { pick: usize },
+        Drop { pick: usize },
+    }
+
+    fn step(replicas: usize) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            1 => (0..replicas, 0..6u8).prop_map(|(on, row)| Step::Commit { on, row }),
+            1 => (0..replicas, 0..replicas).prop_map(|(from, to)| Step::Sync { from, to }),
+            3 => any::<usize>().prop_map(|pick| Step::Deliver { pick }),
+            1 => any::<usize>().prop_map(|pick| Step::Drop { pick }),
+        ]
+    }
+
+    /// Each replica's count of members behind is the members whose reported clocks do not
+    /// dominate its own, whenever no local commit waits unsealed (the count is kept as clocks
+    /// grow and peers report, not recounted).
+    fn check_counts(replicas: &[Replica]) -> Result<(), TestCaseError> {
+        for replica in replicas {
+            if replica.open_cells.is_empty() {
+                prop_assert_eq!(replica.members_behind, replica.peers_behind().count());
+                prop_assert!(
+                    replica
+                        .caught_up
+                        .iter()
+                        .all(|m| replica.members.contains(m))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Law: under any schedule of commits, exchanges, deliveries in any order and losses,
+        /// the count of members behind equals a full count.
+        #[test]
+        fn the_count_of_members_behind_is_a_full_count(
+            steps in proptest::collection::vec(step(4), 1..120),
+        ) {
+            let ids: Vec<_> = (0..4).map(node).collect();
+            let config = ReplicaConfig { members: ids.clone(), ..ReplicaConfig::default() };
+            let mut replicas: Vec<Replica> =
+                ids.iter().map(|&id| Replica::new(id, schema(), config.clone())).collect();
+            let mut in_flight: Vec<(usize, usize, Message)> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Commit { on, row } => {
+                        replicas[on].commit(incr(&format!("r{row}"), 1)).unwrap();
+                    }
+                    Step::Sync { from, to } => replicas[from].sync_with(ids[to]),
+                    Step::Deliver { pick } if !in_flight.is_empty() => {
+                        let (from, to, message) = in_flight.remove(pick % in_flight.len());
+                        replicas[to].step(ids[from], message).unwrap();
+                    }
+                    Step::Drop { pick } if !in_flight.is_empty() => {
+                        in_flight.remove(pick % in_flight.len());
+                    }
+                    Step::Deliver { .. } | Step::Drop { .. } => {}
+                }
+                for (from, replica) in replicas.iter_mut().enumerate() {
+                    for (to, message) in replica.take_ready().messages {
+                        let to = ids.iter().position(|id| *id == to).unwrap();
+                        in_flight.push((from, to, message));
+                    }
+                }
+                check_counts(&replicas)?;
+            }
+        }
+    }
+}
