@@ -79,7 +79,8 @@ impl DurableLog {
         self.bytes.iter().map(Vec::len).sum()
     }
 
-    /// Appends `record` (see [`DurableLog::settle`]).
+    /// Appends `record`: a snapshot supersedes every record before it, and a delta applied or a
+    /// snapshot is kept encoded.
     pub fn push(&mut self, record: Record) {
         self.make_room();
         let start = self.open.len();
