@@ -145,7 +145,10 @@ impl CellStore {
             old[rank as usize] = id as CellId;
         }
         let mut fresh: Vec<CellId> = (ranked as CellId..keys.len() as CellId).collect();
-        fresh.sort_unstable_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
+        // A stable sort, because it finds runs already in order and merges them: cells come
+        // in a delta's key order, so the fresh ones are a few sorted runs (one per delta), and
+        // merging those compares far fewer keys than sorting them afresh.
+        fresh.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]));
         self.rank.resize(keys.len(), 0);
         let (mut i, mut j) = (0, 0);
         for position in 0..keys.len() as u32 {

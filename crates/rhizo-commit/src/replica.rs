@@ -406,6 +406,11 @@ pub struct Replica {
     /// are sealed; while cells are open, it may be short of them (and `is_idle` does not read
     /// it).
     members_behind: usize,
+    /// The members (this replica aside) counted as holding everything it holds: the others
+    /// are `members_behind`. Listed so that when the clock grows, only these are compared
+    /// again (a member behind stays behind: its reported clock has not moved), not every
+    /// member; no member twice.
+    caught_up: Vec<NodeId>,
     stable: VectorClock,
     /// Observed-remove cells that hold tombstones, compacted when the stable point moves.
     tombstoned: BTreeSet<CellId>,
@@ -458,6 +463,7 @@ impl Replica {
             index: BTreeMap::new(),
             open_cells: OpenCells::default(),
             members_behind: members.len() - 1,
+            caught_up: Vec::new(),
             members,
             peer_clocks: BTreeMap::new(),
             stable: VectorClock::new(),
@@ -1014,7 +1020,7 @@ impl Replica {
             Err(refusal) => return Ok(OrderedOutcome::Refused(refusal)),
         };
         self.clock.set(origin, index);
-        self.count_members_behind();
+        self.count_members_behind_after_growth();
         self.index.entry(origin).or_default().record(index, touched);
         if self.config.emit_records {
             self.push_record(Record::Ordered {
@@ -1300,9 +1306,33 @@ impl Replica {
         self.buffer.is_empty() && self.members_behind == 0
     }
 
-    /// Counts `members_behind` afresh (after the clock or the members changed).
+    /// Counts `members_behind` afresh (after the members or the stored clock changed).
     fn count_members_behind(&mut self) {
-        self.members_behind = self.peers_behind().count();
+        let mut caught_up = std::mem::take(&mut self.caught_up);
+        caught_up.clear();
+        let (id, clock, peer_clocks) = (self.id, &self.clock, &self.peer_clocks);
+        caught_up.extend(self.members.iter().copied().filter(|m| {
+            *m != id
+                && peer_clocks
+                    .get(m)
+                    .is_some_and(|known| clock.dominated_by(known))
+        }));
+        self.caught_up = caught_up;
+        self.members_behind = self.members.len() - 1 - self.caught_up.len();
+    }
+
+    /// [`Replica::count_members_behind`] after this replica's clock grew and nothing else did:
+    /// only the members counted caught up are compared again. While news spreads, a replica
+    /// applies a delta at almost every step, and a full count compared every member's clock
+    /// with its own each time.
+    fn count_members_behind_after_growth(&mut self) {
+        let (clock, peer_clocks) = (&self.clock, &self.peer_clocks);
+        self.caught_up.retain(|peer| {
+            peer_clocks
+                .get(peer)
+                .is_some_and(|known| clock.dominated_by(known))
+        });
+        self.members_behind = self.members.len() - 1 - self.caught_up.len();
     }
 
     /// The members this replica believes lack something it holds (or has never heard from).
@@ -1367,9 +1397,12 @@ impl Replica {
         let reported = self.peer_clocks.entry(from).or_default();
         reported.merge(&sync.clock);
         if was_behind && self.clock.dominated_by(reported) && self.members.contains(&from) {
-            // Counted afresh rather than decremented: while cells are open the count may be
-            // short of the members behind (see `collect_if_caught_up`), possibly 0 already.
-            self.count_members_behind();
+            // While cells are open, a count may have left it listed already (the count is then
+            // short of the members behind; see `collect_if_caught_up`).
+            if !self.caught_up.contains(&from) {
+                self.caught_up.push(from);
+            }
+            self.members_behind = self.members.len() - 1 - self.caught_up.len();
         }
         let bare_digest = sync.delta.is_none();
         if let Some(delta) = sync.delta {
@@ -1539,7 +1572,7 @@ impl Replica {
             }
         }
         self.clock.merge(&delta.clock);
-        self.count_members_behind();
+        self.count_members_behind_after_growth();
         self.stats.deltas_applied += 1;
         if record && self.config.emit_records {
             self.push_record(Record::Merge {
@@ -1694,7 +1727,7 @@ impl Replica {
         // the open cells, and the commit path stays as short as it was. (Not simply "every
         // member": a replica recovered from its records reopens cells whose commits its peers
         // may already hold.)
-        self.count_members_behind();
+        self.count_members_behind_after_growth();
     }
 
     /// Everything this replica holds beyond `known`, or `None` if it holds nothing more.
@@ -2433,5 +2466,89 @@ mod expected_origins_tests {
             "never beyond the members"
         );
         assert_eq!(replica.expected_origins(&VectorClock::new(), 0), 1);
+    }
+}
+
+#[cfg(test)]
+mod members_behind_tests {
+    use proptest::prelude::*;
+
+    use super::{Message, Replica, ReplicaConfig};
+    use crate::testkit::{incr, node, schema};
+
+    /// One step of a schedule among a few replicas.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Commit { on: usize, row: u8 },
+        Sync { from: usize, to: usize },
+        Deliver { pick: usize },
+        Drop { pick: usize },
+    }
+
+    fn step(replicas: usize) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            1 => (0..replicas, 0..6u8).prop_map(|(on, row)| Step::Commit { on, row }),
+            1 => (0..replicas, 0..replicas).prop_map(|(from, to)| Step::Sync { from, to }),
+            3 => any::<usize>().prop_map(|pick| Step::Deliver { pick }),
+            1 => any::<usize>().prop_map(|pick| Step::Drop { pick }),
+        ]
+    }
+
+    /// Each replica's count of members behind is the members whose reported clocks do not
+    /// dominate its own, whenever no local commit waits unsealed (the count is kept as clocks
+    /// grow and peers report, not recounted).
+    fn check_counts(replicas: &[Replica]) -> Result<(), TestCaseError> {
+        for replica in replicas {
+            if replica.open_cells.is_empty() {
+                prop_assert_eq!(replica.members_behind, replica.peers_behind().count());
+                prop_assert!(
+                    replica
+                        .caught_up
+                        .iter()
+                        .all(|m| replica.members.contains(m))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Law: under any schedule of commits, exchanges, deliveries in any order and losses,
+        /// the count of members behind equals a full count.
+        #[test]
+        fn the_count_of_members_behind_is_a_full_count(
+            steps in proptest::collection::vec(step(4), 1..120),
+        ) {
+            let ids: Vec<_> = (0..4).map(node).collect();
+            let config = ReplicaConfig { members: ids.clone(), ..ReplicaConfig::default() };
+            let mut replicas: Vec<Replica> =
+                ids.iter().map(|&id| Replica::new(id, schema(), config.clone())).collect();
+            let mut in_flight: Vec<(usize, usize, Message)> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Commit { on, row } => {
+                        replicas[on].commit(incr(&format!("r{row}"), 1)).unwrap();
+                    }
+                    Step::Sync { from, to } => replicas[from].sync_with(ids[to]),
+                    Step::Deliver { pick } if !in_flight.is_empty() => {
+                        let (from, to, message) = in_flight.remove(pick % in_flight.len());
+                        replicas[to].step(ids[from], message).unwrap();
+                    }
+                    Step::Drop { pick } if !in_flight.is_empty() => {
+                        in_flight.remove(pick % in_flight.len());
+                    }
+                    Step::Deliver { .. } | Step::Drop { .. } => {}
+                }
+                for (from, replica) in replicas.iter_mut().enumerate() {
+                    for (to, message) in replica.take_ready().messages {
+                        let to = ids.iter().position(|id| *id == to).unwrap();
+                        in_flight.push((from, to, message));
+                    }
+                }
+                check_counts(&replicas)?;
+            }
+        }
     }
 }

@@ -594,6 +594,7 @@ impl ToRaise for SimError {
             E::DeadlineReached { .. } => (Exc::Deadline, "DeadlineReached"),
             E::Diverged { .. } => (Exc::Convergence, "Diverged"),
             E::Commit { .. } => (Exc::Simulation, "Commit"),
+            E::DurableLog { .. } => (Exc::Simulation, "DurableLog"),
         };
         match self {
             // A refused commit is the replica's error, raised as such, naming the node.

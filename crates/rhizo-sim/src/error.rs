@@ -110,6 +110,13 @@ pub enum SimError {
         /// The replica's reason.
         source: LocalCommitError,
     },
+    /// A node's durable log holds bytes that are not a record (only a log changed outside
+    /// [`DurableLog`](crate::DurableLog) can).
+    #[error("unreadable durable log: {reason}")]
+    DurableLog {
+        /// What could not be read.
+        reason: String,
+    },
 }
 
 /// This crate's result type.

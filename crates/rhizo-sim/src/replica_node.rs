@@ -20,8 +20,11 @@ use crate::{
     GossipStrategy, NodeCtx, NodeRef, Result, SimError, SimTime, SimulatedCluster, SimulatedNode,
 };
 
+mod durable_log;
 #[cfg(test)]
 mod tests;
+
+pub use durable_log::DurableLog;
 
 /// One replica on the simulated network: the real [`Replica`] plus the durable log its driver
 /// keeps.
@@ -37,18 +40,15 @@ mod tests;
 pub struct ReplicaNode {
     replica: Replica,
     /// The durable log: every record made durable since the last snapshot record (included),
-    /// in chunks of [`LOG_CHUNK`]; these are the full ones, and `ready.records` is the open one.
-    /// Appending never moves what is already durable, where one growing list would copy every
-    /// record at each doubling.
-    log: Vec<Vec<Record>>,
+    /// encoded.
+    log: DurableLog,
     /// Problems the replica reported while being driven (a refused message, a failed recovery).
     /// A correct replica on this network reports none; checkers treat any as a violation.
     faults: Vec<String>,
     /// Whether acknowledged updates are handed to the history (off for benchmarks).
     recording: bool,
     /// The lists of the replica's output being carried out, kept so that they keep their
-    /// capacity. Its records are the durable log's open chunk: the replica appends its records
-    /// there directly, so a record moves once on its way to durability.
+    /// capacity.
     ready: Ready,
     /// This round's exchanges still to start, the next last.
     pulls: Vec<NodeId>,
@@ -65,28 +65,18 @@ pub struct ReplicaNode {
     slowest_answer: Option<Duration>,
 }
 
-/// The log a [`ReplicaNode`] makes durable: what a restarted node is rebuilt from.
-pub type DurableLog = Vec<Record>;
-
 /// What a node's commit gives: the receipt and, when recording, the acknowledged update (boxed:
 /// the result is moved through every layer of a simulated commit, and is usually `None`).
 pub type NodeCommit =
     std::result::Result<(CommitReceipt, Option<Box<VersionedUpdate>>), LocalCommitError>;
 
-/// Records per chunk of a node's durable log.
-const LOG_CHUNK: usize = 256;
-
-/// The room a chunk must have left to take the next batch of records: a commit or a message
-/// makes one or two, so a batch rarely outgrows it (and if one does, the chunk grows).
-const LOG_CHUNK_ROOM: usize = 8;
-
 impl ReplicaNode {
     /// A fresh replica node.
     pub fn new(id: NodeId, schema: Schema, config: ReplicaConfig) -> Self {
-        Self::with_replica(Replica::new(id, schema, config), Vec::new())
+        Self::with_replica(Replica::new(id, schema, config), DurableLog::new())
     }
 
-    fn with_replica(replica: Replica, log: Vec<Vec<Record>>) -> Self {
+    fn with_replica(replica: Replica, log: DurableLog) -> Self {
         Self {
             replica,
             log,
@@ -102,11 +92,21 @@ impl ReplicaNode {
         }
     }
 
-    /// The node rebuilt from its durable log by [`Replica::recover`]. A log the replica refuses
-    /// leaves a fresh replica with the failure listed in [`faults`](Self::faults).
+    /// The node rebuilt from its durable log by [`Replica::recover`]. A log that does not
+    /// decode, or that the replica refuses, leaves a fresh replica with the failure listed in
+    /// [`faults`](Self::faults).
     pub fn recover(id: NodeId, schema: Schema, config: ReplicaConfig, log: DurableLog) -> Self {
-        match Replica::recover(id, schema.clone(), config.clone(), log.iter().cloned()) {
-            Ok(replica) => Self::with_replica(replica, vec![log]),
+        // Decoded whole before replaying: a replica must not be rebuilt from part of its log.
+        let recovered = log
+            .records()
+            .collect::<Result<Vec<Record>>>()
+            .map_err(|err| err.to_string())
+            .and_then(|records| {
+                Replica::recover(id, schema.clone(), config.clone(), records)
+                    .map_err(|err| err.to_string())
+            });
+        match recovered {
+            Ok(replica) => Self::with_replica(replica, log),
             Err(err) => {
                 let mut node = Self::new(id, schema, config);
                 node.faults.push(format!("recovery of {id} failed: {err}"));
@@ -132,13 +132,9 @@ impl ReplicaNode {
         &self.replica
     }
 
-    /// The durable log as it stands, oldest record first.
-    pub fn durable_log(&self) -> impl ExactSizeIterator<Item = &Record> + '_ {
-        let len = self.log.iter().map(Vec::len).sum::<usize>() + self.ready.records.len();
-        Records {
-            records: self.log.iter().flatten().chain(&self.ready.records),
-            len,
-        }
+    /// The durable log as it stands.
+    pub fn durable_log(&self) -> &DurableLog {
+        &self.log
     }
 
     /// Problems reported while driving the replica (empty for a correct replica).
@@ -203,23 +199,15 @@ impl ReplicaNode {
     /// messages sent, then commits acknowledged. Returns the acknowledged update if recording
     /// (a commit acknowledges exactly one).
     fn drain(&mut self, ctx: &mut NodeCtx<'_, Message>) -> Option<Box<VersionedUpdate>> {
-        let open = &mut self.ready.records;
-        if open.capacity() - open.len() < LOG_CHUNK_ROOM {
-            let full = std::mem::replace(open, Vec::with_capacity(LOG_CHUNK));
-            if !full.is_empty() {
-                self.log.push(full);
-            }
-        }
-        let start = self.ready.records.len();
-        self.replica.take_ready_into(&mut self.ready);
+        let start = self.log.take_ready(&mut self.replica, &mut self.ready);
         let Ready {
-            records,
             messages,
             committed,
+            ..
         } = &mut self.ready;
         let mut acknowledged = None;
         if self.recording {
-            for record in &records[start..] {
+            for record in self.log.unsettled(start) {
                 if let Record::Commit(update) = record
                     && committed.contains(&update.dot)
                 {
@@ -229,14 +217,7 @@ impl ReplicaNode {
                 }
             }
         }
-        // A snapshot supersedes every earlier record.
-        if let Some(at) = records[start..]
-            .iter()
-            .rposition(|record| matches!(record, Record::Snapshot(_)))
-        {
-            self.log.clear();
-            records.drain(..start + at);
-        }
+        self.log.settle(start);
         // A commit sends nothing: skip building (and dropping) a drain of an empty list.
         if !messages.is_empty() {
             for (to, msg) in messages.drain(..) {
@@ -249,31 +230,6 @@ impl ReplicaNode {
         acknowledged
     }
 }
-
-/// A node's durable records across its log's chunks, with their count.
-struct Records<'a> {
-    records: std::iter::Chain<
-        std::iter::Flatten<std::slice::Iter<'a, Vec<Record>>>,
-        std::slice::Iter<'a, Record>,
-    >,
-    len: usize,
-}
-
-impl<'a> Iterator for Records<'a> {
-    type Item = &'a Record;
-
-    fn next(&mut self) -> Option<&'a Record> {
-        let record = self.records.next()?;
-        self.len -= 1;
-        Some(record)
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.len, Some(self.len))
-    }
-}
-
-impl ExactSizeIterator for Records<'_> {}
 
 impl ReplicaNode {
     /// Starts the next of this round's push-pull exchanges, if any is left.
@@ -371,7 +327,7 @@ impl SimulatedNode for ReplicaNode {
     }
 
     fn durable(&self) -> DurableLog {
-        self.durable_log().cloned().collect()
+        self.log.clone()
     }
 
     /// Idle when nothing waits in the buffer and the replica either holds nothing (so it has
