@@ -220,62 +220,75 @@ fn etcd_attempt(failure: etcd::Failure) -> Attempt {
     }
 }
 
-/// etcd's rows: puts, then compare-and-sets, at each client count, on one cluster.
+/// What one kind of row measures: who, on which path, doing what, kept how durable.
+struct RowKind<'a> {
+    system: &'a str,
+    path: &'a str,
+    operation: &'a str,
+    durability: &'a str,
+}
+
+impl Plan {
+    /// One row of `kind` per client count, each with the workers `workers(clients)` builds.
+    fn rows<W: Worker>(
+        &self,
+        kind: &RowKind<'_>,
+        mut workers: impl FnMut(usize) -> Result<Vec<W>, String>,
+    ) -> Result<Vec<CompareRow>, String> {
+        let mut rows = Vec::new();
+        for &clients in self.clients {
+            let load = self.measure(&mut workers(clients)?)?;
+            rows.push(row(
+                kind.system,
+                kind.path,
+                kind.operation,
+                kind.durability,
+                clients,
+                &load,
+            ));
+        }
+        Ok(rows)
+    }
+}
+
+/// etcd's rows: puts, compare-and-sets, then linearizable reads, at each client count, on one
+/// cluster.
 fn etcd_rows(binary: &etcd::Binary, plan: Plan) -> Result<Vec<CompareRow>, String> {
     let cluster = etcd::Cluster::start(binary)?;
     let urls = cluster.client_urls();
     let client = |c: usize| EtcdClient::new(&urls[c % urls.len()], ETCD_REQUEST_TIMEOUT);
+    let kind = |operation, durability| RowKind {
+        system: &binary.version,
+        path: "raft",
+        operation,
+        durability,
+    };
     let durability = "each log entry fsynced on a quorum before the answer (etcd's default)";
-    let mut rows = Vec::new();
-    for &clients in plan.clients {
-        let mut workers: Vec<EtcdPut> = (0..clients)
+    let mut rows = plan.rows(&kind("put", durability), |clients| {
+        Ok((0..clients)
             .map(|index| EtcdPut {
                 client: client(index),
                 index,
             })
-            .collect();
-        let load = plan.measure(&mut workers)?;
-        rows.push(row(
-            &binary.version,
-            "raft",
-            "put",
-            durability,
-            clients,
-            &load,
-        ));
-    }
-    for &clients in plan.clients {
-        let mut workers = (0..clients)
+            .collect())
+    })?;
+    rows.extend(plan.rows(&kind("compare_and_set", durability), |clients| {
+        (0..clients)
             .map(|c| EtcdCompareAndSet::new(client(c), format!("r{clients}-{c}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let load = plan.measure(&mut workers)?;
-        let operation = "compare_and_set";
-        rows.push(row(
-            &binary.version,
-            "raft",
-            operation,
-            durability,
-            clients,
-            &load,
-        ));
-    }
-    for &clients in plan.clients {
-        let mut workers: Vec<EtcdGet> = (0..clients)
-            .map(|index| EtcdGet {
-                client: client(index),
-                index,
-            })
-            .collect();
-        let load = plan.measure(&mut workers)?;
-        rows.push(row(
-            &binary.version,
-            "raft",
-            LINEARIZABLE_READ,
-            "linearizable: the member confirms its leader's commit index (etcd's default range)",
-            clients,
-            &load,
-        ));
-    }
+            .collect()
+    })?);
+    let linearizable =
+        "linearizable: the member confirms its leader's commit index (etcd's default range)";
+    rows.extend(
+        plan.rows(&kind(LINEARIZABLE_READ, linearizable), |clients| {
+            Ok((0..clients)
+                .map(|index| EtcdGet {
+                    client: client(index),
+                    index,
+                })
+                .collect())
+        })?,
+    );
     Ok(rows)
 }
 
@@ -283,54 +296,35 @@ fn etcd_rows(binary: &etcd::Binary, plan: Plan) -> Result<Vec<CompareRow>, Strin
 const LINEARIZABLE_READ: &str = "linearizable_read";
 
 /// Rhizo's coordinated rows: the same puts and compare-and-sets, through Raft, every commit
-/// durable on a quorum before its acknowledgement.
+/// durable on a quorum before its acknowledgement, then linearizable reads.
 fn coordinated_rows(plan: Plan) -> Result<Vec<CompareRow>, String> {
     let cluster = ServingCluster::start(SyncPolicy::EveryCommit)?;
+    let kind = |operation, durability| RowKind {
+        system: "rhizo",
+        path: "coordinated",
+        operation,
+        durability,
+    };
     let durability = "durable on a quorum before the answer (every_commit)";
-    let mut rows = Vec::new();
-    for &clients in plan.clients {
-        let mut workers: Vec<rhizo::Put> = (0..clients)
+    let mut rows = plan.rows(&kind("put", durability), |clients| {
+        Ok((0..clients)
             .map(|c| rhizo::Put::new(cluster.connection(c), c))
-            .collect();
-        let load = plan.measure(&mut workers)?;
-        rows.push(row(
-            "rhizo",
-            "coordinated",
-            "put",
-            durability,
-            clients,
-            &load,
-        ));
-    }
-    for &clients in plan.clients {
-        let mut workers = (0..clients)
+            .collect())
+    })?;
+    rows.extend(plan.rows(&kind("compare_and_set", durability), |clients| {
+        (0..clients)
             .map(|c| rhizo::CompareAndSet::new(cluster.connection(c), format!("r{clients}-{c}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let load = plan.measure(&mut workers)?;
-        let operation = "compare_and_set";
-        rows.push(row(
-            "rhizo",
-            "coordinated",
-            operation,
-            durability,
-            clients,
-            &load,
-        ));
-    }
-    for &clients in plan.clients {
-        let mut workers: Vec<rhizo::LinearizableRead> = (0..clients)
-            .map(|c| rhizo::LinearizableRead::new(cluster.connection(c), c))
-            .collect();
-        let load = plan.measure(&mut workers)?;
-        rows.push(row(
-            "rhizo",
-            "coordinated",
-            LINEARIZABLE_READ,
-            "linearizable: the leader's commit index confirmed by a quorum (Raft's read index), answered once applied here",
-            clients,
-            &load,
-        ));
-    }
+            .collect()
+    })?);
+    let linearizable = "linearizable: the leader's commit index confirmed by a quorum (Raft's \
+                        read index), answered once applied here";
+    rows.extend(
+        plan.rows(&kind(LINEARIZABLE_READ, linearizable), |clients| {
+            Ok((0..clients)
+                .map(|c| rhizo::LinearizableRead::new(cluster.connection(c), c))
+                .collect())
+        })?,
+    );
     Ok(rows)
 }
 

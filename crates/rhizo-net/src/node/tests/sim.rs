@@ -184,28 +184,17 @@ async fn write_register(handle: &NodeHandle, world: &RefCell<World>, value: i64)
     }
 }
 
-/// A linearizable read through the node's own API: ordered by the log, answered from the
-/// node's state once it holds the log up to the read.
+/// A linearizable read through the node's own API: the leader confirms its commit index, and
+/// the node answers from its state once it has applied the log up to it.
 async fn read_register(handle: &NodeHandle, world: &RefCell<World>) {
     let invoked = micros();
     let key = [CellKey::new("kv", "r", "reg")];
-    let Ok(values) = handle
+    if let Ok(values) = handle
         .read_cells_async(ReadConsistency::Linearizable, &key)
         .await
-    else {
-        return;
-    };
-    let seen = match &values[..] {
-        [AlgebraicValue::Integer(v)] => Some(*v),
-        _ => None,
-    };
-    world.borrow_mut().ops.push(RegisterOp {
-        key: "r".to_owned(),
-        write: None,
-        read: Some(seen),
-        invoked,
-        completed: Some(micros()),
-    });
+    {
+        record_read(world, invoked, &values[0]);
+    }
 }
 
 /// A read made linearizable by hand: a compare-and-set of the value read locally with itself,
@@ -218,18 +207,23 @@ async fn read_register_by_compare_and_set(handle: &NodeHandle, world: &RefCell<W
     let mut tx = handle.transaction(TransactionMode::Coordinated);
     tx.compare_and_set("kv", "r", "reg", local.clone(), local.clone());
     if tx.commit_async().await.is_ok() {
-        let seen = match local {
-            AlgebraicValue::Integer(v) => Some(v),
-            _ => None,
-        };
-        world.borrow_mut().ops.push(RegisterOp {
-            key: "r".to_owned(),
-            write: None,
-            read: Some(seen),
-            invoked,
-            completed: Some(micros()),
-        });
+        record_read(world, invoked, &local);
     }
+}
+
+/// Records a read of the register, invoked at `invoked` and answered now with `value`.
+fn record_read(world: &RefCell<World>, invoked: u64, value: &AlgebraicValue) {
+    let seen = match value {
+        AlgebraicValue::Integer(v) => Some(*v),
+        _ => None,
+    };
+    world.borrow_mut().ops.push(RegisterOp {
+        key: "r".to_owned(),
+        write: None,
+        read: Some(seen),
+        invoked,
+        completed: Some(micros()),
+    });
 }
 
 /// A fault: partition or hold a link, heal one, or crash a node (power loss) for a while.
