@@ -9,7 +9,8 @@
 
 use rhizo_clock::{NodeId, VectorClock};
 
-use super::{CellState, OriginEntry, PerOrigin, StateKind, mismatch};
+use super::int_sum::{Entries, IntSum};
+use super::{CellState, OriginEntry, StateKind, mismatch};
 use crate::{AlgebraError, Result};
 
 /// Cell states in order. A state restricted or copied into the list
@@ -103,7 +104,7 @@ impl StateList {
     pub fn push_cloned(&mut self, state: &CellState) {
         match &state.kind {
             StateKind::SumInt(origins) => self.push_int_sum(|buffer| {
-                buffer.extend_from_slice(origins.entries());
+                buffer.extend(origins.entries());
             }),
             _ => self.items.push(Item::Whole(state.clone())),
         }
@@ -188,7 +189,7 @@ impl StateList {
         let entries = self.int_entries;
         self.items.into_iter().map(move |item| match item {
             Item::IntSum { start, end } => CellState {
-                kind: StateKind::SumInt(PerOrigin::from_entries(&entries[start..end])),
+                kind: StateKind::SumInt(IntSum::from_entries(&entries[start..end])),
             },
             Item::Whole(state) => state,
         })
@@ -216,7 +217,7 @@ impl<'a> ListedState<'a> {
     pub fn to_state(self) -> CellState {
         match self.0 {
             Listed::IntSum(entries) => CellState {
-                kind: StateKind::SumInt(PerOrigin::from_entries(entries)),
+                kind: StateKind::SumInt(IntSum::from_entries(entries)),
             },
             Listed::Whole(state) => state.clone(),
         }
@@ -228,14 +229,14 @@ impl<'a> ListedState<'a> {
     pub fn int_sum_entries(
         self,
     ) -> Option<impl ExactSizeIterator<Item = (NodeId, u64, i128)> + 'a> {
-        let entries: &'a [OriginEntry<i128>] = match self.0 {
-            Listed::IntSum(entries) => entries,
+        let entries: Entries<'a> = match self.0 {
+            Listed::IntSum(entries) => Entries::Wide(entries.iter()),
             Listed::Whole(CellState {
                 kind: StateKind::SumInt(origins),
             }) => origins.entries(),
             Listed::Whole(_) => return None,
         };
-        Some(entries.iter().map(|e| (e.node, e.seq.get(), e.partial)))
+        Some(entries.map(|e| (e.node, e.seq.get(), e.partial)))
     }
 
     fn kind_name(self) -> &'static str {
@@ -248,9 +249,9 @@ impl<'a> ListedState<'a> {
 
 impl PartialEq for ListedState<'_> {
     fn eq(&self, other: &Self) -> bool {
-        fn entries<'a>(listed: Listed<'a>) -> Option<&'a [OriginEntry<i128>]> {
+        fn entries<'a>(listed: Listed<'a>) -> Option<Entries<'a>> {
             match listed {
-                Listed::IntSum(entries) => Some(entries),
+                Listed::IntSum(entries) => Some(Entries::Wide(entries.iter())),
                 Listed::Whole(CellState {
                     kind: StateKind::SumInt(origins),
                 }) => Some(origins.entries()),
@@ -258,7 +259,7 @@ impl PartialEq for ListedState<'_> {
             }
         }
         match (entries(self.0), entries(other.0)) {
-            (Some(a), Some(b)) => a == b,
+            (Some(a), Some(b)) => a.len() == b.len() && a.eq(b),
             (None, None) => match (self.0, other.0) {
                 (Listed::Whole(a), Listed::Whole(b)) => a == b,
                 _ => false,

@@ -1,5 +1,6 @@
 //! The state one cell — one (table, row, column) — converges to, and the effects applied to it.
 
+mod int_sum;
 mod list;
 mod origin;
 mod orset;
@@ -10,6 +11,7 @@ use crate::{
     AlgebraError, AlgebraicValue, ColumnSpec, Decimal, MergeType, OpType, Result, SortedSet,
     TotalF64, ValueType,
 };
+use int_sum::IntSum;
 pub use list::{ListedState, StateList};
 pub(crate) use origin::{FloatProduct, IntProduct, OriginEntry, PerOrigin, WideInt};
 use orset::OrSet;
@@ -184,7 +186,7 @@ pub enum CellOp {
 /// Refuses adding `amount` to an exact integer sum whose total would then leave `i64`; a sum
 /// already out of range (through updates of others) is left to its reads.
 #[inline]
-fn sum_in_range(origins: &PerOrigin<i128>, amount: i64) -> Result<()> {
+fn sum_in_range(origins: &IntSum, amount: i64) -> Result<()> {
     // One origin whose partial is in `i64` (a counter only its committer bumps): an `i64` add.
     if let Some(only) = origins.only_partial()
         && let Some(total) = narrow_i64(only)
@@ -683,7 +685,7 @@ impl Register {
 enum StateKind {
     Max(Extremum),
     Min(Extremum),
-    SumInt(PerOrigin<i128>),
+    SumInt(IntSum),
     SumFloat(PerOrigin<TotalF64>),
     SumDecimal {
         scale: u8,
@@ -748,7 +750,7 @@ impl CellState {
                 scale,
                 origins: PerOrigin::default(),
             },
-            (MergeType::Add, _) => StateKind::SumInt(PerOrigin::default()),
+            (MergeType::Add, _) => StateKind::SumInt(IntSum::default()),
             (MergeType::Multiply, ValueType::Float) => {
                 StateKind::ProductFloat(PerOrigin::default())
             }

@@ -619,7 +619,7 @@ fn decoding_refuses_non_canonical_states() {
     assert_eq!(postcard::from_bytes::<CellState>(&bytes).unwrap(), state);
     // Re-encode by hand: the variant tag, two entries, then the entries in a given order.
     let encode = |order: [(&str, i128); 2]| {
-        let mut bytes = postcard::to_allocvec(&StateKind::SumInt(PerOrigin::default())).unwrap();
+        let mut bytes = postcard::to_allocvec(&StateKind::SumInt(IntSum::default())).unwrap();
         bytes.truncate(1);
         bytes.push(2);
         for (node, partial) in order {
