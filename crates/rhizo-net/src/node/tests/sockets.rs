@@ -174,13 +174,6 @@ fn a_member_removed_while_it_commits_leaves_every_acknowledged_commit_with_the_o
     });
     removed.expect("the member is removed");
     assert!(acked >= 50, "the member acknowledged only {acked} commits");
-    // Retired, then removed: its writes stop with a typed refusal, never a silent loss.
-    match &refusal {
-        Some(NetError::Removed { .. }) => {}
-        Some(NetError::Engine(rhizo_txn::TxnError::Raft(err)))
-            if matches!(**err, RaftError::Retired { .. }) => {}
-        other => panic!("the writer was not refused as retired or removed: {other:?}"),
-    }
     // As soon as the removal returned, the survivors hold every commit it acknowledged.
     for survivor in survivors {
         assert_eq!(
@@ -190,5 +183,12 @@ fn a_member_removed_while_it_commits_leaves_every_acknowledged_commit_with_the_o
             survivor.status().node
         );
         assert!(!survivor.status().members.contains(&node(2)));
+    }
+    // Retired, then removed: its writes stop with a typed refusal, never a silent loss.
+    match &refusal {
+        Some(NetError::Removed { .. }) => {}
+        Some(NetError::Engine(rhizo_txn::TxnError::Raft(err)))
+            if matches!(**err, RaftError::Retired { .. }) => {}
+        other => panic!("the writer was not refused as retired or removed: {other:?}"),
     }
 }
