@@ -217,7 +217,12 @@ fn members(what: MembersCommand) -> Result<(), NetError> {
                 } else {
                     &member.address
                 };
-                println!("{} {role} {address}", member.node);
+                let retired = if member.retired {
+                    " retired (draining before its removal)"
+                } else {
+                    ""
+                };
+                println!("{} {role} {address}{retired}", member.node);
             }
         }
         MembersCommand::Add { id, address, node } => {

@@ -449,7 +449,12 @@ fn a_dead_member_is_not_drained_and_is_removed_with_force() {
     };
     assert!(not_drained.contains("force"), "{not_drained}");
     let listed = rhizo_ok(dir.path(), &members_command("list", &c1, &[]));
-    assert!(listed.lines().any(|l| l.starts_with("n3 ")), "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("n3 ") && l.contains("retired")),
+        "{listed}"
+    );
     // --force removes it at once.
     let removed = rhizo_eventually(
         dir.path(),
@@ -598,6 +603,10 @@ fn readme_cluster_runs_as_written() {
         .unwrap();
     let mut shell = Running { child, group: true };
     let status = shell.wait();
+    // A block that failed part-way leaves its agents running, holding its output open: end
+    // the group first (the block's last line already sent SIGTERM to each agent otherwise),
+    // so that reading the output ends.
+    shell.terminate();
     let mut stdout = String::new();
     let mut stderr = String::new();
     shell
@@ -614,8 +623,6 @@ fn readme_cluster_runs_as_written() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    // The agents were sent SIGTERM by the block's last line; end anything left by the group.
-    shell.terminate();
     drop(shell);
     assert!(
         status.success(),

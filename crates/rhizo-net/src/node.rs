@@ -238,6 +238,9 @@ pub struct MemberInfo {
     pub address: String,
     /// Whether it votes (a newcomer is a learner until it has caught up).
     pub voter: bool,
+    /// Whether a draining removal retired it: it takes no writes and leaves once every other
+    /// member holds its commits.
+    pub retired: bool,
 }
 
 /// Where outcomes of coordinated commits go: to the caller waiting for each.
@@ -820,12 +823,14 @@ impl NodeHandle {
                     node,
                     address: member.address.clone(),
                     voter: member.voter,
+                    retired: member.retired,
                 })
                 .collect(),
             None => vec![MemberInfo {
                 node: engine.node_id(),
                 address: String::new(),
                 voter: true,
+                retired: false,
             }],
         }
     }

@@ -146,13 +146,15 @@ pub enum RaftError {
         /// This node.
         node: NodeId,
     },
-    /// A draining removal of `node` was not answered in time: `node` is retired, but has not
-    /// yet shown that every other member holds its commits (it is down, cut off, or slow).
+    /// A draining removal of `node` was not answered in time: `node` is retired (or its
+    /// retirement has not applied yet), but has not yet shown that every other member holds its
+    /// commits (it is down, cut off, or slow).
     /// Retrying the removal is safe (it waits again); a force removal removes it at once and
     /// loses what only it holds.
     #[error(
-        "{node} has not drained: it is retired, but not every member holds its commits yet; \
-         retry the removal, or force it if the node is gone for good"
+        "{node} has not drained: its removal did not apply in time (it is retired or being \
+         retired, and not every member holds its commits yet); retry the removal, or force it \
+         if the node is gone for good"
     )]
     NotDrained {
         /// The node being removed.

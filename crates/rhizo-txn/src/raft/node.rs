@@ -305,7 +305,7 @@ pub struct RaftNode<L: DurableRaftLog> {
     /// it), or with [`RaftError::NotDrained`] when the proposal times out.
     drain_waiters: BTreeMap<ProposalId, NodeId>,
     /// While this node is retired: the tick before which it does not propose its own removal
-    /// again (one proposal in flight at a time; a dropped one is proposed again after it).
+    /// again.
     own_removal_after: u64,
     /// Linearizable reads started since this node last asked the leader for a read index:
     /// the next request answers all of them (each began before it was sent).
@@ -945,10 +945,12 @@ impl<L: DurableRaftLog> RaftNode<L> {
             address: String::new(),
         };
         if self.membership.check(&change).is_ok() {
-            // A dropped proposal (no leader reached) is proposed again after the timeout.
             let _ = self.propose_change(&change);
         }
-        self.own_removal_after = self.ticks + u64::from(self.config.proposal_timeout_ticks);
+        // Proposed again after an election timeout until it applies: a leader silently drops a
+        // configuration change while another is pending (a newcomer's promotion, say), and a
+        // repeat that commits after the removal is skipped alike on every member.
+        self.own_removal_after = self.ticks + self.config.election_tick as u64;
     }
 
     /// Answers the callers waiting for draining removals of nodes that are no longer members
