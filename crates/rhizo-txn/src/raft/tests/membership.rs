@@ -585,3 +585,47 @@ fn a_forced_removal_applies_at_once_and_loses_what_only_the_member_held() {
         );
     }
 }
+
+#[test]
+fn a_retired_leader_hands_leadership_on_then_removes_itself_once_drained() {
+    let mut group = Group::new(3);
+    group.run_until(200, |g| g.leader().is_some());
+    let leader = group.leader().unwrap();
+    group.muted = Some(leader);
+    group.increment_on(leader, 10);
+    // Asked of a follower; the leader is the one retired.
+    let asker = ids(3).into_iter().find(|n| *n != leader).unwrap();
+    let id = group.node(asker).propose_remove_member(leader).unwrap();
+    group.run_until(200, |g| g.nodes[&leader].is_retired());
+    // Muted, it cannot drain: it keeps leading and stays a member (for fewer rounds than the
+    // asker's proposal timeout).
+    for _ in 0..20 {
+        group.step();
+    }
+    assert!(
+        group.nodes[&asker].members().contains(&leader),
+        "removed before its commits left it"
+    );
+    assert_eq!(
+        group.leader(),
+        Some(leader),
+        "it handed on leadership undrained"
+    );
+    group.muted = None;
+    group.run_until(400, |g| g.outcomes.contains_key(&id));
+    let remaining: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != leader).collect();
+    assert!(
+        matches!(&group.outcomes[&id], ClientOutcome::MembershipChanged { members, .. } if *members == remaining),
+        "{:?}",
+        group.outcomes[&id]
+    );
+    group.nodes.remove(&leader);
+    group.run_until(200, |g| g.leader().is_some());
+    group.settle();
+    for node in &remaining {
+        assert_eq!(
+            group.counter_on(*node),
+            AlgebraicValue::Integer(group.acked_increments)
+        );
+    }
+}
