@@ -12,7 +12,7 @@ use crate::raft::{
     ClientOutcome, MemRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
 };
 use crate::testkit::schema;
-use crate::{Engine, EngineConfig, MemStorage, TransactionMode, TxnError};
+use crate::{Engine, EngineConfig, MemStorage, Submission, TransactionMode, TxnError};
 
 /// Raft nodes on a network that delivers everything, in order, once per round.
 struct Group {
@@ -422,6 +422,7 @@ fn an_engine_changes_members_through_raft_and_a_single_node_engine_refuses() {
     );
     let raft = lone.raft().unwrap();
     assert_eq!(raft.members(), [a, b]);
+    assert!(!raft.membership().get(b).unwrap().retired);
     let added = raft.membership().get(b).unwrap();
     assert!(!added.voter, "a newcomer is a learner until it catches up");
     assert_eq!(added.address, "10.0.0.1:7000");
@@ -433,7 +434,28 @@ fn an_engine_changes_members_through_raft_and_a_single_node_engine_refuses() {
         "{refused}"
     );
     assert!(!refused.is_retryable());
-    // b never ran: nothing of it could drain, so it is removed by force.
+    // b never ran, so it cannot show that it drained: the draining removal retires it and
+    // waits, then fails with the typed error (retryable) after the proposal timeout.
+    let Submission::Pending(id) = lone.remove_member(b).unwrap() else {
+        panic!("a removal that must drain decided at once");
+    };
+    assert!(lone.raft().unwrap().membership().is_retired(b));
+    let mut decided = Vec::new();
+    for _ in 0..=RaftConfig::default().proposal_timeout_ticks {
+        lone.tick().unwrap();
+        decided.extend(lone.take_outcomes());
+    }
+    let [(done, Err(not_drained))] = &decided[..] else {
+        panic!("{decided:?}");
+    };
+    assert_eq!(*done, id);
+    assert!(
+        matches!(not_drained, TxnError::Raft(e) if matches!(**e, RaftError::NotDrained { node } if node == b)),
+        "{not_drained}"
+    );
+    assert!(not_drained.is_retryable());
+    assert_eq!(lone.raft().unwrap().members(), [a, b]);
+    // Forced, it goes at once.
     let submission = lone.force_remove_member(b).unwrap();
     assert!(submission.committed().is_some());
     assert_eq!(lone.raft().unwrap().members(), [a]);
