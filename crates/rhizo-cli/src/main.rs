@@ -98,10 +98,17 @@ enum MembersCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
-    /// Removes a member; from then on the others refuse it.
+    /// Removes a member; from then on the others refuse it. By default the member is first
+    /// retired (it refuses writes) and removed once every other member holds the commits it
+    /// acknowledged; if that does not happen within the node's commit timeout the command fails
+    /// saying the member has not drained, and running it again is safe.
     Remove {
         /// The member's node id.
         id: String,
+        /// Remove it at once, without waiting for it to drain: for a member that is gone for
+        /// good. Commits it acknowledged that no other member holds yet are lost.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -210,7 +217,12 @@ fn members(what: MembersCommand) -> Result<(), NetError> {
                 } else {
                     &member.address
                 };
-                println!("{} {role} {address}", member.node);
+                let retired = if member.retired {
+                    " retired (draining before its removal)"
+                } else {
+                    ""
+                };
+                println!("{} {role} {address}{retired}", member.node);
             }
         }
         MembersCommand::Add { id, address, node } => {
@@ -221,9 +233,16 @@ fn members(what: MembersCommand) -> Result<(), NetError> {
             node.connect()?.change_members(change)?;
             println!("added {id}");
         }
-        MembersCommand::Remove { id, node } => {
-            let change = MembershipChange::Remove {
-                node: node_id(&id)?,
+        MembersCommand::Remove { id, force, node } => {
+            let node_to_remove = node_id(&id)?;
+            let change = if force {
+                MembershipChange::ForceRemove {
+                    node: node_to_remove,
+                }
+            } else {
+                MembershipChange::Remove {
+                    node: node_to_remove,
+                }
             };
             node.connect()?.change_members(change)?;
             println!("removed {id}");

@@ -387,6 +387,84 @@ fn a_fourth_agent_is_added_with_rhizo_members_then_removed_and_told() {
     );
 }
 
+#[test]
+fn a_dead_member_is_not_drained_and_is_removed_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["n1", "n2", "n3"];
+    certificates(dir.path(), &names);
+    let ports: BTreeMap<&str, (u16, u16)> = names
+        .iter()
+        .map(|n| (*n, (free_port(), free_port())))
+        .collect();
+    for name in names {
+        write_config(dir.path(), name, &ports, "commit_timeout_ms = 1500");
+    }
+    let mut agents: BTreeMap<&str, Running> = names
+        .iter()
+        .map(|n| (*n, agent(dir.path(), &format!("{n}.toml"))))
+        .collect();
+    let client = |name: &str| format!("127.0.0.1:{}", ports[name].1);
+    let c1 = client("n1");
+    for name in names {
+        wait_for_listener(&client(name));
+    }
+    // A coordinated commit shows the group has a leader before n3 goes.
+    rhizo_eventually(
+        dir.path(),
+        &client_command(
+            "tx",
+            &c1,
+            &[
+                "--mode",
+                "coordinated",
+                "increment",
+                "counters",
+                "hits",
+                "1",
+            ],
+        ),
+    );
+    let mut dead = agents.remove("n3").unwrap();
+    dead.terminate();
+    dead.wait();
+    drop(dead);
+    // n3 can no longer show that the others hold its commits: the draining removal retires it
+    // but fails, saying so (a survivor may first be electing a leader: retried, bounded).
+    let deadline = Instant::now() + PATIENCE;
+    let not_drained = loop {
+        let output = rhizo(dir.path(), &members_command("remove", &c1, &["n3"]));
+        assert!(
+            !output.status.success(),
+            "a dead member drained: {output:?}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if stderr.contains("n3 has not drained") {
+            break stderr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never told n3 had not drained: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(not_drained.contains("force"), "{not_drained}");
+    let listed = rhizo_ok(dir.path(), &members_command("list", &c1, &[]));
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("n3 ") && l.contains("retired")),
+        "{listed}"
+    );
+    // --force removes it at once.
+    let removed = rhizo_eventually(
+        dir.path(),
+        &members_command("remove", &c1, &["--force", "n3"]),
+    );
+    assert_eq!(removed.trim(), "removed n3");
+    let listed = rhizo_ok(dir.path(), &members_command("list", &c1, &[]));
+    assert!(!listed.lines().any(|l| l.starts_with("n3 ")), "{listed}");
+}
+
 /// `rhizo members WHAT <client flags> REST…`.
 fn members_command<'a>(what: &'a str, address: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["members", what];
@@ -525,6 +603,10 @@ fn readme_cluster_runs_as_written() {
         .unwrap();
     let mut shell = Running { child, group: true };
     let status = shell.wait();
+    // A block that failed part-way leaves its agents running, holding its output open: end
+    // the group first (the block's last line already sent SIGTERM to each agent otherwise),
+    // so that reading the output ends.
+    shell.terminate();
     let mut stdout = String::new();
     let mut stderr = String::new();
     shell
@@ -541,8 +623,6 @@ fn readme_cluster_runs_as_written() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    // The agents were sent SIGTERM by the block's last line; end anything left by the group.
-    shell.terminate();
     drop(shell);
     assert!(
         status.success(),

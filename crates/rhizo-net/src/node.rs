@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rhizo_algebra::{AlgebraicValue, ColumnSpec, Schema};
 use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{AlgebraicTransaction, CellKey, Operation, Operations};
-use rhizo_txn::raft::{ProposalId, RaftConfig};
+use rhizo_txn::raft::{ProposalId, RaftConfig, RaftError};
 use rhizo_txn::{
     Backend, CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, ReadConsistency, Storage,
     Submission, SyncPolicy, TransactionMode, TxnError,
@@ -212,8 +212,18 @@ pub enum MembershipChange {
         /// Where it listens for peers.
         address: String,
     },
-    /// Remove `node`.
+    /// Remove `node` without losing any commit it acknowledged: it is retired through the log
+    /// (from then on it refuses writes), and removed once every other member holds its
+    /// commits. Answered when the removal applies, or with [`RaftError::NotDrained`] (in
+    /// [`NetError::Engine`]) if `node` does not drain within the commit timeout; retrying is
+    /// safe.
     Remove {
+        /// The node.
+        node: NodeId,
+    },
+    /// Remove `node` at once, without waiting for it to drain: for a node that is gone for
+    /// good. Coordination-free commits it acknowledged that no other member holds yet are lost.
+    ForceRemove {
         /// The node.
         node: NodeId,
     },
@@ -228,6 +238,9 @@ pub struct MemberInfo {
     pub address: String,
     /// Whether it votes (a newcomer is a learner until it has caught up).
     pub voter: bool,
+    /// Whether a draining removal retired it: it takes no writes and leaves once every other
+    /// member holds its commits.
+    pub retired: bool,
 }
 
 /// Where outcomes of coordinated commits go: to the caller waiting for each.
@@ -810,12 +823,14 @@ impl NodeHandle {
                     node,
                     address: member.address.clone(),
                     voter: member.voter,
+                    retired: member.retired,
                 })
                 .collect(),
             None => vec![MemberInfo {
                 node: engine.node_id(),
                 address: String::new(),
                 voter: true,
+                retired: false,
             }],
         }
     }
@@ -823,9 +838,11 @@ impl NodeHandle {
     /// Changes the cluster's membership through the Raft log and returns once this node has
     /// applied the change: an added node joins as a learner and the leader makes it a voter once
     /// it has caught up; a removed node is refused by every member from the index where they
-    /// apply it. While no leader is known, or another change is in flight, it retries until the
-    /// commit timeout. Refusals (an unknown member, one already a member, the last voter) change
-    /// nothing.
+    /// apply it. A [`MembershipChange::Remove`] first drains the node (see there) and fails
+    /// with [`RaftError::NotDrained`] if that takes longer than the commit timeout; a
+    /// [`MembershipChange::ForceRemove`] does not wait. While no leader is known, or another
+    /// change is in flight, it retries until the commit timeout. Refusals (an unknown member,
+    /// one already a member, the last voter) change nothing.
     pub async fn change_members_async(&self, change: MembershipChange) -> Result<()> {
         let timeout = self.shared.config.commit_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -839,6 +856,7 @@ impl NodeHandle {
                         engine.add_member(*node, address.clone())
                     }
                     MembershipChange::Remove { node } => engine.remove_member(*node),
+                    MembershipChange::ForceRemove { node } => engine.force_remove_member(*node),
                 };
                 if let Ok(Submission::Pending(id)) = &proposed {
                     self.shared.waiters().insert(*id, Waiter::Task(sender));
@@ -852,7 +870,13 @@ impl NodeHandle {
                     return match tokio::time::timeout(timeout, receiver).await {
                         Ok(Ok(outcome)) => outcome.map(drop).map_err(NetError::from),
                         Ok(Err(_)) => Err(NetError::ShutDown),
-                        Err(_) => Err(TxnError::Undecided { proposal: id }.into()),
+                        Err(_) => Err(match &change {
+                            MembershipChange::Remove { node } => {
+                                TxnError::Raft(Box::new(RaftError::NotDrained { node: *node }))
+                            }
+                            _ => TxnError::Undecided { proposal: id },
+                        }
+                        .into()),
                     };
                 }
                 Err(err) if err.is_retryable() && tokio::time::Instant::now() < deadline => {

@@ -474,9 +474,21 @@ impl Engine {
         self.change_members(|raft| raft.propose_add_member(node, address))
     }
 
-    /// Proposes removing `node` from the Raft group ([`RaftNode::propose_remove_member`]).
+    /// Removes `node` from the Raft group without losing any commit it acknowledged
+    /// ([`RaftNode::propose_remove_member`]): `node` is retired through the log and refuses
+    /// writes from there, and is removed once every other member holds its commits. The
+    /// submission is decided when the removal applies here; it fails with
+    /// [`RaftError::NotDrained`] if that takes longer than the proposal timeout (retrying is
+    /// safe: it waits again). Refused, changing nothing, by an engine without the Raft backend.
     pub fn remove_member(&mut self, node: NodeId) -> Result<Submission> {
         self.change_members(|raft| raft.propose_remove_member(node))
+    }
+
+    /// Removes `node` from the Raft group at once, without waiting for it to drain
+    /// ([`RaftNode::propose_force_remove_member`]): for a node that is gone for good, whose
+    /// coordination-free commits no other member holds yet are lost with it.
+    pub fn force_remove_member(&mut self, node: NodeId) -> Result<Submission> {
+        self.change_members(|raft| raft.propose_force_remove_member(node))
     }
 
     fn change_members(

@@ -255,6 +255,7 @@ impl TxnError {
                     | RaftError::Interrupted
                     | RaftError::MembershipPending
                     | RaftError::LeaderTransfer { .. }
+                    | RaftError::NotDrained { .. }
             ),
             Self::BatchStopped { source, .. } => source.is_retryable(),
             _ => false,

@@ -179,6 +179,14 @@ pub(crate) enum WireError {
     Removed {
         by: NodeId,
     },
+    /// The node is retired by a draining removal: it takes no writes.
+    Retired {
+        node: NodeId,
+    },
+    /// A draining removal of `node` did not finish within the node's commit timeout.
+    NotDrained {
+        node: NodeId,
+    },
 }
 
 /// The replica's refusals a request can meet.
@@ -346,6 +354,8 @@ impl WireError {
                 RaftError::LastVoter { node } => Self::LastVoter { node: *node },
                 RaftError::MembershipPending => Self::MembershipPending,
                 RaftError::LeaderTransfer { to } => Self::LeaderTransfer { to: *to },
+                RaftError::Retired { node } => Self::Retired { node: *node },
+                RaftError::NotDrained { node } => Self::NotDrained { node: *node },
                 _ => failure(),
             },
             TxnError::DirectoryLocked { dir } => Self::DirectoryLocked { dir: dir.clone() },
@@ -432,6 +442,8 @@ impl WireError {
             Self::LeaderTransfer { to } => {
                 TxnError::Raft(Box::new(RaftError::LeaderTransfer { to }))
             }
+            Self::Retired { node } => TxnError::Raft(Box::new(RaftError::Retired { node })),
+            Self::NotDrained { node } => TxnError::Raft(Box::new(RaftError::NotDrained { node })),
         };
         NetError::Engine(txn)
     }

@@ -40,6 +40,11 @@ pub struct Member {
     pub address: String,
     /// Whether it votes. A member added at run time is a learner until it has caught up.
     pub voter: bool,
+    /// Whether it is being removed by a draining removal: from the log index where it was
+    /// retired, it takes no writes, so its own commits stop at a counter it knows; it stays a
+    /// member (and keeps spreading them) until every other member holds them, then proposes
+    /// its own removal.
+    pub retired: bool,
 }
 
 /// The members of the group, by node.
@@ -60,6 +65,7 @@ impl Membership {
                     raft_id: raft_id_of(*node),
                     address: String::new(),
                     voter: true,
+                    retired: false,
                 },
             );
         }
@@ -109,6 +115,35 @@ impl Membership {
             .map(|(node, _)| *node)
     }
 
+    /// Whether `node` is a member retired by a draining removal.
+    pub fn is_retired(&self, node: NodeId) -> bool {
+        self.members.get(&node).is_some_and(|m| m.retired)
+    }
+
+    /// Marks the member `node` retired; returns whether that changed the table (a node that is
+    /// no member, or already retired, leaves it as it was).
+    pub(crate) fn retire(&mut self, node: NodeId) -> bool {
+        match self.members.get_mut(&node) {
+            Some(member) if !member.retired => {
+                member.retired = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Refuses a draining removal of `node` that could never finish: `node` is no member, or
+    /// it is the last voter (its removal would be refused when proposed).
+    pub(crate) fn check_retire(&self, node: NodeId) -> Result<(), RaftError> {
+        match self.members.get(&node) {
+            None => Err(RaftError::UnknownMember { node }),
+            Some(member) if member.voter && self.voter_count() == 1 => {
+                Err(RaftError::LastVoter { node })
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Raft's configuration for this table.
     pub(crate) fn conf_state(&self) -> ConfState {
         let mut conf = ConfState::default();
@@ -134,6 +169,7 @@ impl Membership {
                         raft_id: raft_id_of(change.node),
                         address: change.address.clone(),
                         voter: false,
+                        retired: false,
                     },
                 );
             }

@@ -138,6 +138,28 @@ pub enum RaftError {
         /// The voter leadership moves to.
         to: NodeId,
     },
+    /// This node is retired by a draining removal: it takes no writes (coordinated or
+    /// coordination-free), so that every commit it acknowledged reaches the other members
+    /// before it leaves. Nothing was changed.
+    #[error("{node} is being removed from its cluster (retired): it takes no writes")]
+    Retired {
+        /// This node.
+        node: NodeId,
+    },
+    /// A draining removal of `node` was not answered in time: `node` is retired (or its
+    /// retirement has not applied yet), but has not yet shown that every other member holds its
+    /// commits (it is down, cut off, or slow).
+    /// Retrying the removal is safe (it waits again); a force removal removes it at once and
+    /// loses what only it holds.
+    #[error(
+        "{node} has not drained: its removal did not apply in time (it is retired or being \
+         retired, and not every member holds its commits yet); retry the removal, or force it \
+         if the node is gone for good"
+    )]
+    NotDrained {
+        /// The node being removed.
+        node: NodeId,
+    },
     /// A message from a peer was refused by the replica.
     #[error("message from {from} refused: {source}")]
     Message {

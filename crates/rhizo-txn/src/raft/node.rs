@@ -82,6 +82,9 @@ enum Command {
     Read { id: ProposalId, keys: Vec<CellKey> },
     /// A schema change, applied by every member at the same place in the log.
     Schema { id: ProposalId, schema: Box<Schema> },
+    /// The first step of a draining removal: every member marks `node` retired at the same
+    /// place in the log, and `node`, applying it, takes no more writes.
+    Retire { id: ProposalId, node: NodeId },
 }
 
 /// A message between Raft nodes: Raft's own, or the replica's anti-entropy.
@@ -297,6 +300,13 @@ pub struct RaftNode<L: DurableRaftLog> {
     next_seq: u64,
     /// Proposals of this node awaiting their outcome, with the tick they time out at.
     pending: BTreeMap<ProposalId, u64>,
+    /// Draining removals this node was asked for, by the proposal its caller waits on: the
+    /// node each removes. Answered when that node's removal applies here (whoever proposed
+    /// it), or with [`RaftError::NotDrained`] when the proposal times out.
+    drain_waiters: BTreeMap<ProposalId, NodeId>,
+    /// While this node is retired: the tick before which it does not propose its own removal
+    /// again.
+    own_removal_after: u64,
     /// Linearizable reads started since this node last asked the leader for a read index:
     /// the next request answers all of them (each began before it was sent).
     unasked_reads: Vec<ProposalId>,
@@ -495,6 +505,8 @@ impl<L: DurableRaftLog> RaftNode<L> {
             incarnation,
             next_seq: 0,
             pending: BTreeMap::new(),
+            drain_waiters: BTreeMap::new(),
+            own_removal_after: 0,
             unasked_reads: Vec::new(),
             asked_reads: BTreeMap::new(),
             confirmed_reads: Vec::new(),
@@ -670,11 +682,28 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Commits a coordination-free transaction on this node's replica at once. Acknowledge it
     /// once the next [`RaftNode::drain`] has persisted its records.
     pub fn commit_local(&mut self, tx: AlgebraicTransaction) -> Result<Dot, RaftError> {
+        self.check_writable()?;
         self.manager
             .replica
             .commit(tx)
             .map(|receipt| receipt.dot)
             .map_err(|e| RaftError::Refused(Box::new(e)))
+    }
+
+    /// Whether this node is retired by a draining removal ([`RaftNode::propose_remove_member`]):
+    /// it then refuses writes until it is removed, and after (the network layer refuses them
+    /// once it is no member).
+    pub fn is_retired(&self) -> bool {
+        self.membership.is_retired(self.id)
+    }
+
+    /// Refuses writes on a retired node: its own commits must stop at a counter it knows, so
+    /// that it can tell when every other member holds all of them.
+    fn check_writable(&self) -> Result<(), RaftError> {
+        if self.is_retired() {
+            return Err(RaftError::Retired { node: self.id });
+        }
+        Ok(())
     }
 
     fn is_all_algebraic(&self, tx: &AlgebraicTransaction) -> bool {
@@ -690,6 +719,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
     /// Proposes a coordinated transaction. It is validated here (refused whole with
     /// [`RaftError::Refused`] if invalid) and answered later by a [`ClientOutcome`].
     pub fn propose(&mut self, tx: AlgebraicTransaction) -> Result<ProposalId, RaftError> {
+        self.check_writable()?;
         let update = self
             .manager
             .replica
@@ -816,25 +846,153 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.propose_member_change(ChangeKind::AddLearner, node, address)
     }
 
-    /// Proposes removing `node` from the group: every member stops counting it at the same log
-    /// index (Raft's quorum, the replica's causal stability, the peers it talks to). Refused at
-    /// once if it is not a member ([`RaftError::UnknownMember`]) or is the last voter
-    /// ([`RaftError::LastVoter`]); a leader asked to remove itself hands leadership to another
-    /// voter first and answers [`RaftError::LeaderTransfer`] (retry).
+    /// Starts a draining removal of `node`, which loses none of the commits it acknowledged.
+    ///
+    /// First `node` is retired through the log (every member marks it at the same index, and
+    /// the mark survives restarts and snapshots with the membership): applying it, `node`
+    /// refuses writes ([`RaftError::Retired`]), so its own commits stop at a counter it knows.
+    /// It stays a member, and anti-entropy carries those commits to the others; once the
+    /// clocks its peers reported cover that counter, `node` proposes its own removal. The
+    /// returned proposal is answered by [`ClientOutcome::MembershipChanged`] when the removal
+    /// applies here, or by [`RaftError::NotDrained`] after the proposal timeout (counted
+    /// again from the retirement). Asking again for a node already retired proposes nothing
+    /// and waits again. Refused at once if `node` is not a member
+    /// ([`RaftError::UnknownMember`]) or is the last voter ([`RaftError::LastVoter`]).
+    /// [`RaftNode::propose_force_remove_member`] removes a node that is gone for good.
     pub fn propose_remove_member(&mut self, node: NodeId) -> Result<ProposalId, RaftError> {
+        if self.raw.raft.leader_id == INVALID_ID {
+            return Err(RaftError::NoLeader);
+        }
+        self.membership.check_retire(node)?;
+        let id = self.next_id();
+        if self.membership.is_retired(node) {
+            self.pending.insert(
+                id,
+                self.ticks + u64::from(self.config.proposal_timeout_ticks),
+            );
+        } else {
+            self.propose_command(Command::Retire { id, node })?;
+        }
+        self.drain_waiters.insert(id, node);
+        Ok(id)
+    }
+
+    /// Proposes removing `node` from the group at once, without waiting for it to drain: what
+    /// only `node` held (coordination-free commits it acknowledged but had not yet sent) is
+    /// lost with it. Meant for a node that is gone for good. Every member stops counting it at
+    /// the same log index (Raft's quorum, the replica's causal stability, the peers it talks
+    /// to). Refused at once if it is not a member ([`RaftError::UnknownMember`]) or is the
+    /// last voter ([`RaftError::LastVoter`]); a leader asked to remove itself hands leadership
+    /// to another voter first and answers [`RaftError::LeaderTransfer`] (retry).
+    pub fn propose_force_remove_member(&mut self, node: NodeId) -> Result<ProposalId, RaftError> {
         if node == self.id && self.is_leader() {
-            let to = self
-                .membership
-                .iter()
-                .find(|(other, m)| *other != self.id && m.voter)
-                .map(|(other, m)| (other, m.raft_id));
-            let Some((to, raft_id)) = to else {
-                return Err(RaftError::LastVoter { node });
+            return match self.transfer_leadership() {
+                Some(to) => Err(RaftError::LeaderTransfer { to }),
+                None => Err(RaftError::LastVoter { node }),
             };
-            self.raw.transfer_leader(raft_id);
-            return Err(RaftError::LeaderTransfer { to });
         }
         self.propose_member_change(ChangeKind::Remove, node, String::new())
+    }
+
+    /// Hands leadership to another voter; returns it, or `None` if there is none.
+    fn transfer_leadership(&mut self) -> Option<NodeId> {
+        let (to, raft_id) = self
+            .membership
+            .iter()
+            .find(|(other, m)| *other != self.id && m.voter)
+            .map(|(other, m)| (other, m.raft_id))?;
+        self.raw.transfer_leader(raft_id);
+        Some(to)
+    }
+
+    /// As a retired member, proposes its own removal once every other member's clock, as
+    /// reported to this replica, covers this node's own counter: it takes no writes, so those
+    /// members then hold every commit it acknowledged. A leader hands leadership on first
+    /// (Raft's leader cannot remove itself here). Nobody waits for this proposal: the callers
+    /// of the removal wait for the change to apply, whoever proposed it.
+    fn propose_own_removal_once_drained(&mut self) {
+        if !self.is_retired()
+            || self.ticks < self.own_removal_after
+            || self.raw.raft.leader_id == INVALID_ID
+        {
+            return;
+        }
+        let own = self.manager.replica.clock().get(self.id);
+        let replica = &self.manager.replica;
+        // A node that never committed anything has nothing to hand over.
+        let drained = own == 0
+            || self
+                .membership
+                .iter()
+                .filter(|(node, _)| *node != self.id)
+                .all(|(node, _)| {
+                    replica
+                        .peer_clock(node)
+                        .is_some_and(|c| c.get(self.id) >= own)
+                });
+        if !drained {
+            return;
+        }
+        if self.is_leader() {
+            self.transfer_leadership();
+            self.own_removal_after = self.ticks + self.config.election_tick as u64;
+            return;
+        }
+        let change = MemberChange {
+            id: self.next_id(),
+            kind: ChangeKind::Remove,
+            node: self.id,
+            address: String::new(),
+        };
+        if self.membership.check(&change).is_ok() {
+            let _ = self.propose_change(&change);
+        }
+        // Proposed again after an election timeout until it applies: a leader silently drops a
+        // configuration change while another is pending (a newcomer's promotion, say), and a
+        // repeat that commits after the removal is skipped alike on every member.
+        self.own_removal_after = self.ticks + self.config.election_tick as u64;
+    }
+
+    /// Answers the callers waiting for draining removals of nodes that are no longer members
+    /// (removed at log `index`).
+    fn answer_drain_waiters(&mut self, index: u64) {
+        let membership = &self.membership;
+        let (done, waiting): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            std::mem::take(&mut self.drain_waiters)
+                .into_iter()
+                .partition(|(_, node)| membership.get(*node).is_none());
+        self.drain_waiters = waiting;
+        for id in done.into_keys() {
+            if self.pending.remove(&id).is_some() {
+                self.out.outcomes.push(ClientOutcome::MembershipChanged {
+                    id,
+                    index,
+                    members: self.members.clone(),
+                });
+            }
+        }
+    }
+
+    /// Applies the retirement of `node` ordered at log `index` (the record that makes it
+    /// durable is returned if it changed the table). The proposer's caller keeps waiting, now
+    /// for the removal, under a fresh timeout.
+    fn apply_retire(&mut self, id: ProposalId, node: NodeId) -> Option<RaftRecord> {
+        if self.membership.get(node).is_none() {
+            // Removed meanwhile (forced, or drained by an earlier request): nothing to retire.
+            if self.drain_waiters.remove(&id).is_some() && self.pending.remove(&id).is_some() {
+                self.out.outcomes.push(ClientOutcome::Failed {
+                    id,
+                    error: RaftError::UnknownMember { node },
+                });
+            }
+            return None;
+        }
+        if let Some(deadline) = self.pending.get_mut(&id) {
+            *deadline = self.ticks + u64::from(self.config.proposal_timeout_ticks);
+        }
+        self.membership
+            .retire(node)
+            .then(|| RaftRecord::Membership(Box::new(self.membership.clone())))
     }
 
     fn propose_member_change(
@@ -925,7 +1083,10 @@ impl<L: DurableRaftLog> RaftNode<L> {
                 self.compact_for_newcomer = true;
             }
             ChangeKind::Promote => {}
-            ChangeKind::Remove => self.manager.replica.remove_member(change.node),
+            ChangeKind::Remove => {
+                self.manager.replica.remove_member(change.node);
+                self.answer_drain_waiters(index);
+            }
         }
         self.raw
             .mut_store()
@@ -972,9 +1133,10 @@ impl<L: DurableRaftLog> RaftNode<L> {
             return Err(RaftError::NoLeader);
         }
         let id = match &command {
-            Command::Write { id, .. } | Command::Read { id, .. } | Command::Schema { id, .. } => {
-                *id
-            }
+            Command::Write { id, .. }
+            | Command::Read { id, .. }
+            | Command::Schema { id, .. }
+            | Command::Retire { id, .. } => *id,
         };
         let data = postcard::to_allocvec(&command).expect("encoding to a Vec cannot fail");
         match self.raw.propose(Vec::new(), data) {
@@ -1020,6 +1182,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.note_role();
         self.unstick_snapshots();
         self.promote_caught_up_learners();
+        self.propose_own_removal_once_drained();
         let now = self.ticks;
         let expired: Vec<ProposalId> = self
             .pending
@@ -1034,12 +1197,13 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.unasked_reads.retain(|id| !expired_now(id));
         for id in expired {
             self.pending.remove(&id);
-            self.out.outcomes.push(ClientOutcome::Failed {
-                id,
-                error: RaftError::Timeout {
+            let error = match self.drain_waiters.remove(&id) {
+                Some(node) => RaftError::NotDrained { node },
+                None => RaftError::Timeout {
                     ticks: self.config.proposal_timeout_ticks,
                 },
-            });
+            };
+            self.out.outcomes.push(ClientOutcome::Failed { id, error });
         }
         // Buffered deltas are applied at the next drain, whose errors are reported there.
         let _ = self.limit_consensus();
@@ -1227,7 +1391,10 @@ impl<L: DurableRaftLog> RaftNode<L> {
             // A schema the log ordered is synced as soon as it is applied: a member that forgot
             // one it had applied would refuse its peers' state in the new columns until it
             // applied the entry again (the mixed sweep's seed 47 finds it).
-            self.unsynced |= records.iter().any(|r| matches!(r, RaftRecord::Schema(_)));
+            // So is a membership (a retired member must still refuse writes after a restart).
+            self.unsynced |= records
+                .iter()
+                .any(|r| matches!(r, RaftRecord::Schema(_) | RaftRecord::Membership(_)));
             self.log.write_unsynced(records)?;
             self.raw.advance_append_async(ready);
             self.note_role();
@@ -1338,6 +1505,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
                     }
                 }
                 Command::Read { id, keys } => self.serve_read(entry.index, id, keys),
+                Command::Retire { id, node } => records.extend(self.apply_retire(id, node)),
             }
         }
         records.extend(replica_records(self.manager.replica.take_ready().records));
@@ -1476,6 +1644,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.membership = membership;
         self.members = self.membership.nodes();
         self.align_replica_members();
+        self.answer_drain_waiters(meta.index);
         records.push(RaftRecord::Membership(Box::new(self.membership.clone())));
         records.extend(replica_records(self.manager.replica.take_ready().records));
         self.applied_writes.join(&applied_writes);

@@ -122,3 +122,73 @@ fn concurrent_read_modify_write_through_one_node_is_serializable() {
             .all(|h| h.read("kv", "total", "reg").unwrap() == expected)
     });
 }
+
+#[test]
+fn a_member_removed_while_it_commits_leaves_every_acknowledged_commit_with_the_others() {
+    let certificates = Certificates::new(3);
+    let cluster = start_tls_cluster(3, &certificates);
+    let (gone, survivors) = (&cluster.0[2], [&cluster.0[0], &cluster.0[1]]);
+    eventually("a leader is elected", || {
+        survivors[0]
+            .status()
+            .raft
+            .is_some_and(|raft| raft.leader.is_some())
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (acked, refusal, removed) = std::thread::scope(|scope| {
+        // The member commits coordination-free increments right up to its removal; each
+        // acknowledged one is counted.
+        let writer = scope.spawn(|| {
+            let deadline = Instant::now() + PATIENCE * 2;
+            let mut acked = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < deadline {
+                let mut tx = gone.transaction(TransactionMode::CoordinationFree);
+                tx.increment("counters", "drained", "value", 1);
+                match tx.commit() {
+                    Ok(_) => acked += 1,
+                    Err(err) => return (acked, Some(err)),
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (acked, None)
+        });
+        let started = Instant::now();
+        while counter(gone, "drained") < 50 && started.elapsed() < PATIENCE {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Retrying a removal that has not drained yet is safe; bounded by `PATIENCE`.
+        let removed = loop {
+            let change = MembershipChange::Remove { node: node(2) };
+            match runtime.block_on(survivors[0].change_members_async(change)) {
+                Err(err) if is_retryable(&err) && started.elapsed() < PATIENCE => {}
+                other => break other,
+            }
+        };
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let (acked, refusal) = writer.join().expect("the writer does not panic");
+        (acked, refusal, removed)
+    });
+    removed.expect("the member is removed");
+    assert!(acked >= 50, "the member acknowledged only {acked} commits");
+    // As soon as the removal returned, the survivors hold every commit it acknowledged.
+    for survivor in survivors {
+        assert_eq!(
+            counter(survivor, "drained"),
+            acked,
+            "on {}",
+            survivor.status().node
+        );
+        assert!(!survivor.status().members.contains(&node(2)));
+    }
+    // Retired, then removed: its writes stop with a typed refusal, never a silent loss.
+    match &refusal {
+        Some(NetError::Removed { .. }) => {}
+        Some(NetError::Engine(rhizo_txn::TxnError::Raft(err)))
+            if matches!(**err, RaftError::Retired { .. }) => {}
+        other => panic!("the writer was not refused as retired or removed: {other:?}"),
+    }
+}

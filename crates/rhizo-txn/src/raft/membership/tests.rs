@@ -63,6 +63,15 @@ fn each_refusal_names_its_reason() {
         Err(RaftError::LastVoter { .. })
     ));
     assert!(table.check(&change(ChangeKind::AddLearner, 1)).is_ok());
+    // A draining removal that could never finish is refused before anything is proposed.
+    assert!(matches!(
+        table.check_retire(NodeId::numbered(1)),
+        Err(RaftError::UnknownMember { .. })
+    ));
+    assert!(matches!(
+        table.check_retire(NodeId::numbered(0)),
+        Err(RaftError::LastVoter { .. })
+    ));
 }
 
 #[test]
@@ -105,6 +114,35 @@ proptest! {
             expected.sort_unstable();
             prop_assert_eq!(ids, expected);
             prop_assert_eq!(conf.voters.len(), table.voter_count());
+        }
+    }
+
+    /// Retiring marks a member and nothing else: Raft's configuration and the members stay
+    /// as they were, a second retirement (or one of a non-member) changes nothing, and the
+    /// mark travels with the table's encoding (as records and snapshots carry it).
+    #[test]
+    fn retiring_marks_only_the_member_and_is_idempotent(
+        changes in prop::collection::vec((kind(), 0u32..5), 0..30),
+        retired in prop::collection::vec(0u32..6, 0..8),
+    ) {
+        let mut table = Membership::voters(&[NodeId::numbered(0), NodeId::numbered(1)]).unwrap();
+        for (kind, node) in changes {
+            let change = change(kind, node);
+            if table.check(&change).is_ok() {
+                table.apply(&change);
+            }
+        }
+        for node in retired.into_iter().map(NodeId::numbered) {
+            let before = table.clone();
+            let changed = table.retire(node);
+            prop_assert_eq!(changed, before.get(node).is_some_and(|m| !m.retired));
+            prop_assert_eq!(table.is_retired(node), before.get(node).is_some());
+            prop_assert_eq!(table.conf_state(), before.conf_state());
+            prop_assert_eq!(table.nodes(), before.nodes());
+            prop_assert!(!table.retire(node));
+            let decoded: Membership =
+                postcard::from_bytes(&postcard::to_allocvec(&table).unwrap()).unwrap();
+            prop_assert_eq!(&decoded, &table);
         }
     }
 

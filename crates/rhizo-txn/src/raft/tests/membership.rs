@@ -12,7 +12,7 @@ use crate::raft::{
     ClientOutcome, MemRaftLog, ProposalId, RaftConfig, RaftError, RaftNode, RaftWire, Submitted,
 };
 use crate::testkit::schema;
-use crate::{Engine, EngineConfig, MemStorage, TransactionMode, TxnError};
+use crate::{Engine, EngineConfig, MemStorage, Submission, TransactionMode, TxnError};
 
 /// Raft nodes on a network that delivers everything, in order, once per round.
 struct Group {
@@ -25,6 +25,9 @@ struct Group {
     acked_increments: i64,
     /// Coordinated puts proposed: proposal → the register (and value) it wrote.
     puts: BTreeMap<ProposalId, usize>,
+    /// A node whose anti-entropy messages are dropped (its Raft messages still flow): what it
+    /// commits coordination-free stays on it alone.
+    muted: Option<NodeId>,
     round: u64,
 }
 
@@ -59,6 +62,7 @@ impl Group {
             outcomes: BTreeMap::new(),
             acked_increments: 0,
             puts: BTreeMap::new(),
+            muted: None,
             round: 0,
         }
     }
@@ -103,6 +107,9 @@ impl Group {
         let Some(node) = self.nodes.get_mut(&to) else {
             return;
         };
+        if self.muted == Some(from) && matches!(message, RaftWire::Replica(_)) {
+            return;
+        }
         match node.step(from, message) {
             Ok(()) => {}
             Err(RaftError::UnknownMember { node }) if node == from => self.refused.push((from, to)),
@@ -184,6 +191,32 @@ impl Group {
                 );
             }
         }
+    }
+
+    /// `count` coordination-free increments on `on` alone, each counted once acknowledged;
+    /// returns how many were.
+    fn increment_on(&mut self, on: NodeId, count: usize) -> i64 {
+        let mut acked = 0;
+        for _ in 0..count {
+            let mut tx = AlgebraicTransaction::new();
+            tx.increment("counters", "cf", "value", 1);
+            if let Ok(Submitted::Local(_)) =
+                self.node(on).submit(tx, TransactionMode::CoordinationFree)
+            {
+                acked += 1;
+            }
+            self.step();
+        }
+        self.acked_increments += acked;
+        acked
+    }
+
+    /// The counter `counters/cf.value` on `on`.
+    fn counter_on(&self, on: NodeId) -> AlgebraicValue {
+        self.nodes[&on]
+            .replica()
+            .read("counters", "cf", "value")
+            .unwrap()
     }
 
     /// Proposes a membership change through whichever node leads, retrying while none does or
@@ -349,11 +382,15 @@ fn a_removed_member_is_refused_and_its_clock_is_collected_everywhere() {
         Err(RaftError::UnknownMember { .. })
     ));
     assert!(matches!(
+        node.propose_force_remove_member(gone),
+        Err(RaftError::UnknownMember { .. })
+    ));
+    assert!(matches!(
         node.propose_add_member(leader, String::new()),
         Err(RaftError::AlreadyMember { .. })
     ));
     assert!(matches!(
-        node.propose_remove_member(leader),
+        node.propose_force_remove_member(leader),
         Err(RaftError::LeaderTransfer { .. })
     ));
     assert_eq!(node.members(), members_before);
@@ -385,6 +422,7 @@ fn an_engine_changes_members_through_raft_and_a_single_node_engine_refuses() {
     );
     let raft = lone.raft().unwrap();
     assert_eq!(raft.members(), [a, b]);
+    assert!(!raft.membership().get(b).unwrap().retired);
     let added = raft.membership().get(b).unwrap();
     assert!(!added.voter, "a newcomer is a learner until it catches up");
     assert_eq!(added.address, "10.0.0.1:7000");
@@ -396,7 +434,29 @@ fn an_engine_changes_members_through_raft_and_a_single_node_engine_refuses() {
         "{refused}"
     );
     assert!(!refused.is_retryable());
-    let submission = lone.remove_member(b).unwrap();
+    // b never ran, so it cannot show that it drained: the draining removal retires it and
+    // waits, then fails with the typed error (retryable) after the proposal timeout.
+    let Submission::Pending(id) = lone.remove_member(b).unwrap() else {
+        panic!("a removal that must drain decided at once");
+    };
+    assert!(lone.raft().unwrap().membership().is_retired(b));
+    let mut decided = Vec::new();
+    for _ in 0..=RaftConfig::default().proposal_timeout_ticks {
+        lone.tick().unwrap();
+        decided.extend(lone.take_outcomes());
+    }
+    let [(done, Err(not_drained))] = &decided[..] else {
+        panic!("{decided:?}");
+    };
+    assert_eq!(*done, id);
+    assert!(
+        matches!(not_drained, TxnError::Raft(e) if matches!(**e, RaftError::NotDrained { node } if node == b)),
+        "{not_drained}"
+    );
+    assert!(not_drained.is_retryable());
+    assert_eq!(lone.raft().unwrap().members(), [a, b]);
+    // Forced, it goes at once.
+    let submission = lone.force_remove_member(b).unwrap();
     assert!(submission.committed().is_some());
     assert_eq!(lone.raft().unwrap().members(), [a]);
     assert!(!lone.replica().members().any(|m| m == b));
@@ -435,10 +495,159 @@ fn an_engine_reopened_from_its_log_keeps_the_membership_the_log_changed() {
     assert!(engine.replica().members().any(|m| m == b));
     // A removal is recorded after the snapshot; reopened with b still configured, the log's
     // membership wins again.
-    let removed = engine.remove_member(b).unwrap();
+    let removed = engine.force_remove_member(b).unwrap();
     assert!(removed.committed().is_some());
     engine.close().unwrap();
     let engine = leading_engine(&storage, &[a, b]);
     assert_eq!(engine.raft().unwrap().members(), [a]);
     assert!(!engine.replica().members().any(|m| m == b));
+}
+
+/// A member that leads nothing and holds coordination-free commits no other member has: the
+/// one whose removal could lose them.
+fn muted_member_holding_commits(group: &mut Group) -> (NodeId, i64) {
+    group.run_until(200, |g| g.leader().is_some());
+    for i in 0..30 {
+        group.load(NodeId::numbered(i as u32 % 3), i);
+    }
+    group.settle();
+    let leader = group.leader().unwrap();
+    let gone = ids(3).into_iter().find(|n| *n != leader).unwrap();
+    group.muted = Some(gone);
+    let acked = group.increment_on(gone, 25);
+    assert_eq!(acked, 25, "the member refused its own commits");
+    (gone, acked)
+}
+
+#[test]
+fn a_draining_removal_waits_until_the_others_hold_every_commit_the_member_acknowledged() {
+    let mut group = Group::new(3);
+    let (gone, _) = muted_member_holding_commits(&mut group);
+    let others: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != gone).collect();
+    let held_elsewhere = group.counter_on(others[0]);
+    assert_ne!(held_elsewhere, group.counter_on(gone));
+
+    // While its commits reach nobody, the removal cannot finish: the caller is told so.
+    let outcome = group.change(|leader| leader.propose_remove_member(gone));
+    assert!(
+        matches!(&outcome, ClientOutcome::Failed { error: RaftError::NotDrained { node }, .. } if *node == gone),
+        "{outcome:?}"
+    );
+    for node in group.nodes.values() {
+        assert!(node.members().contains(&gone), "removed before it drained");
+        assert!(
+            node.membership().is_retired(gone),
+            "{} did not retire it",
+            node.id()
+        );
+    }
+    // Retired, it refuses writes of both kinds, changing nothing.
+    let clock_before = group.nodes[&gone].replica().clock().clone();
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("counters", "cf", "value", 1);
+    assert!(matches!(
+        group.node(gone).submit(tx.clone(), TransactionMode::CoordinationFree),
+        Err(RaftError::Retired { node }) if node == gone
+    ));
+    assert!(matches!(
+        group.node(gone).propose(tx.clone()),
+        Err(RaftError::Retired { .. })
+    ));
+    assert_eq!(group.nodes[&gone].replica().clock(), &clock_before);
+
+    // A restart of the retired member keeps it retired: it still refuses writes.
+    let log = group.nodes[&gone].durable_log().clone();
+    let again = open(gone, &ids(3), false, log);
+    assert!(again.is_retired());
+    group.nodes.insert(gone, again);
+    assert!(matches!(
+        group
+            .node(gone)
+            .submit(tx, TransactionMode::CoordinationFree),
+        Err(RaftError::Retired { .. })
+    ));
+
+    // Asked again (safe: no second retirement), the removal finishes once its commits flow.
+    group.muted = None;
+    let outcome = group.change(|leader| leader.propose_remove_member(gone));
+    assert!(
+        matches!(&outcome, ClientOutcome::MembershipChanged { members, .. } if *members == others),
+        "{outcome:?}"
+    );
+    group.nodes.remove(&gone);
+    group.settle();
+    for node in &others {
+        assert_eq!(
+            group.counter_on(*node),
+            AlgebraicValue::Integer(group.acked_increments),
+            "an acknowledged commit of the removed member is missing on {node}"
+        );
+    }
+    group.assert_acknowledged_everywhere();
+}
+
+#[test]
+fn a_forced_removal_applies_at_once_and_loses_what_only_the_member_held() {
+    let mut group = Group::new(3);
+    let (gone, acked) = muted_member_holding_commits(&mut group);
+    let others: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != gone).collect();
+    let outcome = group.change(|leader| leader.propose_force_remove_member(gone));
+    assert!(
+        matches!(&outcome, ClientOutcome::MembershipChanged { members, .. } if *members == others),
+        "{outcome:?}"
+    );
+    group.nodes.remove(&gone);
+    group.muted = None;
+    group.settle();
+    // Documented loss: the forced member's unsent commits are on no remaining member.
+    for node in &others {
+        assert_eq!(
+            group.counter_on(*node),
+            AlgebraicValue::Integer(group.acked_increments - acked)
+        );
+    }
+}
+
+#[test]
+fn a_retired_leader_hands_leadership_on_then_removes_itself_once_drained() {
+    let mut group = Group::new(3);
+    group.run_until(200, |g| g.leader().is_some());
+    let leader = group.leader().unwrap();
+    group.muted = Some(leader);
+    group.increment_on(leader, 10);
+    // Asked of a follower; the leader is the one retired.
+    let asker = ids(3).into_iter().find(|n| *n != leader).unwrap();
+    let id = group.node(asker).propose_remove_member(leader).unwrap();
+    group.run_until(200, |g| g.nodes[&leader].is_retired());
+    // Muted, it cannot drain: it keeps leading and stays a member (for fewer rounds than the
+    // asker's proposal timeout).
+    for _ in 0..20 {
+        group.step();
+    }
+    assert!(
+        group.nodes[&asker].members().contains(&leader),
+        "removed before its commits left it"
+    );
+    assert_eq!(
+        group.leader(),
+        Some(leader),
+        "it handed on leadership undrained"
+    );
+    group.muted = None;
+    group.run_until(400, |g| g.outcomes.contains_key(&id));
+    let remaining: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != leader).collect();
+    assert!(
+        matches!(&group.outcomes[&id], ClientOutcome::MembershipChanged { members, .. } if *members == remaining),
+        "{:?}",
+        group.outcomes[&id]
+    );
+    group.nodes.remove(&leader);
+    group.run_until(200, |g| g.leader().is_some());
+    group.settle();
+    for node in &remaining {
+        assert_eq!(
+            group.counter_on(*node),
+            AlgebraicValue::Integer(group.acked_increments)
+        );
+    }
 }
