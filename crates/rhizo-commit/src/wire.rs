@@ -51,8 +51,43 @@ fn encode_into<T: Serialize>(body: &T, out: &mut Vec<u8>) {
         version: FORMAT_VERSION,
         body,
     };
-    *out = postcard::to_extend(&envelope, std::mem::take(out))
+    postcard::serialize_with_flavor(&envelope, AppendTo(out))
         .expect("encoding to memory cannot fail");
+}
+
+/// Postcard's output appended to a vector. Most of what postcard writes is a few bytes at a
+/// time (varints, tags, short names): those are pushed in place, where extending from a slice
+/// calls into the C library's `memcpy` for every one of them.
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+/// Writes at most this long are pushed byte by byte; longer ones are copied as a slice.
+const SHORT_WRITE: usize = 16;
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= SHORT_WRITE {
+            self.0.reserve(data.len());
+            for &byte in data {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
@@ -231,4 +266,33 @@ pub fn encode_update(update: &VersionedUpdate) -> Vec<u8> {
 /// Decodes a versioned update.
 pub fn decode_update(bytes: &[u8]) -> Result<VersionedUpdate> {
     decode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Appending through the vector flavor writes exactly postcard's own bytes after what
+        /// the buffer held: short writes pushed in place and long ones copied alike.
+        #[test]
+        fn appended_bytes_are_postcards_after_the_prefix(
+            prefix in prop::collection::vec(any::<u8>(), 0..40),
+            text in ".{0,60}", blob in prop::collection::vec(any::<u8>(), 0..300),
+            numbers in prop::collection::vec(any::<u64>(), 0..20), wide in any::<i128>(),
+        ) {
+            let body = (text.as_str(), &blob, &numbers, wide, Some(numbers.len()));
+            let mut out = prefix.clone();
+            encode_into(&body, &mut out);
+            let expected = postcard::to_allocvec(&EnvelopeRef {
+                version: FORMAT_VERSION,
+                body: &body,
+            })
+            .expect("encodes");
+            prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
+            prop_assert_eq!(&out[prefix.len()..], &expected[..]);
+        }
+    }
 }
