@@ -160,6 +160,11 @@ pub struct Delta {
     /// For each origin with updates beyond `base`, which of `cells` those updates touched — so
     /// the receiver can forward them to others later. Omitted for snapshots.
     pub(crate) origins: Vec<OriginRange>,
+    /// This delta's own encoding, once [`crate::wire::encoded_message_len_keeping`] has made it:
+    /// not part of its value (never encoded, equal whatever it holds). Whatever changes the
+    /// fields above after it is made must clear it.
+    #[serde(skip)]
+    pub(crate) encoded: crate::wire::KeptEncoding,
 }
 
 impl Delta {
@@ -1481,6 +1486,7 @@ impl Replica {
                 snapshot: true,
                 cells: image.cells.into_iter().collect(),
                 origins: Vec::new(),
+                encoded: Default::default(),
             }),
             reply_wanted: false,
         });
@@ -1674,6 +1680,10 @@ impl Replica {
         // Unless the delta is kept for the record, states held whole move into the new cells
         // (an integer sum's entries are copied out of the delta's shared buffer either way).
         let keep = record && self.config.emit_records;
+        if !keep {
+            // States are moved out below: an encoding kept with the delta no longer is its own.
+            delta.encoded = Default::default();
+        }
         for (i, join) in joins.into_iter().enumerate() {
             let id = match join {
                 Join::Adopt(hash) => {
@@ -1834,6 +1844,7 @@ impl Replica {
             snapshot: false,
             cells,
             origins,
+            encoded: Default::default(),
         })
     }
 
@@ -1849,6 +1860,7 @@ impl Replica {
             snapshot: true,
             cells,
             origins: Vec::new(),
+            encoded: Default::default(),
         }
     }
 
