@@ -160,6 +160,11 @@ pub struct Delta {
     /// For each origin with updates beyond `base`, which of `cells` those updates touched — so
     /// the receiver can forward them to others later. Omitted for snapshots.
     pub(crate) origins: Vec<OriginRange>,
+    /// This delta's own encoding, once [`crate::wire::encoded_message_len_keeping`] has made it:
+    /// not part of its value (never encoded, equal whatever it holds). Whatever changes the
+    /// fields above after it is made must clear it.
+    #[serde(skip)]
+    pub(crate) encoded: crate::wire::KeptEncoding,
 }
 
 impl Delta {
@@ -1199,21 +1204,35 @@ impl Replica {
             return false;
         }
         // Keys are unique in both stores and the counts match: a match for every cell of this
-        // replica is a bijection.
-        self.cells.iter().all(|(key, mine)| {
-            let Ok(id) = other.cells.locate(key) else {
+        // replica is a bijection. The keys of a batch are looked up in a loop of their own, so
+        // the look-ups' waits on memory overlap (as in `plan_joins`).
+        const BATCH: usize = 256;
+        let len = self.cells.len();
+        let mut found: Vec<Option<CellId>> = Vec::with_capacity(BATCH.min(len));
+        for start in (0..len).step_by(BATCH) {
+            let batch = start as CellId..(start + BATCH).min(len) as CellId;
+            found.clear();
+            found.extend(batch.clone().map(|id| other.cells.find(self.cells.key(id))));
+            let same = batch.zip(&found).all(|(id, &theirs)| {
+                let Some(theirs) = theirs else {
+                    return false;
+                };
+                let (mine, theirs) = (self.cells.state(id), other.cells.state(theirs));
+                if mine.tombstone_count() == 0 && theirs.tombstone_count() == 0 {
+                    return mine == theirs;
+                }
+                // Tombstones are compacted against the (equal) clocks, as in the canonical
+                // state.
+                let (mut mine, mut theirs) = (mine.clone(), theirs.clone());
+                mine.compact(&self.clock);
+                theirs.compact(&other.clock);
+                mine == theirs
+            });
+            if !same {
                 return false;
-            };
-            let theirs = other.cells.state(id);
-            if mine.tombstone_count() == 0 && theirs.tombstone_count() == 0 {
-                return mine == theirs;
             }
-            // Tombstones are compacted against the (equal) clocks, as in the canonical state.
-            let (mut mine, mut theirs) = (mine.clone(), theirs.clone());
-            mine.compact(&self.clock);
-            theirs.compact(&other.clock);
-            mine == theirs
-        })
+        }
+        true
     }
 
     /// A 64-bit FNV-1a hash of [`Replica::canonical_state`], for cheap comparisons.
@@ -1467,6 +1486,7 @@ impl Replica {
                 snapshot: true,
                 cells: image.cells.into_iter().collect(),
                 origins: Vec::new(),
+                encoded: Default::default(),
             }),
             reply_wanted: false,
         });
@@ -1593,13 +1613,22 @@ impl Replica {
         // spec is looked up, and its empty cell built, once per run rather than once per cell.
         let mut column: Option<(&CellKey, CellState)> = None;
         let mut new_cells = 0;
-        for (key, incoming) in delta.cells.iter() {
+        // Every key looked up first, in a loop of its own: a look-up mostly waits on memory (the
+        // hash table, then the key it points at), and look-ups with nothing between them
+        // overlap their waits, where a loop that also merges waits on each in turn.
+        let located: Vec<std::result::Result<CellId, u64>> = delta
+            .cells
+            .keys()
+            .iter()
+            .map(|key| self.cells.locate(key))
+            .collect();
+        for ((key, incoming), located) in delta.cells.iter().zip(located) {
             let rejected = |source| LocalCommitError::RemoteStateRejected {
                 from,
                 key: Box::new(key.clone()),
                 source: Box::new(source),
             };
-            let join = match self.cells.locate(key) {
+            let join = match located {
                 Ok(id) if self.cells.state(id).merges_listed_infallibly(incoming) => {
                     Join::InPlace(id)
                 }
@@ -1651,6 +1680,10 @@ impl Replica {
         // Unless the delta is kept for the record, states held whole move into the new cells
         // (an integer sum's entries are copied out of the delta's shared buffer either way).
         let keep = record && self.config.emit_records;
+        if !keep {
+            // States are moved out below: an encoding kept with the delta no longer is its own.
+            delta.encoded = Default::default();
+        }
         for (i, join) in joins.into_iter().enumerate() {
             let id = match join {
                 Join::Adopt(hash) => {
@@ -1811,6 +1844,7 @@ impl Replica {
             snapshot: false,
             cells,
             origins,
+            encoded: Default::default(),
         })
     }
 
@@ -1826,6 +1860,7 @@ impl Replica {
             snapshot: true,
             cells,
             origins: Vec::new(),
+            encoded: Default::default(),
         }
     }
 

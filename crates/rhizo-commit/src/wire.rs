@@ -3,9 +3,11 @@
 //! Decoding arbitrary bytes returns an error — never a panic — and the decoder never allocates
 //! ahead of the bytes it has actually read for the collections this crate defines.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{LocalCommitError, Message, Record, Result, VersionedUpdate};
+use crate::{Delta, LocalCommitError, Message, Record, Result, VersionedUpdate};
 
 mod size;
 
@@ -51,8 +53,43 @@ fn encode_into<T: Serialize>(body: &T, out: &mut Vec<u8>) {
         version: FORMAT_VERSION,
         body,
     };
-    *out = postcard::to_extend(&envelope, std::mem::take(out))
+    postcard::serialize_with_flavor(&envelope, AppendTo(out))
         .expect("encoding to memory cannot fail");
+}
+
+/// Postcard's output appended to a vector. Most of what postcard writes is a few bytes at a
+/// time (varints, tags, short names): those are pushed in place, where extending from a slice
+/// calls into the C library's `memcpy` for every one of them.
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+/// Writes at most this long are pushed byte by byte; longer ones are copied as a slice.
+const SHORT_WRITE: usize = 16;
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= SHORT_WRITE {
+            self.0.reserve(data.len());
+            for &byte in data {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T> {
@@ -142,6 +179,83 @@ pub fn encoded_message_len(message: &Message) -> usize {
     })
 }
 
+/// [`encoded_message_len`], found by encoding the message's delta (if any) once and keeping
+/// those bytes with it: a receiver that records the delta it applies ([`Record::Merge`],
+/// encoded by [`encode_record_into`]) then copies them rather than encoding the delta again.
+/// For a sender that counts every message it sends and a receiver that logs every delta
+/// encoded (a simulated node), one encoding where there were a count and an encoding.
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::wire;
+/// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+/// let mut on_a = Replica::new(a, schema.clone(), ReplicaConfig::default());
+/// let mut on_b = Replica::new(b, schema, ReplicaConfig::default());
+/// let mut tx = AlgebraicTransaction::new();
+/// tx.increment("counters", "hits", "value", 1);
+/// on_a.commit(tx).unwrap();
+/// on_b.sync_with(a);
+/// let (_, digest) = on_b.take_ready().messages.pop().unwrap();
+/// on_a.step(b, digest).unwrap();
+/// let (_, reply) = on_a.take_ready().messages.pop().unwrap();
+/// assert_eq!(wire::encoded_message_len_keeping(&reply), wire::encode_message(&reply).len());
+/// ```
+pub fn encoded_message_len_keeping(message: &Message) -> usize {
+    let Message::Sync(sync) = message;
+    let Some(delta) = &sync.delta else {
+        return encoded_message_len(message);
+    };
+    let delta_len = delta.encoded.bytes_of(delta).len();
+    // The envelope's version, `Message::Sync`'s variant and the clock; then `Some`'s tag, the
+    // delta, and `reply_wanted` (a byte): the order `SyncMessage` declares its fields in.
+    size::postcard_len(&(FORMAT_VERSION, SYNC_VARIANT, &sync.clock)) + 1 + delta_len + 1
+}
+
+/// Postcard's index of [`Message::Sync`] (the first variant).
+const SYNC_VARIANT: u32 = 0;
+
+/// Postcard's index of [`Record::Merge`] (the second variant).
+const MERGE_VARIANT: u32 = 1;
+
+/// A delta's encoding, kept with it ([`encoded_message_len_keeping`]). Not part of the delta's
+/// value: two deltas are equal whatever their kept encodings hold.
+#[derive(Clone, Default)]
+pub(crate) struct KeptEncoding(OnceLock<Box<[u8]>>);
+
+impl KeptEncoding {
+    /// `delta`'s encoding (the delta this is kept in), made now if not made yet.
+    fn bytes_of(&self, delta: &Delta) -> &[u8] {
+        self.0.get_or_init(|| {
+            let mut out = Vec::new();
+            postcard::serialize_with_flavor(delta, AppendTo(&mut out))
+                .expect("encoding to memory cannot fail");
+            out.into_boxed_slice()
+        })
+    }
+}
+
+impl PartialEq for KeptEncoding {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for KeptEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(bytes) => write!(f, "{} bytes kept", bytes.len()),
+            None => f.write_str("none kept"),
+        }
+    }
+}
+
 /// The encoded size of a record, in bytes, counted without encoding it.
 pub fn encoded_record_len(record: &Record) -> usize {
     size::postcard_len(&EnvelopeRef {
@@ -170,7 +284,9 @@ pub fn encoded_record_len(record: &Record) -> usize {
 /// assert_eq!(wire::decode_record(&wire::encode_record(&record)).unwrap(), record);
 /// ```
 pub fn encode_record(record: &Record) -> Vec<u8> {
-    encode(record)
+    let mut out = Vec::new();
+    encode_record_into(record, &mut out);
+    out
 }
 
 /// [`encode_record`]'s bytes, appended to `out`: a caller that encodes a record per commit (the
@@ -198,6 +314,16 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
 /// assert_eq!(out[4..], wire::encode_record(&record)[..]);
 /// ```
 pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
+    if let Record::Merge { from, delta } = record
+        && let Some(kept) = delta.encoded.0.get()
+    {
+        // The envelope's version, the variant and the sender, then the delta's own bytes: the
+        // order `Record::Merge` declares its fields in.
+        postcard::serialize_with_flavor(&(FORMAT_VERSION, MERGE_VARIANT, from), AppendTo(out))
+            .expect("encoding to memory cannot fail");
+        out.extend_from_slice(kept);
+        return;
+    }
     encode_into(record, out);
 }
 
@@ -231,4 +357,80 @@ pub fn encode_update(update: &VersionedUpdate) -> Vec<u8> {
 /// Decodes a versioned update.
 pub fn decode_update(bytes: &[u8]) -> Result<VersionedUpdate> {
     decode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testkit::{incr, node, schema};
+    use crate::{Replica, ReplicaConfig};
+
+    #[test]
+    fn a_delta_with_its_encoding_kept_encodes_as_one_without() {
+        let config = ReplicaConfig {
+            members: vec![node(1), node(2)],
+            ..ReplicaConfig::default()
+        };
+        let mut on_a = Replica::new(node(1), schema(), config.clone());
+        let mut on_b = Replica::new(node(2), schema(), config);
+        // Short rows, and one past what a key holds inline.
+        for row in ["a", "b", "a-row-name-longer-than-twenty-four-bytes"] {
+            on_a.commit(incr(row, 3)).unwrap();
+        }
+        on_a.take_ready();
+        on_b.sync_with(node(1));
+        let (_, digest) = on_b.take_ready().messages.pop().unwrap();
+        on_a.step(node(2), digest).unwrap();
+        let (_, reply) = on_a.take_ready().messages.pop().unwrap();
+        let whole = encode_message(&reply);
+        assert_eq!(encoded_message_len_keeping(&reply), whole.len());
+        assert_eq!(encoded_message_len(&reply), whole.len());
+        on_b.step(node(1), reply).unwrap();
+        let merge = on_b
+            .take_ready()
+            .records
+            .into_iter()
+            .find(|record| matches!(record, Record::Merge { .. }))
+            .expect("the delta applied is recorded");
+        let Record::Merge { from, delta } = &merge else {
+            unreachable!("found as a merge");
+        };
+        assert!(delta.encoded.0.get().is_some(), "the kept encoding travels");
+        let mut plain = delta.clone();
+        plain.encoded = KeptEncoding::default();
+        let plain = Record::Merge {
+            from: *from,
+            delta: plain,
+        };
+        let kept = encode_record(&merge);
+        assert_eq!(kept, encode_record(&plain));
+        assert_eq!(decode_record(&kept).unwrap(), merge);
+        let mut appended = vec![9];
+        encode_record_into(&merge, &mut appended);
+        assert_eq!(appended[1..], kept[..]);
+    }
+
+    proptest! {
+        /// Appending through the vector flavor writes exactly postcard's own bytes after what
+        /// the buffer held: short writes pushed in place and long ones copied alike.
+        #[test]
+        fn appended_bytes_are_postcards_after_the_prefix(
+            prefix in prop::collection::vec(any::<u8>(), 0..40),
+            text in ".{0,60}", blob in prop::collection::vec(any::<u8>(), 0..300),
+            numbers in prop::collection::vec(any::<u64>(), 0..20), wide in any::<i128>(),
+        ) {
+            let body = (text.as_str(), &blob, &numbers, wide, Some(numbers.len()));
+            let mut out = prefix.clone();
+            encode_into(&body, &mut out);
+            let expected = postcard::to_allocvec(&EnvelopeRef {
+                version: FORMAT_VERSION,
+                body: &body,
+            })
+            .expect("encodes");
+            prop_assert_eq!(&out[..prefix.len()], &prefix[..]);
+            prop_assert_eq!(&out[prefix.len()..], &expected[..]);
+        }
+    }
 }

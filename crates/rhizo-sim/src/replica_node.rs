@@ -338,7 +338,9 @@ impl SimulatedNode for ReplicaNode {
     }
 
     fn message_bytes(msg: &Message) -> usize {
-        rhizo_commit::wire::encoded_message_len(msg)
+        // Counted by encoding the delta once and keeping the bytes with it: the receiver logs
+        // the delta it applies encoded, and copies them (`DurableLog`).
+        rhizo_commit::wire::encoded_message_len_keeping(msg)
     }
 }
 

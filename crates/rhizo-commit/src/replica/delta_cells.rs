@@ -1,8 +1,8 @@
 //! The cells a delta carries: keys with the states listed together.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
+use hashbrown::HashMap;
 use rhizo_algebra::{CellState, ListedState, MAX_NAME_LEN, StateList};
 use rhizo_clock::{NodeId, VectorClock};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
@@ -106,11 +106,21 @@ impl FromIterator<(CellKey, CellState)> for DeltaCells {
     }
 }
 
+/// Dictionaries at most this long are searched in place; longer ones are hashed. A delta names
+/// a few columns and, in a small cluster, a few origins: a short list is searched faster than
+/// a hash map is built and probed.
+const LINEAR_SEARCH: usize = 8;
+
+/// The hasher of the dictionaries' maps: fixed, so encoding stays deterministic (the floors use
+/// no unseeded randomness), and fast on the short names and 16-byte node ids they hash.
+type DictionaryHasher = foldhash::fast::FixedState;
+
 /// The distinct `(table, column)` pairs of `keys`, in order of first appearance, and for each
 /// key the position of its pair: the dictionary a delta's encoding names columns by.
 fn column_dictionary(keys: &[CellKey]) -> (Vec<(&str, &str)>, Vec<u32>) {
     let mut columns: Vec<(&str, &str)> = Vec::new();
-    let mut positions: HashMap<(&str, &str), u32> = HashMap::new();
+    // Built only once the list outgrows a linear search.
+    let mut positions: HashMap<(&str, &str), u32, DictionaryHasher> = HashMap::default();
     let mut of_key = Vec::with_capacity(keys.len());
     // Keys are sorted by (table, row, column): the cells of one column of one table come in
     // runs whenever a row has one cell, so the previous key's pair is tried before the map.
@@ -120,12 +130,24 @@ fn column_dictionary(keys: &[CellKey]) -> (Vec<(&str, &str)>, Vec<u32>) {
         let position = match last {
             Some((seen, position)) if seen == pair => position,
             _ => {
-                let next = columns.len() as u32;
-                let position = *positions.entry(pair).or_insert(next);
-                if position == next {
+                let found = if columns.len() <= LINEAR_SEARCH {
+                    columns
+                        .iter()
+                        .position(|seen| *seen == pair)
+                        .map(|i| i as u32)
+                } else {
+                    positions.get(&pair).copied()
+                };
+                found.unwrap_or_else(|| {
+                    let next = columns.len() as u32;
                     columns.push(pair);
-                }
-                position
+                    if columns.len() == LINEAR_SEARCH + 1 {
+                        positions.extend(columns.iter().zip(0..).map(|(&c, i)| (c, i)));
+                    } else if columns.len() > LINEAR_SEARCH + 1 {
+                        positions.insert(pair, next);
+                    }
+                    next
+                })
             }
         };
         last = Some((pair, position));
@@ -139,7 +161,9 @@ fn column_dictionary(keys: &[CellKey]) -> (Vec<(&str, &str)>, Vec<u32>) {
 #[derive(Default)]
 struct OriginDictionary {
     nodes: Vec<NodeId>,
-    positions: HashMap<NodeId, u32>,
+    /// Positions by origin, built only once `nodes` outgrows a linear search (then always in
+    /// step with it).
+    positions: HashMap<NodeId, u32, DictionaryHasher>,
 }
 
 impl OriginDictionary {
@@ -147,20 +171,42 @@ impl OriginDictionary {
         let mut dictionary = Self::default();
         for state in states.iter() {
             for (node, _, _) in state.int_sum_entries().into_iter().flatten() {
-                if dictionary.find(node).is_none() {
-                    dictionary
-                        .positions
-                        .insert(node, dictionary.nodes.len() as u32);
-                    dictionary.nodes.push(node);
-                }
+                dictionary.add(node);
             }
         }
         dictionary
     }
 
+    /// Lists `node` unless listed already: one search while the list is short, one hash-map
+    /// probe once it is long.
+    fn add(&mut self, node: NodeId) {
+        let next = self.nodes.len() as u32;
+        if self.nodes.len() < LINEAR_SEARCH {
+            if !self.nodes.contains(&node) {
+                self.nodes.push(node);
+            }
+            return;
+        }
+        if self.positions.is_empty() {
+            if self.nodes.contains(&node) {
+                return;
+            }
+            // The list outgrows a linear search: index what it holds, then go on by hash.
+            self.positions.reserve(2 * (LINEAR_SEARCH + 1));
+            self.positions
+                .extend(self.nodes.iter().zip(0..).map(|(&n, i)| (n, i)));
+            self.positions.insert(node, next);
+            self.nodes.push(node);
+            return;
+        }
+        if let hashbrown::hash_map::Entry::Vacant(slot) = self.positions.entry(node) {
+            slot.insert(next);
+            self.nodes.push(node);
+        }
+    }
+
     fn find(&self, node: NodeId) -> Option<u32> {
-        // A delta names few origins: a short list is searched faster than it is hashed.
-        if self.nodes.len() <= 8 {
+        if self.positions.is_empty() {
             self.nodes.iter().position(|n| *n == node).map(|i| i as u32)
         } else {
             self.positions.get(&node).copied()
@@ -655,6 +701,69 @@ mod tests {
         let past = postcard::to_allocvec(&vec![u32::MAX - 1, 0, 0]).unwrap();
         let err = postcard::from_bytes::<Positions>(&past).unwrap_err();
         assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    }
+
+    /// Cells of `columns` columns whose counters name origins from `origins`: each `(column,
+    /// row)` a cell, its entries one per origin listed.
+    fn counters(
+        cells: &std::collections::BTreeMap<(u8, u16), std::collections::BTreeSet<u32>>,
+    ) -> DeltaCells {
+        let sum = ColumnSpec::new(MergeType::Add, ValueType::Integer).unwrap();
+        let mut listed: Vec<(CellKey, CellState)> = cells
+            .iter()
+            .map(|((column, row), origins)| {
+                let mut state = CellState::new(&sum);
+                for &origin in origins {
+                    let dot = Dot::new(NodeId::numbered(origin), 1).unwrap();
+                    state.apply_add_int(i64::from(origin) + 1, dot).unwrap();
+                }
+                let key = CellKey::new("t", &format!("r{row:03}"), &format!("c{column:02}"));
+                (key, state)
+            })
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        listed.into_iter().collect()
+    }
+
+    proptest::proptest! {
+        /// However many columns and origins a delta names (few are searched in place, many
+        /// hashed), its dictionaries list each once in order of first appearance and its cells
+        /// name them by position: the bytes are those written by hand from a plain search.
+        #[test]
+        fn prop_dictionaries_of_any_size_list_by_first_appearance(
+            cells in proptest::collection::btree_map(
+                (0u8..20, 0u16..40),
+                proptest::collection::btree_set(0u32..30, 1..12),
+                0..60,
+            )
+        ) {
+            let listed = counters(&cells);
+            let mut columns: Vec<(&str, &str)> = Vec::new();
+            let mut origins: Vec<NodeId> = Vec::new();
+            let mut wire = Vec::new();
+            for (key, state) in listed.iter() {
+                let pair = (key.table(), key.column());
+                if !columns.contains(&pair) {
+                    columns.push(pair);
+                }
+                let column = columns.iter().position(|c| *c == pair).unwrap() as u32;
+                let mut entries = Vec::new();
+                for (node, seq, partial) in state.int_sum_entries().unwrap() {
+                    if !origins.contains(&node) {
+                        origins.push(node);
+                    }
+                    let origin = origins.iter().position(|n| *n == node).unwrap() as u32;
+                    entries.push((origin, seq, partial));
+                }
+                wire.push((column, key.row(), WireState::IntSum(entries)));
+            }
+            let bytes = postcard::to_allocvec(&listed).unwrap();
+            proptest::prop_assert_eq!(
+                &bytes,
+                &postcard::to_allocvec(&(&columns, &origins, &wire)).unwrap()
+            );
+            proptest::prop_assert_eq!(postcard::from_bytes::<DeltaCells>(&bytes).unwrap(), listed);
+        }
     }
 
     proptest::proptest! {
