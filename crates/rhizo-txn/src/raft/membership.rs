@@ -43,14 +43,70 @@ pub struct Member {
     /// Whether it is being removed by a draining removal: from the log index where it was
     /// retired, it takes no writes, so its own commits stop at a counter it knows; it stays a
     /// member (and keeps spreading them) until every other member holds them, then proposes
-    /// its own removal.
+    /// its own removal. Encoded with the table, not here (see [`Membership`]'s encoding).
+    #[serde(skip)]
     pub retired: bool,
 }
 
 /// The members of the group, by node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Encoded as the members (each without its retirement mark) followed by the retired nodes, so
+/// that a table written before draining removals existed — the same bytes without the trailing
+/// list, always last in its record or snapshot — still decodes, with nobody retired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     members: BTreeMap<NodeId, Member>,
+}
+
+impl Serialize for Membership {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let retired: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.retired)
+            .map(|(node, _)| *node)
+            .collect();
+        let mut table = serializer.serialize_struct("Membership", 2)?;
+        table.serialize_field("members", &self.members)?;
+        table.serialize_field("retired", &retired)?;
+        table.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Membership {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TableVisitor;
+        impl<'de> serde::de::Visitor<'de> for TableVisitor {
+            type Value = Membership;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a membership table")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Membership, A::Error> {
+                let mut members: BTreeMap<NodeId, Member> = seq
+                    .next_element()?
+                    .ok_or_else(|| serde::de::Error::invalid_length(0, &self))?;
+                // A table written before retirement existed ends here: its record ends, and
+                // reading on fails (frames are checksummed, so that is the only way it can).
+                let retired: Vec<NodeId> = seq.next_element().ok().flatten().unwrap_or_default();
+                for node in retired {
+                    match members.get_mut(&node) {
+                        Some(member) => member.retired = true,
+                        None => {
+                            return Err(serde::de::Error::custom(format!(
+                                "retired node {node} is not a member"
+                            )));
+                        }
+                    }
+                }
+                Ok(Membership { members })
+            }
+        }
+        deserializer.deserialize_struct("Membership", &["members", "retired"], TableVisitor)
+    }
 }
 
 impl Membership {

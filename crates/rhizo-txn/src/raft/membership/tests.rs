@@ -24,6 +24,49 @@ fn kind() -> impl Strategy<Value = ChangeKind> {
 }
 
 #[test]
+fn a_table_written_before_retirement_existed_decodes_with_nobody_retired() {
+    // The encoding of a table before draining removals: each member's id, address and vote,
+    // and nothing after the members.
+    #[derive(serde::Serialize)]
+    struct EarlierMember {
+        raft_id: u64,
+        address: String,
+        voter: bool,
+    }
+    #[derive(serde::Serialize)]
+    struct EarlierTable {
+        members: BTreeMap<NodeId, EarlierMember>,
+    }
+    let mut table = Membership::voters(&[NodeId::numbered(0), NodeId::numbered(1)]).unwrap();
+    let earlier = EarlierTable {
+        members: table
+            .iter()
+            .map(|(node, m)| {
+                let member = EarlierMember {
+                    raft_id: m.raft_id,
+                    address: m.address.clone(),
+                    voter: m.voter,
+                };
+                (node, member)
+            })
+            .collect(),
+    };
+    let old_bytes = postcard::to_allocvec(&earlier).unwrap();
+    let decoded: Membership = postcard::from_bytes(&old_bytes).unwrap();
+    assert_eq!(decoded, table);
+    // Today's bytes are the earlier ones followed by the retired nodes.
+    assert!(table.retire(NodeId::numbered(1)));
+    let bytes = postcard::to_allocvec(&table).unwrap();
+    assert!(bytes.starts_with(&old_bytes));
+    let decoded: Membership = postcard::from_bytes(&bytes).unwrap();
+    assert!(decoded.is_retired(NodeId::numbered(1)) && !decoded.is_retired(NodeId::numbered(0)));
+    // A retired node that is no member is refused, not dropped.
+    let mut forged = old_bytes.clone();
+    forged.extend(postcard::to_allocvec(&vec![NodeId::numbered(7)]).unwrap());
+    assert!(postcard::from_bytes::<Membership>(&forged).is_err());
+}
+
+#[test]
 fn raft_ids_are_a_function_of_the_name_and_never_zero() {
     let a = NodeId::new("frankfurt-2").unwrap();
     assert_eq!(
