@@ -79,7 +79,7 @@ impl<'de> Deserialize<'de> for Membership {
         struct TableVisitor;
         impl<'de> serde::de::Visitor<'de> for TableVisitor {
             type Value = Membership;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a membership table")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
