@@ -19,7 +19,7 @@ use crate::raft::{
 use crate::storage::{FsStorage, MemStorage, Storage};
 use crate::{
     Backend, CommitPath, CoordinationFreeConfig, CoordinationFreeError, CoordinationFreeManager,
-    EngineConfig, Result, SyncPolicy, Transaction, TransactionMode, TxnError,
+    EngineConfig, ReadAfter, Result, SyncPolicy, Transaction, TransactionMode, TxnError,
 };
 
 /// Under [`SyncPolicy::None`], the bytes of frames the log gathers before one `write` hands them
@@ -1012,6 +1012,42 @@ impl Engine {
                     .map_err(|e| TxnError::from_manager(e.into()))
             })
             .collect()
+    }
+
+    /// [`Engine::read_cells`] once this node holds every commit `after` names (made here or on
+    /// any other node): read-your-writes, and monotonic reads, across nodes. Refused with
+    /// [`TxnError::NotCaughtUp`] (retryable; nothing read) while it lacks some of them; it
+    /// never waits — [`ReadAfter`] says why one clock comparison decides it.
+    ///
+    /// ```
+    /// # use rhizo_algebra::AlgebraicValue;
+    /// # use rhizo_clock::NodeId;
+    /// # use rhizo_commit::{CellKey, Operations};
+    /// # use rhizo_txn::{default_schema, Engine, EngineConfig, ReadAfter, TransactionMode, TxnError};
+    /// let config = |name| EngineConfig::new(NodeId::new(name).unwrap()).with_schema(default_schema());
+    /// let mut a = Engine::in_memory(config("a")).unwrap();
+    /// let b = Engine::in_memory(config("b")).unwrap();
+    /// let mut tx = a.transaction(TransactionMode::CoordinationFree);
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let outcome = tx.commit().unwrap().committed().unwrap();
+    /// let keys = [CellKey::new("counters", "hits", "value")];
+    /// let after = ReadAfter::new().with(&outcome);
+    /// assert_eq!(a.read_cells_after(&keys, &after).unwrap(), [AlgebraicValue::Integer(1)]);
+    /// // `b` has not received the commit yet: the read is refused, not served stale.
+    /// assert!(matches!(b.read_cells_after(&keys, &after), Err(TxnError::NotCaughtUp { .. })));
+    /// ```
+    pub fn read_cells_after(
+        &self,
+        keys: &[CellKey],
+        after: &ReadAfter,
+    ) -> Result<Vec<AlgebraicValue>> {
+        self.check_usable()?;
+        self.check_readable(keys)?;
+        let missing = after.missing_from(self.clock());
+        if !missing.is_empty() {
+            return Err(TxnError::NotCaughtUp { missing });
+        }
+        self.read_cells(keys)
     }
 
     /// Starts a linearizable read of `keys` ([`ReadConsistency::Linearizable`]): once the

@@ -1,7 +1,7 @@
 use std::io;
 
 use rhizo_algebra::{AlgebraError, OpType, ValueType};
-use rhizo_clock::{Bounded, NodeId, Quoted};
+use rhizo_clock::{Bounded, NodeId, Quoted, VectorClock};
 use rhizo_commit::{CellKey, LocalCommitError};
 
 use crate::CoordinationFreeError;
@@ -151,6 +151,14 @@ pub enum TxnError {
     /// quorum). Nothing was proposed; retry after an election timeout.
     #[error("no Raft leader is known; nothing was proposed, retry after an election")]
     NoLeader,
+    /// A read was to see commits this node does not hold yet (`missing`: per origin, the
+    /// highest commit it lacks); nothing was read. They reach it by anti-entropy (or the log):
+    /// retry shortly, or read where they were made.
+    #[error("this node does not hold yet the commits the read must see: {missing}")]
+    NotCaughtUp {
+        /// Per origin, the highest commit the read must see and this node lacks.
+        missing: VectorClock,
+    },
     /// A transaction of a batch was proposed to a Raft group and is not decided yet (a batch
     /// commits only what is decided at once): its outcome comes from `Engine::take_outcomes`
     /// under this proposal id.
@@ -227,6 +235,7 @@ impl TxnError {
                 | Self::DirectoryLocked { .. }
                 | Self::NoLeader
                 | Self::Undecided { .. }
+                | Self::NotCaughtUp { .. }
                 | Self::ReadConflict { .. }
                 | Self::Raft(_)
         )
@@ -245,7 +254,10 @@ impl TxnError {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::ReadConflict { .. } | Self::NoLeader | Self::Undecided { .. } => true,
+            Self::ReadConflict { .. }
+            | Self::NoLeader
+            | Self::Undecided { .. }
+            | Self::NotCaughtUp { .. } => true,
             Self::Raft(err) => matches!(
                 **err,
                 RaftError::NoLeader
@@ -354,6 +366,9 @@ mod tests {
             },
             TxnError::NoLeader,
             TxnError::Undecided { proposal },
+            TxnError::NotCaughtUp {
+                missing: rhizo_clock::VectorClock::new().with_node(NodeId::numbered(1), 4),
+            },
             TxnError::Raft(Box::new(RaftError::Timeout { ticks: 3 })),
             TxnError::Raft(Box::new(RaftError::Interrupted)),
             TxnError::Raft(Box::new(RaftError::Overtaken { index: 7 })),

@@ -47,6 +47,7 @@ mod log;
 mod manager;
 mod mode;
 pub mod raft;
+mod read_after;
 mod storage;
 #[cfg(test)]
 mod testkit;
@@ -58,5 +59,6 @@ pub use error::{Finished, Result, TxnError};
 pub use manager::CoordinationFreeError;
 pub(crate) use manager::{CoordinationFreeConfig, CoordinationFreeManager};
 pub use mode::{CommitPath, ReadConsistency, TransactionMode};
+pub use read_after::ReadAfter;
 pub use storage::{FsStorage, MemStorage, Storage, SyncHandle};
 pub use transaction::Transaction;
