@@ -28,7 +28,7 @@ use rhizo_algebra::{AlgebraicValue, ColumnSpec, MergeType, Schema};
 use rhizo_clock::NodeId;
 use rhizo_commit::wire::MAX_FRAME_LEN;
 use rhizo_commit::{AlgebraicTransaction, CellKey};
-use rhizo_txn::{CommitOutcome, ReadConsistency, TransactionMode};
+use rhizo_txn::{CommitOutcome, ReadAfter, ReadConsistency, TransactionMode};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 use crate::socket::Io;
@@ -279,12 +279,31 @@ impl AsyncClient {
         consistency: ReadConsistency,
         keys: &[CellKey],
     ) -> Result<Vec<AlgebraicValue>> {
-        let request = Request::ReadCells {
-            consistency,
-            keys: keys.to_vec(),
+        self.read_cells_after(consistency, keys, &ReadAfter::new())
+            .await
+    }
+
+    /// Reads `keys` on the node once it holds every commit `after` names, wherever they were
+    /// made (see `NodeHandle::read_cells_after`): the values in the order of `keys`.
+    pub async fn read_cells_after(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+        after: &ReadAfter,
+    ) -> Result<Vec<AlgebraicValue>> {
+        let wanted = keys.len();
+        let keys = keys.to_vec();
+        let request = if after.is_empty() {
+            Request::ReadCells { consistency, keys }
+        } else {
+            Request::ReadCellsAfter {
+                consistency,
+                keys,
+                after: after.clone(),
+            }
         };
         match self.call(&request).await? {
-            Response::Values(values) if values.len() == keys.len() => Ok(values),
+            Response::Values(values) if values.len() == wanted => Ok(values),
             other => Err(unexpected(&other)),
         }
     }
@@ -476,6 +495,16 @@ impl Client {
         keys: &[CellKey],
     ) -> Result<Vec<AlgebraicValue>> {
         self.block_on(self.inner.read_cells(consistency, keys))
+    }
+
+    /// See [`AsyncClient::read_cells_after`].
+    pub fn read_cells_after(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+        after: &ReadAfter,
+    ) -> Result<Vec<AlgebraicValue>> {
+        self.block_on(self.inner.read_cells_after(consistency, keys, after))
     }
 
     /// See [`AsyncClient::read_with`].

@@ -378,7 +378,8 @@ impl RequestKind {
         match request {
             Request::Commit { .. } => Self::Commit,
             Request::Read { .. } => Self::Read,
-            Request::ReadCells { consistency, .. } => match consistency {
+            Request::ReadCells { consistency, .. }
+            | Request::ReadCellsAfter { consistency, .. } => match consistency {
                 ReadConsistency::Linearizable => Self::ReadLinearizable,
                 _ => Self::Read,
             },

@@ -20,8 +20,8 @@ use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{AlgebraicTransaction, CellKey, Operation, Operations};
 use rhizo_txn::raft::{ProposalId, RaftConfig, RaftError};
 use rhizo_txn::{
-    Backend, CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, ReadConsistency, Storage,
-    Submission, SyncPolicy, TransactionMode, TxnError,
+    Backend, CommitOutcome, Engine, EngineConfig, FsStorage, MemStorage, ReadAfter,
+    ReadConsistency, Storage, Submission, SyncPolicy, TransactionMode, TxnError,
 };
 use tokio::sync::{Notify, oneshot};
 
@@ -36,6 +36,11 @@ use crate::{
 mod driver;
 #[cfg(test)]
 mod tests;
+
+/// How often a read waiting for commits it must see ([`NodeHandle::read_cells_after`]) looks
+/// again: short against the anti-entropy interval that brings them, long enough that waiting
+/// readers do not contend for the engine.
+const CATCH_UP_POLL: Duration = Duration::from_millis(1);
 
 /// How a networked node is set up: its engine, its data, its transport and its rhythm.
 #[derive(Debug, Clone)]
@@ -752,8 +757,37 @@ impl NodeHandle {
         consistency: ReadConsistency,
         keys: &[CellKey],
     ) -> Result<Vec<AlgebraicValue>> {
+        self.read_cells_after(consistency, keys, &ReadAfter::new())
+    }
+
+    /// [`NodeHandle::read_cells`] once this node also holds every commit `after` names, made
+    /// on this node or any other (read-your-writes and monotonic reads across nodes; see
+    /// [`ReadAfter`]). Commits it lacks reach it by anti-entropy or the log: the read waits for
+    /// them up to the commit timeout, then fails with [`TxnError::NotCaughtUp`] naming what is
+    /// missing (retryable; nothing was read). Must not be called on the node's own runtime
+    /// (it blocks); async callers use [`NodeHandle::read_cells_after_async`].
+    ///
+    /// ```no_run
+    /// # fn example(a: &rhizo_net::NodeHandle, b: &rhizo_net::NodeHandle) -> rhizo_net::Result<()> {
+    /// use rhizo_commit::{AlgebraicTransaction, CellKey, Operations};
+    /// use rhizo_txn::{ReadAfter, ReadConsistency, TransactionMode};
+    /// let mut tx = AlgebraicTransaction::new();
+    /// tx.increment("counters", "hits", "value", 1);
+    /// let outcome = a.commit(TransactionMode::CoordinationFree, tx)?;
+    /// // On another node: served once that node holds the increment.
+    /// let after = ReadAfter::new().with(&outcome);
+    /// let keys = [CellKey::new("counters", "hits", "value")];
+    /// let hits = b.read_cells_after(ReadConsistency::Local, &keys, &after)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn read_cells_after(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+        after: &ReadAfter,
+    ) -> Result<Vec<AlgebraicValue>> {
+        let deadline = std::time::Instant::now() + self.shared.config.commit_timeout;
         if consistency == ReadConsistency::Linearizable {
-            let deadline = std::time::Instant::now() + self.shared.config.commit_timeout;
             // A read changes nothing: one the leader never answered (it lost leadership) is
             // asked again, up to the commit timeout.
             while let Err(err) = self.decide_blocking(|engine| engine.start_linearizable_read(keys))
@@ -764,7 +798,16 @@ impl NodeHandle {
                 std::thread::sleep(self.shared.config.tick);
             }
         }
-        Ok(self.shared.engine().read_cells(keys)?)
+        loop {
+            // Bound first, so that the engine's lock is released before any wait.
+            let read = self.shared.engine().read_cells_after(keys, after);
+            match read {
+                Err(TxnError::NotCaughtUp { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(CATCH_UP_POLL);
+                }
+                read => return Ok(read?),
+            }
+        }
     }
 
     /// [`NodeHandle::read_cells`] for async callers (on any runtime, the node's own included).
@@ -773,8 +816,20 @@ impl NodeHandle {
         consistency: ReadConsistency,
         keys: &[CellKey],
     ) -> Result<Vec<AlgebraicValue>> {
+        self.read_cells_after_async(consistency, keys, &ReadAfter::new())
+            .await
+    }
+
+    /// [`NodeHandle::read_cells_after`] for async callers (on any runtime, the node's own
+    /// included).
+    pub async fn read_cells_after_async(
+        &self,
+        consistency: ReadConsistency,
+        keys: &[CellKey],
+        after: &ReadAfter,
+    ) -> Result<Vec<AlgebraicValue>> {
+        let deadline = tokio::time::Instant::now() + self.shared.config.commit_timeout;
         if consistency == ReadConsistency::Linearizable {
-            let deadline = tokio::time::Instant::now() + self.shared.config.commit_timeout;
             while let Err(err) = self
                 .decide_async(|engine| engine.start_linearizable_read(keys))
                 .await
@@ -785,7 +840,15 @@ impl NodeHandle {
                 tokio::time::sleep(self.shared.config.tick).await;
             }
         }
-        Ok(self.shared.engine().read_cells(keys)?)
+        loop {
+            let read = self.shared.engine().read_cells_after(keys, after);
+            match read {
+                Err(TxnError::NotCaughtUp { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(CATCH_UP_POLL).await;
+                }
+                read => return Ok(read?),
+            }
+        }
     }
 
     /// Declares a column. On the Raft backend the change is ordered through the log and this

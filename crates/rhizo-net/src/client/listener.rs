@@ -264,6 +264,14 @@ async fn answer(node: &NodeHandle, request: Request) -> Response {
             .read_cells_async(consistency, &keys)
             .await
             .map(Response::Values),
+        Request::ReadCellsAfter {
+            consistency,
+            keys,
+            after,
+        } => node
+            .read_cells_after_async(consistency, &keys, &after)
+            .await
+            .map(Response::Values),
         Request::Status => Ok(Response::Status(Box::new(node.status()))),
         Request::DeclareColumn {
             table,

@@ -4,18 +4,19 @@
 //! errors ([`WireError`]) that maps back to the same `TxnError` on the client.
 
 use rhizo_algebra::{AlgebraError, AlgebraicValue, ColumnSpec, OpType, Schema, ValueType};
-use rhizo_clock::NodeId;
+use rhizo_clock::{NodeId, VectorClock};
 use rhizo_commit::{AlgebraicTransaction, CellKey, LocalCommitError};
 use rhizo_txn::raft::{ProposalId, RaftError};
 use rhizo_txn::{
-    CommitOutcome, CoordinationFreeError, Finished, ReadConsistency, TransactionMode, TxnError,
+    CommitOutcome, CoordinationFreeError, Finished, ReadAfter, ReadConsistency, TransactionMode,
+    TxnError,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{MemberInfo, MembershipChange, NetError, NodeStatus};
 
 /// The client protocol's version; the node names it in its greeting.
-pub const CLIENT_PROTOCOL_VERSION: u32 = 3;
+pub const CLIENT_PROTOCOL_VERSION: u32 = 4;
 
 /// One request. The variant order is the wire format: append, never reorder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,13 @@ pub(crate) enum Request {
     ReadCells {
         consistency: ReadConsistency,
         keys: Vec<CellKey>,
+    },
+    /// `ReadCells` once the node holds the commits `after` names (see
+    /// `NodeHandle::read_cells_after`).
+    ReadCellsAfter {
+        consistency: ReadConsistency,
+        keys: Vec<CellKey>,
+        after: ReadAfter,
     },
 }
 
@@ -186,6 +194,10 @@ pub(crate) enum WireError {
     /// A draining removal of `node` did not finish within the node's commit timeout.
     NotDrained {
         node: NodeId,
+    },
+    /// The node did not come to hold the commits a read was to see in time.
+    NotCaughtUp {
+        missing: VectorClock,
     },
 }
 
@@ -343,6 +355,9 @@ impl WireError {
             TxnError::Undecided { proposal } => Self::Undecided {
                 proposal: *proposal,
             },
+            TxnError::NotCaughtUp { missing } => Self::NotCaughtUp {
+                missing: missing.clone(),
+            },
             TxnError::Raft(raft) => match &**raft {
                 RaftError::NoLeader => Self::NoLeader,
                 RaftError::Timeout { ticks } => Self::RaftTimeout { ticks: *ticks },
@@ -421,6 +436,7 @@ impl WireError {
             },
             Self::NoLeader => TxnError::NoLeader,
             Self::Undecided { proposal } => TxnError::Undecided { proposal },
+            Self::NotCaughtUp { missing } => TxnError::NotCaughtUp { missing },
             Self::RaftTimeout { ticks } => TxnError::Raft(Box::new(RaftError::Timeout { ticks })),
             Self::RaftOutcomeUnknown { index } => {
                 TxnError::Raft(Box::new(RaftError::OutcomeUnknown { index }))

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 
 use rhizo_algebra::{AlgebraicValue, MergeType, Schema, ValueType};
 use rhizo_commit::Operations;
-use rhizo_txn::{ReadConsistency, TransactionMode, TxnError};
+use rhizo_txn::{ReadAfter, ReadConsistency, TransactionMode, TxnError};
 
 use super::*;
 use crate::pki::CertificateAuthority;
@@ -80,11 +80,17 @@ impl Drop for Started {
 }
 
 fn start(security: Security) -> (Started, String) {
+    start_with(security, |_| {})
+}
+
+/// [`start`], with `adjust` applied to the node's configuration first.
+fn start_with(security: Security, adjust: impl FnOnce(&mut NodeConfig)) -> (Started, String) {
     let n0 = NodeId::new("n0").unwrap();
     let members = BTreeMap::from([(n0, "127.0.0.1:0".to_owned())]);
     let mut config = NodeConfig::new(n0, "test", members, security).with_schema(schema());
     config.client = Some(ClientListenerConfig::new("127.0.0.1:0"));
     config.transport.handshake_timeout = std::time::Duration::from_secs(1);
+    adjust(&mut config);
     let handle = Node::start(config).unwrap();
     let address = handle.client_addr().expect("a client listener").to_string();
     (Started(handle), address)
@@ -158,6 +164,56 @@ fn requests_are_answered_as_the_node_answers_them() {
     let status = client.status().unwrap();
     assert_eq!(status.fingerprint, node.0.status().fingerprint);
     assert_eq!(status.members, vec![NodeId::new("n0").unwrap()]);
+}
+
+/// A read after commits the node holds is served; one after a commit it never gets waits the
+/// commit timeout and is refused, over the wire as through the handle, naming what it lacks.
+#[test]
+fn a_read_after_commits_is_served_once_held_and_names_what_never_came() {
+    let (node, address) = start_with(Security::Insecure, |config| {
+        config.commit_timeout = std::time::Duration::from_millis(200);
+    });
+    let client = Client::connect(&address, &ClientSecurity::Insecure).unwrap();
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("counters", "page_views", "value", 3);
+    let mut after = ReadAfter::new().with(
+        &client
+            .commit(TransactionMode::CoordinationFree, tx)
+            .unwrap(),
+    );
+    let mut put = AlgebraicTransaction::new();
+    put.put("kv", "r", "reg", 4);
+    after.include(&client.commit(TransactionMode::Coordinated, put).unwrap());
+    let cells = [
+        CellKey::new("counters", "page_views", "value"),
+        CellKey::new("kv", "r", "reg"),
+    ];
+    for consistency in [ReadConsistency::Local, ReadConsistency::Linearizable] {
+        assert_eq!(
+            client
+                .read_cells_after(consistency, &cells, &after)
+                .unwrap(),
+            [counter(3), counter(4)]
+        );
+    }
+    let elsewhere = rhizo_clock::Dot::new(NodeId::new("elsewhere").unwrap(), 5).unwrap();
+    after.include_dot(elsewhere);
+    let missing = rhizo_clock::VectorClock::new().with_node(elsewhere.node(), 5);
+    let refused = client
+        .read_cells_after(ReadConsistency::Local, &cells, &after)
+        .unwrap_err();
+    assert!(
+        matches!(&refused, NetError::Engine(TxnError::NotCaughtUp { missing: m }) if *m == missing),
+        "{refused}"
+    );
+    let refused = node
+        .0
+        .read_cells_after(ReadConsistency::Local, &cells, &after)
+        .unwrap_err();
+    assert!(
+        matches!(&refused, NetError::Engine(TxnError::NotCaughtUp { missing: m }) if *m == missing),
+        "{refused}"
+    );
 }
 
 /// The same bad transaction through the client and through the handle: the same typed error,

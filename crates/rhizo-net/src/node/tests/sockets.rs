@@ -87,6 +87,39 @@ fn three_nodes_over_tls_replicate_both_paths() {
 }
 
 #[test]
+fn a_read_after_a_commit_made_on_another_node_sees_it() {
+    let certificates = Certificates::new(3);
+    let cluster = start_tls_cluster(3, &certificates);
+    let [a, b, c] = [&cluster.0[0], &cluster.0[1], &cluster.0[2]];
+    let hits = [rhizo_commit::CellKey::new("counters", "hits", "value")];
+    let mut after = ReadAfter::new();
+    for round in 1..=20 {
+        let mut tx = a.transaction(TransactionMode::CoordinationFree);
+        tx.increment("counters", "hits", "value", 1);
+        after.include(&tx.commit().unwrap());
+        // Acknowledged on `a` only: the other nodes serve the read once they hold it, and
+        // nothing else writes the counter, so each reads exactly the rounds committed.
+        for reader in [b, c] {
+            assert_eq!(
+                reader
+                    .read_cells_after(ReadConsistency::Local, &hits, &after)
+                    .unwrap(),
+                [AlgebraicValue::Integer(round)]
+            );
+        }
+    }
+    // A coordinated write is named by its log index: a read after it waits for the log.
+    let mut tx = b.transaction(TransactionMode::Coordinated);
+    tx.put("kv", "r", "reg", 9);
+    let put = ReadAfter::new().with(&tx.commit().unwrap());
+    let register = [rhizo_commit::CellKey::new("kv", "r", "reg")];
+    for reader in [a, c] {
+        let read = reader.read_cells_after(ReadConsistency::Local, &register, &put);
+        assert_eq!(read.unwrap(), [AlgebraicValue::Integer(9)]);
+    }
+}
+
+#[test]
 fn concurrent_read_modify_write_through_one_node_is_serializable() {
     let certificates = Certificates::new(3);
     let cluster = start_tls_cluster(3, &certificates);
