@@ -718,9 +718,14 @@ class PyNode:
         column: str = "value",
         *,
         consistency: _Consistency = "local",
+        after: Sequence[PyCommitOutcome] | None = None,
     ) -> _Value: ...
     def read_many(
-        self, cells: Sequence[tuple[str, str, str]], *, consistency: _Consistency = "local"
+        self,
+        cells: Sequence[tuple[str, str, str]],
+        *,
+        consistency: _Consistency = "local",
+        after: Sequence[PyCommitOutcome] | None = None,
     ) -> list[_Value]: ...
     def declare_column(
         self, table: str, column: str, merge: _MergeTypeLike, value_type: _ValueTypeLike
@@ -769,9 +774,14 @@ class PyClient:
         column: str = "value",
         *,
         consistency: _Consistency = "local",
+        after: Sequence[PyCommitOutcome] | None = None,
     ) -> _Value: ...
     def read_many(
-        self, cells: Sequence[tuple[str, str, str]], *, consistency: _Consistency = "local"
+        self,
+        cells: Sequence[tuple[str, str, str]],
+        *,
+        consistency: _Consistency = "local",
+        after: Sequence[PyCommitOutcome] | None = None,
     ) -> list[_Value]: ...
     def declare_column(
         self, table: str, column: str, merge: _MergeTypeLike, value_type: _ValueTypeLike

@@ -104,6 +104,7 @@ fn txn_raise(err: TxnError) -> Raise {
         // These come only from the Raft backend (a cluster of engines).
         E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
         E::Undecided { .. } => Raise::new(Exc::Rhizo, "Undecided", message),
+        E::NotCaughtUp { .. } => Raise::new(Exc::Rhizo, "NotCaughtUp", message),
         E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
     }
 }

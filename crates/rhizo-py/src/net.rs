@@ -18,12 +18,12 @@ use rhizo_net::{
     Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node, NodeConfig, NodeHandle,
     Security, pki,
 };
-use rhizo_txn::{CommitOutcome, ReadConsistency, TransactionMode, default_schema};
+use rhizo_txn::{CommitOutcome, ReadAfter, ReadConsistency, TransactionMode, default_schema};
 
 use crate::algebra::{MergeTypeArg, PySchema, ValueTypeArg};
 use crate::clock::PyNodeId;
 use crate::convert::value_to_py;
-use crate::engine::{PyTransaction, Target, parse_mode};
+use crate::engine::{PyCommitOutcome, PyTransaction, Target, parse_mode};
 use crate::errors::{Exc, PyResultExt, Raise, ToRaise};
 
 impl ToRaise for NetError {
@@ -227,7 +227,9 @@ impl PyNode {
     /// Reads one cell on this node (`column` defaults to `"value"`): `consistency="local"`
     /// answers from this node at once; `"linearizable"` first waits until this node holds
     /// every coordinated transaction acknowledged anywhere before the call.
-    #[pyo3(signature = (table, row, column = "value", *, consistency = "local"))]
+    /// With `after` (outcomes of commits made on this node or any other), it first waits until
+    /// this node holds them all (read-your-writes across nodes), up to the commit timeout.
+    #[pyo3(signature = (table, row, column = "value", *, consistency = "local", after = None))]
     fn read<'py>(
         &self,
         py: Python<'py>,
@@ -235,25 +237,30 @@ impl PyNode {
         row: &str,
         column: &str,
         consistency: &str,
+        after: Option<Vec<PyRef<'py, PyCommitOutcome>>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let consistency = parse_consistency(consistency)?;
+        let after = read_after(after);
         let key = [CellKey::new(table, row, column)];
-        let values = self.with(py, |n| n.read_cells(consistency, &key))?;
+        let values = self.with(py, |n| n.read_cells_after(consistency, &key, &after))?;
         value_to_py(py, &values[0])
     }
 
     /// Reads several `(table, row, column)` cells from one state of this node (a transaction
-    /// that wrote some of them is seen whole or not at all), with `consistency` as in `read`.
-    #[pyo3(signature = (cells, *, consistency = "local"))]
+    /// that wrote some of them is seen whole or not at all), with `consistency` and `after` as
+    /// in `read`.
+    #[pyo3(signature = (cells, *, consistency = "local", after = None))]
     fn read_many<'py>(
         &self,
         py: Python<'py>,
         cells: Vec<(String, String, String)>,
         consistency: &str,
+        after: Option<Vec<PyRef<'py, PyCommitOutcome>>>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let consistency = parse_consistency(consistency)?;
+        let after = read_after(after);
         let keys = cell_keys(cells);
-        let values = self.with(py, |n| n.read_cells(consistency, &keys))?;
+        let values = self.with(py, |n| n.read_cells_after(consistency, &keys, &after))?;
         values.iter().map(|value| value_to_py(py, value)).collect()
     }
 
@@ -481,8 +488,8 @@ impl PyClient {
     }
 
     /// Reads one cell on the node (`column` defaults to `"value"`), with `consistency` as in
-    /// `PyNode.read`.
-    #[pyo3(signature = (table, row, column = "value", *, consistency = "local"))]
+    /// `PyNode.read`, and `after` as there.
+    #[pyo3(signature = (table, row, column = "value", *, consistency = "local", after = None))]
     fn read<'py>(
         &self,
         py: Python<'py>,
@@ -490,23 +497,28 @@ impl PyClient {
         row: &str,
         column: &str,
         consistency: &str,
+        after: Option<Vec<PyRef<'py, PyCommitOutcome>>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let consistency = parse_consistency(consistency)?;
-        let value = self.with(py, |c| c.read_with(consistency, table, row, column))?;
-        value_to_py(py, &value)
+        let after = read_after(after);
+        let key = [CellKey::new(table, row, column)];
+        let values = self.with(py, |c| c.read_cells_after(consistency, &key, &after))?;
+        value_to_py(py, &values[0])
     }
 
     /// Reads several cells from one state of the node (see `PyNode.read_many`).
-    #[pyo3(signature = (cells, *, consistency = "local"))]
+    #[pyo3(signature = (cells, *, consistency = "local", after = None))]
     fn read_many<'py>(
         &self,
         py: Python<'py>,
         cells: Vec<(String, String, String)>,
         consistency: &str,
+        after: Option<Vec<PyRef<'py, PyCommitOutcome>>>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let consistency = parse_consistency(consistency)?;
+        let after = read_after(after);
         let keys = cell_keys(cells);
-        let values = self.with(py, |c| c.read_cells(consistency, &keys))?;
+        let values = self.with(py, |c| c.read_cells_after(consistency, &keys, &after))?;
         values.iter().map(|value| value_to_py(py, value)).collect()
     }
 
@@ -614,6 +626,15 @@ pub(crate) fn tls_client(directory: PathBuf, name: String) -> PyResult<(PathBuf,
 /// A read consistency argument, by the name `rhizo_txn::ReadConsistency` parses.
 fn parse_consistency(name: &str) -> PyResult<ReadConsistency> {
     name.parse::<ReadConsistency>().py()
+}
+
+/// The commits named by `after`'s outcomes (none when not given).
+fn read_after(after: Option<Vec<PyRef<'_, PyCommitOutcome>>>) -> ReadAfter {
+    let mut token = ReadAfter::new();
+    for outcome in after.iter().flatten() {
+        token.include(&outcome.0);
+    }
+    token
 }
 
 fn cell_keys(cells: Vec<(String, String, String)>) -> Vec<CellKey> {

@@ -140,6 +140,33 @@ def test_a_linearizable_read_sees_a_put_acknowledged_on_another_node() -> None:
             node.close()
 
 
+def test_a_read_after_a_commit_on_another_node_sees_it() -> None:
+    addresses = members(["n1", "n2", "n3"])
+    nodes = [
+        start(name, addresses, client_listen="127.0.0.1:0" if name == "n3" else None)
+        for name in addresses
+    ]
+    try:
+        n1, n2, n3 = nodes
+        assert n3.client_address is not None
+        client = rhizo.connect(n3.client_address, insecure=True)
+        for count in range(1, 11):
+            with n1.transaction(mode="coordination_free") as tx:
+                tx.increment("counters", "c", 1)
+            assert tx.outcome is not None
+            # Committed on n1 only: a read after it waits until the reading node holds it, and
+            # nothing else writes the counter, so each sees exactly the commits made so far.
+            assert n2.read("counters", "c", after=[tx.outcome]) == count
+            assert client.read("counters", "c", after=[tx.outcome]) == count
+            assert client.read_many([("counters", "c", "value")], after=[tx.outcome]) == [count]
+        with pytest.raises(TypeError):
+            n2.read("counters", "c", after=[1])
+        client.close()
+    finally:
+        for node in nodes:
+            node.close()
+
+
 def test_errors_through_a_client_are_the_local_classes() -> None:
     with rhizo.start_node(None, "n1", insecure=True, client_listen="127.0.0.1:0") as node:
         address = node.client_address
