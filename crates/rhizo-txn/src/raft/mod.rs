@@ -141,7 +141,10 @@ pub enum RaftError {
     /// This node is retired by a draining removal: it takes no writes (coordinated or
     /// coordination-free), so that every commit it acknowledged reaches the other members
     /// before it leaves. Nothing was changed.
-    #[error("{node} is being removed from its cluster (retired): it takes no writes")]
+    /// Also this node once a removal (draining or forced) has applied here.
+    #[error(
+        "{node} is being removed, or was removed, from its cluster (retired): it takes no writes"
+    )]
     Retired {
         /// This node.
         node: NodeId,

@@ -288,6 +288,9 @@ pub struct RaftNode<L: DurableRaftLog> {
     /// Who is a member, under which Raft id, and whether it votes: changed only by applied
     /// configuration entries, in log order.
     membership: Membership,
+    /// Whether this node has been a member since it opened: once it has, its absence from the
+    /// table means it was removed (a node that joins is absent until its addition applies).
+    was_member: bool,
     /// Whether an applied addition asks for a snapshot now, so that the newcomer, whose log is
     /// empty, is sent the group's state (with its membership) rather than entries it could
     /// not place.
@@ -496,6 +499,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let mut node = Self {
             id,
             members: membership.nodes(),
+            was_member: membership.get(id).is_some(),
             membership,
             compact_for_newcomer: false,
             raw,
@@ -697,10 +701,13 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.membership.is_retired(self.id)
     }
 
-    /// Refuses writes on a retired node: its own commits must stop at a counter it knows, so
-    /// that it can tell when every other member holds all of them.
+    /// Refuses writes on a retired node (its own commits must stop at a counter it knows, so
+    /// that it can tell when every other member holds all of them) and on a removed one (no
+    /// member would take them from it: acknowledged, they would be lost). Checked here, where
+    /// the removal applies, so no write slips in before the layers above learn of it.
     fn check_writable(&self) -> Result<(), RaftError> {
-        if self.is_retired() {
+        let removed = self.was_member && self.membership.get(self.id).is_none();
+        if self.is_retired() || removed {
             return Err(RaftError::Retired { node: self.id });
         }
         Ok(())
@@ -1077,6 +1084,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         self.raw.apply_conf_change(&raft_change)?;
         self.membership.apply(&change);
         self.members = self.membership.nodes();
+        self.was_member |= self.membership.get(self.id).is_some();
         match change.kind {
             ChangeKind::AddLearner => {
                 self.manager.replica.add_member(change.node);
@@ -1643,6 +1651,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
             })?;
         self.membership = membership;
         self.members = self.membership.nodes();
+        self.was_member |= self.membership.get(self.id).is_some();
         self.align_replica_members();
         self.answer_drain_waiters(meta.index);
         records.push(RaftRecord::Membership(Box::new(self.membership.clone())));

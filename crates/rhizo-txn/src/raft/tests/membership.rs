@@ -596,6 +596,21 @@ fn a_forced_removal_applies_at_once_and_loses_what_only_the_member_held() {
         matches!(&outcome, ClientOutcome::MembershipChanged { members, .. } if *members == others),
         "{outcome:?}"
     );
+    // Once the removal applies on the removed node itself, it takes no writes of either kind:
+    // no member would take them from it.
+    group.run_until(200, |g| !g.nodes[&gone].members().contains(&gone));
+    let mut tx = AlgebraicTransaction::new();
+    tx.increment("counters", "c", "value", 1);
+    let refused = group.node(gone).commit_local(tx.clone()).unwrap_err();
+    assert!(
+        matches!(refused, RaftError::Retired { node } if node == gone),
+        "{refused}"
+    );
+    let refused = group.node(gone).propose(tx).unwrap_err();
+    assert!(
+        matches!(refused, RaftError::Retired { node } if node == gone),
+        "{refused}"
+    );
     group.nodes.remove(&gone);
     group.muted = None;
     group.settle();
