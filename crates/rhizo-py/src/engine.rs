@@ -105,7 +105,43 @@ fn txn_raise(err: TxnError) -> Raise {
         E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
         E::Undecided { .. } => Raise::new(Exc::Rhizo, "Undecided", message),
         E::NotCaughtUp { .. } => Raise::new(Exc::Rhizo, "NotCaughtUp", message),
+        E::Raft(inner) => raft_raise(*inner, message),
+    }
+}
+
+/// A Raft-path error by its own variant (membership changes raise these: a caller must tell
+/// `NotDrained`, worth retrying, from `UnknownMember`, which no retry fixes).
+fn raft_raise(err: rhizo_txn::raft::RaftError, message: String) -> Raise {
+    use rhizo_txn::raft::RaftError as E;
+    match err {
+        E::Refused(inner) => inner.to_raise(),
+        E::NoLeader => Raise::new(Exc::Rhizo, "NoLeader", message),
+        E::Timeout { .. } => Raise::new(Exc::Rhizo, "Timeout", message),
+        E::OutcomeUnknown { .. } => Raise::new(Exc::Rhizo, "OutcomeUnknown", message),
+        E::Overtaken { .. } => Raise::new(Exc::Rhizo, "Overtaken", message),
+        E::Interrupted => Raise::new(Exc::Rhizo, "Interrupted", message),
         E::Raft(_) => Raise::new(Exc::Rhizo, "Raft", message),
+        E::Storage { .. } => Raise::new(Exc::Storage, "Storage", message),
+        E::Corrupt { .. } => Raise::new(Exc::CorruptLog, "Corrupt", message),
+        // A change naming the wrong node is a bad argument: a `ConfigError` (a `ValueError`).
+        E::UnknownMember { node } => {
+            Raise::new(Exc::Config, "UnknownMember", message).with_node(node)
+        }
+        E::AlreadyMember { node } => {
+            Raise::new(Exc::Config, "AlreadyMember", message).with_node(node)
+        }
+        E::LastVoter { node } => Raise::new(Exc::Config, "LastVoter", message).with_node(node),
+        E::MembershipPending => Raise::new(Exc::Rhizo, "MembershipPending", message),
+        E::LeaderTransfer { to } => Raise::new(Exc::Rhizo, "LeaderTransfer", message).with_node(to),
+        // A retired node takes no writes, as a removed one (`Removed`, a `StorageError`).
+        E::Retired { node } => Raise::new(Exc::Storage, "Retired", message).with_node(node),
+        E::NotDrained { node } => Raise::new(Exc::Rhizo, "NotDrained", message).with_node(node),
+        E::Message { from, source } => {
+            let mut raise = Raise::new(Exc::RemoteRejected, "Message", message).with_node(from);
+            raise.key = source.to_raise().key;
+            raise
+        }
+        E::Config { .. } => Raise::new(Exc::Config, "Config", message),
     }
 }
 

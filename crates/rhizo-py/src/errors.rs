@@ -305,7 +305,7 @@ pub(crate) struct Raise {
     exc: Exc,
     pub(crate) message: String,
     pub(crate) kind: &'static str,
-    key: Option<CellKey>,
+    pub(crate) key: Option<CellKey>,
     node: Option<String>,
     errors: Vec<(CellKey, Raise)>,
     operations: Vec<(CellKey, &'static str)>,
@@ -350,7 +350,7 @@ impl Raise {
         self
     }
 
-    fn with_node(mut self, node: impl ToString) -> Self {
+    pub(crate) fn with_node(mut self, node: impl ToString) -> Self {
         self.node = Some(node.to_string());
         self
     }

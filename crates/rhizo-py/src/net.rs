@@ -15,14 +15,14 @@ use pyo3::types::PyType;
 use rhizo_algebra::{AlgebraicValue, ColumnSpec};
 use rhizo_commit::{AlgebraicTransaction, CellKey};
 use rhizo_net::{
-    Client, ClientSecurity, ClientTls, ConfigFile, NetError, Node, NodeConfig, NodeHandle,
-    Security, pki,
+    Client, ClientSecurity, ClientTls, ConfigFile, MemberInfo, MembershipChange, NetError, Node,
+    NodeConfig, NodeHandle, Security, pki,
 };
 use rhizo_txn::{CommitOutcome, ReadAfter, ReadConsistency, TransactionMode, default_schema};
 
 use crate::algebra::{MergeTypeArg, PySchema, ValueTypeArg};
 use crate::clock::PyNodeId;
-use crate::convert::value_to_py;
+use crate::convert::{NodeArg, value_to_py};
 use crate::engine::{PyCommitOutcome, PyTransaction, Target, parse_mode};
 use crate::errors::{Exc, PyResultExt, Raise, ToRaise};
 
@@ -288,6 +288,35 @@ impl PyNode {
         status_to_py(py, &status)
     }
 
+    /// The cluster's members as this node has applied them: a list of dicts, as `status()`
+    /// returns its data, each `{"node": "n1", "address": "127.0.0.1:7001", "voter": True,
+    /// "retired": False}` (`address` is empty for a member of the static configuration).
+    fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let members = self.with(py, |n| Ok(n.members()))?;
+        members_to_py(py, &members)
+    }
+
+    /// Adds `node`, which its peers reach at `address` (`"host:port"`), to the cluster; returns
+    /// once this node has applied the change. The newcomer joins as a learner (start it with
+    /// every member as a peer and `raft={"join": True}`) and votes once it has caught up.
+    fn add_member(&self, py: Python<'_>, node: NodeArg, address: String) -> PyResult<()> {
+        let change = MembershipChange::Add {
+            node: node.0,
+            address,
+        };
+        self.with(py, |n| change_members_blocking(n, change))
+    }
+
+    /// Removes `node` from the cluster. By default it drains first: it stops taking writes,
+    /// its commits reach the other members, then it is removed; `NotDrained` (retryable)
+    /// if that takes longer than the commit timeout. `force=True` removes it at once, losing
+    /// what only it held (for a node that is gone for good).
+    #[pyo3(signature = (node, *, force = false))]
+    fn remove_member(&self, py: Python<'_>, node: NodeArg, force: bool) -> PyResult<()> {
+        let change = removal(node, force);
+        self.with(py, |n| change_members_blocking(n, change))
+    }
+
     /// A digest of the replicated state: equal on nodes holding the same updates.
     fn fingerprint(&self, py: Python<'_>) -> PyResult<u64> {
         self.with(py, |n| Ok(n.with_engine(rhizo_txn::Engine::fingerprint)))
@@ -368,6 +397,31 @@ fn status_to_py<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let json = serde_json::to_string(status).map_err(settings_error)?;
     py.import("json")?.call_method1("loads", (json,))
+}
+
+/// The members as a list of dicts (through their serialized form, as `status_to_py`).
+fn members_to_py<'py>(py: Python<'py>, members: &[MemberInfo]) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_string(members).map_err(settings_error)?;
+    py.import("json")?.call_method1("loads", (json,))
+}
+
+fn removal(node: NodeArg, force: bool) -> MembershipChange {
+    if force {
+        MembershipChange::ForceRemove { node: node.0 }
+    } else {
+        MembershipChange::Remove { node: node.0 }
+    }
+}
+
+/// Waits on the node's membership change from a thread outside any runtime. rhizo-net only
+/// has it in async form (it runs on any runtime); a small one on this thread drives it, as
+/// the change itself is proposed, applied and answered on the node's own threads.
+fn change_members_blocking(node: &NodeHandle, change: MembershipChange) -> Result<(), NetError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(NetError::Runtime)?;
+    runtime.block_on(node.change_members_async(change))
 }
 
 /// A connection to a running node's client listener (`rhizo agent`, or a `rhizo.Node` started
@@ -542,6 +596,30 @@ impl PyClient {
     fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let status = self.with(py, Client::status)?;
         status_to_py(py, &status)
+    }
+
+    /// The cluster's members as the node has applied them (see `PyNode.members`).
+    fn members<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let members = self.with(py, Client::members)?;
+        members_to_py(py, &members)
+    }
+
+    /// Adds `node`, reached by its peers at `address`, through the node (see
+    /// `PyNode.add_member`).
+    fn add_member(&self, py: Python<'_>, node: NodeArg, address: String) -> PyResult<()> {
+        let change = MembershipChange::Add {
+            node: node.0,
+            address,
+        };
+        self.with(py, |c| c.change_members(change))
+    }
+
+    /// Removes `node` through the node, draining it unless `force` (see
+    /// `PyNode.remove_member`).
+    #[pyo3(signature = (node, *, force = false))]
+    fn remove_member(&self, py: Python<'_>, node: NodeArg, force: bool) -> PyResult<()> {
+        let change = removal(node, force);
+        self.with(py, |c| c.change_members(change))
     }
 
     /// The node's state digest (see `PyNode.fingerprint`).

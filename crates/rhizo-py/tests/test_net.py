@@ -431,3 +431,114 @@ def test_tls_files_are_written_as_rhizo_tls_writes_them_and_bad_requests_are_ref
     assert (Path(node_cert).name, Path(client_cert).name) == ("n1.crt", "app.crt")
     with pytest.raises(rhizo.ConfigError, match="not a node id"):
         rhizo.tls_node(tmp_path, "")
+
+
+def member_rows(node: Any) -> dict[str, tuple[str, bool, bool]]:
+    """A node's (or client's) `members()`, by name: (address, voter, retired)."""
+    return {m["node"]: (m["address"], m["voter"], m["retired"]) for m in node.members()}
+
+
+def test_a_node_is_added_listed_then_a_live_member_is_removed_after_draining(
+    tmp_path: Path,
+) -> None:
+    addresses = members(["n1", "n2", "n3", "n4"])
+    group = {name: addresses[name] for name in ["n1", "n2", "n3"]}
+    started: list[rhizo.Node] = []
+    try:
+        for name in group:
+            listen = "127.0.0.1:0" if name == "n1" else None
+            started.append(start(name, group, tmp_path / name, client_listen=listen))
+        n1, n2, n3 = started
+        # The newcomer names every member and itself, and waits to be added.
+        n4 = start("n4", addresses, tmp_path / "n4", raft={"join": True})
+        started.append(n4)
+        assert n1.client_address is not None
+        client = rhizo.connect(n1.client_address, insecure=True)
+
+        assert member_rows(client) == {name: ("", True, False) for name in group}
+        n1.add_member("n4", addresses["n4"])
+        assert member_rows(n1)["n4"] == (addresses["n4"], False, False)
+        # A learner until it has caught up, then a voter; every member lists it. (The leader
+        # judges a learner caught up from its replies to appended entries: an idle log sends
+        # none, so coordinated commits go on until it is promoted.)
+        added = {name: ("", True, False) for name in group}
+        added["n4"] = (addresses["n4"], True, False)
+
+        def promoted() -> bool:
+            with client.transaction() as tx:
+                tx.increment("counters", "joined", 1)
+            return all(member_rows(n) == added for n in started)
+
+        wait_until(promoted, every=0.2)
+        assert member_rows(client) == added
+
+        # n3 acknowledges coordination-free increments, then is removed at once: the removal
+        # waits until every other member holds them.
+        for _ in range(5):
+            with n3.transaction(mode="coordination_free") as tx:
+                tx.increment("counters", "drained", 1)
+        n1.remove_member("n3")
+        survivors = [n1, n2, n4]
+        assert [n.read("counters", "drained") for n in survivors] == [5, 5, 5]
+        del added["n3"]
+        assert member_rows(n1) == added
+        wait_until(lambda: all(member_rows(n) == added for n in survivors))
+        client.close()
+    finally:
+        for node in started:
+            node.close()
+
+
+def test_membership_refusals_change_nothing_and_force_removes_a_stopped_node(
+    tmp_path: Path,
+) -> None:
+    addresses = members(["n1", "n2", "n3"])
+    nodes = [
+        start(
+            name,
+            addresses,
+            tmp_path / name,
+            commit_timeout_ms=2000,
+            client_listen="127.0.0.1:0" if name == "n1" else None,
+        )
+        for name in addresses
+    ]
+    try:
+        n1, n2, n3 = nodes
+        assert n1.client_address is not None
+        client = rhizo.connect(n1.client_address, insecure=True)
+        before = member_rows(n1)
+        assert sorted(before) == ["n1", "n2", "n3"]
+
+        for target in (n1, client):
+            with pytest.raises(rhizo.ConfigError) as unknown:
+                target.remove_member("nx")
+            assert unknown.value.kind == "UnknownMember"
+            assert unknown.value.node == "nx"
+            assert not unknown.value.retryable
+            with pytest.raises(rhizo.ConfigError) as already:
+                target.add_member(rhizo.NodeId("n2"), addresses["n2"])
+            assert already.value.kind == "AlreadyMember"
+        assert member_rows(n1) == before
+        assert member_rows(client) == before
+
+        # A stopped node cannot drain: its removal is refused as retryable, ...
+        n3.close()
+        with pytest.raises(rhizo.RhizoError) as not_drained:
+            n1.remove_member("n3")
+        assert not_drained.value.kind == "NotDrained"
+        assert not_drained.value.retryable
+        # (Retired through the log; the answer may come before this node applied it.)
+        wait_until(lambda: member_rows(n1)["n3"][2] is True)
+        # ... and forcing it removes it at once.
+        client.remove_member("n3", force=True)
+        assert sorted(member_rows(n1)) == ["n1", "n2"]
+        wait_until(lambda: sorted(member_rows(n2)) == ["n1", "n2"])
+        # The two survivors still commit coordinated transactions.
+        with n2.transaction() as tx:
+            tx.increment("counters", "after", 1)
+        wait_until(lambda: n1.read("counters", "after") == 1)
+        client.close()
+    finally:
+        for node in nodes:
+            node.close()
