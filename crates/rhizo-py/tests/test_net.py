@@ -483,6 +483,11 @@ def test_a_node_is_added_listed_then_a_live_member_is_removed_after_draining(
         del added["n3"]
         assert member_rows(n1) == added
         wait_until(lambda: all(member_rows(n) == added for n in survivors))
+        # The removed node takes no writes.
+        with pytest.raises(rhizo.StorageError) as refused:
+            with n3.transaction(mode="coordination_free") as tx:
+                tx.increment("counters", "drained", 1)
+        assert refused.value.kind in ("Removed", "Retired")
         client.close()
     finally:
         for node in started:
