@@ -950,6 +950,18 @@ impl NodeHandle {
         }
     }
 
+    /// [`NodeHandle::change_members_async`] for callers outside any tokio runtime (it blocks
+    /// this thread; must not be called on a runtime). A membership change is rare: a small
+    /// runtime on this thread drives the wait while the node's own threads propose, apply and
+    /// answer it.
+    pub fn change_members(&self, change: MembershipChange) -> Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(NetError::Runtime)?;
+        runtime.block_on(self.change_members_async(change))
+    }
+
     /// What this node knows of itself and the cluster.
     pub fn status(&self) -> NodeStatus {
         Self::status_of(&self.shared)

@@ -304,7 +304,7 @@ impl PyNode {
             node: node.0,
             address,
         };
-        self.with(py, |n| change_members_blocking(n, change))
+        self.with(py, |n| n.change_members(change))
     }
 
     /// Removes `node` from the cluster. By default it drains first: it stops taking writes,
@@ -314,7 +314,7 @@ impl PyNode {
     #[pyo3(signature = (node, *, force = false))]
     fn remove_member(&self, py: Python<'_>, node: NodeArg, force: bool) -> PyResult<()> {
         let change = removal(node, force);
-        self.with(py, |n| change_members_blocking(n, change))
+        self.with(py, |n| n.change_members(change))
     }
 
     /// A digest of the replicated state: equal on nodes holding the same updates.
@@ -411,17 +411,6 @@ fn removal(node: NodeArg, force: bool) -> MembershipChange {
     } else {
         MembershipChange::Remove { node: node.0 }
     }
-}
-
-/// Waits on the node's membership change from a thread outside any runtime. rhizo-net only
-/// has it in async form (it runs on any runtime); a small one on this thread drives it, as
-/// the change itself is proposed, applied and answered on the node's own threads.
-fn change_members_blocking(node: &NodeHandle, change: MembershipChange) -> Result<(), NetError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(NetError::Runtime)?;
-    runtime.block_on(node.change_members_async(change))
 }
 
 /// A connection to a running node's client listener (`rhizo agent`, or a `rhizo.Node` started
