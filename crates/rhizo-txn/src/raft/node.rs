@@ -1049,8 +1049,12 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let caught_up = self.membership.iter().find(|(_, member)| {
             !member.voter
                 && self.raw.raft.prs().get(member.raft_id).is_some_and(|p| {
-                    p.state == ProgressState::Replicate
-                        && p.matched + LEARNER_CATCH_UP_SLACK >= committed
+                    // Replicating within the slack, or holding every committed entry in any
+                    // state: on an idle log a learner fed a snapshot may stay probed (nothing
+                    // new is appended to move it on), and it holds everything all the same.
+                    (p.state == ProgressState::Replicate
+                        && p.matched + LEARNER_CATCH_UP_SLACK >= committed)
+                        || p.matched >= committed
                 })
         });
         let Some((node, _)) = caught_up else {
