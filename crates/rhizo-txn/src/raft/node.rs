@@ -448,6 +448,10 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let configured = Membership::voters(&configured)?;
         configured.check_id_free(id)?;
         let recovered = RecoveredRaft::replay(configured.conf_state().voters, records)?;
+        // A member of the static configuration, or named by a membership the log holds, has
+        // been a member: absent from the table now, it was removed (a joining node is named by
+        // neither until its addition applies).
+        let was_member = configured.get(id).is_some() || recovered.ever_members.contains(&id);
         // The log's membership wins over the configuration's: it is what the group agreed.
         let membership = recovered.membership.clone().unwrap_or(configured);
         let applied_writes = replay_applied_writes(&recovered)?;
@@ -499,7 +503,7 @@ impl<L: DurableRaftLog> RaftNode<L> {
         let mut node = Self {
             id,
             members: membership.nodes(),
-            was_member: membership.get(id).is_some(),
+            was_member: was_member || membership.get(id).is_some(),
             membership,
             compact_for_newcomer: false,
             raw,

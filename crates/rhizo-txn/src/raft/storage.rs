@@ -425,6 +425,9 @@ pub(crate) struct RecoveredRaft {
     pub(crate) applied_writes: AppliedWrites,
     /// The membership the log last set (by a snapshot or an applied change), if it set one.
     pub(crate) membership: Option<Membership>,
+    /// Every node any membership the log still holds named: a node absent from the last one
+    /// but named here was removed (not yet added would name it nowhere).
+    pub(crate) ever_members: std::collections::BTreeSet<rhizo_clock::NodeId>,
 }
 
 impl RecoveredRaft {
@@ -466,6 +469,7 @@ impl RecoveredRaft {
                     out.store.install_snapshot(snapshot);
                     // The hard state recorded after the snapshot wins; keep the newest so far.
                     out.store.hard_state.vote = hard_state.vote;
+                    out.ever_members.extend(decoded.membership.nodes());
                     out.membership = Some(decoded.membership);
                     out.replica = vec![decoded.image];
                     out.applied_writes = decoded.applied_writes;
@@ -483,6 +487,7 @@ impl RecoveredRaft {
                 RaftRecord::Incarnation(n) => out.incarnation = *n,
                 RaftRecord::Schema(schema) => out.schema = Some((**schema).clone()),
                 RaftRecord::Membership(membership) => {
+                    out.ever_members.extend(membership.nodes());
                     out.store.conf_state = membership.conf_state();
                     out.membership = Some((**membership).clone());
                 }

@@ -606,7 +606,15 @@ fn a_forced_removal_applies_at_once_and_loses_what_only_the_member_held() {
         matches!(refused, RaftError::Retired { node } if node == gone),
         "{refused}"
     );
-    let refused = group.node(gone).propose(tx).unwrap_err();
+    let refused = group.node(gone).propose(tx.clone()).unwrap_err();
+    assert!(
+        matches!(refused, RaftError::Retired { node } if node == gone),
+        "{refused}"
+    );
+    // Nor after a restart from its log, which shows it a member once and then not.
+    let log = group.nodes[&gone].durable_log().clone();
+    let mut again = open(gone, &ids(3), false, log);
+    let refused = again.commit_local(tx).unwrap_err();
     assert!(
         matches!(refused, RaftError::Retired { node } if node == gone),
         "{refused}"
