@@ -136,6 +136,7 @@ fn truncate(partial: i128) -> i64 {
 
 impl IntSum {
     /// A wide list, held narrow if every partial fits.
+    #[cfg(feature = "serde")]
     fn from_wide(wide: PerOrigin<i128>) -> Self {
         if all_narrow(wide.entries()) {
             IntSum::Narrow(PerOrigin::from_converted(wide.entries(), truncate))

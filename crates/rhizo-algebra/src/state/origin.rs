@@ -722,18 +722,7 @@ mod tests {
     /// Origins `0..n` as node ids, each entry `(seq, partial)` drawn per origin (a zero
     /// sequence number means the origin is absent).
     fn per_origin(draws: &[(u64, i64)], spare: usize) -> PerOrigin<i64> {
-        let mut entries: Vec<OriginEntry<i64>> = draws
-            .iter()
-            .enumerate()
-            .filter(|(_, (seq, _))| *seq > 0)
-            .map(|(i, &(seq, partial))| OriginEntry {
-                node: NodeId::numbered(i as u32),
-                seq: NonZeroU64::new(seq).unwrap(),
-                partial,
-            })
-            .collect();
-        entries.sort_by_key(|e| e.node);
-        let mut entries = OneOrMany::from_slice(&entries);
+        let mut entries = OneOrMany::from_slice(&crate::testkit::drawn_entries(draws));
         entries.reserve_exact(spare);
         PerOrigin { entries }
     }

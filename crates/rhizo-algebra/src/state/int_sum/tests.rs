@@ -1,5 +1,3 @@
-use std::num::NonZeroU64;
-
 use proptest::prelude::*;
 use rhizo_clock::{Dot, NodeId, VectorClock};
 
@@ -8,18 +6,7 @@ use super::*;
 /// A sum of origins `0..n`, each drawn as `(seq, partial)` (a zero sequence number means the
 /// origin is absent), held narrow where it can be, or wide if `wide`.
 fn sum_of(draws: &[(u64, i128)], wide: bool) -> IntSum {
-    let mut entries: Vec<OriginEntry<i128>> = draws
-        .iter()
-        .enumerate()
-        .filter(|(_, (seq, _))| *seq > 0)
-        .map(|(i, &(seq, partial))| OriginEntry {
-            node: NodeId::numbered(i as u32),
-            seq: NonZeroU64::new(seq).unwrap(),
-            partial,
-        })
-        .collect();
-    entries.sort_by_key(|e| e.node);
-    let sum = IntSum::from_entries(&entries);
+    let sum = IntSum::from_entries(&crate::testkit::drawn_entries(draws));
     if wide { sum.to_wide() } else { sum }
 }
 
