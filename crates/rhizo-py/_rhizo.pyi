@@ -126,13 +126,13 @@ _ValueInput: TypeAlias = (
 _NodeLike: TypeAlias = PyNodeId | str
 _NodeRefLike: TypeAlias = int | PyNodeId | str
 
+# One member, as `PyNode.members()` lists it (a dict, as `status()` returns its data).
 class _MemberInfo(TypedDict):
-    """One member, as `PyNode.members()` lists it (a dict, as `status()` returns its data)."""
-
     node: str
     address: str  # "" for a member of the static configuration
     voter: bool  # a newcomer is a learner until it has caught up
     retired: bool  # a draining removal retired it: it takes no writes
+
 _Key: TypeAlias = tuple[str, str, str]
 _MergeTypeLike: TypeAlias = PyMergeType | str
 _ValueTypeLike: TypeAlias = PyValueType | str

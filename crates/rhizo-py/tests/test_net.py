@@ -10,6 +10,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,28 @@ def start(
     return rhizo.start_node(
         data_dir, name, listen=addresses[name], peers=peers, insecure=True, **kw
     )
+
+
+@contextmanager
+def three_nodes_and_a_client() -> Iterator[tuple[list[rhizo.Node], Any]]:
+    """Nodes n1, n2 and n3 in this process, and a client of n3's listener; all closed on the
+    way out, whatever the test did."""
+    addresses = members(["n1", "n2", "n3"])
+    nodes = [
+        start(name, addresses, client_listen="127.0.0.1:0" if name == "n3" else None)
+        for name in addresses
+    ]
+    try:
+        address = nodes[2].client_address
+        assert address is not None
+        client = rhizo.connect(address, insecure=True)
+        try:
+            yield nodes, client
+        finally:
+            client.close()
+    finally:
+        for node in nodes:
+            node.close()
 
 
 # A member of a three-process cluster: commits one increment, prints the fingerprint once it
@@ -108,16 +131,8 @@ def test_a_client_connected_to_one_node_sees_a_commit_made_on_another() -> None:
 
 
 def test_a_linearizable_read_sees_a_put_acknowledged_on_another_node() -> None:
-    addresses = members(["n1", "n2", "n3"])
-    nodes = [
-        start(name, addresses, client_listen="127.0.0.1:0" if name == "n3" else None)
-        for name in addresses
-    ]
-    try:
-        n1, n2, n3 = nodes
+    with three_nodes_and_a_client() as ((n1, n2, n3), client):
         n1.declare_column("kv", "v", "REGISTER", "integer")
-        assert n3.client_address is not None
-        client = rhizo.connect(n3.client_address, insecure=True)
         for value in range(1, 4):
             with n1.transaction(mode="coordinated") as tx:
                 tx.put("kv", "r", "v", value)
@@ -134,22 +149,10 @@ def test_a_linearizable_read_sees_a_put_acknowledged_on_another_node() -> None:
         assert unknown.value.kind == "UnknownName"
         with pytest.raises(rhizo.UnknownCellError):
             client.read_many([("kv", "r", "v"), ("nowhere", "r", "v")], consistency="linearizable")
-        client.close()
-    finally:
-        for node in nodes:
-            node.close()
 
 
 def test_a_read_after_a_commit_on_another_node_sees_it() -> None:
-    addresses = members(["n1", "n2", "n3"])
-    nodes = [
-        start(name, addresses, client_listen="127.0.0.1:0" if name == "n3" else None)
-        for name in addresses
-    ]
-    try:
-        n1, n2, n3 = nodes
-        assert n3.client_address is not None
-        client = rhizo.connect(n3.client_address, insecure=True)
+    with three_nodes_and_a_client() as ((n1, n2, _), client):
         for count in range(1, 11):
             with n1.transaction(mode="coordination_free") as tx:
                 tx.increment("counters", "c", 1)
@@ -161,10 +164,6 @@ def test_a_read_after_a_commit_on_another_node_sees_it() -> None:
             assert client.read_many([("counters", "c", "value")], after=[tx.outcome]) == [count]
         with pytest.raises(TypeError):
             n2.read("counters", "c", after=[1])
-        client.close()
-    finally:
-        for node in nodes:
-            node.close()
 
 
 def test_errors_through_a_client_are_the_local_classes() -> None:
