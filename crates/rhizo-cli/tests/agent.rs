@@ -250,6 +250,13 @@ fn a_config_with_an_unknown_key_is_refused_naming_the_key() {
 
 /// `rhizo ARGS`, retried (bounded) until it succeeds: a cluster just started may still be
 /// electing its leader. Its standard output.
+/// Adds `by` to `counters.hits` in a coordinated transaction through the client listener at
+/// `address`, retrying until the cluster has a leader.
+fn coordinated_increment(dir: &Path, address: &str, by: &str) {
+    let args = ["--mode", "coordinated", "increment", "counters", "hits", by];
+    rhizo_eventually(dir, &client_command("tx", address, &args));
+}
+
 fn rhizo_eventually(dir: &Path, args: &[&str]) -> String {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -300,21 +307,7 @@ fn a_fourth_agent_is_added_with_rhizo_members_then_removed_and_told() {
     assert_eq!(added.trim(), "added n4");
     let listed = rhizo_ok(dir.path(), &members_command("list", &c1, &[]));
     assert!(listed.lines().any(|l| l.starts_with("n4 ")), "{listed}");
-    rhizo_eventually(
-        dir.path(),
-        &client_command(
-            "tx",
-            &c1,
-            &[
-                "--mode",
-                "coordinated",
-                "increment",
-                "counters",
-                "hits",
-                "3",
-            ],
-        ),
-    );
+    coordinated_increment(dir.path(), &c1, "3");
     // Acknowledged through n1: a linearizable read on the newcomer sees it, however far
     // behind the newcomer's own state is.
     let linearizable = rhizo_eventually(
@@ -409,21 +402,7 @@ fn a_dead_member_is_not_drained_and_is_removed_with_force() {
         wait_for_listener(&client(name));
     }
     // A coordinated commit shows the group has a leader before n3 goes.
-    rhizo_eventually(
-        dir.path(),
-        &client_command(
-            "tx",
-            &c1,
-            &[
-                "--mode",
-                "coordinated",
-                "increment",
-                "counters",
-                "hits",
-                "1",
-            ],
-        ),
-    );
+    coordinated_increment(dir.path(), &c1, "1");
     let mut dead = agents.remove("n3").unwrap();
     dead.terminate();
     dead.wait();
