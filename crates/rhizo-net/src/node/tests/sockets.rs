@@ -225,3 +225,46 @@ fn a_member_removed_while_it_commits_leaves_every_acknowledged_commit_with_the_o
         other => panic!("the writer was not refused as retired or removed: {other:?}"),
     }
 }
+
+#[test]
+fn a_member_asked_to_remove_itself_answers_once_it_is_removed() {
+    let certificates = Certificates::new(3);
+    let cluster = start_tls_cluster(3, &certificates);
+    let (gone, survivors) = (&cluster.0[2], [&cluster.0[0], &cluster.0[1]]);
+    eventually("a leader is elected", || {
+        gone.status().raft.is_some_and(|raft| raft.leader.is_some())
+    });
+    for _ in 0..20 {
+        let mut tx = gone.transaction(TransactionMode::CoordinationFree);
+        tx.increment("counters", "own", "value", 1);
+        tx.commit().expect("the member commits");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let removed = loop {
+        let change = MembershipChange::Remove { node: node(2) };
+        match runtime.block_on(gone.change_members_async(change)) {
+            Err(err) if is_retryable(&err) && started.elapsed() < PATIENCE => {}
+            other => break other,
+        }
+    };
+    removed.expect("the member removes itself");
+    // It drained before it proposed its removal: the survivors hold its commits already.
+    for survivor in survivors {
+        assert_eq!(
+            counter(survivor, "own"),
+            20,
+            "on {}",
+            survivor.status().node
+        );
+    }
+    // A follower learns that the removal committed with the leader's next message.
+    eventually("every survivor applies the removal", || {
+        survivors
+            .iter()
+            .all(|s| !s.status().members.contains(&node(2)))
+    });
+}

@@ -674,3 +674,41 @@ fn a_retired_leader_hands_leadership_on_then_removes_itself_once_drained() {
         );
     }
 }
+
+#[test]
+fn a_member_asked_to_remove_itself_answers_once_the_removal_applies() {
+    for asked_of_leader in [false, true] {
+        let mut group = Group::new(3);
+        group.run_until(200, |g| g.leader().is_some());
+        let leader = group.leader().unwrap();
+        let gone = if asked_of_leader {
+            leader
+        } else {
+            ids(3).into_iter().find(|n| *n != leader).unwrap()
+        };
+        group.increment_on(gone, 10);
+        let id = loop {
+            match group.node(gone).propose_remove_member(gone) {
+                Ok(id) => break id,
+                Err(RaftError::NoLeader) => group.step(),
+                Err(other) => panic!("removal refused: {other}"),
+            }
+        };
+        group.run_until(400, |g| g.outcomes.contains_key(&id));
+        let remaining: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != gone).collect();
+        assert!(
+            matches!(&group.outcomes[&id], ClientOutcome::MembershipChanged { members, .. } if *members == remaining),
+            "asked of the leader: {asked_of_leader}: {:?}",
+            group.outcomes[&id]
+        );
+        group.nodes.remove(&gone);
+        group.run_until(200, |g| g.leader().is_some());
+        group.settle();
+        for node in &remaining {
+            assert_eq!(
+                group.counter_on(*node),
+                AlgebraicValue::Integer(group.acked_increments)
+            );
+        }
+    }
+}
