@@ -7,8 +7,10 @@
 //!
 //! ```text
 //! rhizo-bench [--quick] [--no-python] [--net] [--out DIR]
-//! rhizo-bench child-throughput NODES OPS_PER_NODE SEED [KEYS [prepared|by_name]]
+//! rhizo-bench child-throughput NODES OPS_PER_NODE SEED [KEYS [prepared|by_name [WARM_RUNS]]]
 //!                                                         (one throughput row as JSON)
+//! rhizo-bench capped-throughput NODES OPS_PER_NODE SEED [KEYS [prepared|by_name]]
+//!                                 (one row run once, memory and time capped, as JSON)
 //! rhizo-bench net [--quick]                               (the networked rows alone, as JSON)
 //! rhizo-bench child-memory KEYS POLICY                    (one engine's memory row as JSON)
 //! rhizo-bench memory [KEYS]                               (the memory rows alone, as JSON)
@@ -27,7 +29,7 @@ mod scenarios;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -67,6 +69,22 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child-throughput") {
         return child_throughput(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("capped-throughput") {
+        // One throughput row run once, capped as the bench runs its largest row, as JSON.
+        return match parse_throughput_size(&args[1..]) {
+            Some((size, seed)) => {
+                let row = throughput_in_capped_child(size.once(), seed);
+                println!("{}", serde_json::to_string(&row).expect("a row encodes"));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!(
+                    "usage: rhizo-bench capped-throughput NODES OPS_PER_NODE SEED [KEYS [prepared|by_name]]"
+                );
+                ExitCode::from(2)
+            }
+        };
     }
     if args.first().map(String::as_str) == Some("child-memory") {
         return child_memory(&args[1..]);
@@ -118,23 +136,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// A throughput row and its seed from `NODES OPS_PER_NODE SEED [KEYS [prepared|by_name
+/// [WARM_RUNS]]]`.
+fn parse_throughput_size(args: &[String]) -> Option<(ThroughputSize, u64)> {
+    let size = ThroughputSize {
+        nodes: args.first()?.parse().ok()?,
+        ops_per_node: args.get(1)?.parse().ok()?,
+        keys: args.get(3).map_or(Some(100), |k| k.parse().ok())?,
+        by_name: match args.get(4).map(String::as_str) {
+            None | Some("prepared") => false,
+            Some("by_name") => true,
+            Some(_) => return None,
+        },
+        warm_runs: args
+            .get(5)
+            .map_or(Some(scenarios::WARM_RUNS), |w| w.parse().ok())?,
+    };
+    Some((size, args.get(2)?.parse().ok()?))
+}
+
 fn child_throughput(args: &[String]) -> ExitCode {
-    let parsed: Option<(ThroughputSize, u64)> = (|| {
-        let size = ThroughputSize {
-            nodes: args.first()?.parse().ok()?,
-            ops_per_node: args.get(1)?.parse().ok()?,
-            keys: args.get(3).map_or(Some(100), |k| k.parse().ok())?,
-            by_name: match args.get(4).map(String::as_str) {
-                None | Some("prepared") => false,
-                Some("by_name") => true,
-                Some(_) => return None,
-            },
-        };
-        Some((size, args.get(2)?.parse().ok()?))
-    })();
-    let Some((size, seed)) = parsed else {
+    let Some((size, seed)) = parse_throughput_size(args) else {
         eprintln!(
-            "usage: rhizo-bench child-throughput NODES OPS_PER_NODE SEED [KEYS [prepared|by_name]]"
+            "usage: rhizo-bench child-throughput NODES OPS_PER_NODE SEED [KEYS [prepared|by_name [WARM_RUNS]]]"
         );
         return ExitCode::from(2);
     };
@@ -150,23 +174,37 @@ fn child_throughput(args: &[String]) -> ExitCode {
 /// One throughput row, measured in a fresh process so that its peak memory is its own.
 fn throughput_in_child(size: ThroughputSize, seed: u64) -> Result<ThroughputRow, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .args(child_throughput_args(size, seed))
+        .output()
+        .map_err(|e| e.to_string())?;
+    parse_throughput_row(size, &output)
+}
+
+/// The arguments of `child-throughput` for one row.
+fn child_throughput_args(size: ThroughputSize, seed: u64) -> Vec<String> {
+    vec![
+        "child-throughput".into(),
+        size.nodes.to_string(),
+        size.ops_per_node.to_string(),
+        seed.to_string(),
+        size.keys.to_string(),
+        size.commit_path().into(),
+        size.warm_runs.to_string(),
+    ]
+}
+
+/// The row a throughput child printed.
+fn parse_throughput_row(
+    size: ThroughputSize,
+    output: &std::process::Output,
+) -> Result<ThroughputRow, String> {
     let ThroughputSize {
         nodes,
         ops_per_node: ops,
         keys,
         ..
     } = size;
-    let output = Command::new(exe)
-        .args([
-            "child-throughput",
-            &nodes.to_string(),
-            &ops.to_string(),
-            &seed.to_string(),
-            &keys.to_string(),
-            size.commit_path(),
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(stdout.trim()).map_err(|e| {
         format!(
@@ -174,6 +212,102 @@ fn throughput_in_child(size: ThroughputSize, seed: u64) -> Result<ThroughputRow,
             String::from_utf8_lossy(&output.stderr)
         )
     })
+}
+
+/// Longest a capped throughput child may run before it is stopped.
+const CAPPED_CHILD_TIME: Duration = Duration::from_secs(600);
+
+/// One throughput row too large to be sure of, in a child whose address space is capped (by
+/// util-linux's `prlimit`) at three quarters of the machine's memory and whose run is capped at
+/// [`CAPPED_CHILD_TIME`]: a row that passes either is reported as stopped, with the peak memory
+/// seen, rather than taking the machine down or the bench with it.
+fn throughput_in_capped_child(size: ThroughputSize, seed: u64) -> ThroughputRow {
+    let stopped = |reason: String, peak_memory_bytes: u64, wall_seconds: f64| ThroughputRow {
+        nodes: size.nodes,
+        ops_per_node: size.ops_per_node,
+        keys: size.keys,
+        commit_path: size.commit_path().into(),
+        ops_per_sec: 0.0,
+        cold_ops_per_sec: 0.0,
+        messages_per_op: 0.0,
+        bytes_per_op: 0.0,
+        peak_memory_bytes,
+        converged: false,
+        rounds: 0,
+        wall_seconds,
+        stopped: Some(reason),
+    };
+    let Some(cap) = memory_total_bytes().map(|total| total / 4 * 3) else {
+        return stopped("skipped: /proc/meminfo unreadable".into(), 0, 0.0);
+    };
+    let started = Instant::now();
+    let child = std::env::current_exe().and_then(|exe| {
+        Command::new("prlimit")
+            .arg(format!("--as={cap}"))
+            .arg("--")
+            .arg(exe)
+            .args(child_throughput_args(size, seed))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+    });
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => return stopped(format!("skipped: cannot run prlimit: {error}"), 0, 0.0),
+    };
+    // `prlimit` execs the row's process in place, so the pid is the row's own.
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let timed_out = loop {
+        peak = peak.max(scenarios::peak_rss_of(&status_path));
+        match child.try_wait() {
+            Ok(Some(_)) => break false,
+            Ok(None) if started.elapsed() < CAPPED_CHILD_TIME => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(None) | Err(_) => {
+                // Ended by its pid, never by name.
+                let _ = child.kill();
+                break true;
+            }
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let output = match child.wait_with_output() {
+        Ok(output) => output,
+        Err(error) => return stopped(format!("lost the child: {error}"), peak, wall),
+    };
+    if timed_out {
+        return stopped(
+            format!("not finished within {} s", CAPPED_CHILD_TIME.as_secs()),
+            peak,
+            wall,
+        );
+    }
+    match parse_throughput_row(size, &output) {
+        Ok(row) => row,
+        Err(_) if !output.status.success() => stopped(
+            format!(
+                "stopped after {wall:.0} s: passed its address-space cap of {:.1} GiB ({})",
+                cap as f64 / GIB,
+                output.status
+            ),
+            peak,
+            wall,
+        ),
+        Err(error) => stopped(error, peak, wall),
+    }
+}
+
+/// Bytes in a GiB.
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The machine's memory (MemTotal), or `None` where /proc is not available.
+fn memory_total_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn child_memory(args: &[String]) -> ExitCode {
@@ -346,11 +480,12 @@ fn throughput_stage(results: &mut Results, options: &Options) -> Result<(), Stri
             hot(50, 1000),
             hot(100, 1000),
             hot(100, 10_000),
-            // 100 x 10 K over 100,000 keys is left out while its peak memory is unbounded
-            // by design (issue 32): it would take most of the machine's memory.
             wide(20, 1000),
         ]
     };
+    // 100 x 10 K over 100,000 keys runs once, capped: its memory may still pass what the
+    // machine has (issue 32).
+    let capped = (!options.quick).then(|| wide(100, 10_000).once());
     // The host's speed varies from run to run by more than a change is worth: each size runs
     // in THROUGHPUT_ROUNDS processes (one with --quick), each of which reports the median of its
     // warm runs, and the fastest process is kept, with the largest peak memory of the runs and
@@ -387,6 +522,15 @@ fn throughput_stage(results: &mut Results, options: &Options) -> Result<(), Stri
         row.peak_memory_bytes = peak_memory_bytes[i];
         row.cold_ops_per_sec = cold_ops_per_sec[i];
         results.throughput.push(row);
+    }
+    if let Some(size) = capped {
+        bar.set_message(format!(
+            "{} nodes x {} over {} keys, once, capped",
+            size.nodes, size.ops_per_node, size.keys
+        ));
+        results
+            .throughput
+            .push(throughput_in_capped_child(size, seed));
     }
     bar.finish_with_message("done");
     results

@@ -110,7 +110,12 @@ fn latency(results: &Results, path: &Path) -> PlotResult {
 fn throughput(results: &Results, path: &Path) -> PlotResult {
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE)?;
-    let rows = &results.throughput;
+    // A row that did not finish has no figure to plot.
+    let rows: Vec<_> = results
+        .throughput
+        .iter()
+        .filter(|r| r.stopped.is_none())
+        .collect();
     let max_ops = rows.iter().map(|r| r.ops_per_sec).fold(1.0, f64::max) * 2.0;
     let max_nodes = rows.iter().map(|r| r.nodes as f64).fold(2.0, f64::max) * 1.5;
     let mut chart = ChartBuilder::on(&root)

@@ -161,6 +161,18 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
     );
     let _ = writeln!(s, "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
     for row in &r.throughput {
+        if let Some(reason) = &row.stopped {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | stopped: {reason} | | | | {:.1} MiB seen | | |",
+                row.nodes,
+                row.ops_per_node,
+                row.keys,
+                row.commit_path,
+                row.peak_memory_bytes as f64 / 1048576.0,
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {:.3} | {:.1} | {:.1} MiB | {} | {} |",

@@ -192,6 +192,11 @@ pub(crate) struct ThroughputRow {
     pub(crate) rounds: u64,
     /// Wall-clock seconds of the run.
     pub(crate) wall_seconds: f64,
+    /// Why the row has no figures, when it did not finish (it failed, or its process passed
+    /// the memory or time it was allowed); the figures above are then zero, except the peak
+    /// memory seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stopped: Option<String>,
 }
 
 /// Memory per key: one store holding `keys` counters, one increment each, by name.

@@ -117,6 +117,8 @@ pub(crate) struct ThroughputSize {
     pub(crate) keys: usize,
     /// Keys given by name (`Replica::commit`) rather than through prepared cells.
     pub(crate) by_name: bool,
+    /// Timed runs after the first in the row's process; with none, the first run is the row.
+    pub(crate) warm_runs: usize,
 }
 
 impl ThroughputSize {
@@ -127,6 +129,7 @@ impl ThroughputSize {
             ops_per_node,
             keys: 100,
             by_name: false,
+            warm_runs: WARM_RUNS,
         }
     }
 
@@ -137,6 +140,16 @@ impl ThroughputSize {
             ops_per_node,
             keys: 100_000,
             by_name: true,
+            warm_runs: WARM_RUNS,
+        }
+    }
+
+    /// The same workload run once in its process: for a row too large to repeat in the stage's
+    /// time, whose one run is long enough to be its own steady state.
+    pub(crate) fn once(self) -> Self {
+        Self {
+            warm_runs: 0,
+            ..self
         }
     }
 
@@ -147,7 +160,7 @@ impl ThroughputSize {
 }
 
 /// Timed runs after the first in a throughput child process; the median is reported.
-const WARM_RUNS: usize = 5;
+pub(crate) const WARM_RUNS: usize = 5;
 
 /// Commit-then-converge on the simulated LAN (run in a child process for its own peak memory),
 /// `1 + WARM_RUNS` times: the first run is reported as cold, the median of the others as the
@@ -158,6 +171,7 @@ pub(crate) fn throughput(size: ThroughputSize, seed: u64) -> ThroughputRow {
         ops_per_node,
         keys,
         by_name,
+        warm_runs,
     } = size;
     // Push-pull gossip with fanout 3: each round a node exchanges digests and deltas with three
     // seeded peers, so messages grow with N·log N rather than N².
@@ -181,9 +195,12 @@ pub(crate) fn throughput(size: ThroughputSize, seed: u64) -> ThroughputRow {
     // One 20 x 1000 run takes about 10 ms, and on a shared VM a single sample of that length
     // moved by a third from one process to the next: the median of several runs is the steady
     // state, one run is not.
-    let mut walls = Vec::with_capacity(WARM_RUNS);
+    let mut walls = Vec::with_capacity(warm_runs.max(1));
     let mut report = cold.map_err(|error| error.to_string());
-    for _ in 0..WARM_RUNS {
+    if warm_runs == 0 {
+        walls.push(cold_wall);
+    }
+    for _ in 0..warm_runs {
         let (warm, wall) = timed();
         walls.push(wall);
         // The same seed: every run must report the same messages, bytes and rounds.
@@ -212,6 +229,7 @@ pub(crate) fn throughput(size: ThroughputSize, seed: u64) -> ThroughputRow {
             converged: true,
             rounds: report.rounds_to_converge,
             wall_seconds: wall,
+            stopped: None,
         },
         Err(error) => {
             eprintln!("throughput {nodes}x{ops_per_node} failed: {error}");
@@ -228,6 +246,7 @@ pub(crate) fn throughput(size: ThroughputSize, seed: u64) -> ThroughputRow {
                 converged: false,
                 rounds: 0,
                 wall_seconds: wall,
+                stopped: Some(error),
             }
         }
     }
@@ -235,7 +254,13 @@ pub(crate) fn throughput(size: ThroughputSize, seed: u64) -> ThroughputRow {
 
 /// The process's peak resident set (VmHWM), or 0 where /proc is not available.
 pub(crate) fn peak_rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_rss_of("/proc/self/status")
+}
+
+/// The peak resident set (VmHWM) a `/proc/PID/status` file shows, or 0 where it cannot be read
+/// (the process ended, or there is no /proc).
+pub(crate) fn peak_rss_of(status_path: &str) -> u64 {
+    std::fs::read_to_string(status_path)
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
