@@ -9,24 +9,31 @@ use crate::CellKey;
 use crate::cells::{CellId, CellStore};
 
 /// For one origin: the cells touched by its untrimmed updates, as filings `(counter, cell)` kept
-/// in two columns in counter order.
+/// in counter order: a column of cells, and a run per counter saying where its cells start.
 ///
 /// A cell touched again by a later update is filed again; its earlier filing stays (stale) until
 /// trimmed. A cell's effective counter is its latest filing, and "touched after `seen`" holds
 /// exactly when some filing is after `seen`, so a stale filing never changes which cells are
 /// listed, only how often: [`Self::touched_since`] may list a cell more than once and its callers
-/// deduplicate. Without a map from cell to latest counter, a filing costs its two column slots.
+/// deduplicate. Without a map from cell to latest counter, a filing costs its cell id, and each
+/// update (often many cells: a delta's or a sync's worth) one run.
 ///
-/// `touched_since(seen)` finds the first filing after `seen` by binary search and walks only what
+/// `touched_since(seen)` finds the first run after `seen` by binary search and walks only what
 /// follows, so building a delta costs the filings since the peer's clock, not the history.
-/// Updates at or below the causally stable point are trimmed by dropping a prefix of the columns;
-/// a peer behind `trimmed_upto` cannot be served from the index and gets a snapshot instead.
+/// Updates at or below the causally stable point are trimmed by dropping a prefix of the
+/// columns; a peer behind `trimmed_upto` cannot be served from the index and gets a snapshot
+/// instead.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OriginIndex {
     trimmed_upto: u64,
-    /// The counter of each filing, non-decreasing (binary search relies on it).
-    counters: VecDeque<u64>,
-    /// The cell of each filing, beside its counter in `counters`.
+    /// The counter of each run, strictly increasing (binary search relies on it).
+    run_counters: VecDeque<u64>,
+    /// Where each run's cells start, as a position among every filing this index ever held
+    /// (trimmed ones included), so that trimming a prefix moves no run's start.
+    run_starts: VecDeque<u64>,
+    /// The position, counted as in `run_starts`, of the first filing `cells` holds.
+    first: u64,
+    /// The cell of each filing, runs one after the other.
     cells: VecDeque<CellId>,
 }
 
@@ -36,34 +43,50 @@ impl OriginIndex {
         self.trimmed_upto
     }
 
+    /// Where run `run` starts in `cells` (the end of `cells` for the run after the last).
+    fn offset(&self, run: usize) -> usize {
+        self.run_starts
+            .get(run)
+            .map_or(self.cells.len(), |start| (start - self.first) as usize)
+    }
+
     /// Files `cells` under the origin's update `counter`.
     ///
-    /// Counters arrive in non-decreasing order, so a filing is appended; one that arrives out of
-    /// order is inserted where its counter belongs, as the binary search in
-    /// [`Self::touched_since`] and [`Self::trim`] requires sorted counters.
+    /// Counters arrive in non-decreasing order, so filings are appended (to the last run when
+    /// its counter is `counter`); one that arrives out of order is inserted where its counter
+    /// belongs, as the binary search in [`Self::touched_since`] and [`Self::trim`] requires runs
+    /// sorted by counter.
     pub(crate) fn record(&mut self, counter: u64, cells: impl IntoIterator<Item = CellId>) {
         if counter <= self.trimmed_upto {
             return;
         }
-        if self.counters.back().is_none_or(|&last| last <= counter) {
-            let before = self.cells.len();
+        let run = self.run_counters.partition_point(|&c| c <= counter);
+        let at = self.offset(run);
+        let filed = if run == self.run_counters.len() {
             self.cells.extend(cells);
-            let filed = self.cells.len() - before;
-            self.counters.extend(std::iter::repeat_n(counter, filed));
-            return;
-        }
-        let at = self.counters.partition_point(|&c| c <= counter);
-        for (offset, cell) in cells.into_iter().enumerate() {
-            self.counters.insert(at + offset, counter);
-            self.cells.insert(at + offset, cell);
+            self.cells.len() - at
+        } else {
+            let mut filed = 0;
+            for cell in cells {
+                self.cells.insert(at + filed, cell);
+                filed += 1;
+            }
+            for start in self.run_starts.range_mut(run..) {
+                *start += filed as u64;
+            }
+            filed
+        };
+        if filed > 0 && (run == 0 || self.run_counters[run - 1] != counter) {
+            self.run_counters.insert(run, counter);
+            self.run_starts.insert(run, self.first + at as u64);
         }
     }
 
     /// The cells touched by this origin's updates after `seen`, each at least once (a cell
     /// touched by several of those updates may be listed once per update).
     pub(crate) fn touched_since(&self, seen: u64) -> impl ExactSizeIterator<Item = CellId> + '_ {
-        let start = self.counters.partition_point(|&c| c <= seen);
-        self.cells.range(start..).copied()
+        let run = self.run_counters.partition_point(|&c| c <= seen);
+        self.cells.range(self.offset(run)..).copied()
     }
 
     /// Forgets updates up to `stable`; returns how many filings were dropped.
@@ -72,8 +95,9 @@ impl OriginIndex {
             return 0;
         }
         self.trimmed_upto = stable;
-        let dropped = self.counters.partition_point(|&c| c <= stable);
-        if dropped == self.counters.len() {
+        let runs = self.run_counters.partition_point(|&c| c <= stable);
+        let dropped = self.offset(runs);
+        if runs == self.run_counters.len() {
             // Everything goes (the usual case once every member holds everything): the room is
             // freed too, as a quiet replica needs none.
             *self = OriginIndex {
@@ -83,13 +107,16 @@ impl OriginIndex {
             return dropped;
         }
         // Dropping a prefix of a ring buffer moves its head, not the filings that stay.
-        self.counters.drain(..dropped);
+        self.run_counters.drain(..runs);
+        self.run_starts.drain(..runs);
         self.cells.drain(..dropped);
-        if self.counters.len() < self.counters.capacity() / 4 {
+        self.first += dropped as u64;
+        if self.cells.len() < self.cells.capacity() / 4 {
             // Room held for a burst that was trimmed away: halving what stays keeps the
             // shrinking amortised against the filings that were dropped.
-            self.counters.shrink_to(self.counters.len() * 2);
             self.cells.shrink_to(self.cells.len() * 2);
+            self.run_counters.shrink_to(self.run_counters.len() * 2);
+            self.run_starts.shrink_to(self.run_starts.len() * 2);
         }
         dropped
     }
@@ -98,19 +125,18 @@ impl OriginIndex {
     /// later) included. It bounds what [`Self::touched_since`] lists and is zero once every
     /// update of the origin is causally stable.
     pub(crate) fn len(&self) -> usize {
-        self.counters.len()
+        self.cells.len()
     }
 
     /// Each indexed cell under its latest counter, in canonical form: counters increasing, keys
     /// sorted within a counter. Stale filings do not appear, so the image depends only on which
     /// cells were touched last by which update, not on how often they were filed.
     pub(crate) fn image(&self, store: &CellStore) -> IndexImage {
-        let mut latest: Vec<(CellId, u64)> = self
-            .cells
-            .iter()
-            .copied()
-            .zip(self.counters.iter().copied())
-            .collect();
+        let mut latest: Vec<(CellId, u64)> = Vec::with_capacity(self.cells.len());
+        for (run, &counter) in self.run_counters.iter().enumerate() {
+            let filings = self.cells.range(self.offset(run)..self.offset(run + 1));
+            latest.extend(filings.map(|&cell| (cell, counter)));
+        }
         // By cell, latest counter first: the first filing of each cell is the one that counts.
         latest.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         latest.dedup_by_key(|(cell, _)| *cell);
@@ -226,10 +252,7 @@ mod tests {
         }
         assert_eq!(index.trim(90), 90);
         assert_eq!(index.len(), 10);
-        assert!(
-            index.counters.capacity() <= 40,
-            "trimmed room is given back"
-        );
+        assert!(index.cells.capacity() <= 40, "trimmed room is given back");
         assert_eq!(touched(&index, 95), BTreeSet::from([1, 2, 3, 4, 0]));
         assert_eq!(index.touched_since(97).collect::<Vec<_>>(), [3, 4, 0]);
     }
@@ -243,7 +266,7 @@ mod tests {
         assert_eq!(index.len(), 0);
         assert_eq!(index.trimmed_upto(), 3);
         assert_eq!(index.touched_since(0).count(), 0);
-        assert_eq!(index.counters.capacity(), 0, "a quiet index holds no room");
+        assert_eq!(index.cells.capacity(), 0, "a quiet index holds no room");
         index.record(4, [B]);
         assert_eq!(index.touched_since(3).collect::<Vec<_>>(), [B]);
     }
@@ -362,7 +385,7 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (-1i64..4, proptest::collection::vec(0..8 as CellId, 0..5))
+            4 => (-3i64..4, proptest::collection::vec(0..8 as CellId, 0..5))
                 .prop_map(|(step, cells)| Op::Record { step, cells }),
             1 => (0u64..6).prop_map(|back| Op::Trim { back }),
         ]
@@ -392,6 +415,12 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(index.trimmed_upto(), model.trimmed_upto);
+                // Runs: counters strictly increasing, none empty, the first at the front.
+                let counters: Vec<u64> = index.run_counters.iter().copied().collect();
+                prop_assert!(counters.windows(2).all(|w| w[0] < w[1]), "{:?}", counters);
+                let offsets: Vec<usize> = (0..=counters.len()).map(|r| index.offset(r)).collect();
+                prop_assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{:?}", offsets);
+                prop_assert_eq!(offsets[0], 0);
                 prop_assert!(index.len() >= model.latest.len());
                 for seen in 0..=top + 1 {
                     prop_assert_eq!(touched(&index, seen), model.touched_since(seen), "seen {}", seen);
