@@ -537,8 +537,9 @@ impl Replica {
         self.cells.len()
     }
 
-    /// Index entries not yet trimmed (metadata awaiting causal stability): cells touched by
-    /// updates some member may still lack.
+    /// Index entries not yet trimmed (metadata awaiting causal stability): one per (update,
+    /// cell) filed for updates some member may still lack, counting a cell filed again by a
+    /// later update of the same origin once per filing. Zero once every update is stable.
     pub fn indexed_ranges(&self) -> usize {
         self.index.values().map(OriginIndex::len).sum()
     }
@@ -1801,9 +1802,7 @@ impl Replica {
             }
             if let Some(index) = self.index.get(&origin) {
                 let start = touched.len();
-                // At most every cell the origin's index holds: one allocation, not a doubling
-                // per few cells (the iterator cannot tell its length).
-                touched.reserve(index.cells_indexed());
+                // A cell may come once per update that touched it: deduplicated below.
                 touched.extend(index.touched_since(seen));
                 per_origin.push((origin, counter, start..touched.len()));
             }
@@ -1822,13 +1821,15 @@ impl Replica {
             position.set(*id, i as u32);
         }
         // An origin's positions are sorted so that the wire carries each as its small distance
-        // from the one before (`delta_cells::ascending_positions`).
+        // from the one before (`delta_cells::ascending_positions`), and listed once each (the
+        // index lists a cell once per update that touched it).
         let origins = per_origin
             .into_iter()
             .map(|(origin, hi, range)| {
                 let mut cells: Vec<u32> =
                     touched[range].iter().map(|id| position.get(*id)).collect();
                 cells.sort_unstable();
+                cells.dedup();
                 OriginRange { origin, hi, cells }
             })
             .collect();

@@ -455,6 +455,45 @@ fn duplicated_and_reordered_deltas_take_effect_once() {
     assert_eq!(replicas[1].stats().deltas_redundant, 2);
 }
 
+/// The index files a cell once per update that touched it; a delta still names each cell once
+/// per origin.
+#[test]
+fn a_cell_touched_by_several_updates_is_named_once_per_origin() {
+    let mut replicas = cluster(3);
+    for keys in [&["x"][..], &["x", "y"], &["y", "x"]] {
+        for key in keys {
+            replicas[0].commit(incr(key, 1)).unwrap();
+        }
+        // Each sync seals the cells touched since the last one into the index.
+        replicas[0].sync_with(node(1));
+        replicas[0].take_ready();
+    }
+    assert_eq!(replicas[0].indexed_ranges(), 5, "x three times, y twice");
+    replicas[2].sync_with(node(0));
+    let request = replicas[2].take_ready().messages.pop().unwrap().1;
+    replicas[0].step(node(2), request).unwrap();
+    let reply = replicas[0].take_ready().messages.pop().unwrap().1;
+    let Message::Sync(SyncMessage {
+        delta: Some(delta), ..
+    }) = &reply
+    else {
+        panic!("reply holds a delta")
+    };
+    assert!(!delta.snapshot);
+    assert_eq!(delta.cells.len(), 2);
+    let origins: Vec<(NodeId, u64, Vec<u32>)> = delta
+        .origins
+        .iter()
+        .map(|r| (r.origin, r.hi, r.cells.clone()))
+        .collect();
+    assert_eq!(origins, [(node(0), 5, vec![0, 1])]);
+    replicas[2].step(node(0), reply).unwrap();
+    assert_eq!(
+        replicas[2].read("t", "x", "sum").unwrap(),
+        AlgebraicValue::Integer(3)
+    );
+}
+
 #[test]
 fn an_early_delta_waits_for_its_base() {
     let mut replicas = cluster(3);
