@@ -198,6 +198,15 @@ impl IntSum {
         self.entries().map(|e| e.partial)
     }
 
+    /// The first entry's sequence number (0 if none).
+    #[inline]
+    pub(crate) fn first_seq(&self) -> u64 {
+        match self {
+            IntSum::Narrow(list) => list.entries().first().map_or(0, |e| e.seq.get()),
+            IntSum::Wide(list) => list.entries().first().map_or(0, |e| e.seq.get()),
+        }
+    }
+
     /// How many origins have contributed.
     pub(crate) fn len(&self) -> usize {
         match self {

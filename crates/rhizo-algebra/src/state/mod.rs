@@ -1443,6 +1443,19 @@ impl CellState {
         }
     }
 
+    /// Reads the first entry an integer sum keeps out of line, if it keeps one, and returns
+    /// a word of it (0 for any other state): nothing else. A replica about to join many cells
+    /// reads each ahead, in a loop of its own, so that the misses on the cells' lists overlap
+    /// instead of each join waiting on its own in turn.
+    #[doc(hidden)]
+    #[inline]
+    pub fn read_ahead(&self) -> u64 {
+        match &self.kind {
+            StateKind::SumInt(sum) => sum.first_seq(),
+            _ => 0,
+        }
+    }
+
     /// How many observed-remove tombstones await [`CellState::compact`] (0 for other states).
     pub fn tombstone_count(&self) -> usize {
         match &self.kind {

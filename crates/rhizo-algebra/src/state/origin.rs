@@ -334,11 +334,6 @@ impl<P: Partial> Default for PerOrigin<P> {
     }
 }
 
-/// How many times longer than a list a clock must be for [`PerOrigin::restricted_into`] to
-/// binary-search it rather than walk it: a search costs about the logarithm of the clock's
-/// rest per entry, a walk the clock's entries between two of the list's.
-const SEARCH_RATIO: usize = 4;
-
 impl<P: Partial> PerOrigin<P> {
     /// The entries a replica that knows `known` may lack: those of later sequence numbers.
     pub(crate) fn restricted(&self, known: &rhizo_clock::VectorClock) -> Self {
@@ -360,24 +355,18 @@ impl<P: Partial> PerOrigin<P> {
         out: &mut Vec<OriginEntry<Q>>,
         convert: impl Fn(P) -> Q,
     ) {
-        // Both lists are sorted by node: each entry's origin is sought in the clock from where
-        // the last one was found (a delta restricts every cell it carries, so this runs once
-        // per entry of every cell).
+        // Both lists are sorted by node: walk them together instead of searching per entry (a
+        // delta restricts every cell it carries, so this runs once per entry of every cell).
+        // A walk, even over a peer's clock of every member for a cell of a few origins: a
+        // binary search per entry costs more, each of its steps a two-word comparison of
+        // node ids whose outcome the processor cannot predict.
         let known = known.as_slice();
         let entries = self.entries.as_slice();
         out.reserve(entries.len());
-        // A peer's clock names every member, a cell's list the few that wrote it: a clock
-        // several times longer than the list is searched, where a walk would step over the
-        // origins between two of the list's one at a time.
-        let search = known.len() > SEARCH_RATIO * entries.len();
         let mut j = 0;
         for entry in entries {
-            if search {
-                j += known[j..].partition_point(|&(node, _)| node < entry.node);
-            } else {
-                while j < known.len() && known[j].0 < entry.node {
-                    j += 1;
-                }
+            while j < known.len() && known[j].0 < entry.node {
+                j += 1;
             }
             let seen = match known.get(j) {
                 Some(&(node, counter)) if node == entry.node => counter,

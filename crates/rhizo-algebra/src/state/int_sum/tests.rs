@@ -144,3 +144,11 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn first_seq_is_the_first_origins_sequence_number_at_either_width() {
+    for wide in [false, true] {
+        assert_eq!(sum_of(&[(0, 0), (3, 7), (2, 1)], wide).first_seq(), 3);
+        assert_eq!(sum_of(&[], wide).first_seq(), 0);
+    }
+}
