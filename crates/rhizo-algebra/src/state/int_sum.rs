@@ -60,6 +60,26 @@ impl Iterator for Entries<'_> {
 
 impl ExactSizeIterator for Entries<'_> {}
 
+/// An integer sum's entries held elsewhere (a delta buffer's), at the width they are held.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EntrySlice<'a> {
+    /// Every partial fits in `i64`.
+    Narrow(&'a [OriginEntry<i64>]),
+    /// Held with `i128` partials (which may fit in `i64` or not).
+    Wide(&'a [OriginEntry<i128>]),
+}
+
+impl<'a> EntrySlice<'a> {
+    /// The entries as `i128` entries, sorted by origin.
+    #[inline]
+    pub(crate) fn entries(self) -> Entries<'a> {
+        match self {
+            EntrySlice::Narrow(entries) => Entries::Narrow(entries.iter()),
+            EntrySlice::Wide(entries) => Entries::Wide(entries.iter()),
+        }
+    }
+}
+
 impl PartialEq for IntSum {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
@@ -154,6 +174,15 @@ impl IntSum {
         }
     }
 
+    /// A sum holding the entries of `slice` (sorted by origin, each origin once), narrow if it
+    /// can be.
+    pub(crate) fn from_slice(slice: EntrySlice<'_>) -> Self {
+        match slice {
+            EntrySlice::Narrow(entries) => IntSum::Narrow(PerOrigin::from_entries(entries)),
+            EntrySlice::Wide(entries) => IntSum::from_entries(entries),
+        }
+    }
+
     /// The entries as `i128` entries, sorted by origin.
     #[inline]
     pub(crate) fn entries(&self) -> Entries<'_> {
@@ -167,6 +196,15 @@ impl IntSum {
     #[inline]
     pub(crate) fn partials(&self) -> impl ExactSizeIterator<Item = i128> + '_ {
         self.entries().map(|e| e.partial)
+    }
+
+    /// The first entry's sequence number (0 if none).
+    #[inline]
+    pub(crate) fn first_seq(&self) -> u64 {
+        match self {
+            IntSum::Narrow(list) => list.entries().first().map_or(0, |e| e.seq.get()),
+            IntSum::Wide(list) => list.entries().first().map_or(0, |e| e.seq.get()),
+        }
     }
 
     /// How many origins have contributed.
@@ -233,15 +271,6 @@ impl IntSum {
         }
     }
 
-    /// [`IntSum::restricted`]'s entries, appended to `out` as `i128` entries.
-    #[inline(always)]
-    pub(crate) fn restricted_into(&self, known: &VectorClock, out: &mut Vec<OriginEntry<i128>>) {
-        match self {
-            IntSum::Narrow(list) => list.restricted_into(known, out, i128::from),
-            IntSum::Wide(list) => list.restricted_into(known, out, |partial| partial),
-        }
-    }
-
     /// This sum's entries held wide (converted once if they were narrow).
     fn widen(&mut self) -> &mut PerOrigin<i128> {
         if let IntSum::Narrow(list) = self {
@@ -265,6 +294,20 @@ impl IntSum {
             (IntSum::Narrow(_), IntSum::Wide(theirs)) => {
                 self.merge_entries(theirs.entries(), expected_origins);
             }
+        }
+    }
+
+    /// [`IntSum::merge`] of a delta buffer's entries, at their width.
+    #[inline]
+    pub(crate) fn merge_slice(&mut self, theirs: EntrySlice<'_>, expected_origins: usize) {
+        match (&mut *self, theirs) {
+            (IntSum::Narrow(mine), EntrySlice::Narrow(theirs)) => {
+                mine.merge_entries(theirs, expected_origins, |partial| partial);
+            }
+            (IntSum::Wide(mine), EntrySlice::Narrow(theirs)) => {
+                mine.merge_entries(theirs, expected_origins, i128::from);
+            }
+            (_, EntrySlice::Wide(theirs)) => self.merge_entries(theirs, expected_origins),
         }
     }
 

@@ -9,8 +9,8 @@
 
 use rhizo_clock::{NodeId, VectorClock};
 
-use super::int_sum::{Entries, IntSum};
-use super::{CellState, OriginEntry, StateKind, mismatch};
+use super::int_sum::{Entries, EntrySlice, IntSum};
+use super::{CellState, OriginEntry, StateKind, mismatch, narrow_i64};
 use crate::{AlgebraError, Result};
 
 /// Cell states in order. A state restricted or copied into the list
@@ -30,7 +30,7 @@ use crate::{AlgebraError, Result};
 pub struct StateList {
     items: Vec<Item>,
     /// The entries of every integer sum, sum after sum.
-    int_entries: Vec<OriginEntry<i128>>,
+    int_entries: IntBuffer,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +41,107 @@ enum Item {
     Whole(CellState),
 }
 
+/// The entries of a list's integer sums: with `i64` partials (32 bytes an entry) while every
+/// partial fits one, as a replica's sums are held, so that restricting a sum into a delta and
+/// merging it at the receiver copy entries without converting them; with `i128` partials once
+/// one does not. The width is not part of the value (entries encode as `i128` either way).
+#[derive(Debug, Clone)]
+enum IntBuffer {
+    Narrow(Vec<OriginEntry<i64>>),
+    Wide(Vec<OriginEntry<i128>>),
+}
+
+impl Default for IntBuffer {
+    fn default() -> Self {
+        IntBuffer::Narrow(Vec::new())
+    }
+}
+
+impl IntBuffer {
+    fn len(&self) -> usize {
+        match self {
+            IntBuffer::Narrow(entries) => entries.len(),
+            IntBuffer::Wide(entries) => entries.len(),
+        }
+    }
+
+    fn slice(&self, start: usize, end: usize) -> EntrySlice<'_> {
+        match self {
+            IntBuffer::Narrow(entries) => EntrySlice::Narrow(&entries[start..end]),
+            IntBuffer::Wide(entries) => EntrySlice::Wide(&entries[start..end]),
+        }
+    }
+
+    fn truncate(&mut self, len: usize) {
+        match self {
+            IntBuffer::Narrow(entries) => entries.truncate(len),
+            IntBuffer::Wide(entries) => entries.truncate(len),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            IntBuffer::Narrow(entries) => entries.shrink_to_fit(),
+            IntBuffer::Wide(entries) => entries.shrink_to_fit(),
+        }
+    }
+
+    /// The buffer held wide (its entries converted once if they were narrow; positions stay).
+    fn widen(&mut self) -> &mut Vec<OriginEntry<i128>> {
+        if let IntBuffer::Narrow(narrow) = self {
+            let wide = narrow.iter().map(|e| e.converted(i128::from)).collect();
+            *self = IntBuffer::Wide(wide);
+        }
+        match self {
+            IntBuffer::Wide(entries) => entries,
+            // Just replaced above.
+            IntBuffer::Narrow(_) => unreachable!("widened"),
+        }
+    }
+
+    /// Appends `entry`, widening the buffer if it is narrow and the partial does not fit.
+    fn push(&mut self, entry: OriginEntry<i128>) {
+        match self {
+            IntBuffer::Narrow(entries) => match narrow_i64(entry.partial) {
+                Some(partial) => entries.push(entry.converted(|_| partial)),
+                None => self.widen().push(entry),
+            },
+            IntBuffer::Wide(entries) => entries.push(entry),
+        }
+    }
+
+    /// Appends the entries of `sum` that a replica knowing `known` may lack (all of them
+    /// without `known`), at the buffer's width, widening it only for a partial that does not
+    /// fit in `i64`.
+    // Always: it runs once per cell of every delta, and inlined into the delta's loop it keeps
+    // the known clock's slice in registers across cells.
+    #[inline(always)]
+    fn extend_from(&mut self, sum: &IntSum, known: Option<&VectorClock>) {
+        let everything = VectorClock::new();
+        let known = known.unwrap_or(&everything);
+        match (sum, &mut *self) {
+            (IntSum::Narrow(list), IntBuffer::Narrow(out)) => {
+                list.restricted_into(known, out, |partial| partial);
+            }
+            (IntSum::Narrow(list), IntBuffer::Wide(out)) => {
+                list.restricted_into(known, out, i128::from);
+            }
+            (IntSum::Wide(list), IntBuffer::Wide(out)) => {
+                list.restricted_into(known, out, |partial| partial);
+            }
+            // A sum once widened may still hold only partials that fit (rare): each entry
+            // goes in as it fits.
+            (IntSum::Wide(list), IntBuffer::Narrow(_)) => {
+                let mut wide = Vec::new();
+                list.restricted_into(known, &mut wide, |partial| partial);
+                for entry in wide {
+                    self.push(entry);
+                }
+            }
+        }
+    }
+}
+
 /// One state of a [`StateList`], borrowed.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +149,7 @@ pub struct ListedState<'a>(Listed<'a>);
 
 #[derive(Debug, Clone, Copy)]
 enum Listed<'a> {
-    IntSum(&'a [OriginEntry<i128>]),
+    IntSum(EntrySlice<'a>),
     Whole(&'a CellState),
 }
 
@@ -62,7 +163,7 @@ impl StateList {
     pub fn with_capacity(states: usize) -> Self {
         Self {
             items: Vec::with_capacity(states),
-            int_entries: Vec::new(),
+            int_entries: IntBuffer::default(),
         }
     }
 
@@ -88,7 +189,7 @@ impl StateList {
 
     fn listed<'a>(&'a self, item: &'a Item) -> ListedState<'a> {
         ListedState(match item {
-            Item::IntSum { start, end } => Listed::IntSum(&self.int_entries[*start..*end]),
+            Item::IntSum { start, end } => Listed::IntSum(self.int_entries.slice(*start, *end)),
             Item::Whole(state) => Listed::Whole(state),
         })
     }
@@ -103,9 +204,9 @@ impl StateList {
     /// Appends a copy of `state`.
     pub fn push_cloned(&mut self, state: &CellState) {
         match &state.kind {
-            StateKind::SumInt(origins) => self.push_int_sum(|buffer| {
-                buffer.extend(origins.entries());
-            }),
+            StateKind::SumInt(origins) => {
+                self.push_int_sum(|buffer| buffer.extend_from(origins, None));
+            }
             _ => self.items.push(Item::Whole(state.clone())),
         }
     }
@@ -115,7 +216,7 @@ impl StateList {
     pub fn push_restricted(&mut self, state: &CellState, known: &VectorClock) {
         match &state.kind {
             StateKind::SumInt(origins) => {
-                self.push_int_sum(|buffer| origins.restricted_into(known, buffer));
+                self.push_int_sum(|buffer| buffer.extend_from(origins, Some(known)));
             }
             _ => self.items.push(Item::Whole(state.restricted(known))),
         }
@@ -130,18 +231,21 @@ impl StateList {
     ) -> Result<()> {
         let start = self.int_entries.len();
         let mut zero_seq = false;
-        self.int_entries
-            .extend(entries.into_iter().filter_map(|(node, seq, partial)| {
-                let Some(seq) = std::num::NonZeroU64::new(seq) else {
-                    zero_seq = true;
-                    return None;
-                };
-                Some(OriginEntry { node, seq, partial })
-            }));
-        let added = &self.int_entries[start..];
+        for (node, seq, partial) in entries {
+            match std::num::NonZeroU64::new(seq) {
+                Some(seq) => self.int_entries.push(OriginEntry { node, seq, partial }),
+                None => zero_seq = true,
+            }
+        }
+        let end = self.int_entries.len();
+        let added = self.int_entries.slice(start, end).entries();
         let canonical = if zero_seq {
             Err("an origin entry's sequence number starts at 1")
-        } else if !added.windows(2).all(|w| w[0].node < w[1].node) {
+        } else if !added
+            .clone()
+            .zip(added.skip(1))
+            .all(|(a, b)| a.node < b.node)
+        {
             Err("origins must be strictly increasing")
         } else {
             Ok(())
@@ -152,12 +256,11 @@ impl StateList {
                 reason: reason.into(),
             });
         }
-        let end = self.int_entries.len();
         self.items.push(Item::IntSum { start, end });
         Ok(())
     }
 
-    fn push_int_sum(&mut self, fill: impl FnOnce(&mut Vec<OriginEntry<i128>>)) {
+    fn push_int_sum(&mut self, fill: impl FnOnce(&mut IntBuffer)) {
         let start = self.int_entries.len();
         fill(&mut self.int_entries);
         let end = self.int_entries.len();
@@ -189,7 +292,7 @@ impl StateList {
         let entries = self.int_entries;
         self.items.into_iter().map(move |item| match item {
             Item::IntSum { start, end } => CellState {
-                kind: StateKind::SumInt(IntSum::from_entries(&entries[start..end])),
+                kind: StateKind::SumInt(IntSum::from_slice(entries.slice(start, end))),
             },
             Item::Whole(state) => state,
         })
@@ -217,7 +320,7 @@ impl<'a> ListedState<'a> {
     pub fn to_state(self) -> CellState {
         match self.0 {
             Listed::IntSum(entries) => CellState {
-                kind: StateKind::SumInt(IntSum::from_entries(entries)),
+                kind: StateKind::SumInt(IntSum::from_slice(entries)),
             },
             Listed::Whole(state) => state.clone(),
         }
@@ -230,7 +333,7 @@ impl<'a> ListedState<'a> {
         self,
     ) -> Option<impl ExactSizeIterator<Item = (NodeId, u64, i128)> + 'a> {
         let entries: Entries<'a> = match self.0 {
-            Listed::IntSum(entries) => Entries::Wide(entries.iter()),
+            Listed::IntSum(entries) => entries.entries(),
             Listed::Whole(CellState {
                 kind: StateKind::SumInt(origins),
             }) => origins.entries(),
@@ -251,7 +354,7 @@ impl PartialEq for ListedState<'_> {
     fn eq(&self, other: &Self) -> bool {
         fn entries<'a>(listed: Listed<'a>) -> Option<Entries<'a>> {
             match listed {
-                Listed::IntSum(entries) => Some(Entries::Wide(entries.iter())),
+                Listed::IntSum(entries) => Some(entries.entries()),
                 Listed::Whole(CellState {
                     kind: StateKind::SumInt(origins),
                 }) => Some(origins.entries()),
@@ -293,7 +396,7 @@ impl CellState {
     ) -> Result<()> {
         match (other.0, &mut self.kind) {
             (Listed::IntSum(theirs), StateKind::SumInt(mine)) => {
-                mine.merge_entries(theirs, expected_origins);
+                mine.merge_slice(theirs, expected_origins);
                 Ok(())
             }
             (Listed::IntSum(_), _) => Err(mismatch(self.kind_name(), other.kind_name())),
@@ -337,7 +440,7 @@ impl serde::Serialize for ListedState<'_> {
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
         match self.0 {
-            Listed::IntSum(entries) => super::serialize_int_sum(entries, serializer),
+            Listed::IntSum(entries) => super::serialize_int_sum(entries.entries(), serializer),
             Listed::Whole(state) => state.serialize(serializer),
         }
     }
@@ -567,6 +670,75 @@ mod tests {
             entries,
             [(NodeId::numbered(0), 1, 5), (NodeId::numbered(1), 2, -3)]
         );
+    }
+
+    /// The sums of `draws` as cell states, each held narrow where it can be or wide.
+    fn int_sums(draws: &[(Vec<(u64, i128)>, bool)]) -> Vec<CellState> {
+        draws
+            .iter()
+            .map(|(draws, wide)| CellState {
+                kind: StateKind::SumInt(crate::testkit::int_sum_of(draws, *wide)),
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Sums restricted, copied or decoded into a list are the restricted sums, whatever
+        /// width each sum and the buffer hold: equal, the same bytes, the same joins. The
+        /// buffer stays narrow until a partial it holds does not fit in `i64`.
+        #[test]
+        fn prop_listed_sums_are_the_sums_whatever_width_the_buffer_holds(
+            draws in proptest::collection::vec(
+                (crate::testkit::int_sum_draws(), proptest::bool::ANY), 0..6),
+            seen in proptest::collection::vec(0u64..4, 0..12),
+            base in crate::testkit::int_sum_draws(),
+        ) {
+            let states = int_sums(&draws);
+            let mut known = VectorClock::new();
+            for (i, &counter) in seen.iter().enumerate() {
+                known.set(NodeId::numbered(i as u32), counter);
+            }
+            let restricted: Vec<CellState> =
+                states.iter().map(|state| state.restricted(&known)).collect();
+            let mut pushed = StateList::new();
+            let mut cloned = StateList::new();
+            for state in &states {
+                pushed.push_restricted(state, &known);
+                cloned.push_cloned(state);
+            }
+            let mut decoded = StateList::new();
+            for listed in pushed.iter() {
+                decoded.push_int_sum_entries(listed.int_sum_entries().unwrap()).unwrap();
+            }
+            for (list, expected) in [(&pushed, &restricted), (&cloned, &states), (&decoded, &restricted)] {
+                let fits = expected.iter().all(|state| match &state.kind {
+                    StateKind::SumInt(sum) => sum.partials().all(|p| narrow_i64(p).is_some()),
+                    _ => false,
+                });
+                proptest::prop_assert_eq!(
+                    matches!(list.int_entries, IntBuffer::Narrow(_)), fits,
+                    "narrow exactly while every partial fits"
+                );
+                let listed: Vec<CellState> = list.iter().map(ListedState::to_state).collect();
+                proptest::prop_assert_eq!(&listed, expected);
+                #[cfg(feature = "serde")]
+                proptest::prop_assert_eq!(
+                    postcard::to_allocvec(list).unwrap(),
+                    postcard::to_allocvec(expected).unwrap()
+                );
+                for (listed, state) in list.iter().zip(expected) {
+                    for wide in [false, true] {
+                        let into = CellState {
+                            kind: StateKind::SumInt(crate::testkit::int_sum_of(&base, wide)),
+                        };
+                        let (mut joined, mut reference) = (into.clone(), into);
+                        joined.merge_listed_expecting(listed, 4).unwrap();
+                        reference.merge(state).unwrap();
+                        proptest::prop_assert_eq!(joined, reference);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

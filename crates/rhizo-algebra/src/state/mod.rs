@@ -11,7 +11,7 @@ use crate::{
     AlgebraError, AlgebraicValue, ColumnSpec, Decimal, MergeType, OpType, Result, SortedSet,
     TotalF64, ValueType,
 };
-use int_sum::IntSum;
+pub(crate) use int_sum::IntSum;
 pub use list::{ListedState, StateList};
 pub(crate) use origin::{FloatProduct, IntProduct, OriginEntry, PerOrigin, WideInt};
 use orset::OrSet;
@@ -1443,6 +1443,19 @@ impl CellState {
         }
     }
 
+    /// Reads the first entry an integer sum keeps out of line, if it keeps one, and returns
+    /// a word of it (0 for any other state): nothing else. A replica about to join many cells
+    /// reads each ahead, in a loop of its own, so that the misses on the cells' lists overlap
+    /// instead of each join waiting on its own in turn.
+    #[doc(hidden)]
+    #[inline]
+    pub fn read_ahead(&self) -> u64 {
+        match &self.kind {
+            StateKind::SumInt(sum) => sum.first_seq(),
+            _ => 0,
+        }
+    }
+
     /// How many observed-remove tombstones await [`CellState::compact`] (0 for other states).
     pub fn tombstone_count(&self) -> usize {
         match &self.kind {
@@ -1532,17 +1545,28 @@ impl serde::Serialize for CellState {
 /// (`StateKind::SumInt` of a `PerOrigin`), from the entries alone.
 #[cfg(feature = "serde")]
 fn serialize_int_sum<S: serde::Serializer>(
-    entries: &[OriginEntry<i128>],
+    entries: int_sum::Entries<'_>,
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
+    /// The entries as a sequence of `i128` entries: what a slice of them writes.
+    struct WideEntries<'a>(int_sum::Entries<'a>);
+    impl serde::Serialize for WideEntries<'_> {
+        fn serialize<S: serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> std::result::Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.0.clone())
+        }
+    }
     /// `PerOrigin<i128>`'s encoding, by reference.
     #[derive(serde::Serialize)]
     #[serde(rename = "PerOrigin")]
     struct EntriesRef<'a> {
-        entries: &'a [OriginEntry<i128>],
+        entries: WideEntries<'a>,
     }
     /// `StateKind::SumInt`'s place among the kinds (the tests compare the two encodings).
     const SUM_INT: u32 = 2;
+    let entries = WideEntries(entries);
     serializer.serialize_newtype_variant("StateKind", SUM_INT, "SumInt", &EntriesRef { entries })
 }
 

@@ -142,14 +142,22 @@ impl<P: Copy> EntryList<P> for Vec<OriginEntry<P>> {
         list
     }
     fn insert(&mut self, at: usize, entry: OriginEntry<P>) {
-        self.reserve_exact(1);
+        EntryList::reserve_exact(self, 1);
         Vec::insert(self, at, entry);
     }
     fn capacity(&self) -> usize {
         Vec::capacity(self)
     }
+    /// Moves the entries to a new allocation of the size needed rather than `realloc`ating:
+    /// lists grow by a few entries at a time, so the sizes they leave are the sizes others
+    /// grow into, which the allocator hands back from its per-size caches, where growing in
+    /// place has it split and relink the chunk beside the list.
     fn reserve_exact(&mut self, additional: usize) {
-        Vec::reserve_exact(self, additional);
+        if Vec::capacity(self) - self.len() < additional {
+            let mut grown = Vec::with_capacity(self.len() + additional);
+            grown.extend_from_slice(self);
+            *self = grown;
+        }
     }
     fn extend_exact(&mut self, entries: impl ExactSizeIterator<Item = OriginEntry<P>>) {
         Vec::extend(self, entries);
@@ -232,11 +240,7 @@ impl<P: Copy> EntryList<P> for OneOrMany<P> {
     fn insert(&mut self, at: usize, entry: OriginEntry<P>) {
         match self {
             OneOrMany::Many(heap) if heap.capacity() == 0 => *self = OneOrMany::One(entry),
-            _ => {
-                let heap = self.spill(1);
-                heap.reserve_exact(1);
-                heap.insert(at, entry);
-            }
+            _ => EntryList::insert(self.spill(1), at, entry),
         }
     }
     fn capacity(&self) -> usize {
@@ -248,7 +252,7 @@ impl<P: Copy> EntryList<P> for OneOrMany<P> {
     fn reserve_exact(&mut self, additional: usize) {
         let len = self.as_slice().len();
         if len + additional > self.capacity() {
-            self.spill(additional).reserve_exact(additional);
+            EntryList::reserve_exact(self.spill(additional), additional);
         }
     }
     fn extend_exact(&mut self, mut entries: impl ExactSizeIterator<Item = OriginEntry<P>>) {
@@ -357,6 +361,9 @@ impl<P: Partial> PerOrigin<P> {
     ) {
         // Both lists are sorted by node: walk them together instead of searching per entry (a
         // delta restricts every cell it carries, so this runs once per entry of every cell).
+        // A walk, even over a peer's clock of every member for a cell of a few origins: a
+        // binary search per entry costs more, each of its steps a two-word comparison of
+        // node ids whose outcome the processor cannot predict.
         let known = known.as_slice();
         let entries = self.entries.as_slice();
         out.reserve(entries.len());
@@ -511,12 +518,12 @@ impl<P: Partial> PerOrigin<P> {
         }
         // Pass 2: room for the new origins, then one merge in place. A list grows to exactly
         // its joined length (a replica of many cells keeps every list for as long as it runs,
-        // so slack would be paid per cell; growth is a `realloc`, usually in place), or, when
-        // told how many origins to expect, to room for them up to four times its origins (few
-        // cells written by many origins, where each merge would otherwise grow the list).
-        // Local updates grow it by one slot per new origin. Growing in place and merging
-        // backward from the end needs one merge loop, where merging forward into a new list
-        // when there is no room would need a second.
+        // so slack would be paid per cell; growth copies it to an allocation of that size), or,
+        // when told how many origins to expect, to room for them up to four times its origins
+        // (few cells written by many origins, where each merge would otherwise grow the list).
+        // Local updates grow it by one slot per new origin. Growing first and merging backward
+        // from the end needs one merge loop, where merging forward into a new list when there
+        // is no room would need a second.
         let list = &mut self.entries;
         let old_len = list.as_slice().len();
         let joined_len = old_len + missing;

@@ -3,26 +3,7 @@ use rhizo_clock::{Dot, NodeId, VectorClock};
 
 use super::*;
 
-/// A sum of origins `0..n`, each drawn as `(seq, partial)` (a zero sequence number means the
-/// origin is absent), held narrow where it can be, or wide if `wide`.
-fn sum_of(draws: &[(u64, i128)], wide: bool) -> IntSum {
-    let sum = IntSum::from_entries(&crate::testkit::drawn_entries(draws));
-    if wide { sum.to_wide() } else { sum }
-}
-
-/// Partials mostly small, some at the edges of `i64`, some beyond it.
-fn partial() -> impl Strategy<Value = i128> {
-    prop_oneof![
-        4 => -5i128..5,
-        1 => (-2i128..=2).prop_map(|d| i128::from(i64::MAX) + d),
-        1 => (-2i128..=2).prop_map(|d| i128::from(i64::MIN) + d),
-        1 => any::<i64>().prop_map(|x| i128::from(x) << 40),
-    ]
-}
-
-fn draws() -> impl Strategy<Value = Vec<(u64, i128)>> {
-    proptest::collection::vec((0u64..4, partial()), 0..12)
-}
+use crate::testkit::{int_sum_draws as draws, int_sum_of as sum_of};
 
 fn merged(a: &IntSum, b: &IntSum) -> IntSum {
     let mut joined = a.clone();
@@ -99,15 +80,6 @@ fn a_wide_entry_merged_into_a_narrow_sum_widens_it() {
     sum.merge(&theirs, 0);
     assert!(!sum.is_narrow());
     assert_eq!(sum, sum_of(&[(1, 3), (3, beyond)], true));
-    // A restricted narrow sum lists its entries as `i128` entries.
-    let mut out = Vec::new();
-    sum_of(&[(1, 3), (2, -4)], false).restricted_into(&VectorClock::new(), &mut out);
-    assert_eq!(
-        out,
-        sum_of(&[(1, 3), (2, -4)], true)
-            .entries()
-            .collect::<Vec<_>>()
-    );
 }
 
 proptest! {
@@ -170,5 +142,13 @@ proptest! {
             let known = VectorClock::new().with_node(NodeId::numbered(0), 2);
             prop_assert_eq!(narrow.restricted(&known), wide.restricted(&known));
         }
+    }
+}
+
+#[test]
+fn first_seq_is_the_first_origins_sequence_number_at_either_width() {
+    for wide in [false, true] {
+        assert_eq!(sum_of(&[(0, 0), (3, 7), (2, 1)], wide).first_seq(), 3);
+        assert_eq!(sum_of(&[], wide).first_seq(), 0);
     }
 }
