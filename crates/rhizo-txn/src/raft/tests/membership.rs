@@ -219,6 +219,29 @@ impl Group {
             .unwrap()
     }
 
+    /// Waits for the draining removal `id` of `gone` to be answered, asserts it removed `gone`
+    /// alone, then drops `gone` and asserts the others converge holding every acknowledged
+    /// increment (its own included).
+    fn assert_removed_with_every_commit(&mut self, id: ProposalId, gone: NodeId) {
+        self.run_until(400, |g| g.outcomes.contains_key(&id));
+        let remaining: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != gone).collect();
+        assert!(
+            matches!(&self.outcomes[&id], ClientOutcome::MembershipChanged { members, .. } if *members == remaining),
+            "removing {gone}: {:?}",
+            self.outcomes[&id]
+        );
+        self.nodes.remove(&gone);
+        self.run_until(200, |g| g.leader().is_some());
+        self.settle();
+        for node in &remaining {
+            assert_eq!(
+                self.counter_on(*node),
+                AlgebraicValue::Integer(self.acked_increments),
+                "on {node}"
+            );
+        }
+    }
+
     /// Proposes a membership change through whichever node leads, retrying while none does or
     /// another change is in flight; returns its outcome.
     fn change(
@@ -657,22 +680,7 @@ fn a_retired_leader_hands_leadership_on_then_removes_itself_once_drained() {
         "it handed on leadership undrained"
     );
     group.muted = None;
-    group.run_until(400, |g| g.outcomes.contains_key(&id));
-    let remaining: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != leader).collect();
-    assert!(
-        matches!(&group.outcomes[&id], ClientOutcome::MembershipChanged { members, .. } if *members == remaining),
-        "{:?}",
-        group.outcomes[&id]
-    );
-    group.nodes.remove(&leader);
-    group.run_until(200, |g| g.leader().is_some());
-    group.settle();
-    for node in &remaining {
-        assert_eq!(
-            group.counter_on(*node),
-            AlgebraicValue::Integer(group.acked_increments)
-        );
-    }
+    group.assert_removed_with_every_commit(id, leader);
 }
 
 #[test]
@@ -694,21 +702,6 @@ fn a_member_asked_to_remove_itself_answers_once_the_removal_applies() {
                 Err(other) => panic!("removal refused: {other}"),
             }
         };
-        group.run_until(400, |g| g.outcomes.contains_key(&id));
-        let remaining: Vec<NodeId> = ids(3).into_iter().filter(|n| *n != gone).collect();
-        assert!(
-            matches!(&group.outcomes[&id], ClientOutcome::MembershipChanged { members, .. } if *members == remaining),
-            "asked of the leader: {asked_of_leader}: {:?}",
-            group.outcomes[&id]
-        );
-        group.nodes.remove(&gone);
-        group.run_until(200, |g| g.leader().is_some());
-        group.settle();
-        for node in &remaining {
-            assert_eq!(
-                group.counter_on(*node),
-                AlgebraicValue::Integer(group.acked_increments)
-            );
-        }
+        group.assert_removed_with_every_commit(id, gone);
     }
 }
