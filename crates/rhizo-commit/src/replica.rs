@@ -2267,7 +2267,7 @@ enum Join {
     Adopt(u64),
 }
 
-// What the boxes above are for: a join no wider than a hash and its tag.
+// What keeping the computed states in `JoinPlan` is for: a join no wider than a hash and its tag.
 const _: () = assert!(std::mem::size_of::<Join>() == 16);
 
 /// A delta's cells by id, mapped to their positions in the delta's cell list.
