@@ -80,8 +80,20 @@ impl CellStore {
         self.keys.reserve(additional);
         self.states.reserve(additional);
         let (keys, hasher) = (&self.keys, &self.hasher);
-        self.ids
-            .reserve(additional, |&id| hasher.hash_one(&keys[id as usize]));
+        let rehash = |&id: &CellId| hasher.hash_one(&keys[id as usize]);
+        if self.ids.capacity() - self.ids.len() >= additional {
+            return;
+        }
+        // Rebuilt in id order rather than grown in place: growing re-hashes each id in the
+        // order of its bucket, a read of a key anywhere in the store per cell, where in id
+        // order the keys are read as they lie. The new table has the room growing would give
+        // it (at least twice the old), so insertions stay amortised.
+        let room = (self.ids.len() + additional).max(self.ids.capacity() + 1);
+        let mut ids = HashTable::with_capacity(room);
+        for (id, key) in keys.iter().enumerate() {
+            ids.insert_unique(hasher.hash_one(key), id as CellId, rehash);
+        }
+        self.ids = ids;
     }
 
     pub(crate) fn insert_new(&mut self, key: CellKey, state: CellState) -> CellId {
@@ -325,6 +337,36 @@ mod tests {
                 proptest::prop_assert!((store.len() - ranked) * 8 < store.len().max(1));
             }
         }
+    }
+
+    #[test]
+    fn reserving_rebuilds_the_index_with_room_and_every_key_still_found() {
+        let mut store = CellStore::default();
+        let key = |i: u32| CellKey::new("t", &format!("r{}", (i * 7919) % 5000), "c");
+        for i in 0..100 {
+            store.insert_new(key(i), counter());
+        }
+        store.reserve(1000);
+        let room = store.ids.capacity();
+        assert!(room >= 1100, "room for 1100 cells, {room} made");
+        for i in 0..100 {
+            assert_eq!(
+                store.find(&key(i)),
+                Some(i),
+                "cell {i} found after the rebuild"
+            );
+        }
+        // Inserting what was reserved grows nothing, and a reserve with room left rebuilds
+        // nothing.
+        for i in 100..1100 {
+            store.insert_new(key(i), counter());
+        }
+        store.reserve(room - store.len());
+        assert_eq!(store.ids.capacity(), room);
+        for i in 0..1100 {
+            assert_eq!(store.find(&key(i)), Some(i));
+        }
+        assert_eq!(store.find(&CellKey::new("t", "absent", "c")), None);
     }
 
     #[test]

@@ -231,14 +231,34 @@ pub(crate) struct KeptEncoding(OnceLock<Box<[u8]>>);
 
 impl KeptEncoding {
     /// `delta`'s encoding (the delta this is kept in), made now if not made yet.
+    ///
+    /// Written into this thread's scratch buffer, then copied once into an allocation of
+    /// exactly its length: a vector grown by doubling as the encoder writes copies what it
+    /// holds at every growth, and a buffer sized from a bound would allocate several times the
+    /// bytes a delta encodes to (which also raises the allocator's threshold for serving
+    /// large blocks from fresh mappings, so it keeps more memory).
     fn bytes_of(&self, delta: &Delta) -> &[u8] {
         self.0.get_or_init(|| {
-            let mut out = Vec::new();
-            postcard::serialize_with_flavor(delta, AppendTo(&mut out))
-                .expect("encoding to memory cannot fail");
-            out.into_boxed_slice()
+            SCRATCH.with_borrow_mut(|scratch| {
+                scratch.clear();
+                postcard::serialize_with_flavor(delta, AppendTo(scratch))
+                    .expect("encoding to memory cannot fail");
+                let bytes: Box<[u8]> = scratch.as_slice().into();
+                // Kept no larger than a frame: a delta that large is rare, and its buffer
+                // would otherwise stay with the thread for good.
+                if scratch.capacity() > MAX_FRAME_LEN {
+                    *scratch = Vec::new();
+                }
+                bytes
+            })
         })
     }
+}
+
+thread_local! {
+    /// Where [`KeptEncoding::bytes_of`] writes an encoding before copying it out; reused, so
+    /// it has grown to the deltas a thread encodes.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl PartialEq for KeptEncoding {

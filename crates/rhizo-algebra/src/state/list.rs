@@ -177,6 +177,13 @@ impl StateList {
         self.items.is_empty()
     }
 
+    /// How many integer-sum entries the list holds in its shared buffer (those of sums pushed
+    /// restricted or copied; a state pushed whole keeps its own). For an encoder sizing its
+    /// output from what the list holds without walking every state.
+    pub fn buffered_int_entries(&self) -> usize {
+        self.int_entries.len()
+    }
+
     /// The `index`th state.
     pub fn get(&self, index: usize) -> Option<ListedState<'_>> {
         self.items.get(index).map(|item| self.listed(item))
@@ -542,6 +549,15 @@ mod tests {
             cloned.push_cloned(state);
         }
         [owned, cloned]
+    }
+
+    #[test]
+    fn buffered_entries_count_the_sums_copied_in_not_those_held_whole() {
+        let [owned, cloned] = owned_and_cloned();
+        // Collected whole, every state keeps its own entries; pushed as clones, the sums'
+        // five entries (2 + 0 + 3) go to the buffer and the maximum stays whole.
+        assert_eq!(owned.buffered_int_entries(), 0);
+        assert_eq!(cloned.buffered_int_entries(), 5);
     }
 
     #[test]
