@@ -32,7 +32,7 @@ mod quote;
 pub use clock::{CausalOrder, VectorClock};
 pub use dot::Dot;
 pub use error::{ClockError, Result};
-pub use lookup::ClockLookup;
+pub use lookup::{ClockLookup, LookupSlots};
 pub use node::NodeId;
 // Every crate of the workspace quotes user input in its error messages through these; they are
 // not part of the causality API, so they stay out of its documentation.

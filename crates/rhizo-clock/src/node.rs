@@ -73,10 +73,6 @@ impl NodeId {
         Self::from_packed(packed)
     }
 
-    /// A value no name packs to (a name's first byte is never NUL): what an empty slot of a
-    /// [`ClockLookup`](crate::ClockLookup) holds, so that no lookup ever matches it.
-    pub(crate) const UNNAMED: NodeId = NodeId { hi: 0, lo: 0 };
-
     /// Both words folded and multiplied into one, its high bits mixed from every byte of the
     /// name: a name's varying bytes may sit anywhere in either word (`n7` and `n42` differ only
     /// in the top bytes of `hi`), and a table indexes by the high bits of this.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
-use rhizo_clock::{Dot, NodeId, VectorClock};
+use rhizo_clock::{Dot, LookupSlots, NodeId, VectorClock};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -439,6 +439,9 @@ pub struct Replica {
     /// The list a batch of counter bumps is checked into, kept between commits so that a
     /// 100-add commit allocates nothing of its own (scratch: empty between calls).
     add_batch: Vec<(CellId, i64)>,
+    /// The table a delta looks its receiver's counters up in, kept between deltas so that
+    /// building one allocates nothing (scratch: its contents matter only within a call).
+    lookup_slots: LookupSlots,
 }
 
 impl Replica {
@@ -485,6 +488,7 @@ impl Replica {
             records_since_snapshot: 0,
             stats: ReplicaStats::default(),
             add_batch: Vec::new(),
+            lookup_slots: LookupSlots::default(),
         }
     }
 
@@ -1849,7 +1853,7 @@ impl Replica {
         // Each cell carries only what a replica holding `base` may lack: every origin of every
         // cell is looked up in `base`, through one table for the whole delta.
         let mut cells = DeltaCells::with_capacity(all.len());
-        let known = base.lookup();
+        let known = base.lookup_in(&mut self.lookup_slots);
         // A few cells at a time, each one's list read first in a loop of its own (as
         // `install_joins` does): restricting mostly waits on the miss on a cell's list, and
         // reads with nothing between them overlap their waits.

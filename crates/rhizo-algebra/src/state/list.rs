@@ -220,7 +220,7 @@ impl StateList {
 
     /// Appends `state.restricted(known.clock())`: what a replica that has delivered every
     /// update in that clock may lack of it. A list of many cells restricted to one clock builds
-    /// its table once ([`rhizo_clock::VectorClock::lookup`]) and passes it to each.
+    /// its table once ([`rhizo_clock::VectorClock::lookup_in`]) and passes it to each.
     pub fn push_restricted(&mut self, state: &CellState, known: &ClockLookup<'_>) {
         match &state.kind {
             StateKind::SumInt(origins) => {
@@ -613,7 +613,7 @@ mod tests {
         };
         let mut list = StateList::new();
         for state in &states() {
-            list.push_restricted(state, &known.lookup());
+            list.push_restricted(state, &known.lookup_in(&mut Default::default()));
         }
         for (state, listed) in states().iter().zip(list.iter()) {
             assert_eq!(listed.to_state(), state.restricted(&known));
@@ -713,7 +713,7 @@ mod tests {
             let mut pushed = StateList::new();
             let mut cloned = StateList::new();
             for state in &states {
-                pushed.push_restricted(state, &known.lookup());
+                pushed.push_restricted(state, &known.lookup_in(&mut Default::default()));
                 cloned.push_cloned(state);
             }
             let mut decoded = StateList::new();

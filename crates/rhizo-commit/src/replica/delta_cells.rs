@@ -673,7 +673,11 @@ mod tests {
         let mut listed = DeltaCells::with_capacity(3);
         let mut cloned = DeltaCells::new();
         for (key, state) in cells() {
-            listed.push_restricted(key.clone(), &state, &known.lookup());
+            listed.push_restricted(
+                key.clone(),
+                &state,
+                &known.lookup_in(&mut Default::default()),
+            );
             cloned.push_cloned(key, &state.restricted(&known));
         }
         assert_eq!(listed, cloned);
