@@ -25,12 +25,14 @@
 mod clock;
 mod dot;
 mod error;
+mod lookup;
 mod node;
 mod quote;
 
 pub use clock::{CausalOrder, VectorClock};
 pub use dot::Dot;
 pub use error::{ClockError, Result};
+pub use lookup::{ClockLookup, LookupSlots};
 pub use node::NodeId;
 // Every crate of the workspace quotes user input in its error messages through these; they are
 // not part of the causality API, so they stay out of its documentation.

@@ -73,6 +73,15 @@ impl NodeId {
         Self::from_packed(packed)
     }
 
+    /// Both words folded and multiplied into one, its high bits mixed from every byte of the
+    /// name: a name's varying bytes may sit anywhere in either word (`n7` and `n42` differ only
+    /// in the top bytes of `hi`), and a table indexes by the high bits of this.
+    #[inline]
+    pub(crate) fn mixed(self) -> u64 {
+        let folded = self.hi.wrapping_add(self.lo.rotate_left(32));
+        (folded ^ (folded >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     fn from_packed(packed: [u8; 16]) -> Self {
         let mut hi = [0u8; 8];
         let mut lo = [0u8; 8];

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 use rhizo_algebra::{AlgebraicValue, CellOp, CellState, ColumnSpec, Schema};
-use rhizo_clock::{Dot, NodeId, VectorClock};
+use rhizo_clock::{Dot, LookupSlots, NodeId, VectorClock};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
@@ -36,6 +36,11 @@ type Slots = SmallVec<[Slot; 4]>;
 /// Local commits' cells are sealed into the index (and garbage collected) at the latest after
 /// this many.
 const OPEN_CELLS_LIMIT: usize = 4096;
+
+/// How many cells a delta reads ahead before restricting them: enough misses in flight to
+/// overlap their waits, few enough that the lists read stay in the first-level cache until
+/// restricted.
+const RESTRICT_READ_AHEAD: usize = 16;
 
 /// How a replica behaves. The defaults suit a replica whose caller persists records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,6 +439,9 @@ pub struct Replica {
     /// The list a batch of counter bumps is checked into, kept between commits so that a
     /// 100-add commit allocates nothing of its own (scratch: empty between calls).
     add_batch: Vec<(CellId, i64)>,
+    /// The table a delta looks its receiver's counters up in, kept between deltas so that
+    /// building one allocates nothing (scratch: its contents matter only within a call).
+    lookup_slots: LookupSlots,
 }
 
 impl Replica {
@@ -480,6 +488,7 @@ impl Replica {
             records_since_snapshot: 0,
             stats: ReplicaStats::default(),
             add_batch: Vec::new(),
+            lookup_slots: LookupSlots::default(),
         }
     }
 
@@ -1849,10 +1858,21 @@ impl Replica {
                 OriginRange { origin, hi, cells }
             })
             .collect();
-        // Each cell carries only what a replica holding `base` may lack.
+        // Each cell carries only what a replica holding `base` may lack: every origin of every
+        // cell is looked up in `base`, through one table for the whole delta.
         let mut cells = DeltaCells::with_capacity(all.len());
-        for id in all {
-            cells.push_restricted(self.cells.key(id).clone(), self.cells.state(id), &base);
+        let known = base.lookup_in(&mut self.lookup_slots);
+        // A few cells at a time, each one's list read first in a loop of its own (as
+        // `install_joins` does): restricting mostly waits on the miss on a cell's list, and
+        // reads with nothing between them overlap their waits.
+        for group in all.chunks(RESTRICT_READ_AHEAD) {
+            let ahead = group
+                .iter()
+                .fold(0u64, |ahead, id| ahead ^ self.cells.state(*id).read_ahead());
+            std::hint::black_box(ahead);
+            for &id in group {
+                cells.push_restricted(self.cells.key(id).clone(), self.cells.state(id), &known);
+            }
         }
         cells.shrink_to_fit();
         Some(Delta {

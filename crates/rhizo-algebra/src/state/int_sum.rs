@@ -198,12 +198,21 @@ impl IntSum {
         self.entries().map(|e| e.partial)
     }
 
-    /// The first entry's sequence number (0 if none).
+    /// The sequence numbers of every other entry and of the last, folded (0 if none): a word
+    /// read from each cache line the entries span (two narrow entries fill a line), so that
+    /// a caller reading many lists ahead has every line of each in flight at once.
     #[inline]
-    pub(crate) fn first_seq(&self) -> u64 {
+    pub(crate) fn lines_read(&self) -> u64 {
+        fn fold<P: Copy>(entries: &[OriginEntry<P>]) -> u64 {
+            let every_other = entries
+                .iter()
+                .step_by(2)
+                .fold(0, |seen, e| seen ^ e.seq.get());
+            every_other ^ entries.last().map_or(0, |e| e.seq.get())
+        }
         match self {
-            IntSum::Narrow(list) => list.entries().first().map_or(0, |e| e.seq.get()),
-            IntSum::Wide(list) => list.entries().first().map_or(0, |e| e.seq.get()),
+            IntSum::Narrow(list) => fold(list.entries()),
+            IntSum::Wide(list) => fold(list.entries()),
         }
     }
 

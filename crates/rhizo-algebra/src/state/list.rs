@@ -7,7 +7,7 @@
 //! are a slice of the list's buffer: a list allocates a few times and frees a few buffers,
 //! however many cells it holds.
 
-use rhizo_clock::{NodeId, VectorClock};
+use rhizo_clock::{ClockLookup, NodeId, VectorClock};
 
 use super::int_sum::{Entries, EntrySlice, IntSum};
 use super::{CellState, OriginEntry, StateKind, mismatch, narrow_i64};
@@ -114,26 +114,33 @@ impl IntBuffer {
     /// without `known`), at the buffer's width, widening it only for a partial that does not
     /// fit in `i64`.
     // Always: it runs once per cell of every delta, and inlined into the delta's loop it keeps
-    // the known clock's slice in registers across cells.
+    // the lookup table's address and size in registers across cells.
     #[inline(always)]
-    fn extend_from(&mut self, sum: &IntSum, known: Option<&VectorClock>) {
-        let everything = VectorClock::new();
-        let known = known.unwrap_or(&everything);
+    fn extend_from(&mut self, sum: &IntSum, known: Option<&ClockLookup<'_>>) {
+        match known {
+            Some(known) => self.extend_seen(sum, |node| known.get(node)),
+            None => self.extend_seen(sum, |_| 0),
+        }
+    }
+
+    /// Appends the entries of `sum` above `seen` of their origin.
+    #[inline(always)]
+    fn extend_seen(&mut self, sum: &IntSum, seen: impl FnMut(NodeId) -> u64) {
         match (sum, &mut *self) {
             (IntSum::Narrow(list), IntBuffer::Narrow(out)) => {
-                list.restricted_into(known, out, |partial| partial);
+                list.restricted_into(seen, out, |partial| partial);
             }
             (IntSum::Narrow(list), IntBuffer::Wide(out)) => {
-                list.restricted_into(known, out, i128::from);
+                list.restricted_into(seen, out, i128::from);
             }
             (IntSum::Wide(list), IntBuffer::Wide(out)) => {
-                list.restricted_into(known, out, |partial| partial);
+                list.restricted_into(seen, out, |partial| partial);
             }
             // A sum once widened may still hold only partials that fit (rare): each entry
             // goes in as it fits.
             (IntSum::Wide(list), IntBuffer::Narrow(_)) => {
                 let mut wide = Vec::new();
-                list.restricted_into(known, &mut wide, |partial| partial);
+                list.restricted_into(seen, &mut wide, |partial| partial);
                 for entry in wide {
                     self.push(entry);
                 }
@@ -218,14 +225,17 @@ impl StateList {
         }
     }
 
-    /// Appends `state.restricted(known)`: what a replica that has delivered every update in
-    /// `known` may lack of it.
-    pub fn push_restricted(&mut self, state: &CellState, known: &VectorClock) {
+    /// Appends `state.restricted(known.clock())`: what a replica that has delivered every
+    /// update in that clock may lack of it. A list of many cells restricted to one clock builds
+    /// its table once ([`rhizo_clock::VectorClock::lookup_in`]) and passes it to each.
+    pub fn push_restricted(&mut self, state: &CellState, known: &ClockLookup<'_>) {
         match &state.kind {
             StateKind::SumInt(origins) => {
                 self.push_int_sum(|buffer| buffer.extend_from(origins, Some(known)));
             }
-            _ => self.items.push(Item::Whole(state.restricted(known))),
+            _ => self
+                .items
+                .push(Item::Whole(state.restricted(known.clock()))),
         }
     }
 
@@ -619,7 +629,7 @@ mod tests {
         };
         let mut list = StateList::new();
         for state in &states() {
-            list.push_restricted(state, &known);
+            list.push_restricted(state, &known.lookup_in(&mut Default::default()));
         }
         for (state, listed) in states().iter().zip(list.iter()) {
             assert_eq!(listed.to_state(), state.restricted(&known));
@@ -719,7 +729,7 @@ mod tests {
             let mut pushed = StateList::new();
             let mut cloned = StateList::new();
             for state in &states {
-                pushed.push_restricted(state, &known);
+                pushed.push_restricted(state, &known.lookup_in(&mut Default::default()));
                 cloned.push_cloned(state);
             }
             let mut decoded = StateList::new();

@@ -1443,15 +1443,15 @@ impl CellState {
         }
     }
 
-    /// Reads the first entry an integer sum keeps out of line, if it keeps one, and returns
-    /// a word of it (0 for any other state): nothing else. A replica about to join many cells
-    /// reads each ahead, in a loop of its own, so that the misses on the cells' lists overlap
-    /// instead of each join waiting on its own in turn.
+    /// Reads a word of each cache line of the entries an integer sum keeps out of line, if it
+    /// keeps them, and returns them folded (0 for any other state): nothing else. A replica
+    /// about to join or restrict many cells reads each ahead, in a loop of its own, so that
+    /// the misses on the cells' lists overlap instead of each waiting on its own in turn.
     #[doc(hidden)]
     #[inline]
     pub fn read_ahead(&self) -> u64 {
         match &self.kind {
-            StateKind::SumInt(sum) => sum.first_seq(),
+            StateKind::SumInt(sum) => sum.lines_read(),
             _ => 0,
         }
     }

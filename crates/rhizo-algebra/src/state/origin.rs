@@ -342,41 +342,29 @@ impl<P: Partial> PerOrigin<P> {
     /// The entries a replica that knows `known` may lack: those of later sequence numbers.
     pub(crate) fn restricted(&self, known: &rhizo_clock::VectorClock) -> Self {
         let mut entries = Vec::new();
-        self.restricted_into(known, &mut entries, |partial| partial);
+        self.restricted_into(walking(known), &mut entries, |partial| partial);
         // Room for every entry was made at once; a kept state holds only its own.
         Self {
             entries: P::List::from_slice(&entries),
         }
     }
 
-    /// [`PerOrigin::restricted`]'s entries, appended to `out`.
+    /// The entries a replica may lack, appended to `out`: those whose sequence number is
+    /// above `seen` of their origin, the counter of the receiver's clock (asked once per
+    /// entry, in origin order).
     // Always: restricting runs once per cell of every delta, and inlined into the delta's loop
-    // it keeps the known clock's slice in registers across cells.
+    // the way `seen` finds a counter is compiled into it.
     #[inline(always)]
     pub(crate) fn restricted_into<Q: Copy>(
         &self,
-        known: &rhizo_clock::VectorClock,
+        mut seen: impl FnMut(NodeId) -> u64,
         out: &mut Vec<OriginEntry<Q>>,
         convert: impl Fn(P) -> Q,
     ) {
-        // Both lists are sorted by node: walk them together instead of searching per entry (a
-        // delta restricts every cell it carries, so this runs once per entry of every cell).
-        // A walk, even over a peer's clock of every member for a cell of a few origins: a
-        // binary search per entry costs more, each of its steps a two-word comparison of
-        // node ids whose outcome the processor cannot predict.
-        let known = known.as_slice();
         let entries = self.entries.as_slice();
         out.reserve(entries.len());
-        let mut j = 0;
         for entry in entries {
-            while j < known.len() && known[j].0 < entry.node {
-                j += 1;
-            }
-            let seen = match known.get(j) {
-                Some(&(node, counter)) if node == entry.node => counter,
-                _ => 0,
-            };
-            if entry.seq.get() > seen {
+            if entry.seq.get() > seen(entry.node) {
                 out.push(entry.converted(&convert));
             }
         }
@@ -596,6 +584,25 @@ impl<P: Partial> PerOrigin<P> {
         }
         // Sequence numbers start at 1: the entry's type holds no zero, and decoding refuses one.
         Ok(())
+    }
+}
+
+/// `known`'s counter of each node asked, for nodes asked in increasing order: one walk along
+/// the clock's sorted entries serves a whole list (a list's origins are sorted too). For one
+/// list against a clock built for it alone; a delta, which asks one clock about every cell it
+/// carries, looks each origin up in a [`rhizo_clock::ClockLookup`] instead, so that a cell of
+/// a few origins does not walk a clock of many members.
+pub(crate) fn walking(known: &rhizo_clock::VectorClock) -> impl FnMut(NodeId) -> u64 + '_ {
+    let known = known.as_slice();
+    let mut j = 0;
+    move |node| {
+        while j < known.len() && known[j].0 < node {
+            j += 1;
+        }
+        match known.get(j) {
+            Some(&(held, counter)) if held == node => counter,
+            _ => 0,
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use hashbrown::HashMap;
 use rhizo_algebra::{CellState, ListedState, MAX_NAME_LEN, StateList};
-use rhizo_clock::{NodeId, VectorClock};
+use rhizo_clock::NodeId;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -71,9 +71,14 @@ impl DeltaCells {
         self.states.push_cloned(state);
     }
 
-    /// Appends a cell with what a replica that has delivered every update in `known` may lack
-    /// of `state` ([`CellState::restricted`]).
-    pub(crate) fn push_restricted(&mut self, key: CellKey, state: &CellState, known: &VectorClock) {
+    /// Appends a cell with what a replica that has delivered every update in `known`'s clock
+    /// may lack of `state` ([`CellState::restricted`]).
+    pub(crate) fn push_restricted(
+        &mut self,
+        key: CellKey,
+        state: &CellState,
+        known: &rhizo_clock::ClockLookup<'_>,
+    ) {
         self.keys.push(key);
         self.states.push_restricted(state, known);
     }
@@ -529,7 +534,7 @@ pub(crate) mod ascending_positions {
 #[cfg(test)]
 mod tests {
     use rhizo_algebra::{AlgebraicValue, CellOp, ColumnSpec, MergeType, OpType, ValueType};
-    use rhizo_clock::{Dot, NodeId};
+    use rhizo_clock::{Dot, NodeId, VectorClock};
 
     use super::*;
 
@@ -676,7 +681,11 @@ mod tests {
         let mut listed = DeltaCells::with_capacity(3);
         let mut cloned = DeltaCells::new();
         for (key, state) in cells() {
-            listed.push_restricted(key.clone(), &state, &known);
+            listed.push_restricted(
+                key.clone(),
+                &state,
+                &known.lookup_in(&mut Default::default()),
+            );
             cloned.push_cloned(key, &state.restricted(&known));
         }
         assert_eq!(listed, cloned);

@@ -146,9 +146,12 @@ proptest! {
 }
 
 #[test]
-fn first_seq_is_the_first_origins_sequence_number_at_either_width() {
+fn lines_read_folds_every_other_entry_and_the_last_at_either_width() {
+    let draws: Vec<(u64, i128)> = [1, 2, 4, 8, 16, 32].iter().map(|&seq| (seq, -1)).collect();
     for wide in [false, true] {
-        assert_eq!(sum_of(&[(0, 0), (3, 7), (2, 1)], wide).first_seq(), 3);
-        assert_eq!(sum_of(&[], wide).first_seq(), 0);
+        // Entries 0, 2, 4 and 5: one per 64-byte line of narrow entries, and the last.
+        assert_eq!(sum_of(&draws, wide).lines_read(), 1 ^ 4 ^ 16 ^ 32);
+        assert_eq!(sum_of(&draws[..5], wide).lines_read(), 1 ^ 4 ^ 16 ^ 16);
+        assert_eq!(sum_of(&[], wide).lines_read(), 0);
     }
 }
