@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use hashbrown::HashMap;
 use rhizo_algebra::{CellState, ListedState, MAX_NAME_LEN, StateList};
-use rhizo_clock::NodeId;
+use rhizo_clock::{ClockLookup, NodeId};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -77,7 +77,7 @@ impl DeltaCells {
         &mut self,
         key: CellKey,
         state: &CellState,
-        known: &rhizo_clock::ClockLookup<'_>,
+        known: &ClockLookup<'_>,
     ) {
         self.keys.push(key);
         self.states.push_restricted(state, known);
@@ -193,22 +193,18 @@ impl OriginDictionary {
     /// short, one hash-map probe once it is long.
     fn add(&mut self, node: NodeId) -> u32 {
         let next = self.nodes.len() as u32;
-        if self.nodes.len() < LINEAR_SEARCH {
-            if let Some(found) = self.nodes.iter().position(|n| *n == node) {
-                return found as u32;
-            }
-            self.nodes.push(node);
-            return next;
-        }
+        // No index yet: the list is still short enough to search.
         if self.positions.is_empty() {
             if let Some(found) = self.nodes.iter().position(|n| *n == node) {
                 return found as u32;
             }
-            // The list outgrows a linear search: index what it holds, then go on by hash.
-            self.positions.reserve(2 * (LINEAR_SEARCH + 1));
-            self.positions
-                .extend(self.nodes.iter().zip(0..).map(|(&n, i)| (n, i)));
-            self.positions.insert(node, next);
+            if self.nodes.len() >= LINEAR_SEARCH {
+                // The list outgrows a linear search: index what it holds, then go on by hash.
+                self.positions.reserve(2 * (LINEAR_SEARCH + 1));
+                self.positions
+                    .extend(self.nodes.iter().zip(0..).map(|(&n, i)| (n, i)));
+                self.positions.insert(node, next);
+            }
             self.nodes.push(node);
             return next;
         }
