@@ -108,26 +108,40 @@ impl serde::Serialize for IntSum {
         &self,
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        /// The entries as a sequence of `i128` entries.
-        struct WideEntries<'a>(&'a IntSum);
-        impl serde::Serialize for WideEntries<'_> {
-            fn serialize<S: serde::Serializer>(
-                &self,
-                serializer: S,
-            ) -> std::result::Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.entries())
-            }
+        EncodedSum::of(self.entries()).serialize(serializer)
+    }
+}
+
+/// A `PerOrigin<i128>`'s encoding, from entries of either width: a struct of one field, its
+/// entries as a sequence of `i128` entries. How a sum is written whether it is held whole or
+/// as a slice of a list's buffer, so the two write the same bytes.
+#[cfg(feature = "serde")]
+#[derive(serde::Serialize)]
+#[serde(rename = "PerOrigin")]
+pub(crate) struct EncodedSum<'a> {
+    entries: WideEntries<'a>,
+}
+
+#[cfg(feature = "serde")]
+impl<'a> EncodedSum<'a> {
+    pub(crate) fn of(entries: Entries<'a>) -> Self {
+        Self {
+            entries: WideEntries(entries),
         }
-        /// `PerOrigin`'s encoding: a struct of one field, its entries.
-        #[derive(serde::Serialize)]
-        #[serde(rename = "PerOrigin")]
-        struct EncodedSum<'a> {
-            entries: WideEntries<'a>,
-        }
-        EncodedSum {
-            entries: WideEntries(self),
-        }
-        .serialize(serializer)
+    }
+}
+
+/// Entries written as a sequence of `i128` entries: what a slice of them writes.
+#[cfg(feature = "serde")]
+struct WideEntries<'a>(Entries<'a>);
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for WideEntries<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.clone())
     }
 }
 

@@ -1548,26 +1548,10 @@ fn serialize_int_sum<S: serde::Serializer>(
     entries: int_sum::Entries<'_>,
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
-    /// The entries as a sequence of `i128` entries: what a slice of them writes.
-    struct WideEntries<'a>(int_sum::Entries<'a>);
-    impl serde::Serialize for WideEntries<'_> {
-        fn serialize<S: serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> std::result::Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.0.clone())
-        }
-    }
-    /// `PerOrigin<i128>`'s encoding, by reference.
-    #[derive(serde::Serialize)]
-    #[serde(rename = "PerOrigin")]
-    struct EntriesRef<'a> {
-        entries: WideEntries<'a>,
-    }
     /// `StateKind::SumInt`'s place among the kinds (the tests compare the two encodings).
     const SUM_INT: u32 = 2;
-    let entries = WideEntries(entries);
-    serializer.serialize_newtype_variant("StateKind", SUM_INT, "SumInt", &EntriesRef { entries })
+    let sum = int_sum::EncodedSum::of(entries);
+    serializer.serialize_newtype_variant("StateKind", SUM_INT, "SumInt", &sum)
 }
 
 #[cfg(test)]
