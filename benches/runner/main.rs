@@ -235,6 +235,8 @@ fn throughput_in_capped_child(size: ThroughputSize, seed: u64) -> ThroughputRow 
         converged: false,
         rounds: 0,
         wall_seconds,
+        kernel_seconds: 0.0,
+        minor_faults: 0,
         stopped: Some(reason),
     };
     let Some(cap) = memory_total_bytes().map(|total| total / 4 * 3) else {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use crate::results::{PythonRow, Results};
+use crate::results::{PythonRow, Results, ThroughputRow};
 
 /// `git rev-parse HEAD`, marked `-dirty` when the tree has uncommitted changes.
 pub(crate) fn git_rev() -> String {
@@ -189,6 +189,7 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
             row.converged
         );
     }
+    kernel_share_lines(&mut s, &r.throughput);
 
     memory_lines(&mut s, &r.memory);
 
@@ -335,6 +336,45 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
 
 /// The networked Python rows of `report.md`.
 /// The memory-per-key table: one engine's rows and Redis's, from one run.
+/// A run's time in the kernel is a tenth or more of its wall time from here.
+const KERNEL_SHARE_NOTED: f64 = 0.1;
+
+/// The rows whose runs spent a tenth or more of their wall time in the kernel: time the
+/// system's own code does not show, spent serving the first touch of the pages a growing heap
+/// takes (on a VM, each costs far more than zeroing it would).
+fn kernel_share_lines(s: &mut String, rows: &[ThroughputRow]) {
+    let noted: Vec<&ThroughputRow> = rows
+        .iter()
+        .filter(|row| {
+            row.stopped.is_none() && row.kernel_seconds >= KERNEL_SHARE_NOTED * row.wall_seconds
+        })
+        .collect();
+    if noted.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nRuns that spent a tenth or more of their wall time in the kernel, mostly serving the \
+         first touch of fresh pages as the replicas' heap grows (their own code does not show \
+         it):\n"
+    );
+    for row in noted {
+        let _ = writeln!(
+            s,
+            "- {} × {} over {} keys, {}: {:.1} s of {:.1} s in the kernel, {:.2} M minor page \
+             faults ({:.1} µs each)",
+            row.nodes,
+            row.ops_per_node,
+            row.keys,
+            row.commit_path,
+            row.kernel_seconds,
+            row.wall_seconds,
+            row.minor_faults as f64 / 1e6,
+            row.kernel_seconds * 1e6 / row.minor_faults.max(1) as f64,
+        );
+    }
+}
+
 fn memory_lines(s: &mut String, rows: &[crate::results::MemoryRow]) {
     if rows.is_empty() {
         return;

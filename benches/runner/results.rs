@@ -192,6 +192,13 @@ pub(crate) struct ThroughputRow {
     pub(crate) rounds: u64,
     /// Wall-clock seconds of the run.
     pub(crate) wall_seconds: f64,
+    /// CPU seconds the kernel spent for that run (mostly serving the first touch of fresh
+    /// pages as the heap grows).
+    #[serde(default)]
+    pub(crate) kernel_seconds: f64,
+    /// Page faults served without a disk read during that run (one per fresh page touched).
+    #[serde(default)]
+    pub(crate) minor_faults: u64,
     /// Why the row has no figures, when it did not finish (it failed, or its process passed
     /// the memory or time it was allowed); the figures above are then zero, except the peak
     /// memory seen.

@@ -77,8 +77,18 @@ impl CellStore {
     /// Inserts a cell the store does not hold yet.
     /// Makes room for `additional` new cells, so that inserting them grows nothing.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.keys.reserve(additional);
-        self.states.reserve(additional);
+        let len = self.keys.len();
+        if self.keys.capacity() - len < additional {
+            // Grown by what is asked or a quarter of what is held, whichever is more, rather
+            // than doubled: the keys and states are most of a replica's own bytes beside its
+            // cells' entries, a replica receiving a key space from its peers grows by a delta's
+            // new cells at a time, and doubling would leave up to half of both vectors unused
+            // for good. A quarter still bounds the copying of every growth to a constant per
+            // cell inserted.
+            let grow = additional.max(len / 4);
+            self.keys.reserve_exact(grow);
+            self.states.reserve_exact(grow);
+        }
         let (keys, hasher) = (&self.keys, &self.hasher);
         let rehash = |&id: &CellId| hasher.hash_one(&keys[id as usize]);
         if self.ids.capacity() - self.ids.len() >= additional {
@@ -367,6 +377,38 @@ mod tests {
             assert_eq!(store.find(&key(i)), Some(i));
         }
         assert_eq!(store.find(&CellKey::new("t", "absent", "c")), None);
+    }
+
+    #[test]
+    fn growing_leaves_at_most_a_quarter_of_the_store_or_the_batch_unused() {
+        let mut store = CellStore::default();
+        let key = |i: u32| CellKey::new("t", &format!("r{i}"), "c");
+        let mut next = 0;
+        // Batches as a replica gets them: one cell (a commit), a delta's many, a few.
+        for batch in [1usize, 1, 1, 5000, 3, 1, 700, 1, 2000, 10, 1] {
+            store.reserve(batch);
+            let (len, room) = (store.len(), store.keys.capacity());
+            assert!(room >= len + batch, "room for the batch of {batch}");
+            assert_eq!(
+                store.states.capacity(),
+                room,
+                "keys and states grow together"
+            );
+            assert!(
+                room <= len + batch.max(len / 4).max(1) + len / 4,
+                "{room} slots for {len} cells and a batch of {batch}"
+            );
+            for _ in 0..batch {
+                store.insert_new(key(next), counter());
+                next += 1;
+            }
+            // Filled, nothing unused beyond a quarter of the store (doubling left up to half).
+            let (len, room) = (store.len(), store.keys.capacity());
+            assert!(
+                room - len <= (len / 4).max(1),
+                "{room} slots for {len} cells"
+            );
+        }
     }
 
     #[test]

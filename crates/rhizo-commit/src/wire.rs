@@ -347,6 +347,43 @@ pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
     encode_into(record, out);
 }
 
+/// The encoded size of `record` if it is a delta applied whose encoding was kept when it was
+/// sized for the wire ([`encoded_message_len_keeping`]): known without walking the delta, so a
+/// log can choose where the record goes before [`encode_record_into`] writes it there.
+///
+/// ```
+/// # use rhizo_algebra::{MergeType, Schema, ValueType};
+/// # use rhizo_clock::NodeId;
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig, Message};
+/// # let schema = Schema::builder()
+/// #     .table("counters")
+/// #     .column("value", MergeType::Add, ValueType::Integer)
+/// #     .build()
+/// #     .unwrap();
+/// use rhizo_commit::wire;
+/// let (a, b) = (NodeId::new("a").unwrap(), NodeId::new("b").unwrap());
+/// let mut on_a = Replica::new(a, schema.clone(), ReplicaConfig::default());
+/// let mut on_b = Replica::new(b, schema, ReplicaConfig::default());
+/// let mut tx = AlgebraicTransaction::new();
+/// tx.increment("counters", "hits", "value", 1);
+/// on_a.commit(tx).unwrap();
+/// on_b.sync_with(a);
+/// let (_, digest) = on_b.take_ready().messages.pop().unwrap();
+/// on_a.step(b, digest).unwrap();
+/// let (_, reply) = on_a.take_ready().messages.pop().unwrap();
+/// wire::encoded_message_len_keeping(&reply); // the delta's encoding is kept from here on
+/// on_b.step(a, reply).unwrap();
+/// let merge = on_b.take_ready().records.pop().unwrap();
+/// assert_eq!(wire::kept_record_len(&merge), Some(wire::encode_record(&merge).len()));
+/// ```
+pub fn kept_record_len(record: &Record) -> Option<usize> {
+    let Record::Merge { from, delta } = record else {
+        return None;
+    };
+    let kept = delta.encoded.0.get()?;
+    Some(size::postcard_len(&(FORMAT_VERSION, MERGE_VARIANT, from)) + kept.len())
+}
+
 /// Decodes a durable record.
 pub fn decode_record(bytes: &[u8]) -> Result<Record> {
     decode(bytes)

@@ -44,7 +44,8 @@ pub struct DurableLog {
     encoded: Vec<Encoded>,
     /// Their bytes, in chunks.
     bytes: Vec<Vec<u8>>,
-    /// Where a record is encoded before it is copied into `bytes` (kept for its capacity).
+    /// Where a record whose size is not known beforehand is encoded before it is copied into
+    /// `bytes` (kept for its capacity).
     scratch: Vec<u8>,
 }
 
@@ -156,11 +157,21 @@ impl DurableLog {
     /// Writes the bytes of the open chunk's record `index` into the open byte chunk (or a new
     /// one) and says where (`held_before` left for the caller).
     fn encode(&mut self, index: usize) -> Encoded {
-        // Encoded once into the reused scratch buffer, then copied where it fits: counting the
-        // bytes first, to choose the chunk before writing, would walk the record twice.
-        self.scratch.clear();
-        wire::encode_record_into(&self.open[index], &mut self.scratch);
-        let len = self.scratch.len();
+        let record = &self.open[index];
+        // A delta sized for the wire kept its encoding, and says its length: it is written
+        // straight into its chunk. Any other record is encoded once into the reused scratch
+        // buffer, then copied where it fits: counting its bytes first, to choose the chunk
+        // before writing, would walk the record twice. (Every delta going through the scratch
+        // would leave each node a scratch buffer as large as the largest delta it received.)
+        let kept_len = wire::kept_record_len(record);
+        let len = match kept_len {
+            Some(len) => len,
+            None => {
+                self.scratch.clear();
+                wire::encode_record_into(record, &mut self.scratch);
+                self.scratch.len()
+            }
+        };
         let fits = self
             .bytes
             .last()
@@ -171,7 +182,15 @@ impl DurableLog {
         let chunk = self.bytes.len() - 1;
         let bytes = &mut self.bytes[chunk];
         let start = bytes.len();
-        bytes.extend_from_slice(&self.scratch);
+        match kept_len {
+            Some(_) => wire::encode_record_into(record, bytes),
+            None => bytes.extend_from_slice(&self.scratch),
+        }
+        debug_assert_eq!(
+            bytes.len() - start,
+            len,
+            "the length the record was sized at"
+        );
         // Offsets within a chunk: no simulated node's record comes near 4 GiB.
         let offset = |at: usize| u32::try_from(at).expect("a chunk under 4 GiB");
         Encoded {

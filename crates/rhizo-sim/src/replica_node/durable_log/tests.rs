@@ -10,19 +10,35 @@ use crate::{ReplicaNode, SimError, workload};
 /// its amount), `b` commits once, and they run one exchange: commits and deltas applied, as
 /// their drivers would make them durable.
 fn records_of_an_exchange(rows: &[(u16, i64)]) -> [Vec<Record>; 2] {
-    let [(of_a, _), (of_b, _)] = exchange(rows);
+    let [(of_a, _), (of_b, _)] = exchange(rows, Sized::No);
     [of_a, of_b]
 }
 
 /// [`records_of_an_exchange`], each list led by its replica's snapshot at the end (a log that
 /// restarted at a snapshot holds it first; that these records came before it matters not to
 /// their encoding, only to a replay).
-fn records_after_a_snapshot(rows: &[(u16, i64)]) -> [Vec<Record>; 2] {
-    exchange(rows).map(|(records, snapshot)| std::iter::once(snapshot).chain(records).collect())
+fn records_after_a_snapshot(rows: &[(u16, i64)], sized: Sized) -> [Vec<Record>; 2] {
+    exchange(rows, sized)
+        .map(|(records, snapshot)| std::iter::once(snapshot).chain(records).collect())
+}
+
+/// Whether the exchange's messages are sized for the wire before they are delivered, as the
+/// simulator's network does: a delta so sized keeps its encoding, and its record is then
+/// written to the log from it.
+#[derive(Debug, Clone, Copy)]
+enum Sized {
+    No,
+    ForTheWire,
 }
 
 /// Each replica's records and its snapshot after the exchange of [`records_of_an_exchange`].
-fn exchange(rows: &[(u16, i64)]) -> [(Vec<Record>, Record); 2] {
+fn exchange(rows: &[(u16, i64)], sized: Sized) -> [(Vec<Record>, Record); 2] {
+    let deliver = |to: &mut Replica, from: NodeId, msg: rhizo_commit::Message| {
+        if let Sized::ForTheWire = sized {
+            rhizo_commit::wire::encoded_message_len_keeping(&msg);
+        }
+        to.step(from, msg).unwrap();
+    };
     let (a, b) = (NodeId::numbered(0), NodeId::numbered(1));
     let config = ReplicaConfig {
         members: vec![a, b],
@@ -40,12 +56,12 @@ fn exchange(rows: &[(u16, i64)]) -> [(Vec<Record>, Record); 2] {
         let ready = on_a.take_ready();
         of_a.extend(ready.records);
         for (_, msg) in ready.messages {
-            on_b.step(a, msg).unwrap();
+            deliver(&mut on_b, a, msg);
         }
         let ready = on_b.take_ready();
         of_b.extend(ready.records);
         for (_, msg) in ready.messages {
-            on_a.step(b, msg).unwrap();
+            deliver(&mut on_a, b, msg);
         }
     }
     let snapshot = |replica: &Replica| Record::Snapshot(Box::new(replica.snapshot()));
@@ -68,12 +84,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// Law: a log gives back exactly the records pushed, in order, whatever their kinds and
-    /// sizes and however they fall across chunks.
+    /// sizes, however they fall across chunks, and whether a delta's record is written from the
+    /// encoding it kept or encoded afresh.
     #[test]
     fn a_log_gives_back_the_records_pushed(
         rows in proptest::collection::vec((any::<u16>(), -1000i64..1000), 1..600),
+        sized_for_the_wire in any::<bool>(),
     ) {
-        for records in records_after_a_snapshot(&rows) {
+        let sized = if sized_for_the_wire { Sized::ForTheWire } else { Sized::No };
+        for records in records_after_a_snapshot(&rows, sized) {
             prop_assert!(records.iter().any(is_merge));
             let log = log_of(&records);
             prop_assert_eq!(log.len(), records.len());
@@ -85,7 +104,7 @@ proptest! {
 
 #[test]
 fn deltas_and_snapshots_are_kept_encoded_and_commits_as_they_are() {
-    let [of_a, _] = records_after_a_snapshot(&[(1, 2), (3, 4)]);
+    let [of_a, _] = records_after_a_snapshot(&[(1, 2), (3, 4)], Sized::No);
     let log = log_of(&of_a);
     let is_encoded = |r: &Record| matches!(r, Record::Merge { .. } | Record::Snapshot(_));
     assert_eq!(
@@ -105,8 +124,28 @@ fn deltas_and_snapshots_are_kept_encoded_and_commits_as_they_are() {
 }
 
 #[test]
+fn a_delta_sized_for_the_wire_is_written_from_its_kept_encoding_without_the_scratch() {
+    let [(of_a, _), (of_b, _)] = exchange(&[(1, 2), (3, 4)], Sized::ForTheWire);
+    for records in [of_a, of_b] {
+        assert!(records.iter().any(is_merge));
+        let log = log_of(&records);
+        // Nothing went through the scratch buffer, which a delta of every key would otherwise
+        // have grown to its size for the life of the node.
+        assert_eq!(log.scratch.capacity(), 0);
+        let sized: usize = records
+            .iter()
+            .filter(|r| is_merge(r))
+            .map(|r| rhizo_commit::wire::kept_record_len(r).expect("an encoding kept"))
+            .sum();
+        assert_eq!(log.encoded_bytes(), sized);
+        let decoded: Vec<Record> = log.records().collect::<Result<_, _>>().unwrap();
+        assert_eq!(decoded, records);
+    }
+}
+
+#[test]
 fn a_snapshot_supersedes_every_record_before_it() {
-    let [(of_a, snapshot), _] = exchange(&[(1, 2), (3, 4)]);
+    let [(of_a, snapshot), _] = exchange(&[(1, 2), (3, 4)], Sized::No);
     let mut log = log_of(&of_a);
     log.push(of_a[0].clone());
     log.push(snapshot.clone());
@@ -140,7 +179,7 @@ fn many_commits_fill_chunks_in_order() {
 fn a_record_larger_than_a_chunk_gets_its_own() {
     // Fewer commits than a replica makes before its own snapshot (which would supersede them).
     let rows: Vec<(u16, i64)> = (0..3500).map(|row| (row, 1)).collect();
-    let [of_a, of_b] = records_after_a_snapshot(&rows);
+    let [of_a, of_b] = records_after_a_snapshot(&rows, Sized::No);
     assert!(rhizo_commit::wire::encoded_record_len(&of_a[0]) > BYTE_CHUNK);
     for records in [of_a, of_b] {
         let log = log_of(&records);
