@@ -334,8 +334,6 @@ pub(crate) fn markdown(r: &Results, plots: &[String]) -> String {
     s
 }
 
-/// The networked Python rows of `report.md`.
-/// The memory-per-key table: one engine's rows and Redis's, from one run.
 /// A run's time in the kernel is a tenth or more of its wall time from here.
 const KERNEL_SHARE_NOTED: f64 = 0.1;
 
@@ -375,6 +373,7 @@ fn kernel_share_lines(s: &mut String, rows: &[ThroughputRow]) {
     }
 }
 
+/// The memory-per-key table: one engine's rows and Redis's, from one run.
 fn memory_lines(s: &mut String, rows: &[crate::results::MemoryRow]) {
     if rows.is_empty() {
         return;
@@ -415,6 +414,7 @@ fn memory_lines(s: &mut String, rows: &[crate::results::MemoryRow]) {
     }
 }
 
+/// The networked Python rows of `report.md`.
 fn python_net_lines(s: &mut String, n: &crate::results::PythonNetRow) {
     let _ = writeln!(
         s,

@@ -74,7 +74,6 @@ impl CellStore {
         id
     }
 
-    /// Inserts a cell the store does not hold yet.
     /// Makes room for `additional` new cells, so that inserting them grows nothing.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let len = self.keys.len();
@@ -106,6 +105,7 @@ impl CellStore {
         self.ids = ids;
     }
 
+    /// Inserts a cell the store does not hold yet.
     pub(crate) fn insert_new(&mut self, key: CellKey, state: CellState) -> CellId {
         let hash = self.hash(&key);
         self.insert_hashed(hash, key, state)

@@ -354,7 +354,7 @@ pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
 /// ```
 /// # use rhizo_algebra::{MergeType, Schema, ValueType};
 /// # use rhizo_clock::NodeId;
-/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig, Message};
+/// # use rhizo_commit::{AlgebraicTransaction, Operations, Replica, ReplicaConfig};
 /// # let schema = Schema::builder()
 /// #     .table("counters")
 /// #     .column("value", MergeType::Add, ValueType::Integer)
