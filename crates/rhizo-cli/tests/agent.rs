@@ -11,6 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 const RHIZO: &str = env!("CARGO_BIN_EXE_rhizo");
@@ -124,12 +125,39 @@ fn agent(dir: &Path, config: &str) -> Running {
     }
 }
 
+/// A port on 127.0.0.1 that nothing holds, for an agent to bind.
+///
+/// Taken below the range the system hands out for `bind(0)` and for the local end of outgoing
+/// connections (`ip_local_port_range`): a port from that range, released for the agent, can be
+/// handed to any connection (this test's own clients, a concurrent test's) before the agent
+/// binds it, and an agent that cannot bind never listens — which a regression run once saw.
+/// Distinct within this process (tests run concurrently in it), spread across processes by
+/// the pid, and checked free by binding it. Where the system's range starts too low to leave
+/// room below it, a port from `bind(0)`.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let span = ephemeral_low.saturating_sub(10_000).min(12_000);
+    if span < 1_000 {
+        return TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    let low = ephemeral_low - span;
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    loop {
+        let taken = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(taken < span, "no free port below {ephemeral_low}");
+        let port = u16::try_from(low + (start + taken) % span).expect("below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until something listens at `address`.
