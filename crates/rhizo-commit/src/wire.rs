@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use rhizo_clock::NodeId;
 use serde::{Deserialize, Serialize};
 
 use crate::{Delta, LocalCommitError, Message, Record, Result, VersionedUpdate};
@@ -334,17 +335,29 @@ pub fn encode_record(record: &Record) -> Vec<u8> {
 /// assert_eq!(out[4..], wire::encode_record(&record)[..]);
 /// ```
 pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
-    if let Record::Merge { from, delta } = record
-        && let Some(kept) = delta.encoded.0.get()
-    {
-        // The envelope's version, the variant and the sender, then the delta's own bytes: the
-        // order `Record::Merge` declares its fields in.
-        postcard::serialize_with_flavor(&(FORMAT_VERSION, MERGE_VARIANT, from), AppendTo(out))
+    if let Some((header, kept)) = kept_merge(record) {
+        postcard::serialize_with_flavor(&header, AppendTo(out))
             .expect("encoding to memory cannot fail");
         out.extend_from_slice(kept);
         return;
     }
     encode_into(record, out);
+}
+
+/// The start of a delta's record: the envelope's version, [`Record::Merge`]'s variant and the
+/// sender.
+type MergeHeader<'a> = (u16, u32, &'a NodeId);
+
+/// A delta applied whose encoding was kept, as the two parts its record is written in: the
+/// header, then the delta's own bytes (the order `Record::Merge` declares its fields in).
+fn kept_merge(record: &Record) -> Option<(MergeHeader<'_>, &[u8])> {
+    let Record::Merge { from, delta } = record else {
+        return None;
+    };
+    Some((
+        (FORMAT_VERSION, MERGE_VARIANT, from),
+        delta.encoded.0.get()?,
+    ))
 }
 
 /// The encoded size of `record` if it is a delta applied whose encoding was kept when it was
@@ -377,11 +390,8 @@ pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
 /// assert_eq!(wire::kept_record_len(&merge), Some(wire::encode_record(&merge).len()));
 /// ```
 pub fn kept_record_len(record: &Record) -> Option<usize> {
-    let Record::Merge { from, delta } = record else {
-        return None;
-    };
-    let kept = delta.encoded.0.get()?;
-    Some(size::postcard_len(&(FORMAT_VERSION, MERGE_VARIANT, from)) + kept.len())
+    let (header, kept) = kept_merge(record)?;
+    Some(size::postcard_len(&header) + kept.len())
 }
 
 /// Decodes a durable record.

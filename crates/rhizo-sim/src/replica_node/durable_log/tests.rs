@@ -10,14 +10,14 @@ use crate::{ReplicaNode, SimError, workload};
 /// its amount), `b` commits once, and they run one exchange: commits and deltas applied, as
 /// their drivers would make them durable.
 fn records_of_an_exchange(rows: &[(u16, i64)]) -> [Vec<Record>; 2] {
-    let [(of_a, _), (of_b, _)] = exchange(rows, Sized::No);
+    let [(of_a, _), (of_b, _)] = exchange(rows, Sizing::NotSized);
     [of_a, of_b]
 }
 
 /// [`records_of_an_exchange`], each list led by its replica's snapshot at the end (a log that
 /// restarted at a snapshot holds it first; that these records came before it matters not to
 /// their encoding, only to a replay).
-fn records_after_a_snapshot(rows: &[(u16, i64)], sized: Sized) -> [Vec<Record>; 2] {
+fn records_after_a_snapshot(rows: &[(u16, i64)], sized: Sizing) -> [Vec<Record>; 2] {
     exchange(rows, sized)
         .map(|(records, snapshot)| std::iter::once(snapshot).chain(records).collect())
 }
@@ -26,15 +26,15 @@ fn records_after_a_snapshot(rows: &[(u16, i64)], sized: Sized) -> [Vec<Record>; 
 /// simulator's network does: a delta so sized keeps its encoding, and its record is then
 /// written to the log from it.
 #[derive(Debug, Clone, Copy)]
-enum Sized {
-    No,
+enum Sizing {
+    NotSized,
     ForTheWire,
 }
 
 /// Each replica's records and its snapshot after the exchange of [`records_of_an_exchange`].
-fn exchange(rows: &[(u16, i64)], sized: Sized) -> [(Vec<Record>, Record); 2] {
+fn exchange(rows: &[(u16, i64)], sized: Sizing) -> [(Vec<Record>, Record); 2] {
     let deliver = |to: &mut Replica, from: NodeId, msg: rhizo_commit::Message| {
-        if let Sized::ForTheWire = sized {
+        if let Sizing::ForTheWire = sized {
             rhizo_commit::wire::encoded_message_len_keeping(&msg);
         }
         to.step(from, msg).unwrap();
@@ -91,7 +91,7 @@ proptest! {
         rows in proptest::collection::vec((any::<u16>(), -1000i64..1000), 1..600),
         sized_for_the_wire in any::<bool>(),
     ) {
-        let sized = if sized_for_the_wire { Sized::ForTheWire } else { Sized::No };
+        let sized = if sized_for_the_wire { Sizing::ForTheWire } else { Sizing::NotSized };
         for records in records_after_a_snapshot(&rows, sized) {
             prop_assert!(records.iter().any(is_merge));
             let log = log_of(&records);
@@ -104,7 +104,7 @@ proptest! {
 
 #[test]
 fn deltas_and_snapshots_are_kept_encoded_and_commits_as_they_are() {
-    let [of_a, _] = records_after_a_snapshot(&[(1, 2), (3, 4)], Sized::No);
+    let [of_a, _] = records_after_a_snapshot(&[(1, 2), (3, 4)], Sizing::NotSized);
     let log = log_of(&of_a);
     let is_encoded = |r: &Record| matches!(r, Record::Merge { .. } | Record::Snapshot(_));
     assert_eq!(
@@ -125,7 +125,7 @@ fn deltas_and_snapshots_are_kept_encoded_and_commits_as_they_are() {
 
 #[test]
 fn a_delta_sized_for_the_wire_is_written_from_its_kept_encoding_without_the_scratch() {
-    let [(of_a, _), (of_b, _)] = exchange(&[(1, 2), (3, 4)], Sized::ForTheWire);
+    let [(of_a, _), (of_b, _)] = exchange(&[(1, 2), (3, 4)], Sizing::ForTheWire);
     for records in [of_a, of_b] {
         assert!(records.iter().any(is_merge));
         let log = log_of(&records);
@@ -145,7 +145,7 @@ fn a_delta_sized_for_the_wire_is_written_from_its_kept_encoding_without_the_scra
 
 #[test]
 fn a_snapshot_supersedes_every_record_before_it() {
-    let [(of_a, snapshot), _] = exchange(&[(1, 2), (3, 4)], Sized::No);
+    let [(of_a, snapshot), _] = exchange(&[(1, 2), (3, 4)], Sizing::NotSized);
     let mut log = log_of(&of_a);
     log.push(of_a[0].clone());
     log.push(snapshot.clone());
@@ -179,7 +179,7 @@ fn many_commits_fill_chunks_in_order() {
 fn a_record_larger_than_a_chunk_gets_its_own() {
     // Fewer commits than a replica makes before its own snapshot (which would supersede them).
     let rows: Vec<(u16, i64)> = (0..3500).map(|row| (row, 1)).collect();
-    let [of_a, of_b] = records_after_a_snapshot(&rows, Sized::No);
+    let [of_a, of_b] = records_after_a_snapshot(&rows, Sizing::NotSized);
     assert!(rhizo_commit::wire::encoded_record_len(&of_a[0]) > BYTE_CHUNK);
     for records in [of_a, of_b] {
         let log = log_of(&records);
